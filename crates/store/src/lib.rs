@@ -1,0 +1,227 @@
+//! The mail store: accounts, domains, aliases, mailboxes and messages, behind
+//! one domain-level trait, [`Store`]. Protocol code talks to this trait and
+//! never sees SQL.
+//!
+//! The default backend is [`SqliteStore`] (bundled SQLite, WAL,
+//! `synchronous=FULL`, group commit). Any future backend must pass the suite
+//! in [`conformance`] unchanged (enable the `conformance` feature).
+//!
+//! The trait is synchronous: calls may block on disk (and on the group
+//! commit). Async code calls it from `tokio::task::spawn_blocking`.
+
+pub mod meta;
+mod model;
+pub mod password;
+mod sqlite;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use meta::MessageMeta;
+pub use model::*;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use std::sync::Arc;
+
+/// Errors classified by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (a 5xx / NO for the client).
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The request is malformed (bad address, bad mailbox name, …).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The account's quota would be exceeded (RFC 9208 OVERQUOTA).
+    #[error("over quota")]
+    OverQuota,
+    /// The backend failed; retrying later may work (4xx / `[SYS/TEMP]`).
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The mail store. See the crate docs; every method is one atomic operation.
+pub trait Store: Send + Sync + 'static {
+    // --- local domains -----------------------------------------------------
+    fn add_domain(&self, name: &str) -> Result<()>;
+    fn remove_domain(&self, name: &str) -> Result<()>;
+    fn domains(&self) -> Result<Vec<String>>;
+
+    // --- accounts ----------------------------------------------------------
+    /// Creates the account with its INBOX and the special-use mailboxes
+    /// (Drafts, Sent, Trash, Junk, Archive, RFC 6154), all subscribed. The
+    /// password is stored as an Argon2id hash.
+    fn create_account(&self, address: &str, password: &str) -> Result<Account>;
+    fn set_password(&self, address: &str, password: &str) -> Result<()>;
+    /// Removes the account, its mailboxes and messages.
+    fn delete_account(&self, address: &str) -> Result<()>;
+    fn accounts(&self) -> Result<Vec<Account>>;
+    fn account(&self, address: &str) -> Result<Option<Account>>;
+    /// The account if `password` is right. Takes the same time whether or
+    /// not the account exists.
+    fn verify_password(&self, address: &str, password: &str) -> Result<Option<Account>>;
+    fn set_quota(&self, account: AccountId, bytes: Option<u64>) -> Result<()>;
+
+    // --- aliases -----------------------------------------------------------
+    /// Adds targets to `alias` (`user@domain`, or `@domain` for a catch-all).
+    fn add_alias(&self, alias: &str, targets: &[String]) -> Result<()>;
+    fn remove_alias(&self, alias: &str) -> Result<()>;
+    fn aliases(&self) -> Result<Vec<Alias>>;
+    /// The targets of exactly this alias (no recursion, no catch-all).
+    fn alias_targets(&self, alias: &str) -> Result<Vec<String>>;
+
+    // --- mailboxes ---------------------------------------------------------
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox>;
+    fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    /// `INBOX` matches case-insensitively (RFC 9051 §5.1).
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
+    fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+    /// Renames the mailbox and its children. Renaming INBOX moves its
+    /// messages into a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Deletes the mailbox and its messages (not its children). INBOX can't
+    /// be deleted. A later mailbox of the same name gets a new UIDVALIDITY.
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+
+    // --- messages ----------------------------------------------------------
+    /// Stores one message for all targets atomically: all or none. The
+    /// content is stored once and referenced by every target. Returns when
+    /// the delivery is durable (committed and fsync'd).
+    fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>>;
+    /// All messages of the mailbox, ascending by UID.
+    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
+    /// The octets of the message (prefix and shared content).
+    fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
+    /// The parsed metadata, offsets adjusted for the target's prefix.
+    fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>>;
+    /// Changes flags; messages whose flags don't change keep their MODSEQ
+    /// and are not returned.
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+    ) -> Result<Vec<FlagUpdate>>;
+    /// Removes the messages; returns the UIDs that were there. They are
+    /// logged with the new MODSEQ for QRESYNC (RFC 7162 §3.2.10).
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;
+    /// UIDs expunged with a MODSEQ above `since`, ascending.
+    fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>>;
+
+    // --- sessions ------------------------------------------------------------
+    /// Takes the POP3 maildrop lock of the account; `None` if it is held.
+    fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>>;
+    /// Subscribes to the change feed. A receiver that lags must resynchronise
+    /// from the store (RecvError::Lagged).
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Change>;
+}
+
+/// A shared handle, as the servers pass it around.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Canonical form of a mailbox name: `INBOX` in any case becomes `INBOX`,
+/// also as the first level of a hierarchical name (RFC 9051 §5.1).
+pub fn canonical_mailbox_name(name: &str) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return "INBOX".into();
+    }
+    match name.split_once('/') {
+        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Checks a mailbox name: non-empty, no empty hierarchy levels, no control
+/// characters, bounded length.
+pub fn check_mailbox_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 1000
+        || name.starts_with('/')
+        || name.ends_with('/')
+        || name.contains("//")
+        || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
+    if bad {
+        Err(StoreError::Invalid(format!("mailbox name {name:?}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Lower-cases and checks `local@domain`.
+pub fn normalize_address(address: &str) -> Result<String> {
+    let a = address.trim().to_lowercase();
+    match a.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !local.contains('@')
+                && a.len() <= 254
+                && !a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') =>
+        {
+            Ok(a)
+        }
+        _ => Err(StoreError::Invalid(format!("address {address:?}"))),
+    }
+}
+
+/// Turns every line ending into CRLF (bare LF and bare CR alike), so that
+/// sizes count what POP3 RETR and IMAP FETCH send (RFC 1939 §11, RFC 9051
+/// §2.3.4).
+pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if input.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_normalisation() {
+        assert_eq!(normalize_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
+        assert_eq!(normalize_crlf(b"\r\n\r\n"), b"\r\n\r\n");
+    }
+
+    #[test]
+    fn inbox_is_case_insensitive() {
+        assert_eq!(canonical_mailbox_name("inBox"), "INBOX");
+        assert_eq!(canonical_mailbox_name("inbox/x"), "INBOX/x");
+        assert_eq!(canonical_mailbox_name("Inboxes"), "Inboxes");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(normalize_address(" Alice@Example.ORG ").unwrap(), "alice@example.org");
+        assert!(normalize_address("nodomain").is_err());
+        assert!(normalize_address("a@b@c").is_err());
+        assert!(normalize_address("a b@c").is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! What FETCH ENVELOPE, BODYSTRUCTURE and header searches need, parsed once
+//! at delivery with mail-parser and stored beside the content.
+//!
+//! Offsets are relative to the shared content (without any per-target
+//! prefix); readers add the prefix length.
+
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+
+/// Raw (still encoded, unfolded) values of the header fields the IMAP
+/// ENVELOPE structure is built from (RFC 9051 §7.5.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub sender: Option<String>,
+    pub reply_to: Option<String>,
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// One MIME part, as BODYSTRUCTURE describes it (RFC 9051 §7.5.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyPart {
+    /// Lower-case type and subtype; `text/plain` when absent (RFC 2045 §5.2).
+    pub media_type: String,
+    pub media_subtype: String,
+    /// Content-Type parameters, RFC 2231 continuations already joined.
+    pub params: Vec<(String, String)>,
+    pub id: Option<String>,
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding as written, `7BIT` when absent.
+    pub encoding: String,
+    pub disposition: Option<(String, Vec<(String, String)>)>,
+    pub language: Option<Vec<String>>,
+    pub location: Option<String>,
+    pub md5: Option<String>,
+    /// Byte offsets into the content: header start, body start, body end.
+    pub header_start: u64,
+    pub body_start: u64,
+    pub body_end: u64,
+    /// Number of lines of the body (text/* and message/rfc822).
+    pub lines: u64,
+    /// Sub-parts of a multipart.
+    pub parts: Vec<BodyPart>,
+    /// The envelope and body of an encapsulated message/rfc822 or global.
+    pub message: Option<Box<(Envelope, BodyPart)>>,
+}
+
+/// All that is parsed once at delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Length of the top-level header block including the blank line.
+    pub header_len: u64,
+    pub envelope: Envelope,
+    pub body: BodyPart,
+}
+
+impl MessageMeta {
+    /// Parses `content` (CRLF line endings). Never fails: a message that is
+    /// not MIME at all is described as one text/plain part, as IMAP servers
+    /// do.
+    pub fn parse(content: &[u8]) -> MessageMeta {
+        let header_len = header_len(content) as u64;
+        match MessageParser::default().parse(content) {
+            Some(message) if !message.parts.is_empty() => MessageMeta {
+                header_len,
+                envelope: envelope(&message, 0),
+                body: part(&message, 0, content, 0, 8),
+            },
+            _ => MessageMeta {
+                header_len,
+                envelope: Envelope::default(),
+                body: BodyPart {
+                    media_type: "text".into(),
+                    media_subtype: "plain".into(),
+                    params: vec![("charset".into(), "us-ascii".into())],
+                    encoding: "7BIT".into(),
+                    header_start: 0,
+                    body_start: header_len,
+                    body_end: content.len() as u64,
+                    lines: count_lines(&content[header_len as usize..]),
+                    ..BodyPart::default()
+                },
+            },
+        }
+    }
+}
+
+/// The length of the header block: up to and including the first empty line,
+/// or the whole input when there is none.
+pub fn header_len(content: &[u8]) -> usize {
+    if content.starts_with(b"\r\n") {
+        return 2;
+    }
+    content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| content.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(content.len())
+}
+
+fn count_lines(body: &[u8]) -> u64 {
+    let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
+    if body.last().is_some_and(|&b| b != b'\n') {
+        n + 1
+    } else {
+        n
+    }
+}
+
+fn raw_value(message: &Message<'_>, part: usize, name: HeaderName<'_>) -> Option<String> {
+    let p = message.parts.get(part)?;
+    let h = p.headers.iter().find(|h| h.name == name)?;
+    let raw = message
+        .raw_message
+        .get(h.offset_start as usize..h.offset_end as usize)?;
+    Some(unfold(raw))
+}
+
+/// RFC 5322 §2.2.3: unfolding removes the CRLF before folding whitespace.
+fn unfold(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c != '\r' && c != '\n' {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+fn envelope(message: &Message<'_>, part: usize) -> Envelope {
+    let v = |name| raw_value(message, part, name);
+    Envelope {
+        date: v(HeaderName::Date),
+        subject: v(HeaderName::Subject),
+        from: v(HeaderName::From),
+        sender: v(HeaderName::Sender),
+        reply_to: v(HeaderName::ReplyTo),
+        to: v(HeaderName::To),
+        cc: v(HeaderName::Cc),
+        bcc: v(HeaderName::Bcc),
+        in_reply_to: v(HeaderName::InReplyTo),
+        message_id: v(HeaderName::MessageId),
+    }
+}
+
+/// Describes part `id` of `message`; `base` is added to mail-parser's
+/// offsets (non-zero for an encapsulated message parsed separately).
+fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) -> BodyPart {
+    let Some(p) = message.parts.get(id) else {
+        return BodyPart::default();
+    };
+    let (media_type, media_subtype, params) = match p.content_type() {
+        Some(ct) => (
+            ct.c_type.to_ascii_lowercase(),
+            ct.c_subtype
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default(),
+            ct.attributes
+                .iter()
+                .flatten()
+                .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                .collect(),
+        ),
+        None => ("text".into(), "plain".into(), vec![("charset".into(), "us-ascii".into())]),
+    };
+    let (media_type, media_subtype) = if media_subtype.is_empty() {
+        ("text".to_string(), "plain".to_string())
+    } else {
+        (media_type, media_subtype)
+    };
+    let header_start = base + u64::from(p.offset_header);
+    let body_start = base + u64::from(p.offset_body);
+    let body_end = base + u64::from(p.offset_end).max(u64::from(p.offset_body));
+    let body_bytes = content
+        .get(body_start as usize..(body_end as usize).min(content.len()))
+        .unwrap_or_default();
+    let mut out = BodyPart {
+        media_type,
+        media_subtype,
+        params,
+        id: raw_value(message, id, HeaderName::ContentId),
+        description: raw_value(message, id, HeaderName::ContentDescription),
+        encoding: raw_value(message, id, HeaderName::ContentTransferEncoding)
+            .unwrap_or_else(|| "7BIT".into()),
+        disposition: p.content_disposition().map(|d| {
+            (
+                d.c_type.to_string(),
+                d.attributes
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                    .collect(),
+            )
+        }),
+        language: p.content_language().as_text_list().map(|l| {
+            l.into_iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<String>>()
+        }),
+        location: p.content_location().map(str::to_string),
+        md5: raw_value(message, id, HeaderName::Other("Content-MD5".into())),
+        header_start,
+        body_start,
+        body_end,
+        lines: 0,
+        parts: Vec::new(),
+        message: None,
+    };
+    match &p.body {
+        PartType::Multipart(children) => {
+            out.parts = children
+                .iter()
+                .map(|c| part(message, *c as usize, content, base, depth.saturating_sub(1)))
+                .collect();
+        }
+        PartType::Message(inner) if depth > 0 && !inner.parts.is_empty() => {
+            out.lines = count_lines(body_bytes);
+            // An unencoded encapsulated message is parsed in-stream by
+            // mail-parser; its offsets are then already absolute. An encoded
+            // one (base64 message/rfc822) is described by its outer part only.
+            let inner_base = if inner.raw_message.as_ref() == content {
+                base
+            } else if body_bytes.starts_with(inner.raw_message.as_ref()) {
+                body_start
+            } else {
+                u64::MAX
+            };
+            if inner_base != u64::MAX {
+                out.message = Some(Box::new((
+                    envelope(inner, 0),
+                    part(inner, 0, content, inner_base, depth - 1),
+                )));
+            }
+        }
+        _ => {
+            if out.media_type == "text" {
+                out.lines = count_lines(body_bytes);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_message_envelope_and_offsets() {
+        let m = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hi\r\n =?utf-8?q?there?=\r\n\r\nline1\r\nline2\r\n";
+        let meta = MessageMeta::parse(m);
+        assert_eq!(meta.header_len as usize, m.len() - 14);
+        assert_eq!(meta.envelope.subject.as_deref(), Some("hi =?utf-8?q?there?="));
+        assert_eq!(meta.envelope.from.as_deref(), Some("Alice <alice@example.org>"));
+        assert_eq!(meta.body.media_type, "text");
+        assert_eq!(meta.body.lines, 2);
+        assert_eq!(&m[meta.body.body_start as usize..meta.body.body_end as usize], b"line1\r\nline2\r\n");
+    }
+
+    #[test]
+    fn multipart_with_rfc2231_parameters() {
+        let m = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--b\r\nContent-Type: application/pdf;\r\n name*0=\"long\"; name*1=\"name.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n";
+        let meta = MessageMeta::parse(m);
+        assert_eq!(meta.body.media_subtype, "mixed");
+        assert_eq!(meta.body.parts.len(), 2);
+        assert_eq!(meta.body.parts[1].media_subtype, "pdf");
+        assert!(meta.body.parts[1].params.contains(&("name".into(), "longname.pdf".into())));
+        assert_eq!(meta.body.parts[1].encoding, "base64");
+        let p0 = &meta.body.parts[0];
+        assert_eq!(&m[p0.body_start as usize..p0.body_end as usize], b"hello");
+    }
+
+    #[test]
+    fn encapsulated_message_is_described() {
+        let m = b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: c@d\r\n\r\ninner body\r\n--x--\r\n";
+        let meta = MessageMeta::parse(m);
+        let inner = meta.body.parts[0].message.as_ref().expect("nested message");
+        assert_eq!(inner.0.subject.as_deref(), Some("inner"));
+        assert_eq!(&m[inner.1.body_start as usize..inner.1.body_end as usize], b"inner body");
+    }
+
+    #[test]
+    fn garbage_is_text_plain() {
+        let meta = MessageMeta::parse(b"no header here");
+        assert_eq!(meta.body.media_type, "text");
+    }
+}

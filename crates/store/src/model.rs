@@ -1,0 +1,310 @@
+//! The domain model: what protocol code sees of the store.
+//!
+//! Names follow IMAP (RFC 9051 §2.3): a [`Uid`] is strictly ascending within
+//! a mailbox and never reused while its [`UidValidity`] stands; every change
+//! to a message bumps the mailbox's [`ModSeq`] (RFC 7162 §3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::MessageMeta;
+
+/// Identifies an account (one login, one set of mailboxes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AccountId(pub i64);
+
+/// Identifies a mailbox across the whole store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MailboxId(pub i64);
+
+/// An IMAP unique identifier (RFC 9051 §2.3.1.1): a non-zero 32-bit number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Uid(pub u32);
+
+/// RFC 9051 §2.3.1.1: changes whenever UIDs of a mailbox are reassigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UidValidity(pub u32);
+
+/// A modification sequence (RFC 7162 §3.1.1): grows with every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ModSeq(pub u64);
+
+/// The IMAP system flags kept per message (RFC 9051 §2.3.2). `\Recent` is a
+/// property of a session, not of the message, and is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    const ALL: [(Flags, &'static str); 5] = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    pub const fn from_bits(bits: u8) -> Flags {
+        Flags(bits & 0x1f)
+    }
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub const fn difference(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+    /// Parses a system flag name, case-insensitively (RFC 9051 §9 `flag`).
+    pub fn from_name(name: &str) -> Option<Flags> {
+        Flags::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+    /// The flag names set, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::ALL
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        self.union(rhs)
+    }
+}
+
+/// How `store_flags` combines the given flags with the present ones
+/// (RFC 9051 §6.4.6: `FLAGS`, `+FLAGS`, `-FLAGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// Special-use attributes of RFC 6154 §2 that the store knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecialUse {
+    Drafts,
+    Sent,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl SpecialUse {
+    /// The mailboxes every new account gets, with their names.
+    pub const DEFAULTS: [(&'static str, SpecialUse); 5] = [
+        ("Drafts", SpecialUse::Drafts),
+        ("Sent", SpecialUse::Sent),
+        ("Trash", SpecialUse::Trash),
+        ("Junk", SpecialUse::Junk),
+        ("Archive", SpecialUse::Archive),
+    ];
+
+    /// The attribute as IMAP writes it (`\Sent`).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Archive => "\\Archive",
+        }
+    }
+
+    pub fn from_attribute(s: &str) -> Option<SpecialUse> {
+        SpecialUse::DEFAULTS
+            .iter()
+            .map(|(_, u)| *u)
+            .find(|u| u.attribute().eq_ignore_ascii_case(s))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    /// The login and primary address, stored lower-cased.
+    pub address: String,
+    /// `None`: unlimited.
+    pub quota_bytes: Option<u64>,
+    /// Sum of the sizes of all messages in all mailboxes of the account.
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// `user@domain`, or `@domain` for the domain's catch-all.
+    pub alias: String,
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account: AccountId,
+    /// Full hierarchical name with `/` as the delimiter; `INBOX` is canonical.
+    pub name: String,
+    pub uidvalidity: UidValidity,
+    /// The UID the next message will get; above every UID ever assigned.
+    pub uidnext: Uid,
+    pub highestmodseq: ModSeq,
+    pub special_use: Option<SpecialUse>,
+}
+
+/// Counters of a mailbox (IMAP STATUS, POP3 STAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub size: u64,
+}
+
+/// What listing a mailbox returns for each message: no content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    /// Seconds since the Unix epoch (RFC 9051 §2.3.3).
+    pub internaldate: i64,
+    /// RFC822.SIZE: the octets FETCH/RETR send, CRLF line endings.
+    pub size: u64,
+}
+
+/// The outcome of a flag change for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
+/// One message going into one or more mailboxes. The content is stored once
+/// and shared; each target gets its own header `prefix` (e.g. `Return-Path`,
+/// `Delivered-To`) that is sent in front of the shared content.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message with CRLF line endings (see [`crate::normalize_crlf`]).
+    pub content: Vec<u8>,
+    /// Parsed once, here, so reading never re-parses (see [`MessageMeta`]).
+    pub meta: MessageMeta,
+    pub internaldate: i64,
+    pub targets: Vec<DeliveryTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryTarget {
+    pub account: AccountId,
+    /// Mailbox name; `INBOX` for ordinary delivery.
+    pub mailbox: String,
+    /// Header lines (CRLF-terminated) put in front of the shared content.
+    pub prefix: Vec<u8>,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
+/// Where one target of a delivery landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub uid: Uid,
+    pub uidvalidity: UidValidity,
+}
+
+/// An event of the change feed. Live sessions (IMAP IDLE, NOOP) subscribe to
+/// it with [`crate::Store::watch`]. Events are published after the commit
+/// that made them durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    MessageAdded {
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: ModSeq,
+    },
+    FlagsChanged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        modseq: ModSeq,
+    },
+    Expunged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        modseq: ModSeq,
+    },
+    MailboxCreated {
+        account: AccountId,
+        name: String,
+    },
+    MailboxRenamed {
+        account: AccountId,
+        from: String,
+        to: String,
+    },
+    MailboxDeleted {
+        account: AccountId,
+        name: String,
+    },
+}
+
+impl Change {
+    pub fn account(&self) -> AccountId {
+        match self {
+            Change::MessageAdded { account, .. }
+            | Change::FlagsChanged { account, .. }
+            | Change::Expunged { account, .. }
+            | Change::MailboxCreated { account, .. }
+            | Change::MailboxRenamed { account, .. }
+            | Change::MailboxDeleted { account, .. } => *account,
+        }
+    }
+}
+
+/// Held while a POP3 session is in TRANSACTION state (RFC 1939 §8): a second
+/// session on the same maildrop is refused. Released on drop.
+pub struct MaildropLock {
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl MaildropLock {
+    pub fn new(release: impl FnOnce() + Send + 'static) -> MaildropLock {
+        MaildropLock {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for MaildropLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MaildropLock")
+    }
+}

@@ -1,0 +1,1159 @@
+//! The SQLite backend: one file, WAL journal, `synchronous=FULL`.
+//!
+//! **Durability and group commit.** Every write is a job sent to one writer
+//! thread. The writer takes all jobs that are waiting (up to `max_batch`),
+//! runs each inside its own SAVEPOINT (a failing job rolls back alone) and
+//! commits them in one transaction: one fsync for the whole batch. Only
+//! after the commit returned are the callers answered and the change feed
+//! fed. So a caller that got `Ok` holds a durable result, and concurrent
+//! deliveries share fsyncs instead of queueing behind them.
+//!
+//! Reads use a small pool of read-only connections; WAL lets them run beside
+//! the writer and they only ever see committed data.
+
+mod schema;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::broadcast;
+
+use crate::meta::{BodyPart, MessageMeta};
+use crate::model::*;
+use crate::{
+    Result, Store, StoreError, canonical_mailbox_name, check_mailbox_name, normalize_address,
+    password,
+};
+
+/// Tuning of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// Most jobs committed together in one transaction.
+    pub max_batch: usize,
+    /// How long a write waits for another process's lock (e.g. `postamt
+    /// deliver` beside a running server).
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.into(),
+            max_batch: 512,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+/// What running a job left: whether to keep its work, what to announce, and
+/// how to answer its caller once the batch is committed (or not).
+struct Completion {
+    ok: bool,
+    changes: Vec<Change>,
+    reply: Reply,
+}
+
+/// A write job. `Err` means the batch could not even begin.
+type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> Completion + Send>;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    busy_timeout: Duration,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    changes: broadcast::Sender<Change>,
+    locks: Arc<Mutex<HashSet<AccountId>>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `options.path` and applies
+    /// pending migrations.
+    pub fn open(options: SqliteOptions) -> Result<SqliteStore> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(backend)?;
+        }
+        let mut conn = Connection::open(&options.path).map_err(backend)?;
+        conn.busy_timeout(options.busy_timeout).map_err(backend)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
+        )
+        .map_err(backend)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (changes, _) = broadcast::channel(4096);
+        let feed = changes.clone();
+        let max_batch = options.max_batch.max(1);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx, feed, max_batch))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            path: options.path,
+            busy_timeout: options.busy_timeout,
+            jobs: Some(tx),
+            writer: Some(writer),
+            readers: Mutex::new(Vec::new()),
+            changes,
+            locks: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread in the next group commit and returns
+    /// its value once the commit is durable.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<Change>)> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
+        let job: Job = Box::new(move |conn| {
+            let outcome = conn.map_err(StoreError::Backend).and_then(f);
+            match outcome {
+                Ok((value, changes)) => Completion {
+                    ok: true,
+                    changes,
+                    reply: Box::new(move |committed| {
+                        let _ = tx.send(committed.map(|()| value).map_err(StoreError::Backend));
+                    }),
+                },
+                Err(e) => Completion {
+                    ok: false,
+                    changes: Vec::new(),
+                    reply: Box::new(move |_| {
+                        let _ = tx.send(Err(e));
+                    }),
+                },
+            }
+        });
+        let sender = self.jobs.as_ref().ok_or_else(|| backend("store closed"))?;
+        sender.send(job).map_err(|_| backend("store writer stopped"))?;
+        rx.recv().map_err(|_| backend("store writer stopped"))?
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().map_err(backend)?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path).map_err(backend)?;
+                c.busy_timeout(self.busy_timeout).map_err(backend)?;
+                c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < 16
+        {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let version = version.max(0) as usize;
+    if version > schema::MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "store schema version {version} is newer than this postamt ({})",
+            schema::MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    feed: broadcast::Sender<Change>,
+    max_batch: usize,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in batch {
+                let c = job(Err(format!("begin: {e}")));
+                (c.reply)(Err(format!("begin: {e}")));
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        for job in batch {
+            let _ = conn.execute_batch("SAVEPOINT job");
+            let c = job(Ok(&conn));
+            let end = if c.ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "savepoint end failed");
+            }
+            done.push(c);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "store commit failed");
+            format!("commit: {e}")
+        });
+        for c in done {
+            if committed.is_ok() && c.ok {
+                for change in c.changes {
+                    let _ = feed.send(change);
+                }
+            }
+            (c.reply)(committed.clone());
+        }
+    }
+}
+
+// --- row helpers -------------------------------------------------------------
+
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        address: r.get(1)?,
+        quota_bytes: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
+        used_bytes: r.get::<_, i64>(3)? as u64,
+    })
+}
+
+const ACCOUNT_COLS: &str = "id, address, quota_bytes, used_bytes";
+const MAILBOX_COLS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
+
+fn special_use_name(u: SpecialUse) -> &'static str {
+    &u.attribute()[1..]
+}
+
+fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    let special: Option<String> = r.get(6)?;
+    Ok(Mailbox {
+        id: MailboxId(r.get(0)?),
+        account: AccountId(r.get(1)?),
+        name: r.get(2)?,
+        uidvalidity: UidValidity(r.get::<_, i64>(3)? as u32),
+        uidnext: Uid(r.get::<_, i64>(4)? as u32),
+        highestmodseq: ModSeq(r.get::<_, i64>(5)? as u64),
+        special_use: special.and_then(|s| SpecialUse::from_attribute(&format!("\\{s}"))),
+    })
+}
+
+fn find_account(conn: &Connection, address: &str) -> Result<Option<Account>> {
+    conn.prepare_cached(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"))
+        .and_then(|mut s| s.query_row([address], account_from_row).optional())
+        .map_err(backend)
+}
+
+fn find_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
+    ))
+    .and_then(|mut s| s.query_row(params![account.0, name], mailbox_from_row).optional())
+    .map_err(backend)
+}
+
+fn mailbox_by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
+    conn.prepare_cached(&format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id.0], mailbox_from_row).optional())
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", id.0)))
+}
+
+/// A UIDVALIDITY never handed out before in this store: the clock in
+/// seconds, or one more than the last, whichever is larger.
+fn next_uidvalidity(conn: &Connection) -> Result<u32> {
+    let last: i64 = conn
+        .query_row("SELECT value FROM counters WHERE name = 'uidvalidity'", [], |r| r.get(0))
+        .optional()
+        .map_err(backend)?
+        .unwrap_or(0);
+    let next = (now() & 0xffff_ffff).max(last + 1).clamp(1, u32::MAX as i64);
+    conn.execute(
+        "INSERT INTO counters(name, value) VALUES ('uidvalidity', ?1)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        [next],
+    )
+    .map_err(backend)?;
+    Ok(next as u32)
+}
+
+fn insert_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    special_use: Option<SpecialUse>,
+) -> Result<Mailbox> {
+    if find_mailbox(conn, account, name)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
+    }
+    let uidvalidity = next_uidvalidity(conn)?;
+    conn.execute(
+        "INSERT INTO mailboxes(account_id, name, uidvalidity, uidnext, highestmodseq, special_use)
+         VALUES (?1, ?2, ?3, 1, 1, ?4)",
+        params![account.0, name, uidvalidity, special_use.map(special_use_name)],
+    )
+    .map_err(backend)?;
+    find_mailbox(conn, account, name)?.ok_or_else(|| backend("mailbox vanished"))
+}
+
+/// Takes a new MODSEQ for the mailbox (RFC 7162 §3.1.1: one per command).
+fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq> {
+    conn.prepare_cached(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1
+         RETURNING highestmodseq",
+    )
+    .and_then(|mut s| s.query_row([mailbox.0], |r| r.get::<_, i64>(0)))
+    .map(|m| ModSeq(m as u64))
+    .map_err(backend)
+}
+
+/// Deletes message rows and drops their blob references; returns the
+/// removed UIDs and the bytes freed.
+fn remove_messages(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, u64)> {
+    let mut removed = Vec::new();
+    let mut freed = 0u64;
+    let mut del = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING blob_id, size",
+        )
+        .map_err(backend)?;
+    let mut unref = conn
+        .prepare_cached("UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1 RETURNING refcount")
+        .map_err(backend)?;
+    let mut drop_blob = conn
+        .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+        .map_err(backend)?;
+    for uid in uids {
+        let row = del
+            .query_row(params![mailbox.0, uid.0], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+            .map_err(backend)?;
+        if let Some((blob, size)) = row {
+            let left: i64 = unref.query_row([blob], |r| r.get(0)).map_err(backend)?;
+            if left <= 0 {
+                drop_blob.execute([blob]).map_err(backend)?;
+            }
+            removed.push(*uid);
+            freed += size as u64;
+        }
+    }
+    Ok((removed, freed))
+}
+
+fn all_uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<Uid>> {
+    let mut s = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+        .map_err(backend)?;
+    s.query_map([mailbox.0], |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+fn add_used(conn: &Connection, account: AccountId, delta: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE accounts SET used_bytes = MAX(0, used_bytes + ?2) WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![account.0, delta]))
+        .map(|_| ())
+        .map_err(backend)
+}
+
+/// Removes a mailbox with all its messages (no expunge log: the mailbox and
+/// its UIDVALIDITY are gone).
+fn drop_mailbox(conn: &Connection, mailbox: &Mailbox) -> Result<()> {
+    let uids = all_uids(conn, mailbox.id)?;
+    let (_, freed) = remove_messages(conn, mailbox.id, &uids)?;
+    add_used(conn, mailbox.account, -(freed as i64))?;
+    conn.execute("DELETE FROM expunged WHERE mailbox_id = ?1", [mailbox.id.0])
+        .map_err(backend)?;
+    conn.execute("DELETE FROM mailboxes WHERE id = ?1", [mailbox.id.0])
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn keywords_text(k: &[String]) -> String {
+    k.join(" ")
+}
+
+fn keywords_vec(s: &str) -> Vec<String> {
+    s.split(' ').filter(|k| !k.is_empty()).map(str::to_string).collect()
+}
+
+/// Appends one message row into `mailbox`, taking the next UID and MODSEQ.
+#[allow(clippy::too_many_arguments)]
+fn append_row(
+    conn: &Connection,
+    mailbox: MailboxId,
+    blob: i64,
+    prefix: &[u8],
+    size: u64,
+    flags: Flags,
+    keywords: &str,
+    internaldate: i64,
+) -> Result<(Uid, ModSeq, UidValidity)> {
+    let (uid, modseq, uidvalidity): (i64, i64, i64) = conn
+        .prepare_cached(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+             WHERE id = ?1 RETURNING uidnext - 1, highestmodseq, uidvalidity",
+        )
+        .and_then(|mut s| s.query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .map_err(backend)?;
+    if uid > u32::MAX as i64 {
+        return Err(StoreError::Invalid("mailbox UID space exhausted".into()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            mailbox.0,
+            uid,
+            modseq,
+            flags.bits(),
+            keywords,
+            internaldate,
+            size as i64,
+            blob,
+            prefix
+        ])
+    })
+    .map_err(backend)?;
+    Ok((Uid(uid as u32), ModSeq(modseq as u64), UidValidity(uidvalidity as u32)))
+}
+
+fn shift(part: &mut BodyPart, by: u64) {
+    part.header_start += by;
+    part.body_start += by;
+    part.body_end += by;
+    for p in &mut part.parts {
+        shift(p, by);
+    }
+    if let Some(m) = &mut part.message {
+        shift(&mut m.1, by);
+    }
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+fn check_local_domain(conn: &Connection, domain: &str) -> Result<()> {
+    let found: Option<String> = conn
+        .query_row("SELECT name FROM domains WHERE name = ?1", [domain], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Invalid(format!("domain {domain} is not local"))),
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_domain(&self, name: &str) -> Result<()> {
+        let name = name.trim().trim_end_matches('.').to_lowercase();
+        if name.is_empty() || name.contains('@') || name.chars().any(char::is_whitespace) {
+            return Err(StoreError::Invalid(format!("domain {name:?}")));
+        }
+        self.write(move |c| {
+            c.execute("INSERT OR IGNORE INTO domains(name) VALUES (?1)", [&name])
+                .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn remove_domain(&self, name: &str) -> Result<()> {
+        let name = name.to_lowercase();
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM domains WHERE name = ?1", [&name])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("domain {name}")));
+            }
+            Ok(((), vec![]))
+        })
+    }
+
+    fn domains(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut s = c.prepare("SELECT name FROM domains ORDER BY name").map_err(backend)?;
+            s.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn create_account(&self, address: &str, password: &str) -> Result<Account> {
+        let address = normalize_address(address)?;
+        let hash = password::hash(password).map_err(backend)?;
+        self.write(move |c| {
+            check_local_domain(c, domain_of(&address))?;
+            if find_account(c, &address)?.is_some() {
+                return Err(StoreError::AlreadyExists(format!("account {address}")));
+            }
+            c.execute(
+                "INSERT INTO accounts(address, password_hash, created) VALUES (?1, ?2, ?3)",
+                params![address, hash, now()],
+            )
+            .map_err(backend)?;
+            let account = find_account(c, &address)?.ok_or_else(|| backend("account vanished"))?;
+            let mut changes = Vec::new();
+            let names = std::iter::once(("INBOX", None))
+                .chain(SpecialUse::DEFAULTS.iter().map(|(n, u)| (*n, Some(*u))));
+            for (name, use_) in names {
+                insert_mailbox(c, account.id, name, use_)?;
+                c.execute(
+                    "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)",
+                    params![account.id.0, name],
+                )
+                .map_err(backend)?;
+                changes.push(Change::MailboxCreated {
+                    account: account.id,
+                    name: name.to_string(),
+                });
+            }
+            Ok((account, changes))
+        })
+    }
+
+    fn set_password(&self, address: &str, password: &str) -> Result<()> {
+        let address = normalize_address(address)?;
+        let hash = password::hash(password).map_err(backend)?;
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
+                    params![address, hash],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {address}")));
+            }
+            Ok(((), vec![]))
+        })
+    }
+
+    fn delete_account(&self, address: &str) -> Result<()> {
+        let address = normalize_address(address)?;
+        self.write(move |c| {
+            let account = find_account(c, &address)?
+                .ok_or_else(|| StoreError::NotFound(format!("account {address}")))?;
+            let mut s = c
+                .prepare(&format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1"))
+                .map_err(backend)?;
+            let boxes: Vec<Mailbox> = s
+                .query_map([account.id.0], mailbox_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)?;
+            let mut changes = Vec::new();
+            for m in &boxes {
+                drop_mailbox(c, m)?;
+                changes.push(Change::MailboxDeleted {
+                    account: account.id,
+                    name: m.name.clone(),
+                });
+            }
+            c.execute("DELETE FROM subscriptions WHERE account_id = ?1", [account.id.0])
+                .map_err(backend)?;
+            c.execute("DELETE FROM accounts WHERE id = ?1", [account.id.0])
+                .map_err(backend)?;
+            Ok(((), changes))
+        })
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"))
+                .map_err(backend)?;
+            s.query_map([], account_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn account(&self, address: &str) -> Result<Option<Account>> {
+        let Ok(address) = normalize_address(address) else {
+            return Ok(None);
+        };
+        self.read(|c| find_account(c, &address))
+    }
+
+    fn verify_password(&self, address: &str, pw: &str) -> Result<Option<Account>> {
+        let address = normalize_address(address).unwrap_or_default();
+        let row: Option<(Account, String)> = self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE address = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row([&address], |r| Ok((account_from_row(r)?, r.get(4)?)))
+                    .optional()
+            })
+            .map_err(backend)
+        })?;
+        match row {
+            Some((account, hash)) => Ok(password::verify(pw, &hash).then_some(account)),
+            None => {
+                // Same work as for a real account: no user enumeration by timing.
+                let _ = password::verify(pw, password::dummy_hash());
+                Ok(None)
+            }
+        }
+    }
+
+    fn set_quota(&self, account: AccountId, bytes: Option<u64>) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE accounts SET quota_bytes = ?2 WHERE id = ?1",
+                params![account.0, bytes.map(|b| b as i64)],
+            )
+            .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn add_alias(&self, alias: &str, targets: &[String]) -> Result<()> {
+        let alias = alias.trim().to_lowercase();
+        let valid = match alias.strip_prefix('@') {
+            Some(domain) => !domain.is_empty() && !domain.contains('@'),
+            None => normalize_address(&alias).is_ok(),
+        };
+        if !valid || targets.is_empty() {
+            return Err(StoreError::Invalid(format!("alias {alias:?}")));
+        }
+        let targets = targets
+            .iter()
+            .map(|t| normalize_address(t))
+            .collect::<Result<Vec<_>>>()?;
+        self.write(move |c| {
+            check_local_domain(c, domain_of(&alias))?;
+            for t in &targets {
+                c.execute(
+                    "INSERT OR IGNORE INTO aliases(alias, target) VALUES (?1, ?2)",
+                    params![alias, t],
+                )
+                .map_err(backend)?;
+            }
+            Ok(((), vec![]))
+        })
+    }
+
+    fn remove_alias(&self, alias: &str) -> Result<()> {
+        let alias = alias.trim().to_lowercase();
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM aliases WHERE alias = ?1", [&alias])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("alias {alias}")));
+            }
+            Ok(((), vec![]))
+        })
+    }
+
+    fn aliases(&self) -> Result<Vec<Alias>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare("SELECT alias, target FROM aliases ORDER BY alias, target")
+                .map_err(backend)?;
+            let rows: Vec<(String, String)> = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)?;
+            let mut out: Vec<Alias> = Vec::new();
+            for (alias, target) in rows {
+                match out.last_mut() {
+                    Some(last) if last.alias == alias => last.targets.push(target),
+                    _ => out.push(Alias {
+                        alias,
+                        targets: vec![target],
+                    }),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn alias_targets(&self, alias: &str) -> Result<Vec<String>> {
+        let alias = alias.trim().to_lowercase();
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT target FROM aliases WHERE alias = ?1 ORDER BY target")
+                .map_err(backend)?;
+            s.query_map([&alias], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        check_mailbox_name(name)?;
+        let name = canonical_mailbox_name(name);
+        self.write(move |c| {
+            let m = insert_mailbox(c, account, &name, special_use)?;
+            Ok((m, vec![Change::MailboxCreated { account, name }]))
+        })
+    }
+
+    fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+                ))
+                .map_err(backend)?;
+            s.query_map([account.0], mailbox_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        let name = canonical_mailbox_name(name);
+        self.read(|c| find_mailbox(c, account, &name))
+    }
+
+    fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(flags & 1 = 0), 0), COALESCE(SUM(size), 0)
+                 FROM messages WHERE mailbox_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([mailbox.0], |r| {
+                    Ok(MailboxStatus {
+                        messages: r.get::<_, i64>(0)? as u32,
+                        unseen: r.get::<_, i64>(1)? as u32,
+                        size: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+            })
+            .map_err(backend)
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        check_mailbox_name(to)?;
+        let from = canonical_mailbox_name(from);
+        let to = canonical_mailbox_name(to);
+        self.write(move |c| {
+            let source = find_mailbox(c, account, &from)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+            if find_mailbox(c, account, &to)?.is_some() || to == "INBOX" {
+                return Err(StoreError::AlreadyExists(format!("mailbox {to}")));
+            }
+            if to.starts_with(&format!("{from}/")) {
+                return Err(StoreError::Invalid("cannot rename a mailbox into itself".into()));
+            }
+            let mut changes = Vec::new();
+            if from == "INBOX" {
+                // RFC 9051 §6.3.6: move all messages to a new mailbox, leave
+                // INBOX empty; its inferiors are not renamed.
+                let target = insert_mailbox(c, account, &to, None)?;
+                let uids = all_uids(c, source.id)?;
+                let modseq = bump_modseq(c, source.id)?;
+                for uid in &uids {
+                    let (blob, prefix, size, flags, kw, date): (i64, Vec<u8>, i64, u8, String, i64) = c
+                        .query_row(
+                            "SELECT blob_id, prefix, size, flags, keywords, internaldate FROM messages
+                             WHERE mailbox_id = ?1 AND uid = ?2",
+                            params![source.id.0, uid.0],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                        )
+                        .map_err(backend)?;
+                    append_row(c, target.id, blob, &prefix, size as u64, Flags::from_bits(flags), &kw, date)?;
+                    c.execute(
+                        "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![source.id.0, uid.0],
+                    )
+                    .map_err(backend)?;
+                    c.execute(
+                        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                        params![source.id.0, uid.0, modseq.0 as i64],
+                    )
+                    .map_err(backend)?;
+                }
+                changes.push(Change::MailboxCreated { account, name: to.clone() });
+                if !uids.is_empty() {
+                    changes.push(Change::Expunged { account, mailbox: source.id, uids, modseq });
+                }
+                return Ok(((), changes));
+            }
+            let pattern = format!("{from}/%");
+            c.execute(
+                "UPDATE mailboxes SET name = ?3 || substr(name, length(?2) + 1)
+                 WHERE account_id = ?1 AND (name = ?2 OR name LIKE ?4 ESCAPE '\\')",
+                params![account.0, from, to, pattern.replace('_', "\\_")],
+            )
+            .map_err(backend)?;
+            changes.push(Change::MailboxRenamed { account, from, to });
+            Ok(((), changes))
+        })
+    }
+
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = canonical_mailbox_name(name);
+        self.write(move |c| {
+            if name == "INBOX" {
+                return Err(StoreError::Invalid("INBOX cannot be deleted".into()));
+            }
+            let m = find_mailbox(c, account, &name)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
+            drop_mailbox(c, &m)?;
+            Ok(((), vec![Change::MailboxDeleted { account, name }]))
+        })
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = canonical_mailbox_name(name);
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)",
+                params![account.0, name],
+            )
+            .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = canonical_mailbox_name(name);
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+                params![account.0, name],
+            )
+            .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")
+                .map_err(backend)?;
+            s.query_map([account.0], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>> {
+        if delivery.targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meta = serde_json::to_string(&delivery.meta).map_err(backend)?;
+        self.write(move |c| {
+            // Resolve every target first: all or nothing.
+            let mut resolved = Vec::with_capacity(delivery.targets.len());
+            let mut per_account: Vec<(AccountId, u64)> = Vec::new();
+            for t in &delivery.targets {
+                let name = canonical_mailbox_name(&t.mailbox);
+                let m = find_mailbox(c, t.account, &name)?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
+                let size = (t.prefix.len() + delivery.content.len()) as u64;
+                match per_account.iter_mut().find(|(a, _)| *a == t.account) {
+                    Some((_, s)) => *s += size,
+                    None => per_account.push((t.account, size)),
+                }
+                resolved.push((m, t, size));
+            }
+            for (account, adding) in &per_account {
+                let (quota, used): (Option<i64>, i64) = c
+                    .query_row(
+                        "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+                        [account.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(backend)?;
+                if quota.is_some_and(|q| used as u64 + adding > q as u64) {
+                    return Err(StoreError::OverQuota);
+                }
+            }
+            let blob: i64 = c
+                .prepare_cached("INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id")
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![resolved.len() as i64, delivery.content, meta],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(resolved.len());
+            let mut changes = Vec::with_capacity(resolved.len());
+            for (m, t, size) in resolved {
+                let (uid, modseq, uidvalidity) = append_row(
+                    c,
+                    m.id,
+                    blob,
+                    &t.prefix,
+                    size,
+                    t.flags,
+                    &keywords_text(&t.keywords),
+                    delivery.internaldate,
+                )?;
+                out.push(Delivered { account: t.account, mailbox: m.id, uid, uidvalidity });
+                changes.push(Change::MessageAdded { account: t.account, mailbox: m.id, uid, modseq });
+            }
+            for (account, adding) in per_account {
+                add_used(c, account, adding as i64)?;
+            }
+            Ok((out, changes))
+        })
+    }
+
+    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+                     WHERE mailbox_id = ?1 ORDER BY uid",
+                )
+                .map_err(backend)?;
+            s.query_map([mailbox.0], |r| {
+                Ok(MessageSummary {
+                    uid: Uid(r.get::<_, i64>(0)? as u32),
+                    modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+                    flags: Flags::from_bits(r.get(2)?),
+                    keywords: keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
+                    internaldate: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(backend)
+        })
+    }
+
+    fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT m.prefix, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![mailbox.0, uid.0], |r| {
+                    let prefix = r.get_ref(0)?.as_blob()?;
+                    let data = r.get_ref(1)?.as_blob()?;
+                    let mut out = Vec::with_capacity(prefix.len() + data.len());
+                    out.extend_from_slice(prefix);
+                    out.extend_from_slice(data);
+                    Ok(out)
+                })
+                .optional()
+            })
+            .map_err(backend)
+        })
+    }
+
+    fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
+        let row: Option<(i64, String)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT length(m.prefix), b.meta FROM messages m JOIN blobs b ON b.id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(backend)
+        })?;
+        let Some((prefix_len, json)) = row else {
+            return Ok(None);
+        };
+        let mut meta: MessageMeta = serde_json::from_str(&json).map_err(backend)?;
+        meta.header_len += prefix_len as u64;
+        shift(&mut meta.body, prefix_len as u64);
+        // The top-level header block starts at 0 and includes the prefix.
+        meta.body.header_start = 0;
+        Ok(Some(meta))
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+    ) -> Result<Vec<FlagUpdate>> {
+        let uids = uids.to_vec();
+        let keywords = keywords.to_vec();
+        self.write(move |c| {
+            let m = mailbox_by_id(c, mailbox)?;
+            let mut updates = Vec::new();
+            let mut modseq = None;
+            for uid in uids {
+                let row: Option<(u8, String)> = c
+                    .prepare_cached("SELECT flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+                    .and_then(|mut s| {
+                        s.query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(backend)?;
+                let Some((old_bits, old_kw)) = row else { continue };
+                let old_flags = Flags::from_bits(old_bits);
+                let old_kw = keywords_vec(&old_kw);
+                let (new_flags, new_kw) = match op {
+                    FlagOp::Replace => (flags, keywords.clone()),
+                    FlagOp::Add => {
+                        let mut k = old_kw.clone();
+                        for w in &keywords {
+                            if !k.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                                k.push(w.clone());
+                            }
+                        }
+                        (old_flags.union(flags), k)
+                    }
+                    FlagOp::Remove => (
+                        old_flags.difference(flags),
+                        old_kw
+                            .iter()
+                            .filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x)))
+                            .cloned()
+                            .collect(),
+                    ),
+                };
+                if new_flags == old_flags && new_kw == old_kw {
+                    continue;
+                }
+                let ms = match modseq {
+                    Some(ms) => ms,
+                    None => {
+                        let ms = bump_modseq(c, mailbox)?;
+                        modseq = Some(ms);
+                        ms
+                    }
+                };
+                c.prepare_cached(
+                    "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
+                     WHERE mailbox_id = ?1 AND uid = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![mailbox.0, uid.0, new_flags.bits(), keywords_text(&new_kw), ms.0 as i64])
+                })
+                .map_err(backend)?;
+                updates.push(FlagUpdate { uid, modseq: ms, flags: new_flags, keywords: new_kw });
+            }
+            let changes = match modseq {
+                Some(modseq) => vec![Change::FlagsChanged {
+                    account: m.account,
+                    mailbox,
+                    uids: updates.iter().map(|u| u.uid).collect(),
+                    modseq,
+                }],
+                None => vec![],
+            };
+            Ok((updates, changes))
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        self.write(move |c| {
+            let m = mailbox_by_id(c, mailbox)?;
+            let (removed, freed) = remove_messages(c, mailbox, &uids)?;
+            if removed.is_empty() {
+                return Ok((removed, vec![]));
+            }
+            let modseq = bump_modseq(c, mailbox)?;
+            let mut log = c
+                .prepare_cached("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?;
+            for uid in &removed {
+                log.execute(params![mailbox.0, uid.0, modseq.0 as i64]).map_err(backend)?;
+            }
+            add_used(c, m.account, -(freed as i64))?;
+            let change = Change::Expunged { account: m.account, mailbox, uids: removed.clone(), modseq };
+            Ok((removed, vec![change]))
+        })
+    }
+
+    fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+                )
+                .map_err(backend)?;
+            s.query_map(params![mailbox.0, since.0 as i64], |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>> {
+        let mut held = self.locks.lock().map_err(backend)?;
+        if !held.insert(account) {
+            return Ok(None);
+        }
+        let locks = Arc::clone(&self.locks);
+        Ok(Some(MaildropLock::new(move || {
+            if let Ok(mut held) = locks.lock() {
+                held.remove(&account);
+            }
+        })))
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}

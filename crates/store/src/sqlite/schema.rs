@@ -1,0 +1,74 @@
+//! Versioned schema migrations, applied in order at open. The version is
+//! kept in `PRAGMA user_version`; a migration runs in one transaction with
+//! the version bump, so a crash leaves either the old or the new schema.
+
+/// Index = version - 1. Never edit a released migration; append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE domains (
+    name TEXT PRIMARY KEY COLLATE NOCASE
+);
+CREATE TABLE accounts (
+    id            INTEGER PRIMARY KEY,
+    address       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    quota_bytes   INTEGER,
+    used_bytes    INTEGER NOT NULL DEFAULT 0,
+    created       INTEGER NOT NULL
+);
+CREATE TABLE aliases (
+    alias  TEXT NOT NULL COLLATE NOCASE,
+    target TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (alias, target)
+);
+CREATE TABLE mailboxes (
+    id            INTEGER PRIMARY KEY,
+    account_id    INTEGER NOT NULL REFERENCES accounts(id),
+    name          TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uidnext       INTEGER NOT NULL,
+    highestmodseq INTEGER NOT NULL,
+    special_use   TEXT,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE subscriptions (
+    account_id INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+);
+-- Message content, stored once per delivery and shared by every target.
+CREATE TABLE blobs (
+    id       INTEGER PRIMARY KEY,
+    refcount INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    meta     TEXT NOT NULL
+);
+-- One row per message in a mailbox; clustered by (mailbox, uid) so a
+-- mailbox listing is one range scan.
+CREATE TABLE messages (
+    mailbox_id   INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    modseq       INTEGER NOT NULL,
+    flags        INTEGER NOT NULL,
+    keywords     TEXT NOT NULL DEFAULT '',
+    internaldate INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    blob_id      INTEGER NOT NULL,
+    prefix       BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
+-- Expunged UIDs with the MODSEQ of their expunge (RFC 7162 QRESYNC).
+CREATE TABLE expunged (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+"#,
+];
