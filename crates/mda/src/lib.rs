@@ -1,1 +1,279 @@
+//! Local delivery, the MDA: turns "this message for these addresses" into
+//! messages in INBOXes. Used by `postamt deliver` (for Postfix's
+//! `mailbox_command`, Exim's pipe transport) and by every protocol that
+//! accepts mail, so there is one delivery path.
+//!
+//! Recipient resolution, in order (what Postfix `local`/`virtual` users
+//! expect): an account with that address; an alias (recursively, at most
+//! [`MAX_ALIAS_DEPTH`] levels, loops cut); the domain's catch-all
+//! (`@domain`). A `+detail` suffix on the local part (RFC 5233
+//! subaddressing) is tried without the detail when the full address does
+//! not exist.
 
+use std::collections::BTreeSet;
+
+use postamt_store::{
+    AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Store, StoreError,
+    normalize_address, normalize_crlf,
+};
+
+/// How deep alias chains are followed.
+pub const MAX_ALIAS_DEPTH: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// No local account, alias or catch-all for this address (SMTP 550
+    /// 5.1.1, sysexits EX_NOUSER).
+    #[error("unknown recipient {0}")]
+    UnknownRecipient(String),
+    /// The address is not one of ours and we are not a relay here.
+    #[error("recipient {0} is not in a local domain")]
+    NotLocal(String),
+    /// Quota full: temporary, as Dovecot does by default (4.2.2).
+    #[error("mailbox of {0} is over quota")]
+    OverQuota(String),
+    /// Anything the store could not do now (EX_TEMPFAIL, SMTP 451).
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
+
+/// Where an address leads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// Local accounts (address, id), deduplicated.
+    pub local: Vec<(String, AccountId)>,
+    /// Remote addresses an alias points to (need the relay).
+    pub remote: Vec<String>,
+}
+
+fn temp(e: StoreError) -> DeliveryError {
+    DeliveryError::Temporary(e.to_string())
+}
+
+fn is_local_domain(store: &dyn Store, domain: &str) -> Result<bool, DeliveryError> {
+    Ok(store
+        .domains()
+        .map_err(temp)?
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(domain)))
+}
+
+/// Resolves one recipient address.
+pub fn resolve(store: &dyn Store, address: &str) -> Result<Resolution, DeliveryError> {
+    let address = normalize_address(address)
+        .map_err(|_| DeliveryError::UnknownRecipient(address.to_string()))?;
+    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    if !is_local_domain(store, domain)? {
+        return Err(DeliveryError::NotLocal(address));
+    }
+    let mut out = Resolution::default();
+    let mut seen = BTreeSet::new();
+    expand(store, &address, 0, &mut seen, &mut out)?;
+    if out.local.is_empty() && out.remote.is_empty() {
+        return Err(DeliveryError::UnknownRecipient(address));
+    }
+    Ok(out)
+}
+
+fn expand(
+    store: &dyn Store,
+    address: &str,
+    depth: usize,
+    seen: &mut BTreeSet<String>,
+    out: &mut Resolution,
+) -> Result<(), DeliveryError> {
+    if depth > MAX_ALIAS_DEPTH || !seen.insert(address.to_string()) {
+        return Ok(());
+    }
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    if !is_local_domain(store, domain)? {
+        if !out.remote.iter().any(|r| r == address) {
+            out.remote.push(address.to_string());
+        }
+        return Ok(());
+    }
+    let base = local
+        .split_once('+')
+        .map(|(b, _)| format!("{b}@{domain}"));
+    for candidate in std::iter::once(address.to_string()).chain(base) {
+        if let Some(account) = store.account(&candidate).map_err(temp)? {
+            if !out.local.iter().any(|(_, id)| *id == account.id) {
+                out.local.push((account.address, account.id));
+            }
+            return Ok(());
+        }
+        let targets = store.alias_targets(&candidate).map_err(temp)?;
+        if !targets.is_empty() {
+            for t in targets {
+                expand(store, &t, depth + 1, seen, out)?;
+            }
+            return Ok(());
+        }
+    }
+    if depth == 0 {
+        // Only an address as given falls through to the catch-all; an
+        // alias target that does not exist is an administrator's mistake.
+        for t in store.alias_targets(&format!("@{domain}")).map_err(temp)? {
+            expand(store, &t, depth + 1, seen, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of one delivery.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryReport {
+    pub delivered: Vec<(String, Delivered)>,
+    /// Remote alias targets that were not delivered (no relay yet).
+    pub remote_skipped: Vec<String>,
+}
+
+/// Delivers `message` from envelope sender `from` (empty: the null sender
+/// `<>`) to every recipient. All recipients are resolved before anything is
+/// stored; then the message is stored for all local targets at once (one
+/// copy of the content), or for none.
+pub fn deliver(
+    store: &dyn Store,
+    from: &str,
+    recipients: &[String],
+    message: &[u8],
+    internaldate: i64,
+) -> Result<DeliveryReport, DeliveryError> {
+    if recipients.is_empty() {
+        return Err(DeliveryError::Invalid("no recipients".into()));
+    }
+    let mut local: Vec<(String, AccountId)> = Vec::new();
+    let mut remote = Vec::new();
+    for r in recipients {
+        let res = resolve(store, r)?;
+        for l in res.local {
+            if !local.iter().any(|(_, id)| *id == l.1) {
+                local.push(l);
+            }
+        }
+        remote.extend(res.remote);
+    }
+    let content = normalize_crlf(message);
+    let meta = MessageMeta::parse(&content);
+    let return_path = sanitize_header_value(from);
+    let targets = local
+        .iter()
+        .map(|(address, id)| DeliveryTarget {
+            account: *id,
+            mailbox: "INBOX".into(),
+            // RFC 5321 §4.4: the delivering MTA records the reverse-path.
+            prefix: format!(
+                "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
+                sanitize_header_value(address)
+            )
+            .into_bytes(),
+            flags: Flags::empty(),
+            keywords: vec![],
+        })
+        .collect::<Vec<_>>();
+    if !remote.is_empty() {
+        tracing::warn!(?remote, "alias targets on other domains are not relayed yet");
+    }
+    let delivered = if targets.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .deliver(Delivery {
+                content,
+                meta,
+                internaldate,
+                targets,
+            })
+            .map_err(|e| match e {
+                StoreError::OverQuota => DeliveryError::OverQuota(
+                    local.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", "),
+                ),
+                e => temp(e),
+            })?
+    };
+    Ok(DeliveryReport {
+        delivered: local.into_iter().map(|(a, _)| a).zip(delivered).collect(),
+        remote_skipped: remote,
+    })
+}
+
+/// Keeps a header value on one line: no CR, LF or other control characters
+/// can be smuggled in through an envelope address.
+fn sanitize_header_value(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && *c != '<' && *c != '>')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postamt_store::{SqliteOptions, SqliteStore};
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(SqliteOptions::new(dir.path().join("db"))).unwrap();
+        s.add_domain("example.org").unwrap();
+        s.create_account("alice@example.org", "a").unwrap();
+        s.create_account("bob@example.org", "b").unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn aliases_expand_and_dedupe() {
+        let (_d, s) = store();
+        s.add_alias("team@example.org", &["alice@example.org".into(), "bob@example.org".into(), "x@remote.net".into()]).unwrap();
+        s.add_alias("loop@example.org", &["loop2@example.org".into()]).unwrap();
+        s.add_alias("loop2@example.org", &["loop@example.org".into(), "alice@example.org".into()]).unwrap();
+        let r = resolve(&s, "team@example.org").unwrap();
+        assert_eq!(r.local.len(), 2);
+        assert_eq!(r.remote, vec!["x@remote.net"]);
+        let r = resolve(&s, "loop@example.org").unwrap();
+        assert_eq!(r.local.len(), 1);
+    }
+
+    #[test]
+    fn unknown_catch_all_and_subaddress() {
+        let (_d, s) = store();
+        assert!(matches!(resolve(&s, "nobody@example.org"), Err(DeliveryError::UnknownRecipient(_))));
+        assert!(matches!(resolve(&s, "x@remote.net"), Err(DeliveryError::NotLocal(_))));
+        assert_eq!(resolve(&s, "alice+lists@example.org").unwrap().local[0].0, "alice@example.org");
+        s.add_alias("@example.org", &["bob@example.org".into()]).unwrap();
+        assert_eq!(resolve(&s, "nobody@example.org").unwrap().local[0].0, "bob@example.org");
+    }
+
+    #[test]
+    fn delivery_adds_return_path_and_delivered_to() {
+        let (_d, s) = store();
+        let rep = deliver(&s, "sender@remote.net", &["alice@example.org".into(), "ALICE@example.org".into()], b"Subject: x\n\nhi\n", 0).unwrap();
+        assert_eq!(rep.delivered.len(), 1, "one copy per account");
+        let d = rep.delivered[0].1;
+        let c = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
+        assert_eq!(c, b"Return-Path: <sender@remote.net>\r\nDelivered-To: alice@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+        let rep = deliver(&s, "", &["bob@example.org".into()], b"\r\n", 0).unwrap();
+        let d = rep.delivered[0].1;
+        let c = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
+        assert!(c.starts_with(b"Return-Path: <>\r\n"));
+    }
+
+    #[test]
+    fn header_injection_through_envelope_is_cut() {
+        let (_d, s) = store();
+        let rep = deliver(&s, "a@b>\r\nX-Evil: 1", &["bob@example.org".into()], b"S: x\r\n\r\n", 0).unwrap();
+        let d = rep.delivered[0].1;
+        let c = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&c).contains("\r\nX-Evil"));
+    }
+
+    #[test]
+    fn one_unknown_recipient_stores_nothing() {
+        let (_d, s) = store();
+        let err = deliver(&s, "", &["alice@example.org".into(), "nobody@example.org".into()], b"x\r\n", 0).unwrap_err();
+        assert!(matches!(err, DeliveryError::UnknownRecipient(_)));
+        let a = s.account("alice@example.org").unwrap().unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
+        assert!(s.messages(inbox.id).unwrap().is_empty());
+    }
+}

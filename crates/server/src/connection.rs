@@ -1,0 +1,205 @@
+//! A connection generic over its stream, so plain TCP, TLS and in-memory
+//! test streams share one code path. STARTTLS/STLS replaces the plain
+//! stream by a TLS stream and drops every byte read before the handshake
+//! (CVE-2011-0411: no plaintext command may survive into the TLS session).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+pub enum Stream<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
+    /// Only while a handshake is in progress, or after it failed.
+    Closed,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// What [`Connection::read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line including its terminator (`\n`, usually `\r\n`).
+    Line(Vec<u8>),
+    /// The line was longer than allowed; it was read and thrown away up to
+    /// its end, so the session can answer and go on.
+    TooLong,
+    /// The peer closed the connection (a partial last line is dropped).
+    Eof,
+}
+
+pub struct Connection<S> {
+    stream: Stream<S>,
+    buf: Vec<u8>,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+const READ_CHUNK: usize = 8192;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, peer: SocketAddr, local: SocketAddr) -> Connection<S> {
+        Connection { stream: Stream::Plain(stream), buf: Vec::new(), peer, local }
+    }
+
+    pub fn from_tls(stream: TlsStream<S>, peer: SocketAddr, local: SocketAddr) -> Connection<S> {
+        Connection { stream: Stream::Tls(Box::new(stream)), buf: Vec::new(), peer, local }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// TLS protocol version and cipher suite, for logs and Received headers.
+    pub fn tls_info(&self) -> Option<(String, String)> {
+        match &self.stream {
+            Stream::Tls(s) => {
+                let (_, c) = s.get_ref();
+                Some((
+                    c.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+                    c.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default(),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the client has sent more than we have consumed (pipelining).
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Reads one line of at most `max` bytes (terminator included).
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut scanned = 0;
+        let mut discarding = false;
+        loop {
+            if let Some(pos) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + pos + 1;
+                let line: Vec<u8> = self.buf.drain(..end).collect();
+                if discarding || line.len() > max {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Line(line));
+            }
+            if self.buf.len() > max {
+                // Throw away what we have; keep looking for the line's end.
+                discarding = true;
+                self.buf.clear();
+            }
+            scanned = self.buf.len();
+            if self.fill().await? == 0 {
+                self.buf.clear();
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let n = self.stream.read(&mut self.buf[old..]).await;
+        self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
+        n
+    }
+
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stream.write_all(data).await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Upgrades to TLS (STARTTLS, STLS). Every byte the client sent before
+    /// the handshake and we have not consumed is discarded.
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.buf.clear();
+        match std::mem::replace(&mut self.stream, Stream::Closed) {
+            Stream::Plain(s) => {
+                let tls = acceptor.accept(s).await?;
+                self.stream = Stream::Tls(Box::new(tls));
+                Ok(())
+            }
+            other => {
+                self.stream = other;
+                Err(io::Error::other("TLS already active"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Connection<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        (Connection::new(a, addr, addr), b)
+    }
+
+    #[tokio::test]
+    async fn lines_too_long_and_eof() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"ONE\r\nTWO\r\n").await.unwrap();
+        peer.write_all(&vec![b'x'; 100]).await.unwrap();
+        peer.write_all(b"\r\nAFTER\r\npartial").await.unwrap();
+        drop(peer);
+        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"ONE\r\n".to_vec()));
+        assert!(c.has_buffered());
+        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"TWO\r\n".to_vec()));
+        assert_eq!(c.read_line(64).await.unwrap(), Line::TooLong);
+        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"AFTER\r\n".to_vec()));
+        assert_eq!(c.read_line(64).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn line_exactly_at_limit_is_accepted() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"12345678\r\n123456789\r\n").await.unwrap();
+        assert_eq!(c.read_line(10).await.unwrap(), Line::Line(b"12345678\r\n".to_vec()));
+        assert_eq!(c.read_line(10).await.unwrap(), Line::TooLong);
+    }
+}

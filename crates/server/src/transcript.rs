@@ -1,0 +1,230 @@
+//! Session transcripts: every line a client and the server exchange,
+//! timestamped, with credentials and AUTH payloads masked and message
+//! bodies cut after a configurable size. One file per session under
+//! `data_dir/transcripts/`, read back by `postamt trace list|show`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone)]
+pub struct TranscriptConfig {
+    pub dir: PathBuf,
+    /// Bytes of a message body kept before `[… N more bytes]`.
+    pub body_limit: usize,
+    /// Transcript files kept; the oldest are removed beyond this.
+    pub keep: usize,
+}
+
+/// Makes transcripts for new sessions.
+#[derive(Debug)]
+pub struct Transcripts {
+    config: TranscriptConfig,
+    counter: AtomicU64,
+}
+
+impl Transcripts {
+    pub fn new(config: TranscriptConfig) -> std::io::Result<Transcripts> {
+        std::fs::create_dir_all(&config.dir)?;
+        Ok(Transcripts {
+            config,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts the transcript of one session.
+    pub fn start(&self, protocol: &str, peer: std::net::SocketAddr) -> Option<Transcript> {
+        let (secs, micros) = now();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{secs}-{:06}-{n:04}-{protocol}", std::process::id() % 1_000_000);
+        let path = self.config.dir.join(format!("{id}.log"));
+        let file = File::create(&path).ok()?;
+        let mut w = BufWriter::new(file);
+        let _ = writeln!(w, "# postamt transcript {id}: {protocol} session from {peer} at {secs}.{micros:06}");
+        if n % 64 == 0 {
+            prune(&self.config.dir, self.config.keep);
+        }
+        Some(Transcript {
+            inner: Arc::new(Mutex::new(Inner {
+                out: w,
+                body_limit: self.config.body_limit,
+                body_seen: 0,
+                body_cut: 0,
+            })),
+        })
+    }
+}
+
+/// The transcript of one session. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    out: BufWriter<File>,
+    body_limit: usize,
+    body_seen: usize,
+    body_cut: usize,
+}
+
+fn now() -> (u64, u32) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), d.subsec_micros())
+}
+
+fn printable(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(line);
+    s.trim_end_matches(['\r', '\n'])
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+impl Transcript {
+    fn write(&self, who: &str, text: &str) {
+        if let Ok(mut i) = self.inner.lock() {
+            let (s, us) = now();
+            let _ = writeln!(i.out, "{s}.{us:06} {who} {text}");
+        }
+    }
+
+    /// A line the client sent.
+    pub fn client(&self, line: &[u8]) {
+        self.write("C:", &printable(line));
+    }
+
+    /// A client line with a secret: only `shown` is written, then `****`.
+    pub fn client_masked(&self, shown: &str) {
+        self.write("C:", &format!("{shown} ****"));
+    }
+
+    /// A line the server sent.
+    pub fn server(&self, line: &[u8]) {
+        self.write("S:", &printable(line));
+    }
+
+    /// A line of a message body the server sent (or received); bodies are
+    /// cut after the configured limit.
+    pub fn server_body(&self, line: &[u8]) {
+        let keep = match self.inner.lock() {
+            Ok(mut i) => {
+                i.body_seen += line.len();
+                if i.body_seen > i.body_limit {
+                    i.body_cut += line.len();
+                    false
+                } else {
+                    true
+                }
+            }
+            Err(_) => false,
+        };
+        if keep {
+            self.write("S:", &printable(line));
+        }
+    }
+
+    /// Ends a body: notes how much was cut and resets the counter.
+    pub fn end_body(&self) {
+        let cut = match self.inner.lock() {
+            Ok(mut i) => {
+                let cut = i.body_cut;
+                i.body_seen = 0;
+                i.body_cut = 0;
+                cut
+            }
+            Err(_) => 0,
+        };
+        if cut > 0 {
+            self.write("S:", &format!("[… {cut} more bytes not recorded]"));
+        }
+    }
+
+    /// A remark of the server (TLS started, session ended, …).
+    pub fn note(&self, text: &str) {
+        self.write("--", text);
+    }
+
+    pub fn flush(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            let _ = i.out.flush();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    if names.len() <= keep {
+        return;
+    }
+    names.sort();
+    for p in &names[..names.len() - keep] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Transcript ids in `dir`, oldest first, with their first line.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            let id = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let first = std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|s| s.lines().next().map(str::to_string))
+                .unwrap_or_default();
+            out.push((id, first));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The transcript with this id (or unique id prefix / suffix).
+pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
+    let all = list(dir)?;
+    let hits: Vec<&(String, String)> = all.iter().filter(|(i, _)| i == id || i.starts_with(id) || i.ends_with(id)).collect();
+    match hits.as_slice() {
+        [one] => std::fs::read_to_string(dir.join(format!("{}.log", one.0))),
+        [] => Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no transcript {id}"))),
+        _ => Err(std::io::Error::other(format!("{id} matches {} transcripts", hits.len()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcripts::new(TranscriptConfig { dir: dir.path().into(), body_limit: 12, keep: 100 }).unwrap();
+        let s = t.start("pop3", "127.0.0.1:5".parse().unwrap()).unwrap();
+        s.client(b"USER alice\r\n");
+        s.client_masked("PASS");
+        s.server(b"+OK\r\n");
+        s.server_body(b"0123456789\r\n");
+        s.server_body(b"secret body line\r\n");
+        s.end_body();
+        drop(s);
+        let ids = list(dir.path()).unwrap();
+        assert_eq!(ids.len(), 1);
+        let text = show(dir.path(), &ids[0].0).unwrap();
+        assert!(text.contains("C: USER alice"));
+        assert!(text.contains("C: PASS ****"));
+        assert!(!text.contains("secret body"));
+        assert!(text.contains("18 more bytes"));
+    }
+}
