@@ -1,1 +1,104 @@
-fn main(){}
+//! `postamt`: one binary for the whole mail system. This crate parses flags
+//! and the config, wires the library crates together and handles signals;
+//! the logic lives in the libraries.
+
+mod admin;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "postamt", version, about = "A complete mail system you can see through")]
+struct Cli {
+    /// Config file (default: ./postamt.toml if present, else /etc/postamt/postamt.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Use the `serve --dev` playground instead of a config file.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// Data directory of the playground (with --dev; default ./postamt-dev).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every listener the config names until SIGINT/SIGTERM (SIGHUP reloads TLS certificates).
+    Serve,
+    /// Mailbox accounts.
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    /// Local domains.
+    #[command(subcommand)]
+    Domain(admin::DomainCmd),
+    /// Aliases to local or remote addresses (`@domain` is the catch-all).
+    #[command(subcommand)]
+    Alias(admin::AliasCmd),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(admin::ConfigCmd),
+    /// Deliver a message from standard input into local mailboxes (an MDA for Postfix's mailbox_command).
+    ///
+    /// Exit codes (sysexits.h): 0 delivered, 64 usage, 65 bad message, 67 unknown recipient,
+    /// 69 too large / not local, 75 temporary failure (the MTA should retry).
+    Deliver(admin::DeliverArgs),
+    /// Session transcripts (what was said on the wire).
+    #[command(subcommand)]
+    Trace(admin::TraceCmd),
+}
+
+fn config_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.config {
+        return p.clone();
+    }
+    let local = PathBuf::from("postamt.toml");
+    if local.exists() { local } else { PathBuf::from("/etc/postamt/postamt.toml") }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    if cli.dev {
+        return Ok(Config::dev(cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("postamt-dev"))));
+    }
+    let path = config_path(cli);
+    let mut c = Config::load(&path).with_context(|| "use --config FILE, or --dev for the playground".to_string())?;
+    if let Some(d) = &cli.data_dir {
+        c.data_dir = d.clone();
+    }
+    Ok(c)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTAMT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match &cli.command {
+        Command::Serve => load_config(&cli).and_then(|c| serve::run(c, cli.dev)),
+        Command::Deliver(args) => return admin::deliver(load_config(&cli), args),
+        Command::User(c) => load_config(&cli).and_then(|cfg| admin::user(&cfg, c)),
+        Command::Domain(c) => load_config(&cli).and_then(|cfg| admin::domain(&cfg, c)),
+        Command::Alias(c) => load_config(&cli).and_then(|cfg| admin::alias(&cfg, c)),
+        Command::Config(c) => load_config(&cli).and_then(|cfg| admin::config(&cfg, c)),
+        Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postamt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! The sans-IO POP3 core: bytes of one command line in, a [`Step`] out. No
+//! sockets, no store, no clock. The session in [`crate::session`] performs
+//! the steps that need the outside world (checking a password, loading a
+//! message, upgrading to TLS, expunging) and reports back.
+//!
+//! RFC 1939 (POP3), RFC 2449 (CAPA, RESP-CODES), RFC 2595 §4 (STLS),
+//! RFC 5034 (SASL: AUTH PLAIN, AUTH LOGIN), RFC 3206 (SYS and AUTH codes).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use postamt_server::Secret;
+use postamt_store::Uid;
+
+/// A parsed command (RFC 1939 §§ 4–7, RFC 2449 §5, RFC 2595 §4, RFC 5034).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    User(String),
+    Pass(Secret<String>),
+    Auth { mechanism: Option<String>, initial: Option<Secret<String>> },
+    Apop,
+    Capa,
+    Stls,
+    Stat,
+    List(Option<u32>),
+    Uidl(Option<u32>),
+    Retr(u32),
+    Top(u32, u32),
+    Dele(u32),
+    Noop,
+    Rset,
+    Quit,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseError {
+    Unknown,
+    /// Known command, bad or missing arguments.
+    Syntax(&'static str),
+}
+
+/// RFC 1939 §3: "keywords are case-insensitive"; arguments are separated by
+/// a single space (we accept runs of spaces and tabs, as Dovecot does).
+pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    let text = std::str::from_utf8(line).map_err(|_| ParseError::Syntax("command is not UTF-8"))?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    let (keyword, rest) = match text.split_once([' ', '\t']) {
+        Some((k, r)) => (k, r.trim_matches([' ', '\t'])),
+        None => (text, ""),
+    };
+    let args: Vec<&str> = rest.split([' ', '\t']).filter(|a| !a.is_empty()).collect();
+    let keyword = keyword.to_ascii_uppercase();
+    let none = |c: Command| if args.is_empty() { Ok(c) } else { Err(ParseError::Syntax("no arguments expected")) };
+    match keyword.as_str() {
+        "USER" => match args.as_slice() {
+            // A name with spaces is taken whole, as RFC 1939 leaves open.
+            [_, ..] => Ok(Command::User(rest.to_string())),
+            [] => Err(ParseError::Syntax("USER needs a name")),
+        },
+        // RFC 1939 §7: the password may contain spaces; take the rest of the line.
+        "PASS" if !rest.is_empty() => Ok(Command::Pass(Secret::new(text[5..].to_string()))),
+        "PASS" => Err(ParseError::Syntax("PASS needs a password")),
+        "AUTH" => match args.as_slice() {
+            [] => Ok(Command::Auth { mechanism: None, initial: None }),
+            [m] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: None }),
+            [m, i] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: Some(Secret::new(i.to_string())) }),
+            _ => Err(ParseError::Syntax("AUTH mechanism [initial-response]")),
+        },
+        "APOP" => Ok(Command::Apop),
+        "CAPA" => none(Command::Capa),
+        "STLS" => none(Command::Stls),
+        "STAT" => none(Command::Stat),
+        "NOOP" => none(Command::Noop),
+        "RSET" => none(Command::Rset),
+        "QUIT" => none(Command::Quit),
+        "LIST" | "UIDL" => {
+            let n = match args.as_slice() {
+                [] => None,
+                [n] => Some(number(n)?),
+                _ => return Err(ParseError::Syntax("at most one message number")),
+            };
+            Ok(if keyword == "LIST" { Command::List(n) } else { Command::Uidl(n) })
+        }
+        "RETR" | "DELE" => match args.as_slice() {
+            [n] => {
+                let n = number(n)?;
+                Ok(if keyword == "RETR" { Command::Retr(n) } else { Command::Dele(n) })
+            }
+            _ => Err(ParseError::Syntax("a message number is required")),
+        },
+        "TOP" => match args.as_slice() {
+            [n, l] => Ok(Command::Top(number(n)?, lines(l)?)),
+            _ => Err(ParseError::Syntax("TOP msg n")),
+        },
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+/// A message number: decimal digits only, no sign (RFC 1939 §3).
+fn number(s: &str) -> Result<u32, ParseError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::Syntax("invalid message number"));
+    }
+    // Numbers too large for u32 can't name a message: map to 0 (no such).
+    Ok(s.parse::<u32>().unwrap_or(0))
+}
+
+fn lines(s: &str) -> Result<u32, ParseError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::Syntax("invalid line count"));
+    }
+    Ok(s.parse::<u32>().unwrap_or(u32::MAX))
+}
+
+/// One message of the maildrop as the session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub uid: Uid,
+    pub size: u64,
+    pub deleted: bool,
+    pub retrieved: bool,
+}
+
+/// The maildrop, fixed at login (RFC 1939 §8: numbers don't change during
+/// a session).
+#[derive(Debug, Clone, Default)]
+pub struct Maildrop {
+    pub uidvalidity: u32,
+    pub entries: Vec<Entry>,
+}
+
+impl Maildrop {
+    /// The UIDL of a message: UID and UIDVALIDITY as 8 hex digits each,
+    /// Dovecot's default `%08Xu%08Xv`, so a migration keeps clients' state.
+    pub fn uidl(&self, e: &Entry) -> String {
+        format!("{:08X}{:08X}", e.uid.0, self.uidvalidity)
+    }
+
+    fn get(&self, n: u32) -> Option<&Entry> {
+        let e = self.entries.get((n as usize).checked_sub(1)?)?;
+        (!e.deleted).then_some(e)
+    }
+}
+
+/// A reply, rendered to the wire in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok(String),
+    /// `-ERR [CODE] text`: code from RFC 2449 §8 / RFC 3206.
+    Err(Option<&'static str>, String),
+    /// `+OK text` and a dot-terminated list.
+    List(String, Vec<String>),
+    /// A SASL challenge (`+ base64`).
+    Challenge(String),
+}
+
+impl Reply {
+    pub fn err(text: impl Into<String>) -> Reply {
+        Reply::Err(None, text.into())
+    }
+    pub fn err_code(code: &'static str, text: impl Into<String>) -> Reply {
+        Reply::Err(Some(code), text.into())
+    }
+
+    pub fn render(&self, out: &mut Vec<u8>) {
+        match self {
+            Reply::Ok(t) if t.is_empty() => out.extend_from_slice(b"+OK\r\n"),
+            Reply::Ok(t) => out.extend_from_slice(format!("+OK {t}\r\n").as_bytes()),
+            Reply::Err(Some(code), t) => out.extend_from_slice(format!("-ERR [{code}] {t}\r\n").as_bytes()),
+            Reply::Err(None, t) => out.extend_from_slice(format!("-ERR {t}\r\n").as_bytes()),
+            Reply::List(t, lines) => {
+                out.extend_from_slice(format!("+OK {t}\r\n").as_bytes());
+                for l in lines {
+                    if l.starts_with('.') {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(l.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b".\r\n");
+            }
+            Reply::Challenge(c) => out.extend_from_slice(format!("+ {c}\r\n").as_bytes()),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Reply::Ok(_) | Reply::List(..))
+    }
+}
+
+/// What the session must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Reply(Reply),
+    /// Check the credentials, lock and load the maildrop, then call
+    /// [`Pop3Core::login_result`].
+    Authenticate { user: String, password: Secret<String> },
+    /// Send the message (`lines`: TOP's body line count), then nothing.
+    Send { uid: Uid, size: u64, top: Option<u32> },
+    /// Send `+OK`, then upgrade the connection to TLS and call
+    /// [`Pop3Core::tls_started`].
+    StartTls,
+    /// RFC 1939 §6 UPDATE state: expunge `delete`, mark `seen` as \Seen,
+    /// answer with [`Pop3Core::update_result`] and close.
+    Update { delete: Vec<Uid>, seen: Vec<Uid> },
+    /// Send the reply and close the connection.
+    Close(Reply),
+}
+
+/// How a login attempt ended.
+#[derive(Debug)]
+pub enum LoginResult {
+    Ok(Maildrop),
+    BadCredentials,
+    /// Another session holds the maildrop (RFC 2449 §8.1.1 `[IN-USE]`).
+    Locked,
+    /// Too many failures from this client.
+    Throttled,
+    TempFail,
+}
+
+#[derive(Debug)]
+enum Sasl {
+    Plain,
+    LoginUser,
+    LoginPass(String),
+}
+
+#[derive(Debug)]
+enum State {
+    Authorization { user: Option<String>, sasl: Option<Sasl> },
+    Transaction(Maildrop),
+    Done,
+}
+
+/// Settings the session gives the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// TLS is active on the connection.
+    pub tls: bool,
+    /// STLS can be offered (a certificate is configured).
+    pub tls_available: bool,
+    /// Passwords may be sent here (TLS, loopback, or allowed by config).
+    pub plaintext_ok: bool,
+    /// Protocol errors before the session is closed.
+    pub max_errors: u32,
+}
+
+pub struct Pop3Core {
+    state: State,
+    config: CoreConfig,
+    errors: u32,
+}
+
+const MECHANISMS: &str = "PLAIN LOGIN";
+
+impl Pop3Core {
+    pub fn new(config: CoreConfig) -> Pop3Core {
+        Pop3Core { state: State::Authorization { user: None, sasl: None }, config, errors: 0 }
+    }
+
+    /// Whether the next line is a SASL response (mask it in transcripts).
+    pub fn in_sasl(&self) -> bool {
+        matches!(self.state, State::Authorization { sasl: Some(_), .. })
+    }
+
+    pub fn is_transaction(&self) -> bool {
+        matches!(self.state, State::Transaction(_))
+    }
+
+    pub fn maildrop(&self) -> Option<&Maildrop> {
+        match &self.state {
+            State::Transaction(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn error(&mut self, reply: Reply) -> Step {
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
+            self.state = State::Done;
+            return Step::Close(Reply::err("too many errors, closing"));
+        }
+        Step::Reply(reply)
+    }
+
+    /// The capability list (RFC 2449 §5), which depends on the state.
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if matches!(self.state, State::Authorization { .. }) {
+            if self.config.plaintext_ok {
+                caps.push("USER".into());
+                caps.push(format!("SASL {MECHANISMS}"));
+            }
+            if !self.config.tls && self.config.tls_available {
+                caps.push("STLS".into());
+            }
+        }
+        caps.push("IMPLEMENTATION postamt".into());
+        caps
+    }
+
+    /// The client sent a line longer than allowed (it was drained).
+    pub fn too_long(&mut self) -> Step {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            sasl.take();
+        }
+        self.error(Reply::err("line too long"))
+    }
+
+    /// Feeds one line from the client.
+    pub fn line(&mut self, line: &[u8]) -> Step {
+        if let State::Authorization { sasl: Some(_), .. } = self.state {
+            return self.sasl_response(line);
+        }
+        match parse(line) {
+            Ok(cmd) => self.command(cmd),
+            Err(ParseError::Unknown) => self.error(Reply::err("unknown command")),
+            Err(ParseError::Syntax(why)) => self.error(Reply::err(why)),
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Step {
+        match cmd {
+            Command::Capa => return Step::Reply(Reply::List("capability list follows".into(), self.capabilities())),
+            Command::Noop if self.is_transaction() => return Step::Reply(Reply::Ok(String::new())),
+            _ => {}
+        }
+        match &mut self.state {
+            State::Authorization { user, sasl } => match cmd {
+                Command::Quit => {
+                    self.state = State::Done;
+                    Step::Close(Reply::Ok("postamt POP3 server signing off".into()))
+                }
+                Command::Stls if self.config.tls => self.error(Reply::err("TLS already active")),
+                Command::Stls if !self.config.tls_available => self.error(Reply::err("TLS not available")),
+                Command::Stls => Step::StartTls,
+                Command::User(_) | Command::Pass(_) | Command::Auth { mechanism: Some(_), .. }
+                    if !self.config.plaintext_ok =>
+                {
+                    // RFC 2595 §3.1 / RFC 8314: no passwords in the clear.
+                    self.error(Reply::err_code("AUTH", "plaintext authentication disallowed without TLS; use STLS"))
+                }
+                Command::User(name) => {
+                    *user = Some(name);
+                    Step::Reply(Reply::Ok("send PASS".into()))
+                }
+                Command::Pass(password) => match user.take() {
+                    Some(user) => Step::Authenticate { user, password },
+                    None => self.error(Reply::err("USER first")),
+                },
+                Command::Auth { mechanism: None, .. } => {
+                    Step::Reply(Reply::List("SASL mechanisms follow".into(), MECHANISMS.split(' ').map(String::from).collect()))
+                }
+                Command::Auth { mechanism: Some(m), initial } => match (m.as_str(), initial) {
+                    ("PLAIN", None) => {
+                        *sasl = Some(Sasl::Plain);
+                        Step::Reply(Reply::Challenge(String::new()))
+                    }
+                    ("PLAIN", Some(i)) => self.sasl_plain(i.expose()),
+                    ("LOGIN", None) => {
+                        *sasl = Some(Sasl::LoginUser);
+                        Step::Reply(Reply::Challenge(B64.encode("Username:")))
+                    }
+                    ("LOGIN", Some(i)) => match decode(i.expose()) {
+                        Some(u) => {
+                            *sasl = Some(Sasl::LoginPass(u));
+                            Step::Reply(Reply::Challenge(B64.encode("Password:")))
+                        }
+                        None => self.error(Reply::err_code("AUTH", "invalid base64")),
+                    },
+                    _ => self.error(Reply::err("unsupported SASL mechanism")),
+                },
+                Command::Apop => self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH")),
+                _ => self.error(Reply::err("not allowed before login")),
+            },
+            State::Transaction(drop) => match cmd {
+                Command::Stat => {
+                    let (n, size) = drop.entries.iter().filter(|e| !e.deleted).fold((0u64, 0u64), |(n, s), e| (n + 1, s + e.size));
+                    Step::Reply(Reply::Ok(format!("{n} {size}")))
+                }
+                Command::List(None) => {
+                    let lines = drop.entries.iter().enumerate().filter(|(_, e)| !e.deleted).map(|(i, e)| format!("{} {}", i + 1, e.size)).collect::<Vec<_>>();
+                    let total: u64 = drop.entries.iter().filter(|e| !e.deleted).map(|e| e.size).sum();
+                    Step::Reply(Reply::List(format!("{} messages ({total} octets)", lines.len()), lines))
+                }
+                Command::List(Some(n)) => match drop.get(n) {
+                    Some(e) => Step::Reply(Reply::Ok(format!("{n} {}", e.size))),
+                    None => self.error(Reply::err("no such message")),
+                },
+                Command::Uidl(None) => {
+                    let lines = drop.entries.iter().enumerate().filter(|(_, e)| !e.deleted).map(|(i, e)| format!("{} {}", i + 1, drop.uidl(e))).collect();
+                    Step::Reply(Reply::List("unique-id listing follows".into(), lines))
+                }
+                Command::Uidl(Some(n)) => match drop.get(n) {
+                    Some(e) => Step::Reply(Reply::Ok(format!("{n} {}", drop.uidl(e)))),
+                    None => self.error(Reply::err("no such message")),
+                },
+                Command::Retr(n) | Command::Top(n, _) => {
+                    let top = if let Command::Top(_, l) = cmd { Some(l) } else { None };
+                    let idx = (n as usize).wrapping_sub(1);
+                    match drop.entries.get_mut(idx).filter(|e| !e.deleted) {
+                        Some(e) => {
+                            if top.is_none() {
+                                e.retrieved = true;
+                            }
+                            Step::Send { uid: e.uid, size: e.size, top }
+                        }
+                        None => self.error(Reply::err("no such message")),
+                    }
+                }
+                Command::Dele(n) => {
+                    let idx = (n as usize).wrapping_sub(1);
+                    match drop.entries.get_mut(idx) {
+                        Some(e) if e.deleted => self.error(Reply::err(format!("message {n} already deleted"))),
+                        Some(e) => {
+                            e.deleted = true;
+                            Step::Reply(Reply::Ok(format!("message {n} deleted")))
+                        }
+                        None => self.error(Reply::err("no such message")),
+                    }
+                }
+                Command::Rset => {
+                    for e in &mut drop.entries {
+                        e.deleted = false;
+                    }
+                    let n = drop.entries.len();
+                    Step::Reply(Reply::Ok(format!("maildrop has {n} messages")))
+                }
+                Command::Quit => {
+                    let delete = drop.entries.iter().filter(|e| e.deleted).map(|e| e.uid).collect();
+                    let seen = drop.entries.iter().filter(|e| e.retrieved && !e.deleted).map(|e| e.uid).collect();
+                    self.state = State::Done;
+                    Step::Update { delete, seen }
+                }
+                _ => self.error(Reply::err("not allowed after login")),
+            },
+            State::Done => Step::Close(Reply::err("session ended")),
+        }
+    }
+
+    fn sasl_response(&mut self, line: &[u8]) -> Step {
+        let State::Authorization { sasl, .. } = &mut self.state else { unreachable!() };
+        let sasl = sasl.take().expect("in SASL");
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text == "*" {
+            // RFC 5034 §4: the client cancels the exchange.
+            return self.error(Reply::err("authentication cancelled"));
+        }
+        match sasl {
+            Sasl::Plain => self.sasl_plain(text),
+            Sasl::LoginUser => match decode(text) {
+                Some(u) => {
+                    if let State::Authorization { sasl, .. } = &mut self.state {
+                        *sasl = Some(Sasl::LoginPass(u));
+                    }
+                    Step::Reply(Reply::Challenge(B64.encode("Password:")))
+                }
+                None => self.error(Reply::err_code("AUTH", "invalid base64")),
+            },
+            Sasl::LoginPass(user) => match decode(text) {
+                Some(p) => Step::Authenticate { user, password: Secret::new(p) },
+                None => self.error(Reply::err_code("AUTH", "invalid base64")),
+            },
+        }
+    }
+
+    /// RFC 4616: `[authzid] NUL authcid NUL passwd`, base64-encoded. An
+    /// authzid other than the authcid is refused (no proxy logins).
+    fn sasl_plain(&mut self, b64: &str) -> Step {
+        let Ok(raw) = B64.decode(b64.trim()) else {
+            return self.error(Reply::err_code("AUTH", "invalid base64"));
+        };
+        let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+        let [authz, authc, pass] = parts.as_slice() else {
+            return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
+        };
+        let (Ok(authz), Ok(authc), Ok(pass)) = (std::str::from_utf8(authz), std::str::from_utf8(authc), std::str::from_utf8(pass)) else {
+            return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
+        };
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
+            return self.error(Reply::err_code("AUTH", "authorization identity not allowed"));
+        }
+        Step::Authenticate { user: authc.to_string(), password: Secret::new(pass.to_string()) }
+    }
+
+    /// Reports how [`Step::Authenticate`] ended.
+    pub fn login_result(&mut self, result: LoginResult) -> Step {
+        match result {
+            LoginResult::Ok(drop) => {
+                let n = drop.entries.len();
+                let size: u64 = drop.entries.iter().map(|e| e.size).sum();
+                self.state = State::Transaction(drop);
+                Step::Reply(Reply::Ok(format!("logged in, {n} messages ({size} octets)")))
+            }
+            LoginResult::BadCredentials => self.error(Reply::err_code("AUTH", "authentication failed")),
+            LoginResult::Locked => self.error(Reply::err_code("IN-USE", "maildrop is locked by another session")),
+            LoginResult::Throttled => {
+                self.state = State::Done;
+                Step::Close(Reply::err_code("AUTH", "too many failed logins from your address, try later"))
+            }
+            LoginResult::TempFail => self.error(Reply::err_code("SYS/TEMP", "temporary failure, try again later")),
+        }
+    }
+
+    /// After a STLS handshake: the session starts over (RFC 2595 §4).
+    pub fn tls_started(&mut self, plaintext_ok: bool) {
+        self.config.tls = true;
+        self.config.plaintext_ok = plaintext_ok;
+        self.state = State::Authorization { user: None, sasl: None };
+    }
+
+    /// Reports how [`Step::Update`] ended.
+    pub fn update_result(&self, ok: bool, left: usize) -> Reply {
+        if ok {
+            Reply::Ok(format!("postamt POP3 server signing off ({left} messages left)"))
+        } else {
+            // RFC 1939 §6: some deleted messages not removed.
+            Reply::err_code("SYS/TEMP", "some deleted messages not removed")
+        }
+    }
+}
+
+fn decode(b64: &str) -> Option<String> {
+    B64.decode(b64.trim()).ok().and_then(|v| String::from_utf8(v).ok())
+}
+
+/// Writes a message as RETR/TOP send it (RFC 1939 §§ 7, 3): byte-stuffed,
+/// CRLF line endings, ended by `.CRLF`. `top`: the header, the blank line
+/// and that many body lines. `on_line` sees every line written (for the
+/// transcript).
+pub fn render_message(content: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
+    let mut in_body = false;
+    let mut body_lines = 0u32;
+    let mut rest = content;
+    while !rest.is_empty() {
+        if in_body && top.is_some_and(|t| body_lines >= t) {
+            break;
+        }
+        let end = rest.iter().position(|&b| b == b'\n').map(|p| p + 1).unwrap_or(rest.len());
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        let bare = line.strip_suffix(b"\n").map(|l| l.strip_suffix(b"\r").unwrap_or(l)).unwrap_or(line);
+        if bare.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(bare);
+        out.extend_from_slice(b"\r\n");
+        if in_body {
+            body_lines += 1;
+        } else if bare.is_empty() {
+            in_body = true;
+        }
+    }
+    out.extend_from_slice(b".\r\n");
+}

@@ -1,0 +1,309 @@
+//! The POP3 session: drives [`Pop3Core`] over a connection, with the store
+//! behind it. One task per connection; the loop is a `select!` over a
+//! line read with the idle timeout, and shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
+use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::core::{CoreConfig, Entry, LoginResult, Maildrop, Pop3Core, Reply, Step, render_message};
+
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    /// Longest command line accepted, CRLF included (RFC 2449 §4 asks for at
+    /// least 255; SASL responses need more).
+    pub max_line: usize,
+    /// Protocol errors before the server closes the session.
+    pub max_errors: u32,
+    /// RFC 1939 §3: the autologout timer must be at least 10 minutes.
+    pub idle_timeout: Duration,
+    /// Time a STLS handshake may take.
+    pub tls_timeout: Duration,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            max_line: 1024,
+            max_errors: 20,
+            idle_timeout: Duration::from_secs(600),
+            tls_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Pop3 {
+    store: SharedStore,
+    config: Pop3Config,
+}
+
+impl Pop3 {
+    pub fn new(store: SharedStore, config: Pop3Config) -> Pop3 {
+        Pop3 { store, config }
+    }
+}
+
+impl Protocol for Pop3 {
+    fn name(&self) -> &'static str {
+        "pop3"
+    }
+
+    fn busy_reply(&self) -> &'static [u8] {
+        b"-ERR [SYS/TEMP] too many connections from your address\r\n"
+    }
+
+    async fn session(self: Arc<Self>, conn: Connection<TcpStream>, ctx: SessionContext) {
+        run_session(&self.store, &self.config, conn, ctx).await;
+    }
+}
+
+/// Mirrors what goes over the wire into the transcript, masking secrets.
+fn record_client(t: &Option<Transcript>, core: &Pop3Core, line: &[u8]) {
+    let Some(t) = t else { return };
+    if core.in_sasl() {
+        return t.client_masked("(SASL response)");
+    }
+    let upper = String::from_utf8_lossy(&line[..line.len().min(16)]).to_ascii_uppercase();
+    if upper.starts_with("PASS") {
+        t.client_masked("PASS");
+    } else if upper.starts_with("AUTH ") {
+        let mut words = String::from_utf8_lossy(line).split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        if words.len() > 2 {
+            words.truncate(2);
+            t.client_masked(&words.join(" "));
+        } else {
+            t.client(line);
+        }
+    } else {
+        t.client(line);
+    }
+}
+
+fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
+    let Some(t) = t else { return };
+    let mut first = true;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if body && !first {
+            t.server_body(line);
+        } else {
+            t.server(line);
+        }
+        first = false;
+    }
+    if body {
+        t.end_body();
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(e.to_string()))?
+}
+
+pub async fn run_session<S>(store: &SharedStore, config: &Pop3Config, mut conn: Connection<S>, mut ctx: SessionContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let ip = conn.peer.ip();
+    let auth = Arc::clone(&ctx.server.auth);
+    let mut core = Pop3Core::new(CoreConfig {
+        tls: conn.is_tls(),
+        tls_available: true,
+        plaintext_ok: auth.plaintext_allowed(conn.is_tls(), ip),
+        max_errors: config.max_errors,
+    });
+    let transcript = ctx.transcript.clone();
+    let mut out: Vec<u8> = Vec::with_capacity(8192);
+    let mut lock: Option<MaildropLock> = None;
+    let mut mailbox: Option<MailboxId> = None;
+    let greeting = format!("+OK {} POP3 server (postamt) ready\r\n", ctx.server.hostname);
+    record_server(&transcript, greeting.as_bytes(), false);
+    out.extend_from_slice(greeting.as_bytes());
+
+    loop {
+        if !conn.has_buffered() && !out.is_empty() {
+            if conn.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        let read = tokio::select! {
+            biased;
+            _ = ctx.shutdown.recv() => {
+                let bye = b"-ERR [SYS/TEMP] server shutting down, try again later\r\n";
+                record_server(&transcript, bye, false);
+                out.extend_from_slice(bye);
+                break;
+            }
+            r = tokio::time::timeout(config.idle_timeout, conn.read_line(config.max_line)) => r,
+        };
+        let step = match read {
+            Err(_) => {
+                let bye = b"-ERR autologout: idle for too long\r\n";
+                record_server(&transcript, bye, false);
+                out.extend_from_slice(bye);
+                break;
+            }
+            Ok(Err(_)) | Ok(Ok(Line::Eof)) => break,
+            Ok(Ok(Line::TooLong)) => {
+                if let Some(t) = &transcript {
+                    t.note("client sent an overlong line");
+                }
+                core.too_long()
+            }
+            Ok(Ok(Line::Line(line))) => {
+                record_client(&transcript, &core, &line);
+                core.line(&line)
+            }
+        };
+        let mut step = step;
+        // A step may lead to another (login → reply); loop until a reply.
+        loop {
+            match step {
+                Step::Reply(r) => {
+                    let start = out.len();
+                    r.render(&mut out);
+                    record_server(&transcript, &out[start..], false);
+                    break;
+                }
+                Step::Close(r) => {
+                    let start = out.len();
+                    r.render(&mut out);
+                    record_server(&transcript, &out[start..], false);
+                    let _ = conn.write_all(&out).await;
+                    out.clear();
+                    conn.shutdown().await;
+                    return finish(&transcript);
+                }
+                Step::Authenticate { user, password } => {
+                    let result = if !auth.allowed(ip, Instant::now()) {
+                        LoginResult::Throttled
+                    } else {
+                        let store = Arc::clone(store);
+                        let outcome = blocking(move || {
+                            let Some(account) = store.verify_password(&user, password.expose())? else {
+                                return Ok(None);
+                            };
+                            let Some(lock) = store.lock_maildrop(account.id)? else {
+                                return Ok(Some(Err(())));
+                            };
+                            let inbox = store.mailbox(account.id, "INBOX")?.ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
+                            let entries = store
+                                .messages(inbox.id)?
+                                .into_iter()
+                                .map(|m| Entry { uid: m.uid, size: m.size, deleted: false, retrieved: false })
+                                .collect();
+                            Ok(Some(Ok((lock, inbox.id, Maildrop { uidvalidity: inbox.uidvalidity.0, entries }))))
+                        })
+                        .await;
+                        match outcome {
+                            Ok(Some(Ok((l, m, drop)))) => {
+                                auth.succeeded(ip);
+                                lock = Some(l);
+                                mailbox = Some(m);
+                                LoginResult::Ok(drop)
+                            }
+                            Ok(Some(Err(()))) => LoginResult::Locked,
+                            Ok(None) => {
+                                let delay = auth.failed(ip, Instant::now());
+                                tokio::time::sleep(delay).await;
+                                LoginResult::BadCredentials
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "POP3 login failed in the store");
+                                LoginResult::TempFail
+                            }
+                        }
+                    };
+                    step = core.login_result(result);
+                }
+                Step::Send { uid, size, top } => {
+                    let Some(mb) = mailbox else { break };
+                    let store = Arc::clone(store);
+                    match blocking(move || store.message_content(mb, uid)).await {
+                        Ok(Some(content)) => {
+                            let start = out.len();
+                            let head = if top.is_some() { "+OK top of message follows\r\n".to_string() } else { format!("+OK {size} octets\r\n") };
+                            out.extend_from_slice(head.as_bytes());
+                            render_message(&content, top, &mut out);
+                            record_server(&transcript, &out[start..], true);
+                        }
+                        Ok(None) => {
+                            step = Step::Reply(Reply::err("message was removed by another session"));
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "POP3 RETR failed in the store");
+                            step = Step::Reply(Reply::err_code("SYS/TEMP", "temporary failure, try again later"));
+                            continue;
+                        }
+                    }
+                    // Large outputs go out now, not after the whole pipeline.
+                    if out.len() > 256 * 1024 {
+                        if conn.write_all(&out).await.is_err() {
+                            return finish(&transcript);
+                        }
+                        out.clear();
+                    }
+                    break;
+                }
+                Step::StartTls => {
+                    let ok = b"+OK begin TLS negotiation\r\n";
+                    record_server(&transcript, ok, false);
+                    out.extend_from_slice(ok);
+                    if conn.write_all(&out).await.is_err() {
+                        return finish(&transcript);
+                    }
+                    out.clear();
+                    let acceptor = ctx.server.tls.acceptor();
+                    match tokio::time::timeout(config.tls_timeout, conn.start_tls(&acceptor)).await {
+                        Ok(Ok(())) => {
+                            if let Some(t) = &transcript {
+                                let (v, c) = conn.tls_info().unwrap_or_default();
+                                t.note(&format!("TLS started: {v} {c}"));
+                            }
+                            core.tls_started(auth.plaintext_allowed(true, ip));
+                        }
+                        _ => return finish(&transcript),
+                    }
+                    break;
+                }
+                Step::Update { delete, seen } => {
+                    let Some(mb) = mailbox else { break };
+                    let left = core.maildrop().map(|d| d.entries.len()).unwrap_or(0) - delete.len();
+                    let store = Arc::clone(store);
+                    let done = blocking(move || {
+                        if !seen.is_empty() {
+                            store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[])?;
+                        }
+                        if !delete.is_empty() {
+                            store.expunge(mb, &delete)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                    if let Err(e) = &done {
+                        tracing::error!(error = %e, "POP3 update failed");
+                    }
+                    step = Step::Close(core.update_result(done.is_ok(), left));
+                }
+            }
+        }
+    }
+    if !out.is_empty() {
+        let _ = conn.write_all(&out).await;
+    }
+    conn.shutdown().await;
+    drop(lock);
+    finish(&transcript)
+}
+
+fn finish(transcript: &Option<Transcript>) {
+    if let Some(t) = transcript {
+        t.note("session ended");
+        t.flush();
+    }
+}

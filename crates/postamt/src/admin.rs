@@ -1,0 +1,278 @@
+//! The admin subcommands: users, domains, aliases, config check, deliver,
+//! trace. They open the same store as `serve` and work while it runs.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use postamt_mda::DeliveryError;
+use postamt_store::{SqliteOptions, SqliteStore, Store};
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create an account (the domain must be local).
+    Add {
+        address: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts with their usage.
+    List,
+    /// Delete an account and all its mail.
+    Del { address: String },
+    /// Set a new password.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    Add { name: String },
+    List,
+    Del { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum AliasCmd {
+    /// Point ALIAS at one or more targets (`@domain` makes a catch-all).
+    Add {
+        alias: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    List,
+    Del { alias: String },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the config and print what would listen where.
+    Check,
+}
+
+#[derive(Subcommand)]
+pub enum TraceCmd {
+    /// List recorded session transcripts, oldest first.
+    List,
+    /// Print one transcript (an id, or a unique part of one).
+    Show { id: String },
+}
+
+#[derive(Args)]
+pub struct DeliverArgs {
+    /// Envelope sender (Return-Path); empty for the null sender.
+    #[arg(long, short = 'f', default_value = "")]
+    from: String,
+    /// Recipient addresses.
+    #[arg(long, short = 't', required = true, num_args = 1..)]
+    to: Vec<String>,
+}
+
+/// Opens the store and makes sure the config's domains are local.
+pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    let path = config.store_path()?;
+    let store = SqliteStore::open(SqliteOptions::new(&path)).with_context(|| format!("opening store {}", path.display()))?;
+    for d in &config.domains {
+        store.add_domain(d)?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn read_password(prompt_for: &str, from_stdin: bool) -> Result<String> {
+    let pw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        std::io::stdin().read_line(&mut s)?;
+        s.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let a = rpassword::prompt_password(format!("Password for {prompt_for}: "))?;
+        let b = rpassword::prompt_password("Again: ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    };
+    if pw.is_empty() {
+        bail!("empty password");
+    }
+    Ok(pw)
+}
+
+pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        UserCmd::Add { address, password_stdin } => {
+            let pw = read_password(address, *password_stdin)?;
+            let a = store.create_account(address, &pw)?;
+            println!("created {}", a.address);
+        }
+        UserCmd::List => {
+            for a in store.accounts()? {
+                let quota = a.quota_bytes.map(|q| q.to_string()).unwrap_or_else(|| "unlimited".into());
+                println!("{}\t{} bytes used\tquota {}", a.address, a.used_bytes, quota);
+            }
+        }
+        UserCmd::Del { address } => {
+            store.delete_account(address)?;
+            println!("deleted {address}");
+        }
+        UserCmd::Passwd { address, password_stdin } => {
+            if store.account(address)?.is_none() {
+                bail!("no account {address}");
+            }
+            let pw = read_password(address, *password_stdin)?;
+            store.set_password(address, &pw)?;
+            println!("password changed for {address}");
+        }
+    }
+    Ok(())
+}
+
+pub fn domain(config: &Config, cmd: &DomainCmd) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        DomainCmd::Add { name } => {
+            store.add_domain(name)?;
+            println!("added {name}");
+        }
+        DomainCmd::List => {
+            for d in store.domains()? {
+                let from_config = config.domains.iter().any(|c| c.eq_ignore_ascii_case(&d));
+                println!("{d}{}", if from_config { "\t(config)" } else { "" });
+            }
+        }
+        DomainCmd::Del { name } => {
+            if config.domains.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                bail!("{name} is listed in the config file; remove it there");
+            }
+            store.remove_domain(name)?;
+            println!("deleted {name}");
+        }
+    }
+    Ok(())
+}
+
+pub fn alias(config: &Config, cmd: &AliasCmd) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        AliasCmd::Add { alias, targets } => {
+            store.add_alias(alias, targets)?;
+            println!("{alias} -> {}", targets.join(", "));
+        }
+        AliasCmd::List => {
+            for a in store.aliases()? {
+                println!("{}\t{}", a.alias, a.targets.join(", "));
+            }
+        }
+        AliasCmd::Del { alias } => {
+            store.remove_alias(alias)?;
+            println!("deleted {alias}");
+        }
+    }
+    Ok(())
+}
+
+pub fn config(config: &Config, cmd: &ConfigCmd) -> Result<()> {
+    let ConfigCmd::Check = cmd;
+    println!("config ok");
+    println!("hostname  {}", config.hostname);
+    println!("domains   {}", config.domains.join(", "));
+    println!("data_dir  {}", config.data_dir.display());
+    println!("store     sqlite {}", config.store_path()?.display());
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(c), Some(k)) => println!("tls       cert {} key {}", c.display(), k.display()),
+        _ => println!("tls       self-signed, generated into {}", config.data_dir.join("tls").display()),
+    }
+    for (name, addrs) in config.listen.all() {
+        let list: Vec<String> = addrs.parse()?.iter().map(|a| a.to_string()).collect();
+        let status = if crate::serve::SERVED.contains(&name) { "" } else { "  (not served by this version yet)" };
+        println!("listen    {name:<12} {}{status}", list.join(" "));
+    }
+    Ok(())
+}
+
+pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {
+    let dir = config.transcript_dir();
+    match cmd {
+        TraceCmd::List => {
+            let all = postamt_server::transcript::list(&dir).unwrap_or_default();
+            if all.is_empty() {
+                println!("no transcripts in {} (enable [transcripts] in the config; on in --dev)", dir.display());
+            }
+            for (id, first) in all {
+                let what = first.split_once(": ").map(|(_, w)| w).unwrap_or(&first);
+                println!("{id}\t{what}");
+            }
+        }
+        TraceCmd::Show { id } => print!("{}", postamt_server::transcript::show(&dir, id)?),
+    }
+    Ok(())
+}
+
+// sysexits.h
+const EX_USAGE: u8 = 64;
+const EX_DATAERR: u8 = 65;
+const EX_NOUSER: u8 = 67;
+const EX_UNAVAILABLE: u8 = 69;
+const EX_TEMPFAIL: u8 = 75;
+
+/// `postamt deliver`: exit codes as a local delivery agent's (sysexits.h),
+/// which Postfix and Exim map to bounce (67, 69) or retry (75).
+pub fn deliver(config: Result<Config>, args: &DeliverArgs) -> ExitCode {
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postamt deliver: {e:#}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let limit = config.limits.max_message_size;
+    let mut message = Vec::new();
+    if let Err(e) = std::io::stdin().take(limit + 1).read_to_end(&mut message) {
+        eprintln!("postamt deliver: reading the message: {e}");
+        return ExitCode::from(EX_TEMPFAIL);
+    }
+    if message.len() as u64 > limit {
+        eprintln!("postamt deliver: message larger than {limit} bytes ([limits] max_message_size)");
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    if message.is_empty() {
+        eprintln!("postamt deliver: empty message");
+        return ExitCode::from(EX_DATAERR);
+    }
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("postamt deliver: {e:#}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    match postamt_mda::deliver(&*store, &args.from, &args.to, &message, now) {
+        Ok(report) => {
+            for (address, d) in &report.delivered {
+                eprintln!("postamt deliver: delivered to {address} (INBOX uid {})", d.uid.0);
+            }
+            for r in &report.remote_skipped {
+                eprintln!("postamt deliver: warning: alias target {r} is remote; relaying arrives with the outbound MTA");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("postamt deliver: {e}");
+            ExitCode::from(match e {
+                DeliveryError::UnknownRecipient(_) => EX_NOUSER,
+                DeliveryError::NotLocal(_) => EX_UNAVAILABLE,
+                DeliveryError::Invalid(_) => EX_USAGE,
+                DeliveryError::OverQuota(_) | DeliveryError::Temporary(_) => EX_TEMPFAIL,
+            })
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The config file (TOML), as `../shared/spec/interface.md` defines it.
+//! Unknown keys are errors that name the key and the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub hostname: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub transcripts: TranscriptsSection,
+}
+
+/// One address or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Addresses {
+    pub fn parse(&self) -> Result<Vec<SocketAddr>> {
+        let list = match self {
+            Addresses::One(a) => vec![a.clone()],
+            Addresses::Many(v) => v.clone(),
+        };
+        list.iter()
+            .map(|a| a.parse::<SocketAddr>().with_context(|| format!("{a:?} is not an address:port")))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub smtp: Option<Addresses>,
+    pub submission: Option<Addresses>,
+    pub submissions: Option<Addresses>,
+    pub imap: Option<Addresses>,
+    pub imaps: Option<Addresses>,
+    pub pop3: Option<Addresses>,
+    pub pop3s: Option<Addresses>,
+    pub lmtp: Option<Addresses>,
+}
+
+impl Listen {
+    /// Every configured listener: (name, addresses).
+    pub fn all(&self) -> Vec<(&'static str, &Addresses)> {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+            ("lmtp", &self.lmtp),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub url: Option<String>,
+}
+
+/// `[limits]`: every bound, with safe defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections served at once, all listeners together.
+    pub max_connections: usize,
+    /// Connections from one client IP at once.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client may stay silent (POP3: RFC 1939 asks for >= 600).
+    pub idle_timeout: u64,
+    /// Longest POP3 command line, CRLF included.
+    pub pop3_max_line: usize,
+    /// Protocol errors in one session before it is closed.
+    pub max_errors: u32,
+    /// Seconds sessions get to finish on shutdown.
+    pub shutdown_grace: u64,
+    /// Largest message `postamt deliver` accepts, in bytes.
+    pub max_message_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            idle_timeout: 600,
+            pop3_max_line: 1024,
+            max_errors: 20,
+            shutdown_grace: 10,
+            max_message_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Accept passwords over unencrypted connections from non-loopback
+    /// clients. Off: only TLS or loopback (RFC 8314).
+    pub allow_plaintext: bool,
+    /// Milliseconds before a failed login is answered.
+    pub failure_delay_ms: u64,
+    /// Failed logins from one IP within the window before it is refused.
+    pub max_failures: u32,
+    pub failure_window: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth { allow_plaintext: false, failure_delay_ms: 2000, max_failures: 10, failure_window: 300 }
+    }
+}
+
+/// `[transcripts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscriptsSection {
+    pub enabled: bool,
+    /// Message body bytes recorded per message.
+    pub body_limit: usize,
+    /// Transcript files kept.
+    pub keep: usize,
+}
+
+impl Default for TranscriptsSection {
+    fn default() -> Self {
+        TranscriptsSection { enabled: false, body_limit: 2048, keep: 1000 }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.hostname.trim().is_empty() {
+            bail!("hostname must not be empty");
+        }
+        for (name, addrs) in self.listen.all() {
+            addrs.parse().with_context(|| format!("[listen] {name}"))?;
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!("[tls] needs both cert and key, or neither");
+        }
+        self.store_path()?;
+        Ok(())
+    }
+
+    /// The SQLite file the store lives in.
+    pub fn store_path(&self) -> Result<PathBuf> {
+        match &self.store.url {
+            None => Ok(self.data_dir.join("postamt.db")),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+                _ => bail!("[store] url {url:?}: only sqlite:///path is supported in this version"),
+            },
+        }
+    }
+
+    pub fn transcript_dir(&self) -> PathBuf {
+        self.data_dir.join("transcripts")
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.idle_timeout.max(1))
+    }
+
+    /// The playground of `serve --dev` (interface.md): loopback only, every
+    /// standard port plus 2000, transcripts on.
+    pub fn dev(data_dir: PathBuf) -> Config {
+        let l = |port: u16| Some(Addresses::Many(vec![format!("127.0.0.1:{port}"), format!("[::1]:{port}")]));
+        Config {
+            hostname: "localhost".into(),
+            domains: vec!["postamt.test".into()],
+            data_dir,
+            listen: Listen {
+                smtp: l(2025),
+                submission: l(2587),
+                submissions: l(2465),
+                imap: l(2143),
+                imaps: l(2993),
+                pop3: l(2110),
+                pop3s: l(2995),
+                lmtp: None,
+            },
+            tls: Tls::default(),
+            store: StoreSection::default(),
+            limits: Limits::default(),
+            // Short delay: the playground is for typing by hand.
+            auth: Auth { failure_delay_ms: 500, ..Auth::default() },
+            transcripts: TranscriptsSection { enabled: true, ..TranscriptsSection::default() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_and_full_configs_parse() {
+        let c = Config::parse("hostname = \"mx.example.org\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        assert!(c.listen.all().is_empty());
+        assert_eq!(c.store_path().unwrap(), PathBuf::from("/tmp/x/postamt.db"));
+        let c = Config::parse(
+            r#"hostname = "mail.example.org"
+domains = ["example.org"]
+data_dir = "/var/lib/postamt"
+[listen]
+pop3 = "0.0.0.0:110"
+pop3s = ["0.0.0.0:995", "[::]:995"]
+[tls]
+cert = "/etc/postamt/fullchain.pem"
+key = "/etc/postamt/key.pem"
+[store]
+url = "sqlite:///var/lib/postamt/postamt.db"
+[limits]
+max_connections_per_ip = 5
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.pop3s.as_ref().unwrap().parse().unwrap().len(), 2);
+        assert_eq!(c.limits.max_connections_per_ip, 5);
+        assert_eq!(c.store_path().unwrap(), PathBuf::from("/var/lib/postamt/postamt.db"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse("hostname = \"x\"\ndata_dir = \"/tmp\"\n[limits]\nmax_conections = 3\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("max_conections"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[listen]\npop3 = \"nope\"\n").is_err());
+        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[tls]\ncert = \"/a\"\n").is_err());
+        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[store]\nurl = \"postgres://db\"\n").is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! `postamt serve`: opens the store, binds every configured listener, and
+//! runs until SIGINT/SIGTERM. SIGHUP reloads the TLS certificate.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use postamt_pop3::{Pop3, Pop3Config};
+use postamt_server::{AuthPolicy, AuthThrottle, ConnectionLimits, ServerContext, ShutdownController, TlsManager, TranscriptConfig, Transcripts};
+use postamt_store::{SharedStore, Store};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::admin::open_store;
+use crate::config::Config;
+
+/// Listeners this version serves; the others are accepted in the config
+/// and reported as not served yet.
+pub const SERVED: &[&str] = &["pop3", "pop3s"];
+
+pub fn run(config: Config, dev: bool) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve(config, dev))
+}
+
+async fn serve(config: Config, dev: bool) -> Result<()> {
+    if dev {
+        for (name, addrs) in config.listen.all() {
+            if addrs.parse()?.iter().any(|a| !a.ip().is_loopback()) {
+                bail!("--dev binds loopback only, but {name} is not on loopback");
+            }
+        }
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = open_store(&config)?;
+    if dev {
+        seed_playground(&*store)?;
+    }
+    let cert_key = config.tls.cert.clone().zip(config.tls.key.clone());
+    let tls = Arc::new(TlsManager::new(cert_key, &config.data_dir, &config.hostname)?);
+    let transcripts = if config.transcripts.enabled {
+        let t = Transcripts::new(TranscriptConfig {
+            dir: config.transcript_dir(),
+            body_limit: config.transcripts.body_limit,
+            keep: config.transcripts.keep.max(1),
+        })
+        .context("transcript directory")?;
+        Some(Arc::new(t))
+    } else {
+        None
+    };
+    let ctx = Arc::new(ServerContext {
+        hostname: config.hostname.clone(),
+        tls: Arc::clone(&tls),
+        limits: ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip),
+        auth: Arc::new(AuthThrottle::new(AuthPolicy {
+            allow_plaintext: config.auth.allow_plaintext,
+            failure_delay: Duration::from_millis(config.auth.failure_delay_ms),
+            max_failures: config.auth.max_failures,
+            window: Duration::from_secs(config.auth.failure_window),
+        })),
+        transcripts,
+        idle_timeout: config.idle_timeout(),
+    });
+    let shared: SharedStore = store.clone();
+    let pop3 = Arc::new(Pop3::new(
+        shared,
+        Pop3Config {
+            max_line: config.limits.pop3_max_line.max(64),
+            max_errors: config.limits.max_errors.max(1),
+            idle_timeout: config.idle_timeout(),
+            ..Pop3Config::default()
+        },
+    ));
+    let controller = ShutdownController::new();
+    let mut out = std::io::stdout().lock();
+    for (name, addrs) in config.listen.all() {
+        if !SERVED.contains(&name) {
+            writeln!(out, "postamt: {name:<11} not served by this version yet")?;
+            continue;
+        }
+        for addr in addrs.parse()? {
+            let listener = match postamt_server::listener::bind(addr) {
+                Ok(l) => l,
+                Err(e) if dev && addr.is_ipv6() => {
+                    tracing::warn!(%addr, error = %e, "IPv6 loopback not available");
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("binding {name} on {addr}")),
+            };
+            let local = listener.local_addr()?;
+            writeln!(out, "postamt: {name:<11} listening on {local}")?;
+            tokio::spawn(postamt_server::listener::run(listener, name == "pop3s", Arc::clone(&pop3), Arc::clone(&ctx), controller.handle()));
+        }
+    }
+    if dev {
+        writeln!(out, "postamt: playground data in {}", config.data_dir.display())?;
+        writeln!(out, "postamt: users alice@postamt.test (password alice), bob@postamt.test (password bob)")?;
+        writeln!(out, "postamt: try   telnet localhost 2110   then USER alice@postamt.test / PASS alice / STAT / RETR 1 / QUIT")?;
+        if let Ok(fp) = postamt_server::tls::fingerprint(tls.cert_path()) {
+            writeln!(out, "postamt: TLS certificate {} sha256:{fp}", tls.cert_path().display())?;
+        }
+    }
+    writeln!(out, "postamt: ready")?;
+    out.flush()?;
+    drop(out);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS reload failed; keeping the old certificate"),
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    let grace = Duration::from_secs(config.limits.shutdown_grace);
+    if !controller.shutdown(grace).await {
+        tracing::warn!("some sessions did not finish within the grace period");
+    }
+    // Dropping the last store handle joins the writer: every acknowledged
+    // write is committed before the process exits.
+    drop(pop3);
+    drop(ctx);
+    tokio::task::spawn_blocking(move || drop(store)).await?;
+    println!("postamt: stopped");
+    Ok(())
+}
+
+const WELCOME: &str = include_str!("welcome.txt");
+
+/// First start of the playground: the demo users, each with a welcome
+/// message that explains how to try the protocols by hand.
+fn seed_playground(store: &dyn Store) -> Result<()> {
+    store.add_domain("postamt.test")?;
+    for (user, pw) in [("alice@postamt.test", "alice"), ("bob@postamt.test", "bob")] {
+        if store.account(user)?.is_some() {
+            continue;
+        }
+        store.create_account(user, pw)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let local = user.split('@').next().unwrap_or(user);
+        let msg = WELCOME.replace("{local}", local).replace("{to}", user).replace("{user}", user).replace("{password}", pw).replace("{date}", &rfc5322_date(now));
+        postamt_mda::deliver(store, "postmaster@postamt.test", &[user.to_string()], msg.as_bytes(), now as i64)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+/// RFC 5322 §3.3 date in UTC, e.g. `Thu, 26 Nov 2026 15:29:38 +0000`.
+pub fn rfc5322_date(unix: u64) -> String {
+    let days = (unix / 86400) as i64;
+    let secs = unix % 86400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days.rem_euclid(7)) as usize];
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
+    format!("{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} +0000", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(super::rfc5322_date(1_795_707_778), "Thu, 26 Nov 2026 15:42:58 +0000");
+    }
+}
