@@ -201,7 +201,7 @@ pub enum Step {
     StartTls,
     /// RFC 1939 §6 UPDATE state: expunge `delete`, mark `seen` as \Seen,
     /// answer with [`Pop3Core::update_result`] and close.
-    Update { delete: Vec<Uid>, seen: Vec<Uid> },
+    Update { delete: Vec<Uid>, seen: Vec<Uid>, left: usize },
     /// Send the reply and close the connection.
     Close(Reply),
 }
@@ -432,8 +432,9 @@ impl Pop3Core {
                 Command::Quit => {
                     let delete = drop.entries.iter().filter(|e| e.deleted).map(|e| e.uid).collect();
                     let seen = drop.entries.iter().filter(|e| e.retrieved && !e.deleted).map(|e| e.uid).collect();
+                    let left = drop.entries.iter().filter(|e| !e.deleted).count();
                     self.state = State::Done;
-                    Step::Update { delete, seen }
+                    Step::Update { delete, seen, left }
                 }
                 _ => self.error(Reply::err("not allowed after login")),
             },
@@ -556,4 +557,229 @@ pub fn render_message(content: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(plaintext_ok: bool) -> Pop3Core {
+        Pop3Core::new(CoreConfig { tls: false, tls_available: true, plaintext_ok, max_errors: 5 })
+    }
+
+    fn drop2() -> Maildrop {
+        Maildrop {
+            uidvalidity: 7,
+            entries: vec![
+                Entry { uid: Uid(1), size: 120, deleted: false, retrieved: false },
+                Entry { uid: Uid(3), size: 200, deleted: false, retrieved: false },
+            ],
+        }
+    }
+
+    fn wire(step: &Step) -> String {
+        match step {
+            Step::Reply(r) | Step::Close(r) => {
+                let mut v = Vec::new();
+                r.render(&mut v);
+                String::from_utf8(v).unwrap()
+            }
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Logs in with USER/PASS and the RFC 1939 §10 maildrop (2 messages,
+    /// 320 octets).
+    fn logged_in() -> Pop3Core {
+        let mut c = core(true);
+        assert_eq!(wire(&c.line(b"USER mrose\r\n")), "+OK send PASS\r\n");
+        match c.line(b"PASS tanstaaf\r\n") {
+            Step::Authenticate { user, password } => {
+                assert_eq!(user, "mrose");
+                assert_eq!(password.expose(), "tanstaaf");
+            }
+            s => panic!("{s:?}"),
+        }
+        let s = c.login_result(LoginResult::Ok(drop2()));
+        assert_eq!(wire(&s), "+OK logged in, 2 messages (320 octets)\r\n");
+        c
+    }
+
+    #[test]
+    fn rfc1939_section_10_example_session() {
+        let mut c = logged_in();
+        assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n");
+        assert_eq!(wire(&c.line(b"LIST\r\n")), "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n");
+        assert_eq!(c.line(b"RETR 1\r\n"), Step::Send { uid: Uid(1), size: 120, top: None });
+        assert_eq!(wire(&c.line(b"DELE 1\r\n")), "+OK message 1 deleted\r\n");
+        assert_eq!(c.line(b"RETR 2\r\n"), Step::Send { uid: Uid(3), size: 200, top: None });
+        assert_eq!(wire(&c.line(b"DELE 2\r\n")), "+OK message 2 deleted\r\n");
+        assert_eq!(c.line(b"QUIT\r\n"), Step::Update { delete: vec![Uid(1), Uid(3)], seen: vec![], left: 0 });
+        assert_eq!(wire(&Step::Close(c.update_result(true, 0))), "+OK postamt POP3 server signing off (0 messages left)\r\n");
+    }
+
+    #[test]
+    fn rfc1939_command_examples() {
+        let mut c = logged_in();
+        // §5 LIST msg
+        assert_eq!(wire(&c.line(b"LIST 2\r\n")), "+OK 2 200\r\n");
+        assert_eq!(wire(&c.line(b"LIST 3\r\n")), "-ERR no such message\r\n");
+        // §5 DELE of a deleted message
+        assert_eq!(wire(&c.line(b"DELE 1\r\n")), "+OK message 1 deleted\r\n");
+        assert_eq!(wire(&c.line(b"DELE 1\r\n")), "-ERR message 1 already deleted\r\n");
+        // deleted messages vanish from STAT, LIST, RETR, UIDL
+        assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 1 200\r\n");
+        assert_eq!(wire(&c.line(b"LIST 1\r\n")), "-ERR no such message\r\n");
+        assert_eq!(wire(&c.line(b"RETR 1\r\n")), "-ERR no such message\r\n");
+        assert_eq!(wire(&c.line(b"UIDL\r\n")), "+OK unique-id listing follows\r\n2 0000000300000007\r\n.\r\n");
+        // §5 RSET
+        assert_eq!(wire(&c.line(b"RSET\r\n")), "+OK maildrop has 2 messages\r\n");
+        assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n");
+        // §7 UIDL msg, TOP
+        assert_eq!(wire(&c.line(b"UIDL 1\r\n")), "+OK 1 0000000100000007\r\n");
+        assert_eq!(c.line(b"TOP 1 10\r\n"), Step::Send { uid: Uid(1), size: 120, top: Some(10) });
+        assert_eq!(wire(&c.line(b"NOOP\r\n")), "+OK\r\n");
+        // RETR marks \Seen at QUIT; TOP does not.
+        assert!(matches!(c.line(b"RETR 2\r\n"), Step::Send { .. }));
+        assert_eq!(c.line(b"QUIT\r\n"), Step::Update { delete: vec![], seen: vec![Uid(3)], left: 2 });
+    }
+
+    #[test]
+    fn bad_message_numbers() {
+        let mut c = logged_in();
+        for cmd in ["RETR 0", "RETR -1", "RETR 99999999999999999999", "DELE 0", "DELE 3", "TOP 1", "TOP x 1", "RETR", "RETR 1 2", "LIST a", "RETR +1"] {
+            let w = wire(&c.line(format!("{cmd}\r\n").as_bytes()));
+            assert!(w.starts_with("-ERR"), "{cmd}: {w}");
+            c.errors = 0;
+        }
+        assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n", "nothing deleted");
+    }
+
+    #[test]
+    fn commands_before_login_are_refused() {
+        let mut c = core(true);
+        for cmd in ["STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 1", "RSET", "NOOP"] {
+            let w = wire(&c.line(format!("{cmd}\r\n").as_bytes()));
+            assert_eq!(w, "-ERR not allowed before login\r\n", "{cmd}");
+            c.errors = 0;
+        }
+        assert_eq!(wire(&c.line(b"PASS x\r\n")), "-ERR USER first\r\n");
+        assert_eq!(wire(&c.line(b"FOO\r\n")), "-ERR unknown command\r\n");
+        assert!(wire(&c.line(b"user alice\r\n")).starts_with("+OK"), "case-insensitive");
+    }
+
+    #[test]
+    fn too_many_errors_close_the_session() {
+        let mut c = core(true);
+        for _ in 0..4 {
+            assert!(matches!(c.line(b"BOGUS\r\n"), Step::Reply(_)));
+        }
+        assert!(matches!(c.line(b"BOGUS\r\n"), Step::Close(_)));
+    }
+
+    #[test]
+    fn login_failures_carry_resp_codes() {
+        let mut c = core(true);
+        c.line(b"USER a\r\n");
+        c.line(b"PASS b\r\n");
+        assert_eq!(wire(&c.login_result(LoginResult::BadCredentials)), "-ERR [AUTH] authentication failed\r\n");
+        c.line(b"USER a\r\n");
+        c.line(b"PASS b\r\n");
+        assert_eq!(wire(&c.login_result(LoginResult::Locked)), "-ERR [IN-USE] maildrop is locked by another session\r\n");
+        assert_eq!(wire(&c.login_result(LoginResult::TempFail)), "-ERR [SYS/TEMP] temporary failure, try again later\r\n");
+    }
+
+    #[test]
+    fn plaintext_refused_without_tls_off_loopback() {
+        let mut c = core(false);
+        assert!(wire(&c.line(b"USER alice\r\n")).starts_with("-ERR [AUTH]"));
+        assert!(wire(&c.line(b"AUTH PLAIN AGEAYg==\r\n")).starts_with("-ERR [AUTH]"));
+        let caps = c.capabilities();
+        assert!(caps.contains(&"STLS".to_string()));
+        assert!(!caps.iter().any(|c| c == "USER" || c.starts_with("SASL")));
+        assert_eq!(c.line(b"STLS\r\n"), Step::StartTls);
+        c.tls_started(true);
+        let caps = c.capabilities();
+        assert!(!caps.contains(&"STLS".to_string()));
+        assert!(caps.contains(&"USER".to_string()));
+        assert!(wire(&c.line(b"STLS\r\n")).starts_with("-ERR"));
+    }
+
+    #[test]
+    fn sasl_plain_and_login() {
+        let mut c = core(true);
+        // RFC 4616: authzid NUL authcid NUL passwd
+        let ir = B64.encode("\0alice@x\0pw");
+        match c.line(format!("AUTH PLAIN {ir}\r\n").as_bytes()) {
+            Step::Authenticate { user, password } => assert_eq!((user.as_str(), password.expose().as_str()), ("alice@x", "pw")),
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(wire(&c.line(b"AUTH PLAIN\r\n")), "+ \r\n");
+        assert!(c.in_sasl());
+        assert!(matches!(c.line(format!("{ir}\r\n").as_bytes()), Step::Authenticate { .. }));
+        assert_eq!(wire(&c.line(b"AUTH LOGIN\r\n")), "+ VXNlcm5hbWU6\r\n");
+        assert_eq!(wire(&c.line(format!("{}\r\n", B64.encode("bob")).as_bytes())), "+ UGFzc3dvcmQ6\r\n");
+        match c.line(format!("{}\r\n", B64.encode("secret")).as_bytes()) {
+            Step::Authenticate { user, password } => assert_eq!((user.as_str(), password.expose().as_str()), ("bob", "secret")),
+            s => panic!("{s:?}"),
+        }
+        // cancel, bad base64, other authzid, unknown mechanism
+        c.line(b"AUTH PLAIN\r\n");
+        assert_eq!(wire(&c.line(b"*\r\n")), "-ERR authentication cancelled\r\n");
+        assert!(wire(&c.line(b"AUTH PLAIN !!!\r\n")).starts_with("-ERR [AUTH]"));
+        let other = B64.encode("root\0alice\0pw");
+        assert!(wire(&c.line(format!("AUTH PLAIN {other}\r\n").as_bytes())).starts_with("-ERR [AUTH]"));
+        assert_eq!(wire(&c.line(b"AUTH CRAM-MD5\r\n")), "-ERR unsupported SASL mechanism\r\n");
+        assert_eq!(wire(&c.line(b"AUTH\r\n")), "+OK SASL mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+    }
+
+    #[test]
+    fn capa_lists_rfc2449_capabilities() {
+        let c = logged_in();
+        let caps = c.capabilities();
+        for cap in ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"] {
+            assert!(caps.contains(&cap.to_string()), "{cap}");
+        }
+        assert!(!caps.contains(&"USER".to_string()), "no USER after login");
+    }
+
+    #[test]
+    fn password_with_spaces_is_kept_whole() {
+        let mut c = core(true);
+        c.line(b"USER a\r\n");
+        match c.line(b"PASS correct horse battery\r\n") {
+            Step::Authenticate { password, .. } => assert_eq!(password.expose(), "correct horse battery"),
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn render_message_byte_stuffs_and_tops() {
+        let msg = b"Subject: x\r\n.hidden: y\r\n\r\n.line one\r\n..two\r\nthree\r\n";
+        let mut out = Vec::new();
+        render_message(msg, None, &mut out);
+        assert_eq!(out, b"Subject: x\r\n..hidden: y\r\n\r\n..line one\r\n...two\r\nthree\r\n.\r\n");
+        let mut out = Vec::new();
+        render_message(msg, Some(1), &mut out);
+        assert_eq!(out, b"Subject: x\r\n..hidden: y\r\n\r\n..line one\r\n.\r\n");
+        let mut out = Vec::new();
+        render_message(msg, Some(0), &mut out);
+        assert_eq!(out, b"Subject: x\r\n..hidden: y\r\n\r\n.\r\n");
+        // A last line without CRLF still ends with CRLF before the dot.
+        let mut out = Vec::new();
+        render_message(b"S: x\r\n\r\nno newline", None, &mut out);
+        assert_eq!(out, b"S: x\r\n\r\nno newline\r\n.\r\n");
+    }
+
+    #[test]
+    fn parser_never_panics_on_prefixes_and_garbage() {
+        let inputs: [&[u8]; 8] = [b"", b"\r\n", b" \r\n", b"\xff\xfe\r\n", b"RETR \r\n", b"TOP 1 \r\n", b"AUTH a b c\r\n", b"LIST 1 2 3\r\n"];
+        for i in inputs {
+            let _ = parse(i);
+        }
+        let full = b"TOP 12 3\r\n";
+        for n in 0..=full.len() {
+            let _ = parse(&full[..n]);
+        }
+    }
 }

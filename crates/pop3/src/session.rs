@@ -271,9 +271,8 @@ where
                     }
                     break;
                 }
-                Step::Update { delete, seen } => {
+                Step::Update { delete, seen, left } => {
                     let Some(mb) = mailbox else { break };
-                    let left = core.maildrop().map(|d| d.entries.len()).unwrap_or(0) - delete.len();
                     let store = Arc::clone(store);
                     let done = blocking(move || {
                         if !seen.is_empty() {

@@ -1,0 +1,284 @@
+//! Helpers for end-to-end tests: start the real `postamt` binary on
+//! loopback ports chosen by the kernel, talk to it over TCP.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_postamt");
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub child: Option<Child>,
+    /// listener name -> bound addresses
+    pub addrs: HashMap<String, Vec<SocketAddr>>,
+    pub stdout_rest: Option<std::thread::JoinHandle<String>>,
+}
+
+/// A config on loopback with kernel-chosen ports; `extra` is appended.
+pub fn config_text(dir: &Path, extra: &str) -> String {
+    format!(
+        r#"hostname = "mail.test"
+domains = ["example.test"]
+data_dir = "{}"
+[listen]
+pop3 = "127.0.0.1:0"
+pop3s = "127.0.0.1:0"
+[auth]
+failure_delay_ms = 50
+{extra}
+"#,
+        dir.display()
+    )
+}
+
+impl Server {
+    /// Writes a config and creates alice/bob, without starting.
+    pub fn prepare(extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("postamt.toml");
+        let mut text = config_text(dir.path(), "");
+        // Allow sections in `extra` to extend the defaults: put it last.
+        if !extra.is_empty() {
+            text = text.replace("[auth]\nfailure_delay_ms = 50\n", "");
+            let extra = if extra.contains("[auth]") { extra.replace("[auth]", "[auth]\nfailure_delay_ms = 50") } else { format!("[auth]\nfailure_delay_ms = 50\n{extra}") };
+            text.push_str(&extra);
+        }
+        std::fs::write(&config, text).unwrap();
+        let s = Server { dir, config, child: None, addrs: HashMap::new(), stdout_rest: None };
+        s.admin_stdin(&["user", "add", "alice@example.test", "--password-stdin"], "alice-pw\n").success();
+        s.admin_stdin(&["user", "add", "bob@example.test", "--password-stdin"], "bob-pw\n").success();
+        s
+    }
+
+    pub fn start(extra: &str) -> Server {
+        let mut s = Server::prepare(extra);
+        s.spawn();
+        s
+    }
+
+    pub fn spawn(&mut self) {
+        self.spawn_with_log(&std::env::var("POSTAMT_TEST_LOG").unwrap_or_else(|_| "info".into()));
+    }
+
+    pub fn spawn_with_log(&mut self, level: &str) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("POSTAMT_LOG", level)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        let mut addrs: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "server did not get ready");
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                panic!("server exited before ready");
+            }
+            if line.trim() == "postamt: ready" {
+                break;
+            }
+            // "postamt: pop3        listening on 127.0.0.1:1234"
+            if let Some(rest) = line.strip_prefix("postamt: ")
+                && let Some((name, addr)) = rest.split_once(" listening on ")
+            {
+                addrs.entry(name.trim().to_string()).or_default().push(addr.trim().parse().unwrap());
+            }
+        }
+        self.stdout_rest = Some(std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+            rest
+        }));
+        self.addrs = addrs;
+        self.child = Some(child);
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs[name][0]
+    }
+
+    /// Runs an admin subcommand against this server's config.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        self.admin_stdin(args, "")
+    }
+
+    pub fn admin_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        run_with_stdin(Command::new(BIN).args(args).arg("--config").arg(&self.config), stdin.as_bytes())
+    }
+
+    /// `postamt deliver`
+    pub fn deliver(&self, from: &str, to: &[&str], message: &[u8]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["deliver", "--config"]).arg(&self.config).args(["--from", from, "--to"]).args(to);
+        run_with_stdin(&mut cmd, message)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns the rest
+    /// of stdout.
+    pub fn stop(&mut self) -> String {
+        self.signal(15);
+        self.stop_wait()
+    }
+
+    /// Waits for the server to exit after a signal was sent.
+    pub fn stop_wait(&mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "server exit status {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stdout_rest.take().map(|h| h.join().unwrap()).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(self) -> Output {
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("POSTAMT_LOG", "warn").spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A raw protocol client with a read timeout, for typed sessions.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+    }
+
+    pub fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).unwrap();
+    }
+
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.reader.read_line(&mut s).unwrap();
+        s
+    }
+
+    /// Sends `cmd` + CRLF and asserts the reply starts with `expect`.
+    pub fn cmd(&mut self, cmd: &str, expect: &str) -> String {
+        self.send(format!("{cmd}\r\n").as_bytes());
+        let l = self.line();
+        assert!(l.starts_with(expect), "{cmd:?}: expected {expect:?}, got {l:?}");
+        l
+    }
+
+    /// Reads a dot-terminated multi-line body (after the status line),
+    /// undoing byte-stuffing.
+    pub fn multiline(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            self.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed inside a multi-line reply");
+            if line == b".\r\n" {
+                return out;
+            }
+            let l = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+            out.extend_from_slice(l);
+        }
+    }
+
+    /// True if the server closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        self.cmd(&format!("USER {user}"), "+OK");
+        self.cmd(&format!("PASS {pass}"), "+OK");
+    }
+}
+
+pub fn pop3(server: &Server) -> Client {
+    let mut c = Client::connect(server.addr("pop3"));
+    let g = c.line();
+    assert!(g.starts_with("+OK"), "{g}");
+    c
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Tools the suite needs are installed by the test command; in CI their
+/// absence is a failure, locally a skip with a note.
+pub fn require(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
+        panic!("{tool} is not installed (the test command installs it)");
+    }
+    eprintln!("skipping: {tool} not installed");
+    false
+}
+
+pub fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!("From: Sender <sender@remote.test>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@remote.test>\r\n\r\n{body}").into_bytes()
+}
