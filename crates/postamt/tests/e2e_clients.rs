@@ -1,0 +1,219 @@
+//! Clients nobody here wrote, against the real binary: Python's poplib,
+//! curl (pop3:// and pop3s://), fetchmail, openssl s_client.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+
+/// Delivers three varied messages to alice and writes what RETR must send
+/// (from the store, through the admin-free path: RETR of a fresh session
+/// is checked against these bytes) into `dir/N.eml`.
+fn deliver_corpus(s: &Server, dir: &Path) -> Vec<Vec<u8>> {
+    let bodies: [&[u8]; 3] = [
+        b"From: a@remote.test\r\nTo: alice@example.test\r\nSubject: plain\r\n\r\nHello.\r\n",
+        // dot lines, bare LF, a line of one dot, 8-bit UTF-8
+        b"From: b@remote.test\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\n.\n..two dots\nGr\xc3\xbc\xc3\x9fe\n.leading\n",
+        b"From: c@remote.test\r\nSubject: mime\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\npart\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--x--\r\n",
+    ];
+    let mut expected = Vec::new();
+    for (i, b) in bodies.iter().enumerate() {
+        s.deliver("sender@remote.test", &["alice@example.test"], b).success();
+        let mut e = b"Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n".to_vec();
+        let text = b.to_vec();
+        // CRLF normalisation, as the store does.
+        let mut norm = Vec::new();
+        for (j, &c) in text.iter().enumerate() {
+            if c == b'\n' && (j == 0 || text[j - 1] != b'\r') {
+                norm.push(b'\r');
+            }
+            norm.push(c);
+        }
+        e.extend_from_slice(&norm);
+        std::fs::write(dir.join(format!("{}.eml", i + 1)), &e).unwrap();
+        expected.push(e);
+    }
+    expected
+}
+
+fn python(args: &[&str]) -> Output {
+    run_with_stdin(Command::new("python3").args(args), b"")
+}
+
+#[test]
+fn python_poplib_user_pass_auth_plain_stls_pop3s() {
+    let s = Server::start("");
+    let dir = tempfile::tempdir().unwrap();
+    deliver_corpus(&s, dir.path());
+    let out = python(&[
+        &format!("{CLIENTS}/poplib_session.py"),
+        "127.0.0.1",
+        &s.addr("pop3").port().to_string(),
+        &s.addr("pop3s").port().to_string(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("all checks passed"));
+}
+
+#[test]
+fn stls_discards_pipelined_plaintext_cve_2011_0411() {
+    let s = Server::start("");
+    let out = python(&[&format!("{CLIENTS}/stls_injection.py"), "127.0.0.1", &s.addr("pop3").port().to_string()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn curl_pop3_and_pop3s() {
+    if !require("curl") {
+        return;
+    }
+    let s = Server::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = deliver_corpus(&s, dir.path());
+    let curl = |url: String, extra: &[&str]| {
+        let out = run_with_stdin(Command::new("curl").args(["-sS", "--max-time", "20", "-u", "alice@example.test:alice-pw"]).args(extra).arg(url), b"");
+        assert_eq!(out.code, 0, "curl: {}", out.stderr);
+        out.stdout
+    };
+    let pop3 = s.addr("pop3");
+    let pop3s = s.addr("pop3s");
+    // A listing: "1 SIZE" lines.
+    let list = curl(format!("pop3://{pop3}/"), &[]);
+    let sizes: Vec<usize> = list.lines().map(|l| l.split(' ').nth(1).unwrap().trim().parse().unwrap()).collect();
+    assert_eq!(sizes, expected.iter().map(Vec::len).collect::<Vec<_>>());
+    // RETR of message 2 over implicit TLS; curl undoes the dot-stuffing.
+    let msg = curl(format!("pop3s://{pop3s}/2"), &["-k"]);
+    assert_eq!(msg.as_bytes(), &expected[1][..]);
+    // STLS required by the client (--ssl-reqd) on the plain port.
+    let msg = curl(format!("pop3://{pop3}/1"), &["-k", "--ssl-reqd"]);
+    assert_eq!(msg.as_bytes(), &expected[0][..]);
+    // A custom command: UIDL.
+    let uidl = curl(format!("pop3://{pop3}/"), &["-X", "UIDL"]);
+    assert_eq!(uidl.lines().count(), 3, "{uidl}");
+    // SASL PLAIN is what curl prefers when offered.
+    let out = run_with_stdin(Command::new("curl").args(["-sS", "-v", "--max-time", "20", "-u", "alice@example.test:alice-pw"]).arg(format!("pop3://{pop3}/")), b"");
+    assert!(out.stderr.contains("AUTH PLAIN"), "{}", out.stderr);
+    // Wrong password: curl fails.
+    let out = run_with_stdin(Command::new("curl").args(["-sS", "--max-time", "20", "-u", "alice@example.test:nope"]).arg(format!("pop3://{pop3}/")), b"");
+    assert_ne!(out.code, 0);
+}
+
+#[test]
+fn openssl_s_client_starttls_pop3() {
+    if !require("openssl") {
+        return;
+    }
+    let s = Server::start("");
+    deliver_corpus(&s, tempfile::tempdir().unwrap().path());
+    let input = b"USER alice@example.test\r\nPASS alice-pw\r\nSTAT\r\nQUIT\r\n";
+    let out = run_with_stdin(
+        Command::new("timeout").args(["20", "openssl", "s_client", "-quiet", "-crlf", "-starttls", "pop3", "-connect"]).arg(s.addr("pop3").to_string()),
+        input,
+    );
+    assert!(out.stdout.contains("+OK logged in, 3 messages"), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("+OK 3 "), "{}", out.stdout);
+    // Implicit TLS on pop3s, and the protocol version is TLS 1.2 or 1.3.
+    let out = run_with_stdin(
+        Command::new("timeout").args(["20", "openssl", "s_client", "-crlf", "-connect"]).arg(s.addr("pop3s").to_string()),
+        b"QUIT\r\n",
+    );
+    assert!(out.stdout.contains("+OK mail.test POP3 server"), "{}", out.stdout);
+    assert!(out.stdout.contains("TLSv1.3") || out.stdout.contains("TLSv1.2"), "{}", out.stdout);
+}
+
+#[test]
+fn fetchmail_pulls_into_an_mda_byte_for_byte() {
+    if !require("fetchmail") {
+        return;
+    }
+    let s = Server::start("");
+    let expected_dir = tempfile::tempdir().unwrap();
+    let expected = deliver_corpus(&s, expected_dir.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let rc = out_dir.path().join("fetchmailrc");
+    let pop3 = s.addr("pop3");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no syslog\nset no bouncemail\nset invisible\npoll 127.0.0.1 service {} protocol POP3 auth password timeout 20\n  user \"alice@example.test\" there with password \"alice-pw\" is root here\n  sslproto \"\" no rewrite fetchall\n  mda \"python3 {CLIENTS}/fetchmail_mda.py {}\"\n",
+            pop3.port(),
+            out_dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&rc).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&rc, perms).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = run_with_stdin(
+        Command::new("timeout").args(["60", "fetchmail", "--nodetach", "-f"]).arg(&rc).env("HOME", home.path()).env("FETCHMAILHOME", home.path()),
+        b"",
+    );
+    assert_eq!(out.code, 0, "fetchmail: {}\n{}", out.stdout, out.stderr);
+    for (i, e) in expected.iter().enumerate() {
+        let got = std::fs::read(out_dir.path().join(format!("{}.eml", i + 1))).unwrap();
+        // fetchmail hands the MDA LF line endings.
+        let want = String::from_utf8_lossy(e).replace("\r\n", "\n");
+        assert_eq!(String::from_utf8_lossy(&got), want, "message {}", i + 1);
+    }
+    // fetchmail deletes what it fetched (no `keep`): the maildrop is empty.
+    let mut c = pop3_client(&s);
+    c.login("alice@example.test", "alice-pw");
+    c.cmd("STAT", "+OK 0 0");
+}
+
+fn pop3_client(s: &Server) -> Client {
+    common::pop3(s)
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    if !require("openssl") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let out = run_with_stdin(
+            Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")]).arg("-keyout").arg(certs.path().join(format!("{name}.key"))).arg("-out").arg(certs.path().join(format!("{name}.pem"))),
+            b"",
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    make("one");
+    make("two");
+    let cert = certs.path().join("live.pem");
+    let key = certs.path().join("live.key");
+    std::fs::copy(certs.path().join("one.pem"), &cert).unwrap();
+    std::fs::copy(certs.path().join("one.key"), &key).unwrap();
+    let s = Server::start(&format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display()));
+    let fp = || {
+        let out = python(&[&format!("{CLIENTS}/cert_fingerprint.py"), "127.0.0.1", &s.addr("pop3s").port().to_string()]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout.trim().to_string()
+    };
+    let first = fp();
+    std::fs::copy(certs.path().join("two.pem"), &cert).unwrap();
+    std::fs::copy(certs.path().join("two.key"), &key).unwrap();
+    s.signal(1);
+    let mut changed = false;
+    for _ in 0..100 {
+        if fp() != first {
+            changed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(changed, "certificate not reloaded on SIGHUP");
+    // A broken file on reload keeps the old certificate serving.
+    std::fs::write(&cert, "garbage").unwrap();
+    s.signal(1);
+    let mut c = Client::connect(s.addr("pop3"));
+    assert!(c.line().starts_with("+OK"));
+    let second = fp();
+    assert_ne!(second, first);
+}
