@@ -94,9 +94,7 @@ fn expand(
         }
         return Ok(());
     }
-    let base = local
-        .split_once('+')
-        .map(|(b, _)| format!("{b}@{domain}"));
+    let base = local.split_once('+').map(|(b, _)| format!("{b}@{domain}"));
     for candidate in std::iter::once(address.to_string()).chain(base) {
         if let Some(account) = store.account(&candidate).map_err(temp)? {
             if !out.local.iter().any(|(_, id)| *id == account.id) {
@@ -174,7 +172,10 @@ pub fn deliver(
         })
         .collect::<Vec<_>>();
     if !remote.is_empty() {
-        tracing::warn!(?remote, "alias targets on other domains are not relayed yet");
+        tracing::warn!(
+            ?remote,
+            "alias targets on other domains are not relayed yet"
+        );
     }
     let delivered = if targets.is_empty() {
         Vec::new()
@@ -188,7 +189,11 @@ pub fn deliver(
             })
             .map_err(|e| match e {
                 StoreError::OverQuota => DeliveryError::OverQuota(
-                    local.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", "),
+                    local
+                        .iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
                 e => temp(e),
             })?
@@ -224,9 +229,22 @@ mod tests {
     #[test]
     fn aliases_expand_and_dedupe() {
         let (_d, s) = store();
-        s.add_alias("team@example.org", &["alice@example.org".into(), "bob@example.org".into(), "x@remote.net".into()]).unwrap();
-        s.add_alias("loop@example.org", &["loop2@example.org".into()]).unwrap();
-        s.add_alias("loop2@example.org", &["loop@example.org".into(), "alice@example.org".into()]).unwrap();
+        s.add_alias(
+            "team@example.org",
+            &[
+                "alice@example.org".into(),
+                "bob@example.org".into(),
+                "x@remote.net".into(),
+            ],
+        )
+        .unwrap();
+        s.add_alias("loop@example.org", &["loop2@example.org".into()])
+            .unwrap();
+        s.add_alias(
+            "loop2@example.org",
+            &["loop@example.org".into(), "alice@example.org".into()],
+        )
+        .unwrap();
         let r = resolve(&s, "team@example.org").unwrap();
         assert_eq!(r.local.len(), 2);
         assert_eq!(r.remote, vec!["x@remote.net"]);
@@ -237,17 +255,37 @@ mod tests {
     #[test]
     fn unknown_catch_all_and_subaddress() {
         let (_d, s) = store();
-        assert!(matches!(resolve(&s, "nobody@example.org"), Err(DeliveryError::UnknownRecipient(_))));
-        assert!(matches!(resolve(&s, "x@remote.net"), Err(DeliveryError::NotLocal(_))));
-        assert_eq!(resolve(&s, "alice+lists@example.org").unwrap().local[0].0, "alice@example.org");
-        s.add_alias("@example.org", &["bob@example.org".into()]).unwrap();
-        assert_eq!(resolve(&s, "nobody@example.org").unwrap().local[0].0, "bob@example.org");
+        assert!(matches!(
+            resolve(&s, "nobody@example.org"),
+            Err(DeliveryError::UnknownRecipient(_))
+        ));
+        assert!(matches!(
+            resolve(&s, "x@remote.net"),
+            Err(DeliveryError::NotLocal(_))
+        ));
+        assert_eq!(
+            resolve(&s, "alice+lists@example.org").unwrap().local[0].0,
+            "alice@example.org"
+        );
+        s.add_alias("@example.org", &["bob@example.org".into()])
+            .unwrap();
+        assert_eq!(
+            resolve(&s, "nobody@example.org").unwrap().local[0].0,
+            "bob@example.org"
+        );
     }
 
     #[test]
     fn delivery_adds_return_path_and_delivered_to() {
         let (_d, s) = store();
-        let rep = deliver(&s, "sender@remote.net", &["alice@example.org".into(), "ALICE@example.org".into()], b"Subject: x\n\nhi\n", 0).unwrap();
+        let rep = deliver(
+            &s,
+            "sender@remote.net",
+            &["alice@example.org".into(), "ALICE@example.org".into()],
+            b"Subject: x\n\nhi\n",
+            0,
+        )
+        .unwrap();
         assert_eq!(rep.delivered.len(), 1, "one copy per account");
         let d = rep.delivered[0].1;
         let c = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
@@ -261,7 +299,14 @@ mod tests {
     #[test]
     fn header_injection_through_envelope_is_cut() {
         let (_d, s) = store();
-        let rep = deliver(&s, "a@b>\r\nX-Evil: 1", &["bob@example.org".into()], b"S: x\r\n\r\n", 0).unwrap();
+        let rep = deliver(
+            &s,
+            "a@b>\r\nX-Evil: 1",
+            &["bob@example.org".into()],
+            b"S: x\r\n\r\n",
+            0,
+        )
+        .unwrap();
         let d = rep.delivered[0].1;
         let c = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&c).contains("\r\nX-Evil"));
@@ -270,7 +315,14 @@ mod tests {
     #[test]
     fn one_unknown_recipient_stores_nothing() {
         let (_d, s) = store();
-        let err = deliver(&s, "", &["alice@example.org".into(), "nobody@example.org".into()], b"x\r\n", 0).unwrap_err();
+        let err = deliver(
+            &s,
+            "",
+            &["alice@example.org".into(), "nobody@example.org".into()],
+            b"x\r\n",
+            0,
+        )
+        .unwrap_err();
         assert!(matches!(err, DeliveryError::UnknownRecipient(_)));
         let a = s.account("alice@example.org").unwrap().unwrap();
         let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();

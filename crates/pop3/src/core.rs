@@ -16,7 +16,10 @@ use postamt_store::Uid;
 pub enum Command {
     User(String),
     Pass(Secret<String>),
-    Auth { mechanism: Option<String>, initial: Option<Secret<String>> },
+    Auth {
+        mechanism: Option<String>,
+        initial: Option<Secret<String>>,
+    },
     Apop,
     Capa,
     Stls,
@@ -49,7 +52,13 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     };
     let args: Vec<&str> = rest.split([' ', '\t']).filter(|a| !a.is_empty()).collect();
     let keyword = keyword.to_ascii_uppercase();
-    let none = |c: Command| if args.is_empty() { Ok(c) } else { Err(ParseError::Syntax("no arguments expected")) };
+    let none = |c: Command| {
+        if args.is_empty() {
+            Ok(c)
+        } else {
+            Err(ParseError::Syntax("no arguments expected"))
+        }
+    };
     match keyword.as_str() {
         "USER" => match args.as_slice() {
             // A name with spaces is taken whole, as RFC 1939 leaves open.
@@ -60,9 +69,18 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "PASS" if !rest.is_empty() => Ok(Command::Pass(Secret::new(text[5..].to_string()))),
         "PASS" => Err(ParseError::Syntax("PASS needs a password")),
         "AUTH" => match args.as_slice() {
-            [] => Ok(Command::Auth { mechanism: None, initial: None }),
-            [m] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: None }),
-            [m, i] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: Some(Secret::new(i.to_string())) }),
+            [] => Ok(Command::Auth {
+                mechanism: None,
+                initial: None,
+            }),
+            [m] => Ok(Command::Auth {
+                mechanism: Some(m.to_ascii_uppercase()),
+                initial: None,
+            }),
+            [m, i] => Ok(Command::Auth {
+                mechanism: Some(m.to_ascii_uppercase()),
+                initial: Some(Secret::new(i.to_string())),
+            }),
             _ => Err(ParseError::Syntax("AUTH mechanism [initial-response]")),
         },
         "APOP" => Ok(Command::Apop),
@@ -78,12 +96,20 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
                 [n] => Some(number(n)?),
                 _ => return Err(ParseError::Syntax("at most one message number")),
             };
-            Ok(if keyword == "LIST" { Command::List(n) } else { Command::Uidl(n) })
+            Ok(if keyword == "LIST" {
+                Command::List(n)
+            } else {
+                Command::Uidl(n)
+            })
         }
         "RETR" | "DELE" => match args.as_slice() {
             [n] => {
                 let n = number(n)?;
-                Ok(if keyword == "RETR" { Command::Retr(n) } else { Command::Dele(n) })
+                Ok(if keyword == "RETR" {
+                    Command::Retr(n)
+                } else {
+                    Command::Dele(n)
+                })
             }
             _ => Err(ParseError::Syntax("a message number is required")),
         },
@@ -165,7 +191,9 @@ impl Reply {
         match self {
             Reply::Ok(t) if t.is_empty() => out.extend_from_slice(b"+OK\r\n"),
             Reply::Ok(t) => out.extend_from_slice(format!("+OK {t}\r\n").as_bytes()),
-            Reply::Err(Some(code), t) => out.extend_from_slice(format!("-ERR [{code}] {t}\r\n").as_bytes()),
+            Reply::Err(Some(code), t) => {
+                out.extend_from_slice(format!("-ERR [{code}] {t}\r\n").as_bytes())
+            }
             Reply::Err(None, t) => out.extend_from_slice(format!("-ERR {t}\r\n").as_bytes()),
             Reply::List(t, lines) => {
                 out.extend_from_slice(format!("+OK {t}\r\n").as_bytes());
@@ -193,15 +221,26 @@ pub enum Step {
     Reply(Reply),
     /// Check the credentials, lock and load the maildrop, then call
     /// [`Pop3Core::login_result`].
-    Authenticate { user: String, password: Secret<String> },
+    Authenticate {
+        user: String,
+        password: Secret<String>,
+    },
     /// Send the message (`lines`: TOP's body line count), then nothing.
-    Send { uid: Uid, size: u64, top: Option<u32> },
+    Send {
+        uid: Uid,
+        size: u64,
+        top: Option<u32>,
+    },
     /// Send `+OK`, then upgrade the connection to TLS and call
     /// [`Pop3Core::tls_started`].
     StartTls,
     /// RFC 1939 §6 UPDATE state: expunge `delete`, mark `seen` as \Seen,
     /// answer with [`Pop3Core::update_result`] and close.
-    Update { delete: Vec<Uid>, seen: Vec<Uid>, left: usize },
+    Update {
+        delete: Vec<Uid>,
+        seen: Vec<Uid>,
+        left: usize,
+    },
     /// Send the reply and close the connection.
     Close(Reply),
 }
@@ -227,7 +266,10 @@ enum Sasl {
 
 #[derive(Debug)]
 enum State {
-    Authorization { user: Option<String>, sasl: Option<Sasl> },
+    Authorization {
+        user: Option<String>,
+        sasl: Option<Sasl>,
+    },
     Transaction(Maildrop),
     Done,
 }
@@ -255,7 +297,14 @@ const MECHANISMS: &str = "PLAIN LOGIN";
 
 impl Pop3Core {
     pub fn new(config: CoreConfig) -> Pop3Core {
-        Pop3Core { state: State::Authorization { user: None, sasl: None }, config, errors: 0 }
+        Pop3Core {
+            state: State::Authorization {
+                user: None,
+                sasl: None,
+            },
+            config,
+            errors: 0,
+        }
     }
 
     /// Whether the next line is a SASL response (mask it in transcripts).
@@ -324,7 +373,12 @@ impl Pop3Core {
 
     fn command(&mut self, cmd: Command) -> Step {
         match cmd {
-            Command::Capa => return Step::Reply(Reply::List("capability list follows".into(), self.capabilities())),
+            Command::Capa => {
+                return Step::Reply(Reply::List(
+                    "capability list follows".into(),
+                    self.capabilities(),
+                ));
+            }
             Command::Noop if self.is_transaction() => return Step::Reply(Reply::Ok(String::new())),
             _ => {}
         }
@@ -335,13 +389,20 @@ impl Pop3Core {
                     Step::Close(Reply::Ok("postamt POP3 server signing off".into()))
                 }
                 Command::Stls if self.config.tls => self.error(Reply::err("TLS already active")),
-                Command::Stls if !self.config.tls_available => self.error(Reply::err("TLS not available")),
+                Command::Stls if !self.config.tls_available => {
+                    self.error(Reply::err("TLS not available"))
+                }
                 Command::Stls => Step::StartTls,
-                Command::User(_) | Command::Pass(_) | Command::Auth { mechanism: Some(_), .. }
-                    if !self.config.plaintext_ok =>
-                {
+                Command::User(_)
+                | Command::Pass(_)
+                | Command::Auth {
+                    mechanism: Some(_), ..
+                } if !self.config.plaintext_ok => {
                     // RFC 2595 §3.1 / RFC 8314: no passwords in the clear.
-                    self.error(Reply::err_code("AUTH", "plaintext authentication disallowed without TLS; use STLS"))
+                    self.error(Reply::err_code(
+                        "AUTH",
+                        "plaintext authentication disallowed without TLS; use STLS",
+                    ))
                 }
                 Command::User(name) => {
                     *user = Some(name);
@@ -351,10 +412,16 @@ impl Pop3Core {
                     Some(user) => Step::Authenticate { user, password },
                     None => self.error(Reply::err("USER first")),
                 },
-                Command::Auth { mechanism: None, .. } => {
-                    Step::Reply(Reply::List("SASL mechanisms follow".into(), MECHANISMS.split(' ').map(String::from).collect()))
-                }
-                Command::Auth { mechanism: Some(m), initial } => match (m.as_str(), initial) {
+                Command::Auth {
+                    mechanism: None, ..
+                } => Step::Reply(Reply::List(
+                    "SASL mechanisms follow".into(),
+                    MECHANISMS.split(' ').map(String::from).collect(),
+                )),
+                Command::Auth {
+                    mechanism: Some(m),
+                    initial,
+                } => match (m.as_str(), initial) {
                     ("PLAIN", None) => {
                         *sasl = Some(Sasl::Plain);
                         Step::Reply(Reply::Challenge(String::new()))
@@ -373,25 +440,51 @@ impl Pop3Core {
                     },
                     _ => self.error(Reply::err("unsupported SASL mechanism")),
                 },
-                Command::Apop => self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH")),
+                Command::Apop => {
+                    self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH"))
+                }
                 _ => self.error(Reply::err("not allowed before login")),
             },
             State::Transaction(drop) => match cmd {
                 Command::Stat => {
-                    let (n, size) = drop.entries.iter().filter(|e| !e.deleted).fold((0u64, 0u64), |(n, s), e| (n + 1, s + e.size));
+                    let (n, size) = drop
+                        .entries
+                        .iter()
+                        .filter(|e| !e.deleted)
+                        .fold((0u64, 0u64), |(n, s), e| (n + 1, s + e.size));
                     Step::Reply(Reply::Ok(format!("{n} {size}")))
                 }
                 Command::List(None) => {
-                    let lines = drop.entries.iter().enumerate().filter(|(_, e)| !e.deleted).map(|(i, e)| format!("{} {}", i + 1, e.size)).collect::<Vec<_>>();
-                    let total: u64 = drop.entries.iter().filter(|e| !e.deleted).map(|e| e.size).sum();
-                    Step::Reply(Reply::List(format!("{} messages ({total} octets)", lines.len()), lines))
+                    let lines = drop
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| !e.deleted)
+                        .map(|(i, e)| format!("{} {}", i + 1, e.size))
+                        .collect::<Vec<_>>();
+                    let total: u64 = drop
+                        .entries
+                        .iter()
+                        .filter(|e| !e.deleted)
+                        .map(|e| e.size)
+                        .sum();
+                    Step::Reply(Reply::List(
+                        format!("{} messages ({total} octets)", lines.len()),
+                        lines,
+                    ))
                 }
                 Command::List(Some(n)) => match drop.get(n) {
                     Some(e) => Step::Reply(Reply::Ok(format!("{n} {}", e.size))),
                     None => self.error(Reply::err("no such message")),
                 },
                 Command::Uidl(None) => {
-                    let lines = drop.entries.iter().enumerate().filter(|(_, e)| !e.deleted).map(|(i, e)| format!("{} {}", i + 1, drop.uidl(e))).collect();
+                    let lines = drop
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| !e.deleted)
+                        .map(|(i, e)| format!("{} {}", i + 1, drop.uidl(e)))
+                        .collect();
                     Step::Reply(Reply::List("unique-id listing follows".into(), lines))
                 }
                 Command::Uidl(Some(n)) => match drop.get(n) {
@@ -399,14 +492,22 @@ impl Pop3Core {
                     None => self.error(Reply::err("no such message")),
                 },
                 Command::Retr(n) | Command::Top(n, _) => {
-                    let top = if let Command::Top(_, l) = cmd { Some(l) } else { None };
+                    let top = if let Command::Top(_, l) = cmd {
+                        Some(l)
+                    } else {
+                        None
+                    };
                     let idx = (n as usize).wrapping_sub(1);
                     match drop.entries.get_mut(idx).filter(|e| !e.deleted) {
                         Some(e) => {
                             if top.is_none() {
                                 e.retrieved = true;
                             }
-                            Step::Send { uid: e.uid, size: e.size, top }
+                            Step::Send {
+                                uid: e.uid,
+                                size: e.size,
+                                top,
+                            }
                         }
                         None => self.error(Reply::err("no such message")),
                     }
@@ -414,7 +515,9 @@ impl Pop3Core {
                 Command::Dele(n) => {
                     let idx = (n as usize).wrapping_sub(1);
                     match drop.entries.get_mut(idx) {
-                        Some(e) if e.deleted => self.error(Reply::err(format!("message {n} already deleted"))),
+                        Some(e) if e.deleted => {
+                            self.error(Reply::err(format!("message {n} already deleted")))
+                        }
                         Some(e) => {
                             e.deleted = true;
                             Step::Reply(Reply::Ok(format!("message {n} deleted")))
@@ -430,8 +533,18 @@ impl Pop3Core {
                     Step::Reply(Reply::Ok(format!("maildrop has {n} messages")))
                 }
                 Command::Quit => {
-                    let delete = drop.entries.iter().filter(|e| e.deleted).map(|e| e.uid).collect();
-                    let seen = drop.entries.iter().filter(|e| e.retrieved && !e.deleted).map(|e| e.uid).collect();
+                    let delete = drop
+                        .entries
+                        .iter()
+                        .filter(|e| e.deleted)
+                        .map(|e| e.uid)
+                        .collect();
+                    let seen = drop
+                        .entries
+                        .iter()
+                        .filter(|e| e.retrieved && !e.deleted)
+                        .map(|e| e.uid)
+                        .collect();
                     let left = drop.entries.iter().filter(|e| !e.deleted).count();
                     self.state = State::Done;
                     Step::Update { delete, seen, left }
@@ -443,7 +556,9 @@ impl Pop3Core {
     }
 
     fn sasl_response(&mut self, line: &[u8]) -> Step {
-        let State::Authorization { sasl, .. } = &mut self.state else { unreachable!() };
+        let State::Authorization { sasl, .. } = &mut self.state else {
+            unreachable!()
+        };
         let sasl = sasl.take().expect("in SASL");
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches(['\r', '\n']);
@@ -463,7 +578,10 @@ impl Pop3Core {
                 None => self.error(Reply::err_code("AUTH", "invalid base64")),
             },
             Sasl::LoginPass(user) => match decode(text) {
-                Some(p) => Step::Authenticate { user, password: Secret::new(p) },
+                Some(p) => Step::Authenticate {
+                    user,
+                    password: Secret::new(p),
+                },
                 None => self.error(Reply::err_code("AUTH", "invalid base64")),
             },
         }
@@ -479,13 +597,23 @@ impl Pop3Core {
         let [authz, authc, pass] = parts.as_slice() else {
             return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
         };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (std::str::from_utf8(authz), std::str::from_utf8(authc), std::str::from_utf8(pass)) else {
+        let (Ok(authz), Ok(authc), Ok(pass)) = (
+            std::str::from_utf8(authz),
+            std::str::from_utf8(authc),
+            std::str::from_utf8(pass),
+        ) else {
             return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
         };
         if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return self.error(Reply::err_code("AUTH", "authorization identity not allowed"));
+            return self.error(Reply::err_code(
+                "AUTH",
+                "authorization identity not allowed",
+            ));
         }
-        Step::Authenticate { user: authc.to_string(), password: Secret::new(pass.to_string()) }
+        Step::Authenticate {
+            user: authc.to_string(),
+            password: Secret::new(pass.to_string()),
+        }
     }
 
     /// Reports how [`Step::Authenticate`] ended.
@@ -495,15 +623,28 @@ impl Pop3Core {
                 let n = drop.entries.len();
                 let size: u64 = drop.entries.iter().map(|e| e.size).sum();
                 self.state = State::Transaction(drop);
-                Step::Reply(Reply::Ok(format!("logged in, {n} messages ({size} octets)")))
+                Step::Reply(Reply::Ok(format!(
+                    "logged in, {n} messages ({size} octets)"
+                )))
             }
-            LoginResult::BadCredentials => self.error(Reply::err_code("AUTH", "authentication failed")),
-            LoginResult::Locked => self.error(Reply::err_code("IN-USE", "maildrop is locked by another session")),
+            LoginResult::BadCredentials => {
+                self.error(Reply::err_code("AUTH", "authentication failed"))
+            }
+            LoginResult::Locked => self.error(Reply::err_code(
+                "IN-USE",
+                "maildrop is locked by another session",
+            )),
             LoginResult::Throttled => {
                 self.state = State::Done;
-                Step::Close(Reply::err_code("AUTH", "too many failed logins from your address, try later"))
+                Step::Close(Reply::err_code(
+                    "AUTH",
+                    "too many failed logins from your address, try later",
+                ))
             }
-            LoginResult::TempFail => self.error(Reply::err_code("SYS/TEMP", "temporary failure, try again later")),
+            LoginResult::TempFail => self.error(Reply::err_code(
+                "SYS/TEMP",
+                "temporary failure, try again later",
+            )),
         }
     }
 
@@ -511,13 +652,18 @@ impl Pop3Core {
     pub fn tls_started(&mut self, plaintext_ok: bool) {
         self.config.tls = true;
         self.config.plaintext_ok = plaintext_ok;
-        self.state = State::Authorization { user: None, sasl: None };
+        self.state = State::Authorization {
+            user: None,
+            sasl: None,
+        };
     }
 
     /// Reports how [`Step::Update`] ended.
     pub fn update_result(&self, ok: bool, left: usize) -> Reply {
         if ok {
-            Reply::Ok(format!("postamt POP3 server signing off ({left} messages left)"))
+            Reply::Ok(format!(
+                "postamt POP3 server signing off ({left} messages left)"
+            ))
         } else {
             // RFC 1939 §6: some deleted messages not removed.
             Reply::err_code("SYS/TEMP", "some deleted messages not removed")
@@ -526,7 +672,9 @@ impl Pop3Core {
 }
 
 fn decode(b64: &str) -> Option<String> {
-    B64.decode(b64.trim()).ok().and_then(|v| String::from_utf8(v).ok())
+    B64.decode(b64.trim())
+        .ok()
+        .and_then(|v| String::from_utf8(v).ok())
 }
 
 /// Writes a message as RETR/TOP send it (RFC 1939 §§ 7, 3): byte-stuffed,
@@ -541,10 +689,17 @@ pub fn render_message(content: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
         if in_body && top.is_some_and(|t| body_lines >= t) {
             break;
         }
-        let end = rest.iter().position(|&b| b == b'\n').map(|p| p + 1).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(rest.len());
         let (line, tail) = rest.split_at(end);
         rest = tail;
-        let bare = line.strip_suffix(b"\n").map(|l| l.strip_suffix(b"\r").unwrap_or(l)).unwrap_or(line);
+        let bare = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(line);
         if bare.first() == Some(&b'.') {
             out.push(b'.');
         }
@@ -564,15 +719,30 @@ mod tests {
     use super::*;
 
     fn core(plaintext_ok: bool) -> Pop3Core {
-        Pop3Core::new(CoreConfig { tls: false, tls_available: true, plaintext_ok, max_errors: 5 })
+        Pop3Core::new(CoreConfig {
+            tls: false,
+            tls_available: true,
+            plaintext_ok,
+            max_errors: 5,
+        })
     }
 
     fn drop2() -> Maildrop {
         Maildrop {
             uidvalidity: 7,
             entries: vec![
-                Entry { uid: Uid(1), size: 120, deleted: false, retrieved: false },
-                Entry { uid: Uid(3), size: 200, deleted: false, retrieved: false },
+                Entry {
+                    uid: Uid(1),
+                    size: 120,
+                    deleted: false,
+                    retrieved: false,
+                },
+                Entry {
+                    uid: Uid(3),
+                    size: 200,
+                    deleted: false,
+                    retrieved: false,
+                },
             ],
         }
     }
@@ -609,13 +779,40 @@ mod tests {
     fn rfc1939_section_10_example_session() {
         let mut c = logged_in();
         assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n");
-        assert_eq!(wire(&c.line(b"LIST\r\n")), "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n");
-        assert_eq!(c.line(b"RETR 1\r\n"), Step::Send { uid: Uid(1), size: 120, top: None });
+        assert_eq!(
+            wire(&c.line(b"LIST\r\n")),
+            "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n"
+        );
+        assert_eq!(
+            c.line(b"RETR 1\r\n"),
+            Step::Send {
+                uid: Uid(1),
+                size: 120,
+                top: None
+            }
+        );
         assert_eq!(wire(&c.line(b"DELE 1\r\n")), "+OK message 1 deleted\r\n");
-        assert_eq!(c.line(b"RETR 2\r\n"), Step::Send { uid: Uid(3), size: 200, top: None });
+        assert_eq!(
+            c.line(b"RETR 2\r\n"),
+            Step::Send {
+                uid: Uid(3),
+                size: 200,
+                top: None
+            }
+        );
         assert_eq!(wire(&c.line(b"DELE 2\r\n")), "+OK message 2 deleted\r\n");
-        assert_eq!(c.line(b"QUIT\r\n"), Step::Update { delete: vec![Uid(1), Uid(3)], seen: vec![], left: 0 });
-        assert_eq!(wire(&Step::Close(c.update_result(true, 0))), "+OK postamt POP3 server signing off (0 messages left)\r\n");
+        assert_eq!(
+            c.line(b"QUIT\r\n"),
+            Step::Update {
+                delete: vec![Uid(1), Uid(3)],
+                seen: vec![],
+                left: 0
+            }
+        );
+        assert_eq!(
+            wire(&Step::Close(c.update_result(true, 0))),
+            "+OK postamt POP3 server signing off (0 messages left)\r\n"
+        );
     }
 
     #[test]
@@ -626,46 +823,90 @@ mod tests {
         assert_eq!(wire(&c.line(b"LIST 3\r\n")), "-ERR no such message\r\n");
         // §5 DELE of a deleted message
         assert_eq!(wire(&c.line(b"DELE 1\r\n")), "+OK message 1 deleted\r\n");
-        assert_eq!(wire(&c.line(b"DELE 1\r\n")), "-ERR message 1 already deleted\r\n");
+        assert_eq!(
+            wire(&c.line(b"DELE 1\r\n")),
+            "-ERR message 1 already deleted\r\n"
+        );
         // deleted messages vanish from STAT, LIST, RETR, UIDL
         assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 1 200\r\n");
         assert_eq!(wire(&c.line(b"LIST 1\r\n")), "-ERR no such message\r\n");
         assert_eq!(wire(&c.line(b"RETR 1\r\n")), "-ERR no such message\r\n");
-        assert_eq!(wire(&c.line(b"UIDL\r\n")), "+OK unique-id listing follows\r\n2 0000000300000007\r\n.\r\n");
+        assert_eq!(
+            wire(&c.line(b"UIDL\r\n")),
+            "+OK unique-id listing follows\r\n2 0000000300000007\r\n.\r\n"
+        );
         // §5 RSET
-        assert_eq!(wire(&c.line(b"RSET\r\n")), "+OK maildrop has 2 messages\r\n");
+        assert_eq!(
+            wire(&c.line(b"RSET\r\n")),
+            "+OK maildrop has 2 messages\r\n"
+        );
         assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n");
         // §7 UIDL msg, TOP
         assert_eq!(wire(&c.line(b"UIDL 1\r\n")), "+OK 1 0000000100000007\r\n");
-        assert_eq!(c.line(b"TOP 1 10\r\n"), Step::Send { uid: Uid(1), size: 120, top: Some(10) });
+        assert_eq!(
+            c.line(b"TOP 1 10\r\n"),
+            Step::Send {
+                uid: Uid(1),
+                size: 120,
+                top: Some(10)
+            }
+        );
         assert_eq!(wire(&c.line(b"NOOP\r\n")), "+OK\r\n");
         // RETR marks \Seen at QUIT; TOP does not.
         assert!(matches!(c.line(b"RETR 2\r\n"), Step::Send { .. }));
-        assert_eq!(c.line(b"QUIT\r\n"), Step::Update { delete: vec![], seen: vec![Uid(3)], left: 2 });
+        assert_eq!(
+            c.line(b"QUIT\r\n"),
+            Step::Update {
+                delete: vec![],
+                seen: vec![Uid(3)],
+                left: 2
+            }
+        );
     }
 
     #[test]
     fn bad_message_numbers() {
         let mut c = logged_in();
-        for cmd in ["RETR 0", "RETR -1", "RETR 99999999999999999999", "DELE 0", "DELE 3", "TOP 1", "TOP x 1", "RETR", "RETR 1 2", "LIST a", "RETR +1"] {
+        for cmd in [
+            "RETR 0",
+            "RETR -1",
+            "RETR 99999999999999999999",
+            "DELE 0",
+            "DELE 3",
+            "TOP 1",
+            "TOP x 1",
+            "RETR",
+            "RETR 1 2",
+            "LIST a",
+            "RETR +1",
+        ] {
             let w = wire(&c.line(format!("{cmd}\r\n").as_bytes()));
             assert!(w.starts_with("-ERR"), "{cmd}: {w}");
             c.errors = 0;
         }
-        assert_eq!(wire(&c.line(b"STAT\r\n")), "+OK 2 320\r\n", "nothing deleted");
+        assert_eq!(
+            wire(&c.line(b"STAT\r\n")),
+            "+OK 2 320\r\n",
+            "nothing deleted"
+        );
     }
 
     #[test]
     fn commands_before_login_are_refused() {
         let mut c = core(true);
-        for cmd in ["STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 1", "RSET", "NOOP"] {
+        for cmd in [
+            "STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 1", "RSET", "NOOP",
+        ] {
             let w = wire(&c.line(format!("{cmd}\r\n").as_bytes()));
             assert_eq!(w, "-ERR not allowed before login\r\n", "{cmd}");
             c.errors = 0;
         }
         assert_eq!(wire(&c.line(b"PASS x\r\n")), "-ERR USER first\r\n");
         assert_eq!(wire(&c.line(b"FOO\r\n")), "-ERR unknown command\r\n");
-        assert!(wire(&c.line(b"user alice\r\n")).starts_with("+OK"), "case-insensitive");
+        assert!(
+            wire(&c.line(b"user alice\r\n")).starts_with("+OK"),
+            "case-insensitive"
+        );
     }
 
     #[test]
@@ -682,11 +923,20 @@ mod tests {
         let mut c = core(true);
         c.line(b"USER a\r\n");
         c.line(b"PASS b\r\n");
-        assert_eq!(wire(&c.login_result(LoginResult::BadCredentials)), "-ERR [AUTH] authentication failed\r\n");
+        assert_eq!(
+            wire(&c.login_result(LoginResult::BadCredentials)),
+            "-ERR [AUTH] authentication failed\r\n"
+        );
         c.line(b"USER a\r\n");
         c.line(b"PASS b\r\n");
-        assert_eq!(wire(&c.login_result(LoginResult::Locked)), "-ERR [IN-USE] maildrop is locked by another session\r\n");
-        assert_eq!(wire(&c.login_result(LoginResult::TempFail)), "-ERR [SYS/TEMP] temporary failure, try again later\r\n");
+        assert_eq!(
+            wire(&c.login_result(LoginResult::Locked)),
+            "-ERR [IN-USE] maildrop is locked by another session\r\n"
+        );
+        assert_eq!(
+            wire(&c.login_result(LoginResult::TempFail)),
+            "-ERR [SYS/TEMP] temporary failure, try again later\r\n"
+        );
     }
 
     #[test]
@@ -711,16 +961,28 @@ mod tests {
         // RFC 4616: authzid NUL authcid NUL passwd
         let ir = B64.encode("\0alice@x\0pw");
         match c.line(format!("AUTH PLAIN {ir}\r\n").as_bytes()) {
-            Step::Authenticate { user, password } => assert_eq!((user.as_str(), password.expose().as_str()), ("alice@x", "pw")),
+            Step::Authenticate { user, password } => assert_eq!(
+                (user.as_str(), password.expose().as_str()),
+                ("alice@x", "pw")
+            ),
             s => panic!("{s:?}"),
         }
         assert_eq!(wire(&c.line(b"AUTH PLAIN\r\n")), "+ \r\n");
         assert!(c.in_sasl());
-        assert!(matches!(c.line(format!("{ir}\r\n").as_bytes()), Step::Authenticate { .. }));
+        assert!(matches!(
+            c.line(format!("{ir}\r\n").as_bytes()),
+            Step::Authenticate { .. }
+        ));
         assert_eq!(wire(&c.line(b"AUTH LOGIN\r\n")), "+ VXNlcm5hbWU6\r\n");
-        assert_eq!(wire(&c.line(format!("{}\r\n", B64.encode("bob")).as_bytes())), "+ UGFzc3dvcmQ6\r\n");
+        assert_eq!(
+            wire(&c.line(format!("{}\r\n", B64.encode("bob")).as_bytes())),
+            "+ UGFzc3dvcmQ6\r\n"
+        );
         match c.line(format!("{}\r\n", B64.encode("secret")).as_bytes()) {
-            Step::Authenticate { user, password } => assert_eq!((user.as_str(), password.expose().as_str()), ("bob", "secret")),
+            Step::Authenticate { user, password } => assert_eq!(
+                (user.as_str(), password.expose().as_str()),
+                ("bob", "secret")
+            ),
             s => panic!("{s:?}"),
         }
         // cancel, bad base64, other authzid, unknown mechanism
@@ -728,9 +990,17 @@ mod tests {
         assert_eq!(wire(&c.line(b"*\r\n")), "-ERR authentication cancelled\r\n");
         assert!(wire(&c.line(b"AUTH PLAIN !!!\r\n")).starts_with("-ERR [AUTH]"));
         let other = B64.encode("root\0alice\0pw");
-        assert!(wire(&c.line(format!("AUTH PLAIN {other}\r\n").as_bytes())).starts_with("-ERR [AUTH]"));
-        assert_eq!(wire(&c.line(b"AUTH CRAM-MD5\r\n")), "-ERR unsupported SASL mechanism\r\n");
-        assert_eq!(wire(&c.line(b"AUTH\r\n")), "+OK SASL mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+        assert!(
+            wire(&c.line(format!("AUTH PLAIN {other}\r\n").as_bytes())).starts_with("-ERR [AUTH]")
+        );
+        assert_eq!(
+            wire(&c.line(b"AUTH CRAM-MD5\r\n")),
+            "-ERR unsupported SASL mechanism\r\n"
+        );
+        assert_eq!(
+            wire(&c.line(b"AUTH\r\n")),
+            "+OK SASL mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n"
+        );
     }
 
     #[test]
@@ -748,7 +1018,9 @@ mod tests {
         let mut c = core(true);
         c.line(b"USER a\r\n");
         match c.line(b"PASS correct horse battery\r\n") {
-            Step::Authenticate { password, .. } => assert_eq!(password.expose(), "correct horse battery"),
+            Step::Authenticate { password, .. } => {
+                assert_eq!(password.expose(), "correct horse battery")
+            }
             s => panic!("{s:?}"),
         }
     }
@@ -758,7 +1030,10 @@ mod tests {
         let msg = b"Subject: x\r\n.hidden: y\r\n\r\n.line one\r\n..two\r\nthree\r\n";
         let mut out = Vec::new();
         render_message(msg, None, &mut out);
-        assert_eq!(out, b"Subject: x\r\n..hidden: y\r\n\r\n..line one\r\n...two\r\nthree\r\n.\r\n");
+        assert_eq!(
+            out,
+            b"Subject: x\r\n..hidden: y\r\n\r\n..line one\r\n...two\r\nthree\r\n.\r\n"
+        );
         let mut out = Vec::new();
         render_message(msg, Some(1), &mut out);
         assert_eq!(out, b"Subject: x\r\n..hidden: y\r\n\r\n..line one\r\n.\r\n");
@@ -773,7 +1048,16 @@ mod tests {
 
     #[test]
     fn parser_never_panics_on_prefixes_and_garbage() {
-        let inputs: [&[u8]; 8] = [b"", b"\r\n", b" \r\n", b"\xff\xfe\r\n", b"RETR \r\n", b"TOP 1 \r\n", b"AUTH a b c\r\n", b"LIST 1 2 3\r\n"];
+        let inputs: [&[u8]; 8] = [
+            b"",
+            b"\r\n",
+            b" \r\n",
+            b"\xff\xfe\r\n",
+            b"RETR \r\n",
+            b"TOP 1 \r\n",
+            b"AUTH a b c\r\n",
+            b"LIST 1 2 3\r\n",
+        ];
         for i in inputs {
             let _ = parse(i);
         }

@@ -10,7 +10,9 @@ use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreEr
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::core::{CoreConfig, Entry, LoginResult, Maildrop, Pop3Core, Reply, Step, render_message};
+use crate::core::{
+    CoreConfig, Entry, LoginResult, Maildrop, Pop3Core, Reply, Step, render_message,
+};
 
 #[derive(Debug, Clone)]
 pub struct Pop3Config {
@@ -71,7 +73,10 @@ fn record_client(t: &Option<Transcript>, core: &Pop3Core, line: &[u8]) {
     if upper.starts_with("PASS") {
         t.client_masked("PASS");
     } else if upper.starts_with("AUTH ") {
-        let mut words = String::from_utf8_lossy(line).split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let mut words = String::from_utf8_lossy(line)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
         if words.len() > 2 {
             words.truncate(2);
             t.client_masked(&words.join(" "));
@@ -99,12 +104,20 @@ fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(e.to_string()))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
 }
 
-pub async fn run_session<S>(store: &SharedStore, config: &Pop3Config, mut conn: Connection<S>, mut ctx: SessionContext)
-where
+pub async fn run_session<S>(
+    store: &SharedStore,
+    config: &Pop3Config,
+    mut conn: Connection<S>,
+    mut ctx: SessionContext,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let ip = conn.peer.ip();
@@ -119,7 +132,10 @@ where
     let mut out: Vec<u8> = Vec::with_capacity(8192);
     let mut lock: Option<MaildropLock> = None;
     let mut mailbox: Option<MailboxId> = None;
-    let greeting = format!("+OK {} POP3 server (postamt) ready\r\n", ctx.server.hostname);
+    let greeting = format!(
+        "+OK {} POP3 server (postamt) ready\r\n",
+        ctx.server.hostname
+    );
     record_server(&transcript, greeting.as_bytes(), false);
     out.extend_from_slice(greeting.as_bytes());
 
@@ -184,19 +200,34 @@ where
                     } else {
                         let store = Arc::clone(store);
                         let outcome = blocking(move || {
-                            let Some(account) = store.verify_password(&user, password.expose())? else {
+                            let Some(account) = store.verify_password(&user, password.expose())?
+                            else {
                                 return Ok(None);
                             };
                             let Some(lock) = store.lock_maildrop(account.id)? else {
                                 return Ok(Some(Err(())));
                             };
-                            let inbox = store.mailbox(account.id, "INBOX")?.ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
+                            let inbox = store
+                                .mailbox(account.id, "INBOX")?
+                                .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
                             let entries = store
                                 .messages(inbox.id)?
                                 .into_iter()
-                                .map(|m| Entry { uid: m.uid, size: m.size, deleted: false, retrieved: false })
+                                .map(|m| Entry {
+                                    uid: m.uid,
+                                    size: m.size,
+                                    deleted: false,
+                                    retrieved: false,
+                                })
                                 .collect();
-                            Ok(Some(Ok((lock, inbox.id, Maildrop { uidvalidity: inbox.uidvalidity.0, entries }))))
+                            Ok(Some(Ok((
+                                lock,
+                                inbox.id,
+                                Maildrop {
+                                    uidvalidity: inbox.uidvalidity.0,
+                                    entries,
+                                },
+                            ))))
                         })
                         .await;
                         match outcome {
@@ -226,18 +257,26 @@ where
                     match blocking(move || store.message_content(mb, uid)).await {
                         Ok(Some(content)) => {
                             let start = out.len();
-                            let head = if top.is_some() { "+OK top of message follows\r\n".to_string() } else { format!("+OK {size} octets\r\n") };
+                            let head = if top.is_some() {
+                                "+OK top of message follows\r\n".to_string()
+                            } else {
+                                format!("+OK {size} octets\r\n")
+                            };
                             out.extend_from_slice(head.as_bytes());
                             render_message(&content, top, &mut out);
                             record_server(&transcript, &out[start..], true);
                         }
                         Ok(None) => {
-                            step = Step::Reply(Reply::err("message was removed by another session"));
+                            step =
+                                Step::Reply(Reply::err("message was removed by another session"));
                             continue;
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "POP3 RETR failed in the store");
-                            step = Step::Reply(Reply::err_code("SYS/TEMP", "temporary failure, try again later"));
+                            step = Step::Reply(Reply::err_code(
+                                "SYS/TEMP",
+                                "temporary failure, try again later",
+                            ));
                             continue;
                         }
                     }
@@ -259,7 +298,8 @@ where
                     }
                     out.clear();
                     let acceptor = ctx.server.tls.acceptor();
-                    match tokio::time::timeout(config.tls_timeout, conn.start_tls(&acceptor)).await {
+                    match tokio::time::timeout(config.tls_timeout, conn.start_tls(&acceptor)).await
+                    {
                         Ok(Ok(())) => {
                             if let Some(t) = &transcript {
                                 let (v, c) = conn.tls_info().unwrap_or_default();

@@ -49,7 +49,9 @@ pub enum AliasCmd {
         targets: Vec<String>,
     },
     List,
-    Del { alias: String },
+    Del {
+        alias: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,7 +81,8 @@ pub struct DeliverArgs {
 /// Opens the store and makes sure the config's domains are local.
 pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     let path = config.store_path()?;
-    let store = SqliteStore::open(SqliteOptions::new(&path)).with_context(|| format!("opening store {}", path.display()))?;
+    let store = SqliteStore::open(SqliteOptions::new(&path))
+        .with_context(|| format!("opening store {}", path.display()))?;
     for d in &config.domains {
         store.add_domain(d)?;
     }
@@ -108,22 +111,34 @@ fn read_password(prompt_for: &str, from_stdin: bool) -> Result<String> {
 pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
     let store = open_store(config)?;
     match cmd {
-        UserCmd::Add { address, password_stdin } => {
+        UserCmd::Add {
+            address,
+            password_stdin,
+        } => {
             let pw = read_password(address, *password_stdin)?;
             let a = store.create_account(address, &pw)?;
             println!("created {}", a.address);
         }
         UserCmd::List => {
             for a in store.accounts()? {
-                let quota = a.quota_bytes.map(|q| q.to_string()).unwrap_or_else(|| "unlimited".into());
-                println!("{}\t{} bytes used\tquota {}", a.address, a.used_bytes, quota);
+                let quota = a
+                    .quota_bytes
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "unlimited".into());
+                println!(
+                    "{}\t{} bytes used\tquota {}",
+                    a.address, a.used_bytes, quota
+                );
             }
         }
         UserCmd::Del { address } => {
             store.delete_account(address)?;
             println!("deleted {address}");
         }
-        UserCmd::Passwd { address, password_stdin } => {
+        UserCmd::Passwd {
+            address,
+            password_stdin,
+        } => {
             if store.account(address)?.is_none() {
                 bail!("no account {address}");
             }
@@ -188,11 +203,18 @@ pub fn config(config: &Config, cmd: &ConfigCmd) -> Result<()> {
     println!("store     sqlite {}", config.store_path()?.display());
     match (&config.tls.cert, &config.tls.key) {
         (Some(c), Some(k)) => println!("tls       cert {} key {}", c.display(), k.display()),
-        _ => println!("tls       self-signed, generated into {}", config.data_dir.join("tls").display()),
+        _ => println!(
+            "tls       self-signed, generated into {}",
+            config.data_dir.join("tls").display()
+        ),
     }
     for (name, addrs) in config.listen.all() {
         let list: Vec<String> = addrs.parse()?.iter().map(|a| a.to_string()).collect();
-        let status = if crate::serve::SERVED.contains(&name) { "" } else { "  (not served by this version yet)" };
+        let status = if crate::serve::SERVED.contains(&name) {
+            ""
+        } else {
+            "  (not served by this version yet)"
+        };
         println!("listen    {name:<12} {}{status}", list.join(" "));
     }
     Ok(())
@@ -204,7 +226,10 @@ pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {
         TraceCmd::List => {
             let all = postamt_server::transcript::list(&dir).unwrap_or_default();
             if all.is_empty() {
-                println!("no transcripts in {} (enable [transcripts] in the config; on in --dev)", dir.display());
+                println!(
+                    "no transcripts in {} (enable [transcripts] in the config; on in --dev)",
+                    dir.display()
+                );
             }
             for (id, first) in all {
                 let what = first.split_once(": ").map(|(_, w)| w).unwrap_or(&first);
@@ -254,14 +279,22 @@ pub fn deliver(config: Result<Config>, args: &DeliverArgs) -> ExitCode {
             return ExitCode::from(EX_TEMPFAIL);
         }
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     match postamt_mda::deliver(&*store, &args.from, &args.to, &message, now) {
         Ok(report) => {
             for (address, d) in &report.delivered {
-                eprintln!("postamt deliver: delivered to {address} (INBOX uid {})", d.uid.0);
+                eprintln!(
+                    "postamt deliver: delivered to {address} (INBOX uid {})",
+                    d.uid.0
+                );
             }
             for r in &report.remote_skipped {
-                eprintln!("postamt deliver: warning: alias target {r} is remote; relaying arrives with the outbound MTA");
+                eprintln!(
+                    "postamt deliver: warning: alias target {r} is remote; relaying arrives with the outbound MTA"
+                );
             }
             ExitCode::SUCCESS
         }

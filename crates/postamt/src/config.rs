@@ -44,7 +44,10 @@ impl Addresses {
             Addresses::Many(v) => v.clone(),
         };
         list.iter()
-            .map(|a| a.parse::<SocketAddr>().with_context(|| format!("{a:?} is not an address:port")))
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .with_context(|| format!("{a:?} is not an address:port"))
+            })
             .collect()
     }
 }
@@ -144,7 +147,12 @@ pub struct Auth {
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { allow_plaintext: false, failure_delay_ms: 2000, max_failures: 10, failure_window: 300 }
+        Auth {
+            allow_plaintext: false,
+            failure_delay_ms: 2000,
+            max_failures: 10,
+            failure_window: 300,
+        }
     }
 }
 
@@ -161,13 +169,18 @@ pub struct TranscriptsSection {
 
 impl Default for TranscriptsSection {
     fn default() -> Self {
-        TranscriptsSection { enabled: false, body_limit: 2048, keep: 1000 }
+        TranscriptsSection {
+            enabled: false,
+            body_limit: 2048,
+            keep: 1000,
+        }
     }
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Config::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -213,7 +226,12 @@ impl Config {
     /// The playground of `serve --dev` (interface.md): loopback only, every
     /// standard port plus 2000, transcripts on.
     pub fn dev(data_dir: PathBuf) -> Config {
-        let l = |port: u16| Some(Addresses::Many(vec![format!("127.0.0.1:{port}"), format!("[::1]:{port}")]));
+        let l = |port: u16| {
+            Some(Addresses::Many(vec![
+                format!("127.0.0.1:{port}"),
+                format!("[::1]:{port}"),
+            ]))
+        };
         Config {
             hostname: "localhost".into(),
             domains: vec!["postamt.test".into()],
@@ -232,8 +250,14 @@ impl Config {
             store: StoreSection::default(),
             limits: Limits::default(),
             // Short delay: the playground is for typing by hand.
-            auth: Auth { failure_delay_ms: 500, ..Auth::default() },
-            transcripts: TranscriptsSection { enabled: true, ..TranscriptsSection::default() },
+            auth: Auth {
+                failure_delay_ms: 500,
+                ..Auth::default()
+            },
+            transcripts: TranscriptsSection {
+                enabled: true,
+                ..TranscriptsSection::default()
+            },
         }
     }
 }
@@ -266,12 +290,17 @@ max_connections_per_ip = 5
         .unwrap();
         assert_eq!(c.listen.pop3s.as_ref().unwrap().parse().unwrap().len(), 2);
         assert_eq!(c.limits.max_connections_per_ip, 5);
-        assert_eq!(c.store_path().unwrap(), PathBuf::from("/var/lib/postamt/postamt.db"));
+        assert_eq!(
+            c.store_path().unwrap(),
+            PathBuf::from("/var/lib/postamt/postamt.db")
+        );
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = Config::parse("hostname = \"x\"\ndata_dir = \"/tmp\"\n[limits]\nmax_conections = 3\n").unwrap_err();
+        let err =
+            Config::parse("hostname = \"x\"\ndata_dir = \"/tmp\"\n[limits]\nmax_conections = 3\n")
+                .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("max_conections"), "{msg}");
         assert!(msg.contains("line 4"), "{msg}");
@@ -279,8 +308,18 @@ max_connections_per_ip = 5
 
     #[test]
     fn bad_values_are_errors() {
-        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[listen]\npop3 = \"nope\"\n").is_err());
-        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[tls]\ncert = \"/a\"\n").is_err());
-        assert!(Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[store]\nurl = \"postgres://db\"\n").is_err());
+        assert!(
+            Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[listen]\npop3 = \"nope\"\n")
+                .is_err()
+        );
+        assert!(
+            Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[tls]\ncert = \"/a\"\n").is_err()
+        );
+        assert!(
+            Config::parse(
+                "hostname = \"x\"\ndata_dir = \"/t\"\n[store]\nurl = \"postgres://db\"\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "postamt", version, about = "A complete mail system you can see through")]
+#[command(
+    name = "postamt",
+    version,
+    about = "A complete mail system you can see through"
+)]
 struct Cli {
     /// Config file (default: ./postamt.toml if present, else /etc/postamt/postamt.toml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -61,15 +65,24 @@ fn config_path(cli: &Cli) -> PathBuf {
         return p.clone();
     }
     let local = PathBuf::from("postamt.toml");
-    if local.exists() { local } else { PathBuf::from("/etc/postamt/postamt.toml") }
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("/etc/postamt/postamt.toml")
+    }
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
     if cli.dev {
-        return Ok(Config::dev(cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("postamt-dev"))));
+        return Ok(Config::dev(
+            cli.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("postamt-dev")),
+        ));
     }
     let path = config_path(cli);
-    let mut c = Config::load(&path).with_context(|| "use --config FILE, or --dev for the playground".to_string())?;
+    let mut c = Config::load(&path)
+        .with_context(|| "use --config FILE, or --dev for the playground".to_string())?;
     if let Some(d) = &cli.data_dir {
         c.data_dir = d.clone();
     }
@@ -79,7 +92,10 @@ fn load_config(cli: &Cli) -> Result<Config> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTAMT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {

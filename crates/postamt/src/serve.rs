@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use postamt_pop3::{Pop3, Pop3Config};
-use postamt_server::{AuthPolicy, AuthThrottle, ConnectionLimits, ServerContext, ShutdownController, TlsManager, TranscriptConfig, Transcripts};
+use postamt_server::{
+    AuthPolicy, AuthThrottle, ConnectionLimits, ServerContext, ShutdownController, TlsManager,
+    TranscriptConfig, Transcripts,
+};
 use postamt_store::{SharedStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,7 +22,9 @@ use crate::config::Config;
 pub const SERVED: &[&str] = &["pop3", "pop3s"];
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve(config, dev))
 }
 
@@ -31,13 +36,18 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = open_store(&config)?;
     if dev {
         seed_playground(&*store)?;
     }
     let cert_key = config.tls.cert.clone().zip(config.tls.key.clone());
-    let tls = Arc::new(TlsManager::new(cert_key, &config.data_dir, &config.hostname)?);
+    let tls = Arc::new(TlsManager::new(
+        cert_key,
+        &config.data_dir,
+        &config.hostname,
+    )?);
     let transcripts = if config.transcripts.enabled {
         let t = Transcripts::new(TranscriptConfig {
             dir: config.transcript_dir(),
@@ -52,7 +62,10 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     let ctx = Arc::new(ServerContext {
         hostname: config.hostname.clone(),
         tls: Arc::clone(&tls),
-        limits: ConnectionLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip),
+        limits: ConnectionLimits::new(
+            config.limits.max_connections,
+            config.limits.max_connections_per_ip,
+        ),
         auth: Arc::new(AuthThrottle::new(AuthPolicy {
             allow_plaintext: config.auth.allow_plaintext,
             failure_delay: Duration::from_millis(config.auth.failure_delay_ms),
@@ -90,15 +103,35 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             };
             let local = listener.local_addr()?;
             writeln!(out, "postamt: {name:<11} listening on {local}")?;
-            tokio::spawn(postamt_server::listener::run(listener, name == "pop3s", Arc::clone(&pop3), Arc::clone(&ctx), controller.handle()));
+            tokio::spawn(postamt_server::listener::run(
+                listener,
+                name == "pop3s",
+                Arc::clone(&pop3),
+                Arc::clone(&ctx),
+                controller.handle(),
+            ));
         }
     }
     if dev {
-        writeln!(out, "postamt: playground data in {}", config.data_dir.display())?;
-        writeln!(out, "postamt: users alice@postamt.test (password alice), bob@postamt.test (password bob)")?;
-        writeln!(out, "postamt: try   telnet localhost 2110   then USER alice@postamt.test / PASS alice / STAT / RETR 1 / QUIT")?;
+        writeln!(
+            out,
+            "postamt: playground data in {}",
+            config.data_dir.display()
+        )?;
+        writeln!(
+            out,
+            "postamt: users alice@postamt.test (password alice), bob@postamt.test (password bob)"
+        )?;
+        writeln!(
+            out,
+            "postamt: try   telnet localhost 2110   then USER alice@postamt.test / PASS alice / STAT / RETR 1 / QUIT"
+        )?;
         if let Ok(fp) = postamt_server::tls::fingerprint(tls.cert_path()) {
-            writeln!(out, "postamt: TLS certificate {} sha256:{fp}", tls.cert_path().display())?;
+            writeln!(
+                out,
+                "postamt: TLS certificate {} sha256:{fp}",
+                tls.cert_path().display()
+            )?;
         }
     }
     writeln!(out, "postamt: ready")?;
@@ -143,11 +176,25 @@ fn seed_playground(store: &dyn Store) -> Result<()> {
             continue;
         }
         store.create_account(user, pw)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let local = user.split('@').next().unwrap_or(user);
-        let msg = WELCOME.replace("{local}", local).replace("{to}", user).replace("{user}", user).replace("{password}", pw).replace("{date}", &rfc5322_date(now));
-        postamt_mda::deliver(store, "postmaster@postamt.test", &[user.to_string()], msg.as_bytes(), now as i64)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let msg = WELCOME
+            .replace("{local}", local)
+            .replace("{to}", user)
+            .replace("{user}", user)
+            .replace("{password}", pw)
+            .replace("{date}", &rfc5322_date(now));
+        postamt_mda::deliver(
+            store,
+            "postmaster@postamt.test",
+            &[user.to_string()],
+            msg.as_bytes(),
+            now as i64,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
 }
@@ -167,8 +214,15 @@ pub fn rfc5322_date(unix: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days.rem_euclid(7)) as usize];
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
-    format!("{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} +0000", secs / 3600, secs % 3600 / 60, secs % 60)
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -176,6 +230,9 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(super::rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(super::rfc5322_date(1_795_707_778), "Thu, 26 Nov 2026 15:42:58 +0000");
+        assert_eq!(
+            super::rfc5322_date(1_795_707_778),
+            "Thu, 26 Nov 2026 15:42:58 +0000"
+        );
     }
 }

@@ -22,8 +22,10 @@ fn deliver_corpus(s: &Server, dir: &Path) -> Vec<Vec<u8>> {
     ];
     let mut expected = Vec::new();
     for (i, b) in bodies.iter().enumerate() {
-        s.deliver("sender@remote.test", &["alice@example.test"], b).success();
-        let mut e = b"Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n".to_vec();
+        s.deliver("sender@remote.test", &["alice@example.test"], b)
+            .success();
+        let mut e =
+            b"Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n".to_vec();
         let text = b.to_vec();
         // CRLF normalisation, as the store does.
         let mut norm = Vec::new();
@@ -63,7 +65,11 @@ fn python_poplib_user_pass_auth_plain_stls_pop3s() {
 #[test]
 fn stls_discards_pipelined_plaintext_cve_2011_0411() {
     let s = Server::start("");
-    let out = python(&[&format!("{CLIENTS}/stls_injection.py"), "127.0.0.1", &s.addr("pop3").port().to_string()]);
+    let out = python(&[
+        &format!("{CLIENTS}/stls_injection.py"),
+        "127.0.0.1",
+        &s.addr("pop3").port().to_string(),
+    ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
@@ -76,7 +82,19 @@ fn curl_pop3_and_pop3s() {
     let dir = tempfile::tempdir().unwrap();
     let expected = deliver_corpus(&s, dir.path());
     let curl = |url: String, extra: &[&str]| {
-        let out = run_with_stdin(Command::new("curl").args(["-sS", "--max-time", "20", "-u", "alice@example.test:alice-pw"]).args(extra).arg(url), b"");
+        let out = run_with_stdin(
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "20",
+                    "-u",
+                    "alice@example.test:alice-pw",
+                ])
+                .args(extra)
+                .arg(url),
+            b"",
+        );
         assert_eq!(out.code, 0, "curl: {}", out.stderr);
         out.stdout
     };
@@ -84,7 +102,10 @@ fn curl_pop3_and_pop3s() {
     let pop3s = s.addr("pop3s");
     // A listing: "1 SIZE" lines.
     let list = curl(format!("pop3://{pop3}/"), &[]);
-    let sizes: Vec<usize> = list.lines().map(|l| l.split(' ').nth(1).unwrap().trim().parse().unwrap()).collect();
+    let sizes: Vec<usize> = list
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().trim().parse().unwrap())
+        .collect();
     assert_eq!(sizes, expected.iter().map(Vec::len).collect::<Vec<_>>());
     // RETR of message 2 over implicit TLS; curl undoes the dot-stuffing.
     let msg = curl(format!("pop3s://{pop3s}/2"), &["-k"]);
@@ -96,10 +117,27 @@ fn curl_pop3_and_pop3s() {
     let uidl = curl(format!("pop3://{pop3}/"), &["-X", "UIDL"]);
     assert_eq!(uidl.lines().count(), 3, "{uidl}");
     // SASL PLAIN is what curl prefers when offered.
-    let out = run_with_stdin(Command::new("curl").args(["-sS", "-v", "--max-time", "20", "-u", "alice@example.test:alice-pw"]).arg(format!("pop3://{pop3}/")), b"");
+    let out = run_with_stdin(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-v",
+                "--max-time",
+                "20",
+                "-u",
+                "alice@example.test:alice-pw",
+            ])
+            .arg(format!("pop3://{pop3}/")),
+        b"",
+    );
     assert!(out.stderr.contains("AUTH PLAIN"), "{}", out.stderr);
     // Wrong password: curl fails.
-    let out = run_with_stdin(Command::new("curl").args(["-sS", "--max-time", "20", "-u", "alice@example.test:nope"]).arg(format!("pop3://{pop3}/")), b"");
+    let out = run_with_stdin(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-u", "alice@example.test:nope"])
+            .arg(format!("pop3://{pop3}/")),
+        b"",
+    );
     assert_ne!(out.code, 0);
 }
 
@@ -112,18 +150,44 @@ fn openssl_s_client_starttls_pop3() {
     deliver_corpus(&s, tempfile::tempdir().unwrap().path());
     let input = b"USER alice@example.test\r\nPASS alice-pw\r\nSTAT\r\nQUIT\r\n";
     let out = run_with_stdin(
-        Command::new("timeout").args(["20", "openssl", "s_client", "-quiet", "-crlf", "-starttls", "pop3", "-connect"]).arg(s.addr("pop3").to_string()),
+        Command::new("timeout")
+            .args([
+                "20",
+                "openssl",
+                "s_client",
+                "-quiet",
+                "-crlf",
+                "-starttls",
+                "pop3",
+                "-connect",
+            ])
+            .arg(s.addr("pop3").to_string()),
         input,
     );
-    assert!(out.stdout.contains("+OK logged in, 3 messages"), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("+OK logged in, 3 messages"),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert!(out.stdout.contains("+OK 3 "), "{}", out.stdout);
     // Implicit TLS on pop3s, and the protocol version is TLS 1.2 or 1.3.
     let out = run_with_stdin(
-        Command::new("timeout").args(["20", "openssl", "s_client", "-crlf", "-connect"]).arg(s.addr("pop3s").to_string()),
+        Command::new("timeout")
+            .args(["20", "openssl", "s_client", "-crlf", "-connect"])
+            .arg(s.addr("pop3s").to_string()),
         b"QUIT\r\n",
     );
-    assert!(out.stdout.contains("+OK mail.test POP3 server"), "{}", out.stdout);
-    assert!(out.stdout.contains("TLSv1.3") || out.stdout.contains("TLSv1.2"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("+OK mail.test POP3 server"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("TLSv1.3") || out.stdout.contains("TLSv1.2"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -151,7 +215,11 @@ fn fetchmail_pulls_into_an_mda_byte_for_byte() {
     std::fs::set_permissions(&rc, perms).unwrap();
     let home = tempfile::tempdir().unwrap();
     let out = run_with_stdin(
-        Command::new("timeout").args(["60", "fetchmail", "--nodetach", "-f"]).arg(&rc).env("HOME", home.path()).env("FETCHMAILHOME", home.path()),
+        Command::new("timeout")
+            .args(["60", "fetchmail", "--nodetach", "-f"])
+            .arg(&rc)
+            .env("HOME", home.path())
+            .env("FETCHMAILHOME", home.path()),
         b"",
     );
     assert_eq!(out.code, 0, "fetchmail: {}\n{}", out.stdout, out.stderr);
@@ -179,7 +247,24 @@ fn sighup_reloads_the_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let make = |name: &str| {
         let out = run_with_stdin(
-            Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")]).arg("-keyout").arg(certs.path().join(format!("{name}.key"))).arg("-out").arg(certs.path().join(format!("{name}.pem"))),
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={name}"),
+                ])
+                .arg("-keyout")
+                .arg(certs.path().join(format!("{name}.key")))
+                .arg("-out")
+                .arg(certs.path().join(format!("{name}.pem"))),
             b"",
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -190,9 +275,17 @@ fn sighup_reloads_the_certificate() {
     let key = certs.path().join("live.key");
     std::fs::copy(certs.path().join("one.pem"), &cert).unwrap();
     std::fs::copy(certs.path().join("one.key"), &key).unwrap();
-    let s = Server::start(&format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display()));
+    let s = Server::start(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
     let fp = || {
-        let out = python(&[&format!("{CLIENTS}/cert_fingerprint.py"), "127.0.0.1", &s.addr("pop3s").port().to_string()]);
+        let out = python(&[
+            &format!("{CLIENTS}/cert_fingerprint.py"),
+            "127.0.0.1",
+            &s.addr("pop3s").port().to_string(),
+        ]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         out.stdout.trim().to_string()
     };

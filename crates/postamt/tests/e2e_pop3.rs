@@ -10,8 +10,12 @@ use common::*;
 fn deliver_n(s: &Server, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let m = message(&format!("m{i}"), &format!("body {i}\r\n.dot line\r\nbare\nlf\r\n"));
-            s.deliver("sender@remote.test", &["alice@example.test"], &m).success();
+            let m = message(
+                &format!("m{i}"),
+                &format!("body {i}\r\n.dot line\r\nbare\nlf\r\n"),
+            );
+            s.deliver("sender@remote.test", &["alice@example.test"], &m)
+                .success();
             m
         })
         .collect()
@@ -24,28 +28,48 @@ fn rfc1939_typed_session_sizes_match_retr_octets() {
     let mut c = pop3(&s);
     c.cmd("CAPA", "+OK");
     let caps = String::from_utf8(c.multiline()).unwrap();
-    assert!(caps.contains("UIDL\r\n") && caps.contains("RESP-CODES\r\n") && caps.contains("STLS\r\n"), "{caps}");
+    assert!(
+        caps.contains("UIDL\r\n") && caps.contains("RESP-CODES\r\n") && caps.contains("STLS\r\n"),
+        "{caps}"
+    );
     c.login("alice@example.test", "alice-pw");
     let stat = c.cmd("STAT", "+OK 2 ");
     let total: usize = stat.split_whitespace().nth(2).unwrap().parse().unwrap();
     c.cmd("LIST", "+OK");
     let list = String::from_utf8(c.multiline()).unwrap();
-    let sizes: Vec<usize> = list.lines().map(|l| l.split(' ').nth(1).unwrap().parse().unwrap()).collect();
+    let sizes: Vec<usize> = list
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(sizes.iter().sum::<usize>(), total);
     for (i, size) in sizes.iter().enumerate() {
         let l = c.cmd(&format!("RETR {}", i + 1), "+OK");
         assert!(l.contains(&format!("{size} octets")), "{l}");
         let body = c.multiline();
-        assert_eq!(body.len(), *size, "LIST size equals RETR octets (RFC 1939 §11)");
+        assert_eq!(
+            body.len(),
+            *size,
+            "LIST size equals RETR octets (RFC 1939 §11)"
+        );
         // What was delivered, CRLF-normalised, behind Return-Path and Delivered-To.
-        let expected = String::from_utf8(sent[i].clone()).unwrap().replace("bare\nlf", "bare\r\nlf");
+        let expected = String::from_utf8(sent[i].clone())
+            .unwrap()
+            .replace("bare\nlf", "bare\r\nlf");
         let got = String::from_utf8(body).unwrap();
-        assert!(got.starts_with("Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n"), "{got}");
+        assert!(
+            got.starts_with(
+                "Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.test\r\n"
+            ),
+            "{got}"
+        );
         assert!(got.ends_with(&expected), "{got}");
     }
     c.cmd("TOP 1 0", "+OK");
     let top = String::from_utf8(c.multiline()).unwrap();
-    assert!(top.ends_with("Message-ID: <m0@remote.test>\r\n\r\n"), "{top}");
+    assert!(
+        top.ends_with("Message-ID: <m0@remote.test>\r\n\r\n"),
+        "{top}"
+    );
     c.cmd("UIDL", "+OK");
     let uidl = String::from_utf8(c.multiline()).unwrap();
     assert_eq!(uidl.lines().count(), 2);
@@ -59,7 +83,13 @@ fn rfc1939_typed_session_sizes_match_retr_octets() {
     let mut c = pop3(&s);
     c.login("alice@example.test", "alice-pw");
     c.cmd("STAT", "+OK 1 ");
-    c.cmd("UIDL 1", &format!("+OK 1 {}", uidl.lines().next().unwrap().split(' ').nth(1).unwrap()));
+    c.cmd(
+        "UIDL 1",
+        &format!(
+            "+OK 1 {}",
+            uidl.lines().next().unwrap().split(' ').nth(1).unwrap()
+        ),
+    );
 }
 
 #[test]
@@ -106,7 +136,20 @@ fn bad_input_gets_err_and_the_session_goes_on() {
     c.cmd(&"A".repeat(5000), "-ERR line too long");
     c.cmd("", "-ERR");
     c.login("alice@example.test", "alice-pw");
-    for bad in ["RETR 0", "RETR -1", "RETR 4294967296", "RETR 99999999999999999999999", "DELE 0", "DELE 2", "TOP 1", "TOP 1 -1", "LIST 2", "UIDL 0", "RETR", "USER x"] {
+    for bad in [
+        "RETR 0",
+        "RETR -1",
+        "RETR 4294967296",
+        "RETR 99999999999999999999999",
+        "DELE 0",
+        "DELE 2",
+        "TOP 1",
+        "TOP 1 -1",
+        "LIST 2",
+        "UIDL 0",
+        "RETR",
+        "USER x",
+    ] {
         c.cmd(bad, "-ERR");
     }
     c.cmd("DELE 1", "+OK");
@@ -216,7 +259,10 @@ fn sigterm_says_goodbye_and_keeps_undeleted_mail() {
         s.signal(15);
         let l = c.line();
         assert!(l.starts_with("-ERR [SYS/TEMP] server shutting down"), "{l}");
-        assert!(idle.line().starts_with("-ERR [SYS/TEMP] server shutting down"));
+        assert!(
+            idle.line()
+                .starts_with("-ERR [SYS/TEMP] server shutting down")
+        );
         s.stop_wait()
     };
     assert!(rest.contains("postamt: stopped"), "{rest}");
@@ -259,7 +305,10 @@ fn transcripts_mask_credentials() {
     c.cmd("AUTH PLAIN AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3", "+OK");
     c.cmd("QUIT", "+OK");
     let list = s.admin(&["trace", "list"]).success().stdout;
-    let ids: Vec<&str> = list.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
     assert!(ids.len() >= 2, "{list}");
     let mut all = String::new();
     for id in &ids {
@@ -270,7 +319,10 @@ fn transcripts_mask_credentials() {
     assert!(all.contains("C: AUTH PLAIN ****"), "{all}");
     assert!(all.contains("S: +OK logged in"));
     assert!(all.contains("more bytes not recorded"), "body cut: {all}");
-    assert!(!all.contains("alice-pw") && !all.contains("AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3"), "{all}");
+    assert!(
+        !all.contains("alice-pw") && !all.contains("AGJvYkBleGFtcGxlLnRlc3QAYm9iLXB3"),
+        "{all}"
+    );
     assert!(!s.log().contains("alice-pw"));
 }
 

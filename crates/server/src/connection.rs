@@ -20,7 +20,11 @@ pub enum Stream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
@@ -30,7 +34,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
@@ -76,11 +84,21 @@ const READ_CHUNK: usize = 8192;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, peer: SocketAddr, local: SocketAddr) -> Connection<S> {
-        Connection { stream: Stream::Plain(stream), buf: Vec::new(), peer, local }
+        Connection {
+            stream: Stream::Plain(stream),
+            buf: Vec::new(),
+            peer,
+            local,
+        }
     }
 
     pub fn from_tls(stream: TlsStream<S>, peer: SocketAddr, local: SocketAddr) -> Connection<S> {
-        Connection { stream: Stream::Tls(Box::new(stream)), buf: Vec::new(), peer, local }
+        Connection {
+            stream: Stream::Tls(Box::new(stream)),
+            buf: Vec::new(),
+            peer,
+            local,
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -93,8 +111,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Stream::Tls(s) => {
                 let (_, c) = s.get_ref();
                 Some((
-                    c.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
-                    c.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default(),
+                    c.protocol_version()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_default(),
+                    c.negotiated_cipher_suite()
+                        .map(|s| format!("{:?}", s.suite()))
+                        .unwrap_or_default(),
                 ))
             }
             _ => None,
@@ -187,11 +209,20 @@ mod tests {
         peer.write_all(&vec![b'x'; 100]).await.unwrap();
         peer.write_all(b"\r\nAFTER\r\npartial").await.unwrap();
         drop(peer);
-        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"ONE\r\n".to_vec()));
+        assert_eq!(
+            c.read_line(64).await.unwrap(),
+            Line::Line(b"ONE\r\n".to_vec())
+        );
         assert!(c.has_buffered());
-        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"TWO\r\n".to_vec()));
+        assert_eq!(
+            c.read_line(64).await.unwrap(),
+            Line::Line(b"TWO\r\n".to_vec())
+        );
         assert_eq!(c.read_line(64).await.unwrap(), Line::TooLong);
-        assert_eq!(c.read_line(64).await.unwrap(), Line::Line(b"AFTER\r\n".to_vec()));
+        assert_eq!(
+            c.read_line(64).await.unwrap(),
+            Line::Line(b"AFTER\r\n".to_vec())
+        );
         assert_eq!(c.read_line(64).await.unwrap(), Line::Eof);
     }
 
@@ -199,7 +230,10 @@ mod tests {
     async fn line_exactly_at_limit_is_accepted() {
         let (mut c, mut peer) = pair();
         peer.write_all(b"12345678\r\n123456789\r\n").await.unwrap();
-        assert_eq!(c.read_line(10).await.unwrap(), Line::Line(b"12345678\r\n".to_vec()));
+        assert_eq!(
+            c.read_line(10).await.unwrap(),
+            Line::Line(b"12345678\r\n".to_vec())
+        );
         assert_eq!(c.read_line(10).await.unwrap(), Line::TooLong);
     }
 }

@@ -81,7 +81,8 @@ pub async fn run<P: Protocol>(
                 let busy = protocol.busy_reply();
                 tokio::spawn(async move {
                     let mut socket = socket;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(busy)).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), socket.write_all(busy)).await;
                 });
             }
             continue;
@@ -105,8 +106,15 @@ pub async fn run<P: Protocol>(
             } else {
                 Connection::new(socket, peer, local)
             };
-            let transcript = server.transcripts.as_ref().and_then(|t| t.start(protocol.name(), peer));
-            let ctx = SessionContext { server, shutdown: session_shutdown, transcript };
+            let transcript = server
+                .transcripts
+                .as_ref()
+                .and_then(|t| t.start(protocol.name(), peer));
+            let ctx = SessionContext {
+                server,
+                shutdown: session_shutdown,
+                transcript,
+            };
             tracing::debug!(protocol = protocol.name(), %peer, tls = implicit_tls, "connection");
             protocol.session(conn, ctx).await;
         });
@@ -115,7 +123,11 @@ pub async fn run<P: Protocol>(
 
 /// Binds, with SO_REUSEADDR so a restart does not wait for TIME_WAIT.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)

@@ -49,7 +49,9 @@ impl ShutdownController {
     pub async fn shutdown(mut self, grace: Duration) -> bool {
         let _ = self.notify.send(true);
         self.done_tx.take();
-        tokio::time::timeout(grace, self.done_rx.recv()).await.is_ok()
+        tokio::time::timeout(grace, self.done_rx.recv())
+            .await
+            .is_ok()
     }
 }
 

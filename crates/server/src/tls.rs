@@ -21,7 +21,11 @@ pub struct TlsManager {
 impl TlsManager {
     /// Uses `cert`/`key` when given, else `data_dir/tls/{cert,key}.pem`,
     /// generated for `hostname` if missing.
-    pub fn new(cert_key: Option<(PathBuf, PathBuf)>, data_dir: &Path, hostname: &str) -> Result<TlsManager> {
+    pub fn new(
+        cert_key: Option<(PathBuf, PathBuf)>,
+        data_dir: &Path,
+        hostname: &str,
+    ) -> Result<TlsManager> {
         let (cert, key) = match cert_key {
             Some(pair) => pair,
             None => {
@@ -93,7 +97,8 @@ fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     if certs.is_empty() {
         anyhow::bail!("{} holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -111,9 +116,15 @@ pub fn fingerprint(cert: &Path) -> Result<String> {
         .next()
         .context("no certificate")??;
     let digest = ring_digest(der.as_ref());
-    Ok(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 fn ring_digest(data: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
 }

@@ -39,11 +39,17 @@ impl Transcripts {
     pub fn start(&self, protocol: &str, peer: std::net::SocketAddr) -> Option<Transcript> {
         let (secs, micros) = now();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{secs}-{:06}-{n:04}-{protocol}", std::process::id() % 1_000_000);
+        let id = format!(
+            "{secs}-{:06}-{n:04}-{protocol}",
+            std::process::id() % 1_000_000
+        );
         let path = self.config.dir.join(format!("{id}.log"));
         let file = File::create(&path).ok()?;
         let mut w = BufWriter::new(file);
-        let _ = writeln!(w, "# postamt transcript {id}: {protocol} session from {peer} at {secs}.{micros:06}");
+        let _ = writeln!(
+            w,
+            "# postamt transcript {id}: {protocol} session from {peer} at {secs}.{micros:06}"
+        );
         if n % 64 == 0 {
             prune(&self.config.dir, self.config.keep);
         }
@@ -73,7 +79,9 @@ struct Inner {
 }
 
 fn now() -> (u64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs(), d.subsec_micros())
 }
 
@@ -163,8 +171,14 @@ impl Drop for Inner {
 }
 
 fn prune(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     if names.len() <= keep {
         return;
     }
@@ -180,7 +194,11 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     for e in std::fs::read_dir(dir)?.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "log") {
-            let id = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let id = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             let first = std::fs::read_to_string(&p)
                 .ok()
                 .and_then(|s| s.lines().next().map(str::to_string))
@@ -195,11 +213,20 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
 /// The transcript with this id (or unique id prefix / suffix).
 pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
     let all = list(dir)?;
-    let hits: Vec<&(String, String)> = all.iter().filter(|(i, _)| i == id || i.starts_with(id) || i.ends_with(id)).collect();
+    let hits: Vec<&(String, String)> = all
+        .iter()
+        .filter(|(i, _)| i == id || i.starts_with(id) || i.ends_with(id))
+        .collect();
     match hits.as_slice() {
         [one] => std::fs::read_to_string(dir.join(format!("{}.log", one.0))),
-        [] => Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no transcript {id}"))),
-        _ => Err(std::io::Error::other(format!("{id} matches {} transcripts", hits.len()))),
+        [] => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no transcript {id}"),
+        )),
+        _ => Err(std::io::Error::other(format!(
+            "{id} matches {} transcripts",
+            hits.len()
+        ))),
     }
 }
 
@@ -210,7 +237,12 @@ mod tests {
     #[test]
     fn masks_and_cuts() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Transcripts::new(TranscriptConfig { dir: dir.path().into(), body_limit: 12, keep: 100 }).unwrap();
+        let t = Transcripts::new(TranscriptConfig {
+            dir: dir.path().into(),
+            body_limit: 12,
+            keep: 100,
+        })
+        .unwrap();
         let s = t.start("pop3", "127.0.0.1:5".parse().unwrap()).unwrap();
         s.client(b"USER alice\r\n");
         s.client_masked("PASS");

@@ -42,7 +42,9 @@ const DOMAIN: &str = "example.org";
 
 fn setup(store: &dyn Store) -> Account {
     store.add_domain(DOMAIN).unwrap();
-    store.create_account("alice@example.org", "pw-alice").unwrap()
+    store
+        .create_account("alice@example.org", "pw-alice")
+        .unwrap()
 }
 
 fn delivery(content: &[u8], targets: Vec<DeliveryTarget>) -> Delivery {
@@ -67,11 +69,16 @@ fn to_inbox(account: AccountId, prefix: &str) -> DeliveryTarget {
 
 fn deliver_one(store: &dyn Store, account: AccountId, body: &str) -> Delivered {
     let msg = format!("Subject: test\r\n\r\n{body}\r\n");
-    store.deliver(delivery(msg.as_bytes(), vec![to_inbox(account, "")])).unwrap()[0]
+    store
+        .deliver(delivery(msg.as_bytes(), vec![to_inbox(account, "")]))
+        .unwrap()[0]
 }
 
 fn inbox(store: &dyn Store, account: AccountId) -> Mailbox {
-    store.mailbox(account, "INBOX").unwrap().expect("INBOX exists")
+    store
+        .mailbox(account, "INBOX")
+        .unwrap()
+        .expect("INBOX exists")
 }
 
 pub fn domains_and_accounts(store: Arc<dyn Store>) {
@@ -86,11 +93,17 @@ pub fn domains_and_accounts(store: Arc<dyn Store>) {
         store.create_account("alice@example.org", "pw"),
         Err(StoreError::AlreadyExists(_))
     ));
-    assert_eq!(store.account("ALICE@example.org").unwrap().unwrap().id, a.id);
+    assert_eq!(
+        store.account("ALICE@example.org").unwrap().unwrap().id,
+        a.id
+    );
     assert_eq!(store.accounts().unwrap().len(), 1);
     store.remove_domain("example.org").unwrap();
     assert!(store.domains().unwrap().is_empty());
-    assert!(matches!(store.remove_domain("nope.org"), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.remove_domain("nope.org"),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub fn special_use_mailboxes_with_each_account(store: Arc<dyn Store>) {
@@ -100,34 +113,80 @@ pub fn special_use_mailboxes_with_each_account(store: Arc<dyn Store>) {
         let m = boxes.iter().find(|m| m.name == name).expect(name);
         assert_eq!(m.special_use, Some(use_));
     }
-    assert!(boxes.iter().any(|m| m.name == "INBOX" && m.special_use.is_none()));
+    assert!(
+        boxes
+            .iter()
+            .any(|m| m.name == "INBOX" && m.special_use.is_none())
+    );
     let subs = store.subscriptions(a.id).unwrap();
     assert!(subs.contains(&"INBOX".to_string()) && subs.contains(&"Sent".to_string()));
 }
 
 pub fn passwords_are_argon2id_and_verified(store: Arc<dyn Store>) {
     let a = setup(&*store);
-    assert_eq!(store.verify_password("alice@example.org", "pw-alice").unwrap().unwrap().id, a.id);
-    assert!(store.verify_password("alice@example.org", "wrong").unwrap().is_none());
-    assert!(store.verify_password("nobody@example.org", "pw-alice").unwrap().is_none());
+    assert_eq!(
+        store
+            .verify_password("alice@example.org", "pw-alice")
+            .unwrap()
+            .unwrap()
+            .id,
+        a.id
+    );
+    assert!(
+        store
+            .verify_password("alice@example.org", "wrong")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .verify_password("nobody@example.org", "pw-alice")
+            .unwrap()
+            .is_none()
+    );
     store.set_password("alice@example.org", "new").unwrap();
-    assert!(store.verify_password("alice@example.org", "pw-alice").unwrap().is_none());
-    assert!(store.verify_password("alice@example.org", "new").unwrap().is_some());
-    assert!(matches!(store.set_password("nobody@example.org", "x"), Err(StoreError::NotFound(_))));
+    assert!(
+        store
+            .verify_password("alice@example.org", "pw-alice")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .verify_password("alice@example.org", "new")
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        store.set_password("nobody@example.org", "x"),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub fn aliases_and_catch_all(store: Arc<dyn Store>) {
     setup(&*store);
     store
-        .add_alias("team@example.org", &["alice@example.org".into(), "carol@remote.net".into()])
+        .add_alias(
+            "team@example.org",
+            &["alice@example.org".into(), "carol@remote.net".into()],
+        )
         .unwrap();
-    store.add_alias("@example.org", &["alice@example.org".into()]).unwrap();
+    store
+        .add_alias("@example.org", &["alice@example.org".into()])
+        .unwrap();
     let mut t = store.alias_targets("TEAM@example.org").unwrap();
     t.sort();
     assert_eq!(t, vec!["alice@example.org", "carol@remote.net"]);
-    assert_eq!(store.alias_targets("@example.org").unwrap(), vec!["alice@example.org"]);
+    assert_eq!(
+        store.alias_targets("@example.org").unwrap(),
+        vec!["alice@example.org"]
+    );
     assert_eq!(store.aliases().unwrap().len(), 2);
-    assert!(store.add_alias("x@remote.net", &["alice@example.org".into()]).is_err());
+    assert!(
+        store
+            .add_alias("x@remote.net", &["alice@example.org".into()])
+            .is_err()
+    );
     store.remove_alias("team@example.org").unwrap();
     assert!(store.alias_targets("team@example.org").unwrap().is_empty());
 }
@@ -138,27 +197,60 @@ pub fn delivery_shares_content_and_keeps_prefixes(store: Arc<dyn Store>) {
     let d = store
         .deliver(delivery(
             b"Subject: shared\n\nbody\n",
-            vec![to_inbox(a.id, "Delivered-To: alice@example.org\r\n"), to_inbox(b.id, "Delivered-To: bob@example.org\r\n")],
+            vec![
+                to_inbox(a.id, "Delivered-To: alice@example.org\r\n"),
+                to_inbox(b.id, "Delivered-To: bob@example.org\r\n"),
+            ],
         ))
         .unwrap();
     assert_eq!(d.len(), 2);
-    let ca = store.message_content(d[0].mailbox, d[0].uid).unwrap().unwrap();
-    let cb = store.message_content(d[1].mailbox, d[1].uid).unwrap().unwrap();
-    assert_eq!(ca, b"Delivered-To: alice@example.org\r\nSubject: shared\r\n\r\nbody\r\n");
-    assert_eq!(cb, b"Delivered-To: bob@example.org\r\nSubject: shared\r\n\r\nbody\r\n");
+    let ca = store
+        .message_content(d[0].mailbox, d[0].uid)
+        .unwrap()
+        .unwrap();
+    let cb = store
+        .message_content(d[1].mailbox, d[1].uid)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ca,
+        b"Delivered-To: alice@example.org\r\nSubject: shared\r\n\r\nbody\r\n"
+    );
+    assert_eq!(
+        cb,
+        b"Delivered-To: bob@example.org\r\nSubject: shared\r\n\r\nbody\r\n"
+    );
     let la = store.messages(d[0].mailbox).unwrap();
     assert_eq!(la[0].size, ca.len() as u64);
     // Removing one reference leaves the other intact.
     store.expunge(d[0].mailbox, &[d[0].uid]).unwrap();
-    assert!(store.message_content(d[0].mailbox, d[0].uid).unwrap().is_none());
-    assert_eq!(store.message_content(d[1].mailbox, d[1].uid).unwrap().unwrap(), cb);
+    assert!(
+        store
+            .message_content(d[0].mailbox, d[0].uid)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .message_content(d[1].mailbox, d[1].uid)
+            .unwrap()
+            .unwrap(),
+        cb
+    );
     store.expunge(d[1].mailbox, &[d[1].uid]).unwrap();
-    assert!(store.message_content(d[1].mailbox, d[1].uid).unwrap().is_none());
+    assert!(
+        store
+            .message_content(d[1].mailbox, d[1].uid)
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub fn uids_ascend_and_are_never_reused(store: Arc<dyn Store>) {
     let a = setup(&*store);
-    let u: Vec<Uid> = (0..5).map(|i| deliver_one(&*store, a.id, &i.to_string()).uid).collect();
+    let u: Vec<Uid> = (0..5)
+        .map(|i| deliver_one(&*store, a.id, &i.to_string()).uid)
+        .collect();
     assert!(u.windows(2).all(|w| w[0] < w[1]), "{u:?}");
     let m = inbox(&*store, a.id);
     store.expunge(m.id, &[u[3], u[4]]).unwrap();
@@ -166,14 +258,22 @@ pub fn uids_ascend_and_are_never_reused(store: Arc<dyn Store>) {
     assert!(next > u[4], "UID {next:?} reused");
     let m = inbox(&*store, a.id);
     assert!(m.uidnext > next);
-    let listed: Vec<Uid> = store.messages(m.id).unwrap().iter().map(|s| s.uid).collect();
+    let listed: Vec<Uid> = store
+        .messages(m.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.uid)
+        .collect();
     assert_eq!(listed, vec![u[0], u[1], u[2], next]);
 }
 
 pub fn uidvalidity_is_new_for_a_recreated_mailbox(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let m1 = store.create_mailbox(a.id, "Projects", None).unwrap();
-    assert!(matches!(store.create_mailbox(a.id, "Projects", None), Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.create_mailbox(a.id, "Projects", None),
+        Err(StoreError::AlreadyExists(_))
+    ));
     store.delete_mailbox(a.id, "Projects").unwrap();
     let m2 = store.create_mailbox(a.id, "Projects", None).unwrap();
     assert_ne!(m1.uidvalidity, m2.uidvalidity);
@@ -188,20 +288,38 @@ pub fn flags_and_modseq(store: Arc<dyn Store>) {
     let d2 = deliver_one(&*store, a.id, "2");
     let before = inbox(&*store, a.id).highestmodseq;
     let up = store
-        .store_flags(d1.mailbox, &[d1.uid, d2.uid], FlagOp::Add, Flags::SEEN | Flags::FLAGGED, &["$Label1".into()])
+        .store_flags(
+            d1.mailbox,
+            &[d1.uid, d2.uid],
+            FlagOp::Add,
+            Flags::SEEN | Flags::FLAGGED,
+            &["$Label1".into()],
+        )
         .unwrap();
     assert_eq!(up.len(), 2);
     assert!(up[0].modseq > before);
     let after = inbox(&*store, a.id).highestmodseq;
     assert_eq!(after, up[0].modseq);
     // No change, no new modseq.
-    let none = store.store_flags(d1.mailbox, &[d1.uid], FlagOp::Add, Flags::SEEN, &[]).unwrap();
+    let none = store
+        .store_flags(d1.mailbox, &[d1.uid], FlagOp::Add, Flags::SEEN, &[])
+        .unwrap();
     assert!(none.is_empty());
     assert_eq!(inbox(&*store, a.id).highestmodseq, after);
-    let up = store.store_flags(d1.mailbox, &[d1.uid], FlagOp::Remove, Flags::FLAGGED, &["$label1".into()]).unwrap();
+    let up = store
+        .store_flags(
+            d1.mailbox,
+            &[d1.uid],
+            FlagOp::Remove,
+            Flags::FLAGGED,
+            &["$label1".into()],
+        )
+        .unwrap();
     assert_eq!(up[0].flags, Flags::SEEN);
     assert!(up[0].keywords.is_empty());
-    let up = store.store_flags(d1.mailbox, &[d2.uid], FlagOp::Replace, Flags::DRAFT, &[]).unwrap();
+    let up = store
+        .store_flags(d1.mailbox, &[d2.uid], FlagOp::Replace, Flags::DRAFT, &[])
+        .unwrap();
     assert_eq!(up[0].flags, Flags::DRAFT);
     let list = store.messages(d1.mailbox).unwrap();
     assert_eq!(list[0].flags, Flags::SEEN);
@@ -213,11 +331,16 @@ pub fn flags_and_modseq(store: Arc<dyn Store>) {
 
 pub fn expunge_log_serves_qresync(store: Arc<dyn Store>) {
     let a = setup(&*store);
-    let d: Vec<Delivered> = (0..3).map(|i| deliver_one(&*store, a.id, &i.to_string())).collect();
+    let d: Vec<Delivered> = (0..3)
+        .map(|i| deliver_one(&*store, a.id, &i.to_string()))
+        .collect();
     let mark = inbox(&*store, a.id).highestmodseq;
     let gone = store.expunge(d[0].mailbox, &[d[1].uid, Uid(9999)]).unwrap();
     assert_eq!(gone, vec![d[1].uid]);
-    assert_eq!(store.expunged_since(d[0].mailbox, mark).unwrap(), vec![d[1].uid]);
+    assert_eq!(
+        store.expunged_since(d[0].mailbox, mark).unwrap(),
+        vec![d[1].uid]
+    );
     let now = inbox(&*store, a.id).highestmodseq;
     assert!(now > mark);
     assert!(store.expunged_since(d[0].mailbox, now).unwrap().is_empty());
@@ -227,9 +350,23 @@ pub fn quota_usage_is_kept_current(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let d = deliver_one(&*store, a.id, "x");
     let size = store.messages(d.mailbox).unwrap()[0].size;
-    assert_eq!(store.account("alice@example.org").unwrap().unwrap().used_bytes, size);
+    assert_eq!(
+        store
+            .account("alice@example.org")
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        size
+    );
     store.expunge(d.mailbox, &[d.uid]).unwrap();
-    assert_eq!(store.account("alice@example.org").unwrap().unwrap().used_bytes, 0);
+    assert_eq!(
+        store
+            .account("alice@example.org")
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        0
+    );
 }
 
 pub fn over_quota_fails_whole_delivery(store: Arc<dyn Store>) {
@@ -237,18 +374,33 @@ pub fn over_quota_fails_whole_delivery(store: Arc<dyn Store>) {
     let b = store.create_account("bob@example.org", "pw").unwrap();
     store.set_quota(b.id, Some(10)).unwrap();
     let err = store
-        .deliver(delivery(b"Subject: big\n\nbody\n", vec![to_inbox(a.id, ""), to_inbox(b.id, "")]))
+        .deliver(delivery(
+            b"Subject: big\n\nbody\n",
+            vec![to_inbox(a.id, ""), to_inbox(b.id, "")],
+        ))
         .unwrap_err();
     assert!(matches!(err, StoreError::OverQuota));
-    assert!(store.messages(inbox(&*store, a.id).id).unwrap().is_empty(), "all or nothing");
-    assert_eq!(store.account("bob@example.org").unwrap().unwrap().quota_bytes, Some(10));
+    assert!(
+        store.messages(inbox(&*store, a.id).id).unwrap().is_empty(),
+        "all or nothing"
+    );
+    assert_eq!(
+        store
+            .account("bob@example.org")
+            .unwrap()
+            .unwrap()
+            .quota_bytes,
+        Some(10)
+    );
 }
 
 pub fn change_feed_reports_commits(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let mut rx = store.watch();
     let d = deliver_one(&*store, a.id, "x");
-    store.store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[]).unwrap();
+    store
+        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[])
+        .unwrap();
     store.expunge(d.mailbox, &[d.uid]).unwrap();
     store.create_mailbox(a.id, "New", None).unwrap();
     store.rename_mailbox(a.id, "New", "Newer").unwrap();
@@ -278,13 +430,19 @@ pub fn meta_offsets_include_prefix(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let prefix = "Return-Path: <x@y>\r\n";
     let d = store
-        .deliver(delivery(b"Subject: s\r\nFrom: x@y\r\n\r\nhello\r\n", vec![to_inbox(a.id, prefix)]))
+        .deliver(delivery(
+            b"Subject: s\r\nFrom: x@y\r\n\r\nhello\r\n",
+            vec![to_inbox(a.id, prefix)],
+        ))
         .unwrap()[0];
     let content = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
     let meta = store.message_meta(d.mailbox, d.uid).unwrap().unwrap();
     assert_eq!(meta.envelope.subject.as_deref(), Some("s"));
     assert_eq!(&content[meta.header_len as usize..], b"hello\r\n");
-    assert_eq!(&content[meta.body.body_start as usize..meta.body.body_end as usize], b"hello\r\n");
+    assert_eq!(
+        &content[meta.body.body_start as usize..meta.body.body_end as usize],
+        b"hello\r\n"
+    );
 }
 
 pub fn rename_mailbox_and_children(store: Arc<dyn Store>) {
@@ -293,10 +451,18 @@ pub fn rename_mailbox_and_children(store: Arc<dyn Store>) {
     store.create_mailbox(a.id, "Work/2026", None).unwrap();
     store.create_mailbox(a.id, "Workshop", None).unwrap();
     store.rename_mailbox(a.id, "Work", "Job").unwrap();
-    let names: Vec<String> = store.mailboxes(a.id).unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = store
+        .mailboxes(a.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert!(names.contains(&"Job".into()) && names.contains(&"Job/2026".into()));
     assert!(names.contains(&"Workshop".into()) && !names.contains(&"Work".into()));
-    assert_eq!(store.mailbox(a.id, "Job").unwrap().unwrap().uidvalidity, m.uidvalidity);
+    assert_eq!(
+        store.mailbox(a.id, "Job").unwrap().unwrap().uidvalidity,
+        m.uidvalidity
+    );
     assert!(store.rename_mailbox(a.id, "Job", "Sent").is_err());
     assert!(store.rename_mailbox(a.id, "Nope", "X").is_err());
 }
@@ -310,19 +476,30 @@ pub fn rename_inbox_moves_messages(store: Arc<dyn Store>) {
     assert_eq!(store.messages(old.id).unwrap().len(), 2);
     let inbox = inbox(&*store, a.id);
     assert!(store.messages(inbox.id).unwrap().is_empty());
-    assert!(deliver_one(&*store, a.id, "3").uid >= Uid(3), "INBOX UIDs go on");
+    assert!(
+        deliver_one(&*store, a.id, "3").uid >= Uid(3),
+        "INBOX UIDs go on"
+    );
 }
 
 pub fn delete_mailbox_and_account(store: Arc<dyn Store>) {
     let a = setup(&*store);
     assert!(store.delete_mailbox(a.id, "INBOX").is_err());
-    assert!(matches!(store.delete_mailbox(a.id, "Nope"), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete_mailbox(a.id, "Nope"),
+        Err(StoreError::NotFound(_))
+    ));
     deliver_one(&*store, a.id, "x");
     store.delete_account("alice@example.org").unwrap();
     assert!(store.account("alice@example.org").unwrap().is_none());
     assert!(store.mailboxes(a.id).unwrap().is_empty());
     let again = store.create_account("alice@example.org", "pw").unwrap();
-    assert!(store.messages(inbox(&*store, again.id).id).unwrap().is_empty());
+    assert!(
+        store
+            .messages(inbox(&*store, again.id).id)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub fn concurrent_deliveries_get_distinct_uids(store: Arc<dyn Store>) {
@@ -331,11 +508,16 @@ pub fn concurrent_deliveries_get_distinct_uids(store: Arc<dyn Store>) {
         .map(|t| {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
-                (0..25).map(|i| deliver_one(&*store, a.id, &format!("{t}-{i}")).uid).collect::<Vec<_>>()
+                (0..25)
+                    .map(|i| deliver_one(&*store, a.id, &format!("{t}-{i}")).uid)
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut all: Vec<Uid> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut all: Vec<Uid> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 200);
@@ -347,9 +529,19 @@ pub fn concurrent_deliveries_get_distinct_uids(store: Arc<dyn Store>) {
 pub fn subscriptions_work(store: Arc<dyn Store>) {
     let a = setup(&*store);
     store.subscribe(a.id, "Lists/rust").unwrap();
-    assert!(store.subscriptions(a.id).unwrap().contains(&"Lists/rust".to_string()));
+    assert!(
+        store
+            .subscriptions(a.id)
+            .unwrap()
+            .contains(&"Lists/rust".to_string())
+    );
     store.unsubscribe(a.id, "Lists/rust").unwrap();
-    assert!(!store.subscriptions(a.id).unwrap().contains(&"Lists/rust".to_string()));
+    assert!(
+        !store
+            .subscriptions(a.id)
+            .unwrap()
+            .contains(&"Lists/rust".to_string())
+    );
 }
 
 pub fn inbox_is_case_insensitive(store: Arc<dyn Store>) {

@@ -170,7 +170,9 @@ pub fn normalize_address(address: &str) -> Result<String> {
                 && !domain.is_empty()
                 && !local.contains('@')
                 && a.len() <= 254
-                && !a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') =>
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') =>
         {
             Ok(a)
         }
@@ -219,7 +221,10 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(normalize_address(" Alice@Example.ORG ").unwrap(), "alice@example.org");
+        assert_eq!(
+            normalize_address(" Alice@Example.ORG ").unwrap(),
+            "alice@example.org"
+        );
         assert!(normalize_address("nodomain").is_err());
         assert!(normalize_address("a@b@c").is_err());
         assert!(normalize_address("a b@c").is_err());

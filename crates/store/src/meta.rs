@@ -170,7 +170,11 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
                 .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
                 .collect(),
         ),
-        None => ("text".into(), "plain".into(), vec![("charset".into(), "us-ascii".into())]),
+        None => (
+            "text".into(),
+            "plain".into(),
+            vec![("charset".into(), "us-ascii".into())],
+        ),
     };
     let (media_type, media_subtype) = if media_subtype.is_empty() {
         ("text".to_string(), "plain".to_string())
@@ -259,11 +263,20 @@ mod tests {
         let m = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hi\r\n =?utf-8?q?there?=\r\n\r\nline1\r\nline2\r\n";
         let meta = MessageMeta::parse(m);
         assert_eq!(meta.header_len as usize, m.len() - 14);
-        assert_eq!(meta.envelope.subject.as_deref(), Some("hi =?utf-8?q?there?="));
-        assert_eq!(meta.envelope.from.as_deref(), Some("Alice <alice@example.org>"));
+        assert_eq!(
+            meta.envelope.subject.as_deref(),
+            Some("hi =?utf-8?q?there?=")
+        );
+        assert_eq!(
+            meta.envelope.from.as_deref(),
+            Some("Alice <alice@example.org>")
+        );
         assert_eq!(meta.body.media_type, "text");
         assert_eq!(meta.body.lines, 2);
-        assert_eq!(&m[meta.body.body_start as usize..meta.body.body_end as usize], b"line1\r\nline2\r\n");
+        assert_eq!(
+            &m[meta.body.body_start as usize..meta.body.body_end as usize],
+            b"line1\r\nline2\r\n"
+        );
     }
 
     #[test]
@@ -273,7 +286,11 @@ mod tests {
         assert_eq!(meta.body.media_subtype, "mixed");
         assert_eq!(meta.body.parts.len(), 2);
         assert_eq!(meta.body.parts[1].media_subtype, "pdf");
-        assert!(meta.body.parts[1].params.contains(&("name".into(), "longname.pdf".into())));
+        assert!(
+            meta.body.parts[1]
+                .params
+                .contains(&("name".into(), "longname.pdf".into()))
+        );
         assert_eq!(meta.body.parts[1].encoding, "base64");
         let p0 = &meta.body.parts[0];
         assert_eq!(&m[p0.body_start as usize..p0.body_end as usize], b"hello");
@@ -285,7 +302,10 @@ mod tests {
         let meta = MessageMeta::parse(m);
         let inner = meta.body.parts[0].message.as_ref().expect("nested message");
         assert_eq!(inner.0.subject.as_deref(), Some("inner"));
-        assert_eq!(&m[inner.1.body_start as usize..inner.1.body_end as usize], b"inner body");
+        assert_eq!(
+            &m[inner.1.body_start as usize..inner.1.body_end as usize],
+            b"inner body"
+        );
     }
 
     #[test]

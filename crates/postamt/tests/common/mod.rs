@@ -46,13 +46,31 @@ impl Server {
         // Allow sections in `extra` to extend the defaults: put it last.
         if !extra.is_empty() {
             text = text.replace("[auth]\nfailure_delay_ms = 50\n", "");
-            let extra = if extra.contains("[auth]") { extra.replace("[auth]", "[auth]\nfailure_delay_ms = 50") } else { format!("[auth]\nfailure_delay_ms = 50\n{extra}") };
+            let extra = if extra.contains("[auth]") {
+                extra.replace("[auth]", "[auth]\nfailure_delay_ms = 50")
+            } else {
+                format!("[auth]\nfailure_delay_ms = 50\n{extra}")
+            };
             text.push_str(&extra);
         }
         std::fs::write(&config, text).unwrap();
-        let s = Server { dir, config, child: None, addrs: HashMap::new(), stdout_rest: None };
-        s.admin_stdin(&["user", "add", "alice@example.test", "--password-stdin"], "alice-pw\n").success();
-        s.admin_stdin(&["user", "add", "bob@example.test", "--password-stdin"], "bob-pw\n").success();
+        let s = Server {
+            dir,
+            config,
+            child: None,
+            addrs: HashMap::new(),
+            stdout_rest: None,
+        };
+        s.admin_stdin(
+            &["user", "add", "alice@example.test", "--password-stdin"],
+            "alice-pw\n",
+        )
+        .success();
+        s.admin_stdin(
+            &["user", "add", "bob@example.test", "--password-stdin"],
+            "bob-pw\n",
+        )
+        .success();
         s
     }
 
@@ -72,7 +90,13 @@ impl Server {
             .arg(&self.config)
             .env("POSTAMT_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("stderr.log")).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("stderr.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -92,7 +116,10 @@ impl Server {
             if let Some(rest) = line.strip_prefix("postamt: ")
                 && let Some((name, addr)) = rest.split_once(" listening on ")
             {
-                addrs.entry(name.trim().to_string()).or_default().push(addr.trim().parse().unwrap());
+                addrs
+                    .entry(name.trim().to_string())
+                    .or_default()
+                    .push(addr.trim().parse().unwrap());
             }
         }
         self.stdout_rest = Some(std::thread::spawn(move || {
@@ -119,19 +146,32 @@ impl Server {
     }
 
     pub fn admin_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        run_with_stdin(Command::new(BIN).args(args).arg("--config").arg(&self.config), stdin.as_bytes())
+        run_with_stdin(
+            Command::new(BIN)
+                .args(args)
+                .arg("--config")
+                .arg(&self.config),
+            stdin.as_bytes(),
+        )
     }
 
     /// `postamt deliver`
     pub fn deliver(&self, from: &str, to: &[&str], message: &[u8]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.args(["deliver", "--config"]).arg(&self.config).args(["--from", from, "--to"]).args(to);
+        cmd.args(["deliver", "--config"])
+            .arg(&self.config)
+            .args(["--from", from, "--to"])
+            .args(to);
         run_with_stdin(&mut cmd, message)
     }
 
     pub fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -154,7 +194,10 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.stdout_rest.take().map(|h| h.join().unwrap()).unwrap_or_default()
+        self.stdout_rest
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default()
     }
 }
 
@@ -175,13 +218,23 @@ pub struct Output {
 
 impl Output {
     pub fn success(self) -> Output {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("POSTAMT_LOG", "warn").spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("POSTAMT_LOG", "warn")
+        .spawn()
+        .unwrap();
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -205,8 +258,13 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
     }
 
     pub fn send(&mut self, data: &[u8]) {
@@ -223,7 +281,10 @@ impl Client {
     pub fn cmd(&mut self, cmd: &str, expect: &str) -> String {
         self.send(format!("{cmd}\r\n").as_bytes());
         let l = self.line();
-        assert!(l.starts_with(expect), "{cmd:?}: expected {expect:?}, got {l:?}");
+        assert!(
+            l.starts_with(expect),
+            "{cmd:?}: expected {expect:?}, got {l:?}"
+        );
         l
     }
 
@@ -234,11 +295,18 @@ impl Client {
         loop {
             let mut line = Vec::new();
             self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "connection closed inside a multi-line reply");
+            assert!(
+                !line.is_empty(),
+                "connection closed inside a multi-line reply"
+            );
             if line == b".\r\n" {
                 return out;
             }
-            let l = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+            let l = if line.starts_with(b"..") {
+                &line[1..]
+            } else {
+                &line[..]
+            };
             out.extend_from_slice(l);
         }
     }
@@ -263,7 +331,13 @@ pub fn pop3(server: &Server) -> Client {
 }
 
 pub fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Tools the suite needs are installed by the test command; in CI their

@@ -149,7 +149,9 @@ impl SqliteStore {
             }
         });
         let sender = self.jobs.as_ref().ok_or_else(|| backend("store closed"))?;
-        sender.send(job).map_err(|_| backend("store writer stopped"))?;
+        sender
+            .send(job)
+            .map_err(|_| backend("store writer stopped"))?;
         rx.recv().map_err(|_| backend("store writer stopped"))?
     }
 
@@ -198,7 +200,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(backend)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(version = i + 1, "store schema migrated");
     }
@@ -288,35 +291,48 @@ fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
 }
 
 fn find_account(conn: &Connection, address: &str) -> Result<Option<Account>> {
-    conn.prepare_cached(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"))
-        .and_then(|mut s| s.query_row([address], account_from_row).optional())
-        .map_err(backend)
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
+    ))
+    .and_then(|mut s| s.query_row([address], account_from_row).optional())
+    .map_err(backend)
 }
 
 fn find_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
     conn.prepare_cached(&format!(
         "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
     ))
-    .and_then(|mut s| s.query_row(params![account.0, name], mailbox_from_row).optional())
+    .and_then(|mut s| {
+        s.query_row(params![account.0, name], mailbox_from_row)
+            .optional()
+    })
     .map_err(backend)
 }
 
 fn mailbox_by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
-    conn.prepare_cached(&format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"))
-        .and_then(|mut s| s.query_row([id.0], mailbox_from_row).optional())
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", id.0)))
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id.0], mailbox_from_row).optional())
+    .map_err(backend)?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", id.0)))
 }
 
 /// A UIDVALIDITY never handed out before in this store: the clock in
 /// seconds, or one more than the last, whichever is larger.
 fn next_uidvalidity(conn: &Connection) -> Result<u32> {
     let last: i64 = conn
-        .query_row("SELECT value FROM counters WHERE name = 'uidvalidity'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM counters WHERE name = 'uidvalidity'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(backend)?
         .unwrap_or(0);
-    let next = (now() & 0xffff_ffff).max(last + 1).clamp(1, u32::MAX as i64);
+    let next = (now() & 0xffff_ffff)
+        .max(last + 1)
+        .clamp(1, u32::MAX as i64);
     conn.execute(
         "INSERT INTO counters(name, value) VALUES ('uidvalidity', ?1)
          ON CONFLICT(name) DO UPDATE SET value = excluded.value",
@@ -339,7 +355,12 @@ fn insert_mailbox(
     conn.execute(
         "INSERT INTO mailboxes(account_id, name, uidvalidity, uidnext, highestmodseq, special_use)
          VALUES (?1, ?2, ?3, 1, 1, ?4)",
-        params![account.0, name, uidvalidity, special_use.map(special_use_name)],
+        params![
+            account.0,
+            name,
+            uidvalidity,
+            special_use.map(special_use_name)
+        ],
     )
     .map_err(backend)?;
     find_mailbox(conn, account, name)?.ok_or_else(|| backend("mailbox vanished"))
@@ -425,7 +446,10 @@ fn keywords_text(k: &[String]) -> String {
 }
 
 fn keywords_vec(s: &str) -> Vec<String> {
-    s.split(' ').filter(|k| !k.is_empty()).map(str::to_string).collect()
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Appends one message row into `mailbox`, taking the next UID and MODSEQ.
@@ -468,7 +492,11 @@ fn append_row(
         ])
     })
     .map_err(backend)?;
-    Ok((Uid(uid as u32), ModSeq(modseq as u64), UidValidity(uidvalidity as u32)))
+    Ok((
+        Uid(uid as u32),
+        ModSeq(modseq as u64),
+        UidValidity(uidvalidity as u32),
+    ))
 }
 
 fn shift(part: &mut BodyPart, by: u64) {
@@ -489,7 +517,9 @@ fn domain_of(address: &str) -> &str {
 
 fn check_local_domain(conn: &Connection, domain: &str) -> Result<()> {
     let found: Option<String> = conn
-        .query_row("SELECT name FROM domains WHERE name = ?1", [domain], |r| r.get(0))
+        .query_row("SELECT name FROM domains WHERE name = ?1", [domain], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(backend)?;
     match found {
@@ -526,7 +556,9 @@ impl Store for SqliteStore {
 
     fn domains(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            let mut s = c.prepare("SELECT name FROM domains ORDER BY name").map_err(backend)?;
+            let mut s = c
+                .prepare("SELECT name FROM domains ORDER BY name")
+                .map_err(backend)?;
             s.query_map([], |r| r.get(0))
                 .and_then(|rows| rows.collect())
                 .map_err(backend)
@@ -589,7 +621,9 @@ impl Store for SqliteStore {
             let account = find_account(c, &address)?
                 .ok_or_else(|| StoreError::NotFound(format!("account {address}")))?;
             let mut s = c
-                .prepare(&format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1"))
+                .prepare(&format!(
+                    "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1"
+                ))
                 .map_err(backend)?;
             let boxes: Vec<Mailbox> = s
                 .query_map([account.id.0], mailbox_from_row)
@@ -603,8 +637,11 @@ impl Store for SqliteStore {
                     name: m.name.clone(),
                 });
             }
-            c.execute("DELETE FROM subscriptions WHERE account_id = ?1", [account.id.0])
-                .map_err(backend)?;
+            c.execute(
+                "DELETE FROM subscriptions WHERE account_id = ?1",
+                [account.id.0],
+            )
+            .map_err(backend)?;
             c.execute("DELETE FROM accounts WHERE id = ?1", [account.id.0])
                 .map_err(backend)?;
             Ok(((), changes))
@@ -614,7 +651,9 @@ impl Store for SqliteStore {
     fn accounts(&self) -> Result<Vec<Account>> {
         self.read(|c| {
             let mut s = c
-                .prepare(&format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"))
+                .prepare(&format!(
+                    "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"
+                ))
                 .map_err(backend)?;
             s.query_map([], account_from_row)
                 .and_then(|rows| rows.collect())
@@ -886,7 +925,9 @@ impl Store for SqliteStore {
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")
+                .prepare_cached(
+                    "SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name",
+                )
                 .map_err(backend)?;
             s.query_map([account.0], |r| r.get(0))
                 .and_then(|rows| rows.collect())
@@ -927,7 +968,9 @@ impl Store for SqliteStore {
                 }
             }
             let blob: i64 = c
-                .prepare_cached("INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id")
+                .prepare_cached(
+                    "INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id",
+                )
                 .and_then(|mut s| {
                     s.query_row(
                         params![resolved.len() as i64, delivery.content, meta],
@@ -948,8 +991,18 @@ impl Store for SqliteStore {
                     &keywords_text(&t.keywords),
                     delivery.internaldate,
                 )?;
-                out.push(Delivered { account: t.account, mailbox: m.id, uid, uidvalidity });
-                changes.push(Change::MessageAdded { account: t.account, mailbox: m.id, uid, modseq });
+                out.push(Delivered {
+                    account: t.account,
+                    mailbox: m.id,
+                    uid,
+                    uidvalidity,
+                });
+                changes.push(Change::MessageAdded {
+                    account: t.account,
+                    mailbox: m.id,
+                    uid,
+                    modseq,
+                });
             }
             for (account, adding) in per_account {
                 add_used(c, account, adding as i64)?;
@@ -1041,13 +1094,17 @@ impl Store for SqliteStore {
             let mut modseq = None;
             for uid in uids {
                 let row: Option<(u8, String)> = c
-                    .prepare_cached("SELECT flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+                    .prepare_cached(
+                        "SELECT flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                    )
                     .and_then(|mut s| {
                         s.query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()
                     })
                     .map_err(backend)?;
-                let Some((old_bits, old_kw)) = row else { continue };
+                let Some((old_bits, old_kw)) = row else {
+                    continue;
+                };
                 let old_flags = Flags::from_bits(old_bits);
                 let old_kw = keywords_vec(&old_kw);
                 let (new_flags, new_kw) = match op {
@@ -1086,10 +1143,21 @@ impl Store for SqliteStore {
                      WHERE mailbox_id = ?1 AND uid = ?2",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![mailbox.0, uid.0, new_flags.bits(), keywords_text(&new_kw), ms.0 as i64])
+                    s.execute(params![
+                        mailbox.0,
+                        uid.0,
+                        new_flags.bits(),
+                        keywords_text(&new_kw),
+                        ms.0 as i64
+                    ])
                 })
                 .map_err(backend)?;
-                updates.push(FlagUpdate { uid, modseq: ms, flags: new_flags, keywords: new_kw });
+                updates.push(FlagUpdate {
+                    uid,
+                    modseq: ms,
+                    flags: new_flags,
+                    keywords: new_kw,
+                });
             }
             let changes = match modseq {
                 Some(modseq) => vec![Change::FlagsChanged {
@@ -1116,13 +1184,21 @@ impl Store for SqliteStore {
             }
             let modseq = bump_modseq(c, mailbox)?;
             let mut log = c
-                .prepare_cached("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(backend)?;
             for uid in &removed {
-                log.execute(params![mailbox.0, uid.0, modseq.0 as i64]).map_err(backend)?;
+                log.execute(params![mailbox.0, uid.0, modseq.0 as i64])
+                    .map_err(backend)?;
             }
             add_used(c, m.account, -(freed as i64))?;
-            let change = Change::Expunged { account: m.account, mailbox, uids: removed.clone(), modseq };
+            let change = Change::Expunged {
+                account: m.account,
+                mailbox,
+                uids: removed.clone(),
+                modseq,
+            };
             Ok((removed, vec![change]))
         })
     }
@@ -1134,9 +1210,11 @@ impl Store for SqliteStore {
                     "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
                 )
                 .map_err(backend)?;
-            s.query_map(params![mailbox.0, since.0 as i64], |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
+            s.query_map(params![mailbox.0, since.0 as i64], |r| {
+                Ok(Uid(r.get::<_, i64>(0)? as u32))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(backend)
         })
     }
 

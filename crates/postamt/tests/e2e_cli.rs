@@ -1,0 +1,315 @@
+//! The admin CLI and the MDA against the real binary (interface.md).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["user", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["user", "del", "--help"],
+        vec!["user", "passwd", "--help"],
+        vec!["domain", "--help"],
+        vec!["alias", "--help"],
+        vec!["alias", "add", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["deliver", "--help"],
+        vec!["trace", "--help"],
+        vec!["trace", "show", "--help"],
+    ] {
+        let out = run_with_stdin(Command::new(BIN).args(&args), b"");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn users_domains_aliases() {
+    let s = Server::prepare("");
+    let list = s.admin(&["user", "list"]).success().stdout;
+    assert!(
+        list.contains("alice@example.test") && list.contains("bob@example.test"),
+        "{list}"
+    );
+    // Duplicate, non-local domain, empty password
+    assert_ne!(
+        s.admin_stdin(
+            &["user", "add", "alice@example.test", "--password-stdin"],
+            "x\n"
+        )
+        .code,
+        0
+    );
+    let out = s.admin_stdin(
+        &["user", "add", "x@elsewhere.test", "--password-stdin"],
+        "x\n",
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not local"), "{}", out.stderr);
+    assert_ne!(
+        s.admin_stdin(&["user", "add", "y@example.test", "--password-stdin"], "\n")
+            .code,
+        0
+    );
+    // Domains: add, list (config ones marked), del; a config domain stays.
+    s.admin(&["domain", "add", "second.test"]).success();
+    let d = s.admin(&["domain", "list"]).success().stdout;
+    assert!(
+        d.contains("second.test") && d.contains("example.test\t(config)"),
+        "{d}"
+    );
+    s.admin_stdin(
+        &["user", "add", "carol@second.test", "--password-stdin"],
+        "c\n",
+    )
+    .success();
+    assert_ne!(s.admin(&["domain", "del", "example.test"]).code, 0);
+    s.admin(&["domain", "del", "second.test"]).success();
+    // passwd
+    s.admin_stdin(
+        &["user", "passwd", "bob@example.test", "--password-stdin"],
+        "new-bob\n",
+    )
+    .success();
+    assert_ne!(
+        s.admin_stdin(
+            &["user", "passwd", "nobody@example.test", "--password-stdin"],
+            "x\n"
+        )
+        .code,
+        0
+    );
+    // Aliases to local and remote targets, catch-all.
+    s.admin(&[
+        "alias",
+        "add",
+        "team@example.test",
+        "alice@example.test",
+        "bob@example.test",
+        "ext@remote.test",
+    ])
+    .success();
+    let a = s.admin(&["alias", "list"]).success().stdout;
+    assert!(
+        a.contains("team@example.test\talice@example.test, bob@example.test, ext@remote.test"),
+        "{a}"
+    );
+    s.deliver(
+        "x@remote.test",
+        &["team@example.test"],
+        b"Subject: team\r\n\r\nhi\r\n",
+    )
+    .success();
+    assert_eq!(
+        s.deliver("x@remote.test", &["nobody@example.test"], b"S: x\r\n\r\n")
+            .code,
+        67
+    );
+    s.admin(&["alias", "add", "@example.test", "bob@example.test"])
+        .success();
+    s.deliver(
+        "x@remote.test",
+        &["nobody@example.test"],
+        b"Subject: caught\r\n\r\n",
+    )
+    .success();
+    s.admin(&["alias", "del", "team@example.test"]).success();
+    assert_eq!(
+        s.deliver("x@remote.test", &["team@example.test"], b"S: x\r\n\r\n")
+            .code,
+        0,
+        "catch-all takes it now"
+    );
+    // user del removes the mail too.
+    s.admin(&["user", "del", "bob@example.test"]).success();
+    assert!(!s.admin(&["user", "list"]).success().stdout.contains("bob@"));
+    // The delivered mail arrived: alice got 1 (team), bob's is gone.
+    let mut s = s;
+    s.spawn();
+    let mut c = pop3(&s);
+    c.login("alice@example.test", "alice-pw");
+    c.cmd("STAT", "+OK 1 ");
+}
+
+#[test]
+fn deliver_exit_codes_follow_sysexits() {
+    let s = Server::prepare("[limits]\nmax_message_size = 1000\n");
+    let ok = s.deliver(
+        "a@remote.test",
+        &["alice@example.test"],
+        b"Subject: x\r\n\r\nbody\r\n",
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(
+        s.deliver("a@remote.test", &["nobody@example.test"], b"S: x\r\n\r\n")
+            .code,
+        67,
+        "EX_NOUSER"
+    );
+    assert_eq!(
+        s.deliver("a@remote.test", &["x@remote.test"], b"S: x\r\n\r\n")
+            .code,
+        69,
+        "not local"
+    );
+    assert_eq!(
+        s.deliver("a@remote.test", &["alice@example.test"], b"")
+            .code,
+        65,
+        "empty"
+    );
+    assert_eq!(
+        s.deliver("a@remote.test", &["alice@example.test"], &vec![b'x'; 2000])
+            .code,
+        69,
+        "too large"
+    );
+    // One unknown recipient among good ones: nothing is stored, EX_NOUSER.
+    assert_eq!(
+        s.deliver(
+            "a@remote.test",
+            &["alice@example.test", "nobody@example.test"],
+            b"S: y\r\n\r\n"
+        )
+        .code,
+        67
+    );
+    // An unusable store is a temporary failure: the MTA retries.
+    let bad = s.dir.path().join("bad.toml");
+    std::fs::write(&bad, "hostname = \"x\"\ndata_dir = \"/proc/postamt-nonexistent\"\ndomains = [\"example.test\"]\n").unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["deliver", "--config"]).arg(&bad).args([
+        "--from",
+        "a@b",
+        "--to",
+        "alice@example.test",
+    ]);
+    assert_eq!(
+        run_with_stdin(&mut cmd, b"S: x\r\n\r\n").code,
+        75,
+        "EX_TEMPFAIL"
+    );
+    let mut s = s;
+    s.spawn();
+    let mut c = pop3(&s);
+    c.login("alice@example.test", "alice-pw");
+    c.cmd("STAT", "+OK 1 ");
+}
+
+#[test]
+fn config_check_reports_listeners_and_errors() {
+    let s = Server::prepare("");
+    let out = s.admin(&["config", "check"]).success().stdout;
+    assert!(
+        out.contains("config ok") && out.contains("pop3") && out.contains("127.0.0.1:0"),
+        "{out}"
+    );
+    let bad = s.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "hostname = \"x\"\ndata_dir = \"/tmp\"\n\n[listen]\npop4 = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = run_with_stdin(
+        Command::new(BIN)
+            .args(["config", "check", "--config"])
+            .arg(&bad),
+        b"",
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("pop4") && out.stderr.contains("line 5"),
+        "{}",
+        out.stderr
+    );
+    let out = run_with_stdin(
+        Command::new(BIN).args(["config", "check", "--config", "/nonexistent/postamt.toml"]),
+        b"",
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("/nonexistent/postamt.toml"));
+}
+
+/// `serve --dev` exactly as interface.md says, on the real dev ports: the
+/// typed session of the welcome message works straight away.
+#[test]
+fn dev_playground_telnet_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev", "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut l = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut l).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("dev server exited: {banner}");
+        }
+        banner.push_str(&l);
+        if l.trim() == "postamt: ready" {
+            break;
+        }
+    }
+    assert!(
+        banner.contains("127.0.0.1:2110") && banner.contains("127.0.0.1:2995"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("alice@postamt.test (password alice)"),
+        "{banner}"
+    );
+    let mut c = Client::connect("127.0.0.1:2110".parse().unwrap());
+    assert!(c.line().starts_with("+OK"));
+    c.cmd("USER alice@postamt.test", "+OK");
+    c.cmd("PASS alice", "+OK");
+    c.cmd("STAT", "+OK 1 ");
+    c.cmd("RETR 1", "+OK");
+    let welcome = String::from_utf8(c.multiline()).unwrap();
+    assert!(
+        welcome.contains("telnet localhost 2110")
+            && welcome.contains("telnet localhost 2025")
+            && welcome.contains("telnet localhost 2143"),
+        "{welcome}"
+    );
+    c.cmd("QUIT", "+OK");
+    let mut b = Client::connect("127.0.0.1:2110".parse().unwrap());
+    b.line();
+    b.cmd("USER bob@postamt.test", "+OK");
+    b.cmd("PASS bob", "+OK logged in, 1 messages");
+    b.cmd("QUIT", "+OK");
+    // Transcripts are on in the playground.
+    let out = run_with_stdin(
+        Command::new(BIN)
+            .args(["trace", "list", "--dev", "--data-dir"])
+            .arg(&data),
+        b"",
+    );
+    assert!(out.stdout.contains("pop3"), "{}", out.stdout);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // Second start: no second welcome message.
+    let out = run_with_stdin(
+        Command::new(BIN)
+            .args(["user", "list", "--dev", "--data-dir"])
+            .arg(&data),
+        b"",
+    );
+    assert!(out.stdout.contains("alice@postamt.test"));
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, conformance, crash and end-to-end tests,
+# including third-party clients (Python poplib, curl, fetchmail, openssl).
+# Installs the clients it needs on Debian when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v curl      >/dev/null || need+=(curl)
+command -v openssl   >/dev/null || need+=(openssl)
+command -v fetchmail >/dev/null || need+=(fetchmail)
+command -v python3   >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test clients: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Missing clients are failures from here on, not skips.
+export POSTAMT_REQUIRE_TOOLS=1
+cargo fmt --all -- --check
+cargo test --workspace --all-features --locked
