@@ -206,7 +206,7 @@ mod tests {
     async fn lines_too_long_and_eof() {
         let (mut c, mut peer) = pair();
         peer.write_all(b"ONE\r\nTWO\r\n").await.unwrap();
-        peer.write_all(&vec![b'x'; 100]).await.unwrap();
+        peer.write_all(&[b'x'; 100]).await.unwrap();
         peer.write_all(b"\r\nAFTER\r\npartial").await.unwrap();
         drop(peer);
         assert_eq!(

@@ -50,7 +50,7 @@ impl Transcripts {
             w,
             "# postamt transcript {id}: {protocol} session from {peer} at {secs}.{micros:06}"
         );
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             prune(&self.config.dir, self.config.keep);
         }
         Some(Transcript {

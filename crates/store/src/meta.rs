@@ -206,7 +206,7 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
             )
         }),
         language: p.content_language().as_text_list().map(|l| {
-            l.into_iter()
+            l.iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<String>>()
         }),
