@@ -112,6 +112,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Backend(e.to_string()))?
 }
 
+/// Runs a short store read on this worker thread. Handing every RETR to
+/// the blocking pool costs a thread hand-off each way and capped pipelined
+/// RETR at a quarter of the rate (see bench/README.md); `block_in_place`
+/// lets the runtime move other tasks away while we read instead. On a
+/// current-thread runtime (tests) it runs the read directly.
+fn read_now<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 pub async fn run_session<S>(
     store: &SharedStore,
     config: &Pop3Config,
@@ -254,7 +266,7 @@ pub async fn run_session<S>(
                 Step::Send { uid, size, top } => {
                     let Some(mb) = mailbox else { break };
                     let store = Arc::clone(store);
-                    match blocking(move || store.message_content(mb, uid)).await {
+                    match read_now(move || store.message_content(mb, uid)) {
                         Ok(Some(content)) => {
                             let start = out.len();
                             let head = if top.is_some() {
