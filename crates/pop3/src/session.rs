@@ -208,9 +208,11 @@ pub async fn run_session<S>(
                 }
                 Step::Authenticate { user, password } => {
                     let result = if !auth.allowed(ip, Instant::now()) {
+                        tracing::warn!(protocol = "pop3", peer = %conn.peer, "login refused: too many failures from this address");
                         LoginResult::Throttled
                     } else {
                         let store = Arc::clone(store);
+                        let login = user.clone();
                         let outcome = blocking(move || {
                             let Some(account) = store.verify_password(&user, password.expose())?
                             else {
@@ -245,12 +247,17 @@ pub async fn run_session<S>(
                         match outcome {
                             Ok(Some(Ok((l, m, drop)))) => {
                                 auth.succeeded(ip);
+                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = %login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
                                 lock = Some(l);
                                 mailbox = Some(m);
                                 LoginResult::Ok(drop)
                             }
-                            Ok(Some(Err(()))) => LoginResult::Locked,
+                            Ok(Some(Err(()))) => {
+                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = %login, "login refused: maildrop in use");
+                                LoginResult::Locked
+                            }
                             Ok(None) => {
+                                tracing::warn!(protocol = "pop3", peer = %conn.peer, user = %login, "login failed");
                                 let delay = auth.failed(ip, Instant::now());
                                 tokio::time::sleep(delay).await;
                                 LoginResult::BadCredentials
@@ -326,6 +333,7 @@ pub async fn run_session<S>(
                 Step::Update { delete, seen, left } => {
                     let Some(mb) = mailbox else { break };
                     let store = Arc::clone(store);
+                    let delete_count = delete.len();
                     let done = blocking(move || {
                         if !seen.is_empty() {
                             store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[])?;
@@ -336,8 +344,13 @@ pub async fn run_session<S>(
                         Ok(())
                     })
                     .await;
-                    if let Err(e) = &done {
-                        tracing::error!(error = %e, "POP3 update failed");
+                    match &done {
+                        Ok(()) => {
+                            tracing::info!(protocol = "pop3", peer = %conn.peer, deleted = delete_count, left, "logout")
+                        }
+                        Err(e) => {
+                            tracing::error!(protocol = "pop3", peer = %conn.peer, error = %e, "POP3 update failed")
+                        }
                     }
                     step = Step::Close(core.update_result(done.is_ok(), left));
                 }

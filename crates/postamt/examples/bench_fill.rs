@@ -25,7 +25,14 @@ fn main() {
             std::thread::spawn(move || {
                 for i in (t..n).step_by(16) {
                     let msg = bench_message(i, size);
-                    postamt_mda::deliver(&*store, "bench@remote.test", std::slice::from_ref(&address), &msg, 1_700_000_000).unwrap();
+                    postamt_mda::deliver(
+                        &*store,
+                        "bench@remote.test",
+                        std::slice::from_ref(&address),
+                        &msg,
+                        1_700_000_000,
+                    )
+                    .unwrap();
                 }
             })
         })

@@ -181,9 +181,12 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
     } else {
         (media_type, media_subtype)
     };
-    let header_start = base + u64::from(p.offset_header);
-    let body_start = base + u64::from(p.offset_body);
-    let body_end = base + u64::from(p.offset_end).max(u64::from(p.offset_body));
+    // Offsets stay inside the content whatever mail-parser reports for
+    // malformed input.
+    let len = content.len() as u64;
+    let body_end = (base + u64::from(p.offset_end).max(u64::from(p.offset_body))).min(len);
+    let body_start = (base + u64::from(p.offset_body)).min(body_end);
+    let header_start = (base + u64::from(p.offset_header)).min(body_start);
     let body_bytes = content
         .get(body_start as usize..(body_end as usize).min(content.len()))
         .unwrap_or_default();
@@ -205,11 +208,10 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
                     .collect(),
             )
         }),
-        language: p.content_language().as_text_list().map(|l| {
-            l.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<String>>()
-        }),
+        language: p
+            .content_language()
+            .as_text_list()
+            .map(|l| l.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
         location: p.content_location().map(str::to_string),
         md5: raw_value(message, id, HeaderName::Other("Content-MD5".into())),
         header_start,
@@ -306,6 +308,26 @@ mod tests {
             &m[inner.1.body_start as usize..inner.1.body_end as usize],
             b"inner body"
         );
+    }
+
+    #[test]
+    fn offsets_stay_inside_truncated_and_broken_input() {
+        let m: &[u8] = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpib2R5DQo=\r\n--x\r\nContent-Type: multipart/alternative; boundary=y\r\n\r\n--y\r\n";
+        fn check(p: &BodyPart, len: u64) {
+            assert!(
+                p.header_start <= p.body_start && p.body_start <= p.body_end && p.body_end <= len,
+                "{p:?}"
+            );
+            p.parts.iter().for_each(|c| check(c, len));
+            if let Some(x) = &p.message {
+                check(&x.1, len);
+            }
+        }
+        for n in 0..=m.len() {
+            let meta = MessageMeta::parse(&m[..n]);
+            assert!(meta.header_len as usize <= n);
+            check(&meta.body, n as u64);
+        }
     }
 
     #[test]
