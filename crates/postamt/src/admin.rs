@@ -25,6 +25,8 @@ pub enum UserCmd {
     List,
     /// Delete an account and all its mail.
     Del { address: String },
+    /// Set the quota: a size in bytes (K, M, G suffixes allowed) or `none`.
+    Quota { address: String, size: String },
     /// Set a new password.
     Passwd {
         address: String,
@@ -78,11 +80,27 @@ pub struct DeliverArgs {
     to: Vec<String>,
 }
 
+/// Creates `dir` readable by its owner only (mail and password hashes live
+/// there); an existing directory is left as the administrator set it.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Opens the store and makes sure the config's domains are local.
 pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    use std::os::unix::fs::PermissionsExt;
     let path = config.store_path()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
     let store = SqliteStore::open(SqliteOptions::new(&path))
         .with_context(|| format!("opening store {}", path.display()))?;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     for d in &config.domains {
         store.add_domain(d)?;
     }
@@ -135,6 +153,20 @@ pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
             store.delete_account(address)?;
             println!("deleted {address}");
         }
+        UserCmd::Quota { address, size } => {
+            let account = store
+                .account(address)?
+                .with_context(|| format!("no account {address}"))?;
+            let bytes = parse_size(size)?;
+            store.set_quota(account.id, bytes)?;
+            match bytes {
+                Some(b) => println!(
+                    "quota of {} set to {b} bytes ({} used)",
+                    account.address, account.used_bytes
+                ),
+                None => println!("quota of {} removed", account.address),
+            }
+        }
         UserCmd::Passwd {
             address,
             password_stdin,
@@ -148,6 +180,25 @@ pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `none`, or bytes with an optional K/M/G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<Option<u64>> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (e.g. 500M, or none)"))?;
+    n.checked_mul(mult).map(Some).context("size too large")
 }
 
 pub fn domain(config: &Config, cmd: &DomainCmd) -> Result<()> {

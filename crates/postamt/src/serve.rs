@@ -36,8 +36,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    crate::admin::create_private_dir(&config.data_dir)?;
     let store = open_store(&config)?;
     if dev {
         seed_playground(&*store)?;

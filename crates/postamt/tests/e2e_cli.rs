@@ -72,6 +72,30 @@ fn users_domains_aliases() {
     .success();
     assert_ne!(s.admin(&["domain", "del", "example.test"]).code, 0);
     s.admin(&["domain", "del", "second.test"]).success();
+    // quota
+    s.admin(&["user", "quota", "alice@example.test", "10M"])
+        .success();
+    assert!(
+        s.admin(&["user", "list"])
+            .success()
+            .stdout
+            .contains("quota 10485760")
+    );
+    assert_ne!(
+        s.admin(&["user", "quota", "alice@example.test", "lots"])
+            .code,
+        0
+    );
+    s.admin(&["user", "quota", "alice@example.test", "none"])
+        .success();
+    // The data directory and the store are private to the owner.
+    use std::os::unix::fs::PermissionsExt;
+    let db = s.dir.path().join("postamt.db");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o077,
+        0,
+        "store readable by others"
+    );
     // passwd
     s.admin_stdin(
         &["user", "passwd", "bob@example.test", "--password-stdin"],

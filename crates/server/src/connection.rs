@@ -78,7 +78,12 @@ pub struct Connection<S> {
     buf: Vec<u8>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// How long one write may wait for a client that does not read; a
+    /// stalled client must not hold a session (and its locks) forever.
+    pub write_timeout: std::time::Duration,
 }
+
+const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 const READ_CHUNK: usize = 8192;
 
@@ -89,6 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             buf: Vec::new(),
             peer,
             local,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 
@@ -98,6 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             buf: Vec::new(),
             peer,
             local,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 
@@ -163,7 +170,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data).await
+        match tokio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
@@ -224,6 +234,16 @@ mod tests {
             Line::Line(b"AFTER\r\n".to_vec())
         );
         assert_eq!(c.read_line(64).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_does_not_read_times_out_the_write() {
+        let (a, _peer) = tokio::io::duplex(16);
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut c = Connection::new(a, addr, addr);
+        c.write_timeout = std::time::Duration::from_secs(5);
+        let err = c.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test]

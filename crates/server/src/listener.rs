@@ -106,6 +106,8 @@ pub async fn run<P: Protocol>(
             } else {
                 Connection::new(socket, peer, local)
             };
+            let mut conn = conn;
+            conn.write_timeout = server.idle_timeout;
             let transcript = server
                 .transcripts
                 .as_ref()
