@@ -21,4 +21,9 @@ fi
 # Missing clients are failures from here on, not skips.
 export POSTAMT_REQUIRE_TOOLS=1
 cargo fmt --all -- --check
-cargo test --workspace --all-features --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Doc-tests are skipped: the docs hold no runnable examples.
+cargo test --workspace --all-features --locked --lib --bins --tests 2>&1 | tee "$log"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
