@@ -1,0 +1,235 @@
+//! In-memory session tests: the real POP3 session over a `tokio::io::duplex`
+//! pipe, a real SQLite store, and virtual time (`start_paused`), so idle
+//! timeouts and login delays take no wall-clock time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postamt_pop3::session::{Pop3Config, run_session};
+use postamt_server::{
+    AuthPolicy, AuthThrottle, Connection, ConnectionLimits, ServerContext, SessionContext,
+    ShutdownController, TlsManager,
+};
+use postamt_store::{
+    Delivery, DeliveryTarget, Flags, MessageMeta, SharedStore, SqliteOptions, SqliteStore,
+    normalize_crlf,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: SharedStore,
+    server: Arc<ServerContext>,
+    shutdown: ShutdownController,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore =
+        Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("db"))).unwrap());
+    store.add_domain("example.test").unwrap();
+    let alice = store.create_account("alice@example.test", "pw").unwrap();
+    for i in 0..3 {
+        let content = normalize_crlf(format!("Subject: {i}\n\nbody {i}\n").as_bytes());
+        store
+            .deliver(Delivery {
+                meta: MessageMeta::parse(&content),
+                content,
+                internaldate: 0,
+                targets: vec![DeliveryTarget {
+                    account: alice.id,
+                    mailbox: "INBOX".into(),
+                    prefix: vec![],
+                    flags: Flags::empty(),
+                    keywords: vec![],
+                }],
+            })
+            .unwrap();
+    }
+    let server = Arc::new(ServerContext {
+        hostname: "mail.test".into(),
+        tls: Arc::new(TlsManager::new(None, dir.path(), "mail.test").unwrap()),
+        limits: ConnectionLimits::new(10, 10),
+        auth: Arc::new(AuthThrottle::new(AuthPolicy {
+            failure_delay: Duration::from_secs(2),
+            max_failures: 3,
+            ..AuthPolicy::default()
+        })),
+        transcripts: None,
+        idle_timeout: Duration::from_secs(600),
+    });
+    Harness {
+        _dir: dir,
+        store,
+        server,
+        shutdown: ShutdownController::new(),
+    }
+}
+
+struct Client {
+    r: BufReader<ReadHalf<DuplexStream>>,
+    w: WriteHalf<DuplexStream>,
+}
+
+impl Client {
+    async fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.r.read_line(&mut s).await.unwrap();
+        s
+    }
+    async fn cmd(&mut self, cmd: &str, expect: &str) -> String {
+        self.w
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let l = self.line().await;
+        assert!(
+            l.starts_with(expect),
+            "{cmd}: expected {expect:?}, got {l:?}"
+        );
+        l
+    }
+}
+
+fn start(h: &Harness, config: Pop3Config) -> (Client, tokio::task::JoinHandle<()>) {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let addr = "127.0.0.1:4000".parse().unwrap();
+    let conn = Connection::new(a, addr, addr);
+    let ctx = SessionContext {
+        server: Arc::clone(&h.server),
+        shutdown: h.shutdown.handle(),
+        transcript: None,
+    };
+    let store = Arc::clone(&h.store);
+    let task = tokio::spawn(async move { run_session(&store, &config, conn, ctx).await });
+    let (r, w) = tokio::io::split(b);
+    (
+        Client {
+            r: BufReader::new(r),
+            w,
+        },
+        task,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_in_virtual_time() {
+    let h = harness();
+    let (mut c, task) = start(
+        &h,
+        Pop3Config {
+            idle_timeout: Duration::from_secs(600),
+            ..Pop3Config::default()
+        },
+    );
+    assert!(c.line().await.starts_with("+OK mail.test POP3"));
+    c.cmd("USER alice@example.test", "+OK").await;
+    c.cmd("PASS pw", "+OK logged in, 3 messages").await;
+    c.cmd("DELE 1", "+OK").await;
+    // Ten silent minutes (RFC 1939 §3) end the session without UPDATE.
+    let l = c.line().await;
+    assert!(l.starts_with("-ERR autologout"), "{l}");
+    task.await.unwrap();
+    let (mut c, _t) = start(&h, Pop3Config::default());
+    c.line().await;
+    c.cmd("USER alice@example.test", "+OK").await;
+    c.cmd("PASS pw", "+OK logged in, 3 messages").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_logins_are_delayed_then_throttled() {
+    let h = harness();
+    let (mut c, _t) = start(&h, Pop3Config::default());
+    c.line().await;
+    let before = tokio::time::Instant::now();
+    for _ in 0..3 {
+        c.cmd("USER alice@example.test", "+OK").await;
+        c.cmd("PASS wrong", "-ERR [AUTH] authentication failed")
+            .await;
+    }
+    assert!(
+        before.elapsed() >= Duration::from_secs(6),
+        "each failure waits the configured delay"
+    );
+    c.cmd("USER alice@example.test", "+OK").await;
+    c.cmd("PASS pw", "-ERR [AUTH] too many failed logins").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_mid_transaction_says_goodbye_and_deletes_nothing() {
+    let h = harness();
+    let (mut c, task) = start(&h, Pop3Config::default());
+    c.line().await;
+    c.cmd("USER alice@example.test", "+OK").await;
+    c.cmd("PASS pw", "+OK").await;
+    c.cmd("DELE 2", "+OK").await;
+    let Harness {
+        shutdown, store, ..
+    } = h;
+    let done = tokio::spawn(shutdown.shutdown(Duration::from_secs(10)));
+    let l = c.line().await;
+    assert_eq!(
+        l,
+        "-ERR [SYS/TEMP] server shutting down, try again later\r\n"
+    );
+    task.await.unwrap();
+    assert!(
+        done.await.unwrap(),
+        "session finished within the grace period"
+    );
+    let a = store.account("alice@example.test").unwrap().unwrap();
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    assert_eq!(store.messages(inbox.id).unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quit_applies_deletes_and_marks_retrieved_seen() {
+    let h = harness();
+    let (mut c, task) = start(&h, Pop3Config::default());
+    c.line().await;
+    c.cmd("USER alice@example.test", "+OK").await;
+    c.cmd("PASS pw", "+OK").await;
+    c.cmd("RETR 3", "+OK").await;
+    loop {
+        if c.line().await == ".\r\n" {
+            break;
+        }
+    }
+    c.cmd("DELE 1", "+OK").await;
+    c.cmd(
+        "QUIT",
+        "+OK postamt POP3 server signing off (2 messages left)",
+    )
+    .await;
+    task.await.unwrap();
+    let a = h.store.account("alice@example.test").unwrap().unwrap();
+    let inbox = h.store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let list = h.store.messages(inbox.id).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].flags, Flags::empty());
+    assert_eq!(list[1].flags, Flags::SEEN, "RETR marks \\Seen at QUIT");
+    // The lock went with the session.
+    assert!(h.store.lock_maildrop(a.id).unwrap().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlong_line_is_drained_and_answered() {
+    let h = harness();
+    let (mut c, _t) = start(
+        &h,
+        Pop3Config {
+            max_line: 64,
+            ..Pop3Config::default()
+        },
+    );
+    c.line().await;
+    // 1 MB without a newline, then the end of the line, then a command.
+    let chunk = vec![b'A'; 64 * 1024];
+    for _ in 0..16 {
+        c.w.write_all(&chunk).await.unwrap();
+    }
+    c.w.write_all(b"\r\nNOOP\r\n").await.unwrap();
+    assert_eq!(c.line().await, "-ERR line too long\r\n");
+    assert_eq!(c.line().await, "-ERR not allowed before login\r\n");
+    c.cmd("CAPA", "+OK").await;
+}
