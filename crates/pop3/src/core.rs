@@ -6,9 +6,8 @@
 //! RFC 1939 (POP3), RFC 2449 (CAPA, RESP-CODES), RFC 2595 §4 (STLS),
 //! RFC 5034 (SASL: AUTH PLAIN, AUTH LOGIN), RFC 3206 (SYS and AUTH codes).
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use postamt_server::Secret;
+use postamt_server::sasl::{MECHANISMS, SaslExchange, SaslStep};
 use postamt_store::Uid;
 
 /// A parsed command (RFC 1939 §§ 4–7, RFC 2449 §5, RFC 2595 §4, RFC 5034).
@@ -258,17 +257,10 @@ pub enum LoginResult {
 }
 
 #[derive(Debug)]
-enum Sasl {
-    Plain,
-    LoginUser,
-    LoginPass(String),
-}
-
-#[derive(Debug)]
 enum State {
     Authorization {
         user: Option<String>,
-        sasl: Option<Sasl>,
+        sasl: Option<SaslExchange>,
     },
     Transaction(Maildrop),
     Done,
@@ -292,8 +284,6 @@ pub struct Pop3Core {
     config: CoreConfig,
     errors: u32,
 }
-
-const MECHANISMS: &str = "PLAIN LOGIN";
 
 impl Pop3Core {
     pub fn new(config: CoreConfig) -> Pop3Core {
@@ -341,7 +331,7 @@ impl Pop3Core {
         if matches!(self.state, State::Authorization { .. }) {
             if self.config.plaintext_ok {
                 caps.push("USER".into());
-                caps.push(format!("SASL {MECHANISMS}"));
+                caps.push(format!("SASL {}", MECHANISMS.join(" ")));
             }
             if !self.config.tls && self.config.tls_available {
                 caps.push("STLS".into());
@@ -416,29 +406,17 @@ impl Pop3Core {
                     mechanism: None, ..
                 } => Step::Reply(Reply::List(
                     "SASL mechanisms follow".into(),
-                    MECHANISMS.split(' ').map(String::from).collect(),
+                    MECHANISMS.iter().map(|m| m.to_string()).collect(),
                 )),
                 Command::Auth {
                     mechanism: Some(m),
                     initial,
-                } => match (m.as_str(), initial) {
-                    ("PLAIN", None) => {
-                        *sasl = Some(Sasl::Plain);
-                        Step::Reply(Reply::Challenge(String::new()))
+                } => match SaslExchange::start(&m, initial.as_ref().map(|i| i.expose().as_str())) {
+                    Some((exchange, step)) => {
+                        *sasl = exchange;
+                        self.sasl_step(step)
                     }
-                    ("PLAIN", Some(i)) => self.sasl_plain(i.expose()),
-                    ("LOGIN", None) => {
-                        *sasl = Some(Sasl::LoginUser);
-                        Step::Reply(Reply::Challenge(B64.encode("Username:")))
-                    }
-                    ("LOGIN", Some(i)) => match decode(i.expose()) {
-                        Some(u) => {
-                            *sasl = Some(Sasl::LoginPass(u));
-                            Step::Reply(Reply::Challenge(B64.encode("Password:")))
-                        }
-                        None => self.error(Reply::err_code("AUTH", "invalid base64")),
-                    },
-                    _ => self.error(Reply::err("unsupported SASL mechanism")),
+                    None => self.error(Reply::err("unsupported SASL mechanism")),
                 },
                 Command::Apop => {
                     self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH"))
@@ -559,60 +537,27 @@ impl Pop3Core {
         let State::Authorization { sasl, .. } = &mut self.state else {
             unreachable!()
         };
-        let sasl = sasl.take().expect("in SASL");
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        if text == "*" {
-            // RFC 5034 §4: the client cancels the exchange.
-            return self.error(Reply::err("authentication cancelled"));
+        let exchange = sasl.take().expect("in SASL");
+        let (next, step) = exchange.respond(&String::from_utf8_lossy(line));
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = next;
         }
-        match sasl {
-            Sasl::Plain => self.sasl_plain(text),
-            Sasl::LoginUser => match decode(text) {
-                Some(u) => {
-                    if let State::Authorization { sasl, .. } = &mut self.state {
-                        *sasl = Some(Sasl::LoginPass(u));
-                    }
-                    Step::Reply(Reply::Challenge(B64.encode("Password:")))
-                }
-                None => self.error(Reply::err_code("AUTH", "invalid base64")),
-            },
-            Sasl::LoginPass(user) => match decode(text) {
-                Some(p) => Step::Authenticate {
-                    user,
-                    password: Secret::new(p),
-                },
-                None => self.error(Reply::err_code("AUTH", "invalid base64")),
-            },
-        }
+        self.sasl_step(step)
     }
 
-    /// RFC 4616: `[authzid] NUL authcid NUL passwd`, base64-encoded. An
-    /// authzid other than the authcid is refused (no proxy logins).
-    fn sasl_plain(&mut self, b64: &str) -> Step {
-        let Ok(raw) = B64.decode(b64.trim()) else {
-            return self.error(Reply::err_code("AUTH", "invalid base64"));
-        };
-        let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-        let [authz, authc, pass] = parts.as_slice() else {
-            return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
-        };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(pass),
-        ) else {
-            return self.error(Reply::err_code("AUTH", "malformed PLAIN response"));
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return self.error(Reply::err_code(
-                "AUTH",
-                "authorization identity not allowed",
-            ));
-        }
-        Step::Authenticate {
-            user: authc.to_string(),
-            password: Secret::new(pass.to_string()),
+    fn sasl_step(&mut self, step: SaslStep) -> Step {
+        match step {
+            // RFC 5034 §4: challenges are "+ " and base64.
+            SaslStep::Challenge(c) => Step::Reply(Reply::Challenge(c)),
+            SaslStep::Done { user, password } => Step::Authenticate { user, password },
+            SaslStep::Failed {
+                reason,
+                cancelled: true,
+            } => self.error(Reply::err(reason)),
+            SaslStep::Failed {
+                reason,
+                cancelled: false,
+            } => self.error(Reply::err_code("AUTH", reason)),
         }
     }
 
@@ -671,12 +616,6 @@ impl Pop3Core {
     }
 }
 
-fn decode(b64: &str) -> Option<String> {
-    B64.decode(b64.trim())
-        .ok()
-        .and_then(|v| String::from_utf8(v).ok())
-}
-
 /// Writes a message as RETR/TOP send it (RFC 1939 §§ 7, 3): byte-stuffed,
 /// CRLF line endings, ended by `.CRLF`. `top`: the header, the blank line
 /// and that many body lines. `on_line` sees every line written (for the
@@ -717,6 +656,8 @@ pub fn render_message(content: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
 
     fn core(plaintext_ok: bool) -> Pop3Core {
         Pop3Core::new(CoreConfig {

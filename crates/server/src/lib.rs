@@ -7,6 +7,7 @@ pub mod auth;
 pub mod connection;
 pub mod limits;
 pub mod listener;
+pub mod sasl;
 pub mod secret;
 pub mod shutdown;
 pub mod tls;
