@@ -25,7 +25,8 @@ macro_rules! store_conformance_tests {
             expunge_log_serves_qresync, quota_usage_is_kept_current, over_quota_fails_whole_delivery,
             change_feed_reports_commits, maildrop_lock_is_exclusive, meta_offsets_include_prefix,
             rename_mailbox_and_children, rename_inbox_moves_messages, delete_mailbox_and_account,
-            concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive);
+            concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
+            outbound_queue_keeps_envelope_and_content);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -549,4 +550,63 @@ pub fn inbox_is_case_insensitive(store: Arc<dyn Store>) {
     let m = store.mailbox(a.id, "inbox").unwrap().unwrap();
     assert_eq!(m.name, "INBOX");
     assert!(store.create_mailbox(a.id, "Inbox", None).is_err());
+}
+
+pub fn outbound_queue_keeps_envelope_and_content(store: Arc<dyn Store>) {
+    assert!(store.queue().unwrap().is_empty());
+    let mut r1 = QueuedRecipient::new("carol@remote.net");
+    r1.notify = Some("SUCCESS,FAILURE".into());
+    r1.orcpt = Some("rfc822;carol@remote.net".into());
+    let msg = Outbound {
+        sender: "alice@example.org".into(),
+        recipients: vec![r1.clone(), QueuedRecipient::new("dave@other.net")],
+        envelope: OutboundEnvelope {
+            ret: Some("HDRS".into()),
+            envid: Some("x+2By".into()),
+            body: Some("8BITMIME".into()),
+            smtputf8: true,
+            authenticated_as: Some("alice@example.org".into()),
+        },
+        content: b"Subject: out\r\n\r\nbody\r\n".to_vec(),
+    };
+    let id = store.enqueue(msg.clone()).unwrap();
+    let id2 = store
+        .enqueue(Outbound {
+            sender: String::new(),
+            ..msg.clone()
+        })
+        .unwrap();
+    assert_ne!(id, id2);
+    let list = store.queue().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].id, id);
+    assert_eq!(list[0].sender, "alice@example.org");
+    assert_eq!(list[0].size, msg.content.len() as u64);
+    assert_eq!(list[0].envelope, msg.envelope);
+    assert_eq!(list[0].recipients.len(), 2);
+    assert!(list[0].recipients.contains(&r1));
+    assert!(
+        list[0]
+            .recipients
+            .iter()
+            .all(|r| r.status == RecipientStatus::Pending)
+    );
+    assert_eq!(list[1].sender, "", "null sender kept");
+    let (entry, content) = store.queue_entry(id).unwrap().unwrap();
+    assert_eq!(entry.id, id);
+    assert_eq!(content, msg.content);
+    store.queue_delete(id).unwrap();
+    assert!(store.queue_entry(id).unwrap().is_none());
+    assert!(matches!(
+        store.queue_delete(id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .enqueue(Outbound {
+                recipients: vec![],
+                ..msg
+            })
+            .is_err()
+    );
 }

@@ -122,6 +122,17 @@ pub trait Store: Send + Sync + 'static {
     /// UIDs expunged with a MODSEQ above `since`, ascending.
     fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>>;
 
+    // --- outbound queue --------------------------------------------------------
+    /// Puts a message for other domains into the durable queue; returns when
+    /// it is committed.
+    fn enqueue(&self, message: Outbound) -> Result<QueueId>;
+    /// Every queue entry, oldest first (without content).
+    fn queue(&self) -> Result<Vec<QueueEntry>>;
+    /// One entry with its content.
+    fn queue_entry(&self, id: QueueId) -> Result<Option<(QueueEntry, Vec<u8>)>>;
+    /// Removes an entry (all its recipients).
+    fn queue_delete(&self, id: QueueId) -> Result<()>;
+
     // --- sessions ------------------------------------------------------------
     /// Takes the POP3 maildrop lock of the account; `None` if it is held.
     fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>>;

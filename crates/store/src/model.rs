@@ -308,3 +308,97 @@ impl std::fmt::Debug for MaildropLock {
         f.write_str("MaildropLock")
     }
 }
+
+/// Identifies a message in the outbound queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QueueId(pub i64);
+
+/// What the envelope of a queued message carries besides sender and
+/// recipients (RFC 3461 DSN, RFC 6152/6531 body and address types).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundEnvelope {
+    /// DSN `RET=FULL|HDRS` (RFC 3461 §4.3).
+    pub ret: Option<String>,
+    /// DSN `ENVID` (RFC 3461 §4.4), still xtext-encoded.
+    pub envid: Option<String>,
+    /// `BODY=8BITMIME` (RFC 6152) or `BINARYMIME` (RFC 3030).
+    pub body: Option<String>,
+    /// The message needs SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// The login that submitted it.
+    pub authenticated_as: Option<String>,
+}
+
+/// Delivery state of one recipient of a queued message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecipientStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl RecipientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientStatus::Pending => "pending",
+            RecipientStatus::Delivered => "delivered",
+            RecipientStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> RecipientStatus {
+        match s {
+            "delivered" => RecipientStatus::Delivered,
+            "failed" => RecipientStatus::Failed,
+            _ => RecipientStatus::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub address: String,
+    /// DSN `NOTIFY` (RFC 3461 §4.1).
+    pub notify: Option<String>,
+    /// DSN `ORCPT` (RFC 3461 §4.2).
+    pub orcpt: Option<String>,
+    pub status: RecipientStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl QueuedRecipient {
+    pub fn new(address: impl Into<String>) -> QueuedRecipient {
+        QueuedRecipient {
+            address: address.into(),
+            notify: None,
+            orcpt: None,
+            status: RecipientStatus::Pending,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// A message accepted for other domains, waiting for the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<QueuedRecipient>,
+    pub envelope: OutboundEnvelope,
+    /// The message as it will be sent (CRLF, trace headers added).
+    pub content: Vec<u8>,
+}
+
+/// A queue entry as `postamt queue list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: QueueId,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub held: bool,
+    pub sender: String,
+    pub size: u64,
+    pub envelope: OutboundEnvelope,
+    pub recipients: Vec<QueuedRecipient>,
+}

@@ -511,6 +511,59 @@ fn shift(part: &mut BodyPart, by: u64) {
     }
 }
 
+fn queue_entry(c: &Connection, id: i64) -> Result<Option<QueueEntry>> {
+    let row: Option<(i64, i64, bool, String, String, i64)> = c
+        .prepare_cached(
+            "SELECT created, next_attempt, held, sender, envelope, size FROM queue WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let Some((created, next_attempt, held, sender, envelope, size)) = row else {
+        return Ok(None);
+    };
+    let mut s = c
+        .prepare_cached(
+            "SELECT address, notify, orcpt, status, attempts, last_error FROM queue_recipients
+             WHERE queue_id = ?1 ORDER BY address",
+        )
+        .map_err(backend)?;
+    let recipients = s
+        .query_map([id], |r| {
+            Ok(QueuedRecipient {
+                address: r.get(0)?,
+                notify: r.get(1)?,
+                orcpt: r.get(2)?,
+                status: RecipientStatus::parse(&r.get::<_, String>(3)?),
+                attempts: r.get::<_, i64>(4)? as u32,
+                last_error: r.get(5)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(backend)?;
+    Ok(Some(QueueEntry {
+        id: QueueId(id),
+        created,
+        next_attempt,
+        held,
+        sender,
+        size: size as u64,
+        envelope: serde_json::from_str(&envelope).map_err(backend)?,
+        recipients,
+    }))
+}
+
 fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
@@ -1215,6 +1268,86 @@ impl Store for SqliteStore {
             })
             .and_then(|rows| rows.collect())
             .map_err(backend)
+        })
+    }
+
+    fn enqueue(&self, message: Outbound) -> Result<QueueId> {
+        if message.recipients.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let envelope = serde_json::to_string(&message.envelope).map_err(backend)?;
+        self.write(move |c| {
+            let t = now();
+            let id: i64 = c
+                .prepare_cached(
+                    "INSERT INTO queue(created, next_attempt, sender, envelope, content, size)
+                     VALUES (?1, ?1, ?2, ?3, ?4, ?5) RETURNING id",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![t, message.sender, envelope, message.content, message.content.len() as i64],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(backend)?;
+            let mut ins = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO queue_recipients(queue_id, address, notify, orcpt, status, attempts, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(backend)?;
+            for r in &message.recipients {
+                ins.execute(params![id, r.address, r.notify, r.orcpt, r.status.as_str(), r.attempts, r.last_error])
+                    .map_err(backend)?;
+            }
+            Ok((QueueId(id), vec![]))
+        })
+    }
+
+    fn queue(&self) -> Result<Vec<QueueEntry>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare("SELECT id FROM queue ORDER BY created, id")
+                .map_err(backend)?;
+            let ids: Vec<i64> = s
+                .query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(e) = queue_entry(c, id)? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn queue_entry(&self, id: QueueId) -> Result<Option<(QueueEntry, Vec<u8>)>> {
+        self.read(|c| {
+            let Some(entry) = queue_entry(c, id.0)? else {
+                return Ok(None);
+            };
+            let content: Vec<u8> = c
+                .query_row("SELECT content FROM queue WHERE id = ?1", [id.0], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+            Ok(Some((entry, content)))
+        })
+    }
+
+    fn queue_delete(&self, id: QueueId) -> Result<()> {
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM queue WHERE id = ?1", [id.0])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("queue entry {}", id.0)));
+            }
+            c.execute("DELETE FROM queue_recipients WHERE queue_id = ?1", [id.0])
+                .map_err(backend)?;
+            Ok(((), vec![]))
         })
     }
 

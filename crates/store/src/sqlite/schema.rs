@@ -71,4 +71,27 @@ CREATE TABLE expunged (
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 "#,
+    // 2: the outbound queue (submission to other domains; delivered by the relay).
+    r#"
+CREATE TABLE queue (
+    id           INTEGER PRIMARY KEY,
+    created      INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    held         INTEGER NOT NULL DEFAULT 0,
+    sender       TEXT NOT NULL,
+    envelope     TEXT NOT NULL,
+    content      BLOB NOT NULL,
+    size         INTEGER NOT NULL
+);
+CREATE TABLE queue_recipients (
+    queue_id   INTEGER NOT NULL,
+    address    TEXT NOT NULL,
+    notify     TEXT,
+    orcpt      TEXT,
+    status     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (queue_id, address)
+) WITHOUT ROWID;
+"#,
 ];
