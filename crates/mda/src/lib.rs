@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 
 use postamt_store::{
-    AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Store, StoreError,
-    normalize_address, normalize_crlf,
+    AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Outbound, OutboundEnvelope,
+    QueueId, QueuedRecipient, Store, StoreError, normalize_address, normalize_crlf,
 };
 
 /// How deep alias chains are followed.
@@ -124,14 +124,91 @@ fn expand(
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryReport {
     pub delivered: Vec<(String, Delivered)>,
-    /// Remote alias targets that were not delivered (no relay yet).
-    pub remote_skipped: Vec<String>,
+    /// Remote alias targets put into the outbound queue (forwarding).
+    pub queued: Vec<String>,
+    pub queue_id: Option<QueueId>,
+}
+
+/// A message whose recipients are already resolved (SMTP resolves them at
+/// RCPT time).
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    /// Envelope sender; empty for the null sender `<>`.
+    pub from: &'a str,
+    /// Local accounts (address, id), each delivered once.
+    pub local: Vec<(String, AccountId)>,
+    /// Recipients on other domains, for the outbound queue.
+    pub remote: Vec<QueuedRecipient>,
+    pub envelope: OutboundEnvelope,
+    /// The message; line endings are normalised to CRLF here.
+    pub content: &'a [u8],
+    pub internaldate: i64,
+}
+
+/// Stores `incoming` for its local accounts and queues it for its remote
+/// recipients, in one transaction, durable when this returns.
+pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryReport, DeliveryError> {
+    let content = normalize_crlf(incoming.content);
+    let return_path = sanitize_header_value(incoming.from);
+    let mut local = incoming.local;
+    let mut seen = BTreeSet::new();
+    local.retain(|(_, id)| seen.insert(*id));
+    let delivery = (!local.is_empty()).then(|| Delivery {
+        meta: MessageMeta::parse(&content),
+        content: content.clone(),
+        internaldate: incoming.internaldate,
+        targets: local
+            .iter()
+            .map(|(address, id)| DeliveryTarget {
+                account: *id,
+                mailbox: "INBOX".into(),
+                // RFC 5321 §4.4: the delivering MTA records the reverse-path.
+                prefix: format!(
+                    "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
+                    sanitize_header_value(address)
+                )
+                .into_bytes(),
+                flags: Flags::empty(),
+                keywords: vec![],
+            })
+            .collect(),
+    });
+    let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
+    let outbound = (!incoming.remote.is_empty()).then(|| Outbound {
+        sender: incoming.from.to_string(),
+        recipients: incoming.remote,
+        envelope: incoming.envelope,
+        content,
+    });
+    if delivery.is_none() && outbound.is_none() {
+        return Err(DeliveryError::Invalid("no recipients".into()));
+    }
+    let accepted = store.accept(delivery, outbound).map_err(|e| match e {
+        StoreError::OverQuota => DeliveryError::OverQuota(
+            local
+                .iter()
+                .map(|(a, _)| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        e => temp(e),
+    })?;
+    Ok(DeliveryReport {
+        delivered: local
+            .into_iter()
+            .map(|(a, _)| a)
+            .zip(accepted.delivered)
+            .collect(),
+        queued,
+        queue_id: accepted.queued,
+    })
 }
 
 /// Delivers `message` from envelope sender `from` (empty: the null sender
 /// `<>`) to every recipient. All recipients are resolved before anything is
 /// stored; then the message is stored for all local targets at once (one
-/// copy of the content), or for none.
+/// copy of the content) and queued for remote alias targets, or nothing
+/// happens.
 pub fn deliver(
     store: &dyn Store,
     from: &str,
@@ -143,65 +220,27 @@ pub fn deliver(
         return Err(DeliveryError::Invalid("no recipients".into()));
     }
     let mut local: Vec<(String, AccountId)> = Vec::new();
-    let mut remote = Vec::new();
+    let mut remote: Vec<QueuedRecipient> = Vec::new();
     for r in recipients {
         let res = resolve(store, r)?;
-        for l in res.local {
-            if !local.iter().any(|(_, id)| *id == l.1) {
-                local.push(l);
+        local.extend(res.local);
+        for a in res.remote {
+            if !remote.iter().any(|q| q.address == a) {
+                remote.push(QueuedRecipient::new(a));
             }
         }
-        remote.extend(res.remote);
     }
-    let content = normalize_crlf(message);
-    let meta = MessageMeta::parse(&content);
-    let return_path = sanitize_header_value(from);
-    let targets = local
-        .iter()
-        .map(|(address, id)| DeliveryTarget {
-            account: *id,
-            mailbox: "INBOX".into(),
-            // RFC 5321 §4.4: the delivering MTA records the reverse-path.
-            prefix: format!(
-                "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
-                sanitize_header_value(address)
-            )
-            .into_bytes(),
-            flags: Flags::empty(),
-            keywords: vec![],
-        })
-        .collect::<Vec<_>>();
-    if !remote.is_empty() {
-        tracing::warn!(
-            ?remote,
-            "alias targets on other domains are not relayed yet"
-        );
-    }
-    let delivered = if targets.is_empty() {
-        Vec::new()
-    } else {
-        store
-            .deliver(Delivery {
-                content,
-                meta,
-                internaldate,
-                targets,
-            })
-            .map_err(|e| match e {
-                StoreError::OverQuota => DeliveryError::OverQuota(
-                    local
-                        .iter()
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-                e => temp(e),
-            })?
-    };
-    Ok(DeliveryReport {
-        delivered: local.into_iter().map(|(a, _)| a).zip(delivered).collect(),
-        remote_skipped: remote,
-    })
+    accept(
+        store,
+        Incoming {
+            from,
+            local,
+            remote,
+            envelope: OutboundEnvelope::default(),
+            content: message,
+            internaldate,
+        },
+    )
 }
 
 /// Keeps a header value on one line: no CR, LF or other control characters
@@ -247,6 +286,14 @@ mod tests {
         .unwrap();
         let r = resolve(&s, "team@example.org").unwrap();
         assert_eq!(r.local.len(), 2);
+        let rep = deliver(&s, "", &["team@example.org".into()], b"S: x\r\n\r\n", 0).unwrap();
+        assert_eq!(rep.delivered.len(), 2);
+        assert_eq!(
+            rep.queued,
+            vec!["x@remote.net"],
+            "remote alias target forwarded via the queue"
+        );
+        assert_eq!(s.queue().unwrap().len(), 1);
         assert_eq!(r.remote, vec!["x@remote.net"]);
         let r = resolve(&s, "loop@example.org").unwrap();
         assert_eq!(r.local.len(), 1);

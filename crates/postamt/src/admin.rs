@@ -63,6 +63,16 @@ pub enum ConfigCmd {
 }
 
 #[derive(Subcommand)]
+pub enum QueueCmd {
+    /// List queued messages (sender, recipients and their state).
+    List,
+    /// Show one queued message: envelope, recipients and the message.
+    Show { id: i64 },
+    /// Remove a queued message without delivering it.
+    Delete { id: i64 },
+}
+
+#[derive(Subcommand)]
 pub enum TraceCmd {
     /// List recorded session transcripts, oldest first.
     List,
@@ -271,6 +281,86 @@ pub fn config(config: &Config, cmd: &ConfigCmd) -> Result<()> {
     Ok(())
 }
 
+pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        QueueCmd::List => {
+            let entries = store.queue()?;
+            if entries.is_empty() {
+                println!("queue is empty");
+            }
+            for e in entries {
+                let sender = if e.sender.is_empty() {
+                    "<>".to_string()
+                } else {
+                    e.sender.clone()
+                };
+                println!(
+                    "{}\t{}\t{} bytes\tfrom {sender}{}",
+                    e.id.0,
+                    crate::serve::rfc5322_date(e.created.max(0) as u64),
+                    e.size,
+                    if e.held { "\t(held)" } else { "" }
+                );
+                for r in &e.recipients {
+                    let err = r
+                        .last_error
+                        .as_deref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default();
+                    println!("\t{}\t{}{err}", r.address, r.status.as_str());
+                }
+            }
+        }
+        QueueCmd::Show { id } => {
+            let (e, content) = store
+                .queue_entry(postamt_store::QueueId(*id))?
+                .with_context(|| format!("no queue entry {id}"))?;
+            println!("id:         {}", e.id.0);
+            println!(
+                "created:    {}",
+                crate::serve::rfc5322_date(e.created.max(0) as u64)
+            );
+            println!("sender:     <{}>", e.sender);
+            for r in &e.recipients {
+                println!(
+                    "recipient:  <{}> {}{}{}",
+                    r.address,
+                    r.status.as_str(),
+                    r.notify
+                        .as_deref()
+                        .map(|n| format!(" NOTIFY={n}"))
+                        .unwrap_or_default(),
+                    r.orcpt
+                        .as_deref()
+                        .map(|o| format!(" ORCPT={o}"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(ret) = &e.envelope.ret {
+                println!("ret:        {ret}");
+            }
+            if let Some(envid) = &e.envelope.envid {
+                println!("envid:      {envid}");
+            }
+            if let Some(body) = &e.envelope.body {
+                println!("body:       {body}");
+            }
+            println!("smtputf8:   {}", e.envelope.smtputf8);
+            if let Some(a) = &e.envelope.authenticated_as {
+                println!("submitted by {a}");
+            }
+            println!();
+            print!("{}", String::from_utf8_lossy(&content));
+        }
+        QueueCmd::Delete { id } => {
+            store.queue_delete(postamt_store::QueueId(*id))?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
 pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {
     let dir = config.transcript_dir();
     match cmd {
@@ -342,9 +432,11 @@ pub fn deliver(config: Result<Config>, args: &DeliverArgs) -> ExitCode {
                     d.uid.0
                 );
             }
-            for r in &report.remote_skipped {
+            if let Some(id) = report.queue_id {
                 eprintln!(
-                    "postamt deliver: warning: alias target {r} is remote; relaying arrives with the outbound MTA"
+                    "postamt deliver: queued for {} (queue id {}; relaying arrives with the outbound MTA)",
+                    report.queued.join(", "),
+                    id.0
                 );
             }
             ExitCode::SUCCESS

@@ -55,6 +55,9 @@ enum Command {
     /// Exit codes (sysexits.h): 0 delivered, 64 usage, 65 bad message, 67 unknown recipient,
     /// 69 too large / not local, 75 temporary failure (the MTA should retry).
     Deliver(admin::DeliverArgs),
+    /// The outbound queue: mail accepted for other domains.
+    #[command(subcommand)]
+    Queue(admin::QueueCmd),
     /// Session transcripts (what was said on the wire).
     #[command(subcommand)]
     Trace(admin::TraceCmd),
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::Domain(c) => load_config(&cli).and_then(|cfg| admin::domain(&cfg, c)),
         Command::Alias(c) => load_config(&cli).and_then(|cfg| admin::alias(&cfg, c)),
         Command::Config(c) => load_config(&cli).and_then(|cfg| admin::config(&cfg, c)),
+        Command::Queue(c) => load_config(&cli).and_then(|cfg| admin::queue(&cfg, c)),
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
     };
     match result {

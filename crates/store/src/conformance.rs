@@ -26,7 +26,7 @@ macro_rules! store_conformance_tests {
             change_feed_reports_commits, maildrop_lock_is_exclusive, meta_offsets_include_prefix,
             rename_mailbox_and_children, rename_inbox_moves_messages, delete_mailbox_and_account,
             concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
-            outbound_queue_keeps_envelope_and_content);
+            outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -609,4 +609,32 @@ pub fn outbound_queue_keeps_envelope_and_content(store: Arc<dyn Store>) {
             })
             .is_err()
     );
+}
+
+pub fn accept_delivers_and_queues_atomically(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let out = Outbound {
+        sender: "x@remote.net".into(),
+        recipients: vec![QueuedRecipient::new("y@remote.net")],
+        envelope: OutboundEnvelope::default(),
+        content: b"Subject: both\r\n\r\n".to_vec(),
+    };
+    let acc = store
+        .accept(
+            Some(delivery(b"Subject: both\r\n\r\n", vec![to_inbox(a.id, "")])),
+            Some(out.clone()),
+        )
+        .unwrap();
+    assert_eq!(acc.delivered.len(), 1);
+    assert!(acc.queued.is_some());
+    // A failing local part (unknown mailbox) queues nothing either.
+    let mut bad = to_inbox(a.id, "");
+    bad.mailbox = "Nope".into();
+    assert!(
+        store
+            .accept(Some(delivery(b"S: x\r\n\r\n", vec![bad])), Some(out))
+            .is_err()
+    );
+    assert_eq!(store.queue().unwrap().len(), 1);
+    assert_eq!(store.messages(inbox(&*store, a.id).id).unwrap().len(), 1);
 }

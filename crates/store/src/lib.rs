@@ -100,6 +100,10 @@ pub trait Store: Send + Sync + 'static {
     /// content is stored once and referenced by every target. Returns when
     /// the delivery is durable (committed and fsync'd).
     fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>>;
+    /// Stores a delivery for local targets and queues a message for remote
+    /// recipients in one transaction: both or neither (an SMTP `250` covers
+    /// both).
+    fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted>;
     /// All messages of the mailbox, ascending by UID.
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
     /// The octets of the message (prefix and shared content).

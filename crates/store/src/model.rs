@@ -402,3 +402,10 @@ pub struct QueueEntry {
     pub envelope: OutboundEnvelope,
     pub recipients: Vec<QueuedRecipient>,
 }
+
+/// What [`crate::Store::accept`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub delivered: Vec<Delivered>,
+    pub queued: Option<QueueId>,
+}

@@ -581,6 +581,121 @@ fn check_local_domain(conn: &Connection, domain: &str) -> Result<()> {
     }
 }
 
+/// Stores one delivery inside the current transaction (see `Store::deliver`).
+fn deliver_in(
+    c: &Connection,
+    delivery: Delivery,
+    meta: String,
+) -> Result<(Vec<Delivered>, Vec<Change>)> {
+    // Resolve every target first: all or nothing.
+    let mut resolved = Vec::with_capacity(delivery.targets.len());
+    let mut per_account: Vec<(AccountId, u64)> = Vec::new();
+    for t in &delivery.targets {
+        let name = canonical_mailbox_name(&t.mailbox);
+        let m = find_mailbox(c, t.account, &name)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
+        let size = (t.prefix.len() + delivery.content.len()) as u64;
+        match per_account.iter_mut().find(|(a, _)| *a == t.account) {
+            Some((_, s)) => *s += size,
+            None => per_account.push((t.account, size)),
+        }
+        resolved.push((m, t, size));
+    }
+    for (account, adding) in &per_account {
+        let (quota, used): (Option<i64>, i64) = c
+            .query_row(
+                "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+                [account.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)?;
+        if quota.is_some_and(|q| used as u64 + adding > q as u64) {
+            return Err(StoreError::OverQuota);
+        }
+    }
+    let blob: i64 = c
+        .prepare_cached("INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id")
+        .and_then(|mut s| {
+            s.query_row(
+                params![resolved.len() as i64, delivery.content, meta],
+                |r| r.get(0),
+            )
+        })
+        .map_err(backend)?;
+    let mut out = Vec::with_capacity(resolved.len());
+    let mut changes = Vec::with_capacity(resolved.len());
+    for (m, t, size) in resolved {
+        let (uid, modseq, uidvalidity) = append_row(
+            c,
+            m.id,
+            blob,
+            &t.prefix,
+            size,
+            t.flags,
+            &keywords_text(&t.keywords),
+            delivery.internaldate,
+        )?;
+        out.push(Delivered {
+            account: t.account,
+            mailbox: m.id,
+            uid,
+            uidvalidity,
+        });
+        changes.push(Change::MessageAdded {
+            account: t.account,
+            mailbox: m.id,
+            uid,
+            modseq,
+        });
+    }
+    for (account, adding) in per_account {
+        add_used(c, account, adding as i64)?;
+    }
+    Ok((out, changes))
+}
+
+/// Puts one message into the outbound queue inside the current transaction.
+fn enqueue_in(c: &Connection, message: Outbound, envelope: String) -> Result<QueueId> {
+    let t = now();
+    let id: i64 = c
+        .prepare_cached(
+            "INSERT INTO queue(created, next_attempt, sender, envelope, content, size)
+             VALUES (?1, ?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    t,
+                    message.sender,
+                    envelope,
+                    message.content,
+                    message.content.len() as i64
+                ],
+                |r| r.get(0),
+            )
+        })
+        .map_err(backend)?;
+    let mut ins = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO queue_recipients(queue_id, address, notify, orcpt, status, attempts, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(backend)?;
+    for r in &message.recipients {
+        ins.execute(params![
+            id,
+            r.address,
+            r.notify,
+            r.orcpt,
+            r.status.as_str(),
+            r.attempts,
+            r.last_error
+        ])
+        .map_err(backend)?;
+    }
+    Ok(QueueId(id))
+}
+
 impl Store for SqliteStore {
     fn add_domain(&self, name: &str) -> Result<()> {
         let name = name.trim().trim_end_matches('.').to_lowercase();
@@ -992,75 +1107,32 @@ impl Store for SqliteStore {
         if delivery.targets.is_empty() {
             return Ok(Vec::new());
         }
-        let meta = serde_json::to_string(&delivery.meta).map_err(backend)?;
+        self.accept(Some(delivery), None).map(|a| a.delivered)
+    }
+
+    fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
+        let delivery = delivery.filter(|d| !d.targets.is_empty());
+        let meta = match &delivery {
+            Some(d) => Some(serde_json::to_string(&d.meta).map_err(backend)?),
+            None => None,
+        };
+        let envelope = match &outbound {
+            Some(o) if o.recipients.is_empty() => {
+                return Err(StoreError::Invalid("no recipients".into()));
+            }
+            Some(o) => Some(serde_json::to_string(&o.envelope).map_err(backend)?),
+            None => None,
+        };
         self.write(move |c| {
-            // Resolve every target first: all or nothing.
-            let mut resolved = Vec::with_capacity(delivery.targets.len());
-            let mut per_account: Vec<(AccountId, u64)> = Vec::new();
-            for t in &delivery.targets {
-                let name = canonical_mailbox_name(&t.mailbox);
-                let m = find_mailbox(c, t.account, &name)?
-                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
-                let size = (t.prefix.len() + delivery.content.len()) as u64;
-                match per_account.iter_mut().find(|(a, _)| *a == t.account) {
-                    Some((_, s)) => *s += size,
-                    None => per_account.push((t.account, size)),
-                }
-                resolved.push((m, t, size));
-            }
-            for (account, adding) in &per_account {
-                let (quota, used): (Option<i64>, i64) = c
-                    .query_row(
-                        "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
-                        [account.0],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .map_err(backend)?;
-                if quota.is_some_and(|q| used as u64 + adding > q as u64) {
-                    return Err(StoreError::OverQuota);
-                }
-            }
-            let blob: i64 = c
-                .prepare_cached(
-                    "INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id",
-                )
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![resolved.len() as i64, delivery.content, meta],
-                        |r| r.get(0),
-                    )
-                })
-                .map_err(backend)?;
-            let mut out = Vec::with_capacity(resolved.len());
-            let mut changes = Vec::with_capacity(resolved.len());
-            for (m, t, size) in resolved {
-                let (uid, modseq, uidvalidity) = append_row(
-                    c,
-                    m.id,
-                    blob,
-                    &t.prefix,
-                    size,
-                    t.flags,
-                    &keywords_text(&t.keywords),
-                    delivery.internaldate,
-                )?;
-                out.push(Delivered {
-                    account: t.account,
-                    mailbox: m.id,
-                    uid,
-                    uidvalidity,
-                });
-                changes.push(Change::MessageAdded {
-                    account: t.account,
-                    mailbox: m.id,
-                    uid,
-                    modseq,
-                });
-            }
-            for (account, adding) in per_account {
-                add_used(c, account, adding as i64)?;
-            }
-            Ok((out, changes))
+            let (delivered, changes) = match (delivery, meta) {
+                (Some(d), Some(meta)) => deliver_in(c, d, meta)?,
+                _ => (Vec::new(), Vec::new()),
+            };
+            let queued = match (outbound, envelope) {
+                (Some(o), Some(e)) => Some(enqueue_in(c, o, e)?),
+                _ => None,
+            };
+            Ok((Accepted { delivered, queued }, changes))
         })
     }
 
@@ -1272,36 +1344,9 @@ impl Store for SqliteStore {
     }
 
     fn enqueue(&self, message: Outbound) -> Result<QueueId> {
-        if message.recipients.is_empty() {
-            return Err(StoreError::Invalid("no recipients".into()));
-        }
-        let envelope = serde_json::to_string(&message.envelope).map_err(backend)?;
-        self.write(move |c| {
-            let t = now();
-            let id: i64 = c
-                .prepare_cached(
-                    "INSERT INTO queue(created, next_attempt, sender, envelope, content, size)
-                     VALUES (?1, ?1, ?2, ?3, ?4, ?5) RETURNING id",
-                )
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![t, message.sender, envelope, message.content, message.content.len() as i64],
-                        |r| r.get(0),
-                    )
-                })
-                .map_err(backend)?;
-            let mut ins = c
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO queue_recipients(queue_id, address, notify, orcpt, status, attempts, last_error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(backend)?;
-            for r in &message.recipients {
-                ins.execute(params![id, r.address, r.notify, r.orcpt, r.status.as_str(), r.attempts, r.last_error])
-                    .map_err(backend)?;
-            }
-            Ok((QueueId(id), vec![]))
-        })
+        self.accept(None, Some(message))?
+            .queued
+            .ok_or_else(|| backend("nothing queued"))
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>> {
