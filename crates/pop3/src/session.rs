@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
 use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use crate::core::{
     CoreConfig, Entry, LoginResult, Maildrop, Pop3Core, Reply, Step, render_message,
@@ -58,7 +57,10 @@ impl Protocol for Pop3 {
         b"-ERR [SYS/TEMP] too many connections from your address\r\n"
     }
 
-    async fn session(self: Arc<Self>, conn: Connection<TcpStream>, ctx: SessionContext) {
+    async fn session<S>(self: Arc<Self>, conn: Connection<S>, ctx: SessionContext)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         run_session(&self.store, &self.config, conn, ctx).await;
     }
 }

@@ -298,7 +298,7 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
                 println!(
                     "{}\t{}\t{} bytes\tfrom {sender}{}",
                     e.id.0,
-                    crate::serve::rfc5322_date(e.created.max(0) as u64),
+                    postamt_server::time::rfc5322_date(e.created.max(0) as u64),
                     e.size,
                     if e.held { "\t(held)" } else { "" }
                 );
@@ -319,7 +319,7 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
             println!("id:         {}", e.id.0);
             println!(
                 "created:    {}",
-                crate::serve::rfc5322_date(e.created.max(0) as u64)
+                postamt_server::time::rfc5322_date(e.created.max(0) as u64)
             );
             println!("sender:     <{}>", e.sender);
             for r in &e.recipients {

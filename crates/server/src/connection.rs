@@ -169,6 +169,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         n
     }
 
+    /// Bytes received and not yet consumed; reads more when there are none.
+    /// An empty slice means the peer closed the connection.
+    pub async fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.buf.is_empty() {
+            self.fill().await?;
+        }
+        Ok(&self.buf)
+    }
+
+    /// Marks `n` bytes of [`Connection::fill_buf`] as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// Reads exactly `n` bytes (a BDAT chunk, RFC 3030), appending them to
+    /// `out` only while `out` stays within `keep` bytes; the rest is read
+    /// and dropped. Returns false if the peer closed the connection first.
+    pub async fn read_exact_into(
+        &mut self,
+        mut n: u64,
+        out: &mut Vec<u8>,
+        keep: usize,
+    ) -> io::Result<bool> {
+        while n > 0 {
+            let buf = self.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            let take = buf.len().min(n.min(usize::MAX as u64) as usize);
+            if out.len() + take <= keep {
+                out.extend_from_slice(&buf[..take]);
+            }
+            self.consume(take);
+            n -= take as u64;
+        }
+        Ok(true)
+    }
+
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match tokio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
             Ok(r) => r,
@@ -244,6 +282,25 @@ mod tests {
         c.write_timeout = std::time::Duration::from_secs(5);
         let err = c.write_all(&[0u8; 1024]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn exact_reads_keep_or_drain() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"0123456789NEXT\r\n").await.unwrap();
+        let mut out = Vec::new();
+        assert!(c.read_exact_into(4, &mut out, 100).await.unwrap());
+        assert!(
+            c.read_exact_into(6, &mut out, 5).await.unwrap(),
+            "over the limit: drained"
+        );
+        assert_eq!(out, b"0123");
+        assert_eq!(
+            c.read_line(64).await.unwrap(),
+            Line::Line(b"NEXT\r\n".to_vec())
+        );
+        drop(peer);
+        assert!(!c.read_exact_into(1, &mut out, 100).await.unwrap());
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod listener;
 pub mod sasl;
 pub mod secret;
 pub mod shutdown;
+pub mod time;
 pub mod tls;
 pub mod transcript;
 

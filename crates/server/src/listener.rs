@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::auth::AuthThrottle;
 use crate::connection::Connection;
@@ -40,12 +40,14 @@ pub trait Protocol: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Sent to a client refused because its IP has too many connections.
     fn busy_reply(&self) -> &'static [u8];
-    /// Runs one session to its end.
-    fn session(
+    /// Runs one session to its end, over TCP, TLS or a unix socket.
+    fn session<S>(
         self: Arc<Self>,
-        conn: Connection<TcpStream>,
+        conn: Connection<S>,
         ctx: SessionContext,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = ()> + Send
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
 }
 
 /// Accepts connections on `listener` until shutdown.
@@ -133,4 +135,50 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+/// Accepts connections on a unix socket (LMTP from a local MTA). Clients of
+/// a unix socket count as local: their peer address is 127.0.0.1.
+pub async fn run_unix<P: Protocol>(
+    listener: tokio::net::UnixListener,
+    protocol: Arc<P>,
+    server: Arc<ServerContext>,
+    mut shutdown: Shutdown,
+) {
+    let local: SocketAddr = ([127, 0, 0, 1], 0).into();
+    loop {
+        let permit = tokio::select! {
+            p = server.limits.acquire_global() => p,
+            _ = shutdown.recv() => break,
+        };
+        let socket = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => break,
+        };
+        let protocol = Arc::clone(&protocol);
+        let server = Arc::clone(&server);
+        let session_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut conn = Connection::new(socket, local, local);
+            conn.write_timeout = server.idle_timeout;
+            let transcript = server
+                .transcripts
+                .as_ref()
+                .and_then(|t| t.start(protocol.name(), local));
+            let ctx = SessionContext {
+                server,
+                shutdown: session_shutdown,
+                transcript,
+            };
+            protocol.session(conn, ctx).await;
+        });
+    }
 }

@@ -111,6 +111,23 @@ impl Transcript {
         self.write("C:", &format!("{shown} ****"));
     }
 
+    /// Message content the client sent (DATA, BDAT), cut like bodies.
+    pub fn client_body(&self, content: &[u8]) {
+        let limit = self.inner.lock().map(|i| i.body_limit).unwrap_or(0);
+        let mut used = 0;
+        for line in content.split_inclusive(|&b| b == b'\n') {
+            if used + line.len() > limit {
+                self.write(
+                    "C:",
+                    &format!("[… {} more bytes not recorded]", content.len() - used),
+                );
+                return;
+            }
+            used += line.len();
+            self.write("C:", &printable(line));
+        }
+    }
+
     /// A line the server sent.
     pub fn server(&self, line: &[u8]) {
         self.write("S:", &printable(line));

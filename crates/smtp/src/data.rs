@@ -1,0 +1,328 @@
+//! Receivers for message content: DATA with dot-unstuffing (RFC 5321
+//! §4.5.2) and its end `<CRLF>.<CRLF>` (§4.1.1.4), hardened against SMTP
+//! smuggling: only a dot line that follows a real CRLF and is followed by a
+//! real CRLF ends the message, and any bare CR or bare LF is reported so the
+//! message can be refused (CVE-2023-51764 and its family). Oversized input
+//! is drained, not buffered. Sans-IO: bytes in, a verdict out.
+
+/// Why a received message cannot be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flaw {
+    /// Bigger than the size limit (RFC 1870): drained, not kept.
+    TooBig,
+    /// Header block bigger than its limit.
+    HeaderTooBig,
+    /// A bare CR or bare LF was seen.
+    BareLineEnding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line that followed a CRLF (or the first line).
+    LineStart,
+    /// At the start of a line that followed a bare LF: a dot here never ends
+    /// the message.
+    LineStartAfterBare,
+    /// A dot at the start of a clean line.
+    Dot,
+    /// `.` CR at the start of a clean line.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// Inside a line, after a CR.
+    Cr,
+    Done,
+}
+
+/// Accumulates one DATA message.
+#[derive(Debug)]
+pub struct DataReceiver {
+    state: State,
+    content: Vec<u8>,
+    max_size: usize,
+    max_header: usize,
+    /// Bytes of content seen (kept or not).
+    seen: usize,
+    in_header: bool,
+    header_line_empty: bool,
+    flaw: Option<Flaw>,
+    bare: bool,
+}
+
+impl DataReceiver {
+    pub fn new(max_size: usize, max_header: usize) -> DataReceiver {
+        DataReceiver {
+            state: State::LineStart,
+            content: Vec::new(),
+            max_size,
+            max_header,
+            seen: 0,
+            in_header: true,
+            header_line_empty: true,
+            flaw: None,
+            bare: false,
+        }
+    }
+
+    /// Feeds bytes; returns how many were consumed. Once the end of data was
+    /// consumed, [`DataReceiver::is_done`] is true and the rest of the input
+    /// (pipelined commands) is left unconsumed.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        for (i, &b) in input.iter().enumerate() {
+            match self.state {
+                State::Done => return i,
+                State::LineStart => match b {
+                    b'.' => self.state = State::Dot,
+                    _ => self.state = self.byte(b, State::Mid),
+                },
+                State::LineStartAfterBare => self.state = self.byte(b, State::Mid),
+                State::Dot => match b {
+                    b'\r' => self.state = State::DotCr,
+                    // "." then LF: a bare LF; the dot line ends nothing.
+                    _ => {
+                        // RFC 5321 §4.5.2: the first dot of a line with
+                        // more characters is deleted.
+                        self.state = self.byte(b, State::Mid);
+                    }
+                },
+                State::DotCr => match b {
+                    b'\n' => {
+                        self.state = State::Done;
+                        return i + 1;
+                    }
+                    _ => {
+                        // ".\r" and something else: a bare CR.
+                        self.bare = true;
+                        self.push(b'\r');
+                        self.state = self.byte(b, State::Mid);
+                    }
+                },
+                State::Mid => self.state = self.byte(b, State::Mid),
+                State::Cr => match b {
+                    b'\n' => {
+                        self.push(b'\r');
+                        self.push(b'\n');
+                        self.end_line();
+                        self.state = State::LineStart;
+                    }
+                    _ => {
+                        self.bare = true;
+                        self.push(b'\r');
+                        self.state = self.byte(b, State::Mid);
+                    }
+                },
+            }
+        }
+        input.len()
+    }
+
+    /// One content byte in the middle of a line (or at a line start that is
+    /// not a dot); returns the next state.
+    fn byte(&mut self, b: u8, mid: State) -> State {
+        match b {
+            b'\r' => State::Cr,
+            b'\n' => {
+                self.bare = true;
+                self.push(b'\n');
+                self.end_line();
+                State::LineStartAfterBare
+            }
+            _ => {
+                self.push(b);
+                self.header_line_empty = false;
+                mid
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.in_header && self.header_line_empty {
+            self.in_header = false;
+        }
+        self.header_line_empty = true;
+    }
+
+    fn push(&mut self, b: u8) {
+        self.seen += 1;
+        if self.in_header && self.seen > self.max_header && self.flaw.is_none() {
+            self.flaw = Some(Flaw::HeaderTooBig);
+        }
+        if self.seen > self.max_size {
+            if self.flaw.is_none() || self.flaw == Some(Flaw::HeaderTooBig) {
+                self.flaw = Some(Flaw::TooBig);
+            }
+            self.content = Vec::new();
+            return;
+        }
+        if self.flaw.is_none() {
+            self.content.push(b);
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The message, or why it must be refused. Size problems are reported
+    /// before a bare line ending (a too-big message was not even kept).
+    pub fn finish(self) -> Result<Vec<u8>, Flaw> {
+        match self.flaw {
+            Some(f) => Err(f),
+            None if self.bare => Err(Flaw::BareLineEnding),
+            None => Ok(self.content),
+        }
+    }
+}
+
+/// Checks BDAT content (RFC 3030): chunks are counted, not dot-terminated,
+/// so there is no end marker to smuggle; still, a bare CR or LF is refused
+/// like in DATA, so both paths accept the same messages.
+pub fn has_bare_line_ending(content: &[u8]) -> bool {
+    content.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => content.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || content[i - 1] != b'\r',
+        _ => false,
+    })
+}
+
+/// The header block's length (through the empty line), or all of it.
+pub fn header_len(content: &[u8]) -> usize {
+    postamt_store::meta::header_len(content)
+}
+
+/// Byte-stuffs a message for sending with DATA (RFC 5321 §4.5.2): a dot at
+/// the start of a line gets another; the result ends with `.CRLF`.
+pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
+    let mut at_line_start = true;
+    for &b in content {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !content.is_empty() && !content.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receive(input: &[u8]) -> (usize, bool, Result<Vec<u8>, Flaw>) {
+        let mut r = DataReceiver::new(1 << 20, 1 << 16);
+        let n = r.feed(input);
+        let done = r.is_done();
+        (n, done, r.finish())
+    }
+
+    #[test]
+    fn plain_message_and_pipelined_rest() {
+        let (n, done, got) = receive(b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n");
+        assert!(done);
+        assert_eq!(n, b"Subject: x\r\n\r\nhello\r\n.\r\n".len());
+        assert_eq!(got.unwrap(), b"Subject: x\r\n\r\nhello\r\n");
+    }
+
+    #[test]
+    fn empty_message_is_a_dot_on_the_first_line() {
+        let (_, done, got) = receive(b".\r\n");
+        assert!(done);
+        assert_eq!(got.unwrap(), b"");
+    }
+
+    #[test]
+    fn dot_unstuffing() {
+        let (_, done, got) = receive(b"..\r\n..leading\r\n...\r\nx.y\r\n.\r\n");
+        assert!(done);
+        assert_eq!(got.unwrap(), b".\r\n.leading\r\n..\r\nx.y\r\n");
+        // A first line starting with two dots.
+        let (_, _, got) = receive(b"..x\r\n.\r\n");
+        assert_eq!(got.unwrap(), b".x\r\n");
+    }
+
+    /// The smuggling vectors (SMTP smuggling, CVE-2023-51764 family): none
+    /// of these ends DATA, and each marks the message as bare.
+    #[test]
+    fn smuggling_vectors_never_end_data() {
+        for vector in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n", b"\r\n.\rX\r\n"] {
+            let mut input = b"Subject: a\r\n\r\nbody".to_vec();
+            input.extend_from_slice(vector);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n");
+            let mut r = DataReceiver::new(1 << 20, 1 << 16);
+            let n = r.feed(&input);
+            assert!(!r.is_done(), "{vector:?} ended DATA");
+            assert_eq!(n, input.len());
+            // The real end follows; the message is refused as a whole.
+            r.feed(b"\r\n.\r\n");
+            assert!(r.is_done());
+            assert_eq!(r.finish(), Err(Flaw::BareLineEnding), "{vector:?}");
+        }
+    }
+
+    #[test]
+    fn fed_byte_by_byte_gives_the_same_result() {
+        let input = b"A: b\r\n\r\n..x\r\nline\r\n.\r\nNEXT";
+        let mut r = DataReceiver::new(1 << 20, 1 << 16);
+        let mut consumed = 0;
+        for b in input.iter() {
+            if r.is_done() {
+                break;
+            }
+            consumed += r.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(consumed, input.len() - 4);
+        assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.x\r\nline\r\n");
+    }
+
+    #[test]
+    fn oversized_is_drained_not_kept() {
+        let mut r = DataReceiver::new(100, 1000);
+        for _ in 0..1000 {
+            r.feed(b"0123456789012345678901234567890123456789\r\n");
+        }
+        assert!(r.content.is_empty(), "nothing buffered past the limit");
+        r.feed(b".\r\n");
+        assert!(r.is_done());
+        assert_eq!(r.finish(), Err(Flaw::TooBig));
+    }
+
+    #[test]
+    fn header_limit() {
+        let mut r = DataReceiver::new(1 << 20, 50);
+        r.feed(b"X-Long: 0123456789012345678901234567890123456789012345678901234567890\r\n\r\nbody\r\n.\r\n");
+        assert_eq!(r.finish(), Err(Flaw::HeaderTooBig));
+        let mut r = DataReceiver::new(1 << 20, 50);
+        r.feed(b"S: x\r\n\r\n0123456789012345678901234567890123456789012345678901234567890\r\n.\r\n");
+        assert!(r.finish().is_ok(), "the body does not count against the header limit");
+    }
+
+    #[test]
+    fn dot_stuffing_round_trips() {
+        let samples: [&[u8]; 5] = [b"", b".\r\n", b"a\r\n.b\r\n..\r\n", b".x\r\nno end", b"\r\n.\r\n.\r\n"];
+        for s in samples {
+            let mut wire = Vec::new();
+            dot_stuff(s, &mut wire);
+            let mut r = DataReceiver::new(1 << 20, 1 << 16);
+            let n = r.feed(&wire);
+            assert!(r.is_done(), "{s:?}");
+            assert_eq!(n, wire.len());
+            let mut expect = s.to_vec();
+            if !expect.is_empty() && !expect.ends_with(b"\r\n") {
+                expect.extend_from_slice(b"\r\n");
+            }
+            assert_eq!(r.finish().unwrap(), expect);
+        }
+    }
+
+    #[test]
+    fn bdat_bare_check() {
+        assert!(!has_bare_line_ending(b"a\r\nb\r\n"));
+        assert!(has_bare_line_ending(b"a\nb"));
+        assert!(has_bare_line_ending(b"a\rb"));
+        assert!(has_bare_line_ending(b"\n"));
+        assert!(!has_bare_line_ending(b""));
+    }
+}
