@@ -48,6 +48,15 @@ pub struct Resolution {
     pub remote: Vec<String>,
 }
 
+impl From<StoreError> for DeliveryError {
+    fn from(e: StoreError) -> DeliveryError {
+        match e {
+            StoreError::OverQuota => DeliveryError::OverQuota(String::new()),
+            e => DeliveryError::Temporary(e.to_string()),
+        }
+    }
+}
+
 fn temp(e: StoreError) -> DeliveryError {
     DeliveryError::Temporary(e.to_string())
 }

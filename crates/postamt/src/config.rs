@@ -27,6 +27,46 @@ pub struct Config {
     pub auth: Auth,
     #[serde(default)]
     pub transcripts: TranscriptsSection,
+    #[serde(default)]
+    pub smtp: SmtpSection,
+}
+
+/// `[smtp]`: the SMTP, submission and LMTP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// Largest message accepted (advertised with SIZE), bytes.
+    pub max_message_size: usize,
+    /// Largest header block, bytes.
+    pub max_header_size: usize,
+    /// Recipients per transaction (RFC 5321 §4.5.3.1.8: at least 100).
+    pub max_recipients: usize,
+    /// Longest command line, CRLF included.
+    pub max_line: usize,
+    /// Seconds to wait for a command (RFC 5321 §4.5.3.2.7: at least 300).
+    pub command_timeout: u64,
+    /// Seconds to wait for the next block of message data (§4.5.3.2.5).
+    pub data_timeout: u64,
+    /// Unauthenticated mail claiming a local sender domain on the inbound
+    /// port: "reject" (550 5.7.1), "mark" (X-Postamt-Warning header), "off".
+    pub spoof_policy: String,
+    /// Received headers beyond which a message is a loop.
+    pub max_received: usize,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            max_message_size: 50 * 1024 * 1024,
+            max_header_size: 1024 * 1024,
+            max_recipients: 100,
+            max_line: 2048,
+            command_timeout: 300,
+            data_timeout: 180,
+            spoof_policy: "reject".into(),
+            max_received: 50,
+        }
+    }
 }
 
 /// One address or a list of them.
@@ -37,16 +77,40 @@ pub enum Addresses {
     Many(Vec<String>),
 }
 
+/// Where a listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    /// A unix socket path (LMTP only).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 impl Addresses {
-    pub fn parse(&self) -> Result<Vec<SocketAddr>> {
+    /// The endpoints: `address:port`, or an absolute path for a unix socket.
+    pub fn parse(&self) -> Result<Vec<Endpoint>> {
         let list = match self {
             Addresses::One(a) => vec![a.clone()],
             Addresses::Many(v) => v.clone(),
         };
         list.iter()
             .map(|a| {
-                a.parse::<SocketAddr>()
-                    .with_context(|| format!("{a:?} is not an address:port"))
+                if a.starts_with('/') {
+                    return Ok(Endpoint::Unix(PathBuf::from(a)));
+                }
+                a.parse::<SocketAddr>().map(Endpoint::Tcp).with_context(|| {
+                    format!(
+                        "{a:?} is not an address:port (or an absolute unix socket path, for lmtp)"
+                    )
+                })
             })
             .collect()
     }
@@ -195,7 +259,14 @@ impl Config {
             bail!("hostname must not be empty");
         }
         for (name, addrs) in self.listen.all() {
-            addrs.parse().with_context(|| format!("[listen] {name}"))?;
+            let endpoints = addrs.parse().with_context(|| format!("[listen] {name}"))?;
+            if name != "lmtp" && endpoints.iter().any(|e| matches!(e, Endpoint::Unix(_))) {
+                bail!("[listen] {name}: unix socket paths are for lmtp only");
+            }
+        }
+        match self.smtp.spoof_policy.as_str() {
+            "reject" | "mark" | "off" => {}
+            other => bail!("[smtp] spoof_policy = {other:?}: use \"reject\", \"mark\" or \"off\""),
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("[tls] needs both cert and key, or neither");
@@ -258,6 +329,7 @@ impl Config {
                 enabled: true,
                 ..TranscriptsSection::default()
             },
+            smtp: SmtpSection::default(),
         }
     }
 }

@@ -15,11 +15,12 @@ use postamt_store::{SharedStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::open_store;
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
+use postamt_smtp::{Mode, Smtp, SmtpConfig, SpoofPolicy};
 
 /// Listeners this version serves; the others are accepted in the config
 /// and reported as not served yet.
-pub const SERVED: &[&str] = &["pop3", "pop3s"];
+pub const SERVED: &[&str] = &["smtp", "submission", "submissions", "lmtp", "pop3", "pop3s"];
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -31,7 +32,11 @@ pub fn run(config: Config, dev: bool) -> Result<()> {
 async fn serve(config: Config, dev: bool) -> Result<()> {
     if dev {
         for (name, addrs) in config.listen.all() {
-            if addrs.parse()?.iter().any(|a| !a.ip().is_loopback()) {
+            let public = addrs
+                .parse()?
+                .iter()
+                .any(|a| matches!(a, Endpoint::Tcp(t) if !t.ip().is_loopback()));
+            if public {
                 bail!("--dev binds loopback only, but {name} is not on loopback");
             }
         }
@@ -84,6 +89,26 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             ..Pop3Config::default()
         },
     ));
+    let smtp_config = |mode| SmtpConfig {
+        mode,
+        max_line: config.smtp.max_line.max(512),
+        max_message_size: config.smtp.max_message_size,
+        max_header_size: config.smtp.max_header_size,
+        max_recipients: config.smtp.max_recipients.max(1),
+        max_errors: config.limits.max_errors.max(1),
+        command_timeout: Duration::from_secs(config.smtp.command_timeout.max(1)),
+        data_timeout: Duration::from_secs(config.smtp.data_timeout.max(1)),
+        spoof_policy: match config.smtp.spoof_policy.as_str() {
+            "mark" => SpoofPolicy::Mark,
+            "off" => SpoofPolicy::Off,
+            _ => SpoofPolicy::Reject,
+        },
+        max_received: config.smtp.max_received,
+        ..SmtpConfig::default()
+    };
+    let smtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Inbound)));
+    let submission = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Submission)));
+    let lmtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Lmtp)));
     let controller = ShutdownController::new();
     let mut out = std::io::stdout().lock();
     for (name, addrs) in config.listen.all() {
@@ -91,7 +116,28 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             writeln!(out, "postamt: {name:<11} not served by this version yet")?;
             continue;
         }
-        for addr in addrs.parse()? {
+        for endpoint in addrs.parse()? {
+            let addr = match endpoint {
+                Endpoint::Tcp(a) => a,
+                Endpoint::Unix(path) => {
+                    // A stale socket from an earlier run is replaced.
+                    let _ = std::fs::remove_file(&path);
+                    let listener = tokio::net::UnixListener::bind(&path)
+                        .with_context(|| format!("binding {name} on {}", path.display()))?;
+                    writeln!(
+                        out,
+                        "postamt: {name:<11} listening on unix:{}",
+                        path.display()
+                    )?;
+                    tokio::spawn(postamt_server::listener::run_unix(
+                        listener,
+                        Arc::clone(&lmtp),
+                        Arc::clone(&ctx),
+                        controller.handle(),
+                    ));
+                    continue;
+                }
+            };
             let listener = match postamt_server::listener::bind(addr) {
                 Ok(l) => l,
                 Err(e) if dev && addr.is_ipv6() => {
@@ -102,13 +148,26 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             };
             let local = listener.local_addr()?;
             writeln!(out, "postamt: {name:<11} listening on {local}")?;
-            tokio::spawn(postamt_server::listener::run(
-                listener,
-                name == "pop3s",
-                Arc::clone(&pop3),
-                Arc::clone(&ctx),
-                controller.handle(),
-            ));
+            let (ctx, shutdown) = (Arc::clone(&ctx), controller.handle());
+            use postamt_server::listener::run;
+            match name {
+                "pop3" | "pop3s" => tokio::spawn(run(
+                    listener,
+                    name == "pop3s",
+                    Arc::clone(&pop3),
+                    ctx,
+                    shutdown,
+                )),
+                "smtp" => tokio::spawn(run(listener, false, Arc::clone(&smtp), ctx, shutdown)),
+                "submission" | "submissions" => tokio::spawn(run(
+                    listener,
+                    name == "submissions",
+                    Arc::clone(&submission),
+                    ctx,
+                    shutdown,
+                )),
+                _ => tokio::spawn(run(listener, false, Arc::clone(&lmtp), ctx, shutdown)),
+            };
         }
     }
     if dev {
@@ -157,7 +216,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     }
     // Dropping the last store handle joins the writer: every acknowledged
     // write is committed before the process exits.
-    drop(pop3);
+    drop((pop3, smtp, submission, lmtp));
     drop(ctx);
     tokio::task::spawn_blocking(move || drop(store)).await?;
     println!("postamt: stopped");

@@ -27,7 +27,11 @@ impl Mailbox {
     }
     /// The local part without quoting (RFC 5321 §4.1.2 Quoted-string).
     pub fn local_unquoted(&self) -> String {
-        match self.local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        match self
+            .local
+            .strip_prefix('"')
+            .and_then(|l| l.strip_suffix('"'))
+        {
             Some(inner) => {
                 let mut out = String::new();
                 let mut chars = inner.chars();
@@ -79,11 +83,20 @@ pub enum Command {
     /// RFC 2033 §4.1
     Lhlo(String),
     /// `None`: the null reverse-path `<>`.
-    Mail { from: Option<Mailbox>, params: MailParams },
+    Mail {
+        from: Option<Mailbox>,
+        params: MailParams,
+    },
     /// `Postmaster` without a domain is `Mailbox { local: "postmaster", domain: "" }`.
-    Rcpt { to: Mailbox, params: RcptParams },
+    Rcpt {
+        to: Mailbox,
+        params: RcptParams,
+    },
     Data,
-    Bdat { size: u64, last: bool },
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -91,7 +104,10 @@ pub enum Command {
     Vrfy,
     Expn,
     StartTls,
-    Auth { mechanism: String, initial: Option<Secret<String>> },
+    Auth {
+        mechanism: String,
+        initial: Option<Secret<String>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +140,19 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         None => (text, ""),
     };
     let verb = verb.to_ascii_uppercase();
-    let no_args = |c: Command| if rest.is_empty() { Ok(c) } else { Err(ParseError::Syntax("no parameters allowed")) };
+    let no_args = |c: Command| {
+        if rest.is_empty() {
+            Ok(c)
+        } else {
+            Err(ParseError::Syntax("no parameters allowed"))
+        }
+    };
     match verb.as_str() {
         "HELO" | "EHLO" | "LHLO" => {
-            let domain = rest.split_whitespace().next().ok_or(ParseError::Syntax("a domain name is required"))?;
+            let domain = rest
+                .split_whitespace()
+                .next()
+                .ok_or(ParseError::Syntax("a domain name is required"))?;
             let d = domain.to_string();
             Ok(match verb.as_str() {
                 "HELO" => Command::Helo(d),
@@ -136,10 +161,18 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             })
         }
         "MAIL" => {
-            let arg = strip_keyword(rest, "FROM").ok_or(ParseError::Syntax("MAIL FROM:<address>"))?;
+            let arg =
+                strip_keyword(rest, "FROM").ok_or(ParseError::Syntax("MAIL FROM:<address>"))?;
             let (path, params) = split_path(arg)?;
-            let from = if path.is_empty() { None } else { Some(parse_mailbox(path, false)?) };
-            Ok(Command::Mail { from, params: mail_params(params)? })
+            let from = if path.is_empty() {
+                None
+            } else {
+                Some(parse_mailbox(path, false)?)
+            };
+            Ok(Command::Mail {
+                from,
+                params: mail_params(params)?,
+            })
         }
         "RCPT" => {
             let arg = strip_keyword(rest, "TO").ok_or(ParseError::Syntax("RCPT TO:<address>"))?;
@@ -147,7 +180,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             if path.is_empty() {
                 return Err(ParseError::BadAddress("a recipient is required"));
             }
-            Ok(Command::Rcpt { to: parse_mailbox(path, true)?, params: rcpt_params(params)? })
+            Ok(Command::Rcpt {
+                to: parse_mailbox(path, true)?,
+                params: rcpt_params(params)?,
+            })
         }
         "DATA" => no_args(Command::Data),
         "BDAT" => {
@@ -177,7 +213,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => {
             let mut words = rest.split_whitespace();
-            let mechanism = words.next().ok_or(ParseError::Syntax("AUTH mechanism [initial-response]"))?.to_ascii_uppercase();
+            let mechanism = words
+                .next()
+                .ok_or(ParseError::Syntax("AUTH mechanism [initial-response]"))?
+                .to_ascii_uppercase();
             let initial = words.next().map(|i| Secret::new(i.to_string()));
             if words.next().is_some() {
                 return Err(ParseError::Syntax("AUTH mechanism [initial-response]"));
@@ -241,7 +280,11 @@ fn is_atext(c: char) -> bool {
 
 /// RFC 5321 §4.1.2 `Mailbox`, after dropping a source route.
 fn parse_mailbox(path: &str, rcpt: bool) -> Result<Mailbox, ParseError> {
-    let bad = if rcpt { "bad recipient address syntax" } else { "bad sender address syntax" };
+    let bad = if rcpt {
+        "bad recipient address syntax"
+    } else {
+        "bad sender address syntax"
+    };
     let mut path = path;
     // A-d-l ":" — the source route, ignored (RFC 5321 §4.1.2, Appendix C).
     if path.starts_with('@') {
@@ -253,7 +296,10 @@ fn parse_mailbox(path: &str, rcpt: bool) -> Result<Mailbox, ParseError> {
     }
     if rcpt && path.eq_ignore_ascii_case("postmaster") {
         // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted.
-        return Ok(Mailbox { local: "postmaster".into(), domain: String::new() });
+        return Ok(Mailbox {
+            local: "postmaster".into(),
+            domain: String::new(),
+        });
     }
     let (local, domain) = if path.starts_with('"') {
         // Quoted-string local part: find its end.
@@ -281,7 +327,12 @@ fn parse_mailbox(path: &str, rcpt: bool) -> Result<Mailbox, ParseError> {
     } else {
         let (local, domain) = path.rsplit_once('@').ok_or(ParseError::BadAddress(bad))?;
         // Dot-string: atoms separated by single dots; no '@' inside.
-        if local.is_empty() || local.starts_with('.') || local.ends_with('.') || local.contains("..") || !local.chars().all(|c| c == '.' || is_atext(c)) {
+        if local.is_empty()
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+            || !local.chars().all(|c| c == '.' || is_atext(c))
+        {
             return Err(ParseError::BadAddress(bad));
         }
         (local, domain)
@@ -289,14 +340,20 @@ fn parse_mailbox(path: &str, rcpt: bool) -> Result<Mailbox, ParseError> {
     if local.len() > 256 || !valid_domain(domain) {
         return Err(ParseError::BadAddress(bad));
     }
-    Ok(Mailbox { local: local.to_string(), domain: domain.to_string() })
+    Ok(Mailbox {
+        local: local.to_string(),
+        domain: domain.to_string(),
+    })
 }
 
 /// A domain name (letters, digits, hyphens, dots; UTF-8 labels allowed for
 /// SMTPUTF8) or an address literal `[192.0.2.1]` / `[IPv6:…]`.
 fn valid_domain(d: &str) -> bool {
     if let Some(lit) = d.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
-        return match lit.strip_prefix("IPv6:").or_else(|| lit.strip_prefix("ipv6:")) {
+        return match lit
+            .strip_prefix("IPv6:")
+            .or_else(|| lit.strip_prefix("ipv6:"))
+        {
             Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
             None => lit.parse::<std::net::Ipv4Addr>().is_ok(),
         };
@@ -308,15 +365,19 @@ fn valid_domain(d: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
         })
 }
 
 fn params(s: &str) -> impl Iterator<Item = (String, Option<&str>)> {
-    s.split([' ', '\t']).filter(|p| !p.is_empty()).map(|p| match p.split_once('=') {
-        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-        None => (p.to_ascii_uppercase(), None),
-    })
+    s.split([' ', '\t'])
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+            None => (p.to_ascii_uppercase(), None),
+        })
 }
 
 /// RFC 3461 §4: xtext (printable ASCII, `+XX` escapes).
@@ -328,7 +389,9 @@ fn mail_params(s: &str) -> Result<MailParams, ParseError> {
     let mut p = MailParams::default();
     for (k, v) in params(s) {
         match (k.as_str(), v) {
-            ("SIZE", Some(n)) if !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            ("SIZE", Some(n))
+                if !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 p.size = Some(n.parse().unwrap_or(u64::MAX));
             }
             ("BODY", Some(b)) => {
@@ -340,12 +403,18 @@ fn mail_params(s: &str) -> Result<MailParams, ParseError> {
                 })
             }
             ("SMTPUTF8", None) => p.smtputf8 = true,
-            ("RET", Some(r)) if r.eq_ignore_ascii_case("FULL") || r.eq_ignore_ascii_case("HDRS") => {
+            ("RET", Some(r))
+                if r.eq_ignore_ascii_case("FULL") || r.eq_ignore_ascii_case("HDRS") =>
+            {
                 p.ret = Some(r.to_ascii_uppercase())
             }
             ("ENVID", Some(e)) if valid_xtext(e) && e.len() <= 100 => p.envid = Some(e.to_string()),
             ("AUTH", Some(a)) if !a.is_empty() && a.len() <= 500 => p.auth = Some(a.to_string()),
-            _ => return Err(ParseError::BadParameter("unknown or malformed MAIL parameter")),
+            _ => {
+                return Err(ParseError::BadParameter(
+                    "unknown or malformed MAIL parameter",
+                ));
+            }
         }
     }
     Ok(p)
@@ -360,15 +429,25 @@ fn rcpt_params(s: &str) -> Result<RcptParams, ParseError> {
                 let ok = if items.iter().any(|i| i == "NEVER") {
                     items.len() == 1
                 } else {
-                    items.iter().all(|i| matches!(i.as_str(), "SUCCESS" | "FAILURE" | "DELAY"))
+                    items
+                        .iter()
+                        .all(|i| matches!(i.as_str(), "SUCCESS" | "FAILURE" | "DELAY"))
                 };
                 if !ok {
-                    return Err(ParseError::BadParameter("NOTIFY=NEVER or SUCCESS,FAILURE,DELAY"));
+                    return Err(ParseError::BadParameter(
+                        "NOTIFY=NEVER or SUCCESS,FAILURE,DELAY",
+                    ));
                 }
                 p.notify = Some(items.join(","));
             }
-            ("ORCPT", Some(o)) if o.contains(';') && valid_xtext(o) => p.orcpt = Some(o.to_string()),
-            _ => return Err(ParseError::BadParameter("unknown or malformed RCPT parameter")),
+            ("ORCPT", Some(o)) if o.contains(';') && valid_xtext(o) => {
+                p.orcpt = Some(o.to_string())
+            }
+            _ => {
+                return Err(ParseError::BadParameter(
+                    "unknown or malformed RCPT parameter",
+                ));
+            }
         }
     }
     Ok(p)
@@ -379,7 +458,10 @@ mod tests {
     use super::*;
 
     fn mb(local: &str, domain: &str) -> Mailbox {
-        Mailbox { local: local.into(), domain: domain.into() }
+        Mailbox {
+            local: local.into(),
+            domain: domain.into(),
+        }
     }
 
     fn p(s: &str) -> Result<Command, ParseError> {
@@ -388,39 +470,100 @@ mod tests {
 
     #[test]
     fn envelope_forms_typed_by_hand() {
-        for line in ["MAIL FROM:<a@b.org>", "mail from:<a@b.org>", "MAIL FROM: <a@b.org>", "MAIL FROM: a@b.org", "Mail From:a@b.org", "MAIL FROM : <a@b.org>"] {
-            assert_eq!(p(line), Ok(Command::Mail { from: Some(mb("a", "b.org")), params: MailParams::default() }), "{line}");
+        for line in [
+            "MAIL FROM:<a@b.org>",
+            "mail from:<a@b.org>",
+            "MAIL FROM: <a@b.org>",
+            "MAIL FROM: a@b.org",
+            "Mail From:a@b.org",
+            "MAIL FROM : <a@b.org>",
+        ] {
+            assert_eq!(
+                p(line),
+                Ok(Command::Mail {
+                    from: Some(mb("a", "b.org")),
+                    params: MailParams::default()
+                }),
+                "{line}"
+            );
         }
-        assert_eq!(p("RCPT TO: alice@postamt.test"), Ok(Command::Rcpt { to: mb("alice", "postamt.test"), params: RcptParams::default() }));
-        assert_eq!(p("MAIL FROM:<>"), Ok(Command::Mail { from: None, params: MailParams::default() }));
-        assert_eq!(p("rcpt to:<Postmaster>"), Ok(Command::Rcpt { to: mb("postmaster", ""), params: RcptParams::default() }));
+        assert_eq!(
+            p("RCPT TO: alice@postamt.test"),
+            Ok(Command::Rcpt {
+                to: mb("alice", "postamt.test"),
+                params: RcptParams::default()
+            })
+        );
+        assert_eq!(
+            p("MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: None,
+                params: MailParams::default()
+            })
+        );
+        assert_eq!(
+            p("rcpt to:<Postmaster>"),
+            Ok(Command::Rcpt {
+                to: mb("postmaster", ""),
+                params: RcptParams::default()
+            })
+        );
     }
 
     #[test]
     fn parameters() {
-        let c = p("MAIL FROM:<a@b.org> SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ314159 AUTH=<>").unwrap();
-        let Command::Mail { params, .. } = c else { panic!() };
+        let c = p(
+            "MAIL FROM:<a@b.org> SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ314159 AUTH=<>",
+        )
+        .unwrap();
+        let Command::Mail { params, .. } = c else {
+            panic!()
+        };
         assert_eq!(params.size, Some(1000));
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert!(params.smtputf8);
         assert_eq!(params.ret.as_deref(), Some("HDRS"));
         assert_eq!(params.envid.as_deref(), Some("QQ314159"));
         let c = p("RCPT TO:<c@d.org> NOTIFY=success,failure ORCPT=rfc822;c@d.org").unwrap();
-        let Command::Rcpt { params, .. } = c else { panic!() };
+        let Command::Rcpt { params, .. } = c else {
+            panic!()
+        };
         assert_eq!(params.notify.as_deref(), Some("SUCCESS,FAILURE"));
         assert_eq!(params.orcpt.as_deref(), Some("rfc822;c@d.org"));
-        assert_eq!(p("MAIL FROM:<a@b.org> FOO=1"), Err(ParseError::BadParameter("unknown or malformed MAIL parameter")));
-        assert!(matches!(p("RCPT TO:<a@b.org> NOTIFY=NEVER,SUCCESS"), Err(ParseError::BadParameter(_))));
-        assert!(matches!(p("MAIL FROM:<a@b.org>SIZE=1"), Err(ParseError::Syntax(_))));
+        assert_eq!(
+            p("MAIL FROM:<a@b.org> FOO=1"),
+            Err(ParseError::BadParameter(
+                "unknown or malformed MAIL parameter"
+            ))
+        );
+        assert!(matches!(
+            p("RCPT TO:<a@b.org> NOTIFY=NEVER,SUCCESS"),
+            Err(ParseError::BadParameter(_))
+        ));
+        assert!(matches!(
+            p("MAIL FROM:<a@b.org>SIZE=1"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 
     #[test]
     fn source_routes_are_ignored_and_quotes_kept() {
-        assert_eq!(p("RCPT TO:<@relay.example,@other.example:user@local.test>"), Ok(Command::Rcpt { to: mb("user", "local.test"), params: RcptParams::default() }));
-        let Command::Rcpt { to, .. } = p(r#"RCPT TO:<"john smith"@local.test>"#).unwrap() else { panic!() };
+        assert_eq!(
+            p("RCPT TO:<@relay.example,@other.example:user@local.test>"),
+            Ok(Command::Rcpt {
+                to: mb("user", "local.test"),
+                params: RcptParams::default()
+            })
+        );
+        let Command::Rcpt { to, .. } = p(r#"RCPT TO:<"john smith"@local.test>"#).unwrap() else {
+            panic!()
+        };
         assert_eq!(to.local, "\"john smith\"");
         assert_eq!(to.local_unquoted(), "john smith");
-        let Command::Rcpt { to, .. } = p(r#"RCPT TO:<"user@remote.example"@local.test>"#).unwrap() else { panic!() };
+        let Command::Rcpt { to, .. } = p(r#"RCPT TO:<"user@remote.example"@local.test>"#).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(to.domain, "local.test");
         assert_eq!(to.local_unquoted(), "user@remote.example");
     }
@@ -428,28 +571,69 @@ mod tests {
     #[test]
     fn relay_disguises_parse_to_their_literal_local_part() {
         // user@remote@local: '@' is not allowed in an unquoted local part.
-        assert!(matches!(p("RCPT TO:<user@remote.example@local.test>"), Err(ParseError::BadAddress(_))));
+        assert!(matches!(
+            p("RCPT TO:<user@remote.example@local.test>"),
+            Err(ParseError::BadAddress(_))
+        ));
         // The percent hack stays a local part with a '%' in it.
-        let Command::Rcpt { to, .. } = p("RCPT TO:<user%remote.example@local.test>").unwrap() else { panic!() };
-        assert_eq!((to.local.as_str(), to.domain.as_str()), ("user%remote.example", "local.test"));
+        let Command::Rcpt { to, .. } = p("RCPT TO:<user%remote.example@local.test>").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (to.local.as_str(), to.domain.as_str()),
+            ("user%remote.example", "local.test")
+        );
         // A bang path is a local part too.
-        let Command::Rcpt { to, .. } = p("RCPT TO:<remote.example!user@local.test>").unwrap() else { panic!() };
+        let Command::Rcpt { to, .. } = p("RCPT TO:<remote.example!user@local.test>").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(to.domain, "local.test");
     }
 
     #[test]
     fn bad_addresses() {
-        for a in ["RCPT TO:<>", "RCPT TO:<nodomain>", "RCPT TO:<a@>", "RCPT TO:<@b.org>", "RCPT TO:<a..b@c.org>", "RCPT TO:<a@b..org>", "RCPT TO:<a@-b.org>", "RCPT TO:<a@b.org", "MAIL FROM:<a b@c.org>", "RCPT TO:<\"unterminated@b.org>", "RCPT TO:<a@[300.1.1.1]>"] {
-            assert!(matches!(p(a), Err(ParseError::BadAddress(_)) | Err(ParseError::Syntax(_))), "{a}: {:?}", p(a));
+        for a in [
+            "RCPT TO:<>",
+            "RCPT TO:<nodomain>",
+            "RCPT TO:<a@>",
+            "RCPT TO:<@b.org>",
+            "RCPT TO:<a..b@c.org>",
+            "RCPT TO:<a@b..org>",
+            "RCPT TO:<a@-b.org>",
+            "RCPT TO:<a@b.org",
+            "MAIL FROM:<a b@c.org>",
+            "RCPT TO:<\"unterminated@b.org>",
+            "RCPT TO:<a@[300.1.1.1]>",
+        ] {
+            assert!(
+                matches!(
+                    p(a),
+                    Err(ParseError::BadAddress(_)) | Err(ParseError::Syntax(_))
+                ),
+                "{a}: {:?}",
+                p(a)
+            );
         }
         assert!(p("RCPT TO:<a@[192.0.2.1]>").is_ok());
         assert!(p("RCPT TO:<a@[IPv6:2001:db8::1]>").is_ok());
-        assert!(p("RCPT TO:<jörg@bücher.example>").is_ok(), "UTF-8 parses; the session checks SMTPUTF8");
+        assert!(
+            p("RCPT TO:<jörg@bücher.example>").is_ok(),
+            "UTF-8 parses; the session checks SMTPUTF8"
+        );
     }
 
     #[test]
     fn bare_line_endings_and_nul_in_commands() {
-        for l in [&b"NOOP\n"[..], b"NOOP\r", b"NO\rOP\r\n", b"NO\nOP\r\n", b"NOOP\0\r\n", b"MAIL FROM:<a@b>\n\r\n"] {
+        for l in [
+            &b"NOOP\n"[..],
+            b"NOOP\r",
+            b"NO\rOP\r\n",
+            b"NO\nOP\r\n",
+            b"NOOP\0\r\n",
+            b"MAIL FROM:<a@b>\n\r\n",
+        ] {
             assert_eq!(parse(l), Err(ParseError::BadLineEnding), "{l:?}");
         }
     }
@@ -467,16 +651,42 @@ mod tests {
 
     #[test]
     fn other_verbs() {
-        assert_eq!(p("ehlo client.example"), Ok(Command::Ehlo("client.example".into())));
-        assert_eq!(p("HELO"), Err(ParseError::Syntax("a domain name is required")));
-        assert_eq!(p("BDAT 100 LAST"), Ok(Command::Bdat { size: 100, last: true }));
-        assert_eq!(p("BDAT 0"), Ok(Command::Bdat { size: 0, last: false }));
+        assert_eq!(
+            p("ehlo client.example"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
+        assert_eq!(
+            p("HELO"),
+            Err(ParseError::Syntax("a domain name is required"))
+        );
+        assert_eq!(
+            p("BDAT 100 LAST"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: true
+            })
+        );
+        assert_eq!(
+            p("BDAT 0"),
+            Ok(Command::Bdat {
+                size: 0,
+                last: false
+            })
+        );
         assert!(p("BDAT -1").is_err() && p("BDAT 1 FIRST").is_err() && p("BDAT").is_err());
         assert_eq!(p("NOOP anything"), Ok(Command::Noop));
-        assert_eq!(p("DATA x"), Err(ParseError::Syntax("no parameters allowed")));
+        assert_eq!(
+            p("DATA x"),
+            Err(ParseError::Syntax("no parameters allowed"))
+        );
         assert_eq!(p("VRFY alice"), Ok(Command::Vrfy));
         assert_eq!(p("XYZZY"), Err(ParseError::Unknown));
-        let Command::Auth { mechanism, initial } = p("auth plain AGEAYg==").unwrap() else { panic!() };
-        assert_eq!((mechanism.as_str(), initial.unwrap().expose().as_str()), ("PLAIN", "AGEAYg=="));
+        let Command::Auth { mechanism, initial } = p("auth plain AGEAYg==").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (mechanism.as_str(), initial.unwrap().expose().as_str()),
+            ("PLAIN", "AGEAYg==")
+        );
     }
 }

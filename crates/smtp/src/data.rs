@@ -247,7 +247,14 @@ mod tests {
     /// of these ends DATA, and each marks the message as bare.
     #[test]
     fn smuggling_vectors_never_end_data() {
-        for vector in [&b"\n.\n"[..], b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n", b"\r\n.\rX\r\n"] {
+        for vector in [
+            &b"\n.\n"[..],
+            b"\n.\r\n",
+            b"\r.\r\n",
+            b"\r\n.\r",
+            b"\r\n.\n",
+            b"\r\n.\rX\r\n",
+        ] {
             let mut input = b"Subject: a\r\n\r\nbody".to_vec();
             input.extend_from_slice(vector);
             input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n");
@@ -295,13 +302,24 @@ mod tests {
         r.feed(b"X-Long: 0123456789012345678901234567890123456789012345678901234567890\r\n\r\nbody\r\n.\r\n");
         assert_eq!(r.finish(), Err(Flaw::HeaderTooBig));
         let mut r = DataReceiver::new(1 << 20, 50);
-        r.feed(b"S: x\r\n\r\n0123456789012345678901234567890123456789012345678901234567890\r\n.\r\n");
-        assert!(r.finish().is_ok(), "the body does not count against the header limit");
+        r.feed(
+            b"S: x\r\n\r\n0123456789012345678901234567890123456789012345678901234567890\r\n.\r\n",
+        );
+        assert!(
+            r.finish().is_ok(),
+            "the body does not count against the header limit"
+        );
     }
 
     #[test]
     fn dot_stuffing_round_trips() {
-        let samples: [&[u8]; 5] = [b"", b".\r\n", b"a\r\n.b\r\n..\r\n", b".x\r\nno end", b"\r\n.\r\n.\r\n"];
+        let samples: [&[u8]; 5] = [
+            b"",
+            b".\r\n",
+            b"a\r\n.b\r\n..\r\n",
+            b".x\r\nno end",
+            b"\r\n.\r\n.\r\n",
+        ];
         for s in samples {
             let mut wire = Vec::new();
             dot_stuff(s, &mut wire);

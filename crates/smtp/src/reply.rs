@@ -80,17 +80,29 @@ replies! {
 
 impl Reply {
     pub fn new(r: R) -> Reply {
-        Reply { code: r.code(), enhanced: r.enhanced(), lines: vec![Cow::Borrowed(r.text())] }
+        Reply {
+            code: r.code(),
+            enhanced: r.enhanced(),
+            lines: vec![Cow::Borrowed(r.text())],
+        }
     }
 
     /// The named reply with another text.
     pub fn with(r: R, text: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { code: r.code(), enhanced: r.enhanced(), lines: vec![text.into()] }
+        Reply {
+            code: r.code(),
+            enhanced: r.enhanced(),
+            lines: vec![text.into()],
+        }
     }
 
     /// A reply without an enhanced code (greeting, EHLO response).
     pub fn plain(code: u16, lines: Vec<String>) -> Reply {
-        Reply { code, enhanced: None, lines: lines.into_iter().map(Cow::Owned).collect() }
+        Reply {
+            code,
+            enhanced: None,
+            lines: lines.into_iter().map(Cow::Owned).collect(),
+        }
     }
 
     pub fn is_positive(&self) -> bool {
@@ -132,15 +144,76 @@ mod tests {
     #[test]
     fn rendering() {
         assert_eq!(wire(R::SenderOk.into()), "250 2.1.0 Sender ok\r\n");
-        assert_eq!(wire(Reply::plain(250, vec!["mx greets you".into(), "PIPELINING".into(), "SIZE 100".into()])), "250-mx greets you\r\n250-PIPELINING\r\n250 SIZE 100\r\n");
-        assert_eq!(wire(Reply::with(R::Ok, "Ok: queued as 7")), "250 2.0.0 Ok: queued as 7\r\n");
+        assert_eq!(
+            wire(Reply::plain(
+                250,
+                vec![
+                    "mx greets you".into(),
+                    "PIPELINING".into(),
+                    "SIZE 100".into()
+                ]
+            )),
+            "250-mx greets you\r\n250-PIPELINING\r\n250 SIZE 100\r\n"
+        );
+        assert_eq!(
+            wire(Reply::with(R::Ok, "Ok: queued as 7")),
+            "250 2.0.0 Ok: queued as 7\r\n"
+        );
     }
 
     #[test]
     fn enhanced_codes_agree_with_their_reply_class() {
         // RFC 3463 §2: the class digit of the enhanced code equals the
         // first digit of the reply code (2, 4 or 5).
-        let all = [R::Ok, R::SenderOk, R::RecipientOk, R::Vrfy, R::Help, R::Bye, R::ReadyTls, R::AuthOk, R::ShuttingDown, R::Timeout, R::TooManyErrors, R::TooManyConnections, R::AuthThrottled, R::TempFail, R::OverQuota, R::TooManyRecipients, R::Unknown, R::LineTooLong, R::BareLineEnding, R::Syntax, R::BadSender, R::BadRecipient, R::NotImplemented, R::BadSequence, R::HeloFirst, R::LhloFirst, R::MailFirst, R::RcptFirst, R::AlreadyAuthenticated, R::NoAuthHere, R::AuthMechanism, R::AuthRequired, R::AuthInvalid, R::AuthCancelled, R::EncryptionRequired, R::UnknownUser, R::RelayDenied, R::SpoofedSender, R::NotYourAddress, R::NeedSmtpUtf8, R::TooBig, R::HeaderTooBig, R::BareLineEndingData, R::Loop, R::NoValidRecipients, R::BadParameter, R::TlsUnavailable];
+        let all = [
+            R::Ok,
+            R::SenderOk,
+            R::RecipientOk,
+            R::Vrfy,
+            R::Help,
+            R::Bye,
+            R::ReadyTls,
+            R::AuthOk,
+            R::ShuttingDown,
+            R::Timeout,
+            R::TooManyErrors,
+            R::TooManyConnections,
+            R::AuthThrottled,
+            R::TempFail,
+            R::OverQuota,
+            R::TooManyRecipients,
+            R::Unknown,
+            R::LineTooLong,
+            R::BareLineEnding,
+            R::Syntax,
+            R::BadSender,
+            R::BadRecipient,
+            R::NotImplemented,
+            R::BadSequence,
+            R::HeloFirst,
+            R::LhloFirst,
+            R::MailFirst,
+            R::RcptFirst,
+            R::AlreadyAuthenticated,
+            R::NoAuthHere,
+            R::AuthMechanism,
+            R::AuthRequired,
+            R::AuthInvalid,
+            R::AuthCancelled,
+            R::EncryptionRequired,
+            R::UnknownUser,
+            R::RelayDenied,
+            R::SpoofedSender,
+            R::NotYourAddress,
+            R::NeedSmtpUtf8,
+            R::TooBig,
+            R::HeaderTooBig,
+            R::BareLineEndingData,
+            R::Loop,
+            R::NoValidRecipients,
+            R::BadParameter,
+            R::TlsUnavailable,
+        ];
         for r in all {
             if let Some(e) = r.enhanced() {
                 assert_eq!(e.as_bytes()[0], r.code().to_string().as_bytes()[0], "{r:?}");

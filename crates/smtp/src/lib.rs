@@ -1,0 +1,12 @@
+//! SMTP: the inbound MTA (RFC 5321), message submission (RFC 6409, with
+//! AUTH RFC 4954 and STARTTLS RFC 3207) and LMTP (RFC 2033). The sans-IO
+//! core is [`command`] (command lines and ESMTP parameters), [`reply`] (the
+//! reply table with enhanced status codes) and [`data`] (DATA and BDAT
+//! receivers, smuggling-proof); [`session`] runs them over a connection.
+
+pub mod command;
+pub mod data;
+pub mod reply;
+pub mod session;
+
+pub use session::{Mode, Smtp, SmtpConfig, SpoofPolicy};
