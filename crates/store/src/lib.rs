@@ -195,9 +195,9 @@ pub fn normalize_address(address: &str) -> Result<String> {
     }
 }
 
-/// Turns every line ending into CRLF (bare LF and bare CR alike), so that
-/// sizes count what POP3 RETR and IMAP FETCH send (RFC 1939 §11, RFC 9051
-/// §2.3.4).
+/// Turns every line ending into CRLF (bare LF and bare CR alike) and ends a
+/// non-empty message with CRLF, so that sizes count exactly what POP3 RETR
+/// and IMAP FETCH send (RFC 1939 §11, RFC 9051 §2.3.4).
 pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() + input.len() / 32);
     let mut i = 0;
@@ -214,6 +214,9 @@ pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
@@ -223,7 +226,8 @@ mod tests {
 
     #[test]
     fn crlf_normalisation() {
-        assert_eq!(normalize_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
+        assert_eq!(normalize_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(normalize_crlf(b""), b"");
         assert_eq!(normalize_crlf(b"\r\n\r\n"), b"\r\n\r\n");
     }
 

@@ -29,6 +29,10 @@ data_dir = "{}"
 [listen]
 pop3 = "127.0.0.1:0"
 pop3s = "127.0.0.1:0"
+smtp = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+submissions = "127.0.0.1:0"
+lmtp = "127.0.0.1:0"
 [auth]
 failure_delay_ms = 50
 {extra}
@@ -355,4 +359,73 @@ pub fn require(tool: &str) -> bool {
 
 pub fn message(subject: &str, body: &str) -> Vec<u8> {
     format!("From: Sender <sender@remote.test>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@remote.test>\r\n\r\n{body}").into_bytes()
+}
+
+pub fn smtp(server: &Server, listener: &str) -> Client {
+    let mut c = Client::connect(server.addr(listener));
+    let g = c.line();
+    assert!(g.starts_with("220 "), "{g}");
+    c
+}
+
+impl Client {
+    /// Reads a (possibly multi-line) SMTP reply; returns all its lines.
+    pub fn reply(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            assert!(l.len() >= 4, "short reply {l:?} after {lines:?}");
+            let last = l.as_bytes()[3] == b' ';
+            lines.push(l);
+            if last {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends an SMTP command and checks the reply code prefix of the last line.
+    pub fn smtp(&mut self, cmd: &str, expect: &str) -> String {
+        self.send(format!("{cmd}\r\n").as_bytes());
+        let r = self.reply();
+        let last = r.last().unwrap().clone();
+        assert!(
+            last.starts_with(expect),
+            "{cmd:?}: expected {expect:?}, got {r:?}"
+        );
+        last
+    }
+}
+
+/// The messages in a POP3 maildrop, as RETR sends them.
+pub fn maildrop(server: &Server, user: &str, pass: &str) -> Vec<String> {
+    let mut c = pop3(server);
+    c.login(user, pass);
+    let stat = c.cmd("STAT", "+OK");
+    let n: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut out = Vec::new();
+    for i in 1..=n {
+        c.cmd(&format!("RETR {i}"), "+OK");
+        out.push(String::from_utf8_lossy(&c.multiline()).to_string());
+    }
+    c.cmd("QUIT", "+OK");
+    out
+}
+
+/// The message without the trace headers the server put in front of it
+/// (Return-Path, Delivered-To, and one Received header with its folds).
+pub fn without_trace(m: &str) -> String {
+    let mut rest = m;
+    for h in ["Return-Path:", "Delivered-To:"] {
+        if rest.starts_with(h) {
+            rest = &rest[rest.find("\r\n").unwrap() + 2..];
+        }
+    }
+    if rest.starts_with("Received:") {
+        let mut end = rest.find("\r\n").unwrap() + 2;
+        while rest[end..].starts_with('\t') || rest[end..].starts_with(' ') {
+            end += rest[end..].find("\r\n").unwrap() + 2;
+        }
+        rest = &rest[end..];
+    }
+    rest.to_string()
 }
