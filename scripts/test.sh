@@ -9,6 +9,7 @@ need=()
 command -v curl      >/dev/null || need+=(curl)
 command -v openssl   >/dev/null || need+=(openssl)
 command -v fetchmail >/dev/null || need+=(fetchmail)
+command -v swaks     >/dev/null || need+=(swaks)
 command -v python3   >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"

@@ -156,7 +156,7 @@ fn openssl_s_client_starttls_pop3() {
                 "openssl",
                 "s_client",
                 "-quiet",
-                "-crlf",
+                "-ign_eof",
                 "-starttls",
                 "pop3",
                 "-connect",
@@ -174,7 +174,7 @@ fn openssl_s_client_starttls_pop3() {
     // Implicit TLS on pop3s, and the protocol version is TLS 1.2 or 1.3.
     let out = run_with_stdin(
         Command::new("timeout")
-            .args(["20", "openssl", "s_client", "-crlf", "-connect"])
+            .args(["20", "openssl", "s_client", "-ign_eof", "-connect"])
             .arg(s.addr("pop3s").to_string()),
         b"QUIT\r\n",
     );
@@ -309,4 +309,206 @@ fn sighup_reloads_the_certificate() {
     assert!(c.line().starts_with("+OK"));
     let second = fp();
     assert_ne!(second, first);
+}
+
+#[test]
+fn python_smtplib_smtp_starttls_submission_smtputf8_lmtp() {
+    let s = Server::start("");
+    let port = |n: &str| s.addr(n).port().to_string();
+    let out = python(&[
+        &format!("{CLIENTS}/smtplib_session.py"),
+        "127.0.0.1",
+        &port("smtp"),
+        &port("submission"),
+        &port("submissions"),
+        &port("lmtp"),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let got = maildrop(&s, "alice@example.test", "alice-pw");
+    let subjects = [
+        "inbound plain",
+        "inbound starttls",
+        "submission starttls",
+        "submissions smtputf8 Grüße",
+        "lmtp",
+    ];
+    assert_eq!(got.len(), subjects.len(), "{got:#?}");
+    for (m, subject) in got.iter().zip(subjects) {
+        assert!(
+            m.contains(&format!("Subject: {subject}\r\n")),
+            "{subject}: {m}"
+        );
+    }
+    assert!(
+        got[1].contains(" with ESMTPS id ") && got[1].contains("(using TLSv1.3 with cipher "),
+        "{}",
+        got[1]
+    );
+    assert!(got[2].contains(" with ESMTPSA id "), "{}", got[2]);
+    assert!(
+        got[3].contains(" with UTF8SMTPSA id ") && got[3].contains("Grüße aus Köln"),
+        "{}",
+        got[3]
+    );
+    assert!(got[4].contains(" with LMTP id "));
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext_cve_2011_0411() {
+    let s = Server::start("");
+    let out = python(&[
+        &format!("{CLIENTS}/starttls_injection.py"),
+        "127.0.0.1",
+        &s.addr("smtp").port().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn lmtp_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("lmtp.sock");
+    // A config with the unix path replacing the TCP lmtp listener.
+    let mut s = Server::prepare("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "lmtp = \"127.0.0.1:0\"",
+        &format!("lmtp = \"{}\"", sock.display()),
+    );
+    std::fs::write(&s.config, text).unwrap();
+    s.spawn();
+    let out = python(&[&format!("{CLIENTS}/lmtp_unix.py"), sock.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(maildrop(&s, "bob@example.test", "bob-pw").len(), 1);
+}
+
+#[test]
+fn swaks_with_pipelining_tls_and_auth() {
+    if !require("swaks") {
+        return;
+    }
+    let s = Server::start("");
+    let swaks = |args: &[&str]| {
+        let out = run_with_stdin(
+            Command::new("timeout").arg("30").arg("swaks").args(args),
+            b"",
+        );
+        assert_eq!(out.code, 0, "swaks {args:?}: {}{}", out.stdout, out.stderr);
+        out.stdout
+    };
+    let smtp = s.addr("smtp").to_string();
+    let sub = s.addr("submission").to_string();
+    swaks(&[
+        "--server",
+        &smtp,
+        "--from",
+        "carol@remote.test",
+        "--to",
+        "alice@example.test",
+        "--pipeline",
+        "--header",
+        "Subject: swaks pipelined",
+    ]);
+    swaks(&[
+        "--server",
+        &smtp,
+        "--from",
+        "carol@remote.test",
+        "--to",
+        "alice@example.test",
+        "--tls",
+        "--header",
+        "Subject: swaks tls",
+    ]);
+    swaks(&[
+        "--server",
+        &sub,
+        "--from",
+        "alice@example.test",
+        "--to",
+        "alice@example.test",
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "alice@example.test",
+        "--auth-password",
+        "alice-pw",
+        "--header",
+        "Subject: swaks auth",
+        "--header",
+        "From: alice@example.test",
+    ]);
+    let out = run_with_stdin(
+        Command::new("timeout").args([
+            "30",
+            "swaks",
+            "--server",
+            &smtp,
+            "--from",
+            "carol@remote.test",
+            "--to",
+            "victim@remote.test",
+        ]),
+        b"",
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stdout.contains("554 5.7.1"), "{}", out.stdout);
+    let got = maildrop(&s, "alice@example.test", "alice-pw");
+    assert_eq!(got.len(), 3);
+    assert!(
+        got[0].contains("Subject: swaks pipelined")
+            && got[1].contains("Subject: swaks tls")
+            && got[2].contains("Subject: swaks auth")
+    );
+}
+
+#[test]
+fn curl_smtp_with_ssl_reqd_and_openssl_starttls_smtp() {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let s = Server::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail.txt");
+    let body = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: curl smtp\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <curl-1@example.test>\r\n\r\nsent by curl\r\n.leading dot\r\n";
+    std::fs::write(&mail, body).unwrap();
+    let out = run_with_stdin(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-k",
+                "--ssl-reqd",
+                "--mail-from",
+                "alice@example.test",
+                "--mail-rcpt",
+                "bob@example.test",
+                "-u",
+                "alice@example.test:alice-pw",
+                "-T",
+            ])
+            .arg(&mail)
+            .arg(format!("smtp://{}", s.addr("submission"))),
+        b"",
+    );
+    assert_eq!(out.code, 0, "curl: {}", out.stderr);
+    let got = maildrop(&s, "bob@example.test", "bob-pw");
+    assert_eq!(
+        without_trace(&got[0]),
+        body,
+        "byte-identical apart from trace headers"
+    );
+    let out = run_with_stdin(
+        Command::new("timeout").args(["20", "openssl", "s_client", "-quiet", "-ign_eof", "-starttls", "smtp", "-connect"]).arg(s.addr("smtp").to_string()),
+        b"EHLO openssl.test\r\nMAIL FROM:<carol@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: via openssl\r\n\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    assert!(
+        out.stdout.contains("250 2.0.0 Ok: queued as"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let got = maildrop(&s, "bob@example.test", "bob-pw");
+    assert!(got[1].contains(" with ESMTPS id "), "{}", got[1]);
 }

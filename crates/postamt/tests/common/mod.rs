@@ -119,6 +119,7 @@ impl Server {
             // "postamt: pop3        listening on 127.0.0.1:1234"
             if let Some(rest) = line.strip_prefix("postamt: ")
                 && let Some((name, addr)) = rest.split_once(" listening on ")
+                && !addr.starts_with("unix:")
             {
                 addrs
                     .entry(name.trim().to_string())
