@@ -11,11 +11,17 @@ command -v openssl   >/dev/null || need+=(openssl)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v swaks     >/dev/null || need+=(swaks)
 command -v python3   >/dev/null || need+=(python3)
+[ -x /usr/sbin/postfix ]        || need+=(postfix)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
+  # Postfix without a system configuration: no prompt, no main.cf, so no
+  # system instance starts (the test runs its own on loopback ports).
+  if [[ " ${need[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 

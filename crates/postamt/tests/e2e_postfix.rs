@@ -1,0 +1,360 @@
+//! A real Postfix (Debian's package) relaying into postamt: first over
+//! SMTP, then over LMTP, with a private Postfix instance that the test
+//! creates, starts and stops on loopback ports (tests/clients/
+//! postfix_instance.sh). Mail is injected into Postfix's smtpd, relayed to
+//! postamt and read back over POP3; unknown recipients must bounce in
+//! Postfix with postamt's 550 5.1.1.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const HELPER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/postfix_instance.sh"
+);
+
+/// How long mail may take to arrive (or a bounce to be logged).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const DATE: &str = "Wed, 26 Nov 2025 12:00:00 +0000";
+
+/// A private Postfix instance under a temp dir; stopped on drop, even when
+/// the test panics (its log is printed then).
+struct Postfix {
+    dir: tempfile::TempDir,
+    smtpd: SocketAddr,
+    running: bool,
+}
+
+impl Postfix {
+    /// Creates an instance whose smtpd listens on a free loopback port and
+    /// that sends mail for example.test to `transport`.
+    fn create(transport: &str) -> Postfix {
+        let smtpd = free_port();
+        let p = Postfix {
+            dir: tempfile::tempdir().unwrap(),
+            smtpd,
+            running: false,
+        };
+        p.helper(&["create", &smtpd.port().to_string(), transport]);
+        p
+    }
+
+    fn helper(&self, args: &[&str]) {
+        let mut cmd = Command::new("sh");
+        cmd.arg(HELPER)
+            .arg(args[0])
+            .arg(self.dir.path())
+            .args(&args[1..]);
+        let out = run_with_stdin(&mut cmd, b"");
+        assert_eq!(
+            out.code,
+            0,
+            "postfix_instance.sh {args:?}\nstdout: {}\nstderr: {}\nmaillog:\n{}",
+            out.stdout,
+            out.stderr,
+            self.log()
+        );
+    }
+
+    fn start(&mut self) {
+        self.running = true;
+        self.helper(&["start"]);
+    }
+
+    fn stop(&mut self) {
+        if self.running {
+            self.running = false;
+            self.helper(&["stop"]);
+        }
+    }
+
+    /// Where mail for example.test goes; takes effect at the next start.
+    fn route(&self, transport: &str) {
+        self.helper(&["route", transport]);
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// The log lines about queue id `qid`.
+    fn log_of(&self, qid: &str) -> Vec<String> {
+        let needle = format!(": {qid}: ");
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until Postfix has logged a line about `qid` that contains all
+    /// of `parts`; returns it.
+    fn wait_log(&self, s: &Server, qid: &str, parts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self
+                .log_of(qid)
+                .into_iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "no Postfix log line for {qid} with {parts:?} within {DEADLINE:?}\npostamt log:\n{}",
+                    s.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Injects a message into Postfix's smtpd; returns Postfix's queue id.
+    fn inject(&self, from: &str, to: &[&str], message: &str) -> String {
+        let mut c = Client::connect(self.smtpd);
+        let g = c.line();
+        assert!(g.starts_with("220 "), "{g}");
+        c.smtp("EHLO client.test", "250");
+        c.smtp(&format!("MAIL FROM:<{from}> BODY=8BITMIME"), "250");
+        for rcpt in to {
+            c.smtp(&format!("RCPT TO:<{rcpt}>"), "250");
+        }
+        c.smtp("DATA", "354");
+        // Dot-stuffing: a line that starts with a dot gets another one.
+        let stuffed = message.replace("\r\n.", "\r\n..");
+        c.send(stuffed.as_bytes());
+        let queued = c.smtp(".", "250");
+        c.smtp("QUIT", "221");
+        // "250 2.0.0 Ok: queued as 4dLr1b2Kqzz3x"
+        queued.trim_end().rsplit(' ').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- Postfix maillog ---\n{}--- end ---", self.log());
+        }
+        if self.running {
+            self.running = false;
+            let mut cmd = Command::new("sh");
+            cmd.arg(HELPER).arg("stop").arg(self.dir.path());
+            let out = run_with_stdin(&mut cmd, b"");
+            if out.code != 0 {
+                eprintln!("stopping Postfix: {}{}", out.stdout, out.stderr);
+            }
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now (the kernel's choice).
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Postfix's master must start as root; the package must be installed.
+fn postfix_usable() -> bool {
+    if !Path::new("/usr/sbin/postfix").exists() && !require("postfix") {
+        return false;
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
+            panic!("the Postfix test must run as root");
+        }
+        eprintln!("skipping: Postfix needs root");
+        return false;
+    }
+    true
+}
+
+fn message(to: &str, subject: &str, tag: &str) -> String {
+    format!(
+        "From: Carol <carol@remote.test>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {DATE}\r\nMessage-ID: <{tag}@remote.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHello from Carol, relayed by Postfix.\r\n.a line that starts with a dot\r\n\r\nGr\u{fc}\u{df}e\r\n"
+    )
+}
+
+/// Waits until `user`'s maildrop holds `n` messages; returns them.
+fn wait_for_mail(s: &Server, user: &str, pass: &str, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let got = maildrop(s, user, pass);
+        if got.len() >= n {
+            assert_eq!(got.len(), n, "more mail than sent for {user}: {got:#?}");
+            return got;
+        }
+        if start.elapsed() > DEADLINE {
+            panic!(
+                "{user} has {} of {n} messages after {DEADLINE:?}\npostamt log:\n{}",
+                got.len(),
+                s.log(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Splits off the first header field (with its folded lines).
+fn first_header(m: &str) -> (&str, &str) {
+    let mut end = m.find("\r\n").unwrap() + 2;
+    while m[end..].starts_with('\t') || m[end..].starts_with(' ') {
+        end += m[end..].find("\r\n").unwrap() + 2;
+    }
+    m.split_at(end)
+}
+
+/// Checks a message that went carol -> Postfix -> postamt -> `user`:
+/// postamt's trace, then Postfix's Received header, then the message as
+/// injected, byte for byte. Returns postamt's Received header.
+fn check_relayed(got: &str, user: &str, sent: &str, qid: &str) -> String {
+    let prefix = format!("Return-Path: <carol@remote.test>\r\nDelivered-To: {user}\r\n");
+    assert!(got.starts_with(&prefix), "{got}");
+    let (ours, rest) = first_header(&got[prefix.len()..]);
+    assert!(ours.starts_with("Received: from relay.test ("), "{got}");
+    assert!(ours.contains("127.0.0.1]"), "{ours}");
+    assert!(ours.contains("by mail.test (postamt) with "), "{ours}");
+    assert!(ours.contains(&format!("for <{user}>;")), "{ours}");
+    let (theirs, body) = first_header(rest);
+    assert!(theirs.starts_with("Received: from client.test ("), "{got}");
+    assert!(
+        theirs.contains(&format!("by relay.test (Postfix) with ESMTP id {qid}")),
+        "{theirs}"
+    );
+    assert_eq!(body, sent, "the message as injected into Postfix");
+    assert_eq!(without_trace(got), rest);
+    ours.to_string()
+}
+
+#[test]
+fn postfix_relays_into_postamt_over_smtp_and_lmtp() {
+    if !postfix_usable() {
+        return;
+    }
+    let s = Server::start("");
+    let smtp_route = format!("smtp:[127.0.0.1]:{}", s.addr("smtp").port());
+    let lmtp_route = format!("lmtp:inet:127.0.0.1:{}", s.addr("lmtp").port());
+    let mut pf = Postfix::create(&smtp_route);
+    pf.start();
+
+    // 1. Over SMTP: carol -> Postfix -> postamt's inbound SMTP -> alice.
+    let sent = message("alice@example.test", "via postfix smtp", "smtp-1");
+    let qid = pf.inject("carol@remote.test", &["alice@example.test"], &sent);
+    let got = wait_for_mail(&s, "alice@example.test", "alice-pw", 1);
+    let ours = check_relayed(&got[0], "alice@example.test", &sent, &qid);
+    // Postfix's client uses STARTTLS when offered (opportunistic TLS, the
+    // level Debian's default main.cf sets), so this hop is encrypted.
+    assert!(ours.contains(" with ESMTPS id "), "{ours}");
+    let sent_line = pf.wait_log(&s, &qid, &["to=<alice@example.test>", "status=sent"]);
+    assert!(
+        sent_line.contains(&format!(
+            "relay=127.0.0.1[127.0.0.1]:{}",
+            s.addr("smtp").port()
+        )),
+        "{sent_line}"
+    );
+    assert!(sent_line.contains("250 2.0.0"), "{sent_line}");
+    let tls = format!(
+        "TLS connection established to 127.0.0.1[127.0.0.1]:{}",
+        s.addr("smtp").port()
+    );
+    assert!(pf.log().contains(&tls), "{}", pf.log());
+    pf.wait_log(&s, &qid, &["removed"]);
+
+    // 2. An unknown recipient over SMTP bounces in Postfix with postamt's
+    // permanent refusal, and nothing arrives.
+    let qid = pf.inject(
+        "carol@remote.test",
+        &["nobody@example.test"],
+        &message("nobody@example.test", "nobody via smtp", "smtp-2"),
+    );
+    let bounced = pf.wait_log(&s, &qid, &["to=<nobody@example.test>", "status=bounced"]);
+    assert!(bounced.contains("550 5.1.1"), "{bounced}");
+    assert!(bounced.contains("in reply to RCPT TO command"), "{bounced}");
+    // Postfix told the sender (the notice itself is discarded here).
+    pf.wait_log(&s, &qid, &["sender non-delivery notification"]);
+    pf.wait_log(&s, &qid, &["removed"]);
+
+    // 3. Over LMTP: the same instance, restarted with the new route.
+    pf.stop();
+    pf.route(&lmtp_route);
+    pf.start();
+    let sent = message("bob@example.test", "via postfix lmtp", "lmtp-1");
+    let qid = pf.inject("carol@remote.test", &["bob@example.test"], &sent);
+    let got = wait_for_mail(&s, "bob@example.test", "bob-pw", 1);
+    let ours = check_relayed(&got[0], "bob@example.test", &sent, &qid);
+    assert!(ours.contains(" with LMTP"), "{ours}");
+    let sent_line = pf.wait_log(&s, &qid, &["to=<bob@example.test>", "status=sent"]);
+    assert!(
+        sent_line.contains(&format!(
+            "relay=127.0.0.1[127.0.0.1]:{}",
+            s.addr("lmtp").port()
+        )),
+        "{sent_line}"
+    );
+    pf.wait_log(&s, &qid, &["removed"]);
+
+    // 4. One LMTP transaction with a known and an unknown recipient: alice
+    // gets it, nobody bounces.
+    let sent = message(
+        "alice@example.test, nobody@example.test",
+        "nobody via lmtp",
+        "lmtp-2",
+    );
+    let qid = pf.inject(
+        "carol@remote.test",
+        &["alice@example.test", "nobody@example.test"],
+        &sent,
+    );
+    let bounced = pf.wait_log(&s, &qid, &["to=<nobody@example.test>", "status=bounced"]);
+    assert!(bounced.contains("550 5.1.1"), "{bounced}");
+    pf.wait_log(&s, &qid, &["to=<alice@example.test>", "status=sent"]);
+    pf.wait_log(&s, &qid, &["sender non-delivery notification"]);
+    pf.wait_log(&s, &qid, &["removed"]);
+    let got = wait_for_mail(&s, "alice@example.test", "alice-pw", 2);
+    let ours = check_relayed(&got[1], "alice@example.test", &sent, &qid);
+    assert!(ours.contains(" with LMTP"), "{ours}");
+
+    // Nothing else arrived, nothing is left queued in postamt.
+    assert_eq!(maildrop(&s, "bob@example.test", "bob-pw").len(), 1);
+    let queue = s.admin(&["queue", "list"]).success().stdout;
+    assert!(queue.contains("queue is empty"), "{queue}");
+
+    // Postfix's SMTP and LMTP clients, the ones that talked to postamt,
+    // logged nothing but TLS sessions, deliveries and the two bounces: no
+    // warnings, deferrals or lost connections.
+    let log = pf.log();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" postfix/smtp[") || l.contains(" postfix/lmtp["))
+        .filter(|l| {
+            !(l.contains("TLS connection established to 127.0.0.1[127.0.0.1]:")
+                || l.contains("status=sent (250 2.0.0")
+                || (l.contains("to=<nobody@example.test>") && l.contains("status=bounced")))
+        })
+        .collect();
+    assert!(complaints.is_empty(), "Postfix complained: {complaints:#?}");
+    assert!(
+        !log.contains("status=deferred"),
+        "nothing was deferred:\n{log}"
+    );
+    if std::env::var("POSTAMT_SHOW_POSTFIX_LOG").is_ok() {
+        eprintln!("--- Postfix maillog ---\n{log}--- end ---");
+        eprintln!("--- postamt log ---\n{}--- end ---", s.log());
+        for m in got
+            .iter()
+            .chain(&maildrop(&s, "bob@example.test", "bob-pw"))
+        {
+            eprintln!("--- message ---\n{m}--- end ---");
+        }
+    }
+
+    pf.stop();
+}
