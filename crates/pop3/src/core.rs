@@ -362,6 +362,13 @@ impl Pop3Core {
     }
 
     fn command(&mut self, cmd: Command) -> Step {
+        // RFC 1939 §7: PASS may only come immediately after a successful
+        // USER; any other command in between forgets the name.
+        if let State::Authorization { user, .. } = &mut self.state
+            && !matches!(cmd, Command::Pass(_))
+        {
+            user.take();
+        }
         match cmd {
             Command::Capa => {
                 return Step::Reply(Reply::List(
@@ -373,56 +380,63 @@ impl Pop3Core {
             _ => {}
         }
         match &mut self.state {
-            State::Authorization { user, sasl } => match cmd {
-                Command::Quit => {
-                    self.state = State::Done;
-                    Step::Close(Reply::Ok("postamt POP3 server signing off".into()))
-                }
-                Command::Stls if self.config.tls => self.error(Reply::err("TLS already active")),
-                Command::Stls if !self.config.tls_available => {
-                    self.error(Reply::err("TLS not available"))
-                }
-                Command::Stls => Step::StartTls,
-                Command::User(_)
-                | Command::Pass(_)
-                | Command::Auth {
-                    mechanism: Some(_), ..
-                } if !self.config.plaintext_ok => {
-                    // RFC 2595 §3.1 / RFC 8314: no passwords in the clear.
-                    self.error(Reply::err_code(
-                        "AUTH",
-                        "plaintext authentication disallowed without TLS; use STLS",
-                    ))
-                }
-                Command::User(name) => {
-                    *user = Some(name);
-                    Step::Reply(Reply::Ok("send PASS".into()))
-                }
-                Command::Pass(password) => match user.take() {
-                    Some(user) => Step::Authenticate { user, password },
-                    None => self.error(Reply::err("USER first")),
-                },
-                Command::Auth {
-                    mechanism: None, ..
-                } => Step::Reply(Reply::List(
-                    "SASL mechanisms follow".into(),
-                    MECHANISMS.iter().map(|m| m.to_string()).collect(),
-                )),
-                Command::Auth {
-                    mechanism: Some(m),
-                    initial,
-                } => match SaslExchange::start(&m, initial.as_ref().map(|i| i.expose().as_str())) {
-                    Some((exchange, step)) => {
-                        *sasl = exchange;
-                        self.sasl_step(step)
+            State::Authorization { user, sasl } => {
+                match cmd {
+                    Command::Quit => {
+                        self.state = State::Done;
+                        Step::Close(Reply::Ok("postamt POP3 server signing off".into()))
                     }
-                    None => self.error(Reply::err("unsupported SASL mechanism")),
-                },
-                Command::Apop => {
-                    self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH"))
+                    Command::Stls if self.config.tls => {
+                        self.error(Reply::err("TLS already active"))
+                    }
+                    Command::Stls if !self.config.tls_available => {
+                        self.error(Reply::err("TLS not available"))
+                    }
+                    Command::Stls => Step::StartTls,
+                    Command::User(_)
+                    | Command::Pass(_)
+                    | Command::Auth {
+                        mechanism: Some(_), ..
+                    } if !self.config.plaintext_ok => {
+                        // RFC 2595 §3.1 / RFC 8314: no passwords in the clear.
+                        self.error(Reply::err_code(
+                            "AUTH",
+                            "plaintext authentication disallowed without TLS; use STLS",
+                        ))
+                    }
+                    Command::User(name) => {
+                        *user = Some(name);
+                        Step::Reply(Reply::Ok("send PASS".into()))
+                    }
+                    Command::Pass(password) => match user.take() {
+                        Some(user) => Step::Authenticate { user, password },
+                        None => self.error(Reply::err("USER first")),
+                    },
+                    Command::Auth {
+                        mechanism: None, ..
+                    } => Step::Reply(Reply::List(
+                        "SASL mechanisms follow".into(),
+                        MECHANISMS.iter().map(|m| m.to_string()).collect(),
+                    )),
+                    Command::Auth {
+                        mechanism: Some(m),
+                        initial,
+                    } => {
+                        match SaslExchange::start(&m, initial.as_ref().map(|i| i.expose().as_str()))
+                        {
+                            Some((exchange, step)) => {
+                                *sasl = exchange;
+                                self.sasl_step(step)
+                            }
+                            None => self.error(Reply::err("unsupported SASL mechanism")),
+                        }
+                    }
+                    Command::Apop => {
+                        self.error(Reply::err("APOP is not supported; use USER/PASS or AUTH"))
+                    }
+                    _ => self.error(Reply::err("not allowed before login")),
                 }
-                _ => self.error(Reply::err("not allowed before login")),
-            },
+            }
             State::Transaction(drop) => match cmd {
                 Command::Stat => {
                     let (n, size) = drop
@@ -581,8 +595,10 @@ impl Pop3Core {
             )),
             LoginResult::Throttled => {
                 self.state = State::Done;
+                // RFC 3206 §4: [AUTH] would tell the client its password is
+                // wrong; this is a temporary refusal of the address (§5).
                 Step::Close(Reply::err_code(
-                    "AUTH",
+                    "SYS/TEMP",
                     "too many failed logins from your address, try later",
                 ))
             }
@@ -843,6 +859,11 @@ mod tests {
             c.errors = 0;
         }
         assert_eq!(wire(&c.line(b"PASS x\r\n")), "-ERR USER first\r\n");
+        // PASS must follow USER immediately (RFC 1939 §7).
+        c.line(b"USER alice\r\n");
+        c.line(b"CAPA\r\n");
+        assert_eq!(wire(&c.line(b"PASS x\r\n")), "-ERR USER first\r\n");
+        c.errors = 0;
         assert_eq!(wire(&c.line(b"FOO\r\n")), "-ERR unknown command\r\n");
         assert!(
             wire(&c.line(b"user alice\r\n")).starts_with("+OK"),

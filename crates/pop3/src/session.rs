@@ -71,24 +71,15 @@ fn record_client(t: &Option<Transcript>, core: &Pop3Core, line: &[u8]) {
     if core.in_sasl() {
         return t.client_masked("(SASL response)");
     }
-    let upper = String::from_utf8_lossy(&line[..line.len().min(16)]).to_ascii_uppercase();
-    if upper.starts_with("PASS") {
-        t.client_masked("PASS");
-    } else if upper.starts_with("AUTH ") {
-        let mut words = String::from_utf8_lossy(line)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect::<Vec<_>>();
-        if words.len() > 2 {
-            words.truncate(2);
-            t.client_masked(&words.join(" "));
-        } else {
-            t.client(line);
-        }
-    } else {
-        t.client(line);
-    }
+    t.client_command(line, VERBS);
 }
+
+/// POP3 command keywords, which a transcript shows even though they look
+/// like base64.
+const VERBS: &[&str] = &[
+    "USER", "PASS", "AUTH", "APOP", "CAPA", "STLS", "STAT", "LIST", "UIDL", "RETR", "DELE", "NOOP",
+    "RSET", "QUIT",
+];
 
 fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
     let Some(t) = t else { return };
@@ -113,6 +104,10 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
 }
+
+/// Replies held back while pipelined commands are answered; beyond this
+/// they are written (and a client that does not read meets backpressure).
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
 /// Runs a short store read on this worker thread. Handing every RETR to
 /// the blocking pool costs a thread hand-off each way and capped pipelined
@@ -154,7 +149,8 @@ pub async fn run_session<S>(
     out.extend_from_slice(greeting.as_bytes());
 
     loop {
-        if !conn.has_buffered() && !out.is_empty() {
+        // Write before a read that may wait, and whenever replies pile up.
+        if (!conn.has_complete_line() || out.len() > MAX_PENDING_OUTPUT) && !out.is_empty() {
             if conn.write_all(&out).await.is_err() {
                 break;
             }
@@ -172,9 +168,11 @@ pub async fn run_session<S>(
         };
         let step = match read {
             Err(_) => {
-                let bye = b"-ERR autologout: idle for too long\r\n";
-                record_server(&transcript, bye, false);
-                out.extend_from_slice(bye);
+                // RFC 1939 §3: on autologout the server closes the
+                // connection without a response and without UPDATE.
+                if let Some(t) = &transcript {
+                    t.note("autologout: idle for too long, closing without a reply (RFC 1939 §3)");
+                }
                 break;
             }
             Ok(Err(_)) | Ok(Ok(Line::Eof)) => break,
@@ -209,10 +207,8 @@ pub async fn run_session<S>(
                     return finish(&transcript);
                 }
                 Step::Authenticate { user, password } => {
-                    let result = if !auth.allowed(ip, Instant::now()) {
-                        tracing::warn!(protocol = "pop3", peer = %conn.peer, "login refused: too many failures from this address");
-                        LoginResult::Throttled
-                    } else {
+                    let attempt = auth.begin(ip, Instant::now());
+                    let result = if let Some(attempt) = attempt {
                         let store = Arc::clone(store);
                         let login = user.clone();
                         let outcome = blocking(move || {
@@ -248,19 +244,19 @@ pub async fn run_session<S>(
                         .await;
                         match outcome {
                             Ok(Some(Ok((l, m, drop)))) => {
-                                auth.succeeded(ip);
-                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = %login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
+                                drop_attempt(attempt);
+                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
                                 lock = Some(l);
                                 mailbox = Some(m);
                                 LoginResult::Ok(drop)
                             }
                             Ok(Some(Err(()))) => {
-                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = %login, "login refused: maildrop in use");
+                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, "login refused: maildrop in use");
                                 LoginResult::Locked
                             }
                             Ok(None) => {
-                                tracing::warn!(protocol = "pop3", peer = %conn.peer, user = %login, "login failed");
-                                let delay = auth.failed(ip, Instant::now());
+                                tracing::warn!(protocol = "pop3", peer = %conn.peer, user = ?login, "login failed");
+                                let delay = attempt.failed(Instant::now());
                                 tokio::time::sleep(delay).await;
                                 LoginResult::BadCredentials
                             }
@@ -269,6 +265,9 @@ pub async fn run_session<S>(
                                 LoginResult::TempFail
                             }
                         }
+                    } else {
+                        tracing::warn!(protocol = "pop3", peer = %conn.peer, "login refused: too many failures from this address");
+                        LoginResult::Throttled
                     };
                     step = core.login_result(result);
                 }
@@ -302,7 +301,7 @@ pub async fn run_session<S>(
                         }
                     }
                     // Large outputs go out now, not after the whole pipeline.
-                    if out.len() > 256 * 1024 {
+                    if out.len() > MAX_PENDING_OUTPUT {
                         if conn.write_all(&out).await.is_err() {
                             return finish(&transcript);
                         }
@@ -365,6 +364,11 @@ pub async fn run_session<S>(
     conn.shutdown().await;
     drop(lock);
     finish(&transcript)
+}
+
+/// Ends a login attempt that succeeded.
+fn drop_attempt(attempt: postamt_server::auth::AuthAttempt<'_>) {
+    drop(attempt);
 }
 
 fn finish(transcript: &Option<Transcript>) {

@@ -229,6 +229,8 @@ pub struct TranscriptsSection {
     pub body_limit: usize,
     /// Transcript files kept.
     pub keep: usize,
+    /// Bytes recorded per session before its transcript is cut off.
+    pub max_session_bytes: usize,
 }
 
 impl Default for TranscriptsSection {
@@ -237,6 +239,7 @@ impl Default for TranscriptsSection {
             enabled: false,
             body_limit: 2048,
             keep: 1000,
+            max_session_bytes: 1024 * 1024,
         }
     }
 }

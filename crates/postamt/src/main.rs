@@ -117,8 +117,27 @@ fn tune_malloc() {
     }
 }
 
+/// Each connection needs a descriptor (two with a transcript) and the store
+/// a few more; the usual soft limit of 1024 is below `max_connections`.
+/// Raise the soft limit to the hard limit, as Postfix and Dovecot do.
+#[allow(unsafe_code)]
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(1 << 20);
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tune_malloc();
+    raise_open_files_limit();
     let cli = Cli::parse();
     init_logging();
     let result = match &cli.command {

@@ -57,6 +57,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             dir: config.transcript_dir(),
             body_limit: config.transcripts.body_limit,
             keep: config.transcripts.keep.max(1),
+            max_bytes: config.transcripts.max_session_bytes.max(1024),
         })
         .context("transcript directory")?;
         Some(Arc::new(t))
@@ -78,6 +79,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         })),
         transcripts,
         idle_timeout: config.idle_timeout(),
+        tls_timeout: Duration::from_secs(30),
     });
     let shared: SharedStore = store.clone();
     let pop3 = Arc::new(Pop3::new(

@@ -470,3 +470,13 @@ fn transcripts_mask_smtp_auth() {
         "{t}"
     );
 }
+
+#[test]
+fn reply_is_not_held_behind_a_partial_line() {
+    let s = Server::start("");
+    let mut c = smtp(&s, "smtp");
+    c.send(b"NOOP\r\nNO");
+    assert!(c.reply()[0].starts_with("250"));
+    c.send(b"OP\r\n");
+    assert!(c.reply()[0].starts_with("250"));
+}

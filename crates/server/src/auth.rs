@@ -30,60 +30,130 @@ impl Default for AuthPolicy {
     }
 }
 
-/// Counts failed logins per IP.
+/// Counts failed logins per IP, and logins in progress, so that parallel
+/// guesses cannot slip past the limit together.
 #[derive(Debug)]
 pub struct AuthThrottle {
     pub policy: AuthPolicy,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    state: Mutex<Throttle>,
+}
+
+#[derive(Debug, Default)]
+struct Throttle {
+    by_ip: HashMap<IpAddr, Entry>,
+    last_prune: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    since: Instant,
+    in_flight: u32,
+}
+
+/// Most client IPs tracked; beyond this, expired entries are dropped (at
+/// most once per second), then the oldest.
+const MAX_TRACKED: usize = 100_000;
+
+/// A login being checked. Drop it after a success; call
+/// [`AuthAttempt::failed`] after a failure.
+#[must_use]
+pub struct AuthAttempt<'a> {
+    throttle: &'a AuthThrottle,
+    ip: IpAddr,
+    done: bool,
+}
+
+impl AuthAttempt<'_> {
+    /// Records the failure; returns how long to wait before answering.
+    pub fn failed(mut self, now: Instant) -> Duration {
+        self.done = true;
+        let t = self.throttle;
+        if let Ok(mut st) = t.state.lock() {
+            let window = t.policy.window;
+            let e = st.by_ip.entry(self.ip).or_insert(Entry {
+                failures: 0,
+                since: now,
+                in_flight: 0,
+            });
+            e.in_flight = e.in_flight.saturating_sub(1);
+            if now.duration_since(e.since) >= window {
+                e.failures = 0;
+                e.since = now;
+            }
+            e.failures += 1;
+        }
+        t.policy.failure_delay
+    }
+}
+
+impl Drop for AuthAttempt<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // A success (or an attempt abandoned without a verdict) only ends
+        // the attempt. It does not forgive earlier failures: an attacker
+        // with one valid login must not reset the count for guesses at
+        // other accounts.
+        if let Ok(mut st) = self.throttle.state.lock()
+            && let Some(e) = st.by_ip.get_mut(&self.ip)
+        {
+            e.in_flight = e.in_flight.saturating_sub(1);
+            if e.failures == 0 && e.in_flight == 0 {
+                st.by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl AuthThrottle {
     pub fn new(policy: AuthPolicy) -> AuthThrottle {
         AuthThrottle {
             policy,
-            failures: Mutex::new(HashMap::new()),
+            state: Mutex::new(Throttle::default()),
         }
     }
 
-    /// Whether `ip` may try to log in now.
-    pub fn allowed(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(_) => return true,
-        };
-        match map.get(&ip) {
-            Some((n, since)) if now.duration_since(*since) < self.policy.window => {
-                *n < self.policy.max_failures
+    /// Starts a login attempt from `ip`, or `None` when the IP has used up
+    /// its failures for the window (counting attempts still in progress).
+    pub fn begin(&self, ip: IpAddr, now: Instant) -> Option<AuthAttempt<'_>> {
+        let mut st = self.state.lock().ok()?;
+        let window = self.policy.window;
+        if st.by_ip.len() >= MAX_TRACKED
+            && st
+                .last_prune
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            st.last_prune = Some(now);
+            st.by_ip
+                .retain(|_, e| e.in_flight > 0 || now.duration_since(e.since) < window);
+            if st.by_ip.len() >= MAX_TRACKED {
+                // Still full (a spray of addresses): drop the oldest half.
+                let mut ages: Vec<Instant> = st.by_ip.values().map(|e| e.since).collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                st.by_ip.retain(|_, e| e.in_flight > 0 || e.since > cut);
             }
-            Some(_) => {
-                map.remove(&ip);
-                true
-            }
-            None => true,
         }
-    }
-
-    /// Records a failure; returns how long to wait before answering.
-    pub fn failed(&self, ip: IpAddr, now: Instant) -> Duration {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 100_000 {
-                let window = self.policy.window;
-                map.retain(|_, (_, since)| now.duration_since(*since) < window);
-            }
-            let e = map.entry(ip).or_insert((0, now));
-            if now.duration_since(e.1) >= self.policy.window {
-                *e = (0, now);
-            }
-            e.0 += 1;
+        let e = st.by_ip.entry(ip).or_insert(Entry {
+            failures: 0,
+            since: now,
+            in_flight: 0,
+        });
+        if now.duration_since(e.since) >= window {
+            e.failures = 0;
+            e.since = now;
         }
-        self.policy.failure_delay
-    }
-
-    /// A success clears the IP's count.
-    pub fn succeeded(&self, ip: IpAddr) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&ip);
+        if e.failures + e.in_flight >= self.policy.max_failures {
+            return None;
         }
+        e.in_flight += 1;
+        Some(AuthAttempt {
+            throttle: self,
+            ip,
+            done: false,
+        })
     }
 
     /// RFC 8314 / RFC 2595 §3.1: passwords only over TLS, except on
@@ -97,23 +167,54 @@ impl AuthThrottle {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttles_after_max_failures_and_forgets_after_window() {
-        let t = AuthThrottle::new(AuthPolicy {
-            max_failures: 3,
+    fn throttle(max: u32) -> AuthThrottle {
+        AuthThrottle::new(AuthPolicy {
+            max_failures: max,
             window: Duration::from_secs(60),
             failure_delay: Duration::from_millis(5),
             allow_plaintext: false,
-        });
+        })
+    }
+
+    #[test]
+    fn throttles_after_max_failures_and_forgets_after_window() {
+        let t = throttle(3);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(t.allowed(ip, t0));
-            assert_eq!(t.failed(ip, t0), Duration::from_millis(5));
+            let a = t.begin(ip, t0).expect("allowed");
+            assert_eq!(a.failed(t0), Duration::from_millis(5));
         }
-        assert!(!t.allowed(ip, t0));
-        assert!(t.allowed("192.0.2.2".parse().unwrap(), t0));
-        assert!(t.allowed(ip, t0 + Duration::from_secs(61)));
+        assert!(t.begin(ip, t0).is_none());
+        assert!(t.begin("192.0.2.2".parse().unwrap(), t0).is_some());
+        assert!(t.begin(ip, t0 + Duration::from_secs(61)).is_some());
+    }
+
+    #[test]
+    fn a_success_does_not_forgive_failures() {
+        let t = throttle(3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            t.begin(ip, t0).unwrap().failed(t0);
+            drop(t.begin(ip, t0).unwrap()); // a success on another account
+        }
+        t.begin(ip, t0).unwrap().failed(t0);
+        assert!(
+            t.begin(ip, t0).is_none(),
+            "3 failures, whatever succeeded in between"
+        );
+    }
+
+    #[test]
+    fn parallel_attempts_count_against_the_limit() {
+        let t = throttle(3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        let held: Vec<_> = (0..3).map(|_| t.begin(ip, t0).unwrap()).collect();
+        assert!(t.begin(ip, t0).is_none(), "in-flight attempts are counted");
+        drop(held);
+        assert!(t.begin(ip, t0).is_some());
     }
 
     #[test]

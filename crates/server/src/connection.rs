@@ -135,6 +135,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         !self.buf.is_empty()
     }
 
+    /// Whether a whole line is already buffered, so the next `read_line`
+    /// will not wait. Sessions write their pending replies before any read
+    /// that may wait: otherwise a client that pipelines without reading
+    /// would pile replies up in memory instead of meeting TCP backpressure.
+    pub fn has_complete_line(&self) -> bool {
+        self.buf.contains(&b'\n')
+    }
+
     /// Reads one line of at most `max` bytes (terminator included).
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
         let mut scanned = 0;

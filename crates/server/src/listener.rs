@@ -25,6 +25,8 @@ pub struct ServerContext {
     pub transcripts: Option<Arc<Transcripts>>,
     /// Time a client may stay silent before it is disconnected.
     pub idle_timeout: Duration,
+    /// Time an implicit-TLS handshake may take.
+    pub tls_timeout: Duration,
 }
 
 /// What one session gets.
@@ -97,7 +99,13 @@ pub async fn run<P: Protocol>(
             let _permit = permit;
             let conn = if implicit_tls {
                 let acceptor = server.tls.acceptor();
-                match tokio::time::timeout(server.idle_timeout, acceptor.accept(socket)).await {
+                let mut stop = session_shutdown.clone();
+                let handshake = tokio::time::timeout(server.tls_timeout, acceptor.accept(socket));
+                let result = tokio::select! {
+                    r = handshake => r,
+                    _ = stop.recv() => return,
+                };
+                match result {
                     Ok(Ok(tls)) => Connection::from_tls(tls, peer, local),
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");

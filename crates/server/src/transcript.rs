@@ -17,6 +17,9 @@ pub struct TranscriptConfig {
     pub body_limit: usize,
     /// Transcript files kept; the oldest are removed beyond this.
     pub keep: usize,
+    /// Bytes written to one transcript before it is cut off, so a client
+    /// cannot fill the disk by chattering.
+    pub max_bytes: usize,
 }
 
 /// Makes transcripts for new sessions.
@@ -59,6 +62,9 @@ impl Transcripts {
                 body_limit: self.config.body_limit,
                 body_seen: 0,
                 body_cut: 0,
+                written: 0,
+                max_bytes: self.config.max_bytes,
+                cut_off: false,
             })),
         })
     }
@@ -76,6 +82,9 @@ struct Inner {
     body_limit: usize,
     body_seen: usize,
     body_cut: usize,
+    written: usize,
+    max_bytes: usize,
+    cut_off: bool,
 }
 
 fn now() -> (u64, u32) {
@@ -96,8 +105,46 @@ fn printable(line: &[u8]) -> String {
 impl Transcript {
     fn write(&self, who: &str, text: &str) {
         if let Ok(mut i) = self.inner.lock() {
+            if i.cut_off {
+                return;
+            }
             let (s, us) = now();
+            if i.written + text.len() > i.max_bytes {
+                i.cut_off = true;
+                let written = i.written;
+                let _ = writeln!(
+                    i.out,
+                    "{s}.{us:06} -- [transcript cut off after {written} bytes]"
+                );
+                return;
+            }
+            i.written += text.len() + 20;
             let _ = writeln!(i.out, "{s}.{us:06} {who} {text}");
+        }
+    }
+
+    /// A command line from the client, with secrets masked: the argument of
+    /// `PASS`, the initial response of `AUTH MECH …`, and a lone base64
+    /// token that is not one of the protocol's `verbs` (a SASL response
+    /// sent after an exchange was refused may carry a password).
+    pub fn client_command(&self, line: &[u8], verbs: &[&str]) {
+        let text = String::from_utf8_lossy(line);
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        let first = words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        if first == "PASS" {
+            self.client_masked("PASS");
+        } else if first == "AUTH" && words.len() > 2 {
+            self.client_masked(&format!("AUTH {}", words[1]));
+        } else if words.len() == 1
+            && looks_like_base64(words[0])
+            && !verbs.iter().any(|v| v.eq_ignore_ascii_case(words[0]))
+        {
+            self.client_masked("(base64 line, masked)");
+        } else {
+            self.client(line);
         }
     }
 
@@ -187,6 +234,12 @@ impl Drop for Inner {
     }
 }
 
+fn looks_like_base64(w: &str) -> bool {
+    w.len() >= 4
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
 fn prune(dir: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -252,17 +305,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_chatty_session_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcripts::new(TranscriptConfig {
+            dir: dir.path().into(),
+            body_limit: 12,
+            keep: 100,
+            max_bytes: 1000,
+        })
+        .unwrap();
+        let s = t.start("pop3", "127.0.0.1:5".parse().unwrap()).unwrap();
+        for _ in 0..1000 {
+            s.client(b"CAPA\r\n");
+        }
+        drop(s);
+        let id = &list(dir.path()).unwrap()[0].0;
+        let text = show(dir.path(), id).unwrap();
+        assert!(text.len() < 2000, "{}", text.len());
+        assert!(text.contains("transcript cut off"));
+    }
+
+    #[test]
     fn masks_and_cuts() {
         let dir = tempfile::tempdir().unwrap();
         let t = Transcripts::new(TranscriptConfig {
             dir: dir.path().into(),
             body_limit: 12,
             keep: 100,
+            max_bytes: 1 << 20,
         })
         .unwrap();
         let s = t.start("pop3", "127.0.0.1:5".parse().unwrap()).unwrap();
         s.client(b"USER alice\r\n");
         s.client_masked("PASS");
+        s.client_command(b"AUTH\tPLAIN\tAGFsaWNlAHNlY3JldA==\r\n", &["AUTH"]);
+        s.client_command(b"U2VjcmV0UGFzc3dvcmQ=\r\n", &["STAT"]);
+        s.client_command(b"pass hunter2 with spaces\r\n", &[]);
+        s.client_command(b"STAT\r\n", &["STAT"]);
         s.server(b"+OK\r\n");
         s.server_body(b"0123456789\r\n");
         s.server_body(b"secret body line\r\n");
@@ -274,6 +353,16 @@ mod tests {
         assert!(text.contains("C: USER alice"));
         assert!(text.contains("C: PASS ****"));
         assert!(!text.contains("secret body"));
+        assert!(
+            !text.contains("AGFsaWNlAHNlY3JldA")
+                && !text.contains("U2VjcmV0")
+                && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("C: AUTH PLAIN ****") && text.contains("C: STAT"),
+            "{text}"
+        );
         assert!(text.contains("18 more bytes"));
     }
 }

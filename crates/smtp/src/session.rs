@@ -196,6 +196,16 @@ fn tls_version(v: &str) -> String {
     v.replace('_', ".")
 }
 
+/// The IANA name of a cipher suite (rustls prints TLS 1.3 suites as
+/// `TLS13_AES_256_GCM_SHA384`; the registry and Postfix say
+/// `TLS_AES_256_GCM_SHA384`).
+fn cipher_name(c: &str) -> String {
+    match c.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => c.to_string(),
+    }
+}
+
 impl<'a> Session<'a> {
     fn new<S>(
         store: &'a SharedStore,
@@ -264,7 +274,10 @@ impl<'a> Session<'a> {
         let greeting = Reply::plain(220, vec![format!("{} {kind} postamt ready", self.hostname)]);
         self.reply(greeting);
         loop {
-            if !conn.has_buffered() && !self.flush(&mut conn).await {
+            // Write before a read that may wait, and whenever replies pile up.
+            if (!conn.has_complete_line() || self.out.len() > 64 * 1024)
+                && !self.flush(&mut conn).await
+            {
                 break;
             }
             if self.errors >= self.config.max_errors {
@@ -326,18 +339,15 @@ impl<'a> Session<'a> {
     }
 
     fn record_command(&self, line: &[u8]) {
-        let Some(t) = &self.transcript else { return };
-        let head = String::from_utf8_lossy(&line[..line.len().min(5)]).to_ascii_uppercase();
-        if head.starts_with("AUTH ") {
-            let words: Vec<&str> = std::str::from_utf8(line)
-                .unwrap_or("AUTH")
-                .split_whitespace()
-                .collect();
-            if words.len() > 2 {
-                return t.client_masked(&words[..2].join(" "));
-            }
+        if let Some(t) = &self.transcript {
+            t.client_command(
+                line,
+                &[
+                    "HELO", "EHLO", "LHLO", "DATA", "RSET", "NOOP", "QUIT", "HELP", "VRFY", "EXPN",
+                    "STARTTLS", "AUTH",
+                ],
+            );
         }
-        t.client(line);
     }
 
     async fn command<S: AsyncRead + AsyncWrite + Unpin>(
@@ -480,11 +490,11 @@ impl<'a> Session<'a> {
             return Flow::Continue;
         }
         let auth = Arc::clone(&self.ctx.server.auth);
-        if !auth.allowed(self.ip, Instant::now()) {
+        let Some(attempt) = auth.begin(self.ip, Instant::now()) else {
             tracing::warn!(protocol = "smtp", peer = %self.ip, "AUTH refused: too many failures from this address");
             self.reply(R::AuthThrottled);
             return Flow::Close;
-        }
+        };
         let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial.as_deref())
         else {
             self.reply(R::AuthMechanism);
@@ -536,14 +546,14 @@ impl<'a> Session<'a> {
                         blocking(move || store.verify_password(&user, password.expose())).await;
                     match result {
                         Ok(Some(account)) => {
-                            auth.succeeded(self.ip);
+                            drop(attempt);
                             tracing::info!(protocol = "submission", peer = %self.ip, user = %account.address, tls = self.tls, "login");
                             self.user = Some(account);
                             self.reply(R::AuthOk);
                         }
                         Ok(None) => {
-                            tracing::warn!(protocol = "submission", peer = %self.ip, user = %login, "login failed");
-                            let delay = auth.failed(self.ip, Instant::now());
+                            tracing::warn!(protocol = "submission", peer = %self.ip, user = ?login, "login failed");
+                            let delay = attempt.failed(Instant::now());
                             tokio::time::sleep(delay).await;
                             self.reply(R::AuthInvalid);
                         }
@@ -705,7 +715,10 @@ impl<'a> Session<'a> {
                 });
                 Reply::new(R::RecipientOk)
             }
-            Ok((Err(DeliveryError::UnknownRecipient(_)), _)) => Reply::new(R::UnknownUser),
+            Ok((Err(DeliveryError::UnknownRecipient(_)), _)) => {
+                tracing::info!(peer = %self.ip, recipient = ?address, "unknown recipient refused");
+                Reply::new(R::UnknownUser)
+            }
             Ok((Err(DeliveryError::NotLocal(_)), _))
                 if self.config.mode == Mode::Submission && self.user.is_some() =>
             {
@@ -987,6 +1000,9 @@ impl<'a> Session<'a> {
                 )
             })
             .await;
+            if let Ok(report) = &result {
+                tracing::info!(peer = %self.ip, recipient = ?given, delivered = report.delivered.len(), queued = report.queued.len(), "LMTP message accepted");
+            }
             self.reply(match result {
                 Ok(_) => Reply::with(R::Ok, format!("<{given}> delivered")),
                 Err(DeliveryError::OverQuota(_)) => {
@@ -1133,7 +1149,11 @@ impl<'a> Session<'a> {
             .filter(|c| !c.is_control())
             .collect::<String>();
         let tls = match &self.tls_info {
-            Some((v, c)) if self.tls => format!("\r\n\t(using {} with cipher {c})", tls_version(v)),
+            Some((v, c)) if self.tls => format!(
+                "\r\n\t(using {} with cipher {})",
+                tls_version(v),
+                cipher_name(c)
+            ),
             _ => String::new(),
         };
         let single = match tx.rcpts.as_slice() {
