@@ -480,3 +480,35 @@ fn reply_is_not_held_behind_a_partial_line() {
     c.send(b"OP\r\n");
     assert!(c.reply()[0].starts_with("250"));
 }
+
+/// RFC 6531: with SMTPUTF8, UTF-8 addresses and headers arrive intact; a
+/// UTF-8 address without it is refused (553 5.6.7).
+#[test]
+fn smtputf8_addresses_and_headers_are_delivered_intact() {
+    let mut s = Server::prepare("");
+    s.admin_stdin(
+        &["user", "add", "jörg@example.test", "--password-stdin"],
+        "jörg-pw\n",
+    )
+    .success();
+    s.spawn();
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO x.test", "250");
+    c.smtp("MAIL FROM:<björn@bücher.test>", "553 5.6.7");
+    c.smtp("MAIL FROM:<björn@bücher.test> SMTPUTF8", "250");
+    c.smtp("RCPT TO:<JÖRG@example.test>", "250");
+    c.smtp("DATA", "354");
+    let msg = "From: Björn <björn@bücher.test>\r\nTo: Jörg <jörg@example.test>\r\nSubject: Grüße\r\n\r\nÄÖÜ\r\n";
+    c.send(format!("{msg}.\r\n").as_bytes());
+    c.reply();
+    let got = maildrop(&s, "jörg@example.test", "jörg-pw");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .starts_with("Return-Path: <björn@bücher.test>\r\nDelivered-To: jörg@example.test\r\n"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains(" with UTF8SMTP id "), "{}", got[0]);
+    assert_eq!(without_trace(&got[0]), msg);
+}

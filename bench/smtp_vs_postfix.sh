@@ -1,0 +1,561 @@
+#!/usr/bin/env bash
+# SMTP benchmark: end-to-end durable throughput into mailboxes, postamt side
+# by side with Debian's Postfix + Dovecot (LMTP), on this machine, loopback
+# only. Load generator: Postfix's smtp-source. See bench/README.md, section
+# "SMTP: postamt vs Postfix + Dovecot".
+#
+# usage: bench/smtp_vs_postfix.sh      (as root: Postfix's master and Dovecot
+#                                       start as root; installs postfix,
+#                                       dovecot-lmtpd, dovecot-pop3d if missing)
+# env:   KEEP=1        keep the temp dir (configs, logs, stores, maildirs)
+#        SIZES="4096 102400"   smtp-source -l payload sizes (bytes)
+#        SESSIONS="1 8 32"     smtp-source -s (concurrent connections)
+#        COUNT_<size>_<sessions>=N   messages for that cell, both servers
+#                      (defaults below, e.g. COUNT_4096_32=5000)
+#        REUSE=1       smtp-source -d: several messages per connection
+#                      (default: one message per connection, smtp-source's
+#                      default)
+#        IDLE_CONNS=1000  idle SMTP connections for the memory figure
+#        WAIT=600      seconds to wait for Postfix+Dovecot to deliver a run
+#        BENCH_REV=..  label for the source revision in the summary
+#
+# Per cell (size x sessions) it runs postamt first, then Postfix+Dovecot, with
+# the same smtp-source command and message count, each into a fresh mailbox
+# (one recipient per cell). Time runs from the start of smtp-source to the
+# moment the last message is readable in the mailbox:
+#   postamt:          smtp-source's exit (postamt answers 250 only after the
+#                     message is committed and fsync'd in its store);
+#   Postfix+Dovecot:  the ctime of the last message file to appear in the
+#                     Dovecot maildir (new/ or cur/), polled until all N are
+#                     there.
+# Afterwards both mailboxes are checked with POP3 STAT: exactly N messages.
+#
+# Everything lives in a fresh temp dir; the servers it starts are stopped on
+# exit, also on failure (trap). No system-wide service is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SIZES=${SIZES:-"4096 102400"}
+SESSIONS=${SESSIONS:-"1 8 32"}
+REUSE=${REUSE:-0}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+WAIT=${WAIT:-600}
+PASS=benchpw
+FROM=load@remote.test
+MAIL_UID=nobody  # Dovecot's mail user (it refuses root)
+MAIL_GID=nogroup
+SMTP_SOURCE=/usr/sbin/smtp-source
+
+# Default message counts, the same for both servers. Chosen so that postamt's
+# runs last a few seconds and the whole script stays well under 15 minutes
+# with Postfix+Dovecot at a few hundred msg/s.
+default_count() {
+  case "$1_$2" in
+    4096_1)    echo 2000 ;;
+    4096_8)    echo 5000 ;;
+    4096_32)   echo 5000 ;;
+    102400_1)  echo 1000 ;;
+    102400_8)  echo 2000 ;;
+    102400_32) echo 2000 ;;
+    *)         echo 1000 ;;
+  esac
+}
+count_for() {
+  local var="COUNT_$1_$2"
+  echo "${!var:-$(default_count "$1" "$2")}"
+}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (Postfix's master and Dovecot start as root)"
+
+# ---------------------------------------------------------------- setup ----
+need_pkgs=()
+[ -x "$SMTP_SOURCE" ] && command -v postfix >/dev/null || need_pkgs+=(postfix)
+[ -x /usr/lib/dovecot/lmtp ] || need_pkgs+=(dovecot-lmtpd)
+[ -x /usr/lib/dovecot/pop3 ] || need_pkgs+=(dovecot-pop3d)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+command -v python3 >/dev/null || die "python3 is needed"
+
+# idle connections + the server's own fds
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
+  ulimit -n 8192 || die "cannot raise ulimit -n to 8192"
+fi
+
+T=$(mktemp -d /tmp/smtpbench.XXXXXX)
+chmod 755 "$T"   # Dovecot's mail user must traverse it; Postfix wants it root-owned
+POSTAMT_PID=""
+DOVECOT_CONF="$T/dovecot/dovecot.conf"
+DOVECOT_STARTED=""
+PF_DIR="$T/postfix"
+PF_STARTED=""
+
+pf_master_pid() {
+  local f="$PF_DIR/queue/pid/master.pid" pid
+  [ -r "$f" ] || return 1
+  pid=$(tr -dc 0-9 <"$f")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+stop_postfix() {
+  local pid
+  pid=$(pf_master_pid) || return 0
+  postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+  # the master leads its own process group; make sure no child lingers
+  for _ in $(seq 1 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+stop_dovecot() {
+  local mp
+  mp=$(cat "$T/dovecot/run/master.pid" 2>/dev/null) || true
+  doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || true
+  if [ -n "$mp" ]; then
+    for _ in $(seq 1 100); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$mp" 2>/dev/null && kill -KILL "$mp"
+  fi
+  return 0
+}
+
+stop_postamt() {
+  [ -n "$POSTAMT_PID" ] || return 0
+  if kill -0 "$POSTAMT_PID" 2>/dev/null; then
+    kill -TERM "$POSTAMT_PID"
+    for _ in $(seq 1 150); do kill -0 "$POSTAMT_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$POSTAMT_PID" 2>/dev/null && kill -KILL "$POSTAMT_PID"
+  fi
+  wait "$POSTAMT_PID" 2>/dev/null || true
+  POSTAMT_PID=""
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  # smtp-source and the Python helpers are children of this shell's
+  # foreground commands; they end with it. Stop the servers.
+  stop_postamt
+  [ -n "$PF_STARTED" ] && stop_postfix
+  [ -n "$DOVECOT_STARTED" ] && stop_dovecot
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "kept $T" >&2
+  else
+    rm -rf "$T"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT
+wait_port() {
+  python3 - "$1" "$2" <<'EOF'
+import socket, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + limit
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+rss_detail() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s kB  ", $1, $2}' "/proc/$1/status"; echo; }
+
+# Wait until nothing is writing back, so one run's dirty pages do not land in
+# the next run's time.
+settle() { sync; sleep 2; }
+
+# -------------------------------------------------- python helpers ----------
+# idle_conns PORT PID N: RSS of PID before/after N idle SMTP connections that
+# have read the 220 greeting; prints "before_kb after_kb per_conn_bytes".
+cat >"$T/idle_conns.py" <<'EOF'
+import socket, sys, time
+port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def rss():
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1])
+time.sleep(1)
+before = rss()
+socks = []
+try:
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        g = b""
+        while not g.endswith(b"\r\n"):
+            d = s.recv(512)
+            if not d:
+                break
+            g += d
+        if not g.startswith(b"220 "):
+            sys.exit(f"connection {len(socks)}: greeting {g!r}")
+        socks.append(s)
+    time.sleep(2)
+    # every connection must still be open (nothing closed on us)
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                sys.exit("a connection was closed by the server")
+        except BlockingIOError:
+            pass
+    after = rss()
+finally:
+    for s in socks:
+        s.close()
+print(before, after, round((after - before) * 1024 / n))
+EOF
+
+# run_one.py KIND SMTP_PORT POP3_PORT RCPT SIZE SESSIONS COUNT MAILDIR REUSE WAIT
+# Runs smtp-source, waits until every message is readable in the mailbox,
+# checks the count over POP3 and prints one RESULT line:
+#   RESULT kind size sessions count accept_s total_s msg/s
+cat >"$T/run_one.py" <<'EOF'
+import os, poplib, subprocess, sys, time
+(kind, port, pop3port, rcpt, size, sess, count, maildir, reuse, wait, pw,
+ sender, smtp_source) = sys.argv[1:14]
+size, sess, count, wait = int(size), int(sess), int(count), float(wait)
+
+def files(d):
+    out = []
+    for sub in ("new", "cur"):
+        try:
+            with os.scandir(os.path.join(d, sub)) as it:
+                out += [e.path for e in it]
+        except FileNotFoundError:
+            pass
+    return out
+
+cmd = [smtp_source, "-4", "-s", str(sess), "-m", str(count), "-l", str(size),
+       "-f", sender, "-t", rcpt, "-M", "client.test"]
+if reuse == "1":
+    cmd.append("-d")
+cmd.append(f"127.0.0.1:{port}")
+if kind == "postfix" and files(maildir):
+    sys.exit(f"{maildir} is not empty before the run")
+
+t0 = time.time()
+try:
+    p = subprocess.run(cmd, capture_output=True, timeout=wait)
+except subprocess.TimeoutExpired:
+    sys.exit(f"{kind}: smtp-source did not finish within {wait:.0f} s")
+t1 = time.time()
+if p.returncode != 0 or p.stderr.strip():
+    sys.exit(f"{kind}: smtp-source exit {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}"
+             f" {p.stdout.decode(errors='replace')[-500:]}")
+
+if kind == "postamt":
+    # 250 was sent only after the message was durable in the store
+    tend = t1
+else:
+    deadline = time.time() + wait
+    while True:
+        fs = files(maildir)
+        if len(fs) >= count:
+            break
+        if time.time() > deadline:
+            sys.exit(f"{kind}: only {len(fs)} of {count} messages delivered after {wait:.0f} s")
+        time.sleep(0.1)
+    tpoll = time.time()
+    # the moment the last message file was renamed into the maildir
+    tend = max(max(os.stat(f).st_ctime, os.stat(f).st_mtime) for f in fs)
+    if tend > tpoll + 0.01:
+        sys.exit(f"{kind}: file times after the poll ({tend} > {tpoll}): clock oddity")
+
+pop = poplib.POP3("127.0.0.1", int(pop3port), timeout=300)
+pop.user(rcpt)
+pop.pass_(pw)
+n, octets = pop.stat()
+pop.quit()
+if n != count:
+    sys.exit(f"{kind}: POP3 STAT for {rcpt} says {n} messages, expected {count}")
+total = tend - t0
+print(f"RESULT {kind} {size} {sess} {count} {t1 - t0:.3f} {total:.3f} {count / total:.1f} {octets}")
+EOF
+
+# ---------------------------------------------------------------- build ----
+REV=${BENCH_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')}
+log "building (cargo build --release --bins -p postamt)"
+cargo build --release --bins -p postamt >&2
+BIN=$ROOT/target/release
+[ -x "$BIN/postamt" ] || die "missing $BIN/postamt"
+
+# one recipient (and so one fresh mailbox) per cell
+RCPTS=()
+for size in $SIZES; do
+  for s in $SESSIONS; do
+    RCPTS+=("u${size}s${s}@bench.test")
+  done
+done
+
+# -------------------------------------------------------------- postamt ----
+P_SMTP=$(free_port); P_POP3=$(free_port)
+mkdir -p "$T/postamt/data"
+cat >"$T/postamt/postamt.toml" <<EOF
+hostname = "bench.test"
+domains = ["bench.test"]
+data_dir = "$T/postamt/data"
+
+[listen]
+smtp = "127.0.0.1:$P_SMTP"
+pop3 = "127.0.0.1:$P_POP3"
+
+[limits]
+# room for the $IDLE_CONNS idle connections, all from 127.0.0.1
+max_connections = 2000
+max_connections_per_ip = 2000
+EOF
+for r in "${RCPTS[@]}"; do
+  echo "$PASS" | "$BIN/postamt" user add "$r" --password-stdin --config "$T/postamt/postamt.toml" >/dev/null
+done
+
+log "starting postamt (SMTP 127.0.0.1:$P_SMTP, POP3 127.0.0.1:$P_POP3)"
+"$BIN/postamt" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>"$T/postamt/stderr" &
+POSTAMT_PID=$!
+for _ in $(seq 1 300); do
+  grep -q 'postamt: ready' "$T/postamt/stdout" 2>/dev/null && break
+  kill -0 "$POSTAMT_PID" 2>/dev/null || { cat "$T/postamt/stderr" >&2; die "postamt exited"; }
+  sleep 0.1
+done
+grep -q 'postamt: ready' "$T/postamt/stdout" || die "postamt not ready after 30 s"
+
+# ------------------------------------------------------- memory (fresh) ----
+log "postamt: $IDLE_CONNS idle SMTP connections"
+echo "postamt RSS right after start: $(rss_detail "$POSTAMT_PID")"
+read -r C_BEFORE C_AFTER C_PER < <(python3 "$T/idle_conns.py" "$P_SMTP" "$POSTAMT_PID" "$IDLE_CONNS")
+C_DELTA=$((C_AFTER - C_BEFORE))
+echo "postamt RSS: $C_BEFORE kB before, $C_AFTER kB with $IDLE_CONNS idle SMTP connections:" \
+     "+$C_DELTA kB, $C_PER bytes per connection"
+sleep 1   # let postamt see the closes before the load starts
+
+# -------------------------------------------------------------- Dovecot ----
+D_LMTP=$(free_port); D_POP3=$(free_port)
+DOVECOT_VERSION=$(dovecot --version)
+case "$DOVECOT_VERSION" in
+  2.3.*|2.2.*) PLAINTEXT="disable_plaintext_auth = no" ;;
+  *)           PLAINTEXT="auth_allow_cleartext = yes" ;;
+esac
+mkdir -p "$T/dovecot/run" "$T/dovecot/home"
+: >"$T/dovecot/passwd"
+for r in "${RCPTS[@]}"; do
+  echo "$r:{PLAIN}$PASS" >>"$T/dovecot/passwd"
+  mkdir -p "$T/dovecot/home/${r%@*}"
+done
+chown -R "$MAIL_UID:$MAIL_GID" "$T/dovecot/home"
+cat >"$DOVECOT_CONF" <<EOF
+# Defaults wherever the bench does not need otherwise (no tuning); in
+# particular mail_fsync = optimized (the default): a delivered message file
+# is fsync'd before it is renamed into new/ and LMTP answers 250.
+instance_name = smtpbench
+base_dir = $T/dovecot/run
+log_path = $T/dovecot/dovecot.log
+protocols = lmtp pop3
+listen = 127.0.0.1
+ssl = no
+$PLAINTEXT
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+lmtp_save_to_detail_mailbox = no
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $T/dovecot/passwd
+}
+userdb {
+  driver = static
+  args = uid=$MAIL_UID gid=$MAIL_GID home=$T/dovecot/home/%n
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $D_LMTP
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $D_POP3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+log "starting Dovecot $DOVECOT_VERSION (LMTP 127.0.0.1:$D_LMTP, POP3 127.0.0.1:$D_POP3)"
+DOVECOT_STARTED=1
+dovecot -c "$DOVECOT_CONF" || { cat "$T/dovecot/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
+wait_port "$D_LMTP" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot LMTP not listening after 30 s"; }
+wait_port "$D_POP3" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot POP3 not listening after 30 s"; }
+
+# -------------------------------------------------------------- Postfix ----
+# A private instance (own config, queue and data dirs, log file), loopback
+# only, no chroot. Postfix defaults otherwise: the cleanup daemon fsyncs the
+# queue file before smtpd answers 250; in_flow_delay = 1s; LMTP destination
+# concurrency up to 20 (default_destination_concurrency_limit).
+PF_SMTP=$(free_port)
+POSTFIX_VERSION=$(postconf -d -h mail_version)
+mkdir -p "$PF_DIR/etc" "$PF_DIR/queue" "$PF_DIR/data"
+chmod 755 "$PF_DIR" "$PF_DIR/etc" "$PF_DIR/queue"
+chown postfix "$PF_DIR/data"
+cat >"$PF_DIR/etc/main.cf" <<EOF
+compatibility_level = 3.6
+config_directory = $PF_DIR/etc
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+maillog_file = $PF_DIR/maillog
+maillog_file_prefixes = $PF_DIR
+myhostname = relay.test
+mydomain = relay.test
+myorigin = relay.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains = bench.test
+relay_recipient_maps =
+transport_maps = inline:{ bench.test=lmtp:inet:127.0.0.1:$D_LMTP }
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+# nothing else is routed anywhere (bounces to the remote sender are dropped)
+default_transport = discard:bench instance delivers nowhere else
+relay_transport = error:no route
+biff = no
+append_dot_mydomain = no
+smtp_dns_support_level = disabled
+EOF
+cat >"$PF_DIR/etc/master.cf" <<EOF
+# service          type  private unpriv chroot wakeup maxproc command
+127.0.0.1:$PF_SMTP inet  n       -      n      -      -       smtpd
+pickup             unix  n       -      n      60     1       pickup
+cleanup            unix  n       -      n      -      0       cleanup
+qmgr               unix  n       -      n      300    1       qmgr
+tlsmgr             unix  -       -      n      1000?  1       tlsmgr
+rewrite            unix  -       -      n      -      -       trivial-rewrite
+bounce             unix  -       -      n      -      0       bounce
+defer              unix  -       -      n      -      0       bounce
+trace              unix  -       -      n      -      0       bounce
+verify             unix  -       -      n      -      1       verify
+flush              unix  n       -      n      1000?  0       flush
+proxymap           unix  -       -      n      -      -       proxymap
+proxywrite         unix  -       -      n      -      1       proxymap
+smtp               unix  -       -      n      -      -       smtp
+relay              unix  -       -      n      -      -       smtp
+showq              unix  n       -      n      -      -       showq
+error              unix  -       -      n      -      -       error
+retry              unix  -       -      n      -      -       error
+discard            unix  -       -      n      -      -       discard
+lmtp               unix  -       -      n      -      -       lmtp
+anvil              unix  -       -      n      -      1       anvil
+scache             unix  -       -      n      -      1       scache
+postlog            unix-dgram n  -      n      -      1       postlogd
+EOF
+log "starting Postfix $POSTFIX_VERSION (SMTP 127.0.0.1:$PF_SMTP -> LMTP 127.0.0.1:$D_LMTP)"
+postfix -c "$PF_DIR/etc" check
+PF_STARTED=1
+postfix -c "$PF_DIR/etc" start >/dev/null 2>&1 || { cat "$PF_DIR/maillog" >&2 2>/dev/null; die "postfix did not start"; }
+for _ in $(seq 1 100); do pf_master_pid >/dev/null && break; sleep 0.1; done
+pf_master_pid >/dev/null || die "postfix master did not start"
+wait_port "$PF_SMTP" 30 || { cat "$PF_DIR/maillog" >&2; die "Postfix not listening after 30 s"; }
+
+# ----------------------------------------------------------- throughput ----
+RESULTS="$T/results.txt"
+: >"$RESULTS"
+for size in $SIZES; do
+  for s in $SESSIONS; do
+    n=$(count_for "$size" "$s")
+    r="u${size}s${s}@bench.test"
+    settle
+    log "postamt: $n x $size B, $s sessions"
+    python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
+      "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" | tee -a "$RESULTS"
+    settle
+    log "Postfix+Dovecot: $n x $size B, $s sessions"
+    python3 "$T/run_one.py" postfix "$PF_SMTP" "$D_POP3" "$r" "$size" "$s" "$n" \
+      "$T/dovecot/home/${r%@*}/Maildir" "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" | tee -a "$RESULTS"
+  done
+done
+P_RSS_END=$(awk '/^VmRSS:/ {print $2}' "/proc/$POSTAMT_PID/status")
+echo "postamt RSS after all runs: $(rss_detail "$POSTAMT_PID")"
+PF_QUEUE=$(find "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" "$PF_DIR/queue/deferred" "$PF_DIR/queue/hold" -type f 2>/dev/null | wc -l)
+echo "Postfix queue files left (incoming/active/deferred/hold): $PF_QUEUE"
+
+# ---------------------------------------------------------------- logs -----
+stop_postamt
+echo "--- log check"
+if grep -qiE 'panic|error|warn' "$T/postamt/stderr" 2>/dev/null; then
+  echo "postamt log (warnings/errors, first 20):"; grep -iE 'panic|error|warn' "$T/postamt/stderr" | head -20
+else
+  echo "postamt log: no warnings or errors ($(wc -l <"$T/postamt/stderr") lines)"
+fi
+if grep -qiE 'error|fatal|panic|warning' "$T/dovecot/dovecot.log" 2>/dev/null; then
+  echo "Dovecot log (errors/warnings, first 20):"; grep -iE 'error|fatal|panic|warning' "$T/dovecot/dovecot.log" | head -20
+else
+  echo "Dovecot log: no warnings or errors"
+fi
+if grep -qiE 'warning|error|fatal|panic|status=(deferred|bounced)' "$PF_DIR/maillog" 2>/dev/null; then
+  echo "Postfix log (warnings/errors/deferrals, first 20):"
+  grep -iE 'warning|error|fatal|panic|status=(deferred|bounced)' "$PF_DIR/maillog" | head -20
+else
+  echo "Postfix log: no warnings, errors, deferrals or bounces"
+fi
+echo "Postfix log: $(grep -c 'status=sent' "$PF_DIR/maillog" 2>/dev/null || echo 0) deliveries with status=sent"
+
+# -------------------------------------------------------------- summary ----
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
+yes_no() { awk "BEGIN {print ($1) ? \"met\" : \"NOT met\"}"; }
+field() { awk -v k="$1" -v z="$2" -v s="$3" -v f="$4" '$1=="RESULT" && $2==k && $3==z && $4==s {print $f}' "$RESULTS"; }
+
+mode="one message per connection"
+[ "$REUSE" = 1 ] && mode="several messages per connection (smtp-source -d)"
+cat <<EOF
+
+================================ summary ================================
+machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+Postfix $POSTFIX_VERSION, Dovecot $DOVECOT_VERSION    date: $(date -u '+%Y-%m-%d %H:%M UTC')    postamt: $REV
+smtp-source, $mode; msg/s = messages / (start of smtp-source .. last message readable)
+
+| size (-l) | sessions | messages | postamt msg/s | Postfix+Dovecot msg/s | ratio | P+D accepted by smtpd (msg/s) |
+|---|---:|---:|---:|---:|---:|---:|
+EOF
+for size in $SIZES; do
+  for s in $SESSIONS; do
+    pn=$(field postamt "$size" "$s" 8); dn=$(field postfix "$size" "$s" 8)
+    cnt=$(field postamt "$size" "$s" 5)
+    dacc=$(awk -v n="$cnt" -v t="$(field postfix "$size" "$s" 6)" 'BEGIN {printf "%.1f", n/t}')
+    echo "| $size | $s | $cnt | $pn | $dn | $(ratio "$pn" "$dn") | $dacc |"
+  done
+done
+TGT_SIZE=$(echo "$SIZES" | awk '{print $1}')
+P32=$(field postamt "$TGT_SIZE" 32 8); D32=$(field postfix "$TGT_SIZE" 32 8)
+cat <<EOF
+
+postamt RSS: $(mb "$C_BEFORE") MB fresh, $(mb "$C_AFTER") MB with $IDLE_CONNS idle SMTP connections (+$(mb "$C_DELTA") MB, $C_PER B each); $(mb "$P_RSS_END") MB after all runs
+
+targets:
+EOF
+if [ -n "$P32" ] && [ -n "$D32" ]; then
+  echo "  >= 10x Postfix+Dovecot msg/s at 32 connections, $TGT_SIZE B:  $(ratio "$P32" "$D32")x -> $(yes_no "$P32 >= 10 * $D32")"
+fi
+for size in $SIZES; do
+  [ "$size" = "$TGT_SIZE" ] && continue
+  p=$(field postamt "$size" 32 8); d=$(field postfix "$size" 32 8)
+  [ -n "$p" ] && [ -n "$d" ] && echo "  (same at $size B:                                   $(ratio "$p" "$d")x -> $(yes_no "$p >= 10 * $d"))"
+done
+echo "  $IDLE_CONNS idle SMTP connections add < 64 MB RSS:          +$(mb "$C_DELTA") MB -> $(yes_no "$C_DELTA < 64 * 1024")"
