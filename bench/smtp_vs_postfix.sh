@@ -95,6 +95,19 @@ DOVECOT_CONF="$T/dovecot/dovecot.conf"
 DOVECOT_STARTED=""
 PF_DIR="$T/postfix"
 PF_STARTED=""
+CHILD=""         # the running measurement helper (its own process group)
+
+# run_child CMD...: runs CMD in its own process group, in the background, and
+# waits for it, so that a signal to this script is handled at once and the
+# trap can stop CMD and everything it started (smtp-source).
+run_child() {
+  local rc=0
+  setsid "$@" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return $rc
+}
 
 pf_master_pid() {
   local f="$PF_DIR/queue/pid/master.pid" pid
@@ -139,8 +152,11 @@ stop_postamt() {
 cleanup() {
   local rc=$?
   set +e
-  # smtp-source and the Python helpers are children of this shell's
-  # foreground commands; they end with it. Stop the servers.
+  if [ -n "$CHILD" ]; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 -- "-$CHILD" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+  fi
   stop_postamt
   [ -n "$PF_STARTED" ] && stop_postfix
   [ -n "$DOVECOT_STARTED" ] && stop_dovecot
@@ -482,12 +498,14 @@ for size in $SIZES; do
     r="u${size}s${s}@bench.test"
     settle
     log "postamt: $n x $size B, $s sessions"
-    python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
-      "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" | tee -a "$RESULTS"
+    run_child python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
+      "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
+    cat "$T/one.txt" | tee -a "$RESULTS"
     settle
     log "Postfix+Dovecot: $n x $size B, $s sessions"
-    python3 "$T/run_one.py" postfix "$PF_SMTP" "$D_POP3" "$r" "$size" "$s" "$n" \
-      "$T/dovecot/home/${r%@*}/Maildir" "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" | tee -a "$RESULTS"
+    run_child python3 "$T/run_one.py" postfix "$PF_SMTP" "$D_POP3" "$r" "$size" "$s" "$n" \
+      "$T/dovecot/home/${r%@*}/Maildir" "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
+    cat "$T/one.txt" | tee -a "$RESULTS"
   done
 done
 P_RSS_END=$(awk '/^VmRSS:/ {print $2}' "/proc/$POSTAMT_PID/status")
