@@ -162,9 +162,15 @@ pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryRepor
     let mut local = incoming.local;
     let mut seen = BTreeSet::new();
     local.retain(|(_, id)| seen.insert(*id));
-    let delivery = (!local.is_empty()).then(|| Delivery {
+    // The content is copied only when both a delivery and the queue need it.
+    let (delivery_content, queue_content) = match (local.is_empty(), incoming.remote.is_empty()) {
+        (false, false) => (Some(content.clone()), Some(content)),
+        (false, true) => (Some(content), None),
+        (true, _) => (None, Some(content)),
+    };
+    let delivery = delivery_content.map(|content| Delivery {
         meta: MessageMeta::parse(&content),
-        content: content.clone(),
+        content,
         internaldate: incoming.internaldate,
         targets: local
             .iter()
@@ -183,12 +189,15 @@ pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryRepor
             .collect(),
     });
     let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
-    let outbound = (!incoming.remote.is_empty()).then(|| Outbound {
-        sender: incoming.from.to_string(),
-        recipients: incoming.remote,
-        envelope: incoming.envelope,
-        content,
-    });
+    let outbound = match queue_content {
+        Some(content) if !incoming.remote.is_empty() => Some(Outbound {
+            sender: incoming.from.to_string(),
+            recipients: incoming.remote,
+            envelope: incoming.envelope,
+            content,
+        }),
+        _ => None,
+    };
     if delivery.is_none() && outbound.is_none() {
         return Err(DeliveryError::Invalid("no recipients".into()));
     }

@@ -68,7 +68,23 @@ impl DataReceiver {
     /// consumed, [`DataReceiver::is_done`] is true and the rest of the input
     /// (pipelined commands) is left unconsumed.
     pub fn feed(&mut self, input: &[u8]) -> usize {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            // Fast path: inside a line, copy up to the next CR or LF at once.
+            if self.state == State::Mid && b != b'\r' && b != b'\n' {
+                let rest = &input[i..];
+                let run = rest
+                    .iter()
+                    .position(|&c| c == b'\r' || c == b'\n')
+                    .unwrap_or(rest.len());
+                self.push_slice(&rest[..run]);
+                self.header_line_empty = false;
+                i += run;
+                continue;
+            }
+            i += 1;
+            let i = i - 1;
             match self.state {
                 State::Done => return i,
                 State::LineStart => match b {
@@ -140,6 +156,24 @@ impl DataReceiver {
             self.in_header = false;
         }
         self.header_line_empty = true;
+    }
+
+    /// [`DataReceiver::push`] for a run of bytes with no CR or LF.
+    fn push_slice(&mut self, bytes: &[u8]) {
+        self.seen += bytes.len();
+        if self.in_header && self.seen > self.max_header && self.flaw.is_none() {
+            self.flaw = Some(Flaw::HeaderTooBig);
+        }
+        if self.seen > self.max_size {
+            if self.flaw.is_none() || self.flaw == Some(Flaw::HeaderTooBig) {
+                self.flaw = Some(Flaw::TooBig);
+            }
+            self.content = Vec::new();
+            return;
+        }
+        if self.flaw.is_none() {
+            self.content.extend_from_slice(bytes);
+        }
     }
 
     fn push(&mut self, b: u8) {

@@ -199,6 +199,20 @@ pub fn normalize_address(address: &str) -> Result<String> {
 /// non-empty message with CRLF, so that sizes count exactly what POP3 RETR
 /// and IMAP FETCH send (RFC 1939 §11, RFC 9051 §2.3.4).
 pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
+    // Fast path: SMTP already refuses bare CR/LF, so most input is clean.
+    let clean = input.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => input.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && input[i - 1] == b'\r',
+        _ => true,
+    });
+    if clean {
+        let mut out = Vec::with_capacity(input.len() + 2);
+        out.extend_from_slice(input);
+        if !out.is_empty() && !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        return out;
+    }
     let mut out = Vec::with_capacity(input.len() + input.len() / 32);
     let mut i = 0;
     while i < input.len() {
