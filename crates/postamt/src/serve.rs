@@ -231,6 +231,13 @@ const WELCOME: &str = include_str!("welcome.txt");
 /// message that explains how to try the protocols by hand.
 fn seed_playground(store: &dyn Store) -> Result<()> {
     store.add_domain("postamt.test")?;
+    // RFC 5321 §4.5.1: every mail domain has a postmaster.
+    if store.alias_targets("postmaster@postamt.test")?.is_empty() {
+        store.add_alias(
+            "postmaster@postamt.test",
+            &["alice@postamt.test".to_string()],
+        )?;
+    }
     for (user, pw) in [("alice@postamt.test", "alice"), ("bob@postamt.test", "bob")] {
         if store.account(user)?.is_some() {
             continue;

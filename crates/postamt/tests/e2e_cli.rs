@@ -314,6 +314,22 @@ fn dev_playground_telnet_session() {
     b.cmd("USER bob@postamt.test", "+OK");
     b.cmd("PASS bob", "+OK logged in, 1 messages");
     b.cmd("QUIT", "+OK");
+    // SMTP on 2025: a hand-typed session to bob, and <Postmaster> exists.
+    let mut m = Client::connect("127.0.0.1:2025".parse().unwrap());
+    assert!(m.line().starts_with("220 localhost ESMTP"));
+    m.smtp("HELO me.example", "250");
+    m.smtp("MAIL FROM: carol@example.org", "250");
+    m.smtp("RCPT TO: <Postmaster>", "250");
+    m.smtp("RCPT TO: bob@postamt.test", "250");
+    m.smtp("DATA", "354");
+    m.send(b"Subject: hello\r\n\r\nTyped by hand.\r\n");
+    m.smtp(".", "250");
+    m.smtp("QUIT", "221");
+    let mut b = Client::connect("127.0.0.1:2110".parse().unwrap());
+    b.line();
+    b.cmd("USER bob@postamt.test", "+OK");
+    b.cmd("PASS bob", "+OK logged in, 2 messages");
+    b.cmd("QUIT", "+OK");
     // Transcripts are on in the playground.
     let out = run_with_stdin(
         Command::new(BIN)
