@@ -244,7 +244,7 @@ pub async fn run_session<S>(
                         .await;
                         match outcome {
                             Ok(Some(Ok((l, m, drop)))) => {
-                                drop_attempt(attempt);
+                                std::mem::drop(attempt); // a success ends the attempt
                                 tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
                                 lock = Some(l);
                                 mailbox = Some(m);
@@ -364,11 +364,6 @@ pub async fn run_session<S>(
     conn.shutdown().await;
     drop(lock);
     finish(&transcript)
-}
-
-/// Ends a login attempt that succeeded.
-fn drop_attempt(attempt: postamt_server::auth::AuthAttempt<'_>) {
-    drop(attempt);
 }
 
 fn finish(transcript: &Option<Transcript>) {
