@@ -194,13 +194,15 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             )?;
         }
     }
+    // Signal handlers first: a SIGTERM right after "ready" must already be
+    // a graceful shutdown, not the default action (exit without goodbyes).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     writeln!(out, "postamt: ready")?;
     out.flush()?;
     drop(out);
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -294,7 +294,7 @@ fn sighup_reloads_the_certificate() {
     std::fs::copy(certs.path().join("two.key"), &key).unwrap();
     s.signal(1);
     let mut changed = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         if fp() != first {
             changed = true;
             break;

@@ -107,7 +107,7 @@ fn dropped_connection_deletes_nothing_and_lock_is_released() {
     drop(c); // disconnect in TRANSACTION state: no UPDATE
     // The lock goes with the session; retry until the server noticed.
     let mut ok = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let mut e = pop3(&s);
         e.cmd("USER alice@example.test", "+OK");
         e.send(b"PASS alice-pw\r\n");
@@ -228,7 +228,7 @@ fn per_ip_connection_limit() {
     drop(_a);
     // The slot comes back once the server saw the close.
     let mut ok = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let mut d = Client::connect(s.addr("pop3"));
         if d.line().starts_with("+OK") {
             ok = true;
