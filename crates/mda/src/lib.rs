@@ -61,12 +61,8 @@ fn temp(e: StoreError) -> DeliveryError {
     DeliveryError::Temporary(e.to_string())
 }
 
-fn is_local_domain(store: &dyn Store, domain: &str) -> Result<bool, DeliveryError> {
-    Ok(store
-        .domains()
-        .map_err(temp)?
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(domain)))
+fn is_local(domains: &[String], domain: &str) -> bool {
+    domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
 }
 
 /// Resolves one recipient address.
@@ -74,12 +70,14 @@ pub fn resolve(store: &dyn Store, address: &str) -> Result<Resolution, DeliveryE
     let address = normalize_address(address)
         .map_err(|_| DeliveryError::UnknownRecipient(address.to_string()))?;
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    if !is_local_domain(store, domain)? {
+    // Read once per address, not once per alias step.
+    let domains = store.domains().map_err(temp)?;
+    if !is_local(&domains, domain) {
         return Err(DeliveryError::NotLocal(address));
     }
     let mut out = Resolution::default();
     let mut seen = BTreeSet::new();
-    expand(store, &address, 0, &mut seen, &mut out)?;
+    expand(store, &domains, &address, 0, &mut seen, &mut out)?;
     if out.local.is_empty() && out.remote.is_empty() {
         return Err(DeliveryError::UnknownRecipient(address));
     }
@@ -88,6 +86,7 @@ pub fn resolve(store: &dyn Store, address: &str) -> Result<Resolution, DeliveryE
 
 fn expand(
     store: &dyn Store,
+    domains: &[String],
     address: &str,
     depth: usize,
     seen: &mut BTreeSet<String>,
@@ -97,7 +96,7 @@ fn expand(
         return Ok(());
     }
     let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-    if !is_local_domain(store, domain)? {
+    if !is_local(domains, domain) {
         if !out.remote.iter().any(|r| r == address) {
             out.remote.push(address.to_string());
         }
@@ -114,7 +113,7 @@ fn expand(
         let targets = store.alias_targets(&candidate).map_err(temp)?;
         if !targets.is_empty() {
             for t in targets {
-                expand(store, &t, depth + 1, seen, out)?;
+                expand(store, domains, &t, depth + 1, seen, out)?;
             }
             return Ok(());
         }
@@ -123,7 +122,7 @@ fn expand(
         // Only an address as given falls through to the catch-all; an
         // alias target that does not exist is an administrator's mistake.
         for t in store.alias_targets(&format!("@{domain}")).map_err(temp)? {
-            expand(store, &t, depth + 1, seen, out)?;
+            expand(store, domains, &t, depth + 1, seen, out)?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
-use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError};
+use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError, blocking};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::core::{
@@ -95,14 +95,6 @@ fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
     if body {
         t.end_body();
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
 }
 
 /// Replies held back while pipelined commands are answered; beyond this
@@ -211,7 +203,7 @@ pub async fn run_session<S>(
                     let result = if let Some(attempt) = attempt {
                         let store = Arc::clone(store);
                         let login = user.clone();
-                        let outcome = blocking(move || {
+                        let outcome = blocking::<_, StoreError>(move || {
                             let Some(account) = store.verify_password(&user, password.expose())?
                             else {
                                 return Ok(None);
@@ -335,7 +327,7 @@ pub async fn run_session<S>(
                     let Some(mb) = mailbox else { break };
                     let store = Arc::clone(store);
                     let delete_count = delete.len();
-                    let done = blocking(move || {
+                    let done = blocking::<_, StoreError>(move || {
                         if !seen.is_empty() {
                             store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[])?;
                         }

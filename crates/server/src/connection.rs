@@ -130,11 +130,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Whether the client has sent more than we have consumed (pipelining).
-    pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
     /// Whether a whole line is already buffered, so the next `read_line`
     /// will not wait. Sessions write their pending replies before any read
     /// that may wait: otherwise a client that pipelines without reading
@@ -269,7 +264,7 @@ mod tests {
             c.read_line(64).await.unwrap(),
             Line::Line(b"ONE\r\n".to_vec())
         );
-        assert!(c.has_buffered());
+        assert!(c.has_complete_line());
         assert_eq!(
             c.read_line(64).await.unwrap(),
             Line::Line(b"TWO\r\n".to_vec())

@@ -18,7 +18,7 @@ use postamt_mda::{DeliveryError, Incoming};
 use postamt_server::sasl::{MECHANISMS, SaslExchange, SaslStep};
 use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
 use postamt_store::{
-    Account, AccountId, OutboundEnvelope, QueuedRecipient, SharedStore, StoreError,
+    Account, AccountId, OutboundEnvelope, QueuedRecipient, SharedStore, StoreError, blocking,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -180,15 +180,6 @@ fn new_id() -> String {
         .map(|d| d.as_micros())
         .unwrap_or(0);
     format!("{:x}{:04x}{:x}", t, std::process::id() & 0xffff, n)
-}
-
-async fn blocking<T: Send + 'static, E: Send + 'static + From<StoreError>>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(E::from(StoreError::Backend(e.to_string()))),
-    }
 }
 
 fn tls_version(v: &str) -> String {

@@ -148,6 +148,19 @@ pub trait Store: Send + Sync + 'static {
 /// A shared handle, as the servers pass it around.
 pub type SharedStore = Arc<dyn Store>;
 
+/// Runs a store call (which may block on disk or on the group commit) on
+/// tokio's blocking pool, from async code.
+pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<StoreError>,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(E::from(StoreError::Backend(e.to_string()))),
+    }
+}
+
 /// Canonical form of a mailbox name: `INBOX` in any case becomes `INBOX`,
 /// also as the first level of a hierarchical name (RFC 9051 §5.1).
 pub fn canonical_mailbox_name(name: &str) -> String {
