@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use postamt_store::{
     AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Outbound, OutboundEnvelope,
-    QueueId, QueuedRecipient, Store, StoreError, normalize_address, normalize_crlf,
+    QueueId, QueuedRecipient, Store, StoreError, normalize_address, normalize_crlf_owned,
 };
 
 /// How deep alias chains are followed.
@@ -148,15 +148,16 @@ pub struct Incoming<'a> {
     /// Recipients on other domains, for the outbound queue.
     pub remote: Vec<QueuedRecipient>,
     pub envelope: OutboundEnvelope,
-    /// The message; line endings are normalised to CRLF here.
-    pub content: &'a [u8],
+    /// The message; line endings are normalised to CRLF here (in place
+    /// when they already are).
+    pub content: Vec<u8>,
     pub internaldate: i64,
 }
 
 /// Stores `incoming` for its local accounts and queues it for its remote
 /// recipients, in one transaction, durable when this returns.
 pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryReport, DeliveryError> {
-    let content = normalize_crlf(incoming.content);
+    let content = normalize_crlf_owned(incoming.content);
     let return_path = sanitize_header_value(incoming.from);
     let mut local = incoming.local;
     let mut seen = BTreeSet::new();
@@ -254,7 +255,7 @@ pub fn deliver(
             local,
             remote,
             envelope: OutboundEnvelope::default(),
-            content: message,
+            content: message.to_vec(),
             internaldate,
         },
     )

@@ -108,8 +108,12 @@ pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_private_dir(dir)?;
     }
-    let store = SqliteStore::open(SqliteOptions::new(&path))
-        .with_context(|| format!("opening store {}", path.display()))?;
+    let mut options = SqliteOptions::new(&path);
+    if let Some(min) = config.store.file_min_size {
+        options.file_min_size = min;
+    }
+    let store =
+        SqliteStore::open(options).with_context(|| format!("opening store {}", path.display()))?;
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     for d in &config.domains {
         store.add_domain(d)?;

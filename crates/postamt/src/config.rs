@@ -159,6 +159,9 @@ pub struct Tls {
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     pub url: Option<String>,
+    /// Message content of at least this many bytes is kept in a file beside
+    /// the database (`data_dir/blobs/`) instead of inside it. Default 64 KiB.
+    pub file_min_size: Option<usize>,
 }
 
 /// `[limits]`: every bound, with safe defaults.

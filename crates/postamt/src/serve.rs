@@ -43,6 +43,16 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     }
     crate::admin::create_private_dir(&config.data_dir)?;
     let store = open_store(&config)?;
+    {
+        // Content files left by a crash before their commit (in the
+        // background: it reads every fan-out directory).
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || match store.sweep_orphan_files() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed unreferenced message files"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep message files"),
+        });
+    }
     if dev {
         seed_playground(&*store)?;
     }

@@ -74,10 +74,7 @@ impl DataReceiver {
             // Fast path: inside a line, copy up to the next CR or LF at once.
             if self.state == State::Mid && b != b'\r' && b != b'\n' {
                 let rest = &input[i..];
-                let run = rest
-                    .iter()
-                    .position(|&c| c == b'\r' || c == b'\n')
-                    .unwrap_or(rest.len());
+                let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
                 self.push_slice(&rest[..run]);
                 self.header_line_empty = false;
                 i += run;
@@ -212,11 +209,7 @@ impl DataReceiver {
 /// so there is no end marker to smuggle; still, a bare CR or LF is refused
 /// like in DATA, so both paths accept the same messages.
 pub fn has_bare_line_ending(content: &[u8]) -> bool {
-    content.iter().enumerate().any(|(i, &b)| match b {
-        b'\r' => content.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || content[i - 1] != b'\r',
-        _ => false,
-    })
+    !postamt_store::is_crlf_clean(content)
 }
 
 /// The header block's length (through the empty line), or all of it.

@@ -880,7 +880,10 @@ impl<'a> Session<'a> {
             return self.reply_all_with(&tx, reply);
         }
         let id = new_id();
-        let mut message = self.received_header(&tx, &id).into_bytes();
+        let received = self.received_header(&tx, &id);
+        let mut message =
+            Vec::with_capacity(received.len() + extra_headers.len() + content.len() + 2);
+        message.extend_from_slice(received.as_bytes());
         message.extend_from_slice(extra_headers.as_bytes());
         message.extend_from_slice(&content);
         let from = tx.from.as_ref().map(|f| f.address()).unwrap_or_default();
@@ -925,7 +928,7 @@ impl<'a> Session<'a> {
                     local,
                     remote,
                     envelope,
-                    content: &message,
+                    content: message,
                     internaldate: now,
                 },
             )
@@ -985,7 +988,7 @@ impl<'a> Session<'a> {
                         local: accounts,
                         remote,
                         envelope,
-                        content: &message,
+                        content: message.to_vec(),
                         internaldate: now,
                     },
                 )

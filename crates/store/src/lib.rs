@@ -212,21 +212,19 @@ pub fn normalize_address(address: &str) -> Result<String> {
 /// non-empty message with CRLF, so that sizes count exactly what POP3 RETR
 /// and IMAP FETCH send (RFC 1939 §11, RFC 9051 §2.3.4).
 pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
-    // Fast path: SMTP already refuses bare CR/LF, so most input is clean.
-    let clean = input.iter().enumerate().all(|(i, &b)| match b {
-        b'\r' => input.get(i + 1) == Some(&b'\n'),
-        b'\n' => i > 0 && input[i - 1] == b'\r',
-        _ => true,
-    });
-    if clean {
-        let mut out = Vec::with_capacity(input.len() + 2);
-        out.extend_from_slice(input);
-        if !out.is_empty() && !out.ends_with(b"\r\n") {
-            out.extend_from_slice(b"\r\n");
+    normalize_crlf_owned(input.to_vec())
+}
+
+/// [`normalize_crlf`] for owned content: clean input (the usual case, since
+/// SMTP refuses bare CR/LF) is returned as it is, without a copy.
+pub fn normalize_crlf_owned(mut input: Vec<u8>) -> Vec<u8> {
+    if is_crlf_clean(&input) {
+        if !input.is_empty() && !input.ends_with(b"\r\n") {
+            input.extend_from_slice(b"\r\n");
         }
-        return out;
+        return input;
     }
-    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32 + 2);
     let mut i = 0;
     while i < input.len() {
         match input[i] {
@@ -245,6 +243,15 @@ pub fn normalize_crlf(input: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// True when every CR is followed by LF and every LF follows a CR. Only the
+/// line endings are looked at (memchr), not every byte.
+pub fn is_crlf_clean(input: &[u8]) -> bool {
+    memchr::memchr2_iter(b'\r', b'\n', input).all(|i| match input[i] {
+        b'\r' => input.get(i + 1) == Some(&b'\n'),
+        _ => i > 0 && input[i - 1] == b'\r',
+    })
 }
 
 #[cfg(test)]

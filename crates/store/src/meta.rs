@@ -66,6 +66,30 @@ impl MessageMeta {
     /// do.
     pub fn parse(content: &[u8]) -> MessageMeta {
         let header_len = header_len(content) as u64;
+        // A single-part message is described from its header alone: its body
+        // is one leaf from the end of the header to the end of the content.
+        // This spares mail-parser decoding a body nobody asked for yet (UTF-8
+        // checks of text, base64 of attachments). Multiparts and
+        // message/rfc822 need the full parse for their inner structure.
+        if let Some(message) = MessageParser::default().parse_headers(content)
+            && !message.parts.is_empty()
+            && is_leaf(&message)
+        {
+            let mut body = part(&message, 0, content, 0, 0);
+            body.body_start = header_len.min(content.len() as u64);
+            body.body_end = content.len() as u64;
+            body.header_start = 0;
+            body.lines = if body.media_type == "text" {
+                count_lines(&content[body.body_start as usize..])
+            } else {
+                0
+            };
+            return MessageMeta {
+                header_len,
+                envelope: envelope(&message, 0),
+                body,
+            };
+        }
         match MessageParser::default().parse(content) {
             Some(message) if !message.parts.is_empty() => MessageMeta {
                 header_len,
@@ -91,6 +115,20 @@ impl MessageMeta {
     }
 }
 
+/// True when the top-level part has no inner structure (not multipart/*,
+/// not message/rfc822 or message/global).
+fn is_leaf(message: &Message<'_>) -> bool {
+    match message.parts[0].content_type() {
+        None => true,
+        Some(ct) => {
+            let sub = ct.c_subtype.as_deref().unwrap_or("");
+            !(ct.c_type.eq_ignore_ascii_case("multipart")
+                || ct.c_type.eq_ignore_ascii_case("message")
+                    && (sub.eq_ignore_ascii_case("rfc822") || sub.eq_ignore_ascii_case("global")))
+        }
+    }
+}
+
 /// The length of the header block: up to and including the first empty line,
 /// or the whole input when there is none.
 pub fn header_len(content: &[u8]) -> usize {
@@ -106,7 +144,7 @@ pub fn header_len(content: &[u8]) -> usize {
 }
 
 fn count_lines(body: &[u8]) -> u64 {
-    let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
+    let n = memchr::memchr_iter(b'\n', body).count() as u64;
     if body.last().is_some_and(|&b| b != b'\n') {
         n + 1
     } else {
@@ -279,6 +317,32 @@ mod tests {
             &m[meta.body.body_start as usize..meta.body.body_end as usize],
             b"line1\r\nline2\r\n"
         );
+    }
+
+    /// The header-only fast path must describe a single-part message
+    /// exactly as the full parse does.
+    #[test]
+    fn single_part_fast_path_matches_full_parse() {
+        let samples: &[&[u8]] = &[
+            b"From: a@b\r\nSubject: x\r\n\r\nline1\r\nline2\r\n",
+            b"Content-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>caf=C3=A9</p>\r\n",
+            b"Content-Type: image/png; name=\"a.png\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.png\"\r\nContent-ID: <x@y>\r\n\r\niVBORw0KGgo=\r\n",
+            b"Subject: no body\r\n\r\n",
+            b"Subject: only a header\r\n",
+            b"To: x@y\r\n\r\nno final newline",
+            b"Content-Type: text/plain; charset*=utf-8''%C3%A9\r\nContent-Language: de\r\n\r\nHallo\r\n",
+            b"\r\nbody without header\r\n",
+        ];
+        for m in samples {
+            let fast = MessageMeta::parse(m);
+            let full = MessageParser::default().parse(*m).unwrap();
+            let mut slow = part(&full, 0, m, 0, 8);
+            if slow.media_type != "text" {
+                slow.lines = 0;
+            }
+            assert_eq!(fast.body, slow, "{}", String::from_utf8_lossy(m));
+            assert_eq!(fast.envelope, envelope(&full, 0));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! Reads use a small pool of read-only connections; WAL lets them run beside
 //! the writer and they only ever see committed data.
 
+mod files;
 mod schema;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use crate::{
     Result, Store, StoreError, canonical_mailbox_name, check_mailbox_name, normalize_address,
     password,
 };
+use files::BlobFiles;
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -39,6 +41,11 @@ pub struct SqliteOptions {
     /// How long a write waits for another process's lock (e.g. `postamt
     /// deliver` beside a running server).
     pub busy_timeout: Duration,
+    /// Message content of at least this many bytes is stored in a file
+    /// beside the database instead of inside it (see `files.rs`).
+    pub file_min_size: usize,
+    /// Where those files live; default: `blobs/` next to the database file.
+    pub blob_dir: Option<PathBuf>,
 }
 
 impl SqliteOptions {
@@ -47,6 +54,8 @@ impl SqliteOptions {
             path: path.into(),
             max_batch: 512,
             busy_timeout: Duration::from_secs(10),
+            file_min_size: 64 * 1024,
+            blob_dir: None,
         }
     }
 }
@@ -72,6 +81,7 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     changes: broadcast::Sender<Change>,
     locks: Arc<Mutex<HashSet<AccountId>>>,
+    files: Arc<BlobFiles>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -99,13 +109,23 @@ impl SqliteStore {
         )
         .map_err(backend)?;
         migrate(&mut conn)?;
+        let blob_dir = options.blob_dir.clone().unwrap_or_else(|| {
+            options
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("blobs")
+        });
+        let files = Arc::new(BlobFiles::open(blob_dir, options.file_min_size).map_err(backend)?);
+        empty_trash(&conn, &files)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (changes, _) = broadcast::channel(4096);
         let feed = changes.clone();
         let max_batch = options.max_batch.max(1);
+        let writer_files = Arc::clone(&files);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, feed, max_batch))
+            .spawn(move || writer_loop(conn, rx, feed, max_batch, &writer_files))
             .map_err(backend)?;
         Ok(SqliteStore {
             path: options.path,
@@ -115,7 +135,33 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             changes,
             locks: Arc::new(Mutex::new(HashSet::new())),
+            files,
         })
+    }
+
+    fn message_exists(&self, mailbox: MailboxId, uid: Uid) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+                .and_then(|mut s| s.exists(params![mailbox.0, uid.0]))
+                .map_err(backend)
+        })
+    }
+
+    /// Removes content files that no message references and that are older
+    /// than an hour (left by a crash between writing a file and committing
+    /// its row). The server runs this at start; returns how many went.
+    pub fn sweep_orphan_files(&self) -> Result<usize> {
+        let referenced: HashSet<String> = self.read(|c| {
+            let mut s = c
+                .prepare("SELECT file FROM blobs WHERE file IS NOT NULL")
+                .map_err(backend)?;
+            s.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })?;
+        self.files
+            .sweep(&referenced, Duration::from_secs(3600))
+            .map_err(backend)
     }
 
     pub fn path(&self) -> &Path {
@@ -208,12 +254,36 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Unlinks the files listed in `blob_trash` (committed deletions whose
+/// files a crash left behind) and empties it.
+fn empty_trash(conn: &Connection, files: &BlobFiles) -> Result<()> {
+    for name in trash(conn)? {
+        files.remove(&name);
+    }
+    conn.execute("DELETE FROM blob_trash", [])
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn trash(conn: &Connection) -> Result<Vec<String>> {
+    let mut s = conn
+        .prepare_cached("SELECT file FROM blob_trash")
+        .map_err(backend)?;
+    s.query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     feed: broadcast::Sender<Change>,
     max_batch: usize,
+    files: &BlobFiles,
 ) {
+    // Trash rows whose files were unlinked after the last commit; deleted in
+    // the next transaction (a crash in between only repeats the unlink).
+    let mut unlinked: Vec<String> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -228,6 +298,17 @@ fn writer_loop(
                 (c.reply)(Err(format!("begin: {e}")));
             }
             continue;
+        }
+        if !unlinked.is_empty() {
+            let _ = conn.execute_batch("SAVEPOINT trash");
+            let cleared = conn
+                .prepare_cached("DELETE FROM blob_trash WHERE file = ?1")
+                .and_then(|mut s| unlinked.iter().try_for_each(|f| s.execute([f]).map(drop)));
+            let end = match cleared {
+                Ok(()) => "RELEASE trash",
+                Err(_) => "ROLLBACK TO trash; RELEASE trash",
+            };
+            let _ = conn.execute_batch(end);
         }
         let mut done = Vec::with_capacity(batch.len());
         for job in batch {
@@ -248,6 +329,13 @@ fn writer_loop(
             tracing::error!(error = %e, "store commit failed");
             format!("commit: {e}")
         });
+        if committed.is_ok() {
+            // The rows are gone for good: now the files may go too.
+            unlinked = trash(&conn).unwrap_or_default();
+            for name in &unlinked {
+                files.remove(name);
+            }
+        }
         for c in done {
             if committed.is_ok() && c.ok {
                 for change in c.changes {
@@ -391,7 +479,10 @@ fn remove_messages(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Resul
         .prepare_cached("UPDATE blobs SET refcount = refcount - 1 WHERE id = ?1 RETURNING refcount")
         .map_err(backend)?;
     let mut drop_blob = conn
-        .prepare_cached("DELETE FROM blobs WHERE id = ?1")
+        .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING file")
+        .map_err(backend)?;
+    let mut to_trash = conn
+        .prepare_cached("INSERT OR IGNORE INTO blob_trash(file) VALUES (?1)")
         .map_err(backend)?;
     for uid in uids {
         let row = del
@@ -403,7 +494,14 @@ fn remove_messages(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Resul
         if let Some((blob, size)) = row {
             let left: i64 = unref.query_row([blob], |r| r.get(0)).map_err(backend)?;
             if left <= 0 {
-                drop_blob.execute([blob]).map_err(backend)?;
+                let file: Option<String> = drop_blob
+                    .query_row([blob], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?
+                    .flatten();
+                if let Some(file) = file {
+                    to_trash.execute([file]).map_err(backend)?;
+                }
             }
             removed.push(*uid);
             freed += size as u64;
@@ -586,6 +684,7 @@ fn deliver_in(
     c: &Connection,
     delivery: Delivery,
     meta: String,
+    file: Option<&str>,
 ) -> Result<(Vec<Delivered>, Vec<Change>)> {
     // Resolve every target first: all or nothing.
     let mut resolved = Vec::with_capacity(delivery.targets.len());
@@ -614,12 +713,19 @@ fn deliver_in(
         }
     }
     let blob: i64 = c
-        .prepare_cached("INSERT INTO blobs(refcount, data, meta) VALUES (?1, ?2, ?3) RETURNING id")
+        .prepare_cached(
+            "INSERT INTO blobs(refcount, data, meta, file) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
         .and_then(|mut s| {
-            s.query_row(
-                params![resolved.len() as i64, delivery.content, meta],
-                |r| r.get(0),
-            )
+            // Content in a file leaves an empty value here.
+            let data: &[u8] = if file.is_some() {
+                &[]
+            } else {
+                &delivery.content
+            };
+            s.query_row(params![resolved.len() as i64, data, meta, file], |r| {
+                r.get(0)
+            })
         })
         .map_err(backend)?;
     let mut out = Vec::with_capacity(resolved.len());
@@ -1123,9 +1229,18 @@ impl Store for SqliteStore {
             Some(o) => Some(serde_json::to_string(&o.envelope).map_err(backend)?),
             None => None,
         };
-        self.write(move |c| {
+        // Large content is written (and made durable) here, on the caller's
+        // thread, before the commit that will reference it.
+        let file = match &delivery {
+            Some(d) if self.files.wants(d.content.len()) => {
+                Some(self.files.write(&d.content).map_err(backend)?)
+            }
+            _ => None,
+        };
+        let job_file = file.clone();
+        let result = self.write(move |c| {
             let (delivered, changes) = match (delivery, meta) {
-                (Some(d), Some(meta)) => deliver_in(c, d, meta)?,
+                (Some(d), Some(meta)) => deliver_in(c, d, meta, job_file.as_deref())?,
                 _ => (Vec::new(), Vec::new()),
             };
             let queued = match (outbound, envelope) {
@@ -1133,7 +1248,13 @@ impl Store for SqliteStore {
                 _ => None,
             };
             Ok((Accepted { delivered, queued }, changes))
-        })
+        });
+        if result.is_err()
+            && let Some(f) = &file
+        {
+            self.files.remove(f);
+        }
+        result
     }
 
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>> {
@@ -1160,24 +1281,41 @@ impl Store for SqliteStore {
     }
 
     fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
-        self.read(|c| {
+        let row = self.read(|c| {
             c.prepare_cached(
-                "SELECT m.prefix, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+                "SELECT m.prefix, b.data, b.file FROM messages m JOIN blobs b ON b.id = m.blob_id
                  WHERE m.mailbox_id = ?1 AND m.uid = ?2",
             )
             .and_then(|mut s| {
                 s.query_row(params![mailbox.0, uid.0], |r| {
                     let prefix = r.get_ref(0)?.as_blob()?;
                     let data = r.get_ref(1)?.as_blob()?;
+                    let file: Option<String> = r.get(2)?;
                     let mut out = Vec::with_capacity(prefix.len() + data.len());
                     out.extend_from_slice(prefix);
                     out.extend_from_slice(data);
-                    Ok(out)
+                    Ok((out, file))
                 })
                 .optional()
             })
             .map_err(backend)
-        })
+        })?;
+        match row {
+            None => Ok(None),
+            Some((out, None)) => Ok(Some(out)),
+            Some((mut out, Some(file))) => match self.files.read_into(&file, &mut out) {
+                Ok(()) => Ok(Some(out)),
+                // Expunged by another session since the row was read? Then
+                // the row is gone too; otherwise the file is really missing.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && !self.message_exists(mailbox, uid)? =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(backend(format!("message file {file}: {e}"))),
+            },
+        }
     }
 
     fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {

@@ -94,4 +94,12 @@ CREATE TABLE queue_recipients (
     PRIMARY KEY (queue_id, address)
 ) WITHOUT ROWID;
 "#,
+    // 3: large content in files beside the database (see files.rs).
+    r#"
+ALTER TABLE blobs ADD COLUMN file TEXT;
+-- Files whose last reference was deleted, unlinked after that commit.
+CREATE TABLE blob_trash (
+    file TEXT PRIMARY KEY
+) WITHOUT ROWID;
+"#,
 ];

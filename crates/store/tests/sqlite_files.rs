@@ -1,0 +1,181 @@
+//! Large content in files beside the SQLite database: written before the
+//! commit, removed after the commit that drops the last reference, and
+//! cleaned up after crashes (trash table at open, orphan sweep).
+
+use std::path::{Path, PathBuf};
+
+use postamt_store::meta::MessageMeta;
+use postamt_store::{
+    Delivery, DeliveryTarget, Flags, SqliteOptions, SqliteStore, Store, normalize_crlf,
+};
+
+fn open(dir: &Path) -> SqliteStore {
+    let mut options = SqliteOptions::new(dir.join("store.db"));
+    options.file_min_size = 1000;
+    SqliteStore::open(options).unwrap()
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(dir.join("blobs")).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out
+}
+
+fn delivery(content: &[u8], accounts: &[postamt_store::AccountId]) -> Delivery {
+    let content = normalize_crlf(content);
+    Delivery {
+        meta: MessageMeta::parse(&content),
+        content,
+        internaldate: 1_700_000_000,
+        targets: accounts
+            .iter()
+            .map(|a| DeliveryTarget {
+                account: *a,
+                mailbox: "INBOX".into(),
+                prefix: b"Delivered-To: x\r\n".to_vec(),
+                flags: Flags::empty(),
+                keywords: vec![],
+            })
+            .collect(),
+    }
+}
+
+fn big(tag: &str) -> Vec<u8> {
+    let mut m = format!("Subject: {tag}\r\n\r\n").into_bytes();
+    for i in 0..100 {
+        m.extend_from_slice(
+            format!("line {i} of a message that is stored in a file\r\n").as_bytes(),
+        );
+    }
+    m
+}
+
+#[test]
+fn large_content_lives_in_one_file_until_the_last_reference_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.add_domain("example.org").unwrap();
+    let a = store.create_account("a@example.org", "pw").unwrap();
+    let b = store.create_account("b@example.org", "pw").unwrap();
+
+    // Small content stays inside the database.
+    store
+        .deliver(delivery(b"Subject: small\r\n\r\nhi\r\n", &[a.id]))
+        .unwrap();
+    assert!(files(dir.path()).is_empty());
+
+    // Large content: one file, shared by both targets.
+    let content = big("shared");
+    let d = store.deliver(delivery(&content, &[a.id, b.id])).unwrap();
+    assert_eq!(files(dir.path()).len(), 1);
+    let mut want = b"Delivered-To: x\r\n".to_vec();
+    want.extend_from_slice(&content);
+    for t in &d {
+        assert_eq!(
+            store.message_content(t.mailbox, t.uid).unwrap().unwrap(),
+            want
+        );
+    }
+
+    store.expunge(d[0].mailbox, &[d[0].uid]).unwrap();
+    assert_eq!(files(dir.path()).len(), 1, "b still references it");
+    store.expunge(d[1].mailbox, &[d[1].uid]).unwrap();
+    assert!(
+        files(dir.path()).is_empty(),
+        "removed after the last expunge"
+    );
+    assert!(
+        store
+            .message_content(d[1].mailbox, d[1].uid)
+            .unwrap()
+            .is_none()
+    );
+
+    // A failed delivery (over quota) leaves no file behind.
+    store.set_quota(a.id, Some(100)).unwrap();
+    assert!(store.deliver(delivery(&big("too big"), &[a.id])).is_err());
+    assert!(files(dir.path()).is_empty());
+
+    // Deleting an account removes its files too.
+    let d = store.deliver(delivery(&big("bob's"), &[b.id])).unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(files(dir.path()).len(), 1);
+    store.delete_account("b@example.org").unwrap();
+    assert!(files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_missing_file_of_a_live_message_is_an_error_not_an_empty_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.add_domain("example.org").unwrap();
+    let a = store.create_account("a@example.org", "pw").unwrap();
+    let d = store.deliver(delivery(&big("x"), &[a.id])).unwrap();
+    for f in files(dir.path()) {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert!(store.message_content(d[0].mailbox, d[0].uid).is_err());
+}
+
+#[test]
+fn trash_left_by_a_crash_is_emptied_at_open_and_orphans_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let name;
+    {
+        let store = open(dir.path());
+        store.add_domain("example.org").unwrap();
+        let a = store.create_account("a@example.org", "pw").unwrap();
+        store.deliver(delivery(&big("kept"), &[a.id])).unwrap();
+        let f = files(dir.path());
+        assert_eq!(f.len(), 1);
+        let p = &f[0];
+        name = format!(
+            "{}/{}",
+            p.parent().unwrap().file_name().unwrap().to_str().unwrap(),
+            p.file_name().unwrap().to_str().unwrap()
+        );
+    }
+    // A crash after the commit that deleted the last reference, before the
+    // unlink: the name is in the trash table and the file still exists.
+    let trashed = dir
+        .path()
+        .join("blobs/00/0000000000000001-00000001-0000000000000001");
+    std::fs::write(&trashed, b"deleted message").unwrap();
+    // A crash between writing a file and committing its row: an orphan.
+    let orphan = dir
+        .path()
+        .join("blobs/01/0000000000000002-00000001-0000000000000002");
+    std::fs::write(&orphan, b"never committed").unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        c.execute(
+            "INSERT INTO blob_trash(file) VALUES ('00/0000000000000001-00000001-0000000000000001')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = open(dir.path());
+    assert!(!trashed.exists(), "trash emptied at open");
+    // Young orphans are kept (a `postamt deliver` may be about to commit).
+    assert_eq!(store.sweep_orphan_files().unwrap(), 0);
+    assert!(orphan.exists());
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert_eq!(store.sweep_orphan_files().unwrap(), 1);
+    assert!(!orphan.exists());
+    // The referenced file is untouched and still readable.
+    assert!(dir.path().join("blobs").join(&name).exists());
+    let a = store.account("a@example.org").unwrap().unwrap();
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let m = store.messages(inbox.id).unwrap();
+    assert!(store.message_content(inbox.id, m[0].uid).unwrap().is_some());
+}
