@@ -361,6 +361,7 @@ cert = "/etc/postamt/fullchain.pem"
 key = "/etc/postamt/key.pem"
 [store]
 url = "sqlite:///var/lib/postamt/postamt.db"
+file_min_size = 1000
 [limits]
 max_connections_per_ip = 5
 "#,
@@ -368,6 +369,7 @@ max_connections_per_ip = 5
         .unwrap();
         assert_eq!(c.listen.pop3s.as_ref().unwrap().parse().unwrap().len(), 2);
         assert_eq!(c.limits.max_connections_per_ip, 5);
+        assert_eq!(c.store.file_min_size, Some(1000));
         assert_eq!(
             c.store_path().unwrap(),
             PathBuf::from("/var/lib/postamt/postamt.db")
