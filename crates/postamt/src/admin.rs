@@ -103,6 +103,16 @@ pub fn create_private_dir(dir: &std::path::Path) -> Result<()> {
 
 /// Opens the store and makes sure the config's domains are local.
 pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    open_store_with(config, None)
+}
+
+/// [`open_store`] for the server: it also watches for commits by other
+/// processes (`postamt deliver`) every `external_poll`, so that IMAP IDLE
+/// and the selected mailboxes see them.
+pub fn open_store_with(
+    config: &Config,
+    external_poll: Option<std::time::Duration>,
+) -> Result<Arc<SqliteStore>> {
     use std::os::unix::fs::PermissionsExt;
     let path = config.store_path()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -112,6 +122,7 @@ pub fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     if let Some(min) = config.store.file_min_size {
         options.file_min_size = min;
     }
+    options.external_poll = external_poll;
     let store =
         SqliteStore::open(options).with_context(|| format!("opening store {}", path.display()))?;
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));

@@ -29,6 +29,40 @@ pub struct Config {
     pub transcripts: TranscriptsSection,
     #[serde(default)]
     pub smtp: SmtpSection,
+    #[serde(default)]
+    pub imap: ImapSection,
+}
+
+/// `[imap]`: the IMAP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSection {
+    /// Longest command line, CRLF included.
+    pub max_line: usize,
+    /// Longest command (lines and literals) apart from APPEND content.
+    pub max_command: usize,
+    /// Longest command before login.
+    pub max_command_preauth: usize,
+    /// Largest APPEND (advertised as APPENDLIMIT), bytes; default: the
+    /// SMTP message size limit.
+    pub max_append: Option<u64>,
+    /// Seconds without a command before autologout (RFC 9051 §5.4: >= 1800).
+    pub autologout: u64,
+    /// Seconds one IDLE may last.
+    pub idle_max: u64,
+}
+
+impl Default for ImapSection {
+    fn default() -> Self {
+        ImapSection {
+            max_line: 8192,
+            max_command: 64 * 1024,
+            max_command_preauth: 4096,
+            max_append: None,
+            autologout: 1800,
+            idle_max: 7200,
+        }
+    }
 }
 
 /// `[smtp]`: the SMTP, submission and LMTP listeners.
@@ -336,6 +370,7 @@ impl Config {
                 ..TranscriptsSection::default()
             },
             smtp: SmtpSection::default(),
+            imap: ImapSection::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use postamt_imap::{Imap, ImapConfig};
 use postamt_pop3::{Pop3, Pop3Config};
 use postamt_server::{
     AuthPolicy, AuthThrottle, ConnectionLimits, ServerContext, ShutdownController, TlsManager,
@@ -14,13 +15,22 @@ use postamt_server::{
 use postamt_store::{SharedStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::admin::open_store;
+use crate::admin::open_store_with;
 use crate::config::{Config, Endpoint};
 use postamt_smtp::{Mode, Smtp, SmtpConfig, SpoofPolicy};
 
 /// Listeners this version serves; the others are accepted in the config
 /// and reported as not served yet.
-pub const SERVED: &[&str] = &["smtp", "submission", "submissions", "lmtp", "pop3", "pop3s"];
+pub const SERVED: &[&str] = &[
+    "smtp",
+    "submission",
+    "submissions",
+    "lmtp",
+    "pop3",
+    "pop3s",
+    "imap",
+    "imaps",
+];
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -42,7 +52,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         }
     }
     crate::admin::create_private_dir(&config.data_dir)?;
-    let store = open_store(&config)?;
+    let store = open_store_with(&config, Some(Duration::from_millis(200)))?;
     {
         // Content files left by a crash before their commit (in the
         // background: it reads every fan-out directory).
@@ -99,6 +109,23 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             max_errors: config.limits.max_errors.max(1),
             idle_timeout: config.idle_timeout(),
             ..Pop3Config::default()
+        },
+    ));
+    let imap = Arc::new(Imap::new(
+        store.clone(),
+        ImapConfig {
+            max_line: config.imap.max_line.max(1024),
+            max_command: config.imap.max_command.max(config.imap.max_line.max(1024)),
+            max_command_preauth: config.imap.max_command_preauth.max(1024),
+            max_append: config
+                .imap
+                .max_append
+                .unwrap_or(config.smtp.max_message_size as u64),
+            max_errors: config.limits.max_errors.max(1),
+            // RFC 9051 §5.4: at least 30 minutes.
+            idle_timeout: Duration::from_secs(config.imap.autologout.max(1800)),
+            idle_max: Duration::from_secs(config.imap.idle_max.max(60)),
+            ..ImapConfig::default()
         },
     ));
     let smtp_config = |mode| SmtpConfig {
@@ -170,6 +197,13 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
                     ctx,
                     shutdown,
                 )),
+                "imap" | "imaps" => tokio::spawn(run(
+                    listener,
+                    name == "imaps",
+                    Arc::clone(&imap),
+                    ctx,
+                    shutdown,
+                )),
                 "smtp" => tokio::spawn(run(listener, false, Arc::clone(&smtp), ctx, shutdown)),
                 "submission" | "submissions" => tokio::spawn(run(
                     listener,
@@ -230,7 +264,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     }
     // Dropping the last store handle joins the writer: every acknowledged
     // write is committed before the process exits.
-    drop((pop3, smtp, submission, lmtp));
+    drop((pop3, imap, smtp, submission, lmtp));
     drop(ctx);
     tokio::task::spawn_blocking(move || drop(store)).await?;
     println!("postamt: stopped");

@@ -164,12 +164,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Cancel-safe: if the future is dropped (a `select!` with a timer or
+    /// a change feed, e.g. IMAP IDLE), nothing read is lost and the buffer
+    /// is unchanged.
     async fn fill(&mut self) -> io::Result<usize> {
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let n = self.stream.read(&mut self.buf[old..]).await;
-        self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
-        n
+        let mut chunk = [0u8; READ_CHUNK];
+        let n = self.stream.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Whether received bytes are waiting to be consumed.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// Bytes received and not yet consumed; reads more when there are none.

@@ -26,7 +26,8 @@ macro_rules! store_conformance_tests {
             change_feed_reports_commits, maildrop_lock_is_exclusive, meta_offsets_include_prefix,
             rename_mailbox_and_children, rename_inbox_moves_messages, delete_mailbox_and_account,
             concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
-            outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically);
+            outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
+            copy_and_move_share_content_and_keep_flags, recent_is_claimed_once);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -413,7 +414,7 @@ pub fn change_feed_reports_commits(store: Arc<dyn Store>) {
     assert!(matches!(&got[3], Change::MailboxCreated { name, .. } if name == "New"));
     assert!(matches!(&got[4], Change::MailboxRenamed { to, .. } if to == "Newer"));
     assert!(matches!(&got[5], Change::MailboxDeleted { name, .. } if name == "Newer"));
-    assert!(got.iter().all(|c| c.account() == a.id));
+    assert!(got.iter().all(|c| c.account() == Some(a.id)));
     // A failed write announces nothing.
     let _ = store.create_mailbox(a.id, "INBOX", None);
     assert!(rx.try_recv().is_err());
@@ -637,4 +638,95 @@ pub fn accept_delivers_and_queues_atomically(store: Arc<dyn Store>) {
     );
     assert_eq!(store.queue().unwrap().len(), 1);
     assert_eq!(store.messages(inbox(&*store, a.id).id).unwrap().len(), 1);
+}
+
+pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let archive = store.mailbox(a.id, "Archive").unwrap().unwrap();
+    let m1 = deliver_one(&*store, a.id, "one");
+    let m2 = deliver_one(&*store, a.id, "two");
+    store
+        .store_flags(
+            inbox.id,
+            &[m1.uid],
+            FlagOp::Add,
+            Flags::FLAGGED,
+            &["$Work".into()],
+        )
+        .unwrap();
+    let used = store
+        .account("alice@example.org")
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    let mut feed = store.watch();
+    let pairs = store
+        .copy_messages(inbox.id, &[m2.uid, m1.uid, Uid(999)], archive.id, false)
+        .unwrap();
+    assert_eq!(pairs.len(), 2, "the unknown UID is skipped");
+    assert_eq!(pairs[0].0, m1.uid);
+    assert!(pairs[1].1 > pairs[0].1);
+    let copied = store.messages(archive.id).unwrap();
+    assert_eq!(copied.len(), 2);
+    assert!(copied[0].flags.contains(Flags::FLAGGED));
+    assert_eq!(copied[0].keywords, vec!["$Work".to_string()]);
+    assert_eq!(
+        store.message_content(archive.id, pairs[0].1).unwrap(),
+        store.message_content(inbox.id, m1.uid).unwrap()
+    );
+    let after_copy = store
+        .account("alice@example.org")
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert!(after_copy > used, "copies count against the quota");
+    assert!(matches!(feed.try_recv(), Ok(Change::MessageAdded { .. })));
+    // Expunging the source keeps the copy readable (shared content).
+    store.expunge(inbox.id, &[m1.uid]).unwrap();
+    assert!(
+        store
+            .message_content(archive.id, pairs[0].1)
+            .unwrap()
+            .is_some()
+    );
+    // MOVE: one transaction, source expunged with a MODSEQ for QRESYNC.
+    let trash = store.mailbox(a.id, "Trash").unwrap().unwrap();
+    let before = store.mailbox(a.id, "INBOX").unwrap().unwrap().highestmodseq;
+    let moved = store
+        .copy_messages(inbox.id, &[m2.uid], trash.id, true)
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert!(store.messages(inbox.id).unwrap().is_empty());
+    assert_eq!(
+        store.expunged_since(inbox.id, before).unwrap(),
+        vec![m2.uid]
+    );
+    assert!(
+        store
+            .message_content(trash.id, moved[0].1)
+            .unwrap()
+            .is_some()
+    );
+    // Over quota: nothing is copied.
+    store.set_quota(a.id, Some(1)).unwrap();
+    assert!(matches!(
+        store.copy_messages(archive.id, &[pairs[0].1], trash.id, false),
+        Err(StoreError::OverQuota)
+    ));
+    assert_eq!(store.messages(trash.id).unwrap().len(), 1);
+}
+
+pub fn recent_is_claimed_once(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let m1 = deliver_one(&*store, a.id, "one");
+    assert_eq!(store.claim_recent(inbox.id, false).unwrap(), Uid(1));
+    assert_eq!(store.claim_recent(inbox.id, true).unwrap(), Uid(1));
+    // The first claimer got m1; a second session sees nothing recent.
+    assert!(store.claim_recent(inbox.id, true).unwrap() > m1.uid);
+    let m2 = deliver_one(&*store, a.id, "two");
+    assert_eq!(store.claim_recent(inbox.id, false).unwrap(), m2.uid);
+    assert_eq!(store.claim_recent(inbox.id, true).unwrap(), m2.uid);
+    assert!(store.claim_recent(inbox.id, false).unwrap() > m2.uid);
 }

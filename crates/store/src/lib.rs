@@ -125,6 +125,23 @@ pub trait Store: Send + Sync + 'static {
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;
     /// UIDs expunged with a MODSEQ above `since`, ascending.
     fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>>;
+    /// Copies messages (sharing their content) into `to`, keeping flags,
+    /// keywords and internal date; with `expunge_source` they are removed
+    /// from `from` in the same transaction (IMAP MOVE, RFC 6851). Returns
+    /// (source UID, new UID) pairs in source UID order; UIDs not in `from`
+    /// are skipped. Fails with `OverQuota` if the copies do not fit.
+    fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        expunge_source: bool,
+    ) -> Result<Vec<(Uid, Uid)>>;
+    /// The first UID that is still "recent" (IMAP4rev1 `\Recent`, RFC 3501
+    /// §2.3.2). With `claim`, the caller takes the recent messages for
+    /// itself: the mark moves to UIDNEXT atomically, so each message is
+    /// recent in one session only.
+    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Uid>;
 
     // --- outbound queue --------------------------------------------------------
     /// Puts a message for other domains into the durable queue; returns when

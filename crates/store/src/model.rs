@@ -266,17 +266,22 @@ pub enum Change {
         account: AccountId,
         name: String,
     },
+    /// Another process (e.g. `postamt deliver`) committed something: what
+    /// is not known, so listeners re-read what they show.
+    External,
 }
 
 impl Change {
-    pub fn account(&self) -> AccountId {
+    /// The account concerned; `None` for [`Change::External`].
+    pub fn account(&self) -> Option<AccountId> {
         match self {
             Change::MessageAdded { account, .. }
             | Change::FlagsChanged { account, .. }
             | Change::Expunged { account, .. }
             | Change::MailboxCreated { account, .. }
             | Change::MailboxRenamed { account, .. }
-            | Change::MailboxDeleted { account, .. } => *account,
+            | Change::MailboxDeleted { account, .. } => Some(*account),
+            Change::External => None,
         }
     }
 }

@@ -33,6 +33,8 @@ smtp = "127.0.0.1:0"
 submission = "127.0.0.1:0"
 submissions = "127.0.0.1:0"
 lmtp = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+imaps = "127.0.0.1:0"
 [auth]
 failure_delay_ms = 50
 {extra}
@@ -429,4 +431,77 @@ pub fn without_trace(m: &str) -> String {
         rest = &rest[end..];
     }
     rest.to_string()
+}
+
+/// An IMAP client for typed sessions: commands with a tag, responses read
+/// up to the tagged line, literals read by their announced length.
+pub struct Imap {
+    pub c: Client,
+}
+
+impl Imap {
+    pub fn connect(addr: SocketAddr) -> Imap {
+        let mut c = Client::connect(addr);
+        let greeting = c.line();
+        assert!(
+            greeting.starts_with("* OK [CAPABILITY IMAP4rev1"),
+            "{greeting}"
+        );
+        Imap { c }
+    }
+
+    /// Reads one response line, with any literals it announces inlined.
+    pub fn read_response(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let line = self.c.line();
+            assert!(!line.is_empty(), "connection closed; got so far: {out}");
+            out.push_str(&line);
+            let trimmed = line.trim_end_matches("\r\n");
+            let lit = trimmed
+                .strip_suffix('}')
+                .and_then(|t| t.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok());
+            match lit {
+                Some(n) => {
+                    let mut buf = vec![0u8; n];
+                    self.c.reader.read_exact(&mut buf).unwrap();
+                    out.push_str(&String::from_utf8_lossy(&buf));
+                }
+                None => return out,
+            }
+        }
+    }
+
+    /// Sends `tag cmd` and returns (untagged responses, tagged line).
+    pub fn cmd(&mut self, tag: &str, cmd: &str) -> (Vec<String>, String) {
+        self.c.send(format!("{tag} {cmd}\r\n").as_bytes());
+        self.until(tag)
+    }
+
+    pub fn until(&mut self, tag: &str) -> (Vec<String>, String) {
+        let mut untagged = Vec::new();
+        for _ in 0..100_000 {
+            let r = self.read_response();
+            if r.starts_with(&format!("{tag} ")) {
+                return (untagged, r);
+            }
+            untagged.push(r);
+        }
+        panic!("no tagged response for {tag}");
+    }
+
+    /// Like `cmd`, asserting the tagged status (OK, NO, BAD).
+    pub fn ok(&mut self, tag: &str, cmd: &str) -> Vec<String> {
+        let (u, t) = self.cmd(tag, cmd);
+        assert!(
+            t.starts_with(&format!("{tag} OK")),
+            "{cmd}: {t} after {u:?}"
+        );
+        u
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        self.ok("l1", &format!("LOGIN {user} {pass}"));
+    }
 }

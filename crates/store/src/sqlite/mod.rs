@@ -46,6 +46,10 @@ pub struct SqliteOptions {
     pub file_min_size: usize,
     /// Where those files live; default: `blobs/` next to the database file.
     pub blob_dir: Option<PathBuf>,
+    /// How often to look for commits by other processes (`postamt
+    /// deliver` beside the server) and announce them as
+    /// [`Change::External`]; `None`: never (admin commands).
+    pub external_poll: Option<Duration>,
 }
 
 impl SqliteOptions {
@@ -56,6 +60,7 @@ impl SqliteOptions {
             busy_timeout: Duration::from_secs(10),
             file_min_size: 64 * 1024,
             blob_dir: None,
+            external_poll: None,
         }
     }
 }
@@ -123,9 +128,10 @@ impl SqliteStore {
         let feed = changes.clone();
         let max_batch = options.max_batch.max(1);
         let writer_files = Arc::clone(&files);
+        let poll = options.external_poll;
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, feed, max_batch, &writer_files))
+            .spawn(move || writer_loop(conn, rx, feed, max_batch, &writer_files, poll))
             .map_err(backend)?;
         Ok(SqliteStore {
             path: options.path,
@@ -280,11 +286,43 @@ fn writer_loop(
     feed: broadcast::Sender<Change>,
     max_batch: usize,
     files: &BlobFiles,
+    poll: Option<Duration>,
 ) {
     // Trash rows whose files were unlinked after the last commit; deleted in
     // the next transaction (a crash in between only repeats the unlink).
     let mut unlinked: Vec<String> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    // `PRAGMA data_version` on this connection changes only when another
+    // connection commits, and every other connection of this process only
+    // reads: so a change means another process wrote (SQLite §pragma
+    // data_version).
+    let data_version = |c: &Connection| -> i64 {
+        c.query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let mut seen_version = data_version(&conn);
+    let mut last_poll = std::time::Instant::now();
+    loop {
+        let first = match poll {
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+            Some(every) => {
+                if last_poll.elapsed() >= every {
+                    last_poll = std::time::Instant::now();
+                    let v = data_version(&conn);
+                    if v != seen_version {
+                        seen_version = v;
+                        let _ = feed.send(Change::External);
+                    }
+                }
+                match rx.recv_timeout(every) {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -1463,6 +1501,138 @@ impl Store for SqliteStore {
                 modseq,
             };
             Ok((removed, vec![change]))
+        })
+    }
+
+    fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        expunge_source: bool,
+    ) -> Result<Vec<(Uid, Uid)>> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        self.write(move |c| {
+            let src = mailbox_by_id(c, from)?;
+            let dst = mailbox_by_id(c, to)?;
+            let mut rows = Vec::new();
+            {
+                let mut sel = c
+                    .prepare_cached(
+                        "SELECT blob_id, prefix, size, flags, keywords, internaldate FROM messages
+                         WHERE mailbox_id = ?1 AND uid = ?2",
+                    )
+                    .map_err(backend)?;
+                for uid in &uids {
+                    let row = sel
+                        .query_row(params![from.0, uid.0], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, Vec<u8>>(1)?,
+                                r.get::<_, i64>(2)?,
+                                r.get::<_, u8>(3)?,
+                                r.get::<_, String>(4)?,
+                                r.get::<_, i64>(5)?,
+                            ))
+                        })
+                        .optional()
+                        .map_err(backend)?;
+                    if let Some(row) = row {
+                        rows.push((*uid, row));
+                    }
+                }
+            }
+            if rows.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let adding: u64 = rows.iter().map(|(_, r)| r.2 as u64).sum();
+            let moving_within = expunge_source && src.account == dst.account;
+            if !moving_within {
+                let (quota, used): (Option<i64>, i64) = c
+                    .query_row(
+                        "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+                        [dst.account.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(backend)?;
+                if quota.is_some_and(|q| used as u64 + adding > q as u64) {
+                    return Err(StoreError::OverQuota);
+                }
+            }
+            let mut pairs = Vec::with_capacity(rows.len());
+            let mut changes = Vec::new();
+            let mut refs = c
+                .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")
+                .map_err(backend)?;
+            for (uid, (blob, prefix, size, flags, keywords, internaldate)) in &rows {
+                refs.execute([blob]).map_err(backend)?;
+                let (new_uid, modseq, _) = append_row(
+                    c,
+                    to,
+                    *blob,
+                    prefix,
+                    *size as u64,
+                    Flags::from_bits(*flags),
+                    keywords,
+                    *internaldate,
+                )?;
+                pairs.push((*uid, new_uid));
+                changes.push(Change::MessageAdded {
+                    account: dst.account,
+                    mailbox: to,
+                    uid: new_uid,
+                    modseq,
+                });
+            }
+            add_used(c, dst.account, adding as i64)?;
+            if expunge_source {
+                let source: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+                let (removed, freed) = remove_messages(c, from, &source)?;
+                let modseq = bump_modseq(c, from)?;
+                let mut log = c
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(backend)?;
+                for uid in &removed {
+                    log.execute(params![from.0, uid.0, modseq.0 as i64])
+                        .map_err(backend)?;
+                }
+                add_used(c, src.account, -(freed as i64))?;
+                changes.push(Change::Expunged {
+                    account: src.account,
+                    mailbox: from,
+                    uids: removed,
+                    modseq,
+                });
+            }
+            Ok((pairs, changes))
+        })
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Uid> {
+        let get = move |c: &Connection| -> Result<(i64, i64)> {
+            c.prepare_cached("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?1")
+                .and_then(|mut s| s.query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?))))
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.0)))
+        };
+        if !claim {
+            return self.read(|c| get(c).map(|(r, _)| Uid(r as u32)));
+        }
+        self.write(move |c| {
+            let (recent, uidnext) = get(c)?;
+            if recent != uidnext {
+                c.execute(
+                    "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1",
+                    params![mailbox.0, uidnext],
+                )
+                .map_err(backend)?;
+            }
+            Ok((Uid(recent as u32), Vec::new()))
         })
     }
 

@@ -102,4 +102,8 @@ CREATE TABLE blob_trash (
     file TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 "#,
+    // 4: the IMAP4rev1 \Recent mark per mailbox.
+    r#"
+ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
+"#,
 ];

@@ -1,0 +1,1321 @@
+//! IMAP command syntax (RFC 9051 §9, RFC 3501 §9) as a sans-IO parser over
+//! one complete command: the line(s) and any literals, already framed by
+//! [`crate::frame`]. Errors carry a reason a human can act on (they are sent
+//! back in the tagged `BAD`), and the parser bounds its own recursion.
+
+use std::fmt;
+
+use crate::sequence::SequenceSet;
+
+/// Deepest nesting of parentheses accepted (search keys, fetch lists).
+pub const MAX_DEPTH: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The tag, when it could be read (for the tagged BAD).
+    pub tag: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub kind: CommandKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// A flag as written by the client: system flags keep their backslash.
+pub type FlagName = String;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Size,
+    HighestModSeq,
+    /// RFC 7889 §3.
+    AppendLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Id(Option<Vec<(String, Option<String>)>>),
+    Enable(Vec<String>),
+    Login {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Select {
+        mailbox: Vec<u8>,
+        read_only: bool,
+        condstore: bool,
+    },
+    Create(Vec<u8>),
+    Delete(Vec<u8>),
+    Rename(Vec<u8>, Vec<u8>),
+    Subscribe(Vec<u8>),
+    Unsubscribe(Vec<u8>),
+    List {
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        subscribed_only: bool,
+        /// `LSUB` (RFC 3501 §6.3.9) rather than `LIST`.
+        lsub: bool,
+    },
+    Namespace,
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Vec<u8>,
+        flags: Vec<FlagName>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        uids: Option<SequenceSet>,
+    },
+    Search {
+        uid: bool,
+        keys: Vec<SearchKey>,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        items: Vec<FetchItem>,
+        changed_since: Option<u64>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<FlagName>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+        /// MOVE (RFC 6851) rather than COPY.
+        moving: bool,
+    },
+}
+
+/// Which part of a message a `BODY[...]` fetch names (RFC 9051 §6.4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Part numbers (`1.2.3`); empty for the whole message.
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields { not: bool, fields: Vec<String> },
+    Text,
+    Mime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    BodySection {
+        section: Section,
+        peek: bool,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Deleted,
+    Draft,
+    Flagged,
+    Seen,
+    Recent,
+    New,
+    Old,
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unseen,
+    Keyword(String),
+    Unkeyword(String),
+    Larger(u64),
+    Smaller(u64),
+    /// Internal date, days since the epoch.
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Uid(SequenceSet),
+    Seq(SequenceSet),
+    ModSeq(u64),
+    Not(Box<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    And(Vec<SearchKey>),
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+type R<T> = Result<T, String>;
+
+fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+fn is_list_char(b: u8) -> bool {
+    is_atom_char(b) || matches!(b, b'%' | b'*' | b']')
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn expect(&mut self, b: u8) -> R<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(match b {
+                b' ' => "expected a space".into(),
+                _ => format!("expected {:?}", b as char),
+            })
+        }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ')
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consumes `word` case-insensitively if it comes next as a whole token.
+    fn eat_word(&mut self, word: &str) -> bool {
+        let end = self.pos + word.len();
+        if self.buf.len() >= end
+            && self.buf[self.pos..end].eq_ignore_ascii_case(word.as_bytes())
+            && self.buf.get(end).is_none_or(|&b| !is_atom_char(b))
+        {
+            self.pos = end;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        &self.buf[start..self.pos]
+    }
+
+    fn atom(&mut self) -> R<String> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            return Err("expected an atom".into());
+        }
+        Ok(String::from_utf8_lossy(a).into_owned())
+    }
+
+    fn number(&mut self) -> R<u64> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() || d.len() > 19 {
+            return Err("expected a number".into());
+        }
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "number too large".into())
+    }
+
+    fn number32(&mut self) -> R<u32> {
+        u32::try_from(self.number()?).map_err(|_| "number too large".into())
+    }
+
+    /// `{n}CRLF` or `{n+}CRLF` followed by n octets (RFC 9051 §4.3, RFC
+    /// 7888); `~{n}` (RFC 3516 literal8) too.
+    fn literal(&mut self) -> R<Vec<u8>> {
+        self.eat(b'~');
+        self.expect(b'{')?;
+        let n = self.number()? as usize;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        if !self.buf[self.pos..].starts_with(b"\r\n") {
+            return Err("literal must be followed by CRLF".into());
+        }
+        self.pos += 2;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or("literal shorter than announced")?;
+        let v = self.buf[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(v)
+    }
+
+    fn quoted(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r') | Some(b'\n') => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.pos += 1;
+                        }
+                        _ => return Err("bad escape in quoted string".into()),
+                    }
+                }
+                Some(0) => return Err("NUL in quoted string".into()),
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') | Some(b'~') => self.literal(),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    fn astring(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => self.string(),
+            _ => {
+                let a = self.take_while(is_astring_char);
+                if a.is_empty() {
+                    Err("expected a string or atom".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    fn nstring_or_nil(&mut self) -> R<Option<String>> {
+        if self.eat_word("NIL") {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&self.string()?).into_owned()))
+    }
+
+    fn list_mailbox(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => self.string(),
+            _ => {
+                let a = self.take_while(is_list_char);
+                if a.is_empty() {
+                    Err("expected a mailbox pattern".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    fn open(&mut self) -> R<()> {
+        self.expect(b'(')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("too deeply nested".into());
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> R<()> {
+        self.expect(b')')?;
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn seqset(&mut self) -> R<SequenceSet> {
+        let s = self.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
+        SequenceSet::parse(s).map_err(|e| e.to_string())
+    }
+
+    fn flag(&mut self) -> R<FlagName> {
+        if self.eat(b'\\') {
+            if self.eat(b'*') {
+                return Ok("\\*".into());
+            }
+            return Ok(format!("\\{}", self.atom()?));
+        }
+        self.atom()
+    }
+
+    fn flag_list(&mut self) -> R<Vec<FlagName>> {
+        self.open()?;
+        let mut out = Vec::new();
+        if !self.eat(b')') {
+            loop {
+                out.push(self.flag()?);
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        self.depth -= 1;
+        Ok(out)
+    }
+
+    /// `"dd-Mon-yyyy"` (search) as days since the epoch.
+    fn date(&mut self) -> R<i64> {
+        let quoted = self.eat(b'"');
+        let d = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if quoted {
+            self.expect(b'"')?;
+        }
+        parse_date(d).ok_or_else(|| "bad date (expected dd-Mon-yyyy)".into())
+    }
+
+    /// `"dd-Mon-yyyy hh:mm:ss +zzzz"` (APPEND) as seconds since the epoch.
+    fn date_time(&mut self) -> R<i64> {
+        let s = self.quoted()?;
+        parse_date_time(&s).ok_or_else(|| "bad date-time".into())
+    }
+
+    fn search_key(&mut self) -> R<SearchKey> {
+        use SearchKey as K;
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            let keys = self.search_keys_until(b')')?;
+            self.close()?;
+            return Ok(K::And(keys));
+        }
+        if self
+            .peek()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+        {
+            return Ok(K::Seq(self.seqset()?));
+        }
+        let word = self.atom()?.to_ascii_uppercase();
+        let key = match word.as_str() {
+            "ALL" => K::All,
+            "ANSWERED" => K::Answered,
+            "DELETED" => K::Deleted,
+            "DRAFT" => K::Draft,
+            "FLAGGED" => K::Flagged,
+            "SEEN" => K::Seen,
+            "RECENT" => K::Recent,
+            "NEW" => K::New,
+            "OLD" => K::Old,
+            "UNANSWERED" => K::Unanswered,
+            "UNDELETED" => K::Undeleted,
+            "UNDRAFT" => K::Undraft,
+            "UNFLAGGED" => K::Unflagged,
+            "UNSEEN" => K::Unseen,
+            "KEYWORD" => {
+                self.sp()?;
+                K::Keyword(self.atom()?)
+            }
+            "UNKEYWORD" => {
+                self.sp()?;
+                K::Unkeyword(self.atom()?)
+            }
+            "LARGER" => {
+                self.sp()?;
+                K::Larger(self.number()?)
+            }
+            "SMALLER" => {
+                self.sp()?;
+                K::Smaller(self.number()?)
+            }
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let d = self.date()?;
+                match word.as_str() {
+                    "BEFORE" => K::Before(d),
+                    "ON" => K::On(d),
+                    "SINCE" => K::Since(d),
+                    "SENTBEFORE" => K::SentBefore(d),
+                    "SENTON" => K::SentOn(d),
+                    _ => K::SentSince(d),
+                }
+            }
+            "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
+                self.sp()?;
+                let v = self.astring_lossy()?;
+                let name = match word.as_str() {
+                    "FROM" => "From",
+                    "TO" => "To",
+                    "CC" => "Cc",
+                    "BCC" => "Bcc",
+                    _ => "Subject",
+                };
+                K::Header(name.into(), v)
+            }
+            "HEADER" => {
+                self.sp()?;
+                let name = self.astring_lossy()?;
+                self.sp()?;
+                K::Header(name, self.astring_lossy()?)
+            }
+            "BODY" => {
+                self.sp()?;
+                K::Body(self.astring_lossy()?)
+            }
+            "TEXT" => {
+                self.sp()?;
+                K::Text(self.astring_lossy()?)
+            }
+            "UID" => {
+                self.sp()?;
+                K::Uid(self.seqset()?)
+            }
+            "MODSEQ" => {
+                self.sp()?;
+                // RFC 7162 §3.1.5: optional entry name and type are ignored.
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    self.atom()?;
+                    self.sp()?;
+                }
+                K::ModSeq(self.number()?)
+            }
+            "NOT" => {
+                self.sp()?;
+                self.nested(|p| p.search_key())
+                    .map(|k| K::Not(Box::new(k)))?
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.nested(|p| p.search_key())?;
+                self.sp()?;
+                let b = self.nested(|p| p.search_key())?;
+                K::Or(Box::new(a), Box::new(b))
+            }
+            other => return Err(format!("unknown search key {other}")),
+        };
+        Ok(key)
+    }
+
+    /// Runs `f` one level deeper (NOT and OR nest without parentheses).
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("too deeply nested".into());
+        }
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn astring_lossy(&mut self) -> R<String> {
+        Ok(String::from_utf8_lossy(&self.astring()?).into_owned())
+    }
+
+    fn search_keys_until(&mut self, end: u8) -> R<Vec<SearchKey>> {
+        let mut keys = vec![self.search_key()?];
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+            keys.push(self.search_key()?);
+        }
+        if self.peek() != Some(end) && !(end == 0 && self.at_end()) {
+            return Err("unexpected characters in search".into());
+        }
+        Ok(keys)
+    }
+
+    fn section(&mut self) -> R<Section> {
+        self.expect(b'[')?;
+        let mut part = Vec::new();
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            let n = self.number32()?;
+            if n == 0 {
+                return Err("part numbers start at 1".into());
+            }
+            part.push(n);
+            if part.len() > 64 {
+                return Err("part number too deep".into());
+            }
+            if !self.eat(b'.') {
+                break;
+            }
+        }
+        let text = if self.peek() == Some(b']') {
+            None
+        } else {
+            let w = self
+                .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+                .to_ascii_uppercase();
+            Some(match &w[..] {
+                b"HEADER" => SectionText::Header,
+                b"TEXT" => SectionText::Text,
+                b"MIME" if !part.is_empty() => SectionText::Mime,
+                b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
+                    let not = w.len() > 13;
+                    self.sp()?;
+                    self.open()?;
+                    let mut fields = vec![self.astring_lossy()?];
+                    while self.eat(b' ') {
+                        fields.push(self.astring_lossy()?);
+                    }
+                    self.close()?;
+                    SectionText::HeaderFields { not, fields }
+                }
+                _ => return Err("bad section".into()),
+            })
+        };
+        self.expect(b']')?;
+        Ok(Section { part, text })
+    }
+
+    fn fetch_item(&mut self) -> R<FetchItem> {
+        let w = self
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .to_ascii_uppercase();
+        Ok(match &w[..] {
+            b"FLAGS" => FetchItem::Flags,
+            b"INTERNALDATE" => FetchItem::InternalDate,
+            b"RFC822.SIZE" => FetchItem::Rfc822Size,
+            b"ENVELOPE" => FetchItem::Envelope,
+            b"BODYSTRUCTURE" => FetchItem::BodyStructure,
+            b"UID" => FetchItem::Uid,
+            b"MODSEQ" => FetchItem::ModSeq,
+            b"RFC822" => FetchItem::Rfc822,
+            b"RFC822.HEADER" => FetchItem::Rfc822Header,
+            b"RFC822.TEXT" => FetchItem::Rfc822Text,
+            b"BODY" if self.peek() != Some(b'[') => FetchItem::Body,
+            b"BODY" | b"BODY.PEEK" => {
+                let section = self.section()?;
+                let partial = if self.eat(b'<') {
+                    let start = self.number32()?;
+                    self.expect(b'.')?;
+                    let len = self.number32()?;
+                    self.expect(b'>')?;
+                    if len == 0 {
+                        return Err("partial length must be at least 1".into());
+                    }
+                    Some((start, len))
+                } else {
+                    None
+                };
+                FetchItem::BodySection {
+                    section,
+                    peek: w.len() > 4,
+                    partial,
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown fetch item {}",
+                    String::from_utf8_lossy(&w)
+                ));
+            }
+        })
+    }
+
+    fn fetch_items(&mut self) -> R<Vec<FetchItem>> {
+        use FetchItem as F;
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            let mut items = vec![self.fetch_item()?];
+            while self.eat(b' ') {
+                items.push(self.fetch_item()?);
+            }
+            self.close()?;
+            return Ok(items);
+        }
+        // RFC 9051 §6.4.5 macros.
+        if self.eat_word("ALL") {
+            return Ok(vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope]);
+        }
+        if self.eat_word("FAST") {
+            return Ok(vec![F::Flags, F::InternalDate, F::Rfc822Size]);
+        }
+        if self.eat_word("FULL") {
+            return Ok(vec![
+                F::Flags,
+                F::InternalDate,
+                F::Rfc822Size,
+                F::Envelope,
+                F::Body,
+            ]);
+        }
+        Ok(vec![self.fetch_item()?])
+    }
+
+    fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.open()?;
+        let mut items = Vec::new();
+        loop {
+            let w = self.atom()?.to_ascii_uppercase();
+            items.push(match w.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "SIZE" => StatusItem::Size,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "APPENDLIMIT" => StatusItem::AppendLimit,
+                _ => return Err(format!("unknown status item {w}")),
+            });
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.depth -= 1;
+        Ok(items)
+    }
+
+    fn command(&mut self, tag: &str) -> R<CommandKind> {
+        use CommandKind as C;
+        let name = self.atom()?.to_ascii_uppercase();
+        let kind = match name.as_str() {
+            "CAPABILITY" => C::Capability,
+            "NOOP" => C::Noop,
+            "LOGOUT" => C::Logout,
+            "STARTTLS" => C::StartTls,
+            "NAMESPACE" => C::Namespace,
+            "IDLE" => C::Idle,
+            "CHECK" => C::Check,
+            "CLOSE" => C::Close,
+            "UNSELECT" => C::Unselect,
+            "EXPUNGE" => C::Expunge { uids: None },
+            "ID" => {
+                self.sp()?;
+                if self.eat_word("NIL") {
+                    C::Id(None)
+                } else {
+                    self.open()?;
+                    let mut fields = Vec::new();
+                    if !self.eat(b')') {
+                        loop {
+                            let k = String::from_utf8_lossy(&self.string()?).into_owned();
+                            self.sp()?;
+                            let v = self.nstring_or_nil()?;
+                            if fields.len() < 30 {
+                                fields.push((k, v));
+                            }
+                            if self.eat(b')') {
+                                break;
+                            }
+                            self.sp()?;
+                        }
+                    }
+                    self.depth -= 1;
+                    C::Id(Some(fields))
+                }
+            }
+            "ENABLE" => {
+                let mut caps = Vec::new();
+                while self.eat(b' ') {
+                    caps.push(self.atom()?.to_ascii_uppercase());
+                }
+                if caps.is_empty() {
+                    return Err("ENABLE needs a capability".into());
+                }
+                C::Enable(caps)
+            }
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring()?;
+                self.sp()?;
+                let password = self.astring()?;
+                C::Login { user, password }
+            }
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.atom()?.to_ascii_uppercase();
+                let initial = if self.eat(b' ') {
+                    // RFC 4959: base64 or "=".
+                    let t = self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                    Some(String::from_utf8_lossy(t).into_owned())
+                } else {
+                    None
+                };
+                C::Authenticate { mechanism, initial }
+            }
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                let mailbox = self.astring()?;
+                let mut condstore = false;
+                if self.eat(b' ') {
+                    self.open()?;
+                    loop {
+                        let p = self.atom()?.to_ascii_uppercase();
+                        match p.as_str() {
+                            "CONDSTORE" => condstore = true,
+                            _ => return Err(format!("unsupported select parameter {p}")),
+                        }
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                    self.depth -= 1;
+                }
+                C::Select {
+                    mailbox,
+                    read_only: name == "EXAMINE",
+                    condstore,
+                }
+            }
+            "CREATE" => {
+                self.sp()?;
+                C::Create(self.astring()?)
+            }
+            "DELETE" => {
+                self.sp()?;
+                C::Delete(self.astring()?)
+            }
+            "RENAME" => {
+                self.sp()?;
+                let a = self.astring()?;
+                self.sp()?;
+                C::Rename(a, self.astring()?)
+            }
+            "SUBSCRIBE" => {
+                self.sp()?;
+                C::Subscribe(self.astring()?)
+            }
+            "UNSUBSCRIBE" => {
+                self.sp()?;
+                C::Unsubscribe(self.astring()?)
+            }
+            "LIST" | "LSUB" => {
+                self.sp()?;
+                let reference = self.astring()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                C::List {
+                    reference,
+                    patterns: vec![pattern],
+                    subscribed_only: name == "LSUB",
+                    lsub: name == "LSUB",
+                }
+            }
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.astring()?;
+                self.sp()?;
+                C::Status {
+                    mailbox,
+                    items: self.status_items()?,
+                }
+            }
+            "APPEND" => {
+                self.sp()?;
+                let mailbox = self.astring()?;
+                self.sp()?;
+                let mut flags = Vec::new();
+                if self.peek() == Some(b'(') {
+                    flags = self.flag_list()?;
+                    self.sp()?;
+                }
+                let mut date = None;
+                if self.peek() == Some(b'"') {
+                    date = Some(self.date_time()?);
+                    self.sp()?;
+                }
+                let message = self.literal()?;
+                C::Append {
+                    mailbox,
+                    flags,
+                    date,
+                    message,
+                }
+            }
+            "SEARCH" => {
+                self.sp()?;
+                C::Search {
+                    uid: false,
+                    keys: self.search_args()?,
+                }
+            }
+            "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&name, false)?,
+            "UID" => {
+                self.sp()?;
+                let sub = self.atom()?.to_ascii_uppercase();
+                match sub.as_str() {
+                    "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&sub, true)?,
+                    "SEARCH" => {
+                        self.sp()?;
+                        C::Search {
+                            uid: true,
+                            keys: self.search_args()?,
+                        }
+                    }
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        C::Expunge {
+                            uids: Some(self.seqset()?),
+                        }
+                    }
+                    _ => return Err(format!("unknown UID command {sub}")),
+                }
+            }
+            _ => {
+                let _ = tag;
+                return Err(format!("unknown command {name}"));
+            }
+        };
+        Ok(kind)
+    }
+
+    fn search_args(&mut self) -> R<Vec<SearchKey>> {
+        if self.eat_word("CHARSET") {
+            self.sp()?;
+            let cs = self.astring_lossy()?.to_ascii_uppercase();
+            if cs != "UTF-8" && cs != "US-ASCII" {
+                return Err(format!("[BADCHARSET (UTF-8 US-ASCII)] charset {cs}"));
+            }
+            self.sp()?;
+        }
+        self.search_keys_until(0)
+    }
+
+    fn message_command(&mut self, name: &str, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let set = self.seqset()?;
+        self.sp()?;
+        Ok(match name {
+            "FETCH" => {
+                let items = self.fetch_items()?;
+                let mut changed_since = None;
+                if self.eat(b' ') {
+                    self.open()?;
+                    if !self.eat_word("CHANGEDSINCE") {
+                        return Err("unsupported fetch modifier".into());
+                    }
+                    self.sp()?;
+                    changed_since = Some(self.number()?);
+                    self.close()?;
+                }
+                CommandKind::Fetch {
+                    uid,
+                    set,
+                    items,
+                    changed_since,
+                }
+            }
+            "STORE" => {
+                let mut unchanged_since = None;
+                if self.peek() == Some(b'(') {
+                    self.open()?;
+                    if !self.eat_word("UNCHANGEDSINCE") {
+                        return Err("unsupported store modifier".into());
+                    }
+                    self.sp()?;
+                    unchanged_since = Some(self.number()?);
+                    self.close()?;
+                    self.sp()?;
+                }
+                let mode = if self.eat(b'+') {
+                    StoreMode::Add
+                } else if self.eat(b'-') {
+                    StoreMode::Remove
+                } else {
+                    StoreMode::Replace
+                };
+                let w = self.atom()?.to_ascii_uppercase();
+                let silent = match w.as_str() {
+                    "FLAGS" => false,
+                    "FLAGS.SILENT" => true,
+                    _ => return Err("expected FLAGS or FLAGS.SILENT".into()),
+                };
+                self.sp()?;
+                let flags = if self.peek() == Some(b'(') {
+                    self.flag_list()?
+                } else {
+                    let mut f = vec![self.flag()?];
+                    while self.eat(b' ') {
+                        f.push(self.flag()?);
+                    }
+                    f
+                };
+                CommandKind::Store {
+                    uid,
+                    set,
+                    mode,
+                    silent,
+                    flags,
+                    unchanged_since,
+                }
+            }
+            _ => CommandKind::Copy {
+                uid,
+                set,
+                mailbox: self.astring()?,
+                moving: name == "MOVE",
+            },
+        })
+    }
+}
+
+/// Parses one complete command (without its final CRLF).
+pub fn parse(buf: &[u8]) -> Result<Command, ParseError> {
+    let mut p = Parser {
+        buf,
+        pos: 0,
+        depth: 0,
+    };
+    let tag_bytes = p.take_while(|b| is_astring_char(b) && b != b'+');
+    if tag_bytes.is_empty() {
+        return Err(ParseError {
+            tag: None,
+            reason: "missing tag".into(),
+        });
+    }
+    let tag = String::from_utf8_lossy(tag_bytes).into_owned();
+    let fail = |reason: String| ParseError {
+        tag: Some(tag.clone()),
+        reason,
+    };
+    p.sp()
+        .map_err(|_| fail("expected a space after the tag".into()))?;
+    let kind = p.command(&tag).map_err(fail)?;
+    if !p.at_end() {
+        return Err(fail(
+            "unexpected characters at the end of the command".into(),
+        ));
+    }
+    Ok(Command { tag, kind })
+}
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// `d-Mon-yyyy` or `dd-Mon-yyyy` as days since the epoch.
+pub fn parse_date(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?;
+    let mut it = s.split('-');
+    let d: u32 = it.next()?.parse().ok()?;
+    let mon = it.next()?.to_ascii_uppercase();
+    let y: i64 = it.next()?.parse().ok()?;
+    if it.next().is_some() || !(1..=31).contains(&d) {
+        return None;
+    }
+    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    Some(days_from_civil(y, m, d))
+}
+
+/// `dd-Mon-yyyy hh:mm:ss +zzzz` (RFC 9051 `date-time`) as Unix seconds.
+pub fn parse_date_time(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?.trim_start();
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let days = parse_date(date.as_bytes())?;
+    let mut t = time.split(':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let se: i64 = t.next()?.parse().ok()?;
+    if h > 23 || mi > 59 || se > 60 || zone.len() != 5 {
+        return None;
+    }
+    let sign = match zone.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let zh: i64 = zone[1..3].parse().ok()?;
+    let zm: i64 = zone[3..5].parse().ok()?;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - sign * (zh * 3600 + zm * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> CommandKind {
+        parse(s.as_bytes())
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .kind
+    }
+
+    fn bad(s: &str) -> String {
+        parse(s.as_bytes()).unwrap_err().reason
+    }
+
+    #[test]
+    fn rfc9051_examples_parse() {
+        assert_eq!(ok("a001 CAPABILITY"), CommandKind::Capability);
+        assert_eq!(
+            ok("a001 LOGIN SMITH SESAME"),
+            CommandKind::Login {
+                user: b"SMITH".to_vec(),
+                password: b"SESAME".to_vec()
+            }
+        );
+        assert_eq!(
+            ok("A001 LOGIN {11+}\r\nFRED FOOBAR {7+}\r\nfat man"),
+            CommandKind::Login {
+                user: b"FRED FOOBAR".to_vec(),
+                password: b"fat man".to_vec()
+            }
+        );
+        assert_eq!(
+            ok("a002 login \"al\\\"ice\" \"p w\""),
+            CommandKind::Login {
+                user: b"al\"ice".to_vec(),
+                password: b"p w".to_vec()
+            }
+        );
+        assert!(matches!(
+            ok("A142 SELECT INBOX"),
+            CommandKind::Select {
+                read_only: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A932 EXAMINE blurdybloop"),
+            CommandKind::Select {
+                read_only: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A202 LIST ~/Mail/ %"),
+            CommandKind::List { .. }
+        ));
+        assert!(matches!(
+            ok("A042 STATUS blurdybloop (UIDNEXT MESSAGES)"),
+            CommandKind::Status { .. }
+        ));
+        match ok("A003 APPEND saved-messages (\\Seen) \"05-Nov-1994 14:12:34 -0800\" {5}\r\nHello")
+        {
+            CommandKind::Append {
+                flags,
+                date,
+                message,
+                ..
+            } => {
+                assert_eq!(flags, vec!["\\Seen".to_string()]);
+                assert_eq!(date, Some(784073554));
+                assert_eq!(message, b"Hello");
+            }
+            k => panic!("{k:?}"),
+        }
+        match ok("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])") {
+            CommandKind::Fetch { items, .. } => {
+                assert_eq!(items[0], FetchItem::Flags);
+                assert_eq!(
+                    items[1],
+                    FetchItem::BodySection {
+                        section: Section {
+                            part: vec![],
+                            text: Some(SectionText::HeaderFields {
+                                not: false,
+                                fields: vec!["DATE".into(), "FROM".into()]
+                            })
+                        },
+                        peek: false,
+                        partial: None
+                    }
+                );
+            }
+            k => panic!("{k:?}"),
+        }
+        match ok("a FETCH 1 (BODY.PEEK[1.2.MIME] BODY[]<0.100> BODY[3.HEADER] RFC822.SIZE)") {
+            CommandKind::Fetch { items, .. } => {
+                assert_eq!(items.len(), 4);
+                assert!(
+                    matches!(&items[0], FetchItem::BodySection { peek: true, section, .. } if section.part == vec![1, 2] && section.text == Some(SectionText::Mime))
+                );
+                assert!(matches!(
+                    &items[1],
+                    FetchItem::BodySection {
+                        partial: Some((0, 100)),
+                        ..
+                    }
+                ));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok("A003 STORE 2:4 +FLAGS (\\Deleted)"),
+            CommandKind::Store {
+                mode: StoreMode::Add,
+                silent: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A003 UID STORE 2:4 -FLAGS.SILENT \\Seen $Junk"),
+            CommandKind::Store {
+                uid: true,
+                mode: StoreMode::Remove,
+                silent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A004 UID MOVE 42:69 foo"),
+            CommandKind::Copy {
+                uid: true,
+                moving: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
+            CommandKind::Search { .. }
+        ));
+        assert!(matches!(
+            ok("A283 SEARCH CHARSET UTF-8 TEXT {4+}\r\nXXXX"),
+            CommandKind::Search { .. }
+        ));
+        assert!(matches!(
+            ok("a ID (\"name\" \"x\" \"version\" NIL)"),
+            CommandKind::Id(Some(_))
+        ));
+        assert_eq!(
+            ok("a AUTHENTICATE PLAIN AGFsaWNlAGFsaWNl"),
+            CommandKind::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGFsaWNlAGFsaWNl".into())
+            }
+        );
+        assert!(matches!(
+            ok("a UID EXPUNGE 3:5"),
+            CommandKind::Expunge { uids: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_keep_the_tag() {
+        let e = parse(b"a1 FROB").unwrap_err();
+        assert_eq!(e.tag.as_deref(), Some("a1"));
+        assert!(e.reason.contains("unknown command FROB"));
+        assert!(bad("a1 LOGIN alice").contains("space"));
+        assert!(bad("a1 FETCH 1 (FLAGS").contains("expected"));
+        assert!(bad("a1 SELECT INBOX extra").contains("expected"));
+        assert!(bad("a1 NOOP extra").contains("unexpected"));
+        assert!(parse(b"").unwrap_err().tag.is_none());
+        assert!(bad("a1 SEARCH CHARSET KOI8-R ALL").contains("BADCHARSET"));
+        assert!(bad("a1 FETCH 0 FLAGS").contains("sequence"));
+        assert!(bad("a LOGIN {10}\r\nshort").contains("shorter"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("a SEARCH {}ALL{}", "(".repeat(100), ")".repeat(100));
+        assert!(bad(&deep).contains("deeply"));
+        let nots = format!("a SEARCH {}ALL", "NOT ".repeat(100));
+        assert!(bad(&nots).contains("deeply"));
+        let ok_depth = format!("a SEARCH {}ALL{}", "(".repeat(10), ")".repeat(10));
+        assert!(parse(ok_depth.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date(b"1-Jan-1970"), Some(0));
+        assert_eq!(
+            parse_date(b"01-feb-1994"),
+            Some(days_from_civil(1994, 2, 1))
+        );
+        assert_eq!(parse_date(b"32-Jan-1994"), None);
+        assert_eq!(parse_date_time(b"01-Jan-1970 00:00:00 +0100"), Some(-3600));
+    }
+
+    #[test]
+    fn every_prefix_of_a_command_is_rejected_not_panicking() {
+        let full =
+            "a1 UID FETCH 1:*,3 (FLAGS BODY.PEEK[1.HEADER.FIELDS.NOT (x y)]<1.2>) (CHANGEDSINCE 5)";
+        assert!(parse(full.as_bytes()).is_ok());
+        for i in 0..full.len() {
+            let _ = parse(&full.as_bytes()[..i]);
+        }
+    }
+}

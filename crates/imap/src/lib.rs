@@ -1,0 +1,17 @@
+//! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE,
+//! LITERAL+, SASL-IR, UNSELECT, CHILDREN, SPECIAL-USE and APPENDLIMIT.
+//!
+//! Sans-IO layers: [`frame`] cuts the byte stream into commands (lines and
+//! literals, all bounded), [`command`] parses one command, [`response`] and
+//! [`fetch`] render data from the metadata parsed once at delivery;
+//! [`session`] drives them over a connection with the store behind it.
+
+pub mod command;
+pub mod fetch;
+pub mod frame;
+pub mod mutf7;
+pub mod response;
+pub mod sequence;
+pub mod session;
+
+pub use session::{Imap, ImapConfig};

@@ -1,0 +1,1929 @@
+//! The IMAP session (RFC 3501 IMAP4rev1 with the extensions listed in
+//! [`capabilities`]): framing with [`Framer`], parsing with
+//! [`crate::command::parse`], the store behind it, and the selected
+//! mailbox's view kept in step with other sessions through the store's
+//! change feed (RFC 9051 §7.4.1, §5.2, §5.5).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postamt_server::sasl::{SaslExchange, SaslStep};
+use postamt_server::{Connection, Protocol, SessionContext, Transcript};
+use postamt_store::{
+    Account, Change, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary, SharedStore,
+    StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name, meta::MessageMeta,
+    normalize_crlf,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+
+use crate::command::{self, Command, CommandKind, FetchItem, SearchKey, StatusItem, StoreMode};
+use crate::fetch;
+use crate::frame::{Event, FrameLimits, Framer};
+use crate::mutf7;
+use crate::response::{self, body_structure, envelope, literal, string};
+use crate::sequence::SequenceSet;
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    /// Longest command line, CRLF included.
+    pub max_line: usize,
+    /// Longest command (lines and literals) apart from APPEND content.
+    pub max_command: usize,
+    /// Longest command before login (pre-authentication budget).
+    pub max_command_preauth: usize,
+    /// Largest message APPEND accepts (advertised as APPENDLIMIT).
+    pub max_append: u64,
+    /// Protocol errors (BAD) before the server says BYE.
+    pub max_errors: u32,
+    /// RFC 9051 §5.4: autologout after at least 30 minutes of inactivity.
+    pub idle_timeout: Duration,
+    /// How long one IDLE may last (clients re-issue it every 29 minutes).
+    pub idle_max: Duration,
+    pub tls_timeout: Duration,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_line: 8192,
+            max_command: 64 * 1024,
+            max_command_preauth: 4096,
+            max_append: 50 * 1024 * 1024,
+            max_errors: 20,
+            idle_timeout: Duration::from_secs(30 * 60),
+            idle_max: Duration::from_secs(2 * 60 * 60),
+            tls_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Imap {
+    store: SharedStore,
+    config: ImapConfig,
+}
+
+impl Imap {
+    pub fn new(store: SharedStore, config: ImapConfig) -> Imap {
+        Imap { store, config }
+    }
+}
+
+impl Protocol for Imap {
+    fn name(&self) -> &'static str {
+        "imap"
+    }
+
+    fn busy_reply(&self) -> &'static [u8] {
+        b"* BYE [UNAVAILABLE] too many connections from your address\r\n"
+    }
+
+    async fn session<S>(self: Arc<Self>, conn: Connection<S>, ctx: SessionContext)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let ip = conn.peer.ip();
+        let plaintext_ok = ctx.server.auth.plaintext_allowed(conn.is_tls(), ip);
+        let transcript = ctx.transcript.clone();
+        let limits = FrameLimits {
+            max_line: self.config.max_line,
+            max_command: self.config.max_command_preauth,
+            max_append: 0,
+        };
+        let mut s = Session {
+            store: &self.store,
+            config: &self.config,
+            tls: conn.is_tls(),
+            conn,
+            ctx,
+            transcript,
+            framer: Framer::new(limits),
+            out: Vec::with_capacity(8192),
+            user: None,
+            selected: None,
+            feed: None,
+            errors: 0,
+            plaintext_ok,
+        };
+        s.run().await;
+    }
+}
+
+/// Output held back while pipelined commands are answered.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
+/// One message of the selected mailbox as this session knows it.
+#[derive(Debug, Clone)]
+struct Msg {
+    uid: Uid,
+    flags: Flags,
+    keywords: Vec<String>,
+    modseq: u64,
+    size: u64,
+    internaldate: i64,
+    recent: bool,
+    /// Expunged by another session, not yet announced (RFC 9051 §7.4.1:
+    /// no EXPUNGE during FETCH, STORE or SEARCH).
+    gone: bool,
+}
+
+impl Msg {
+    fn from_summary(m: MessageSummary, recent: bool) -> Msg {
+        Msg {
+            uid: m.uid,
+            flags: m.flags,
+            keywords: m.keywords,
+            modseq: m.modseq.0,
+            size: m.size,
+            internaldate: m.internaldate,
+            recent,
+            gone: false,
+        }
+    }
+}
+
+struct Selected {
+    mailbox: Mailbox,
+    read_only: bool,
+    msgs: Vec<Msg>,
+    /// A change for this mailbox arrived on the feed since the last sync.
+    dirty: bool,
+}
+
+impl Selected {
+    fn max_uid(&self) -> u32 {
+        self.msgs.last().map_or(0, |m| m.uid.0)
+    }
+
+    /// Indices of the messages `set` names (sequence numbers or UIDs).
+    fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if uid {
+            let max = self.max_uid();
+            Ok((0..self.msgs.len())
+                .filter(|&i| set.contains(self.msgs[i].uid.0, max))
+                .collect())
+        } else {
+            let n = self.msgs.len() as u32;
+            if set.exceeds(n) {
+                return Err("invalid message sequence number".into());
+            }
+            Ok((0..self.msgs.len())
+                .filter(|&i| set.contains(i as u32 + 1, n))
+                .collect())
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Session<'a, S> {
+    store: &'a SharedStore,
+    config: &'a ImapConfig,
+    conn: Connection<S>,
+    ctx: SessionContext,
+    transcript: Option<Transcript>,
+    framer: Framer,
+    out: Vec<u8>,
+    user: Option<Account>,
+    selected: Option<Selected>,
+    feed: Option<broadcast::Receiver<Change>>,
+    errors: u32,
+    tls: bool,
+    plaintext_ok: bool,
+}
+
+/// Runs a short store read on this worker thread (see the POP3 session).
+fn read_now<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A tagged `NO` for a store error, with the RFC 5530 response code.
+fn store_no(e: &StoreError) -> String {
+    match e {
+        StoreError::NotFound(_) => "NO [NONEXISTENT] no such mailbox".into(),
+        StoreError::AlreadyExists(_) => "NO [ALREADYEXISTS] mailbox already exists".into(),
+        StoreError::Invalid(what) => format!("NO [CANNOT] {what}"),
+        StoreError::OverQuota => "NO [OVERQUOTA] quota exceeded".into(),
+        StoreError::Backend(_) => "NO [UNAVAILABLE] temporary failure, try again".into(),
+    }
+}
+
+fn flag_names(flags: Flags, keywords: &[String], recent: bool) -> String {
+    let mut v: Vec<&str> = flags.names().collect();
+    if recent {
+        v.push("\\Recent");
+    }
+    v.extend(keywords.iter().map(String::as_str));
+    format!("({})", v.join(" "))
+}
+
+/// Splits client flag names into system flags and keywords; `\Recent` is
+/// ignored (it cannot be stored, RFC 3501 §2.3.2).
+fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), String> {
+    let mut flags = Flags::empty();
+    let mut keywords = Vec::new();
+    for n in names {
+        if let Some(sys) = n.strip_prefix('\\') {
+            if sys.eq_ignore_ascii_case("Recent") {
+                continue;
+            }
+            flags = flags
+                .union(Flags::from_name(n).ok_or_else(|| format!("unknown system flag \\{sys}"))?);
+        } else if !keywords.contains(n) {
+            keywords.push(n.clone());
+        }
+    }
+    Ok((flags, keywords))
+}
+
+/// RFC 3501 LIST wildcards: `*` matches anything, `%` anything but `/`.
+fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
+        Some((b'%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != b'/')
+            .any(|i| matches(rest, &name[i..])),
+        Some((&c, rest)) => name.first() == Some(&c) && matches(rest, &name[1..]),
+    }
+}
+
+/// The same, with `INBOX` matched case-insensitively.
+fn list_matches(pattern: &str, name: &str) -> bool {
+    let canon = |s: &str| canonical_mailbox_name(s);
+    let p = match (pattern.get(..5), pattern.get(5..)) {
+        (Some(head), Some(rest)) if head.eq_ignore_ascii_case("INBOX") => format!("INBOX{rest}"),
+        _ => pattern.to_string(),
+    };
+    // Bound the work of hostile patterns: many stars on long names.
+    if p.bytes().filter(|&b| b == b'*' || b == b'%').count() > 8 {
+        return false;
+    }
+    matches(p.as_bytes(), canon(name).as_bytes())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    fn utf8(&self) -> bool {
+        false
+    }
+
+    fn capabilities(&self) -> String {
+        let mut c = vec!["IMAP4rev1".to_string()];
+        if !self.tls {
+            c.push("STARTTLS".into());
+        }
+        if self.user.is_none() {
+            if self.plaintext_ok {
+                c.push("AUTH=PLAIN".into());
+                c.push("AUTH=LOGIN".into());
+            } else {
+                c.push("LOGINDISABLED".into());
+            }
+        }
+        for x in [
+            "SASL-IR",
+            "LITERAL+",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "UIDPLUS",
+            "MOVE",
+            "CHILDREN",
+            "SPECIAL-USE",
+        ] {
+            c.push(x.into());
+        }
+        c.push(format!("APPENDLIMIT={}", self.config.max_append));
+        c.join(" ")
+    }
+
+    fn record_server(&self, bytes: &[u8]) {
+        if let Some(t) = &self.transcript {
+            for line in bytes.split_inclusive(|&b| b == b'\n') {
+                t.server(line);
+            }
+        }
+    }
+
+    fn untagged(&mut self, text: &str) {
+        let line = format!("* {text}\r\n");
+        self.record_server(line.as_bytes());
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    fn tagged(&mut self, tag: &str, text: &str) {
+        let line = format!("{tag} {text}\r\n");
+        self.record_server(line.as_bytes());
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    /// Raw untagged data (FETCH responses with literals).
+    fn push_raw(&mut self, data: &[u8]) {
+        if let Some(t) = &self.transcript {
+            // Message octets are summarised, not copied, into transcripts.
+            if data.len() > 512 {
+                t.server(
+                    &data[..data
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(200, |p| p + 1)
+                        .min(200)],
+                );
+                t.note(&format!("({} octets of FETCH data)", data.len()));
+            } else {
+                self.record_server(data);
+            }
+        }
+        self.out.extend_from_slice(data);
+    }
+
+    fn bad(&mut self, tag: &str, reason: &str) -> Flow {
+        self.errors += 1;
+        self.tagged(tag, &format!("BAD {reason}"));
+        if self.errors >= self.config.max_errors {
+            self.untagged("BYE too many protocol errors");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let ok = self.conn.write_all(&self.out).await.is_ok();
+        self.out.clear();
+        ok
+    }
+
+    async fn run(&mut self) {
+        let greeting = format!(
+            "OK [CAPABILITY {}] {} IMAP4rev1 server (postamt) ready",
+            self.capabilities(),
+            self.ctx.server.hostname
+        );
+        self.untagged(&greeting);
+        loop {
+            let event = match self.next_event(self.config.idle_timeout).await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(why) => {
+                    self.untagged(&format!("BYE {why}"));
+                    break;
+                }
+            };
+            let flow = match event {
+                Event::Continue { .. } => {
+                    let line = b"+ Ready for literal data\r\n";
+                    self.record_server(line);
+                    self.out.extend_from_slice(line);
+                    // The client waits for this before it sends the literal.
+                    if !self.flush().await {
+                        break;
+                    }
+                    Flow::Continue
+                }
+                Event::TooLong { tag } if self.user.is_none() => {
+                    // Pre-authentication budget spent (the CVE-2026-27857
+                    // class): no second chance.
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.tagged(&tag, "BAD [TOOBIG] command too long");
+                    self.untagged("BYE [TOOBIG] command too long before login");
+                    Flow::Close
+                }
+                Event::TooLong { tag } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.bad(&tag, "[TOOBIG] command line too long")
+                }
+                Event::TooBig { tag, sync, append } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    if append && sync {
+                        // RFC 7889 §4: too big for APPENDLIMIT.
+                        self.tagged(&tag, "NO [TOOBIG] message too big");
+                        Flow::Continue
+                    } else {
+                        self.bad(&tag, "[TOOBIG] literal too big")
+                    }
+                }
+                Event::Command(bytes) => self.command(bytes).await,
+            };
+            if matches!(flow, Flow::Close) {
+                break;
+            }
+        }
+        let _ = self.flush().await;
+        self.conn.shutdown().await;
+        if let Some(t) = &self.transcript {
+            t.flush();
+        }
+    }
+
+    /// Reads until the framer has an event. `Ok(None)`: the client left.
+    async fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, &'static str> {
+        loop {
+            if self.conn.has_buffered() {
+                let buf = self.conn.fill_buf().await.map_err(|_| "read error")?;
+                let (n, ev) = self.framer.feed(buf);
+                self.conn.consume(n);
+                if let Some(ev) = ev {
+                    return Ok(Some(ev));
+                }
+                continue;
+            }
+            // Nothing more pipelined: answer before waiting.
+            if !self.flush().await {
+                return Ok(None);
+            }
+            let waited = tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.recv() => return Err("[UNAVAILABLE] server shutting down"),
+                r = tokio::time::timeout(timeout, self.conn.fill_buf()) => r,
+            };
+            match waited {
+                Err(_) => return Err("autologout: idle for too long (RFC 9051 §5.4)"),
+                Ok(Err(_)) => return Ok(None),
+                Ok(Ok([])) => return Ok(None),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn record_client(&self, bytes: &[u8], kind: Option<&CommandKind>, tag: &str) {
+        let Some(t) = &self.transcript else { return };
+        match kind {
+            Some(CommandKind::Login { user, .. }) => t.client_masked(&format!(
+                "{tag} LOGIN {} (password hidden)",
+                String::from_utf8_lossy(user)
+            )),
+            Some(CommandKind::Authenticate {
+                mechanism,
+                initial: Some(_),
+            }) => t.client_masked(&format!(
+                "{tag} AUTHENTICATE {mechanism} (initial response hidden)"
+            )),
+            Some(CommandKind::Append { message, .. }) => {
+                let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+                t.client(first);
+                t.client_body(message);
+            }
+            _ => {
+                let mut line = bytes.to_vec();
+                line.extend_from_slice(b"\r\n");
+                t.client(&line);
+            }
+        }
+    }
+
+    async fn command(&mut self, bytes: Vec<u8>) -> Flow {
+        let cmd = match command::parse(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.record_client(&bytes, None, "");
+                let tag = e.tag.unwrap_or_else(|| "*".into());
+                return self.bad(&tag, &e.reason);
+            }
+        };
+        self.record_client(&bytes, Some(&cmd.kind), &cmd.tag);
+        let Command { tag, kind } = cmd;
+        // Commands during which no EXPUNGE may be sent (RFC 9051 §7.4.1).
+        let no_expunge = matches!(
+            kind,
+            CommandKind::Fetch { uid: false, .. }
+                | CommandKind::Store { uid: false, .. }
+                | CommandKind::Search { uid: false, .. }
+                | CommandKind::Copy {
+                    uid: false,
+                    moving: false,
+                    ..
+                }
+        );
+        let result = match (self.user.is_some(), self.selected.is_some(), kind) {
+            (_, _, CommandKind::Capability) => {
+                let caps = self.capabilities();
+                self.untagged(&format!("CAPABILITY {caps}"));
+                Ok("OK CAPABILITY completed".into())
+            }
+            (_, _, CommandKind::Noop) => Ok("OK NOOP completed".into()),
+            (_, _, CommandKind::Logout) => {
+                self.untagged("BYE logging out");
+                self.tagged(&tag, "OK LOGOUT completed");
+                return Flow::Close;
+            }
+            (_, _, CommandKind::Id(_)) => {
+                self.untagged(&format!(
+                    "ID (\"name\" \"postamt\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                ));
+                Ok("OK ID completed".into())
+            }
+            (_, _, CommandKind::StartTls) => return self.starttls(&tag).await,
+            (false, _, CommandKind::Login { user, password }) => {
+                self.login(&tag, user, password).await
+            }
+            (false, _, CommandKind::Authenticate { mechanism, initial }) => {
+                return self.authenticate(&tag, &mechanism, initial).await;
+            }
+            (true, _, CommandKind::Login { .. } | CommandKind::Authenticate { .. }) => {
+                Err("BAD already logged in".into())
+            }
+            (false, _, _) => Err("BAD log in first (LOGIN or AUTHENTICATE)".into()),
+            (true, _, CommandKind::Enable(_)) => {
+                // Nothing this server advertises needs enabling yet.
+                self.untagged("ENABLED");
+                Ok("OK ENABLE completed".into())
+            }
+            (true, _, CommandKind::Namespace) => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Ok("OK NAMESPACE completed".into())
+            }
+            (
+                true,
+                _,
+                CommandKind::Select {
+                    mailbox, read_only, ..
+                },
+            ) => self.select(&mailbox, read_only),
+            (true, _, CommandKind::Create(name)) => self.create(&name).await,
+            (true, _, CommandKind::Delete(name)) => self.delete(&name).await,
+            (true, _, CommandKind::Rename(from, to)) => self.rename(&from, &to).await,
+            (true, _, CommandKind::Subscribe(name)) => self.subscribe(&name, true).await,
+            (true, _, CommandKind::Unsubscribe(name)) => self.subscribe(&name, false).await,
+            (
+                true,
+                _,
+                CommandKind::List {
+                    reference,
+                    patterns,
+                    lsub,
+                    ..
+                },
+            ) => self.list(&reference, &patterns, lsub),
+            (true, _, CommandKind::Status { mailbox, items }) => self.status(&mailbox, &items),
+            (
+                true,
+                _,
+                CommandKind::Append {
+                    mailbox,
+                    flags,
+                    date,
+                    message,
+                },
+            ) => self.append(&mailbox, &flags, date, message).await,
+            (true, _, CommandKind::Idle) => return self.idle(&tag).await,
+            (true, false, _) => Err("BAD select a mailbox first".into()),
+            (true, true, CommandKind::Check) => Ok("OK CHECK completed".into()),
+            (true, true, CommandKind::Close) => {
+                let r = self.expunge_deleted(None, true).await;
+                self.selected = None;
+                r.map(|_| "OK CLOSE completed".to_string())
+            }
+            (true, true, CommandKind::Unselect) => {
+                self.selected = None;
+                Ok("OK UNSELECT completed".into())
+            }
+            (true, true, CommandKind::Expunge { uids }) => self
+                .expunge_deleted(uids.as_ref(), false)
+                .await
+                .map(|_| "OK EXPUNGE completed".into()),
+            (true, true, CommandKind::Search { uid, keys }) => self.search(uid, &keys),
+            (
+                true,
+                true,
+                CommandKind::Fetch {
+                    uid,
+                    set,
+                    items,
+                    changed_since,
+                },
+            ) => self.fetch(uid, &set, &items, changed_since).await,
+            (
+                true,
+                true,
+                CommandKind::Store {
+                    uid,
+                    set,
+                    mode,
+                    silent,
+                    flags,
+                    unchanged_since,
+                },
+            ) => {
+                if unchanged_since.is_some() {
+                    Err("BAD UNCHANGEDSINCE needs CONDSTORE, which is not offered".into())
+                } else {
+                    self.store_flags(uid, &set, mode, silent, &flags).await
+                }
+            }
+            (
+                true,
+                true,
+                CommandKind::Copy {
+                    uid,
+                    set,
+                    mailbox,
+                    moving,
+                },
+            ) => self.copy(uid, &set, &mailbox, moving).await,
+        };
+        // Other sessions' changes, at the end of every command.
+        if self.selected.is_some() {
+            self.sync(!no_expunge);
+        }
+        match result {
+            Ok(text) => {
+                self.tagged(&tag, &text);
+                Flow::Continue
+            }
+            Err(text) => match text.strip_prefix("BAD ") {
+                Some(reason) => self.bad(&tag, reason),
+                None => {
+                    self.tagged(&tag, &text);
+                    Flow::Continue
+                }
+            },
+        }
+    }
+
+    async fn starttls(&mut self, tag: &str) -> Flow {
+        if self.tls {
+            return self.bad(tag, "TLS is already active");
+        }
+        self.tagged(tag, "OK begin TLS negotiation now");
+        if !self.flush().await {
+            return Flow::Close;
+        }
+        // RFC 9051 §6.2.1 / CVE-2011-0411: bytes pipelined after STARTTLS
+        // are discarded, in the framer and in the connection.
+        self.framer = Framer::new(FrameLimits {
+            max_line: self.config.max_line,
+            max_command: self.config.max_command_preauth,
+            max_append: 0,
+        });
+        let acceptor = self.ctx.server.tls.acceptor();
+        match tokio::time::timeout(self.config.tls_timeout, self.conn.start_tls(&acceptor)).await {
+            Ok(Ok(())) => {
+                self.tls = true;
+                self.plaintext_ok = true;
+                if let Some(t) = &self.transcript {
+                    t.note("TLS established");
+                }
+                Flow::Continue
+            }
+            _ => Flow::Close,
+        }
+    }
+
+    fn logged_in(&mut self, account: Account) {
+        tracing::info!(protocol = "imap", peer = %self.conn.peer.ip(), user = %account.address, tls = self.tls, "login");
+        self.feed = Some(self.store.watch());
+        self.user = Some(account);
+        self.framer.set_limits(FrameLimits {
+            max_line: self.config.max_line,
+            max_command: self.config.max_command,
+            max_append: self.config.max_append,
+        });
+    }
+
+    async fn check_password(&mut self, user: String, password: String) -> Result<String, String> {
+        let ip = self.conn.peer.ip();
+        let auth = Arc::clone(&self.ctx.server.auth);
+        let Some(attempt) = auth.begin(ip, Instant::now()) else {
+            return Err(
+                "NO [UNAVAILABLE] too many failed logins from your address, try later".into(),
+            );
+        };
+        let store = Arc::clone(self.store);
+        let login = user.clone();
+        match blocking(move || store.verify_password(&user, &password)).await {
+            Ok(Some(account)) => {
+                drop(attempt);
+                self.logged_in(account);
+                Ok(format!("OK [CAPABILITY {}] logged in", self.capabilities()))
+            }
+            Ok(None) => {
+                tracing::warn!(protocol = "imap", peer = %ip, user = ?login, "login failed");
+                let delay = attempt.failed(Instant::now());
+                let _ = self.flush().await;
+                tokio::time::sleep(delay).await;
+                Err("NO [AUTHENTICATIONFAILED] invalid credentials".into())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "login failed in the store");
+                Err("NO [UNAVAILABLE] temporary failure, try again".into())
+            }
+        }
+    }
+
+    async fn login(
+        &mut self,
+        _tag: &str,
+        user: Vec<u8>,
+        password: Vec<u8>,
+    ) -> Result<String, String> {
+        if !self.plaintext_ok {
+            return Err("NO [PRIVACYREQUIRED] use STARTTLS before LOGIN".into());
+        }
+        let (Ok(user), Ok(password)) = (String::from_utf8(user), String::from_utf8(password))
+        else {
+            return Err("NO [AUTHENTICATIONFAILED] invalid credentials".into());
+        };
+        self.check_password(user, password).await
+    }
+
+    async fn authenticate(&mut self, tag: &str, mechanism: &str, initial: Option<String>) -> Flow {
+        if !self.plaintext_ok {
+            self.tagged(tag, "NO [PRIVACYREQUIRED] use STARTTLS before AUTHENTICATE");
+            return Flow::Continue;
+        }
+        let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial.as_deref())
+        else {
+            self.tagged(tag, "NO [CANNOT] unsupported mechanism (PLAIN, LOGIN)");
+            return Flow::Continue;
+        };
+        loop {
+            match step {
+                SaslStep::Challenge(c) => {
+                    let line = format!("+ {c}\r\n");
+                    self.record_server(line.as_bytes());
+                    self.out.extend_from_slice(line.as_bytes());
+                    let line = match self.next_event(self.config.idle_timeout).await {
+                        Ok(Some(Event::Command(l))) => l,
+                        Ok(Some(_)) => {
+                            self.tagged(tag, "BAD bad SASL response");
+                            return Flow::Continue;
+                        }
+                        _ => return Flow::Close,
+                    };
+                    if let Some(t) = &self.transcript {
+                        t.client_masked("(SASL response)");
+                    }
+                    let Some(ex) = exchange.take() else {
+                        return Flow::Close;
+                    };
+                    let (next, s) = ex.respond(&String::from_utf8_lossy(&line));
+                    exchange = next;
+                    step = s;
+                }
+                SaslStep::Failed { reason, cancelled } => {
+                    if cancelled {
+                        self.tagged(tag, "BAD authentication cancelled");
+                    } else {
+                        self.tagged(tag, &format!("BAD {reason}"));
+                    }
+                    return Flow::Continue;
+                }
+                SaslStep::Done { user, password } => {
+                    let r = self
+                        .check_password(user, password.expose().to_string())
+                        .await;
+                    let text = r.unwrap_or_else(|e| e);
+                    self.tagged(tag, &text);
+                    return Flow::Continue;
+                }
+            }
+        }
+    }
+
+    fn account(&self) -> &Account {
+        self.user.as_ref().expect("logged in")
+    }
+
+    /// A mailbox name from the client: modified UTF-7 decoded (a name that
+    /// is not valid modified UTF-7 is taken as UTF-8), INBOX canonical.
+    fn name_in(&self, raw: &[u8]) -> Result<String, String> {
+        let s = String::from_utf8(raw.to_vec()).map_err(|_| "BAD mailbox name is not UTF-8")?;
+        let name = if self.utf8() {
+            s
+        } else {
+            mutf7::decode(&s).unwrap_or(s)
+        };
+        Ok(canonical_mailbox_name(&name))
+    }
+
+    fn name_out(&self, name: &str) -> Vec<u8> {
+        let enc = if self.utf8() {
+            name.to_string()
+        } else {
+            mutf7::encode(name)
+        };
+        let mut out = Vec::new();
+        string(&mut out, enc.as_bytes(), self.utf8());
+        out
+    }
+
+    fn find_mailbox(&self, name: &str) -> Result<Mailbox, String> {
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        match read_now(|| store.mailbox(account, name)) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err("NO [NONEXISTENT] no such mailbox".into()),
+            Err(e) => Err(store_no(&e)),
+        }
+    }
+
+    fn select(&mut self, raw: &[u8], read_only: bool) -> Result<String, String> {
+        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
+        self.selected = None;
+        let name = self.name_in(raw)?;
+        let mailbox = self.find_mailbox(&name)?;
+        let store = Arc::clone(self.store);
+        let id = mailbox.id;
+        let (summaries, recent_from) = read_now(|| {
+            let recent = store.claim_recent(id, !read_only)?;
+            Ok((store.messages(id)?, recent))
+        })
+        .map_err(|e| store_no(&e))?;
+        // Mailbox counters after the claim (UIDNEXT may have moved).
+        let mailbox = self.find_mailbox(&name)?;
+        let msgs: Vec<Msg> = summaries
+            .into_iter()
+            .map(|m| {
+                let recent = m.uid >= recent_from;
+                Msg::from_summary(m, recent)
+            })
+            .collect();
+        let mut keywords: BTreeSet<String> = BTreeSet::new();
+        for m in &msgs {
+            keywords.extend(m.keywords.iter().cloned());
+        }
+        let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        self.untagged(&format!(
+            "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
+        ));
+        self.untagged(&format!("{} EXISTS", msgs.len()));
+        self.untagged(&format!(
+            "{} RECENT",
+            msgs.iter().filter(|m| m.recent).count()
+        ));
+        if let Some(first) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+            self.untagged(&format!("OK [UNSEEN {}] first unseen message", first + 1));
+        }
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            mailbox.uidvalidity.0
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] predicted next UID",
+            mailbox.uidnext.0
+        ));
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
+        } else {
+            self.untagged(&format!(
+                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
+            ));
+        }
+        // Changes that raced with the listing are caught by the next sync.
+        if let Some(feed) = &mut self.feed {
+            *feed = feed.resubscribe();
+        }
+        self.selected = Some(Selected {
+            mailbox,
+            read_only,
+            msgs,
+            dirty: true,
+        });
+        Ok(if read_only {
+            "OK [READ-ONLY] EXAMINE completed".into()
+        } else {
+            "OK [READ-WRITE] SELECT completed".into()
+        })
+    }
+
+    /// Brings the selected mailbox's view up to date with the store and
+    /// announces the differences: EXPUNGE (only if `allow_expunge`),
+    /// EXISTS/RECENT for new messages, FETCH FLAGS for changed flags.
+    fn sync(&mut self, allow_expunge: bool) {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        if let Some(feed) = &mut self.feed {
+            loop {
+                match feed.try_recv() {
+                    Ok(
+                        Change::MessageAdded { mailbox, .. }
+                        | Change::FlagsChanged { mailbox, .. }
+                        | Change::Expunged { mailbox, .. },
+                    ) if mailbox == sel.mailbox.id => sel.dirty = true,
+                    Ok(
+                        Change::MailboxDeleted { .. }
+                        | Change::MailboxRenamed { .. }
+                        | Change::External,
+                    ) => sel.dirty = true,
+                    Ok(_) => {}
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => sel.dirty = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        let has_ghosts = sel.msgs.iter().any(|m| m.gone);
+        if !(sel.dirty || allow_expunge && has_ghosts) {
+            return;
+        }
+        let store = Arc::clone(self.store);
+        let id = sel.mailbox.id;
+        let read_only = sel.read_only;
+        let Ok(current) = read_now(|| store.messages(id)) else {
+            return;
+        };
+        sel.dirty = false;
+        let mut lines: Vec<String> = Vec::new();
+        // Removed messages.
+        let live: std::collections::HashMap<u32, &MessageSummary> =
+            current.iter().map(|m| (m.uid.0, m)).collect();
+        let mut i = sel.msgs.len();
+        while i > 0 {
+            i -= 1;
+            let uid = sel.msgs[i].uid.0;
+            if !live.contains_key(&uid) {
+                if allow_expunge {
+                    sel.msgs.remove(i);
+                    lines.push(format!("{} EXPUNGE", i + 1));
+                } else {
+                    sel.msgs[i].gone = true;
+                }
+            }
+        }
+        // Changed flags.
+        for (i, m) in sel.msgs.iter_mut().enumerate() {
+            if let Some(c) = live.get(&m.uid.0)
+                && (c.flags != m.flags || c.keywords != m.keywords)
+            {
+                m.flags = c.flags;
+                m.keywords = c.keywords.clone();
+                m.modseq = c.modseq.0;
+                lines.push(format!(
+                    "{} FETCH (UID {} FLAGS {})",
+                    i + 1,
+                    m.uid.0,
+                    flag_names(m.flags, &m.keywords, m.recent)
+                ));
+            }
+        }
+        // New messages.
+        let max = sel.max_uid();
+        let new: Vec<&MessageSummary> = current.iter().filter(|m| m.uid.0 > max).collect();
+        if !new.is_empty() {
+            let recent_from = if read_only {
+                Uid(u32::MAX)
+            } else {
+                read_now(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+            };
+            for m in new {
+                let recent = m.uid >= recent_from;
+                sel.msgs.push(Msg::from_summary(m.clone(), recent));
+            }
+            lines.push(format!("{} EXISTS", sel.msgs.len()));
+            lines.push(format!(
+                "{} RECENT",
+                sel.msgs.iter().filter(|m| m.recent).count()
+            ));
+        }
+        for l in lines {
+            self.untagged(&l);
+        }
+    }
+
+    async fn create(&mut self, raw: &[u8]) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
+        let name = name.trim_end_matches('/').to_string();
+        check_mailbox_name(&name).map_err(|e| store_no(&e))?;
+        if name == "INBOX" {
+            return Err("NO [ALREADYEXISTS] INBOX always exists".into());
+        }
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        blocking(move || {
+            // Missing parents are created too (RFC 9051 §6.3.4).
+            let mut path = String::new();
+            for level in name.split('/') {
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(level);
+                if path != name && store.mailbox(account, &path)?.is_none() {
+                    store.create_mailbox(account, &path, None)?;
+                }
+            }
+            store.create_mailbox(account, &name, None)
+        })
+        .await
+        .map(|_| "OK CREATE completed".into())
+        .map_err(|e| store_no(&e))
+    }
+
+    async fn delete(&mut self, raw: &[u8]) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        if name == "INBOX" {
+            return Err("NO [CANNOT] INBOX cannot be deleted".into());
+        }
+        let mailbox = self.find_mailbox(&name)?;
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.id == mailbox.id)
+        {
+            self.selected = None;
+        }
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        blocking(move || store.delete_mailbox(account, &name))
+            .await
+            .map(|_| "OK DELETE completed".into())
+            .map_err(|e| store_no(&e))
+    }
+
+    async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<String, String> {
+        let from = self.name_in(from)?;
+        let to = self.name_in(to)?.trim_end_matches('/').to_string();
+        check_mailbox_name(&to).map_err(|e| store_no(&e))?;
+        self.find_mailbox(&from)?;
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        blocking(move || store.rename_mailbox(account, &from, &to))
+            .await
+            .map(|_| "OK RENAME completed".into())
+            .map_err(|e| store_no(&e))
+    }
+
+    async fn subscribe(&mut self, raw: &[u8], on: bool) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        blocking(move || {
+            if on {
+                store.subscribe(account, &name)
+            } else {
+                store.unsubscribe(account, &name)
+            }
+        })
+        .await
+        .map(|_| format!("OK {}SUBSCRIBE completed", if on { "" } else { "UN" }))
+        .map_err(|e| store_no(&e))
+    }
+
+    fn list(
+        &mut self,
+        reference: &[u8],
+        patterns: &[Vec<u8>],
+        lsub: bool,
+    ) -> Result<String, String> {
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        let reference = self.name_in(reference).unwrap_or_default();
+        if !lsub && patterns.len() == 1 && patterns[0].is_empty() {
+            // RFC 9051 §6.3.9: the hierarchy delimiter and root.
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return Ok("OK LIST completed".into());
+        }
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        let (boxes, subs) =
+            read_now(|| Ok((store.mailboxes(account)?, store.subscriptions(account)?)))
+                .map_err(|e| store_no(&e))?;
+        let names: BTreeSet<String> = boxes.iter().map(|m| m.name.clone()).collect();
+        let mut lines = Vec::new();
+        for raw in patterns {
+            let pattern = String::from_utf8_lossy(raw).into_owned();
+            let pattern = if self.utf8() {
+                pattern
+            } else {
+                mutf7::decode(&pattern).unwrap_or(pattern)
+            };
+            let full = format!("{reference}{pattern}");
+            let candidates: Vec<&String> = if lsub {
+                subs.iter().collect()
+            } else {
+                names.iter().collect()
+            };
+            for name in &candidates {
+                if !list_matches(&full, name) {
+                    continue;
+                }
+                let mut attrs: Vec<&str> = Vec::new();
+                if lsub {
+                    if !names.contains(*name) {
+                        attrs.push("\\Noselect");
+                    }
+                } else {
+                    let prefix = format!("{name}/");
+                    let children = names.iter().any(|n| n.starts_with(&prefix));
+                    attrs.push(if children {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    });
+                    if let Some(m) = boxes.iter().find(|m| &m.name == *name)
+                        && let Some(u) = m.special_use
+                    {
+                        attrs.push(u.attribute());
+                    }
+                    if subs.contains(name) {
+                        attrs.push("\\Subscribed");
+                    }
+                }
+                let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+                line.extend_from_slice(&self.name_out(name));
+                line.extend_from_slice(b"\r\n");
+                lines.push(line);
+            }
+            // Parents that do not exist but have matching-level children
+            // (a `%` pattern): shown as \Noselect (RFC 3501 §6.3.8).
+            if !lsub {
+                let mut parents: BTreeSet<String> = BTreeSet::new();
+                for n in &names {
+                    let mut p = n.as_str();
+                    while let Some((parent, _)) = p.rsplit_once('/') {
+                        if !names.contains(parent) {
+                            parents.insert(parent.to_string());
+                        }
+                        p = parent;
+                    }
+                }
+                for p in parents {
+                    if list_matches(&full, &p) {
+                        let mut line = b"* LIST (\\Noselect \\HasChildren) \"/\" ".to_vec();
+                        line.extend_from_slice(&self.name_out(&p));
+                        line.extend_from_slice(b"\r\n");
+                        lines.push(line);
+                    }
+                }
+            }
+        }
+        for l in lines {
+            self.push_raw(&l);
+        }
+        Ok(format!("OK {verb} completed"))
+    }
+
+    fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        let mailbox = self.find_mailbox(&name)?;
+        let store = Arc::clone(self.store);
+        let id = mailbox.id;
+        let need_recent = items.contains(&StatusItem::Recent);
+        let (st, recent) = read_now(|| {
+            let st = store.mailbox_status(id)?;
+            let recent = if need_recent {
+                let from = store.claim_recent(id, false)?;
+                store.messages(id)?.iter().filter(|m| m.uid >= from).count()
+            } else {
+                0
+            };
+            Ok((st, recent))
+        })
+        .map_err(|e| store_no(&e))?;
+        let mut parts = Vec::new();
+        for i in items {
+            parts.push(match i {
+                StatusItem::Messages => format!("MESSAGES {}", st.messages),
+                StatusItem::Recent => format!("RECENT {recent}"),
+                StatusItem::UidNext => format!("UIDNEXT {}", mailbox.uidnext.0),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", mailbox.uidvalidity.0),
+                StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
+                StatusItem::Size => format!("SIZE {}", st.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mailbox.highestmodseq.0),
+                StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.config.max_append),
+            });
+        }
+        let mut line = b"* STATUS ".to_vec();
+        line.extend_from_slice(&self.name_out(&name));
+        line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        self.push_raw(&line);
+        Ok("OK STATUS completed".into())
+    }
+
+    async fn append(
+        &mut self,
+        raw: &[u8],
+        flags: &[String],
+        date: Option<i64>,
+        message: Vec<u8>,
+    ) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        let mailbox = match self.find_mailbox(&name) {
+            Ok(m) => m,
+            Err(_) => return Err("NO [TRYCREATE] no such mailbox".into()),
+        };
+        if message.is_empty() {
+            return Err("NO [CANNOT] an empty message cannot be stored".into());
+        }
+        if message.len() as u64 > self.config.max_append {
+            return Err("NO [TOOBIG] message too big".into());
+        }
+        let (flags, keywords) = split_flags(flags).map_err(|e| format!("BAD {e}"))?;
+        let content = normalize_crlf(&message);
+        let account = self.account().id;
+        let internaldate = date.unwrap_or_else(|| postamt_server::time::unix_now() as i64);
+        let store = Arc::clone(self.store);
+        let mailbox_name = mailbox.name.clone();
+        let delivered = blocking(move || {
+            store.deliver(Delivery {
+                meta: MessageMeta::parse(&content),
+                content,
+                internaldate,
+                targets: vec![DeliveryTarget {
+                    account,
+                    mailbox: mailbox_name,
+                    prefix: Vec::new(),
+                    flags,
+                    keywords,
+                }],
+            })
+        })
+        .await
+        .map_err(|e| store_no(&e))?;
+        let d = delivered.first().ok_or("NO [SERVERBUG] nothing stored")?;
+        if let Some(sel) = &mut self.selected
+            && sel.mailbox.id == mailbox.id
+        {
+            sel.dirty = true;
+        }
+        Ok(format!(
+            "OK [APPENDUID {} {}] APPEND completed",
+            d.uidvalidity.0, d.uid.0
+        ))
+    }
+
+    async fn idle(&mut self, tag: &str) -> Flow {
+        let line = b"+ idling\r\n";
+        self.record_server(line);
+        self.out.extend_from_slice(line);
+        let deadline = tokio::time::Instant::now() + self.config.idle_max;
+        loop {
+            self.sync(true);
+            if !self.flush().await {
+                return Flow::Close;
+            }
+            let Some(feed) = &mut self.feed else {
+                return Flow::Close;
+            };
+            let waited = tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.recv() => {
+                    self.untagged("BYE [UNAVAILABLE] server shutting down");
+                    return Flow::Close;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.untagged("BYE autologout: IDLE for too long");
+                    return Flow::Close;
+                }
+                c = feed.recv() => Some(c),
+                r = self.conn.fill_buf() => {
+                    match r {
+                        Ok(b) if !b.is_empty() => None,
+                        _ => return Flow::Close,
+                    }
+                }
+            };
+            match waited {
+                Some(Ok(
+                    Change::MessageAdded { mailbox, .. }
+                    | Change::FlagsChanged { mailbox, .. }
+                    | Change::Expunged { mailbox, .. },
+                )) => {
+                    if let Some(sel) = &mut self.selected
+                        && sel.mailbox.id == mailbox
+                    {
+                        sel.dirty = true;
+                    }
+                }
+                Some(Err(broadcast::error::RecvError::Lagged(_))) | Some(Ok(Change::External)) => {
+                    if let Some(sel) = &mut self.selected {
+                        sel.dirty = true;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    // Client data: the line must be DONE (RFC 2177).
+                    let line = match self.next_event(self.config.idle_timeout).await {
+                        Ok(Some(Event::Command(l))) => l,
+                        _ => return Flow::Close,
+                    };
+                    if let Some(t) = &self.transcript {
+                        let mut l = line.clone();
+                        l.extend_from_slice(b"\r\n");
+                        t.client(&l);
+                    }
+                    self.sync(true);
+                    if line.eq_ignore_ascii_case(b"DONE") {
+                        self.tagged(tag, "OK IDLE terminated");
+                        return Flow::Continue;
+                    }
+                    return self.bad(tag, "expected DONE to end IDLE");
+                }
+            }
+        }
+    }
+
+    /// EXPUNGE / UID EXPUNGE / CLOSE: removes \Deleted messages (limited to
+    /// `uids` if given); `silent` for CLOSE.
+    async fn expunge_deleted(
+        &mut self,
+        uids: Option<&SequenceSet>,
+        silent: bool,
+    ) -> Result<(), String> {
+        let Some(sel) = &self.selected else {
+            return Ok(());
+        };
+        if sel.read_only {
+            return if silent {
+                Ok(())
+            } else {
+                Err("NO [READ-ONLY] mailbox is read-only".into())
+            };
+        }
+        let max = sel.max_uid();
+        let targets: Vec<Uid> = sel
+            .msgs
+            .iter()
+            .filter(|m| m.flags.contains(Flags::DELETED))
+            .filter(|m| uids.is_none_or(|s| s.contains(m.uid.0, max)))
+            .map(|m| m.uid)
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let id = sel.mailbox.id;
+        let store = Arc::clone(self.store);
+        let removed = blocking(move || store.expunge(id, &targets))
+            .await
+            .map_err(|e| store_no(&e))?;
+        self.forget(&removed, silent);
+        Ok(())
+    }
+
+    /// Drops expunged UIDs from the view, announcing each (highest first).
+    fn forget(&mut self, removed: &[Uid], silent: bool) {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let mut lines = Vec::new();
+        let mut i = sel.msgs.len();
+        while i > 0 {
+            i -= 1;
+            if removed.contains(&sel.msgs[i].uid) {
+                sel.msgs.remove(i);
+                lines.push(format!("{} EXPUNGE", i + 1));
+            }
+        }
+        if !silent {
+            for l in lines {
+                self.untagged(&l);
+            }
+        }
+    }
+
+    async fn store_flags(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        names: &[String],
+    ) -> Result<String, String> {
+        let sel = self.selected.as_ref().expect("selected");
+        if sel.read_only {
+            return Err("NO [READ-ONLY] mailbox is read-only".into());
+        }
+        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        let (flags, keywords) = split_flags(names).map_err(|e| format!("BAD {e}"))?;
+        let uids: Vec<Uid> = idx
+            .iter()
+            .filter(|&&i| !sel.msgs[i].gone)
+            .map(|&i| sel.msgs[i].uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok("OK STORE completed".into());
+        }
+        let op = match mode {
+            StoreMode::Replace => FlagOp::Replace,
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+        };
+        let id = sel.mailbox.id;
+        let store = Arc::clone(self.store);
+        let updates = blocking(move || store.store_flags(id, &uids, op, flags, &keywords))
+            .await
+            .map_err(|e| store_no(&e))?;
+        let sel = self.selected.as_mut().expect("selected");
+        let mut lines = Vec::new();
+        for u in updates {
+            if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
+                let m = &mut sel.msgs[i];
+                m.flags = u.flags;
+                m.keywords = u.keywords;
+                m.modseq = u.modseq.0;
+                if !silent {
+                    let uid_item = if uid {
+                        format!("UID {} ", m.uid.0)
+                    } else {
+                        String::new()
+                    };
+                    lines.push(format!(
+                        "{} FETCH ({uid_item}FLAGS {})",
+                        i + 1,
+                        flag_names(m.flags, &m.keywords, m.recent)
+                    ));
+                }
+            }
+        }
+        for l in lines {
+            self.untagged(&l);
+        }
+        Ok("OK STORE completed".into())
+    }
+
+    async fn copy(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        raw: &[u8],
+        moving: bool,
+    ) -> Result<String, String> {
+        let verb = if moving { "MOVE" } else { "COPY" };
+        let sel = self.selected.as_ref().expect("selected");
+        if moving && sel.read_only {
+            return Err("NO [READ-ONLY] mailbox is read-only".into());
+        }
+        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        let uids: Vec<Uid> = idx
+            .iter()
+            .filter(|&&i| !sel.msgs[i].gone)
+            .map(|&i| sel.msgs[i].uid)
+            .collect();
+        let from = sel.mailbox.id;
+        let name = self.name_in(raw)?;
+        let target = match self.find_mailbox(&name) {
+            Ok(m) => m,
+            Err(_) => return Err("NO [TRYCREATE] no such mailbox".into()),
+        };
+        if uids.is_empty() {
+            return Ok(format!("OK {verb} completed (nothing to do)"));
+        }
+        let store = Arc::clone(self.store);
+        let to = target.id;
+        let pairs = blocking(move || store.copy_messages(from, &uids, to, moving))
+            .await
+            .map_err(|e| store_no(&e))?;
+        let src: Vec<u32> = pairs.iter().map(|p| p.0.0).collect();
+        let dst: Vec<u32> = pairs.iter().map(|p| p.1.0).collect();
+        let code = format!(
+            "COPYUID {} {} {}",
+            target.uidvalidity.0,
+            SequenceSet::compact(&src),
+            SequenceSet::compact(&dst)
+        );
+        if to == from
+            && let Some(sel) = &mut self.selected
+        {
+            sel.dirty = true;
+        }
+        if moving {
+            // RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+            self.untagged(&format!("OK [{code}] moved"));
+            let removed: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+            self.forget(&removed, false);
+            Ok("OK MOVE completed".into())
+        } else {
+            Ok(format!("OK [{code}] COPY completed"))
+        }
+    }
+
+    fn search(&mut self, uid: bool, keys: &[SearchKey]) -> Result<String, String> {
+        let sel = self.selected.as_ref().expect("selected");
+        let mut hits = Vec::new();
+        let mut ctx = SearchContext {
+            store: self.store,
+            mailbox: sel.mailbox.id,
+            msgs: &sel.msgs,
+            cache: None,
+        };
+        for i in 0..sel.msgs.len() {
+            if sel.msgs[i].gone {
+                continue;
+            }
+            ctx.cache = None;
+            if keys.iter().all(|k| ctx.matches(i, k)) {
+                hits.push(if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 });
+            }
+        }
+        let list: String = hits.iter().map(|n| format!(" {n}")).collect();
+        self.untagged(&format!("SEARCH{list}"));
+        Ok("OK SEARCH completed".into())
+    }
+
+    async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        items: &[FetchItem],
+        changed_since: Option<u64>,
+    ) -> Result<String, String> {
+        let utf8 = self.utf8();
+        let sel = self.selected.as_ref().expect("selected");
+        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        let read_only = sel.read_only;
+        let mailbox = sel.mailbox.id;
+        let needs_meta = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::Envelope
+                    | FetchItem::Body
+                    | FetchItem::BodyStructure
+                    | FetchItem::BodySection { .. }
+                    | FetchItem::Rfc822Header
+                    | FetchItem::Rfc822Text
+            )
+        });
+        let needs_content = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::BodySection { .. }
+                    | FetchItem::Rfc822
+                    | FetchItem::Rfc822Header
+                    | FetchItem::Rfc822Text
+            )
+        });
+        let sets_seen = !read_only
+            && items.iter().any(|i| {
+                matches!(
+                    i,
+                    FetchItem::BodySection { peek: false, .. }
+                        | FetchItem::Rfc822
+                        | FetchItem::Rfc822Text
+                )
+            });
+        let idx: Vec<usize> = idx
+            .into_iter()
+            .filter(|&i| changed_since.is_none_or(|c| sel.msgs[i].modseq > c))
+            .collect();
+        // RFC 9051 §6.4.5: a non-PEEK body fetch sets \Seen; done first so
+        // that the FLAGS sent below already include it.
+        let mut flags_changed: BTreeSet<usize> = BTreeSet::new();
+        if sets_seen {
+            let unseen: Vec<Uid> = idx
+                .iter()
+                .filter(|&&i| !sel.msgs[i].gone && !sel.msgs[i].flags.contains(Flags::SEEN))
+                .map(|&i| sel.msgs[i].uid)
+                .collect();
+            if !unseen.is_empty() {
+                let store = Arc::clone(self.store);
+                let updates = blocking(move || {
+                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[])
+                })
+                .await
+                .map_err(|e| store_no(&e))?;
+                let sel = self.selected.as_mut().expect("selected");
+                for u in updates {
+                    if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
+                        sel.msgs[i].flags = u.flags;
+                        sel.msgs[i].modseq = u.modseq.0;
+                        flags_changed.insert(i);
+                    }
+                }
+            }
+        }
+        let mut expunged_seen = false;
+        for i in idx {
+            let sel = self.selected.as_ref().expect("selected");
+            let m = sel.msgs[i].clone();
+            if m.gone {
+                expunged_seen = true;
+                continue;
+            }
+            let store = Arc::clone(self.store);
+            let (meta, content) = match read_now(|| {
+                let meta = if needs_meta {
+                    store.message_meta(mailbox, m.uid)?
+                } else {
+                    None
+                };
+                let content = if needs_content {
+                    store.message_content(mailbox, m.uid)?
+                } else {
+                    None
+                };
+                Ok((meta, content))
+            }) {
+                Ok(x) => x,
+                Err(e) => return Err(store_no(&e)),
+            };
+            if (needs_meta && meta.is_none()) || (needs_content && content.is_none()) {
+                // Expunged meanwhile by another session.
+                expunged_seen = true;
+                continue;
+            }
+            let meta = meta.unwrap_or_default();
+            let content = content.unwrap_or_default();
+            let mut out = format!("* {} FETCH (", i + 1).into_bytes();
+            let mut first = true;
+            let mut sep = |out: &mut Vec<u8>| {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+            };
+            if uid && !items.contains(&FetchItem::Uid) {
+                sep(&mut out);
+                out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes());
+            }
+            if flags_changed.contains(&i) && !items.contains(&FetchItem::Flags) {
+                sep(&mut out);
+                out.extend_from_slice(
+                    format!("FLAGS {}", flag_names(m.flags, &m.keywords, m.recent)).as_bytes(),
+                );
+            }
+            for item in items {
+                sep(&mut out);
+                match item {
+                    FetchItem::Flags => out.extend_from_slice(
+                        format!("FLAGS {}", flag_names(m.flags, &m.keywords, m.recent)).as_bytes(),
+                    ),
+                    FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
+                    FetchItem::ModSeq => {
+                        out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
+                    }
+                    FetchItem::InternalDate => out.extend_from_slice(
+                        format!("INTERNALDATE \"{}\"", response::date_time(m.internaldate))
+                            .as_bytes(),
+                    ),
+                    FetchItem::Rfc822Size => {
+                        out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+                    }
+                    FetchItem::Envelope => {
+                        out.extend_from_slice(b"ENVELOPE ");
+                        envelope(&mut out, &meta.envelope, utf8);
+                    }
+                    FetchItem::Body => {
+                        out.extend_from_slice(b"BODY ");
+                        body_structure(&mut out, &meta.body, false, utf8);
+                    }
+                    FetchItem::BodyStructure => {
+                        out.extend_from_slice(b"BODYSTRUCTURE ");
+                        body_structure(&mut out, &meta.body, true, utf8);
+                    }
+                    FetchItem::Rfc822 => {
+                        out.extend_from_slice(b"RFC822 ");
+                        literal(&mut out, &content);
+                    }
+                    FetchItem::Rfc822Header => {
+                        out.extend_from_slice(b"RFC822.HEADER ");
+                        literal(
+                            &mut out,
+                            &content[..(meta.header_len as usize).min(content.len())],
+                        );
+                    }
+                    FetchItem::Rfc822Text => {
+                        out.extend_from_slice(b"RFC822.TEXT ");
+                        literal(
+                            &mut out,
+                            &content[(meta.header_len as usize).min(content.len())..],
+                        );
+                    }
+                    FetchItem::BodySection {
+                        section, partial, ..
+                    } => {
+                        let data = fetch::section(&content, &meta, section);
+                        let name = fetch::section_name(section);
+                        match (data, partial) {
+                            (Some(d), Some((start, len))) => {
+                                out.extend_from_slice(format!("BODY[{name}]<{start}> ").as_bytes());
+                                literal(&mut out, fetch::partial(&d, *start, *len));
+                            }
+                            (Some(d), None) => {
+                                out.extend_from_slice(format!("BODY[{name}] ").as_bytes());
+                                literal(&mut out, &d);
+                            }
+                            (None, p) => {
+                                let origin = p.map(|(s, _)| format!("<{s}>")).unwrap_or_default();
+                                out.extend_from_slice(
+                                    format!("BODY[{name}]{origin} \"\"").as_bytes(),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            out.extend_from_slice(b")\r\n");
+            self.push_raw(&out);
+            if self.out.len() > MAX_PENDING_OUTPUT && !self.flush().await {
+                return Err("NO [UNAVAILABLE] write failed".into());
+            }
+        }
+        Ok(if expunged_seen {
+            "OK [EXPUNGEISSUED] some messages were expunged meanwhile".into()
+        } else {
+            "OK FETCH completed".into()
+        })
+    }
+}
+
+/// Evaluates SEARCH keys for one message, loading its metadata and
+/// content only when a key needs them.
+struct SearchContext<'a> {
+    store: &'a SharedStore,
+    mailbox: postamt_store::MailboxId,
+    msgs: &'a [Msg],
+    cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+impl SearchContext<'_> {
+    fn content(&mut self, i: usize) -> (Option<&MessageMeta>, Option<&[u8]>) {
+        if self.cache.is_none() {
+            let uid = self.msgs[i].uid;
+            let store = Arc::clone(self.store);
+            let mailbox = self.mailbox;
+            let r = read_now(|| {
+                Ok((
+                    store.message_meta(mailbox, uid)?,
+                    store.message_content(mailbox, uid)?,
+                ))
+            });
+            self.cache = Some(r.unwrap_or((None, None)));
+        }
+        let c = self.cache.as_ref().expect("filled");
+        (c.0.as_ref(), c.1.as_deref())
+    }
+
+    /// The values of header `name`, raw and decoded (RFC 2047), joined.
+    fn header_text(&mut self, i: usize, name: &str) -> String {
+        let (meta, content) = self.content(i);
+        let (Some(meta), Some(content)) = (meta, content) else {
+            return String::new();
+        };
+        let header = &content[..(meta.header_len as usize).min(content.len())];
+        let raw =
+            String::from_utf8_lossy(&fetch::header_fields(header, &[name.to_string()], false))
+                .into_owned();
+        let mut text = raw.clone();
+        if let Some(msg) = mail_parser::MessageParser::default().parse_headers(header) {
+            for h in msg.headers() {
+                if h.name().eq_ignore_ascii_case(name) {
+                    match h.value() {
+                        mail_parser::HeaderValue::Text(t) => text.push_str(&format!(" {t}")),
+                        mail_parser::HeaderValue::TextList(l) => {
+                            text.push_str(&format!(" {}", l.join(" ")))
+                        }
+                        mail_parser::HeaderValue::Address(a) => {
+                            for x in a.iter() {
+                                text.push_str(&format!(
+                                    " {} {}",
+                                    x.name().unwrap_or(""),
+                                    x.address().unwrap_or("")
+                                ));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        text
+    }
+
+    fn body_text(&mut self, i: usize, with_header: bool) -> String {
+        let (_, content) = self.content(i);
+        let Some(content) = content else {
+            return String::new();
+        };
+        let mut text = String::new();
+        if let Some(msg) = mail_parser::MessageParser::default().parse(content) {
+            if with_header {
+                text.push_str(&String::from_utf8_lossy(
+                    &content[..msg.root_part().offset_body as usize],
+                ));
+            }
+            for n in 0..msg.text_body_count() {
+                if let Some(t) = msg.body_text(n) {
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+            }
+            for n in 0..msg.html_body_count() {
+                if let Some(t) = msg.body_html(n) {
+                    text.push_str(&t);
+                }
+            }
+        } else {
+            text = String::from_utf8_lossy(content).into_owned();
+        }
+        text
+    }
+
+    fn sent_day(&mut self, i: usize) -> Option<i64> {
+        let (meta, _) = self.content(i);
+        let date = meta?.envelope.date.clone()?;
+        let hdr = format!("Date: {date}\r\n\r\n");
+        let msg = mail_parser::MessageParser::default().parse_headers(hdr.as_bytes())?;
+        let d = msg.date()?;
+        let days = command::days_from_civil(d.year as i64, d.month as u32, d.day as u32);
+        Some(days)
+    }
+
+    fn matches(&mut self, i: usize, key: &SearchKey) -> bool {
+        use SearchKey as K;
+        let m = &self.msgs[i];
+        let max_uid = self.msgs.last().map_or(0, |m| m.uid.0);
+        let day = m.internaldate.div_euclid(86400);
+        match key {
+            K::All => true,
+            K::Answered => m.flags.contains(Flags::ANSWERED),
+            K::Deleted => m.flags.contains(Flags::DELETED),
+            K::Draft => m.flags.contains(Flags::DRAFT),
+            K::Flagged => m.flags.contains(Flags::FLAGGED),
+            K::Seen => m.flags.contains(Flags::SEEN),
+            K::Recent => m.recent,
+            K::New => m.recent && !m.flags.contains(Flags::SEEN),
+            K::Old => !m.recent,
+            K::Unanswered => !m.flags.contains(Flags::ANSWERED),
+            K::Undeleted => !m.flags.contains(Flags::DELETED),
+            K::Undraft => !m.flags.contains(Flags::DRAFT),
+            K::Unflagged => !m.flags.contains(Flags::FLAGGED),
+            K::Unseen => !m.flags.contains(Flags::SEEN),
+            K::Keyword(k) => m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+            K::Unkeyword(k) => !m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+            K::Larger(n) => m.size > *n,
+            K::Smaller(n) => m.size < *n,
+            K::Before(d) => day < *d,
+            K::On(d) => day == *d,
+            K::Since(d) => day >= *d,
+            K::SentBefore(d) => self.sent_day(i).is_some_and(|s| s < *d),
+            K::SentOn(d) => self.sent_day(i).is_some_and(|s| s == *d),
+            K::SentSince(d) => self.sent_day(i).is_some_and(|s| s >= *d),
+            K::Uid(set) => set.contains(m.uid.0, max_uid),
+            K::Seq(set) => set.contains(i as u32 + 1, self.msgs.len() as u32),
+            K::ModSeq(n) => m.modseq >= *n,
+            K::Header(name, value) => {
+                let text = self.header_text(i, name);
+                // RFC 9051 §6.4.4: HEADER with an empty value matches every
+                // message that has the field.
+                if value.is_empty() {
+                    !text.trim().is_empty()
+                } else {
+                    contains_ci(&text, value)
+                }
+            }
+            K::Body(s) => contains_ci(&self.body_text(i, false), s),
+            K::Text(s) => contains_ci(&self.body_text(i, true), s),
+            K::Not(k) => !self.matches(i, k),
+            K::Or(a, b) => self.matches(i, a) || self.matches(i, b),
+            K::And(ks) => ks.iter().all(|k| self.matches(i, k)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(list_matches("*", "a/b/c"));
+        assert!(list_matches("%", "INBOX"));
+        assert!(!list_matches("%", "a/b"));
+        assert!(list_matches("a/%", "a/b"));
+        assert!(!list_matches("a/%", "a/b/c"));
+        assert!(list_matches("inbox", "INBOX"));
+        assert!(list_matches("Inbox/%", "INBOX/x"));
+        assert!(list_matches("S*t", "Sent"));
+        assert!(list_matches("Entwürfe/%", "Entwürfe/Alt"));
+        assert!(list_matches("ü%", "üx"));
+        assert!(!list_matches("Sent", "Sent/x"));
+        assert!(!list_matches(
+            "*%*%*%*%*%",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
+    }
+
+    #[test]
+    fn flags_split() {
+        let (f, k) = split_flags(&[
+            "\\Seen".into(),
+            "\\recent".into(),
+            "$Work".into(),
+            "$Work".into(),
+        ])
+        .unwrap();
+        assert_eq!(f, Flags::SEEN);
+        assert_eq!(k, vec!["$Work".to_string()]);
+        assert!(split_flags(&["\\Bogus".into()]).is_err());
+        assert_eq!(
+            flag_names(Flags::SEEN | Flags::DELETED, &["x".into()], true),
+            "(\\Seen \\Deleted \\Recent x)"
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! IMAP against the real binary over TCP: the hand-typed session of the
+//! README (RFC 3501 §6 / RFC 9051 §6), concurrent sessions and unilateral
+//! responses (RFC 9051 §7.4.1, §5.2), IDLE woken by SMTP (RFC 2177),
+//! UIDPLUS / MOVE, and the bounds against hostile clients.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn deliver(s: &Server, subject: &str, body: &str) {
+    s.deliver(
+        "sender@remote.test",
+        &["alice@example.test"],
+        &message(subject, body),
+    )
+    .success();
+}
+
+/// Delivers over SMTP: the server's own change feed carries it at once.
+fn smtp_deliver(s: &Server, subject: &str) {
+    let mut smtp = smtp(s, "smtp");
+    smtp.cmd("EHLO client.test", "250");
+    while !smtp.line().starts_with("250 ") {}
+    smtp.cmd("MAIL FROM:<x@remote.test>", "250");
+    smtp.cmd("RCPT TO:<alice@example.test>", "250");
+    smtp.cmd("DATA", "354");
+    smtp.cmd(&format!("Subject: {subject}\r\n\r\nbody\r\n."), "250");
+    smtp.cmd("QUIT", "221");
+}
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in {lines:#?}"))
+}
+
+#[test]
+fn typed_session_select_fetch_store_logout() {
+    let s = Server::start("");
+    deliver(&s, "first", "Hello IMAP.\r\n");
+    deliver(&s, "second", "Again.\r\n");
+    let mut c = Imap::connect(s.addr("imap"));
+    let caps = c.ok("a000", "CAPABILITY");
+    assert!(find(&caps, "* CAPABILITY").contains("IDLE"));
+    c.ok("a001", "LOGIN alice@example.test alice-pw");
+    let (u, t) = c.cmd("a002", "SELECT INBOX");
+    assert_eq!(t, "a002 OK [READ-WRITE] SELECT completed\r\n");
+    for expected in [
+        "* 2 EXISTS",
+        "* 2 RECENT",
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]",
+        "* OK [UIDNEXT 3]",
+        "* OK [UNSEEN 1]",
+        "* OK [UIDVALIDITY ",
+    ] {
+        find(&u, expected);
+    }
+    // FULL = FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY (RFC 9051 §6.4.5).
+    let u = c.ok("a003", "FETCH 1 FULL");
+    let f = find(&u, "* 1 FETCH");
+    assert!(f.contains("FLAGS (\\Recent)"), "{f}");
+    assert!(f.contains("INTERNALDATE \""), "{f}");
+    assert!(f.contains("RFC822.SIZE "), "{f}");
+    assert!(
+        f.contains("ENVELOPE (NIL \"first\" ((\"Sender\" NIL \"sender\" \"remote.test\"))"),
+        "{f}"
+    );
+    assert!(f.contains("BODY (\"text\" \"plain\""), "{f}");
+    let u = c.ok("a004", "FETCH 1 BODY[HEADER]");
+    let f = find(&u, "* 1 FETCH (");
+    assert!(f.contains("BODY[HEADER] {"), "{f}");
+    assert!(
+        f.contains("Message-ID: <first@remote.test>\r\n\r\n)"),
+        "{f}"
+    );
+    // The non-PEEK fetch set \Seen and said so.
+    assert!(f.contains("FLAGS (\\Seen \\Recent)"), "{f}");
+    let u = c.ok("a005", "STORE 1 +FLAGS \\Deleted");
+    assert_eq!(u, vec!["* 1 FETCH (FLAGS (\\Seen \\Deleted \\Recent))\r\n"]);
+    let u = c.ok("a006", "EXPUNGE");
+    assert_eq!(u, vec!["* 1 EXPUNGE\r\n"]);
+    let u = c.ok("a007", "UID FETCH 1:* (FLAGS BODY.PEEK[TEXT])");
+    assert_eq!(u.len(), 1);
+    assert!(
+        u[0].starts_with("* 1 FETCH (UID 2 FLAGS (\\Recent) BODY[TEXT] {8}\r\nAgain.\r\n)"),
+        "{u:?}"
+    );
+    let (u, t) = c.cmd("a008", "LOGOUT");
+    assert_eq!(u, vec!["* BYE logging out\r\n"]);
+    assert!(t.starts_with("a008 OK"));
+    assert!(c.c.closed());
+}
+
+#[test]
+fn examine_is_read_only_and_recent_belongs_to_one_session() {
+    let s = Server::start("");
+    deliver(&s, "one", "1\r\n");
+    let mut a = Imap::connect(s.addr("imap"));
+    a.login("alice@example.test", "alice-pw");
+    let u = a.ok("a1", "EXAMINE INBOX");
+    find(&u, "* 1 RECENT");
+    let (_, t) = a.cmd("a2", "STORE 1 +FLAGS \\Seen");
+    assert!(t.starts_with("a2 NO [READ-ONLY]"), "{t}");
+    // FETCH BODY[] in a read-only mailbox does not set \Seen.
+    let u = a.ok("a3", "FETCH 1 (BODY[] FLAGS)");
+    assert!(find(&u, "* 1 FETCH").contains("FLAGS (\\Recent)"));
+    // The first SELECT takes \Recent; a second session sees none.
+    a.ok("a4", "SELECT INBOX");
+    let mut b = Imap::connect(s.addr("imap"));
+    b.login("alice@example.test", "alice-pw");
+    let u = b.ok("b1", "SELECT INBOX");
+    find(&u, "* 0 RECENT");
+    let u = b.ok("b2", "STATUS INBOX (MESSAGES RECENT UNSEEN UIDNEXT)");
+    find(
+        &u,
+        "* STATUS \"INBOX\" (MESSAGES 1 RECENT 0 UNSEEN 1 UIDNEXT 2)",
+    );
+}
+
+#[test]
+fn other_sessions_changes_arrive_at_the_right_moments() {
+    let s = Server::start("");
+    deliver(&s, "one", "1\r\n");
+    deliver(&s, "two", "2\r\n");
+    let mut a = Imap::connect(s.addr("imap"));
+    a.login("alice@example.test", "alice-pw");
+    a.ok("a1", "SELECT INBOX");
+    let mut b = Imap::connect(s.addr("imap"));
+    b.login("alice@example.test", "alice-pw");
+    b.ok("b1", "SELECT INBOX");
+    b.ok("b2", "STORE 1 +FLAGS.SILENT (\\Deleted \\Flagged)");
+    b.ok("b3", "EXPUNGE");
+    smtp_deliver(&s, "three");
+    b.ok("b3a", "NOOP");
+    // RFC 9051 §7.4.1: no EXPUNGE during FETCH; the numbering stays.
+    let u = a.ok("a2", "FETCH 1:* (UID)");
+    assert!(u.iter().all(|l| !l.contains("EXPUNGE")), "{u:?}");
+    find(&u, "* 3 EXISTS");
+    find(&u, "* 2 FETCH (UID 2)");
+    // NOOP delivers the expunge, and the numbers shift.
+    let u = a.ok("a3", "NOOP");
+    assert_eq!(u, vec!["* 1 EXPUNGE\r\n"]);
+    let u = a.ok("a4", "FETCH 1:* (UID)");
+    assert_eq!(u, vec!["* 1 FETCH (UID 2)\r\n", "* 2 FETCH (UID 3)\r\n"]);
+    // Flag changes by another session are announced.
+    b.ok("b4", "STORE 2 +FLAGS (\\Answered)");
+    let u = a.ok("a5", "NOOP");
+    // (b's NOOP saw the new message first: \Recent is b's, not a's.)
+    assert_eq!(u, vec!["* 2 FETCH (UID 3 FLAGS (\\Answered))\r\n"]);
+}
+
+#[test]
+fn idle_wakes_on_smtp_delivery() {
+    let s = Server::start("");
+    let mut a = Imap::connect(s.addr("imap"));
+    a.login("alice@example.test", "alice-pw");
+    a.ok("a1", "SELECT INBOX");
+    a.c.send(b"a2 IDLE\r\n");
+    assert_eq!(a.c.line(), "+ idling\r\n");
+    let start = Instant::now();
+    smtp_deliver(&s, "idle");
+    // Woken through the change feed, not by polling.
+    assert_eq!(a.c.line(), "* 1 EXISTS\r\n");
+    assert_eq!(a.c.line(), "* 1 RECENT\r\n");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    a.c.send(b"DONE\r\n");
+    let (_, t) = a.until("a2");
+    assert!(t.starts_with("a2 OK"), "{t}");
+    let u = a.ok("a3", "FETCH 1 (ENVELOPE)");
+    assert!(find(&u, "* 1 FETCH").contains("\"idle\""));
+}
+
+#[test]
+fn idle_sees_deliveries_by_another_process() {
+    // `postamt deliver` (e.g. Postfix's mailbox_command) commits from its
+    // own process; the server notices through SQLite's data_version.
+    let s = Server::start("");
+    let mut a = Imap::connect(s.addr("imap"));
+    a.login("alice@example.test", "alice-pw");
+    a.ok("a1", "SELECT INBOX");
+    a.c.send(b"a2 IDLE\r\n");
+    assert_eq!(a.c.line(), "+ idling\r\n");
+    let start = Instant::now();
+    deliver(&s, "from deliver", "x\r\n");
+    assert_eq!(a.c.line(), "* 1 EXISTS\r\n");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    a.c.send(b"DONE\r\n");
+    a.until("a2");
+}
+
+#[test]
+fn uidplus_append_copy_move_and_uid_expunge() {
+    let s = Server::start("");
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    let (_, t) = c.cmd("a1", "APPEND INBOX (\\Flagged $Work) \"05-Nov-1994 14:12:34 -0800\" {22+}\r\nSubject: one\r\n\r\nbody\r\n");
+    assert!(t.starts_with("a1 OK [APPENDUID "), "{t}");
+    let uidvalidity: u32 = t.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(t.contains(&format!("[APPENDUID {uidvalidity} 1]")), "{t}");
+    // A synchronizing literal gets a continuation request first.
+    c.c.send(b"a2 APPEND INBOX {22}\r\n");
+    assert!(c.c.line().starts_with("+ "));
+    c.c.send(b"Subject: two\r\n\r\nbody\r\n\r\n");
+    let (_, t) = c.until("a2");
+    assert!(t.contains("[APPENDUID ") && t.contains(" 2]"), "{t}");
+    let (_, t) = c.cmd("a3", "APPEND Nowhere {1+}\r\nx");
+    assert!(t.starts_with("a3 NO [TRYCREATE]"), "{t}");
+    let u = c.ok("a4", "SELECT INBOX");
+    find(&u, "$Work");
+    let u = c.ok("a5", "FETCH 1 (FLAGS INTERNALDATE)");
+    let f = find(&u, "* 1 FETCH");
+    assert!(f.contains("\\Flagged") && f.contains("$Work"), "{f}");
+    assert!(
+        f.contains("INTERNALDATE \"05-Nov-1994 22:12:34 +0000\""),
+        "{f}"
+    );
+    c.ok("a6", "CREATE Work/Projects/");
+    let u = c.ok("a7", "LIST \"\" Work/%");
+    find(&u, "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\"");
+    let (_, t) = c.cmd("a8", "UID COPY 1:2 Work/Projects");
+    assert!(t.contains("[COPYUID ") && t.contains(" 1:2 1:2]"), "{t}");
+    let (u, t) = c.cmd("a9", "UID MOVE 2 Archive");
+    assert!(t.starts_with("a9 OK"), "{t}");
+    assert!(find(&u, "* OK [COPYUID ").contains(" 2 1]"), "{u:?}");
+    find(&u, "* 2 EXPUNGE");
+    c.ok("a10", "STORE 1 +FLAGS (\\Deleted)");
+    c.ok("a11", "APPEND INBOX (\\Deleted) {3+}\r\nx\r\n");
+    c.ok("a12", "NOOP");
+    // UID EXPUNGE (RFC 4315 §2.1) leaves other \Deleted messages alone.
+    let u = c.ok("a13", "UID EXPUNGE 3");
+    assert_eq!(u, vec!["* 2 EXPUNGE\r\n"]);
+    let u = c.ok("a14", "UID SEARCH DELETED");
+    assert_eq!(u, vec!["* SEARCH 1\r\n"]);
+    let u = c.ok("a15", "STATUS Work/Projects (MESSAGES UIDNEXT)");
+    find(&u, "(MESSAGES 2 UIDNEXT 3)");
+}
+
+#[test]
+fn search_keys() {
+    let s = Server::start("");
+    deliver(&s, "Meeting notes", "The budget is fine.\r\n");
+    deliver(&s, "lunch", "Pizza?\r\n");
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    c.ok("a1", "SELECT INBOX");
+    c.ok("a2", "STORE 2 +FLAGS (\\Flagged)");
+    for (query, want) in [
+        ("ALL", "* SEARCH 1 2"),
+        ("SUBJECT meeting", "* SEARCH 1"),
+        ("BODY pizza", "* SEARCH 2"),
+        ("TEXT \"budget is\"", "* SEARCH 1"),
+        ("FLAGGED", "* SEARCH 2"),
+        ("NOT FLAGGED", "* SEARCH 1"),
+        ("OR FLAGGED SUBJECT meeting", "* SEARCH 1 2"),
+        ("FROM sender@remote.test", "* SEARCH 1 2"),
+        ("HEADER Message-ID lunch", "* SEARCH 2"),
+        ("LARGER 1 SMALLER 100000", "* SEARCH 1 2"),
+        ("SINCE 1-Jan-2000 UNSEEN", "* SEARCH 1 2"),
+        ("BEFORE 1-Jan-2000", "* SEARCH"),
+        ("2:*", "* SEARCH 2"),
+        ("UID 1", "* SEARCH 1"),
+        ("(NEW) (RECENT)", "* SEARCH 1 2"),
+    ] {
+        let u = c.ok("s", &format!("SEARCH {query}"));
+        assert_eq!(u, vec![format!("{want}\r\n")], "SEARCH {query}");
+    }
+    let (_, t) = c.cmd("b1", "SEARCH CHARSET KOI8-R ALL");
+    assert!(t.contains("BADCHARSET"), "{t}");
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_session_goes_on() {
+    let s = Server::start("[imap]\nmax_append = 1000\n");
+    let mut c = Imap::connect(s.addr("imap"));
+    let (_, t) = c.cmd("x1", "SELECT INBOX");
+    assert!(t.starts_with("x1 BAD"), "{t}");
+    let (_, t) = c.cmd("x2", "LOGIN alice@example.test wrong");
+    assert!(t.starts_with("x2 NO [AUTHENTICATIONFAILED]"), "{t}");
+    c.login("alice@example.test", "alice-pw");
+    for (cmd, want) in [
+        ("FROB", "BAD unknown command FROB"),
+        ("FETCH 1 FLAGS", "BAD select a mailbox first"),
+        ("SELECT Nope", "NO [NONEXISTENT]"),
+        ("SELECT", "BAD expected a space"),
+    ] {
+        let (_, t) = c.cmd("t", cmd);
+        assert!(t.starts_with(&format!("t {want}")), "{cmd}: {t}");
+    }
+    c.ok("a1", "SELECT INBOX");
+    for (cmd, want) in [
+        ("FETCH 5 FLAGS", "BAD invalid message sequence number"),
+        ("FETCH 0 FLAGS", "BAD sequence numbers start at 1"),
+        ("STORE 1:* +FLAGS (\\Bogus)", "BAD unknown system flag"),
+        ("FETCH 1 (BODY[0])", "BAD part numbers start at 1"),
+    ] {
+        let (_, t) = c.cmd("t", cmd);
+        assert!(t.starts_with(&format!("t {want}")), "{cmd}: {t}");
+    }
+    // Parentheses nested too deep: BAD, not a stack overflow.
+    let deep = format!("SEARCH {}ALL{}", "(".repeat(500), ")".repeat(500));
+    let (_, t) = c.cmd("d1", &deep);
+    assert!(t.starts_with("d1 BAD too deeply nested"), "{t}");
+    // RFC 7889: too big for APPENDLIMIT, refused before the literal.
+    c.c.send(b"z1 APPEND INBOX {5000}\r\n");
+    assert!(c.c.line().starts_with("z1 NO [TOOBIG]"));
+    // A non-synchronizing one is read and thrown away.
+    let mut big = b"z2 APPEND INBOX {5000+}\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 5000));
+    big.extend_from_slice(b"\r\n");
+    c.c.send(&big);
+    assert!(c.c.line().starts_with("z2 BAD [TOOBIG]"));
+    c.ok("n1", "NOOP");
+    // A long line after login: BAD, and the session continues.
+    let (_, t) = c.cmd("l1", &format!("NOOP {}", "a".repeat(10_000)));
+    assert!(t.starts_with("l1 BAD [TOOBIG]"), "{t}");
+    c.ok("n2", "NOOP");
+}
+
+#[test]
+fn pre_auth_budget_open_parentheses_without_newline() {
+    let s = Server::start("");
+    let mut c = Imap::connect(s.addr("imap"));
+    // The Dovecot CVE-2026-27857 class: no newline, ever more "(".
+    c.c.send(b"a LOGIN ");
+    c.c.send(&vec![b'('; 20_000]);
+    let r = c.c.line();
+    assert!(r.starts_with("a BAD [TOOBIG]"), "{r}");
+    assert!(c.c.line().starts_with("* BYE"));
+    assert!(c.c.closed());
+    // The server is fine.
+    let mut d = Imap::connect(s.addr("imap"));
+    d.login("alice@example.test", "alice-pw");
+}
+
+#[test]
+fn too_many_errors_end_the_session() {
+    let s = Server::start("[limits]\nmax_errors = 3\n");
+    let mut c = Imap::connect(s.addr("imap"));
+    for i in 0..3 {
+        c.c.send(format!("e{i} FROB\r\n").as_bytes());
+        assert!(c.c.line().starts_with(&format!("e{i} BAD")));
+    }
+    assert!(c.c.line().starts_with("* BYE"));
+    assert!(c.c.closed());
+}
+
+#[test]
+fn mailbox_names_in_modified_utf7() {
+    let s = Server::start("");
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    // RFC 3501 §5.1.3: "Entwürfe" and "A&B".
+    c.ok("a1", "CREATE Entw&APw-rfe");
+    c.ok("a2", "CREATE \"A&-B\"");
+    let u = c.ok("a3", "LIST \"\" *");
+    find(&u, "\"Entw&APw-rfe\"");
+    find(&u, "\"A&-B\"");
+    c.ok("a4", "CREATE Entw&APw-rfe/Alt");
+    let u = c.ok("a5", "LIST \"\" Entw&APw-rfe/%");
+    find(&u, "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe/Alt\"");
+    let u = c.ok("a5b", "LIST \"\" Entw&APw-rfe");
+    find(&u, "* LIST (\\HasChildren) \"/\" \"Entw&APw-rfe\"");
+    c.ok("a6", "RENAME \"A&-B\" \"A&-C\"");
+    c.ok("a6b", "SUBSCRIBE \"A&-C\"");
+    let u = c.ok("a7", "LSUB \"\" \"A&-*\"");
+    assert_eq!(u, vec!["* LSUB () \"/\" \"A&-C\"\r\n"]);
+    c.ok("a8", "DELETE \"A&-C\"");
+    let (_, t) = c.cmd("a9", "DELETE INBOX");
+    assert!(t.starts_with("a9 NO"), "{t}");
+}
+
+#[test]
+fn starttls_and_imaps_and_authenticate_plain() {
+    let s = Server::start("");
+    // SASL-IR (RFC 4959): PLAIN with an initial response.
+    let mut c = Imap::connect(s.addr("imap"));
+    let (_, t) = c.cmd(
+        "a1",
+        "AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==",
+    );
+    assert!(t.starts_with("a1 OK"), "{t}");
+    // Without: a continuation request, then the response.
+    let mut d = Imap::connect(s.addr("imap"));
+    d.c.send(b"b1 AUTHENTICATE PLAIN\r\n");
+    assert_eq!(d.c.line(), "+ \r\n");
+    d.c.send(b"AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n");
+    let (_, t) = d.until("b1");
+    assert!(t.starts_with("b1 NO [AUTHENTICATIONFAILED]"), "{t}");
+    d.c.send(b"b2 AUTHENTICATE PLAIN\r\n");
+    assert_eq!(d.c.line(), "+ \r\n");
+    d.c.send(b"*\r\n");
+    let (_, t) = d.until("b2");
+    assert!(t.starts_with("b2 BAD"), "{t}");
+    if !require("openssl") {
+        return;
+    }
+    for (args, listener) in [(vec!["-starttls", "imap"], "imap"), (vec![], "imaps")] {
+        let out = run_with_stdin(
+            std::process::Command::new("openssl")
+                .args(["s_client", "-quiet", "-connect"])
+                .arg(s.addr(listener).to_string())
+                .args(args),
+            b"a LOGIN alice@example.test alice-pw\r\nb SELECT INBOX\r\nc LOGOUT\r\n",
+        );
+        assert!(out.stdout.contains("a OK"), "{listener}: {}", out.stdout);
+        assert!(out.stdout.contains("b OK [READ-WRITE]"), "{}", out.stdout);
+    }
+    let log = s.log();
+    assert!(
+        !log.contains("alice-pw") && !log.contains("AGFsaWNl"),
+        "secrets in the log"
+    );
+}
