@@ -11,6 +11,8 @@ command -v openssl   >/dev/null || need+=(openssl)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v swaks     >/dev/null || need+=(swaks)
 command -v python3   >/dev/null || need+=(python3)
+command -v mbsync    >/dev/null || need+=(isync)
+command -v offlineimap >/dev/null || need+=(offlineimap3)
 [ -x /usr/sbin/postfix ]        || need+=(postfix)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"
