@@ -460,16 +460,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     fn record_client(&self, bytes: &[u8], kind: Option<&CommandKind>, tag: &str) {
         let Some(t) = &self.transcript else { return };
         match kind {
-            Some(CommandKind::Login { user, .. }) => t.client_masked(&format!(
-                "{tag} LOGIN {} (password hidden)",
-                String::from_utf8_lossy(user)
-            )),
+            Some(CommandKind::Login { user, .. }) => {
+                t.client_masked(&format!("{tag} LOGIN {}", String::from_utf8_lossy(user)))
+            }
             Some(CommandKind::Authenticate {
                 mechanism,
                 initial: Some(_),
-            }) => t.client_masked(&format!(
-                "{tag} AUTHENTICATE {mechanism} (initial response hidden)"
-            )),
+            }) => t.client_masked(&format!("{tag} AUTHENTICATE {mechanism}")),
             Some(CommandKind::Append { message, .. }) => {
                 let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
                 t.client(first);

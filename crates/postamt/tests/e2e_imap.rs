@@ -415,3 +415,49 @@ fn starttls_and_imaps_and_authenticate_plain() {
         "secrets in the log"
     );
 }
+
+#[test]
+fn transcripts_show_the_dialogue_with_credentials_masked() {
+    let s = Server::start("[transcripts]\nenabled = true\nbody_limit = 64\n");
+    deliver(&s, "traced", &"long body line\r\n".repeat(50));
+    let mut c = Imap::connect(s.addr("imap"));
+    c.ok("a1", "LOGIN alice@example.test alice-pw");
+    c.ok("a2", "SELECT INBOX");
+    c.ok("a3", "FETCH 1 BODY[]");
+    c.ok("a4", "APPEND INBOX {12+}\r\nSubject: x\r\n");
+    c.ok("a5", "LOGOUT");
+    let mut d = Imap::connect(s.addr("imap"));
+    d.c.send(b"b1 AUTHENTICATE PLAIN\r\n");
+    assert_eq!(d.c.line(), "+ \r\n");
+    d.c.send(b"AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==\r\n");
+    d.until("b1");
+    d.ok("b3", "LOGOUT");
+    let mut e = Imap::connect(s.addr("imap"));
+    e.ok(
+        "b2",
+        "AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==",
+    );
+    e.ok("b4", "LOGOUT");
+    assert!(e.c.closed());
+    let list = s.admin(&["trace", "list"]).success().stdout;
+    let mut all = String::new();
+    for id in list.lines().map(|l| l.split('\t').next().unwrap()) {
+        all.push_str(&s.admin(&["trace", "show", id]).success().stdout);
+    }
+    assert!(
+        all.contains("C: a1 LOGIN alice@example.test ****\n"),
+        "{all}"
+    );
+    assert!(
+        all.contains("S: a2 OK [READ-WRITE] SELECT completed"),
+        "{all}"
+    );
+    assert!(all.contains("C: a3 FETCH 1 BODY[]"), "{all}");
+    assert!(all.contains("octets of FETCH data"), "{all}");
+    assert!(all.contains("C: (SASL response) ****"), "{all}");
+    assert!(all.contains("C: b2 AUTHENTICATE PLAIN ****"), "{all}");
+    assert!(
+        !all.contains("alice-pw") && !all.contains("AGFsaWNl"),
+        "{all}"
+    );
+}
