@@ -72,6 +72,7 @@ pub enum CommandKind {
         mailbox: Vec<u8>,
         read_only: bool,
         condstore: bool,
+        qresync: Option<Qresync>,
     },
     Create(Vec<u8>),
     Delete(Vec<u8>),
@@ -105,6 +106,9 @@ pub enum CommandKind {
     },
     Search {
         uid: bool,
+        /// `RETURN (…)` (RFC 4731 ESEARCH, RFC 5182 SAVE); `None`: a
+        /// classic `* SEARCH` response.
+        ret: Option<Vec<SearchReturn>>,
         keys: Vec<SearchKey>,
     },
     Fetch {
@@ -112,6 +116,8 @@ pub enum CommandKind {
         set: SequenceSet,
         items: Vec<FetchItem>,
         changed_since: Option<u64>,
+        /// `VANISHED` modifier (RFC 7162 §3.2.6), with CHANGEDSINCE.
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -128,6 +134,14 @@ pub enum CommandKind {
         /// MOVE (RFC 6851) rather than COPY.
         moving: bool,
     },
+}
+
+/// `SELECT … (QRESYNC (uidvalidity modseq [known-uids …]))`, RFC 7162 §3.2.5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
 }
 
 /// Which part of a message a `BODY[...]` fetch names (RFC 9051 §6.4.5).
@@ -164,6 +178,16 @@ pub enum FetchItem {
         peek: bool,
         partial: Option<(u32, u32)>,
     },
+}
+
+/// ESEARCH result options (RFC 4731 §3.1) and SAVE (RFC 5182).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -818,12 +842,42 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let mailbox = self.astring()?;
                 let mut condstore = false;
+                let mut qresync = None;
                 if self.eat(b' ') {
                     self.open()?;
                     loop {
                         let p = self.atom()?.to_ascii_uppercase();
                         match p.as_str() {
                             "CONDSTORE" => condstore = true,
+                            "QRESYNC" => {
+                                self.sp()?;
+                                self.open()?;
+                                let uidvalidity = self.number32()?;
+                                self.sp()?;
+                                let modseq = self.number()?;
+                                let mut known_uids = None;
+                                if self.eat(b' ') {
+                                    if self.peek() != Some(b'(') {
+                                        known_uids = Some(self.seqset()?);
+                                        self.eat(b' ');
+                                    }
+                                    // The sequence match data is an optional
+                                    // hint; it is parsed and not needed.
+                                    if self.peek() == Some(b'(') {
+                                        self.open()?;
+                                        self.seqset()?;
+                                        self.sp()?;
+                                        self.seqset()?;
+                                        self.close()?;
+                                    }
+                                }
+                                self.close()?;
+                                qresync = Some(Qresync {
+                                    uidvalidity,
+                                    modseq,
+                                    known_uids,
+                                });
+                            }
                             _ => return Err(format!("unsupported select parameter {p}")),
                         }
                         if self.eat(b')') {
@@ -837,6 +891,7 @@ impl<'a> Parser<'a> {
                     mailbox,
                     read_only: name == "EXAMINE",
                     condstore,
+                    qresync,
                 }
             }
             "CREATE" => {
@@ -906,9 +961,11 @@ impl<'a> Parser<'a> {
             }
             "SEARCH" => {
                 self.sp()?;
+                let (ret, keys) = self.search_args()?;
                 C::Search {
                     uid: false,
-                    keys: self.search_args()?,
+                    ret,
+                    keys,
                 }
             }
             "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&name, false)?,
@@ -919,9 +976,11 @@ impl<'a> Parser<'a> {
                     "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&sub, true)?,
                     "SEARCH" => {
                         self.sp()?;
+                        let (ret, keys) = self.search_args()?;
                         C::Search {
                             uid: true,
-                            keys: self.search_args()?,
+                            ret,
+                            keys,
                         }
                     }
                     "EXPUNGE" => {
@@ -941,7 +1000,38 @@ impl<'a> Parser<'a> {
         Ok(kind)
     }
 
-    fn search_args(&mut self) -> R<Vec<SearchKey>> {
+    #[allow(clippy::type_complexity)]
+    fn search_args(&mut self) -> R<(Option<Vec<SearchReturn>>, Vec<SearchKey>)> {
+        let mut ret = None;
+        if self.eat_word("RETURN") {
+            self.sp()?;
+            self.open()?;
+            let mut opts = Vec::new();
+            if !self.eat(b')') {
+                loop {
+                    let w = self.atom()?.to_ascii_uppercase();
+                    opts.push(match w.as_str() {
+                        "MIN" => SearchReturn::Min,
+                        "MAX" => SearchReturn::Max,
+                        "ALL" => SearchReturn::All,
+                        "COUNT" => SearchReturn::Count,
+                        "SAVE" => SearchReturn::Save,
+                        _ => return Err(format!("unknown search return option {w}")),
+                    });
+                    if self.eat(b')') {
+                        break;
+                    }
+                    self.sp()?;
+                }
+            }
+            self.depth -= 1;
+            self.sp()?;
+            // RFC 4731 §3.1: RETURN () means RETURN (ALL).
+            if opts.is_empty() {
+                opts.push(SearchReturn::All);
+            }
+            ret = Some(opts);
+        }
         if self.eat_word("CHARSET") {
             self.sp()?;
             let cs = self.astring_lossy()?.to_ascii_uppercase();
@@ -950,7 +1040,7 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
         }
-        self.search_keys_until(0)
+        Ok((ret, self.search_keys_until(0)?))
     }
 
     fn message_command(&mut self, name: &str, uid: bool) -> R<CommandKind> {
@@ -961,20 +1051,34 @@ impl<'a> Parser<'a> {
             "FETCH" => {
                 let items = self.fetch_items()?;
                 let mut changed_since = None;
+                let mut vanished = false;
                 if self.eat(b' ') {
                     self.open()?;
-                    if !self.eat_word("CHANGEDSINCE") {
-                        return Err("unsupported fetch modifier".into());
+                    loop {
+                        if self.eat_word("CHANGEDSINCE") {
+                            self.sp()?;
+                            changed_since = Some(self.number()?);
+                        } else if self.eat_word("VANISHED") {
+                            vanished = true;
+                        } else {
+                            return Err("unsupported fetch modifier".into());
+                        }
+                        if !self.eat(b' ') {
+                            break;
+                        }
                     }
-                    self.sp()?;
-                    changed_since = Some(self.number()?);
                     self.close()?;
+                    if vanished && (changed_since.is_none() || !uid) {
+                        // RFC 7162 §3.2.6: only UID FETCH, only with CHANGEDSINCE.
+                        return Err("VANISHED needs UID FETCH and CHANGEDSINCE".into());
+                    }
                 }
                 CommandKind::Fetch {
                     uid,
                     set,
                     items,
                     changed_since,
+                    vanished,
                 }
             }
             "STORE" => {
@@ -1270,6 +1374,53 @@ mod tests {
         assert!(matches!(
             ok("a UID EXPUNGE 3:5"),
             CommandKind::Expunge { uids: Some(_) }
+        ));
+        match ok("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))") {
+            CommandKind::Select {
+                qresync: Some(q), ..
+            } => {
+                assert_eq!((q.uidvalidity, q.modseq), (67890007, 20050715194045000));
+                assert!(q.known_uids.unwrap().contains(43, 1000));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok(
+                "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211,214:541 (1:15,100 41,75:211)))"
+            ),
+            CommandKind::Select {
+                qresync: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a SELECT INBOX (QRESYNC (1 2))"),
+            CommandKind::Select {
+                qresync: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)"),
+            CommandKind::Fetch {
+                vanished: true,
+                changed_since: Some(12345),
+                ..
+            }
+        ));
+        assert!(bad("a FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)").contains("VANISHED"));
+        assert!(matches!(
+            ok("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
+            CommandKind::Search { ret: Some(r), .. } if r == vec![SearchReturn::Min, SearchReturn::Count]
+        ));
+        assert!(matches!(
+            ok("A283 UID SEARCH RETURN () CHARSET UTF-8 ALL"),
+            CommandKind::Search { uid: true, ret: Some(r), .. } if r == vec![SearchReturn::All]
+        ));
+        assert!(matches!(ok("a FETCH $ FLAGS"), CommandKind::Fetch { set, .. } if set.is_saved()));
+        assert!(matches!(
+            ok("a SEARCH $ UNSEEN"),
+            CommandKind::Search { .. }
         ));
     }
 

@@ -13,6 +13,8 @@ pub enum Bound {
     Star,
 }
 
+/// An empty list of ranges stands for `$`, the saved search result
+/// (RFC 5182); the session replaces it before use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceSet(pub Vec<(Bound, Bound)>);
 
@@ -47,8 +49,12 @@ impl SequenceSet {
         if s.is_empty() {
             return Err(SeqError("expected a sequence set"));
         }
+        if s == b"$" {
+            return Ok(SequenceSet(Vec::new()));
+        }
         if s.contains(&b'$') {
-            return Err(SeqError("$ (SEARCHRES) is not supported"));
+            // RFC 5182 §3: `$` stands alone.
+            return Err(SeqError("$ cannot be combined with other numbers"));
         }
         let mut out = Vec::new();
         for item in s.split(|&b| b == b',') {
@@ -64,6 +70,20 @@ impl SequenceSet {
             out.push((a, b));
         }
         Ok(SequenceSet(out))
+    }
+
+    /// `$`: the result saved by `SEARCH RETURN (SAVE)`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A set of exactly these numbers.
+    pub fn of(nums: &[u32]) -> SequenceSet {
+        SequenceSet(
+            nums.iter()
+                .map(|&n| (Bound::Num(n), Bound::Num(n)))
+                .collect(),
+        )
     }
 
     /// Whether `n` is in the set when `*` stands for `max`. A range is
@@ -128,15 +148,17 @@ mod tests {
         let s = SequenceSet::parse(b"559:*").unwrap();
         assert!(s.contains(12, 12) && !s.contains(11, 12));
         assert!(SequenceSet::parse(b"5:2").unwrap().contains(3, 10));
+        assert!(SequenceSet::parse(b"$").unwrap().is_saved());
         for bad in [
-            &b""[..],
+            &b"$,1"[..],
+            b"1:$",
+            b"",
             b"0",
             b"1:",
             b",",
             b"a",
             b"1:0",
             b"99999999999",
-            b"$",
         ] {
             assert!(SequenceSet::parse(bad).is_err(), "{bad:?}");
         }

@@ -18,7 +18,9 @@ use postamt_store::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 
-use crate::command::{self, Command, CommandKind, FetchItem, SearchKey, StatusItem, StoreMode};
+use crate::command::{
+    self, Command, CommandKind, FetchItem, SearchKey, SearchReturn, StatusItem, StoreMode,
+};
 use crate::fetch;
 use crate::frame::{Event, FrameLimits, Framer};
 use crate::mutf7;
@@ -105,6 +107,8 @@ impl Protocol for Imap {
             feed: None,
             errors: 0,
             plaintext_ok,
+            condstore: false,
+            qresync: false,
         };
         s.run().await;
     }
@@ -149,6 +153,9 @@ struct Selected {
     msgs: Vec<Msg>,
     /// A change for this mailbox arrived on the feed since the last sync.
     dirty: bool,
+    /// The result of the last `SEARCH RETURN (SAVE)`, as UIDs (`$`, RFC
+    /// 5182); expunged messages leave it.
+    saved: Vec<Uid>,
 }
 
 impl Selected {
@@ -158,6 +165,11 @@ impl Selected {
 
     /// Indices of the messages `set` names (sequence numbers or UIDs).
     fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if set.is_saved() {
+            return Ok((0..self.msgs.len())
+                .filter(|&i| self.saved.contains(&self.msgs[i].uid))
+                .collect());
+        }
         if uid {
             let max = self.max_uid();
             Ok((0..self.msgs.len())
@@ -194,6 +206,10 @@ struct Session<'a, S> {
     errors: u32,
     tls: bool,
     plaintext_ok: bool,
+    /// RFC 7162: the client is CONDSTORE-aware (MODSEQ in responses).
+    condstore: bool,
+    /// RFC 7162 §3.2.3: ENABLE QRESYNC (VANISHED instead of EXPUNGE).
+    qresync: bool,
 }
 
 /// Runs a short store read on this worker thread (see the POP3 session).
@@ -297,6 +313,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "UNSELECT",
             "UIDPLUS",
             "MOVE",
+            "CONDSTORE",
+            "QRESYNC",
+            "ESEARCH",
+            "SEARCHRES",
             "CHILDREN",
             "SPECIAL-USE",
         ] {
@@ -533,9 +553,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 Err("BAD already logged in".into())
             }
             (false, _, _) => Err("BAD log in first (LOGIN or AUTHENTICATE)".into()),
-            (true, _, CommandKind::Enable(_)) => {
-                // Nothing this server advertises needs enabling yet.
-                self.untagged("ENABLED");
+            (true, _, CommandKind::Enable(caps)) => {
+                // RFC 5161: only what is advertised and not yet enabled is
+                // listed; QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                let mut enabled = String::new();
+                let was_condstore = self.condstore;
+                for c in caps {
+                    match c.as_str() {
+                        "CONDSTORE" if !self.condstore => {
+                            self.condstore = true;
+                            enabled.push_str(" CONDSTORE");
+                        }
+                        "QRESYNC" if !self.qresync => {
+                            self.qresync = true;
+                            self.condstore = true;
+                            enabled.push_str(" QRESYNC");
+                        }
+                        _ => {}
+                    }
+                }
+                self.untagged(&format!("ENABLED{enabled}"));
+                if !was_condstore && self.condstore {
+                    self.announce_highestmodseq();
+                }
                 Ok("OK ENABLE completed".into())
             }
             (true, _, CommandKind::Namespace) => {
@@ -546,9 +586,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 true,
                 _,
                 CommandKind::Select {
-                    mailbox, read_only, ..
+                    mailbox,
+                    read_only,
+                    condstore,
+                    qresync,
                 },
-            ) => self.select(&mailbox, read_only),
+            ) => self.select(&mailbox, read_only, condstore, qresync),
             (true, _, CommandKind::Create(name)) => self.create(&name).await,
             (true, _, CommandKind::Delete(name)) => self.delete(&name).await,
             (true, _, CommandKind::Rename(from, to)) => self.rename(&from, &to).await,
@@ -591,7 +634,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .expunge_deleted(uids.as_ref(), false)
                 .await
                 .map(|_| "OK EXPUNGE completed".into()),
-            (true, true, CommandKind::Search { uid, keys }) => self.search(uid, &keys),
+            (true, true, CommandKind::Search { uid, ret, keys }) => {
+                self.search(&tag, uid, ret.as_deref(), &keys)
+            }
             (
                 true,
                 true,
@@ -600,8 +645,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     set,
                     items,
                     changed_since,
+                    vanished,
                 },
-            ) => self.fetch(uid, &set, &items, changed_since).await,
+            ) => {
+                if vanished && !self.qresync {
+                    Err("BAD VANISHED needs ENABLE QRESYNC first".into())
+                } else {
+                    self.fetch(uid, &set, &items, changed_since, vanished).await
+                }
+            }
             (
                 true,
                 true,
@@ -614,11 +666,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     unchanged_since,
                 },
             ) => {
-                if unchanged_since.is_some() {
-                    Err("BAD UNCHANGEDSINCE needs CONDSTORE, which is not offered".into())
-                } else {
-                    self.store_flags(uid, &set, mode, silent, &flags).await
-                }
+                self.store_flags(uid, &set, mode, silent, &flags, unchanged_since)
+                    .await
             }
             (
                 true,
@@ -827,9 +876,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    fn select(&mut self, raw: &[u8], read_only: bool) -> Result<String, String> {
+    /// `* OK [HIGHESTMODSEQ n]` for the selected mailbox (RFC 7162 §3.1.2.1).
+    fn announce_highestmodseq(&mut self) {
+        let Some(sel) = &self.selected else { return };
+        let store = Arc::clone(self.store);
+        let (account, name) = (sel.mailbox.account, sel.mailbox.name.clone());
+        if let Ok(Some(m)) = read_now(|| store.mailbox(account, &name)) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {}] highest", m.highestmodseq.0));
+        }
+    }
+
+    /// One message's flags as an untagged FETCH (with MODSEQ for
+    /// CONDSTORE-aware clients).
+    fn flags_line(&self, seq: usize, m: &Msg, with_uid: bool) -> String {
+        let uid = if with_uid {
+            format!("UID {} ", m.uid.0)
+        } else {
+            String::new()
+        };
+        let modseq = if self.condstore {
+            format!(" MODSEQ ({})", m.modseq)
+        } else {
+            String::new()
+        };
+        format!(
+            "{seq} FETCH ({uid}FLAGS {}{modseq})",
+            flag_names(m.flags, &m.keywords, m.recent)
+        )
+    }
+
+    /// Announces expunged messages: `* VANISHED uids` once QRESYNC is
+    /// enabled (RFC 7162 §3.2.10), else one `* n EXPUNGE` each. `gone` are
+    /// (sequence number, UID) pairs, highest sequence number first.
+    fn announce_expunged(&mut self, gone: &[(usize, u32)]) {
+        if gone.is_empty() {
+            return;
+        }
+        if self.qresync {
+            let mut uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
+            uids.sort_unstable();
+            self.untagged(&format!("VANISHED {}", SequenceSet::compact(&uids)));
+        } else {
+            for (seq, _) in gone {
+                self.untagged(&format!("{seq} EXPUNGE"));
+            }
+        }
+    }
+
+    fn select(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<command::Qresync>,
+    ) -> Result<String, String> {
+        if qresync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5.
+            return Err("BAD QRESYNC parameter without ENABLE QRESYNC".into());
+        }
+        if condstore {
+            self.condstore = true;
+        }
+        if self.selected.take().is_some() && self.qresync {
+            // RFC 7162 §3.2.11: the old mailbox is closed first.
+            self.untagged("OK [CLOSED] previous mailbox closed");
+        }
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
         let name = self.name_in(raw)?;
         let mailbox = self.find_mailbox(&name)?;
         let store = Arc::clone(self.store);
@@ -879,6 +991,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
             ));
         }
+        if self.condstore {
+            self.untagged(&format!(
+                "OK [HIGHESTMODSEQ {}] highest",
+                mailbox.highestmodseq.0
+            ));
+        }
+        // RFC 7162 §3.2.5.1: what changed since the client's last visit.
+        if let Some(q) = qresync
+            && q.uidvalidity == mailbox.uidvalidity.0
+        {
+            let store = Arc::clone(self.store);
+            let id = mailbox.id;
+            let vanished = read_now(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))
+                .map_err(|e| store_no(&e))?;
+            let vanished: Vec<u32> = vanished
+                .into_iter()
+                .map(|u| u.0)
+                .filter(|u| {
+                    q.known_uids
+                        .as_ref()
+                        .is_none_or(|k| k.contains(*u, u32::MAX))
+                })
+                .collect();
+            if !vanished.is_empty() {
+                self.untagged(&format!(
+                    "VANISHED (EARLIER) {}",
+                    SequenceSet::compact(&vanished)
+                ));
+            }
+            let lines: Vec<String> = msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.modseq > q.modseq)
+                .map(|(i, m)| self.flags_line(i + 1, m, true))
+                .collect();
+            for l in lines {
+                self.untagged(&l);
+            }
+        }
         // Changes that raced with the listing are caught by the next sync.
         if let Some(feed) = &mut self.feed {
             *feed = feed.resubscribe();
@@ -888,6 +1039,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             read_only,
             msgs,
             dirty: true,
+            saved: Vec::new(),
         });
         Ok(if read_only {
             "OK [READ-ONLY] EXAMINE completed".into()
@@ -937,6 +1089,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // Removed messages.
         let live: std::collections::HashMap<u32, &MessageSummary> =
             current.iter().map(|m| (m.uid.0, m)).collect();
+        let mut gone = Vec::new();
         let mut i = sel.msgs.len();
         while i > 0 {
             i -= 1;
@@ -944,26 +1097,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             if !live.contains_key(&uid) {
                 if allow_expunge {
                     sel.msgs.remove(i);
-                    lines.push(format!("{} EXPUNGE", i + 1));
+                    gone.push((i + 1, uid));
                 } else {
                     sel.msgs[i].gone = true;
                 }
             }
         }
+        // RFC 5182 §2.1: expunged messages leave the saved result.
+        sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
         // Changed flags.
+        let mut changed = Vec::new();
         for (i, m) in sel.msgs.iter_mut().enumerate() {
-            if let Some(c) = live.get(&m.uid.0)
-                && (c.flags != m.flags || c.keywords != m.keywords)
-            {
+            if let Some(c) = live.get(&m.uid.0) {
+                if c.flags != m.flags || c.keywords != m.keywords {
+                    changed.push(i);
+                }
                 m.flags = c.flags;
                 m.keywords = c.keywords.clone();
                 m.modseq = c.modseq.0;
-                lines.push(format!(
-                    "{} FETCH (UID {} FLAGS {})",
-                    i + 1,
-                    m.uid.0,
-                    flag_names(m.flags, &m.keywords, m.recent)
-                ));
             }
         }
         // New messages.
@@ -985,7 +1136,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 sel.msgs.iter().filter(|m| m.recent).count()
             ));
         }
-        for l in lines {
+        let sel = self.selected.as_ref().expect("selected");
+        let flag_lines: Vec<String> = changed
+            .iter()
+            .map(|&i| self.flags_line(i + 1, &sel.msgs[i], true))
+            .collect();
+        self.announce_expunged(&gone);
+        for l in flag_lines.into_iter().chain(lines) {
             self.untagged(&l);
         }
     }
@@ -1344,7 +1501,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             .msgs
             .iter()
             .filter(|m| m.flags.contains(Flags::DELETED))
-            .filter(|m| uids.is_none_or(|s| s.contains(m.uid.0, max)))
+            .filter(|m| {
+                uids.is_none_or(|s| {
+                    if s.is_saved() {
+                        sel.saved.contains(&m.uid)
+                    } else {
+                        s.contains(m.uid.0, max)
+                    }
+                })
+            })
             .map(|m| m.uid)
             .collect();
         if targets.is_empty() {
@@ -1364,19 +1529,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let Some(sel) = &mut self.selected else {
             return;
         };
-        let mut lines = Vec::new();
+        let mut gone = Vec::new();
         let mut i = sel.msgs.len();
         while i > 0 {
             i -= 1;
             if removed.contains(&sel.msgs[i].uid) {
+                gone.push((i + 1, sel.msgs[i].uid.0));
                 sel.msgs.remove(i);
-                lines.push(format!("{} EXPUNGE", i + 1));
             }
         }
+        sel.saved.retain(|u| !removed.contains(u));
         if !silent {
-            for l in lines {
-                self.untagged(&l);
-            }
+            self.announce_expunged(&gone);
         }
     }
 
@@ -1387,7 +1551,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         mode: StoreMode,
         silent: bool,
         names: &[String],
+        unchanged_since: Option<u64>,
     ) -> Result<String, String> {
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
         let sel = self.selected.as_ref().expect("selected");
         if sel.read_only {
             return Err("NO [READ-ONLY] mailbox is read-only".into());
@@ -1409,35 +1577,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         let id = sel.mailbox.id;
         let store = Arc::clone(self.store);
-        let updates = blocking(move || store.store_flags(id, &uids, op, flags, &keywords))
-            .await
-            .map_err(|e| store_no(&e))?;
+        let targets = uids.clone();
+        let since = unchanged_since.map(postamt_store::ModSeq);
+        let (updates, modified) = blocking(move || {
+            store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
+        })
+        .await
+        .map_err(|e| store_no(&e))?;
         let sel = self.selected.as_mut().expect("selected");
-        let mut lines = Vec::new();
+        let mut updated = BTreeSet::new();
         for u in updates {
             if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
                 let m = &mut sel.msgs[i];
                 m.flags = u.flags;
                 m.keywords = u.keywords;
                 m.modseq = u.modseq.0;
-                if !silent {
-                    let uid_item = if uid {
-                        format!("UID {} ", m.uid.0)
-                    } else {
-                        String::new()
-                    };
-                    lines.push(format!(
-                        "{} FETCH ({uid_item}FLAGS {})",
-                        i + 1,
-                        flag_names(m.flags, &m.keywords, m.recent)
-                    ));
-                }
+                updated.insert(i);
             }
         }
+        // RFC 9051 §6.4.6: the new flags of every message named (unless
+        // .SILENT); RFC 7162 §3.1.3: MODSEQ of changed ones even then.
+        let sel = self.selected.as_ref().expect("selected");
+        let mut lines = Vec::new();
+        for (i, m) in sel.msgs.iter().enumerate() {
+            if !targets.contains(&m.uid) || modified.contains(&m.uid) {
+                continue;
+            }
+            if !silent {
+                lines.push(self.flags_line(i + 1, m, uid));
+            } else if self.condstore && updated.contains(&i) {
+                let uid_item = if uid {
+                    format!("UID {} ", m.uid.0)
+                } else {
+                    String::new()
+                };
+                lines.push(format!("{} FETCH ({uid_item}MODSEQ ({}))", i + 1, m.modseq));
+            }
+        }
+        let nums: Vec<u32> = if uid {
+            modified.iter().map(|u| u.0).collect()
+        } else {
+            sel.msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| modified.contains(&m.uid))
+                .map(|(i, _)| i as u32 + 1)
+                .collect()
+        };
         for l in lines {
             self.untagged(&l);
         }
-        Ok("OK STORE completed".into())
+        if modified.is_empty() {
+            return Ok("OK STORE completed".into());
+        }
+        Ok(format!(
+            "OK [MODIFIED {}] conditional STORE failed for some messages",
+            SequenceSet::compact(&nums)
+        ))
     }
 
     async fn copy(
@@ -1496,13 +1692,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    fn search(&mut self, uid: bool, keys: &[SearchKey]) -> Result<String, String> {
+    fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<&[SearchReturn]>,
+        keys: &[SearchKey],
+    ) -> Result<String, String> {
+        let modseq_key = uses_modseq(keys);
+        if modseq_key {
+            self.condstore = true;
+        }
         let sel = self.selected.as_ref().expect("selected");
-        let mut hits = Vec::new();
+        let mut hits: Vec<usize> = Vec::new();
         let mut ctx = SearchContext {
             store: self.store,
             mailbox: sel.mailbox.id,
             msgs: &sel.msgs,
+            saved: &sel.saved,
             cache: None,
         };
         for i in 0..sel.msgs.len() {
@@ -1511,11 +1718,75 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
             ctx.cache = None;
             if keys.iter().all(|k| ctx.matches(i, k)) {
-                hits.push(if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 });
+                hits.push(i);
             }
         }
-        let list: String = hits.iter().map(|n| format!(" {n}")).collect();
-        self.untagged(&format!("SEARCH{list}"));
+        let num = |i: usize| if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 };
+        // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
+        let modseq = hits.iter().map(|&i| sel.msgs[i].modseq).max();
+        let modseq_suffix = if modseq_key { modseq } else { None };
+        let Some(ret) = ret else {
+            let mut line: String = "SEARCH".into();
+            for &i in &hits {
+                line.push_str(&format!(" {}", num(i)));
+            }
+            if let Some(m) = modseq_suffix {
+                line.push_str(&format!(" (MODSEQ {m})"));
+            }
+            self.untagged(&line);
+            return Ok("OK SEARCH completed".into());
+        };
+        let has = |r: SearchReturn| ret.contains(&r);
+        let nums: Vec<u32> = hits.iter().map(|&i| num(i)).collect();
+        let (min, max) = (hits.first().copied(), hits.last().copied());
+        if has(SearchReturn::Save) {
+            // RFC 5182 §2.4: with only MIN and/or MAX, only those are saved.
+            let chosen: Vec<usize> = if (has(SearchReturn::Min) || has(SearchReturn::Max))
+                && !has(SearchReturn::All)
+                && !has(SearchReturn::Count)
+            {
+                let mut v: Vec<usize> = Vec::new();
+                if has(SearchReturn::Min) {
+                    v.extend(min);
+                }
+                if has(SearchReturn::Max) {
+                    v.extend(max.filter(|m| Some(*m) != min));
+                }
+                v
+            } else {
+                hits.clone()
+            };
+            let uids: Vec<Uid> = chosen.iter().map(|&i| sel.msgs[i].uid).collect();
+            self.selected.as_mut().expect("selected").saved = uids;
+            if ret.iter().all(|r| *r == SearchReturn::Save) {
+                return Ok("OK SEARCH completed, result saved".into());
+            }
+        }
+        // RFC 4731 §3.1: the ESEARCH response.
+        let mut line = format!("ESEARCH (TAG \"{tag}\")");
+        if uid {
+            line.push_str(" UID");
+        }
+        if has(SearchReturn::Min)
+            && let Some(m) = nums.first()
+        {
+            line.push_str(&format!(" MIN {m}"));
+        }
+        if has(SearchReturn::Max)
+            && let Some(m) = nums.last()
+        {
+            line.push_str(&format!(" MAX {m}"));
+        }
+        if has(SearchReturn::Count) {
+            line.push_str(&format!(" COUNT {}", nums.len()));
+        }
+        if has(SearchReturn::All) && !nums.is_empty() {
+            line.push_str(&format!(" ALL {}", SequenceSet::compact(&nums)));
+        }
+        if let Some(m) = modseq_suffix {
+            line.push_str(&format!(" MODSEQ {m}"));
+        }
+        self.untagged(&line);
         Ok("OK SEARCH completed".into())
     }
 
@@ -1525,10 +1796,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         set: &SequenceSet,
         items: &[FetchItem],
         changed_since: Option<u64>,
+        vanished: bool,
     ) -> Result<String, String> {
         let utf8 = self.utf8();
+        if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
+            // RFC 7162 §3.1: these make the client CONDSTORE-aware.
+            self.condstore = true;
+        }
+        // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
+        let mut items = items.to_vec();
+        if changed_since.is_some() && !items.contains(&FetchItem::ModSeq) {
+            items.push(FetchItem::ModSeq);
+        }
+        let items = &items[..];
         let sel = self.selected.as_ref().expect("selected");
         let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        if let (true, Some(since)) = (vanished, changed_since) {
+            // RFC 7162 §3.2.6: expunged since, within the set, as UIDs.
+            let store = Arc::clone(self.store);
+            let id = sel.mailbox.id;
+            let gone = read_now(|| store.expunged_since(id, postamt_store::ModSeq(since)))
+                .map_err(|e| store_no(&e))?;
+            // `*` reaches past the last UID still in use here: `1:*`
+            // asks for everything that vanished.
+            let gone: Vec<u32> = gone
+                .into_iter()
+                .map(|u| u.0)
+                .filter(|&u| set.contains(u, u32::MAX))
+                .collect();
+            if !gone.is_empty() {
+                self.untagged(&format!(
+                    "VANISHED (EARLIER) {}",
+                    SequenceSet::compact(&gone)
+                ));
+            }
+        }
+        let sel = self.selected.as_ref().expect("selected");
         let read_only = sel.read_only;
         let mailbox = sel.mailbox.id;
         let needs_meta = items.iter().any(|i| {
@@ -1634,6 +1937,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 sep(&mut out);
                 out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes());
             }
+            if flags_changed.contains(&i) && self.condstore && !items.contains(&FetchItem::ModSeq) {
+                sep(&mut out);
+                out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+            }
             if flags_changed.contains(&i) && !items.contains(&FetchItem::Flags) {
                 sep(&mut out);
                 out.extend_from_slice(
@@ -1731,7 +2038,21 @@ struct SearchContext<'a> {
     store: &'a SharedStore,
     mailbox: postamt_store::MailboxId,
     msgs: &'a [Msg],
+    saved: &'a [Uid],
     cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
+}
+
+/// Whether any key (at any depth) is MODSEQ.
+fn uses_modseq(keys: &[SearchKey]) -> bool {
+    keys.iter().any(|k| match k {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => uses_modseq(std::slice::from_ref(k)),
+        SearchKey::Or(a, b) => {
+            uses_modseq(std::slice::from_ref(a)) || uses_modseq(std::slice::from_ref(b))
+        }
+        SearchKey::And(ks) => uses_modseq(ks),
+        _ => false,
+    })
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -1861,6 +2182,7 @@ impl SearchContext<'_> {
             K::SentBefore(d) => self.sent_day(i).is_some_and(|s| s < *d),
             K::SentOn(d) => self.sent_day(i).is_some_and(|s| s == *d),
             K::SentSince(d) => self.sent_day(i).is_some_and(|s| s >= *d),
+            K::Uid(set) | K::Seq(set) if set.is_saved() => self.saved.contains(&m.uid),
             K::Uid(set) => set.contains(m.uid.0, max_uid),
             K::Seq(set) => set.contains(i as u32 + 1, self.msgs.len() as u32),
             K::ModSeq(n) => m.modseq >= *n,

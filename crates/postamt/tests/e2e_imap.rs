@@ -461,3 +461,145 @@ fn transcripts_show_the_dialogue_with_credentials_masked() {
         "{all}"
     );
 }
+
+#[test]
+fn condstore_and_qresync_rfc7162() {
+    let s = Server::start("");
+    deliver(&s, "one", "1\r\n");
+    deliver(&s, "two", "2\r\n");
+    deliver(&s, "three", "3\r\n");
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    let u = c.ok("a1", "SELECT INBOX (CONDSTORE)");
+    let hms = find(&u, "[HIGHESTMODSEQ ");
+    let highest: u64 = hms
+        .split("HIGHESTMODSEQ ")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // FETCH MODSEQ and CHANGEDSINCE (which implies MODSEQ).
+    let u = c.ok("a2", "FETCH 1:* (MODSEQ)");
+    assert_eq!(u.len(), 3, "{u:?}");
+    let u = c.ok("a3", "STORE 2 +FLAGS (\\Flagged)");
+    let m: u64 = u[0]
+        .split("MODSEQ (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(m > highest, "{u:?}");
+    assert_eq!(
+        u[0],
+        format!("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ({m}))\r\n")
+    );
+    let u = c.ok("a4", &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"));
+    assert_eq!(
+        u,
+        vec![format!(
+            "* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ({m}))\r\n"
+        )]
+    );
+    // Conditional STORE: message 2 changed after `highest`, so it fails.
+    let (u, t) = c.cmd(
+        "a5",
+        &format!("STORE 1:2 (UNCHANGEDSINCE {highest}) +FLAGS.SILENT (\\Seen)"),
+    );
+    assert!(t.starts_with("a5 OK [MODIFIED 2]"), "{t}");
+    assert_eq!(
+        u.len(),
+        1,
+        "MODSEQ of the changed message even if .SILENT: {u:?}"
+    );
+    assert!(u[0].starts_with("* 1 FETCH (MODSEQ ("), "{u:?}");
+    let u = c.ok("a6", &format!("SEARCH MODSEQ {}", highest + 1));
+    assert!(u[0].starts_with("* SEARCH 1 2 (MODSEQ "), "{u:?}");
+    let u = c.ok("a7", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)");
+    assert!(u[0].contains("HIGHESTMODSEQ "), "{u:?}");
+
+    // QRESYNC: a second client that was here at `highest`.
+    c.ok("a8", "STORE 3 +FLAGS.SILENT (\\Deleted)");
+    c.ok("a9", "EXPUNGE");
+    let mut q = Imap::connect(s.addr("imap"));
+    q.login("alice@example.test", "alice-pw");
+    let (_, t) = q.cmd("q0", "SELECT INBOX (QRESYNC (1 1))");
+    assert!(t.starts_with("q0 BAD"), "needs ENABLE QRESYNC first: {t}");
+    let u = q.ok("q1", "ENABLE QRESYNC");
+    assert_eq!(u, vec!["* ENABLED QRESYNC\r\n"]);
+    let uv = {
+        let u = q.ok("q2", "STATUS INBOX (UIDVALIDITY)");
+        u[0].split("UIDVALIDITY ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(")\r\n")
+            .to_string()
+    };
+    let u = q.ok(
+        "q3",
+        &format!("SELECT INBOX (QRESYNC ({uv} {highest} 1:3))"),
+    );
+    find(&u, "* VANISHED (EARLIER) 3");
+    let f = find(&u, "* 1 FETCH (UID 1 FLAGS");
+    assert!(f.contains("MODSEQ ("), "{f}");
+    find(&u, "* 2 FETCH (UID 2 FLAGS (\\Flagged)");
+    // With QRESYNC enabled, expunges are announced as VANISHED.
+    c.ok("a10", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    c.ok("a11", "EXPUNGE");
+    let u = q.ok("q4", "NOOP");
+    assert_eq!(u, vec!["* VANISHED 1\r\n"]);
+    let u = q.ok(
+        "q5",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest} VANISHED)"),
+    );
+    assert_eq!(u[0], "* VANISHED (EARLIER) 1,3\r\n", "{u:?}");
+    // A new SELECT closes the old mailbox first.
+    let u = q.ok("q6", "EXAMINE Archive");
+    assert_eq!(u[0], "* OK [CLOSED] previous mailbox closed\r\n");
+}
+
+#[test]
+fn esearch_and_searchres_rfc4731_rfc5182() {
+    let s = Server::start("");
+    for i in 1..=5 {
+        deliver(&s, &format!("m{i}"), "x\r\n");
+    }
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    c.ok("a1", "SELECT INBOX");
+    c.ok("a2", "STORE 2,4:5 +FLAGS (\\Flagged)");
+    let u = c.ok("a3", "SEARCH RETURN (MIN MAX COUNT ALL) FLAGGED");
+    assert_eq!(
+        u,
+        vec!["* ESEARCH (TAG \"a3\") MIN 2 MAX 5 COUNT 3 ALL 2,4:5\r\n"]
+    );
+    let u = c.ok("a4", "UID SEARCH RETURN () UNFLAGGED");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"a4\") UID ALL 1,3\r\n"]);
+    let u = c.ok("a5", "SEARCH RETURN (COUNT) DELETED");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"a5\") COUNT 0\r\n"]);
+    // SAVE, then use $ (RFC 5182).
+    let u = c.ok("a6", "SEARCH RETURN (SAVE) FLAGGED");
+    assert!(u.is_empty(), "{u:?}");
+    let u = c.ok("a7", "FETCH $ (UID)");
+    assert_eq!(
+        u,
+        vec![
+            "* 2 FETCH (UID 2)\r\n",
+            "* 4 FETCH (UID 4)\r\n",
+            "* 5 FETCH (UID 5)\r\n"
+        ]
+    );
+    c.ok("a8", "STORE $ +FLAGS.SILENT (\\Deleted)");
+    c.ok("a9", "EXPUNGE");
+    let u = c.ok("a10", "SEARCH $");
+    assert_eq!(u, vec!["* SEARCH\r\n"], "expunged messages leave $");
+    let u = c.ok("a11", "SEARCH RETURN (SAVE MIN) ALL");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"a11\") MIN 1\r\n"]);
+    let u = c.ok("a12", "UID FETCH $ (UID)");
+    assert_eq!(u, vec!["* 1 FETCH (UID 1)\r\n"]);
+}

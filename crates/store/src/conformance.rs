@@ -27,7 +27,8 @@ macro_rules! store_conformance_tests {
             rename_mailbox_and_children, rename_inbox_moves_messages, delete_mailbox_and_account,
             concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
             outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
-            copy_and_move_share_content_and_keep_flags, recent_is_claimed_once);
+            copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
+            conditional_store_refuses_changed_messages);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -729,4 +730,44 @@ pub fn recent_is_claimed_once(store: Arc<dyn Store>) {
     assert_eq!(store.claim_recent(inbox.id, false).unwrap(), m2.uid);
     assert_eq!(store.claim_recent(inbox.id, true).unwrap(), m2.uid);
     assert!(store.claim_recent(inbox.id, false).unwrap() > m2.uid);
+}
+
+pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let m1 = deliver_one(&*store, a.id, "one");
+    let m2 = deliver_one(&*store, a.id, "two");
+    let seen = store.mailbox(a.id, "INBOX").unwrap().unwrap().highestmodseq;
+    store
+        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::ANSWERED, &[])
+        .unwrap();
+    let (updates, modified) = store
+        .store_flags_unchanged_since(
+            inbox.id,
+            &[m1.uid, m2.uid],
+            FlagOp::Add,
+            Flags::DELETED,
+            &[],
+            Some(seen),
+        )
+        .unwrap();
+    assert_eq!(modified, vec![m1.uid]);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].uid, m2.uid);
+    let list = store.messages(inbox.id).unwrap();
+    assert!(!list[0].flags.contains(Flags::DELETED));
+    assert!(list[1].flags.contains(Flags::DELETED));
+    // UNCHANGEDSINCE 0 refuses everything (RFC 7162 §3.1.3 example).
+    let (u, m) = store
+        .store_flags_unchanged_since(
+            inbox.id,
+            &[m2.uid],
+            FlagOp::Add,
+            Flags::SEEN,
+            &[],
+            Some(ModSeq(0)),
+        )
+        .unwrap();
+    assert!(u.is_empty());
+    assert_eq!(m, vec![m2.uid]);
 }

@@ -120,6 +120,18 @@ pub trait Store: Send + Sync + 'static {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<FlagUpdate>>;
+    /// [`Store::store_flags`] for IMAP CONDSTORE (RFC 7162 §3.1.3): messages
+    /// whose MODSEQ is above `unchanged_since` are left alone and returned
+    /// in the second list (the `MODIFIED` response code).
+    fn store_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)>;
     /// Removes the messages; returns the UIDs that were there. They are
     /// logged with the new MODSEQ for QRESYNC (RFC 7162 §3.2.10).
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;

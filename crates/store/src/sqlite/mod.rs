@@ -1387,25 +1387,46 @@ impl Store for SqliteStore {
         flags: Flags,
         keywords: &[String],
     ) -> Result<Vec<FlagUpdate>> {
+        self.store_flags_unchanged_since(mailbox, uids, op, flags, keywords, None)
+            .map(|(updates, _)| updates)
+    }
+
+    fn store_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
         let uids = uids.to_vec();
         let keywords = keywords.to_vec();
         self.write(move |c| {
             let m = mailbox_by_id(c, mailbox)?;
             let mut updates = Vec::new();
+            let mut modified = Vec::new();
             let mut modseq = None;
             for uid in uids {
-                let row: Option<(u8, String)> = c
+                let row: Option<(u8, String, i64)> = c
                     .prepare_cached(
-                        "SELECT flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        "SELECT flags, keywords, modseq FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
                     )
                     .and_then(|mut s| {
-                        s.query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()
+                        s.query_row(params![mailbox.0, uid.0], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .optional()
                     })
                     .map_err(backend)?;
-                let Some((old_bits, old_kw)) = row else {
+                let Some((old_bits, old_kw, old_modseq)) = row else {
                     continue;
                 };
+                // RFC 7162 §3.1.3: changed since the client looked: refuse.
+                if unchanged_since.is_some_and(|u| old_modseq as u64 > u.0) {
+                    modified.push(uid);
+                    continue;
+                }
                 let old_flags = Flags::from_bits(old_bits);
                 let old_kw = keywords_vec(&old_kw);
                 let (new_flags, new_kw) = match op {
@@ -1469,7 +1490,7 @@ impl Store for SqliteStore {
                 }],
                 None => vec![],
             };
-            Ok((updates, changes))
+            Ok(((updates, modified), changes))
         })
     }
 
