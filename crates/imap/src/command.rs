@@ -50,6 +50,9 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 7889 §3.
     AppendLimit,
+    /// RFC 9208 §4.2: messages with \Deleted, and their size.
+    Deleted,
+    DeletedStorage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +77,14 @@ pub enum CommandKind {
         condstore: bool,
         qresync: Option<Qresync>,
     },
-    Create(Vec<u8>),
+    /// CREATE, with RFC 6154 `(USE (\Sent …))` attributes.
+    Create {
+        name: Vec<u8>,
+        uses: Vec<String>,
+    },
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(Vec<u8>),
+    SetQuota(Vec<u8>),
     Delete(Vec<u8>),
     Rename(Vec<u8>, Vec<u8>),
     Subscribe(Vec<u8>),
@@ -82,9 +92,12 @@ pub enum CommandKind {
     List {
         reference: Vec<u8>,
         patterns: Vec<Vec<u8>>,
-        subscribed_only: bool,
         /// `LSUB` (RFC 3501 §6.3.9) rather than `LIST`.
         lsub: bool,
+        /// RFC 5258 selection options (upper case), RFC 6154 SPECIAL-USE.
+        select: Vec<String>,
+        /// RFC 5258 return options; `None` for a basic LIST.
+        returns: Option<ListReturn>,
     },
     Namespace,
     Status {
@@ -134,6 +147,15 @@ pub enum CommandKind {
         /// MOVE (RFC 6851) rather than COPY.
         moving: bool,
     },
+}
+
+/// LIST return options (RFC 5258 §3.2, RFC 5819 STATUS, RFC 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
 }
 
 /// `SELECT … (QRESYNC (uidvalidity modseq [known-uids …]))`, RFC 7162 §3.2.5.
@@ -223,6 +245,9 @@ pub enum SearchKey {
     Uid(SequenceSet),
     Seq(SequenceSet),
     ModSeq(u64),
+    /// RFC 5032 WITHIN: internal date at least / less than n seconds ago.
+    Older(u64),
+    Younger(u64),
     Not(Box<SearchKey>),
     Or(Box<SearchKey>, Box<SearchKey>),
     And(Vec<SearchKey>),
@@ -571,6 +596,14 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 K::Uid(self.seqset()?)
             }
+            "OLDER" => {
+                self.sp()?;
+                K::Older(self.number()?)
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                K::Younger(self.number()?)
+            }
             "MODSEQ" => {
                 self.sp()?;
                 // RFC 7162 §3.1.5: optional entry name and type are ignored.
@@ -759,6 +792,8 @@ impl<'a> Parser<'a> {
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
+                "DELETED" => StatusItem::Deleted,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 _ => return Err(format!("unknown status item {w}")),
             });
             if self.eat(b')') {
@@ -896,7 +931,41 @@ impl<'a> Parser<'a> {
             }
             "CREATE" => {
                 self.sp()?;
-                C::Create(self.astring()?)
+                let name = self.astring()?;
+                let mut uses = Vec::new();
+                if self.eat(b' ') {
+                    self.open()?;
+                    if !self.eat_word("USE") {
+                        return Err("unsupported CREATE parameter".into());
+                    }
+                    self.sp()?;
+                    uses = self.flag_list()?;
+                    self.close()?;
+                }
+                C::Create { name, uses }
+            }
+            "GETQUOTA" => {
+                self.sp()?;
+                C::GetQuota(self.astring()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                C::GetQuotaRoot(self.astring()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring()?;
+                self.sp()?;
+                self.open()?;
+                while !self.eat(b')') {
+                    self.atom()?;
+                    self.eat(b' ');
+                    if self.at_end() {
+                        return Err("expected ')'".into());
+                    }
+                }
+                self.depth -= 1;
+                C::SetQuota(root)
             }
             "DELETE" => {
                 self.sp()?;
@@ -918,14 +987,92 @@ impl<'a> Parser<'a> {
             }
             "LIST" | "LSUB" => {
                 self.sp()?;
+                let lsub = name == "LSUB";
+                let mut select = Vec::new();
+                let mut extended = false;
+                if !lsub && self.peek() == Some(b'(') {
+                    // RFC 5258 §3: selection options.
+                    extended = true;
+                    self.open()?;
+                    while !self.eat(b')') {
+                        let o = self.atom()?.to_ascii_uppercase();
+                        match o.as_str() {
+                            "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE" => {}
+                            _ => return Err(format!("unknown LIST selection option {o}")),
+                        }
+                        select.push(o);
+                        self.eat(b' ');
+                        if self.at_end() {
+                            return Err("expected ')'".into());
+                        }
+                    }
+                    self.depth -= 1;
+                    self.sp()?;
+                    // RFC 5258 §3: RECURSIVEMATCH needs another option.
+                    if select.iter().any(|o| o == "RECURSIVEMATCH")
+                        && !select
+                            .iter()
+                            .any(|o| o == "SUBSCRIBED" || o == "SPECIAL-USE")
+                    {
+                        return Err("RECURSIVEMATCH needs another selection option".into());
+                    }
+                }
                 let reference = self.astring()?;
                 self.sp()?;
-                let pattern = self.list_mailbox()?;
+                let mut patterns = Vec::new();
+                if !lsub && self.peek() == Some(b'(') {
+                    extended = true;
+                    self.open()?;
+                    loop {
+                        patterns.push(self.list_mailbox()?);
+                        if patterns.len() > 64 {
+                            return Err("too many patterns".into());
+                        }
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                    self.depth -= 1;
+                } else {
+                    patterns.push(self.list_mailbox()?);
+                }
+                let mut returns = None;
+                if !lsub && self.eat(b' ') {
+                    if !self.eat_word("RETURN") {
+                        return Err("expected RETURN".into());
+                    }
+                    self.sp()?;
+                    self.open()?;
+                    let mut r = ListReturn::default();
+                    while !self.eat(b')') {
+                        let o = self.atom()?.to_ascii_uppercase();
+                        match o.as_str() {
+                            "SUBSCRIBED" => r.subscribed = true,
+                            "CHILDREN" => r.children = true,
+                            "SPECIAL-USE" => r.special_use = true,
+                            "STATUS" => {
+                                self.sp()?;
+                                r.status = Some(self.status_items()?);
+                            }
+                            _ => return Err(format!("unknown LIST return option {o}")),
+                        }
+                        self.eat(b' ');
+                        if self.at_end() {
+                            return Err("expected ')'".into());
+                        }
+                    }
+                    self.depth -= 1;
+                    returns = Some(r);
+                } else if extended {
+                    returns = Some(ListReturn::default());
+                }
                 C::List {
                     reference,
-                    patterns: vec![pattern],
-                    subscribed_only: name == "LSUB",
-                    lsub: name == "LSUB",
+                    patterns,
+                    lsub,
+                    select,
+                    returns,
                 }
             }
             "STATUS" => {
@@ -1421,6 +1568,50 @@ mod tests {
         assert!(matches!(
             ok("a SEARCH $ UNSEEN"),
             CommandKind::Search { .. }
+        ));
+        assert!(matches!(
+            ok("a SEARCH YOUNGER 3600 OLDER 60"),
+            CommandKind::Search { .. }
+        ));
+        match ok(
+            "A02 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"%\" Work/*) RETURN (CHILDREN STATUS (MESSAGES SIZE))",
+        ) {
+            CommandKind::List {
+                select,
+                patterns,
+                returns: Some(r),
+                ..
+            } => {
+                assert_eq!(select, vec!["SUBSCRIBED", "RECURSIVEMATCH"]);
+                assert_eq!(patterns.len(), 2);
+                assert!(r.children && !r.subscribed);
+                assert_eq!(r.status, Some(vec![StatusItem::Messages, StatusItem::Size]));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok("a LIST \"\" *"),
+            CommandKind::List { returns: None, .. }
+        ));
+        assert!(matches!(
+            ok("a LIST \"\" % RETURN (SPECIAL-USE)"),
+            CommandKind::List {
+                returns: Some(_),
+                ..
+            }
+        ));
+        assert!(bad("a LIST (RECURSIVEMATCH) \"\" *").contains("RECURSIVEMATCH"));
+        match ok("t1 CREATE MySpecial (USE (\\Drafts \\Sent))") {
+            CommandKind::Create { uses, .. } => assert_eq!(uses, vec!["\\Drafts", "\\Sent"]),
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok("G0001 GETQUOTAROOT INBOX"),
+            CommandKind::GetQuotaRoot(_)
+        ));
+        assert!(matches!(
+            ok("S0000 SETQUOTA \"User quota\" (STORAGE 512)"),
+            CommandKind::SetQuota(_)
         ));
     }
 

@@ -19,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 
 use crate::command::{
-    self, Command, CommandKind, FetchItem, SearchKey, SearchReturn, StatusItem, StoreMode,
+    self, Command, CommandKind, FetchItem, ListReturn, SearchKey, SearchReturn, StatusItem,
+    StoreMode,
 };
 use crate::fetch;
 use crate::frame::{Event, FrameLimits, Framer};
@@ -317,6 +318,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "QRESYNC",
             "ESEARCH",
             "SEARCHRES",
+            "WITHIN",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "STATUS=SIZE",
+            "CREATE-SPECIAL-USE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
             "CHILDREN",
             "SPECIAL-USE",
         ] {
@@ -592,7 +600,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     qresync,
                 },
             ) => self.select(&mailbox, read_only, condstore, qresync),
-            (true, _, CommandKind::Create(name)) => self.create(&name).await,
+            (true, _, CommandKind::Create { name, uses }) => self.create(&name, &uses).await,
+            (true, _, CommandKind::GetQuotaRoot(name)) => self.get_quota_root(&name),
+            (true, _, CommandKind::GetQuota(root)) => self.get_quota(&root),
+            (true, _, CommandKind::SetQuota(_)) => {
+                Err("NO [NOPERM] quotas are set by the administrator (postamt user quota)".into())
+            }
             (true, _, CommandKind::Delete(name)) => self.delete(&name).await,
             (true, _, CommandKind::Rename(from, to)) => self.rename(&from, &to).await,
             (true, _, CommandKind::Subscribe(name)) => self.subscribe(&name, true).await,
@@ -604,9 +617,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     reference,
                     patterns,
                     lsub,
-                    ..
+                    select,
+                    returns,
                 },
-            ) => self.list(&reference, &patterns, lsub),
+            ) => self.list(&reference, &patterns, lsub, &select, returns.as_ref()),
             (true, _, CommandKind::Status { mailbox, items }) => self.status(&mailbox, &items),
             (
                 true,
@@ -1147,7 +1161,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    async fn create(&mut self, raw: &[u8]) -> Result<String, String> {
+    async fn create(&mut self, raw: &[u8], uses: &[String]) -> Result<String, String> {
+        // RFC 6154 §3: CREATE-SPECIAL-USE; one attribute per mailbox here.
+        let special = match uses {
+            [] => None,
+            [one] => Some(
+                postamt_store::SpecialUse::from_attribute(one).ok_or_else(|| {
+                    format!("NO [USEATTR] {one} is not a special use this server supports")
+                })?,
+            ),
+            _ => return Err("NO [USEATTR] one special use per mailbox".into()),
+        };
         let name = self.name_in(raw)?;
         // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
         let name = name.trim_end_matches('/').to_string();
@@ -1169,7 +1193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     store.create_mailbox(account, &path, None)?;
                 }
             }
-            store.create_mailbox(account, &name, None)
+            store.create_mailbox(account, &name, special)
         })
         .await
         .map(|_| "OK CREATE completed".into())
@@ -1226,13 +1250,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         .map_err(|e| store_no(&e))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn list(
         &mut self,
         reference: &[u8],
         patterns: &[Vec<u8>],
         lsub: bool,
+        select: &[String],
+        returns: Option<&ListReturn>,
     ) -> Result<String, String> {
         let verb = if lsub { "LSUB" } else { "LIST" };
+        let extended = returns.is_some();
         let reference = self.name_in(reference).unwrap_or_default();
         if !lsub && patterns.len() == 1 && patterns[0].is_empty() {
             // RFC 9051 §6.3.9: the hierarchy delimiter and root.
@@ -1245,72 +1273,109 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             read_now(|| Ok((store.mailboxes(account)?, store.subscriptions(account)?)))
                 .map_err(|e| store_no(&e))?;
         let names: BTreeSet<String> = boxes.iter().map(|m| m.name.clone()).collect();
-        let mut lines = Vec::new();
-        for raw in patterns {
-            let pattern = String::from_utf8_lossy(raw).into_owned();
-            let pattern = if self.utf8() {
-                pattern
-            } else {
-                mutf7::decode(&pattern).unwrap_or(pattern)
-            };
-            let full = format!("{reference}{pattern}");
-            let candidates: Vec<&String> = if lsub {
-                subs.iter().collect()
-            } else {
-                names.iter().collect()
-            };
-            for name in &candidates {
-                if !list_matches(&full, name) {
-                    continue;
-                }
-                let mut attrs: Vec<&str> = Vec::new();
-                if lsub {
-                    if !names.contains(*name) {
-                        attrs.push("\\Noselect");
-                    }
+        let subs: BTreeSet<String> = subs.into_iter().collect();
+        let has = |o: &str| select.iter().any(|x| x == o);
+        let (sel_subscribed, sel_special, recursive) =
+            (has("SUBSCRIBED"), has("SPECIAL-USE"), has("RECURSIVEMATCH"));
+        let ret = returns.cloned().unwrap_or_default();
+        let patterns: Vec<String> = patterns
+            .iter()
+            .map(|raw| {
+                let p = String::from_utf8_lossy(raw).into_owned();
+                let p = if self.utf8() {
+                    p
                 } else {
-                    let prefix = format!("{name}/");
-                    let children = names.iter().any(|n| n.starts_with(&prefix));
-                    attrs.push(if children {
-                        "\\HasChildren"
-                    } else {
-                        "\\HasNoChildren"
-                    });
-                    if let Some(m) = boxes.iter().find(|m| &m.name == *name)
-                        && let Some(u) = m.special_use
-                    {
-                        attrs.push(u.attribute());
-                    }
-                    if subs.contains(name) {
-                        attrs.push("\\Subscribed");
-                    }
-                }
-                let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-                line.extend_from_slice(&self.name_out(name));
-                line.extend_from_slice(b"\r\n");
-                lines.push(line);
+                    mutf7::decode(&p).unwrap_or(p)
+                };
+                format!("{reference}{p}")
+            })
+            .collect();
+        let matching = |name: &str| patterns.iter().any(|p| list_matches(p, name));
+        // Every name that could be listed: mailboxes, subscriptions (which
+        // may name mailboxes that are gone) and parents that do not exist.
+        let mut universe: BTreeSet<String> = if lsub { subs.clone() } else { names.clone() };
+        if !lsub && sel_subscribed {
+            universe.extend(subs.iter().cloned());
+        }
+        let mut parents = BTreeSet::new();
+        for n in universe.iter() {
+            let mut p = n.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                parents.insert(parent.to_string());
+                p = parent;
             }
-            // Parents that do not exist but have matching-level children
-            // (a `%` pattern): shown as \Noselect (RFC 3501 §6.3.8).
-            if !lsub {
-                let mut parents: BTreeSet<String> = BTreeSet::new();
-                for n in &names {
-                    let mut p = n.as_str();
-                    while let Some((parent, _)) = p.rsplit_once('/') {
-                        if !names.contains(parent) {
-                            parents.insert(parent.to_string());
-                        }
-                        p = parent;
-                    }
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for name in universe.union(&parents) {
+            if !matching(name) {
+                continue;
+            }
+            let exists = names.contains(name);
+            let subscribed = subs.contains(name);
+            let special = boxes
+                .iter()
+                .find(|m| &m.name == name)
+                .and_then(|m| m.special_use);
+            let prefix = format!("{name}/");
+            let child_subscribed = subs.iter().any(|s| s.starts_with(&prefix));
+            let mut childinfo = false;
+            let passes = if lsub {
+                subscribed || child_subscribed
+            } else if sel_subscribed {
+                if subscribed {
+                    true
+                } else if recursive && child_subscribed {
+                    // RFC 5258 §3.5: a parent of a match, with CHILDINFO.
+                    childinfo = true;
+                    true
+                } else {
+                    false
                 }
-                for p in parents {
-                    if list_matches(&full, &p) {
-                        let mut line = b"* LIST (\\Noselect \\HasChildren) \"/\" ".to_vec();
-                        line.extend_from_slice(&self.name_out(&p));
-                        line.extend_from_slice(b"\r\n");
-                        lines.push(line);
-                    }
+            } else {
+                exists || names.iter().any(|n| n.starts_with(&prefix))
+            };
+            if !passes || (sel_special && special.is_none()) {
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            if lsub {
+                if !subscribed || !exists {
+                    attrs.push("\\Noselect");
                 }
+            } else {
+                if !exists {
+                    attrs.push(if extended {
+                        "\\NonExistent"
+                    } else {
+                        "\\Noselect"
+                    });
+                }
+                let children = names.iter().any(|n| n.starts_with(&prefix));
+                attrs.push(if children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+                if let Some(u) = special {
+                    attrs.push(u.attribute());
+                }
+                if (ret.subscribed || sel_subscribed) && subscribed {
+                    attrs.push("\\Subscribed");
+                }
+            }
+            let mut line = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            line.extend_from_slice(&self.name_out(name));
+            if childinfo {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            line.extend_from_slice(b"\r\n");
+            lines.push(line);
+            // RFC 5819: STATUS right after the mailbox's LIST line.
+            if let (Some(items), true) = (&ret.status, exists)
+                && let Some(m) = boxes.iter().find(|m| &m.name == name)
+            {
+                let status = self.status_line(name, m, items).map_err(|e| store_no(&e))?;
+                lines.push(status);
             }
         }
         for l in lines {
@@ -1319,41 +1384,115 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         Ok(format!("OK {verb} completed"))
     }
 
-    fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Result<String, String> {
-        let name = self.name_in(raw)?;
-        let mailbox = self.find_mailbox(&name)?;
+    /// `* STATUS name (…)` for one mailbox.
+    fn status_line(
+        &self,
+        name: &str,
+        mailbox: &Mailbox,
+        items: &[StatusItem],
+    ) -> Result<Vec<u8>, StoreError> {
         let store = Arc::clone(self.store);
         let id = mailbox.id;
-        let need_recent = items.contains(&StatusItem::Recent);
-        let (st, recent) = read_now(|| {
+        let need_list = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Recent | StatusItem::Deleted | StatusItem::DeletedStorage
+            )
+        });
+        let (st, list, recent_from) = read_now(|| {
             let st = store.mailbox_status(id)?;
-            let recent = if need_recent {
-                let from = store.claim_recent(id, false)?;
-                store.messages(id)?.iter().filter(|m| m.uid >= from).count()
+            let list = if need_list {
+                store.messages(id)?
             } else {
-                0
+                Vec::new()
             };
-            Ok((st, recent))
-        })
-        .map_err(|e| store_no(&e))?;
+            let recent_from = if items.contains(&StatusItem::Recent) {
+                store.claim_recent(id, false)?
+            } else {
+                Uid(u32::MAX)
+            };
+            Ok((st, list, recent_from))
+        })?;
+        let deleted = || list.iter().filter(|m| m.flags.contains(Flags::DELETED));
         let mut parts = Vec::new();
         for i in items {
             parts.push(match i {
                 StatusItem::Messages => format!("MESSAGES {}", st.messages),
-                StatusItem::Recent => format!("RECENT {recent}"),
+                StatusItem::Recent => format!(
+                    "RECENT {}",
+                    list.iter().filter(|m| m.uid >= recent_from).count()
+                ),
                 StatusItem::UidNext => format!("UIDNEXT {}", mailbox.uidnext.0),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", mailbox.uidvalidity.0),
                 StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
                 StatusItem::Size => format!("SIZE {}", st.size),
-                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mailbox.highestmodseq.0),
+                StatusItem::HighestModSeq => {
+                    format!("HIGHESTMODSEQ {}", mailbox.highestmodseq.0)
+                }
                 StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.config.max_append),
+                StatusItem::Deleted => format!("DELETED {}", deleted().count()),
+                StatusItem::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", deleted().map(|m| m.size).sum::<u64>())
+                }
             });
         }
         let mut line = b"* STATUS ".to_vec();
-        line.extend_from_slice(&self.name_out(&name));
+        line.extend_from_slice(&self.name_out(name));
         line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        Ok(line)
+    }
+
+    fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        let mailbox = self.find_mailbox(&name)?;
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.condstore = true;
+        }
+        let line = self
+            .status_line(&name, &mailbox, items)
+            .map_err(|e| store_no(&e))?;
         self.push_raw(&line);
         Ok("OK STATUS completed".into())
+    }
+
+    /// RFC 9208: one quota root, `""`, per account, with the STORAGE
+    /// resource in units of 1024 octets; none when the account has no quota.
+    fn quota_root(&self) -> Result<Option<(u64, u64)>, String> {
+        let address = self.account().address.clone();
+        let store = Arc::clone(self.store);
+        let account = read_now(|| store.account(&address))
+            .map_err(|e| store_no(&e))?
+            .ok_or("NO [UNAVAILABLE] account vanished")?;
+        Ok(account
+            .quota_bytes
+            .map(|q| (account.used_bytes.div_ceil(1024), q / 1024)))
+    }
+
+    fn get_quota_root(&mut self, raw: &[u8]) -> Result<String, String> {
+        let name = self.name_in(raw)?;
+        let mut line = b"* QUOTAROOT ".to_vec();
+        line.extend_from_slice(&self.name_out(&name));
+        self.find_mailbox(&name)?;
+        let quota = self.quota_root()?;
+        if quota.is_some() {
+            line.extend_from_slice(b" \"\"");
+        }
+        line.extend_from_slice(b"\r\n");
+        self.push_raw(&line);
+        if let Some((used, limit)) = quota {
+            self.untagged(&format!("QUOTA \"\" (STORAGE {used} {limit})"));
+        }
+        Ok("OK GETQUOTAROOT completed".into())
+    }
+
+    fn get_quota(&mut self, root: &[u8]) -> Result<String, String> {
+        match (root.is_empty(), self.quota_root()?) {
+            (true, Some((used, limit))) => {
+                self.untagged(&format!("QUOTA \"\" (STORAGE {used} {limit})"));
+                Ok("OK GETQUOTA completed".into())
+            }
+            _ => Err("NO [NONEXISTENT] no such quota root".into()),
+        }
     }
 
     async fn append(
@@ -2157,6 +2296,7 @@ impl SearchContext<'_> {
         let m = &self.msgs[i];
         let max_uid = self.msgs.last().map_or(0, |m| m.uid.0);
         let day = m.internaldate.div_euclid(86400);
+        let now = postamt_server::time::unix_now() as i64;
         match key {
             K::All => true,
             K::Answered => m.flags.contains(Flags::ANSWERED),
@@ -2186,6 +2326,8 @@ impl SearchContext<'_> {
             K::Uid(set) => set.contains(m.uid.0, max_uid),
             K::Seq(set) => set.contains(i as u32 + 1, self.msgs.len() as u32),
             K::ModSeq(n) => m.modseq >= *n,
+            K::Older(secs) => m.internaldate < now - *secs as i64,
+            K::Younger(secs) => m.internaldate >= now - *secs as i64,
             K::Header(name, value) => {
                 let text = self.header_text(i, name);
                 // RFC 9051 §6.4.4: HEADER with an empty value matches every

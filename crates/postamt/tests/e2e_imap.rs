@@ -603,3 +603,80 @@ fn esearch_and_searchres_rfc4731_rfc5182() {
     let u = c.ok("a12", "UID FETCH $ (UID)");
     assert_eq!(u, vec!["* 1 FETCH (UID 1)\r\n"]);
 }
+
+#[test]
+fn list_extended_list_status_special_use_quota_within() {
+    let s = Server::start("");
+    deliver(&s, "one", "1\r\n");
+    assert_eq!(
+        s.admin(&["user", "quota", "alice@example.test", "10M"])
+            .code,
+        0,
+        "{}",
+        s.admin(&["user", "quota", "--help"]).stdout
+    );
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    c.ok("a1", "CREATE Work/Reports");
+    c.ok("a2", "SUBSCRIBE Work/Reports");
+    c.ok("a3", "SUBSCRIBE Gone/Box");
+    // RFC 5258 §3: SUBSCRIBED selection lists subscriptions, even gone ones.
+    let u = c.ok("a4", "LIST (SUBSCRIBED) \"\" \"*\"");
+    find(&u, "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"");
+    find(
+        &u,
+        "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" \"Gone/Box\"",
+    );
+    assert!(!u.iter().any(|l| l.ends_with("\"Work\"\r\n")), "{u:?}");
+    // RECURSIVEMATCH: a parent whose child is subscribed gets CHILDINFO.
+    let u = c.ok("a5", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"");
+    find(&u, "\"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    // Several patterns, RETURN (SPECIAL-USE STATUS …) (RFC 5819).
+    let u = c.ok(
+        "a6",
+        "LIST \"\" (INBOX Sent) RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN SIZE))",
+    );
+    find(&u, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"");
+    find(&u, "* STATUS \"INBOX\" (MESSAGES 1 UNSEEN 1 SIZE ");
+    find(&u, "* STATUS \"Sent\" (MESSAGES 0 UNSEEN 0 SIZE 0)");
+    // RFC 6154 §5.1: only special-use mailboxes.
+    let u = c.ok("a7", "LIST (SPECIAL-USE) \"\" *");
+    assert_eq!(u.len(), 5, "{u:?}");
+    // CREATE-SPECIAL-USE (RFC 6154 §3).
+    c.ok("a8", "CREATE Gesendet (USE (\\Sent))");
+    let u = c.ok("a9", "LIST \"\" Gesendet");
+    find(&u, "\\Sent");
+    let (_, t) = c.cmd("a10", "CREATE Alles (USE (\\All))");
+    assert!(t.starts_with("a10 NO [USEATTR]"), "{t}");
+    // QUOTA (RFC 9208): one root per account, STORAGE in KiB.
+    let u = c.ok("a11", "GETQUOTAROOT INBOX");
+    assert_eq!(u[0], "* QUOTAROOT \"INBOX\" \"\"\r\n");
+    assert!(u[1].starts_with("* QUOTA \"\" (STORAGE 1 10240)"), "{u:?}");
+    let (_, t) = c.cmd("a12", "SETQUOTA \"\" (STORAGE 1)");
+    assert!(t.starts_with("a12 NO"), "{t}");
+    let u = c.ok("a13", "STATUS INBOX (DELETED DELETED-STORAGE SIZE)");
+    find(&u, "(DELETED 0 DELETED-STORAGE 0 SIZE ");
+    // WITHIN (RFC 5032).
+    c.ok("a14", "SELECT INBOX");
+    let u = c.ok("a15", "SEARCH YOUNGER 3600");
+    assert_eq!(u, vec!["* SEARCH 1\r\n"]);
+    let u = c.ok("a16", "SEARCH OLDER 3600");
+    assert_eq!(u, vec!["* SEARCH\r\n"]);
+    // Over quota: APPEND fails with OVERQUOTA (RFC 9208 §7).
+    let u = c.ok("a16b", "STATUS INBOX (SIZE)");
+    let size: u64 = u[0]
+        .split("SIZE ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(")\r\n")
+        .parse()
+        .unwrap();
+    let quota = (size + size / 2).to_string();
+    s.admin(&["user", "quota", "alice@example.test", &quota])
+        .success();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(2000));
+    let (_, t) = c.cmd("a17", &format!("APPEND INBOX {{{}+}}\r\n{big}", big.len()));
+    assert!(t.starts_with("a17 NO [OVERQUOTA]"), "{t}");
+    let (_, t) = c.cmd("a18", "COPY 1 Archive");
+    assert!(t.starts_with("a18 NO [OVERQUOTA]"), "{t}");
+}
