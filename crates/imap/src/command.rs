@@ -10,6 +10,9 @@ use crate::sequence::SequenceSet;
 /// Deepest nesting of parentheses accepted (search keys, fetch lists).
 pub const MAX_DEPTH: usize = 16;
 
+/// Most messages in one MULTIAPPEND (RFC 3502).
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// The tag, when it could be read (for the tagged BAD).
@@ -104,11 +107,10 @@ pub enum CommandKind {
         mailbox: Vec<u8>,
         items: Vec<StatusItem>,
     },
+    /// APPEND, one message or several (RFC 3502 MULTIAPPEND).
     Append {
         mailbox: Vec<u8>,
-        flags: Vec<FlagName>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -147,6 +149,15 @@ pub enum CommandKind {
         /// MOVE (RFC 6851) rather than COPY.
         moving: bool,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<FlagName>,
+    pub date: Option<i64>,
+    pub content: Vec<u8>,
+    /// Sent as `UTF8 (~{n})` (RFC 6855 §4).
+    pub utf8: bool,
 }
 
 /// LIST return options (RFC 5258 §3.2, RFC 5819 STATUS, RFC 6154).
@@ -199,6 +210,15 @@ pub enum FetchItem {
         section: Section,
         peek: bool,
         partial: Option<(u32, u32)>,
+    },
+    /// RFC 3516: a part with its content-transfer-encoding undone.
+    Binary {
+        part: Vec<u32>,
+        peek: bool,
+        partial: Option<(u32, u32)>,
+    },
+    BinarySize {
+        part: Vec<u32>,
     },
 }
 
@@ -721,22 +741,27 @@ impl<'a> Parser<'a> {
             b"BODY" if self.peek() != Some(b'[') => FetchItem::Body,
             b"BODY" | b"BODY.PEEK" => {
                 let section = self.section()?;
-                let partial = if self.eat(b'<') {
-                    let start = self.number32()?;
-                    self.expect(b'.')?;
-                    let len = self.number32()?;
-                    self.expect(b'>')?;
-                    if len == 0 {
-                        return Err("partial length must be at least 1".into());
-                    }
-                    Some((start, len))
-                } else {
-                    None
-                };
+                let partial = self.partial()?;
                 FetchItem::BodySection {
                     section,
                     peek: w.len() > 4,
                     partial,
+                }
+            }
+            b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
+                let section = self.section()?;
+                if section.text.is_some() {
+                    // RFC 3516 §4.1: part numbers only.
+                    return Err("BINARY takes part numbers only".into());
+                }
+                if &w[..] == b"BINARY.SIZE" {
+                    FetchItem::BinarySize { part: section.part }
+                } else {
+                    FetchItem::Binary {
+                        part: section.part,
+                        peek: w.len() > 6,
+                        partial: self.partial()?,
+                    }
                 }
             }
             _ => {
@@ -746,6 +771,21 @@ impl<'a> Parser<'a> {
                 ));
             }
         })
+    }
+
+    /// `<start.len>` after a section, if present.
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let start = self.number32()?;
+        self.expect(b'.')?;
+        let len = self.number32()?;
+        self.expect(b'>')?;
+        if len == 0 {
+            return Err("partial length must be at least 1".into());
+        }
+        Ok(Some((start, len)))
     }
 
     fn fetch_items(&mut self) -> R<Vec<FetchItem>> {
@@ -1087,24 +1127,42 @@ impl<'a> Parser<'a> {
             "APPEND" => {
                 self.sp()?;
                 let mailbox = self.astring()?;
-                self.sp()?;
-                let mut flags = Vec::new();
-                if self.peek() == Some(b'(') {
-                    flags = self.flag_list()?;
-                    self.sp()?;
+                let mut messages = Vec::new();
+                // RFC 3502: one or more (flags, date, literal) groups.
+                while self.eat(b' ') {
+                    if messages.len() >= MAX_APPEND_MESSAGES {
+                        return Err("too many messages in one APPEND".into());
+                    }
+                    let mut flags = Vec::new();
+                    if self.peek() == Some(b'(') {
+                        flags = self.flag_list()?;
+                        self.sp()?;
+                    }
+                    let mut date = None;
+                    if self.peek() == Some(b'"') {
+                        date = Some(self.date_time()?);
+                        self.sp()?;
+                    }
+                    let (content, utf8) = if self.eat_word("UTF8") {
+                        self.sp()?;
+                        self.open()?;
+                        let c = self.literal()?;
+                        self.close()?;
+                        (c, true)
+                    } else {
+                        (self.literal()?, false)
+                    };
+                    messages.push(AppendMessage {
+                        flags,
+                        date,
+                        content,
+                        utf8,
+                    });
                 }
-                let mut date = None;
-                if self.peek() == Some(b'"') {
-                    date = Some(self.date_time()?);
-                    self.sp()?;
+                if messages.is_empty() {
+                    return Err("APPEND needs a message".into());
                 }
-                let message = self.literal()?;
-                C::Append {
-                    mailbox,
-                    flags,
-                    date,
-                    message,
-                }
+                C::Append { mailbox, messages }
             }
             "SEARCH" => {
                 self.sp()?;
@@ -1426,15 +1484,10 @@ mod tests {
         ));
         match ok("A003 APPEND saved-messages (\\Seen) \"05-Nov-1994 14:12:34 -0800\" {5}\r\nHello")
         {
-            CommandKind::Append {
-                flags,
-                date,
-                message,
-                ..
-            } => {
-                assert_eq!(flags, vec!["\\Seen".to_string()]);
-                assert_eq!(date, Some(784073554));
-                assert_eq!(message, b"Hello");
+            CommandKind::Append { messages, .. } => {
+                assert_eq!(messages[0].flags, vec!["\\Seen".to_string()]);
+                assert_eq!(messages[0].date, Some(784073554));
+                assert_eq!(messages[0].content, b"Hello");
             }
             k => panic!("{k:?}"),
         }
@@ -1613,6 +1666,26 @@ mod tests {
             ok("S0000 SETQUOTA \"User quota\" (STORAGE 512)"),
             CommandKind::SetQuota(_)
         ));
+    }
+
+    #[test]
+    fn multiappend_utf8_and_binary() {
+        match ok(
+            "A003 APPEND saved-messages (\\Seen) {3+}\r\nabc \"01-Jan-2020 00:00:00 +0000\" {2+}\r\nde UTF8 (~{1+}\r\nf)",
+        ) {
+            CommandKind::Append { messages, .. } => {
+                assert_eq!(messages.len(), 3);
+                assert_eq!(messages[1].content, b"de");
+                assert!(messages[1].date.is_some() && messages[1].flags.is_empty());
+                assert!(messages[2].utf8);
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[1] BINARY[])"),
+            CommandKind::Fetch { items, .. } if items.len() == 3
+        ));
+        assert!(bad("a FETCH 1 BINARY[1.HEADER]").contains("part numbers"));
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub struct FrameLimits {
     pub max_line: usize,
     /// Longest command, lines and literals together, APPEND content aside.
     pub max_command: usize,
-    /// Largest literal in an APPEND (the APPENDLIMIT).
+    /// Largest APPEND content (the APPENDLIMIT): for MULTIAPPEND, all the
+    /// messages of the command together.
     pub max_append: u64,
 }
 
@@ -58,6 +59,8 @@ pub struct Framer {
     /// Bytes of the current line while draining (to spot a literal at its end).
     drain_tail: Vec<u8>,
     append: bool,
+    /// Octets of literals in the command so far.
+    literal_len: u64,
 }
 
 /// A literal announced at the end of `line` (CRLF stripped):
@@ -101,11 +104,17 @@ impl Framer {
             line_start: 0,
             drain_tail: Vec::new(),
             append: false,
+            literal_len: 0,
         }
     }
 
     pub fn set_limits(&mut self, limits: FrameLimits) {
         self.limits = limits;
+    }
+
+    /// Octets of the command that are not literal content.
+    fn text_len(&self) -> usize {
+        self.cmd.len().saturating_sub(self.literal_len as usize)
     }
 
     /// True while no part of a command is buffered.
@@ -118,6 +127,7 @@ impl Framer {
         self.line_start = 0;
         self.state = State::Line;
         self.append = false;
+        self.literal_len = 0;
     }
 
     /// Starts discarding the rest of the command (its event has been
@@ -200,7 +210,7 @@ impl Framer {
                         None => (rest, false),
                     };
                     if line_len + chunk.len() + 1 > self.limits.max_line
-                        || self.cmd.len() + chunk.len() > self.limits.max_command
+                        || self.text_len() + chunk.len() > self.limits.max_command
                     {
                         let tag = tag_of(&self.cmd).or_else(|| {
                             let mut head = self.cmd.clone();
@@ -232,9 +242,9 @@ impl Framer {
                         }
                         Some((n, sync)) => {
                             let limit = if self.append {
-                                self.limits.max_append
+                                self.limits.max_append.saturating_sub(self.literal_len)
                             } else {
-                                (self.limits.max_command - self.cmd.len()) as u64
+                                self.limits.max_command.saturating_sub(self.cmd.len()) as u64
                             };
                             let tag = tag_of(&self.cmd);
                             if n > limit {
@@ -251,6 +261,7 @@ impl Framer {
                                 return (i, Some(ev));
                             }
                             self.cmd.extend_from_slice(b"\r\n");
+                            self.literal_len += n;
                             self.state = State::Literal(n);
                             if n == 0 {
                                 self.state = State::Line;
@@ -461,6 +472,36 @@ mod tests {
             vec![
                 Event::Continue { len: 2 },
                 Event::Command(b"a LOGIN {2}\r\nx\r".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn append_content_does_not_count_against_the_command_limit() {
+        let mut f = Framer::new(limits());
+        let mut input = b"a APPEND INBOX {5000}\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 5000));
+        input.extend_from_slice(b" {4000+}\r\n");
+        input.extend(std::iter::repeat_n(b'y', 4000));
+        input.extend_from_slice(b"\r\n");
+        let ev = run(&mut f, &input);
+        assert_eq!(ev.len(), 2, "{:?}", &ev[..1]);
+        assert!(matches!(&ev[1], Event::Command(c) if c.len() > 9000));
+        // MULTIAPPEND: together the messages may not exceed APPENDLIMIT.
+        let mut input = b"b APPEND INBOX {6000}\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 6000));
+        input.extend_from_slice(b" {6000}\r\nc NOOP\r\n");
+        let ev = run(&mut f, &input);
+        assert_eq!(
+            ev,
+            vec![
+                Event::Continue { len: 6000 },
+                Event::TooBig {
+                    tag: Some("b".into()),
+                    sync: true,
+                    append: true
+                },
+                Event::Command(b"c NOOP".to_vec())
             ]
         );
     }

@@ -13,7 +13,7 @@ use postamt_server::{Connection, Protocol, SessionContext, Transcript};
 use postamt_store::{
     Account, Change, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary, SharedStore,
     StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name, meta::MessageMeta,
-    normalize_crlf,
+    normalize_crlf_owned,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
@@ -110,6 +110,8 @@ impl Protocol for Imap {
             plaintext_ok,
             condstore: false,
             qresync: false,
+            utf8: false,
+            rev2: false,
         };
         s.run().await;
     }
@@ -211,6 +213,10 @@ struct Session<'a, S> {
     condstore: bool,
     /// RFC 7162 §3.2.3: ENABLE QRESYNC (VANISHED instead of EXPUNGE).
     qresync: bool,
+    /// RFC 6855 UTF8=ACCEPT (or IMAP4rev2): UTF-8 names and strings.
+    utf8: bool,
+    /// RFC 9051 Appendix A: ENABLE IMAP4rev2.
+    rev2: bool,
 }
 
 /// Runs a short store read on this worker thread (see the POP3 session).
@@ -288,11 +294,11 @@ fn list_matches(pattern: &str, name: &str) -> bool {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     fn utf8(&self) -> bool {
-        false
+        self.utf8
     }
 
     fn capabilities(&self) -> String {
-        let mut c = vec!["IMAP4rev1".to_string()];
+        let mut c = vec!["IMAP4rev1".to_string(), "IMAP4rev2".to_string()];
         if !self.tls {
             c.push("STARTTLS".into());
         }
@@ -318,6 +324,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "QRESYNC",
             "ESEARCH",
             "SEARCHRES",
+            "BINARY",
+            "MULTIAPPEND",
+            "UTF8=ACCEPT",
             "WITHIN",
             "LIST-EXTENDED",
             "LIST-STATUS",
@@ -495,10 +504,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 mechanism,
                 initial: Some(_),
             }) => t.client_masked(&format!("{tag} AUTHENTICATE {mechanism}")),
-            Some(CommandKind::Append { message, .. }) => {
+            Some(CommandKind::Append { messages, .. }) => {
                 let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
                 t.client(first);
-                t.client_body(message);
+                for m in messages {
+                    t.client_body(&m.content);
+                }
             }
             _ => {
                 let mut line = bytes.to_vec();
@@ -577,6 +588,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                             self.condstore = true;
                             enabled.push_str(" QRESYNC");
                         }
+                        "UTF8=ACCEPT" if !self.utf8 => {
+                            self.utf8 = true;
+                            enabled.push_str(" UTF8=ACCEPT");
+                        }
+                        "IMAP4REV2" if !self.rev2 => {
+                            // RFC 9051: UTF-8 mailbox names, no \Recent,
+                            // ESEARCH for every SEARCH.
+                            self.rev2 = true;
+                            self.utf8 = true;
+                            enabled.push_str(" IMAP4rev2");
+                        }
                         _ => {}
                     }
                 }
@@ -622,16 +644,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 },
             ) => self.list(&reference, &patterns, lsub, &select, returns.as_ref()),
             (true, _, CommandKind::Status { mailbox, items }) => self.status(&mailbox, &items),
-            (
-                true,
-                _,
-                CommandKind::Append {
-                    mailbox,
-                    flags,
-                    date,
-                    message,
-                },
-            ) => self.append(&mailbox, &flags, date, message).await,
+            (true, _, CommandKind::Append { mailbox, messages }) => {
+                self.append(&mailbox, messages).await
+            }
             (true, _, CommandKind::Idle) => return self.idle(&tag).await,
             (true, false, _) => Err("BAD select a mailbox first".into()),
             (true, true, CommandKind::Check) => Ok("OK CHECK completed".into()),
@@ -915,7 +930,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         format!(
             "{seq} FETCH ({uid}FLAGS {}{modseq})",
-            flag_names(m.flags, &m.keywords, m.recent)
+            flag_names(m.flags, &m.keywords, m.recent && !self.rev2)
         )
     }
 
@@ -951,7 +966,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if condstore {
             self.condstore = true;
         }
-        if self.selected.take().is_some() && self.qresync {
+        if self.selected.take().is_some() && (self.qresync || self.rev2) {
             // RFC 7162 §3.2.11: the old mailbox is closed first.
             self.untagged("OK [CLOSED] previous mailbox closed");
         }
@@ -983,12 +998,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
         ));
         self.untagged(&format!("{} EXISTS", msgs.len()));
-        self.untagged(&format!(
-            "{} RECENT",
-            msgs.iter().filter(|m| m.recent).count()
-        ));
-        if let Some(first) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
-            self.untagged(&format!("OK [UNSEEN {}] first unseen message", first + 1));
+        // RFC 9051 removed RECENT and the UNSEEN response code.
+        if !self.rev2 {
+            self.untagged(&format!(
+                "{} RECENT",
+                msgs.iter().filter(|m| m.recent).count()
+            ));
+            if let Some(first) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+                self.untagged(&format!("OK [UNSEEN {}] first unseen message", first + 1));
+            }
         }
         self.untagged(&format!(
             "OK [UIDVALIDITY {}] UIDs valid",
@@ -1010,6 +1028,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 "OK [HIGHESTMODSEQ {}] highest",
                 mailbox.highestmodseq.0
             ));
+        }
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's name as the server spells it.
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            line.extend_from_slice(&self.name_out(&mailbox.name));
+            line.extend_from_slice(b"\r\n");
+            self.push_raw(&line);
         }
         // RFC 7162 §3.2.5.1: what changed since the client's last visit.
         if let Some(q) = qresync
@@ -1145,10 +1170,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 sel.msgs.push(Msg::from_summary(m.clone(), recent));
             }
             lines.push(format!("{} EXISTS", sel.msgs.len()));
-            lines.push(format!(
-                "{} RECENT",
-                sel.msgs.iter().filter(|m| m.recent).count()
-            ));
+            if !self.rev2 {
+                lines.push(format!(
+                    "{} RECENT",
+                    sel.msgs.iter().filter(|m| m.recent).count()
+                ));
+            }
         }
         let sel = self.selected.as_ref().expect("selected");
         let flag_lines: Vec<String> = changed
@@ -1344,7 +1371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
             } else {
                 if !exists {
-                    attrs.push(if extended {
+                    attrs.push(if extended || self.rev2 {
                         "\\NonExistent"
                     } else {
                         "\\Noselect"
@@ -1498,52 +1525,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     async fn append(
         &mut self,
         raw: &[u8],
-        flags: &[String],
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<command::AppendMessage>,
     ) -> Result<String, String> {
+        if messages.iter().any(|m| m.utf8) && !self.utf8 {
+            // RFC 6855 §4.
+            return Err("BAD APPEND UTF8 needs ENABLE UTF8=ACCEPT".into());
+        }
         let name = self.name_in(raw)?;
         let mailbox = match self.find_mailbox(&name) {
             Ok(m) => m,
             Err(_) => return Err("NO [TRYCREATE] no such mailbox".into()),
         };
-        if message.is_empty() {
-            return Err("NO [CANNOT] an empty message cannot be stored".into());
-        }
-        if message.len() as u64 > self.config.max_append {
-            return Err("NO [TOOBIG] message too big".into());
-        }
-        let (flags, keywords) = split_flags(flags).map_err(|e| format!("BAD {e}"))?;
-        let content = normalize_crlf(&message);
         let account = self.account().id;
-        let internaldate = date.unwrap_or_else(|| postamt_server::time::unix_now() as i64);
-        let store = Arc::clone(self.store);
-        let mailbox_name = mailbox.name.clone();
-        let delivered = blocking(move || {
-            store.deliver(Delivery {
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for m in messages {
+            if m.content.is_empty() {
+                return Err("NO [CANNOT] an empty message cannot be stored".into());
+            }
+            if m.content.len() as u64 > self.config.max_append {
+                return Err("NO [TOOBIG] message too big".into());
+            }
+            let (flags, keywords) = split_flags(&m.flags).map_err(|e| format!("BAD {e}"))?;
+            let content = normalize_crlf_owned(m.content);
+            deliveries.push(Delivery {
                 meta: MessageMeta::parse(&content),
                 content,
-                internaldate,
+                internaldate: m
+                    .date
+                    .unwrap_or_else(|| postamt_server::time::unix_now() as i64),
                 targets: vec![DeliveryTarget {
                     account,
-                    mailbox: mailbox_name,
+                    mailbox: mailbox.name.clone(),
                     prefix: Vec::new(),
                     flags,
                     keywords,
                 }],
-            })
-        })
-        .await
-        .map_err(|e| store_no(&e))?;
-        let d = delivered.first().ok_or("NO [SERVERBUG] nothing stored")?;
+            });
+        }
+        let store = Arc::clone(self.store);
+        // RFC 3502 §6.3.11: all of them or none.
+        let delivered = blocking(move || store.deliver_many(deliveries))
+            .await
+            .map_err(|e| store_no(&e))?;
+        let uids: Vec<u32> = delivered.iter().flatten().map(|d| d.uid.0).collect();
+        let uidvalidity = delivered
+            .iter()
+            .flatten()
+            .next()
+            .ok_or("NO [SERVERBUG] nothing stored")?
+            .uidvalidity
+            .0;
         if let Some(sel) = &mut self.selected
             && sel.mailbox.id == mailbox.id
         {
             sel.dirty = true;
         }
         Ok(format!(
-            "OK [APPENDUID {} {}] APPEND completed",
-            d.uidvalidity.0, d.uid.0
+            "OK [APPENDUID {uidvalidity} {}] APPEND completed",
+            SequenceSet::compact(&uids)
         ))
     }
 
@@ -1864,6 +1903,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
         let modseq = hits.iter().map(|&i| sel.msgs[i].modseq).max();
         let modseq_suffix = if modseq_key { modseq } else { None };
+        // RFC 9051 §6.4.4: IMAP4rev2 answers every SEARCH with ESEARCH.
+        let ret = match ret {
+            None if self.rev2 => Some(&[SearchReturn::All][..]),
+            r => r,
+        };
         let Some(ret) = ret else {
             let mut line: String = "SEARCH".into();
             for &i in &hits {
@@ -1938,6 +1982,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         vanished: bool,
     ) -> Result<String, String> {
         let utf8 = self.utf8();
+        let rev2 = self.rev2;
         if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
             // RFC 7162 §3.1: these make the client CONDSTORE-aware.
             self.condstore = true;
@@ -1982,6 +2027,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     | FetchItem::BodySection { .. }
                     | FetchItem::Rfc822Header
                     | FetchItem::Rfc822Text
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
             )
         });
         let needs_content = items.iter().any(|i| {
@@ -1991,6 +2038,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     | FetchItem::Rfc822
                     | FetchItem::Rfc822Header
                     | FetchItem::Rfc822Text
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
             )
         });
         let sets_seen = !read_only
@@ -1998,6 +2047,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 matches!(
                     i,
                     FetchItem::BodySection { peek: false, .. }
+                        | FetchItem::Binary { peek: false, .. }
                         | FetchItem::Rfc822
                         | FetchItem::Rfc822Text
                 )
@@ -2083,14 +2133,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             if flags_changed.contains(&i) && !items.contains(&FetchItem::Flags) {
                 sep(&mut out);
                 out.extend_from_slice(
-                    format!("FLAGS {}", flag_names(m.flags, &m.keywords, m.recent)).as_bytes(),
+                    format!(
+                        "FLAGS {}",
+                        flag_names(m.flags, &m.keywords, m.recent && !rev2)
+                    )
+                    .as_bytes(),
                 );
             }
             for item in items {
                 sep(&mut out);
                 match item {
                     FetchItem::Flags => out.extend_from_slice(
-                        format!("FLAGS {}", flag_names(m.flags, &m.keywords, m.recent)).as_bytes(),
+                        format!(
+                            "FLAGS {}",
+                            flag_names(m.flags, &m.keywords, m.recent && !rev2)
+                        )
+                        .as_bytes(),
                     ),
                     FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
                     FetchItem::ModSeq => {
@@ -2132,6 +2190,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                             &mut out,
                             &content[(meta.header_len as usize).min(content.len())..],
                         );
+                    }
+                    FetchItem::Binary { part, partial, .. } => {
+                        let name = dotted(part);
+                        match fetch::binary(&content, &meta, part) {
+                            Ok(Some(d)) => {
+                                let (d, origin) = match partial {
+                                    Some((start, len)) => {
+                                        (fetch::partial(&d, *start, *len), format!("<{start}>"))
+                                    }
+                                    None => (&d[..], String::new()),
+                                };
+                                out.extend_from_slice(
+                                    format!("BINARY[{name}]{origin} ").as_bytes(),
+                                );
+                                // RFC 3516 §4.2: literal8 when there is a NUL.
+                                if d.contains(&0) {
+                                    out.push(b'~');
+                                }
+                                literal(&mut out, d);
+                            }
+                            Ok(None) => {
+                                out.extend_from_slice(format!("BINARY[{name}] \"\"").as_bytes())
+                            }
+                            Err(cte) => {
+                                return Err(format!(
+                                    "NO [UNKNOWN-CTE] cannot decode content-transfer-encoding {cte}"
+                                ));
+                            }
+                        }
+                    }
+                    FetchItem::BinarySize { part } => {
+                        let name = dotted(part);
+                        match fetch::binary(&content, &meta, part) {
+                            Ok(d) => out.extend_from_slice(
+                                format!("BINARY.SIZE[{name}] {}", d.map_or(0, |d| d.len()))
+                                    .as_bytes(),
+                            ),
+                            Err(cte) => {
+                                return Err(format!(
+                                    "NO [UNKNOWN-CTE] cannot decode content-transfer-encoding {cte}"
+                                ));
+                            }
+                        }
                     }
                     FetchItem::BodySection {
                         section, partial, ..
@@ -2179,6 +2280,14 @@ struct SearchContext<'a> {
     msgs: &'a [Msg],
     saved: &'a [Uid],
     cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
+}
+
+/// Part numbers as written in a section (`1.2`).
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Whether any key (at any depth) is MODSEQ.

@@ -680,3 +680,76 @@ fn list_extended_list_status_special_use_quota_within() {
     let (_, t) = c.cmd("a18", "COPY 1 Archive");
     assert!(t.starts_with("a18 NO [OVERQUOTA]"), "{t}");
 }
+
+#[test]
+fn binary_multiappend_utf8_and_imap4rev2() {
+    let s = Server::start("");
+    let mime = "From: a@b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n";
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    // MULTIAPPEND (RFC 3502): both or neither; APPENDUID with a UID set.
+    let (_, t) = c.cmd(
+        "a1",
+        &format!(
+            "APPEND INBOX (\\Seen) {{{}+}}\r\n{mime} {{12+}}\r\nSubject: 2\r\n",
+            mime.len()
+        ),
+    );
+    assert!(
+        t.starts_with("a1 OK [APPENDUID ") && t.contains(" 1:2]"),
+        "{t}"
+    );
+    c.ok("a2", "SELECT INBOX");
+    // BINARY (RFC 3516): decoded parts, literal8 for NUL bytes, sizes.
+    let u = c.ok(
+        "a3",
+        "FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[2] BINARY.PEEK[2])",
+    );
+    let f = &u[0];
+    assert!(f.contains("BINARY[1] {7}\r\nGrüße"), "{f}");
+    assert!(f.contains("BINARY.SIZE[2] 3"), "{f}");
+    assert!(f.contains("BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2}"), "{f:?}");
+    let u = c.ok("a4", "FETCH 1 (BINARY.PEEK[1]<2.3>)");
+    assert!(u[0].contains("BINARY[1]<2> {3}\r\nü"), "{u:?}");
+    // UTF8=ACCEPT (RFC 6855): UTF-8 names on the wire, APPEND UTF8.
+    let (_, t) = c.cmd("a5", "APPEND INBOX UTF8 (~{3+}\r\nx\r\n)");
+    assert!(t.starts_with("a5 BAD"), "needs ENABLE: {t}");
+    let u = c.ok("a6", "ENABLE UTF8=ACCEPT");
+    assert_eq!(u, vec!["* ENABLED UTF8=ACCEPT\r\n"]);
+    c.ok("a7", "CREATE \"Entwürfe\"");
+    let u = c.ok("a8", "LIST \"\" \"Entw*\"");
+    assert_eq!(u, vec!["* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\n"]);
+    c.ok(
+        "a9",
+        "APPEND \"Entwürfe\" UTF8 (~{23+}\r\nSubject: Grüße\r\n\r\nx\r\n)",
+    );
+    // IMAP4rev2 (RFC 9051): no \Recent, ESEARCH for SEARCH, LIST on SELECT.
+    let mut r = Imap::connect(s.addr("imap"));
+    let caps = r.ok("r0", "CAPABILITY");
+    assert!(caps[0].contains(" IMAP4rev2 "), "{caps:?}");
+    r.login("alice@example.test", "alice-pw");
+    let u = r.ok("r1", "ENABLE IMAP4rev2");
+    assert_eq!(u, vec!["* ENABLED IMAP4rev2\r\n"]);
+    let u = r.ok("r2", "SELECT INBOX");
+    assert!(
+        !u.iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{u:?}"
+    );
+    find(&u, "* LIST () \"/\" \"INBOX\"");
+    let u = r.ok("r3", "SEARCH ALL");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"r3\") ALL 1:2\r\n"]);
+    let u = r.ok("r4", "UID SEARCH DELETED");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"r4\") UID\r\n"]);
+    let u = r.ok("r5", "FETCH 2 (FLAGS)");
+    assert_eq!(u, vec!["* 2 FETCH (FLAGS ())\r\n"]);
+    let u = r.ok("r6", "LIST \"\" \"Entwürfe\"");
+    assert_eq!(u, vec!["* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\n"]);
+    let u = r.ok("r7", "STATUS \"Entwürfe\" (MESSAGES DELETED SIZE)");
+    assert!(
+        u[0].starts_with("* STATUS \"Entwürfe\" (MESSAGES 1 DELETED 0 SIZE "),
+        "{u:?}"
+    );
+    let u = r.ok("r8", "EXAMINE \"Entwürfe\"");
+    assert_eq!(u[0], "* OK [CLOSED] previous mailbox closed\r\n");
+}

@@ -28,7 +28,7 @@ macro_rules! store_conformance_tests {
             concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
             outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
             copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
-            conditional_store_refuses_changed_messages);
+            conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -770,4 +770,30 @@ pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {
         .unwrap();
     assert!(u.is_empty());
     assert_eq!(m, vec![m2.uid]);
+}
+
+pub fn deliver_many_is_all_or_nothing(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let got = store
+        .deliver_many(vec![
+            delivery(b"Subject: 1\n\none\n", vec![to_inbox(a.id, "")]),
+            delivery(b"Subject: 2\n\ntwo\n", vec![to_inbox(a.id, "")]),
+        ])
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got[1][0].uid > got[0][0].uid);
+    assert_eq!(store.messages(inbox.id).unwrap().len(), 2);
+    // The second target's mailbox does not exist: nothing is stored.
+    let mut bad = to_inbox(a.id, "");
+    bad.mailbox = "Nowhere".into();
+    assert!(
+        store
+            .deliver_many(vec![
+                delivery(b"Subject: 3\n\nthree\n", vec![to_inbox(a.id, "")]),
+                delivery(b"Subject: 4\n\nfour\n", vec![bad]),
+            ])
+            .is_err()
+    );
+    assert_eq!(store.messages(inbox.id).unwrap().len(), 2);
 }

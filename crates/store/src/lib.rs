@@ -105,6 +105,9 @@ pub trait Store: Send + Sync + 'static {
     /// both).
     fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted>;
     /// All messages of the mailbox, ascending by UID.
+    /// Several deliveries in one transaction: all or none (IMAP
+    /// MULTIAPPEND, RFC 3502 §6.3.11). One result per delivery, in order.
+    fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>>;
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
     /// The octets of the message (prefix and shared content).
     fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;

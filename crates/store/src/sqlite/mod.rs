@@ -1295,6 +1295,52 @@ impl Store for SqliteStore {
         result
     }
 
+    fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>> {
+        let mut prepared = Vec::with_capacity(deliveries.len());
+        let mut files = Vec::new();
+        let cleanup = |files: &[String]| {
+            for f in files {
+                self.files.remove(f);
+            }
+        };
+        for d in deliveries {
+            let meta = serde_json::to_string(&d.meta).map_err(backend)?;
+            let file = if self.files.wants(d.content.len()) {
+                match self.files.write(&d.content) {
+                    Ok(f) => {
+                        files.push(f.clone());
+                        Some(f)
+                    }
+                    Err(e) => {
+                        cleanup(&files);
+                        return Err(backend(e));
+                    }
+                }
+            } else {
+                None
+            };
+            prepared.push((d, meta, file));
+        }
+        let result = self.write(move |c| {
+            let mut out = Vec::with_capacity(prepared.len());
+            let mut changes = Vec::new();
+            for (d, meta, file) in prepared {
+                if d.targets.is_empty() {
+                    out.push(Vec::new());
+                    continue;
+                }
+                let (delivered, ch) = deliver_in(c, d, meta, file.as_deref())?;
+                out.push(delivered);
+                changes.extend(ch);
+            }
+            Ok((out, changes))
+        });
+        if result.is_err() {
+            cleanup(&files);
+        }
+        result
+    }
+
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>> {
         self.read(|c| {
             let mut s = c
