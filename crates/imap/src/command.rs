@@ -126,6 +126,18 @@ pub enum CommandKind {
         ret: Option<Vec<SearchReturn>>,
         keys: Vec<SearchKey>,
     },
+    /// RFC 5256 SORT.
+    Sort {
+        uid: bool,
+        criteria: Vec<(bool, crate::sort::SortKey)>,
+        keys: Vec<SearchKey>,
+    },
+    /// RFC 5256 THREAD; `references`: REFERENCES, else ORDEREDSUBJECT.
+    Thread {
+        uid: bool,
+        references: bool,
+        keys: Vec<SearchKey>,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -1174,11 +1186,15 @@ impl<'a> Parser<'a> {
                 }
             }
             "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&name, false)?,
+            "SORT" => self.sort_command(false)?,
+            "THREAD" => self.thread_command(false)?,
             "UID" => {
                 self.sp()?;
                 let sub = self.atom()?.to_ascii_uppercase();
                 match sub.as_str() {
                     "FETCH" | "STORE" | "COPY" | "MOVE" => self.message_command(&sub, true)?,
+                    "SORT" => self.sort_command(true)?,
+                    "THREAD" => self.thread_command(true)?,
                     "SEARCH" => {
                         self.sp()?;
                         let (ret, keys) = self.search_args()?;
@@ -1246,6 +1262,76 @@ impl<'a> Parser<'a> {
             self.sp()?;
         }
         Ok((ret, self.search_keys_until(0)?))
+    }
+
+    /// The charset argument of SORT and THREAD (RFC 5256 §3).
+    fn charset(&mut self) -> R<()> {
+        let cs = self.astring_lossy()?.to_ascii_uppercase();
+        if cs != "UTF-8" && cs != "US-ASCII" {
+            return Err(format!("[BADCHARSET (UTF-8 US-ASCII)] charset {cs}"));
+        }
+        Ok(())
+    }
+
+    fn sort_command(&mut self, uid: bool) -> R<CommandKind> {
+        use crate::sort::SortKey as S;
+        self.sp()?;
+        self.open()?;
+        let mut criteria = Vec::new();
+        let mut reverse = false;
+        loop {
+            let w = self.atom()?.to_ascii_uppercase();
+            let key = match w.as_str() {
+                "REVERSE" => {
+                    reverse = true;
+                    self.sp()?;
+                    continue;
+                }
+                "ARRIVAL" => S::Arrival,
+                "CC" => S::Cc,
+                "DATE" => S::Date,
+                "FROM" => S::From,
+                "SIZE" => S::Size,
+                "SUBJECT" => S::Subject,
+                "TO" => S::To,
+                "DISPLAYFROM" => S::DisplayFrom,
+                "DISPLAYTO" => S::DisplayTo,
+                _ => return Err(format!("unknown sort criterion {w}")),
+            };
+            criteria.push((reverse, key));
+            reverse = false;
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.depth -= 1;
+        self.sp()?;
+        self.charset()?;
+        self.sp()?;
+        Ok(CommandKind::Sort {
+            uid,
+            criteria,
+            keys: self.search_keys_until(0)?,
+        })
+    }
+
+    fn thread_command(&mut self, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let alg = self.atom()?.to_ascii_uppercase();
+        let references = match alg.as_str() {
+            "REFERENCES" => true,
+            "ORDEREDSUBJECT" => false,
+            _ => return Err(format!("unknown thread algorithm {alg}")),
+        };
+        self.sp()?;
+        self.charset()?;
+        self.sp()?;
+        Ok(CommandKind::Thread {
+            uid,
+            references,
+            keys: self.search_keys_until(0)?,
+        })
     }
 
     fn message_command(&mut self, name: &str, uid: bool) -> R<CommandKind> {
@@ -1666,6 +1752,43 @@ mod tests {
             ok("S0000 SETQUOTA \"User quota\" (STORAGE 512)"),
             CommandKind::SetQuota(_)
         ));
+    }
+
+    #[test]
+    fn sort_and_thread() {
+        use crate::sort::SortKey;
+        match ok("A282 SORT (SUBJECT REVERSE DATE) UTF-8 ALL") {
+            CommandKind::Sort { criteria, uid, .. } => {
+                assert!(!uid);
+                assert_eq!(
+                    criteria,
+                    vec![(false, SortKey::Subject), (true, SortKey::Date)]
+                );
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            ok("A283 UID SORT (REVERSE ARRIVAL) US-ASCII UNSEEN"),
+            CommandKind::Sort { uid: true, .. }
+        ));
+        assert!(matches!(
+            ok("A284 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000"),
+            CommandKind::Thread {
+                references: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("A285 UID THREAD ORDEREDSUBJECT UTF-8 ALL"),
+            CommandKind::Thread {
+                references: false,
+                uid: true,
+                ..
+            }
+        ));
+        assert!(bad("a SORT (FOO) UTF-8 ALL").contains("unknown sort criterion"));
+        assert!(bad("a THREAD X UTF-8 ALL").contains("unknown thread algorithm"));
+        assert!(bad("a SORT (DATE) KOI8-R ALL").contains("BADCHARSET"));
     }
 
     #[test]

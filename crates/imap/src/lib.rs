@@ -13,5 +13,6 @@ pub mod mutf7;
 pub mod response;
 pub mod sequence;
 pub mod session;
+pub mod sort;
 
 pub use session::{Imap, ImapConfig};

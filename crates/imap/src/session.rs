@@ -326,6 +326,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "SEARCHRES",
             "BINARY",
             "MULTIAPPEND",
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             "UTF8=ACCEPT",
             "WITHIN",
             "LIST-EXTENDED",
@@ -536,6 +540,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             CommandKind::Fetch { uid: false, .. }
                 | CommandKind::Store { uid: false, .. }
                 | CommandKind::Search { uid: false, .. }
+                | CommandKind::Sort { uid: false, .. }
+                | CommandKind::Thread { uid: false, .. }
                 | CommandKind::Copy {
                     uid: false,
                     moving: false,
@@ -663,6 +669,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .expunge_deleted(uids.as_ref(), false)
                 .await
                 .map(|_| "OK EXPUNGE completed".into()),
+            (
+                true,
+                true,
+                CommandKind::Sort {
+                    uid,
+                    criteria,
+                    keys,
+                },
+            ) => self.sort_or_thread(uid, &keys, Some(&criteria), false),
+            (
+                true,
+                true,
+                CommandKind::Thread {
+                    uid,
+                    references,
+                    keys,
+                },
+            ) => self.sort_or_thread(uid, &keys, None, references),
             (true, true, CommandKind::Search { uid, ret, keys }) => {
                 self.search(&tag, uid, ret.as_deref(), &keys)
             }
@@ -1870,17 +1894,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    fn search(
-        &mut self,
-        tag: &str,
-        uid: bool,
-        ret: Option<&[SearchReturn]>,
-        keys: &[SearchKey],
-    ) -> Result<String, String> {
-        let modseq_key = uses_modseq(keys);
-        if modseq_key {
-            self.condstore = true;
-        }
+    /// Indices of the selected messages that match all `keys`.
+    fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
         let sel = self.selected.as_ref().expect("selected");
         let mut hits: Vec<usize> = Vec::new();
         let mut ctx = SearchContext {
@@ -1899,6 +1914,87 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 hits.push(i);
             }
         }
+        hits
+    }
+
+    /// SORT (`criteria`) or THREAD (RFC 5256) over the messages matching
+    /// `keys`.
+    fn sort_or_thread(
+        &mut self,
+        uid: bool,
+        keys: &[SearchKey],
+        criteria: Option<&[(bool, crate::sort::SortKey)]>,
+        references: bool,
+    ) -> Result<String, String> {
+        let hits = self.search_hits(keys);
+        let sel = self.selected.as_ref().expect("selected");
+        let mailbox = sel.mailbox.id;
+        let store = Arc::clone(self.store);
+        let mut items = Vec::with_capacity(hits.len());
+        for i in hits {
+            let m = &sel.msgs[i];
+            let (meta, refs) = read_now(|| {
+                let meta = store.message_meta(mailbox, m.uid)?;
+                // Only THREAD=REFERENCES needs a header outside the envelope.
+                let refs = if references && criteria.is_none() {
+                    store.message_content(mailbox, m.uid)?.and_then(|c| {
+                        let h = meta
+                            .as_ref()
+                            .map_or(0, |m| m.header_len as usize)
+                            .min(c.len());
+                        let f = fetch::header_fields(&c[..h], &["References".into()], false);
+                        let v = String::from_utf8_lossy(&f).into_owned();
+                        v.split_once(':').map(|(_, v)| v.to_string())
+                    })
+                } else {
+                    None
+                };
+                Ok((meta, refs))
+            })
+            .map_err(|e| store_no(&e))?;
+            items.push(crate::sort::Item {
+                number: if uid { m.uid.0 } else { i as u32 + 1 },
+                internaldate: m.internaldate,
+                size: m.size,
+                envelope: meta.map(|m| m.envelope).unwrap_or_default(),
+                references: refs,
+            });
+        }
+        match criteria {
+            Some(c) => {
+                let line: String = crate::sort::sort(&items, c)
+                    .iter()
+                    .map(|n| format!(" {n}"))
+                    .collect();
+                self.untagged(&format!("SORT{line}"));
+                Ok("OK SORT completed".into())
+            }
+            None => {
+                let t = if references {
+                    crate::sort::thread_references(&items)
+                } else {
+                    crate::sort::thread_orderedsubject(&items)
+                };
+                let sp = if t.is_empty() { "" } else { " " };
+                self.untagged(&format!("THREAD{sp}{t}"));
+                Ok("OK THREAD completed".into())
+            }
+        }
+    }
+
+    fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<&[SearchReturn]>,
+        keys: &[SearchKey],
+    ) -> Result<String, String> {
+        let modseq_key = uses_modseq(keys);
+        if modseq_key {
+            self.condstore = true;
+        }
+        let hits = self.search_hits(keys);
+        let sel = self.selected.as_ref().expect("selected");
         let num = |i: usize| if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 };
         // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
         let modseq = hits.iter().map(|&i| sel.msgs[i].modseq).max();

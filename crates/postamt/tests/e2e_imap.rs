@@ -753,3 +753,72 @@ fn binary_multiappend_utf8_and_imap4rev2() {
     let u = r.ok("r8", "EXAMINE \"Entwürfe\"");
     assert_eq!(u[0], "* OK [CLOSED] previous mailbox closed\r\n");
 }
+
+#[test]
+fn sort_and_thread_rfc5256() {
+    let s = Server::start("");
+    let msgs = [
+        (
+            "<a@x>",
+            "",
+            "Hello",
+            "Mon, 2 Jan 2023 10:00:00 +0000",
+            "Zed <z@x>",
+        ),
+        (
+            "<b@x>",
+            "<a@x>",
+            "Re: Hello",
+            "Mon, 2 Jan 2023 11:00:00 +0000",
+            "amy <a@x>",
+        ),
+        (
+            "<c@x>",
+            "",
+            "Another",
+            "Sun, 1 Jan 2023 10:00:00 +0000",
+            "Bob <b@x>",
+        ),
+        (
+            "<d@x>",
+            "<a@x> <b@x>",
+            "Re: Re: Hello",
+            "Mon, 2 Jan 2023 12:00:00 +0000",
+            "Cy <c@x>",
+        ),
+    ];
+    for (id, refs, subject, date, from) in msgs {
+        let refs = if refs.is_empty() {
+            String::new()
+        } else {
+            format!("References: {refs}\r\n")
+        };
+        let m = format!(
+            "From: {from}\r\nDate: {date}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\n{refs}\r\nbody\r\n"
+        );
+        s.deliver("x@remote.test", &["alice@example.test"], m.as_bytes())
+            .success();
+    }
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    c.ok("a1", "SELECT INBOX");
+    for (cmd, want) in [
+        ("SORT (DATE) UTF-8 ALL", "* SORT 3 1 2 4"),
+        ("SORT (SUBJECT DATE) UTF-8 ALL", "* SORT 3 1 2 4"),
+        // Same-second arrivals tie; ties keep mailbox order even with
+        // REVERSE (RFC 5256 §3).
+        ("SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT 1 2 3 4"),
+        ("SORT (FROM) UTF-8 ALL", "* SORT 2 3 4 1"),
+        ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 2 3 4 1"),
+        (
+            "UID SORT (REVERSE DATE) UTF-8 NOT SUBJECT another",
+            "* SORT 4 2 1",
+        ),
+        ("THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD (3)(1 (2)(4))"),
+        ("THREAD REFERENCES UTF-8 ALL", "* THREAD (3)(1 2 4)"),
+        ("UID THREAD REFERENCES UTF-8 SUBJECT nothing", "* THREAD"),
+    ] {
+        let u = c.ok("t", cmd);
+        assert_eq!(u, vec![format!("{want}\r\n")], "{cmd}");
+    }
+}

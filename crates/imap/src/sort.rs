@@ -1,0 +1,642 @@
+//! SORT and THREAD (RFC 5256, with DISPLAYFROM/DISPLAYTO from RFC 5957):
+//! sans-IO over the envelope data parsed at delivery.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use mail_parser::{DateTime, MessageParser};
+use postamt_store::meta::Envelope;
+
+use crate::response::parse_addresses;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// One message as SORT and THREAD see it.
+#[derive(Debug, Clone, Default)]
+pub struct Item {
+    /// What is reported: a sequence number or a UID.
+    pub number: u32,
+    pub internaldate: i64,
+    pub size: u64,
+    pub envelope: Envelope,
+    /// The raw `References:` value (only THREAD=REFERENCES needs it).
+    pub references: Option<String>,
+}
+
+/// A header value with RFC 2047 encoded words decoded (mail-parser).
+fn decode(name: &str, raw: &str) -> String {
+    let text = format!("{name}: {raw}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(text.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| raw.to_string())
+}
+
+/// The base subject (RFC 5256 §2.1) and whether reply/forward markers were
+/// removed (for THREAD=REFERENCES step 5).
+pub fn base_subject(raw: &str) -> (String, bool) {
+    // (1) decode, whitespace to single spaces.
+    let decoded = decode("Subject", raw);
+    let mut s: String = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut is_reply = false;
+    loop {
+        // (2) trailers: "(fwd)" and whitespace.
+        loop {
+            let t = s.trim_end();
+            let cut = t.len().saturating_sub(5);
+            if t.get(cut..)
+                .is_some_and(|x| x.eq_ignore_ascii_case("(fwd)"))
+            {
+                s = t[..cut].to_string();
+                is_reply = true;
+            } else if t.len() != s.len() {
+                s = t.to_string();
+            } else {
+                break;
+            }
+        }
+        // (3)+(4)+(5): leaders and blobs.
+        loop {
+            let before = s.clone();
+            s = s.trim_start().to_string();
+            if let Some(rest) = strip_refwd(&s) {
+                s = rest;
+                is_reply = true;
+            }
+            if let Some(rest) = strip_blob(&s)
+                && !rest.trim().is_empty()
+            {
+                s = rest;
+            }
+            if s == before {
+                break;
+            }
+        }
+        // (6) "[fwd: … ]".
+        if s.len() >= 6
+            && s.get(..5).is_some_and(|x| x.eq_ignore_ascii_case("[fwd:"))
+            && s.ends_with(']')
+        {
+            s = s[5..s.len() - 1].to_string();
+            is_reply = true;
+            continue;
+        }
+        break;
+    }
+    (s.to_lowercase(), is_reply)
+}
+
+/// `[blob]` followed by spaces at the start, if any.
+fn strip_blob(s: &str) -> Option<String> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(['[', ']'])?;
+    if rest.as_bytes()[end] != b']' {
+        return None;
+    }
+    Some(rest[end + 1..].trim_start().to_string())
+}
+
+/// `*blob ("re" / "fw" / "fwd") *WSP [blob] ":"` at the start, if any.
+fn strip_refwd(s: &str) -> Option<String> {
+    let mut t = s.to_string();
+    while let Some(r) = strip_blob(&t) {
+        t = r;
+    }
+    let lower = t.to_ascii_lowercase();
+    let after = ["fwd", "fw", "re"]
+        .iter()
+        .find(|p| lower.starts_with(**p))
+        .map(|p| &t[p.len()..])?;
+    let mut after = after.trim_start().to_string();
+    if let Some(r) = strip_blob(&after) {
+        after = r;
+    }
+    after.strip_prefix(':').map(str::to_string)
+}
+
+/// The sent date (Date: header) as Unix seconds; the internal date when the
+/// header is missing or broken (RFC 5256 §2.2).
+pub fn sent_date(item: &Item) -> i64 {
+    item.envelope
+        .date
+        .as_deref()
+        .and_then(DateTime::parse_rfc822)
+        .filter(|d| d.is_valid())
+        .map(|d| d.to_timestamp())
+        .unwrap_or(item.internaldate)
+}
+
+fn first_address(raw: Option<&str>) -> (String, String) {
+    let Some(raw) = raw else {
+        return (String::new(), String::new());
+    };
+    let a = parse_addresses(raw)
+        .into_iter()
+        .find(|a| a.host.is_some())
+        .unwrap_or_default();
+    let mailbox = a.mailbox.unwrap_or_default();
+    let display = match a.name {
+        Some(n) => decode("Subject", &n),
+        None => format!("{mailbox}@{}", a.host.unwrap_or_default()),
+    };
+    (mailbox.to_lowercase(), display.to_lowercase())
+}
+
+fn key_cmp(a: &Item, b: &Item, key: SortKey) -> Ordering {
+    let e = (&a.envelope, &b.envelope);
+    match key {
+        SortKey::Arrival => a.internaldate.cmp(&b.internaldate),
+        SortKey::Date => sent_date(a).cmp(&sent_date(b)),
+        SortKey::Size => a.size.cmp(&b.size),
+        SortKey::Subject => base_subject(e.0.subject.as_deref().unwrap_or(""))
+            .0
+            .cmp(&base_subject(e.1.subject.as_deref().unwrap_or("")).0),
+        SortKey::From => first_address(e.0.from.as_deref())
+            .0
+            .cmp(&first_address(e.1.from.as_deref()).0),
+        SortKey::To => first_address(e.0.to.as_deref())
+            .0
+            .cmp(&first_address(e.1.to.as_deref()).0),
+        SortKey::Cc => first_address(e.0.cc.as_deref())
+            .0
+            .cmp(&first_address(e.1.cc.as_deref()).0),
+        SortKey::DisplayFrom => first_address(e.0.from.as_deref())
+            .1
+            .cmp(&first_address(e.1.from.as_deref()).1),
+        SortKey::DisplayTo => first_address(e.0.to.as_deref())
+            .1
+            .cmp(&first_address(e.1.to.as_deref()).1),
+    }
+}
+
+/// SORT: the numbers in order of `criteria` ((reverse, key) pairs); ties
+/// keep sequence order (RFC 5256 §3).
+pub fn sort(items: &[Item], criteria: &[(bool, SortKey)]) -> Vec<u32> {
+    let mut v: Vec<&Item> = items.iter().collect();
+    v.sort_by(|a, b| {
+        for &(reverse, key) in criteria {
+            let o = key_cmp(a, b, key);
+            let o = if reverse { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.number.cmp(&b.number)
+    });
+    v.into_iter().map(|i| i.number).collect()
+}
+
+/// A thread tree node: a message (index into the items) or a dummy.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    item: Option<usize>,
+    children: Vec<usize>,
+    parent: Option<usize>,
+}
+
+/// Renders threads: a chain of only children is written flat, branches
+/// as parenthesised lists (RFC 5256 §4).
+fn render(nodes: &[Node], items: &[Item], roots: &[usize]) -> String {
+    fn sub(nodes: &[Node], items: &[Item], n: usize, out: &mut String) {
+        let mut cur = n;
+        let mut first = true;
+        loop {
+            if let Some(i) = nodes[cur].item {
+                if !first {
+                    out.push(' ');
+                }
+                out.push_str(&items[i].number.to_string());
+                first = false;
+            }
+            match nodes[cur].children.len() {
+                0 => break,
+                1 if nodes[cur].item.is_some() => cur = nodes[cur].children[0],
+                _ => {
+                    if !first {
+                        out.push(' ');
+                    }
+                    for &c in &nodes[cur].children {
+                        out.push('(');
+                        sub(nodes, items, c, out);
+                        out.push(')');
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for &r in roots {
+        out.push('(');
+        sub(nodes, items, r, &mut out);
+        out.push(')');
+    }
+    out
+}
+
+/// The date a node sorts by: its message's, or its first child's.
+fn node_date(nodes: &[Node], items: &[Item], n: usize) -> (i64, u32) {
+    match nodes[n].item {
+        Some(i) => (sent_date(&items[i]), items[i].number),
+        None => nodes[n]
+            .children
+            .first()
+            .map(|&c| node_date(nodes, items, c))
+            .unwrap_or((0, 0)),
+    }
+}
+
+/// THREAD=ORDEREDSUBJECT (RFC 5256 §3): grouped by base subject, each
+/// thread's first message the parent of the others, by sent date.
+pub fn thread_orderedsubject(items: &[Item]) -> String {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    let subjects: Vec<String> = items
+        .iter()
+        .map(|i| base_subject(i.envelope.subject.as_deref().unwrap_or("")).0)
+        .collect();
+    order.sort_by(|&a, &b| {
+        subjects[a]
+            .cmp(&subjects[b])
+            .then(sent_date(&items[a]).cmp(&sent_date(&items[b])))
+            .then(items[a].number.cmp(&items[b].number))
+    });
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut roots: Vec<usize> = Vec::new();
+    let mut last_subject: Option<&str> = None;
+    for &i in &order {
+        let n = nodes.len();
+        nodes.push(Node {
+            item: Some(i),
+            ..Node::default()
+        });
+        if last_subject == Some(subjects[i].as_str()) {
+            let root = *roots.last().expect("a root");
+            nodes[root].children.push(n);
+            nodes[n].parent = Some(root);
+        } else {
+            roots.push(n);
+            last_subject = Some(subjects[i].as_str());
+        }
+    }
+    roots.sort_by_key(|&r| node_date(&nodes, items, r));
+    render(&nodes, items, &roots)
+}
+
+/// Message-IDs (`<…>`) in a header value, in order.
+fn msg_ids(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find('<') {
+        let Some(len) = rest[start..].find('>') else {
+            break;
+        };
+        let id: String = rest[start + 1..start + len]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if !id.is_empty() {
+            out.push(id);
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out
+}
+
+/// THREAD=REFERENCES (RFC 5256 §3, after Jamie Zawinski's algorithm).
+pub fn thread_references(items: &[Item]) -> String {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let is_ancestor = |nodes: &[Node], a: usize, mut b: usize| -> bool {
+        // Is `a` an ancestor of (or equal to) `b`?
+        let mut guard = 0;
+        loop {
+            if a == b {
+                return true;
+            }
+            match nodes[b].parent {
+                Some(p) if guard < 100_000 => {
+                    b = p;
+                    guard += 1;
+                }
+                _ => return false,
+            }
+        }
+    };
+    let unlink = |nodes: &mut Vec<Node>, c: usize| {
+        if let Some(p) = nodes[c].parent.take() {
+            nodes[p].children.retain(|&x| x != c);
+        }
+    };
+    let container =
+        |nodes: &mut Vec<Node>, by_id: &mut HashMap<String, usize>, id: &str| -> usize {
+            *by_id.entry(id.to_string()).or_insert_with(|| {
+                nodes.push(Node::default());
+                nodes.len() - 1
+            })
+        };
+    // Step 1: containers and links.
+    for (i, item) in items.iter().enumerate() {
+        let own = item
+            .envelope
+            .message_id
+            .as_deref()
+            .map(msg_ids)
+            .and_then(|v| v.into_iter().next());
+        // A missing or duplicate Message-ID gets a unique one (§3 1.A).
+        let me = match own {
+            Some(id) if by_id.get(&id).is_none_or(|&n| nodes[n].item.is_none()) => {
+                let n = container(&mut nodes, &mut by_id, &id);
+                nodes[n].item = Some(i);
+                n
+            }
+            _ => {
+                nodes.push(Node {
+                    item: Some(i),
+                    ..Node::default()
+                });
+                nodes.len() - 1
+            }
+        };
+        let mut refs = item.references.as_deref().map(msg_ids).unwrap_or_default();
+        if refs.is_empty()
+            && let Some(irt) = item.envelope.in_reply_to.as_deref()
+        {
+            refs = msg_ids(irt).into_iter().take(1).collect();
+        }
+        // 1.B: link the references in order, parent before child.
+        let mut prev: Option<usize> = None;
+        for id in &refs {
+            let c = container(&mut nodes, &mut by_id, id);
+            if let Some(p) = prev
+                && nodes[c].parent.is_none()
+                && !is_ancestor(&nodes, c, p)
+            {
+                nodes[c].parent = Some(p);
+                nodes[p].children.push(c);
+            }
+            prev = Some(c);
+        }
+        // 1.C: the message's parent is the last reference.
+        match prev {
+            Some(p) if !is_ancestor(&nodes, me, p) => {
+                unlink(&mut nodes, me);
+                nodes[me].parent = Some(p);
+                nodes[p].children.push(me);
+            }
+            _ => {
+                if prev.is_some() {
+                    // A loop: keep the message where it is.
+                } else {
+                    unlink(&mut nodes, me);
+                }
+            }
+        }
+    }
+    // Step 2: the root set.
+    let mut roots: Vec<usize> = (0..nodes.len())
+        .filter(|&n| nodes[n].parent.is_none())
+        .collect();
+    // Step 3: prune dummies.
+    fn prune(nodes: &mut Vec<Node>, list: Vec<usize>, at_root: bool) -> Vec<usize> {
+        let mut out = Vec::new();
+        for n in list {
+            let kids = std::mem::take(&mut nodes[n].children);
+            let kids = prune(nodes, kids, false);
+            nodes[n].children = kids.clone();
+            for &k in &kids {
+                nodes[k].parent = Some(n);
+            }
+            if nodes[n].item.is_some() {
+                out.push(n);
+            } else if kids.is_empty() {
+                // An empty dummy goes.
+            } else if !at_root || kids.len() == 1 {
+                // Promote the children (at the root only a single child).
+                for &k in &kids {
+                    nodes[k].parent = None;
+                }
+                out.extend(kids);
+            } else {
+                out.push(n);
+            }
+        }
+        out
+    }
+    roots = prune(&mut nodes, roots, true);
+    for &r in &roots {
+        nodes[r].parent = None;
+    }
+    // Step 4: sort siblings by sent date.
+    fn sort_tree(nodes: &mut Vec<Node>, items: &[Item], list: &mut Vec<usize>) {
+        for &n in list.iter() {
+            let mut kids = std::mem::take(&mut nodes[n].children);
+            sort_tree(nodes, items, &mut kids);
+            nodes[n].children = kids;
+        }
+        list.sort_by_key(|&n| node_date(nodes, items, n));
+    }
+    // Step 5: merge threads with the same base subject.
+    let subject_of = |nodes: &[Node], n: usize| -> Option<(String, bool)> {
+        let i = nodes[n]
+            .item
+            .or_else(|| nodes[n].children.first().and_then(|&c| nodes[c].item))?;
+        let (s, reply) = base_subject(items[i].envelope.subject.as_deref().unwrap_or(""));
+        (!s.is_empty()).then_some((s, reply))
+    };
+    let mut table: HashMap<String, usize> = HashMap::new();
+    for &r in &roots {
+        if let Some((s, _)) = subject_of(&nodes, r) {
+            let replace = match table.get(&s) {
+                None => true,
+                Some(&old) => {
+                    (nodes[r].item.is_none() && nodes[old].item.is_some())
+                        || (subject_of(&nodes, old).is_some_and(|(_, re)| re)
+                            && !subject_of(&nodes, r).is_some_and(|(_, re)| re))
+                }
+            };
+            if replace {
+                table.insert(s, r);
+            }
+        }
+    }
+    let mut merged: Vec<usize> = Vec::new();
+    for r in roots.clone() {
+        let Some((s, reply)) = subject_of(&nodes, r) else {
+            merged.push(r);
+            continue;
+        };
+        let target = table[&s];
+        if target == r {
+            merged.push(r);
+            continue;
+        }
+        let t_dummy = nodes[target].item.is_none();
+        let r_dummy = nodes[r].item.is_none();
+        if t_dummy && r_dummy {
+            let kids = std::mem::take(&mut nodes[r].children);
+            for &k in &kids {
+                nodes[k].parent = Some(target);
+            }
+            nodes[target].children.extend(kids);
+        } else if t_dummy && !r_dummy {
+            nodes[r].parent = Some(target);
+            nodes[target].children.push(r);
+        } else if !r_dummy && reply && !subject_of(&nodes, target).is_some_and(|(_, re)| re) {
+            nodes[r].parent = Some(target);
+            nodes[target].children.push(r);
+        } else {
+            // A new dummy holding both.
+            let d = nodes.len();
+            nodes.push(Node {
+                item: None,
+                children: vec![target, r],
+                parent: None,
+            });
+            nodes[target].parent = Some(d);
+            nodes[r].parent = Some(d);
+            if let Some(pos) = merged.iter().position(|&m| m == target) {
+                merged[pos] = d;
+            }
+            table.insert(s, d);
+        }
+    }
+    sort_tree(&mut nodes, items, &mut merged);
+    render(&nodes, items, &merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: u32, subject: &str, date: &str, id: &str, refs: &str) -> Item {
+        Item {
+            number: n,
+            internaldate: n as i64,
+            size: 100 * n as u64,
+            envelope: Envelope {
+                subject: Some(subject.into()),
+                date: (!date.is_empty()).then(|| date.into()),
+                message_id: (!id.is_empty()).then(|| format!("<{id}>")),
+                from: Some(format!("User{n} <u{}@x>", 10 - n)),
+                ..Envelope::default()
+            },
+            references: (!refs.is_empty()).then(|| refs.into()),
+        }
+    }
+
+    #[test]
+    fn base_subjects_rfc5256() {
+        for (raw, base, reply) in [
+            ("Re: hello", "hello", true),
+            ("RE: Fwd: hello (fwd)", "hello", true),
+            ("[list] Re: [other] hello", "hello", true),
+            ("[Fwd: hello]", "hello", true),
+            ("Fw:   hello   world  ", "hello world", true),
+            ("[only a blob]", "[only a blob]", false),
+            ("=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "grüße", false),
+            ("Re:", "", true),
+            ("Hello", "hello", false),
+            ("Re: [Fwd: Re: x (fwd)]", "x", true),
+            ("ßßßßß (fwd)", "ßßßßß", true),
+            ("Grüße aus (fwd)", "grüße aus", true),
+        ] {
+            assert_eq!(base_subject(raw), (base.to_string(), reply), "{raw}");
+        }
+    }
+
+    #[test]
+    fn odd_subjects_do_not_panic() {
+        let pieces = [
+            "[", "]", "re", "Re", ":", " ", "(fwd)", "ü", "[fwd:", "fw", "\t", "x", "ß]",
+        ];
+        let mut seed: u64 = 7;
+        for _ in 0..3000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 9) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let _ = base_subject(&s);
+        }
+    }
+
+    #[test]
+    fn sort_criteria_and_ties() {
+        let items = vec![
+            item(1, "b", "Mon, 2 Jan 2023 10:00:00 +0000", "1", ""),
+            item(2, "Re: a", "Sun, 1 Jan 2023 10:00:00 +0000", "2", ""),
+            item(3, "a", "Sun, 1 Jan 2023 10:00:00 +0000", "3", ""),
+        ];
+        assert_eq!(sort(&items, &[(false, SortKey::Subject)]), vec![2, 3, 1]);
+        assert_eq!(sort(&items, &[(false, SortKey::Date)]), vec![2, 3, 1]);
+        assert_eq!(sort(&items, &[(true, SortKey::Arrival)]), vec![3, 2, 1]);
+        assert_eq!(sort(&items, &[(false, SortKey::From)]), vec![3, 2, 1]);
+        assert_eq!(sort(&items, &[(true, SortKey::Size)]), vec![3, 2, 1]);
+        assert_eq!(
+            sort(&items, &[(false, SortKey::DisplayFrom)]),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn orderedsubject_threads() {
+        let items = vec![
+            item(1, "hello", "Sun, 1 Jan 2023 10:00:00 +0000", "1", ""),
+            item(2, "other", "Sun, 1 Jan 2023 11:00:00 +0000", "2", ""),
+            item(3, "Re: hello", "Sun, 1 Jan 2023 12:00:00 +0000", "3", ""),
+            item(4, "Re: hello", "Sun, 1 Jan 2023 13:00:00 +0000", "4", ""),
+            item(5, "Re: other", "Sun, 1 Jan 2023 14:00:00 +0000", "5", ""),
+        ];
+        assert_eq!(thread_orderedsubject(&items), "(1 (3)(4))(2 5)");
+    }
+
+    #[test]
+    fn references_threads() {
+        let items = vec![
+            item(1, "hello", "Sun, 1 Jan 2023 10:00:00 +0000", "a", ""),
+            item(2, "Re: hello", "Sun, 1 Jan 2023 11:00:00 +0000", "b", "<a>"),
+            item(
+                3,
+                "Re: hello",
+                "Sun, 1 Jan 2023 12:00:00 +0000",
+                "c",
+                "<a> <b>",
+            ),
+            item(4, "Re: hello", "Sun, 1 Jan 2023 13:00:00 +0000", "d", "<a>"),
+            item(5, "unrelated", "Sun, 1 Jan 2023 09:00:00 +0000", "e", ""),
+            // Its parent is missing: a dummy, pruned, subject-merged.
+            item(
+                6,
+                "Re: lost",
+                "Sun, 1 Jan 2023 14:00:00 +0000",
+                "f",
+                "<gone>",
+            ),
+            item(
+                7,
+                "Re: lost",
+                "Sun, 1 Jan 2023 15:00:00 +0000",
+                "g",
+                "<gone>",
+            ),
+        ];
+        assert_eq!(thread_references(&items), "(5)(1 (2 3)(4))((6)(7))");
+        // A loop in References does not hang or panic.
+        let loopy = vec![item(1, "x", "", "a", "<b>"), item(2, "x", "", "b", "<a>")];
+        let t = thread_references(&loopy);
+        assert!(t.contains('1') && t.contains('2'), "{t}");
+    }
+}
