@@ -438,7 +438,7 @@ pub fn thread_references(items: &[Item]) -> String {
         nodes[r].parent = None;
     }
     // Step 4: sort siblings by sent date.
-    fn sort_tree(nodes: &mut Vec<Node>, items: &[Item], list: &mut Vec<usize>) {
+    fn sort_tree(nodes: &mut Vec<Node>, items: &[Item], list: &mut [usize]) {
         for &n in list.iter() {
             let mut kids = std::mem::take(&mut nodes[n].children);
             sort_tree(nodes, items, &mut kids);
@@ -489,10 +489,10 @@ pub fn thread_references(items: &[Item]) -> String {
                 nodes[k].parent = Some(target);
             }
             nodes[target].children.extend(kids);
-        } else if t_dummy && !r_dummy {
-            nodes[r].parent = Some(target);
-            nodes[target].children.push(r);
-        } else if !r_dummy && reply && !subject_of(&nodes, target).is_some_and(|(_, re)| re) {
+        } else if (t_dummy && !r_dummy)
+            || (!r_dummy && reply && !subject_of(&nodes, target).is_some_and(|(_, re)| re))
+        {
+            // Into the dummy, or a reply under the original.
             nodes[r].parent = Some(target);
             nodes[target].children.push(r);
         } else {
