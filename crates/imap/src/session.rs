@@ -159,6 +159,12 @@ struct Selected {
     /// The result of the last `SEARCH RETURN (SAVE)`, as UIDs (`$`, RFC
     /// 5182); expunged messages leave it.
     saved: Vec<Uid>,
+    /// The MODSEQ the view is up to date with: a sync reads only what
+    /// changed after it (and what was expunged after it).
+    modseq: u64,
+    /// Catch up by re-reading the whole listing (events were lost, or
+    /// another process wrote).
+    full: bool,
 }
 
 impl Selected {
@@ -903,9 +909,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let name = if self.utf8() {
             s
         } else {
-            mutf7::decode(&s).unwrap_or(s)
+            // RFC 3501 §5.1.3: a rev1 client without UTF8=ACCEPT sends
+            // modified UTF-7; anything else is refused, not guessed at.
+            mutf7::decode(&s).ok_or("NO [CANNOT] mailbox name is not valid modified UTF-7")?
         };
         Ok(canonical_mailbox_name(&name))
+    }
+
+    /// Names made by CREATE and RENAME: also no `.` or `..` levels (they
+    /// mean something else in every file-based store a user may migrate to).
+    fn new_name_in(&self, raw: &[u8]) -> Result<String, String> {
+        let name = self.name_in(raw)?.trim_end_matches('/').to_string();
+        check_mailbox_name(&name).map_err(|e| store_no(&e))?;
+        if name.split('/').any(|l| l == "." || l == "..") {
+            return Err("NO [CANNOT] . and .. are not mailbox names".into());
+        }
+        Ok(name)
     }
 
     fn name_out(&self, name: &str) -> Vec<u8> {
@@ -997,6 +1016,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
         let name = self.name_in(raw)?;
         let mailbox = self.find_mailbox(&name)?;
+        // The view will be up to date with this MODSEQ: read before the
+        // listing, so nothing committed meanwhile is missed later.
+        let view_modseq = mailbox.highestmodseq.0;
         let store = Arc::clone(self.store);
         let id = mailbox.id;
         let (summaries, recent_from) = read_now(|| {
@@ -1048,10 +1070,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             ));
         }
         if self.condstore {
-            self.untagged(&format!(
-                "OK [HIGHESTMODSEQ {}] highest",
-                mailbox.highestmodseq.0
-            ));
+            self.untagged(&format!("OK [HIGHESTMODSEQ {view_modseq}] highest"));
         }
         if self.rev2 {
             // RFC 9051 §6.3.2: the mailbox's name as the server spells it.
@@ -1103,6 +1122,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             msgs,
             dirty: true,
             saved: Vec::new(),
+            modseq: view_modseq,
+            full: false,
         });
         Ok(if read_only {
             "OK [READ-ONLY] EXAMINE completed".into()
@@ -1126,13 +1147,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                         | Change::FlagsChanged { mailbox, .. }
                         | Change::Expunged { mailbox, .. },
                     ) if mailbox == sel.mailbox.id => sel.dirty = true,
-                    Ok(
-                        Change::MailboxDeleted { .. }
-                        | Change::MailboxRenamed { .. }
-                        | Change::External,
-                    ) => sel.dirty = true,
+                    Ok(Change::MailboxDeleted { .. } | Change::MailboxRenamed { .. }) => {
+                        sel.dirty = true
+                    }
+                    // Another process wrote, or we missed events: re-read all.
+                    Ok(Change::External) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        sel.dirty = true;
+                        sel.full = true;
+                    }
                     Ok(_) => {}
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => sel.dirty = true,
                     Err(_) => break,
                 }
             }
@@ -1144,45 +1167,89 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let id = sel.mailbox.id;
         let read_only = sel.read_only;
-        let Ok(current) = read_now(|| store.messages(id)) else {
+        let since = postamt_store::ModSeq(sel.modseq);
+        let full = sel.full;
+        // The mailbox first, then the changes: whatever commits in between
+        // is seen again next time, which is harmless.
+        let Ok(state) = read_now(|| {
+            let Some(mb) = store.mailbox_by_id(id)? else {
+                return Ok(None);
+            };
+            if full {
+                Ok(Some((mb, store.messages(id)?, None)))
+            } else {
+                let changed = store.messages_changed_since(id, since)?;
+                let gone = store.expunged_since(id, since)?;
+                Ok(Some((mb, changed, Some(gone))))
+            }
+        }) else {
             return;
         };
+        let Some((mb, changed, gone_uids)) = state else {
+            // Deleted by another session (RFC 9051 §7.1: CLOSED).
+            self.selected = None;
+            self.untagged("OK [CLOSED] the selected mailbox was deleted");
+            return;
+        };
+        if mb.uidvalidity != sel.mailbox.uidvalidity {
+            self.selected = None;
+            self.untagged("OK [CLOSED] the selected mailbox was replaced");
+            return;
+        }
         sel.dirty = false;
-        let mut lines: Vec<String> = Vec::new();
-        // Removed messages.
-        let live: std::collections::HashMap<u32, &MessageSummary> =
-            current.iter().map(|m| (m.uid.0, m)).collect();
-        let mut gone = Vec::new();
-        let mut i = sel.msgs.len();
-        while i > 0 {
-            i -= 1;
-            let uid = sel.msgs[i].uid.0;
-            if !live.contains_key(&uid) {
-                if allow_expunge {
-                    sel.msgs.remove(i);
-                    gone.push((i + 1, uid));
-                } else {
-                    sel.msgs[i].gone = true;
-                }
+        sel.full = false;
+        sel.modseq = mb.highestmodseq.0;
+        sel.mailbox = mb;
+        let find = |msgs: &[Msg], uid: u32| msgs.binary_search_by_key(&uid, |m| m.uid.0).ok();
+        // Which messages left: listed as expunged, or (full) not listed.
+        let removed: Vec<u32> = match &gone_uids {
+            Some(g) => g.iter().map(|u| u.0).collect(),
+            None => {
+                let live: std::collections::HashSet<u32> =
+                    changed.iter().map(|m| m.uid.0).collect();
+                sel.msgs
+                    .iter()
+                    .map(|m| m.uid.0)
+                    .filter(|u| !live.contains(u))
+                    .collect()
+            }
+        };
+        for uid in removed {
+            if let Some(i) = find(&sel.msgs, uid) {
+                sel.msgs[i].gone = true;
             }
         }
-        // RFC 5182 §2.1: expunged messages leave the saved result.
-        sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
-        // Changed flags.
-        let mut changed = Vec::new();
-        for (i, m) in sel.msgs.iter_mut().enumerate() {
-            if let Some(c) = live.get(&m.uid.0) {
+        let mut gone = Vec::new();
+        if allow_expunge {
+            let mut i = sel.msgs.len();
+            while i > 0 {
+                i -= 1;
+                if sel.msgs[i].gone {
+                    gone.push((i + 1, sel.msgs[i].uid.0));
+                    sel.msgs.remove(i);
+                }
+            }
+            // RFC 5182 §2.1: expunged messages leave the saved result.
+            sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
+        }
+        // Changed flags, and new messages.
+        let max = sel.max_uid();
+        let mut flag_changes = Vec::new();
+        let mut new = Vec::new();
+        for c in changed {
+            if c.uid.0 > max {
+                new.push(c);
+            } else if let Some(i) = find(&sel.msgs, c.uid.0) {
+                let m = &mut sel.msgs[i];
                 if c.flags != m.flags || c.keywords != m.keywords {
-                    changed.push(i);
+                    flag_changes.push(i);
                 }
                 m.flags = c.flags;
-                m.keywords = c.keywords.clone();
+                m.keywords = c.keywords;
                 m.modseq = c.modseq.0;
             }
         }
-        // New messages.
-        let max = sel.max_uid();
-        let new: Vec<&MessageSummary> = current.iter().filter(|m| m.uid.0 > max).collect();
+        let mut lines: Vec<String> = Vec::new();
         if !new.is_empty() {
             let recent_from = if read_only {
                 Uid(u32::MAX)
@@ -1191,7 +1258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             };
             for m in new {
                 let recent = m.uid >= recent_from;
-                sel.msgs.push(Msg::from_summary(m.clone(), recent));
+                sel.msgs.push(Msg::from_summary(m, recent));
             }
             lines.push(format!("{} EXISTS", sel.msgs.len()));
             if !self.rev2 {
@@ -1202,7 +1269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         }
         let sel = self.selected.as_ref().expect("selected");
-        let flag_lines: Vec<String> = changed
+        let flag_lines: Vec<String> = flag_changes
             .iter()
             .map(|&i| self.flags_line(i + 1, &sel.msgs[i], true))
             .collect();
@@ -1223,10 +1290,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             ),
             _ => return Err("NO [USEATTR] one special use per mailbox".into()),
         };
-        let name = self.name_in(raw)?;
         // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
-        let name = name.trim_end_matches('/').to_string();
-        check_mailbox_name(&name).map_err(|e| store_no(&e))?;
+        let name = self.new_name_in(raw)?;
         if name == "INBOX" {
             return Err("NO [ALREADYEXISTS] INBOX always exists".into());
         }
@@ -1274,8 +1339,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<String, String> {
         let from = self.name_in(from)?;
-        let to = self.name_in(to)?.trim_end_matches('/').to_string();
-        check_mailbox_name(&to).map_err(|e| store_no(&e))?;
+        let to = self.new_name_in(to)?;
         self.find_mailbox(&from)?;
         let account = self.account().id;
         let store = Arc::clone(self.store);

@@ -822,3 +822,81 @@ fn sort_and_thread_rfc5256() {
         assert_eq!(u, vec![format!("{want}\r\n")], "{cmd}");
     }
 }
+
+#[test]
+fn invalid_mailbox_names_and_wrong_states() {
+    let s = Server::start("");
+    let mut c = Imap::connect(s.addr("imap"));
+    // Commands in the wrong state.
+    for cmd in ["CREATE x", "LIST \"\" *", "IDLE", "ENABLE CONDSTORE"] {
+        let (_, t) = c.cmd("w", cmd);
+        assert!(t.starts_with("w BAD log in first"), "{cmd}: {t}");
+    }
+    // Before login no literal may carry a message (pre-auth budget).
+    let (_, t) = c.cmd("w", "APPEND INBOX {1+}\r\nx");
+    assert!(t.starts_with("w BAD [TOOBIG]"), "{t}");
+    c.login("alice@example.test", "alice-pw");
+    for cmd in [
+        "FETCH 1 FLAGS",
+        "STORE 1 FLAGS ()",
+        "EXPUNGE",
+        "CLOSE",
+        "UID SEARCH ALL",
+        "MOVE 1 x",
+    ] {
+        let (_, t) = c.cmd("w", cmd);
+        assert!(t.starts_with("w BAD select a mailbox first"), "{cmd}: {t}");
+    }
+    let long = "n".repeat(10 * 1024);
+    for (cmd, want) in [
+        ("CREATE ../etc".to_string(), "NO [CANNOT]"),
+        ("CREATE a/./b".to_string(), "NO [CANNOT]"),
+        (
+            "CREATE \"&Jjo\"".to_string(),
+            "NO [CANNOT] mailbox name is not valid modified UTF-7",
+        ),
+        ("CREATE \"&AGE-\"".to_string(), "NO [CANNOT]"),
+        ("CREATE {3+}\r\na\0b".to_string(), "NO [CANNOT]"),
+        ("CREATE \"a\0b\"".to_string(), "BAD NUL in quoted string"),
+        (
+            format!("CREATE {{{}+}}\r\n{long}", long.len()),
+            "NO [CANNOT]",
+        ),
+        ("CREATE /x".to_string(), "NO [CANNOT]"),
+        ("CREATE a//b".to_string(), "NO [CANNOT]"),
+        ("CREATE INBOX".to_string(), "NO [ALREADYEXISTS]"),
+        ("CREATE Sent".to_string(), "NO [ALREADYEXISTS]"),
+        ("RENAME Nope Other".to_string(), "NO [NONEXISTENT]"),
+        ("SELECT \"&Jjo\"".to_string(), "NO [CANNOT]"),
+        ("DELETE Nope".to_string(), "NO [NONEXISTENT]"),
+    ] {
+        let (_, t) = c.cmd("n", &cmd);
+        assert!(
+            t.starts_with(&format!("n {want}")),
+            "{}: {t}",
+            &cmd[..cmd.len().min(40)]
+        );
+    }
+    // A 10 KB name on one line is over the line limit: BAD, session goes on.
+    let (_, t) = c.cmd("l", &format!("CREATE {long}"));
+    assert!(t.starts_with("l BAD [TOOBIG]"), "{t}");
+    // RENAME INBOX moves its messages (RFC 9051 §6.3.6).
+    deliver(&s, "in inbox", "x\r\n");
+    c.ok("r1", "RENAME INBOX Old-Inbox");
+    let u = c.ok("r2", "STATUS Old-Inbox (MESSAGES)");
+    find(&u, "MESSAGES 1");
+    let u = c.ok("r3", "STATUS INBOX (MESSAGES)");
+    find(&u, "MESSAGES 0");
+    // The selected mailbox deleted by another session: CLOSED.
+    c.ok("d1", "SELECT Old-Inbox");
+    let mut other = Imap::connect(s.addr("imap"));
+    other.login("alice@example.test", "alice-pw");
+    other.ok("o1", "DELETE Old-Inbox");
+    let u = c.ok("d2", "NOOP");
+    assert_eq!(
+        u,
+        vec!["* OK [CLOSED] the selected mailbox was deleted\r\n"]
+    );
+    let (_, t) = c.cmd("d3", "FETCH 1 FLAGS");
+    assert!(t.starts_with("d3 BAD select a mailbox first"), "{t}");
+}

@@ -28,7 +28,8 @@ macro_rules! store_conformance_tests {
             concurrent_deliveries_get_distinct_uids, subscriptions_work, inbox_is_case_insensitive,
             outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
             copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
-            conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing);
+            conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing,
+            changes_since_a_modseq);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -796,4 +797,44 @@ pub fn deliver_many_is_all_or_nothing(store: Arc<dyn Store>) {
             .is_err()
     );
     assert_eq!(store.messages(inbox.id).unwrap().len(), 2);
+}
+
+pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let m1 = deliver_one(&*store, a.id, "one");
+    let m2 = deliver_one(&*store, a.id, "two");
+    let seen = store
+        .mailbox_by_id(inbox.id)
+        .unwrap()
+        .unwrap()
+        .highestmodseq;
+    assert!(
+        store
+            .messages_changed_since(inbox.id, seen)
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::SEEN, &[])
+        .unwrap();
+    let m3 = deliver_one(&*store, a.id, "three");
+    store.expunge(inbox.id, &[m2.uid]).unwrap();
+    let changed: Vec<Uid> = store
+        .messages_changed_since(inbox.id, seen)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(changed, vec![m1.uid, m3.uid]);
+    assert_eq!(store.expunged_since(inbox.id, seen).unwrap(), vec![m2.uid]);
+    // Renamed: still found by id.
+    store.rename_mailbox(a.id, "Archive", "Old").unwrap();
+    let archive_id = store.mailbox(a.id, "Old").unwrap().unwrap().id;
+    assert_eq!(
+        store.mailbox_by_id(archive_id).unwrap().unwrap().name,
+        "Old"
+    );
+    store.delete_mailbox(a.id, "Old").unwrap();
+    assert!(store.mailbox_by_id(archive_id).unwrap().is_none());
 }

@@ -109,6 +109,15 @@ pub trait Store: Send + Sync + 'static {
     /// MULTIAPPEND, RFC 3502 §6.3.11). One result per delivery, in order.
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>>;
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
+    /// Messages added or changed after `since` (MODSEQ greater), by UID:
+    /// what a session that saw the mailbox at `since` must catch up on.
+    fn messages_changed_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<Vec<MessageSummary>>;
+    /// A mailbox by id (its name may have changed under a session).
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>>;
     /// The octets of the message (prefix and shared content).
     fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
     /// The parsed metadata, offsets adjusted for the target's prefix.

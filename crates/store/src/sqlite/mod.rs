@@ -387,6 +387,17 @@ fn writer_loop(
 
 // --- row helpers -------------------------------------------------------------
 
+fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
+    Ok(MessageSummary {
+        uid: Uid(r.get::<_, i64>(0)? as u32),
+        modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+        flags: Flags::from_bits(r.get(2)?),
+        keywords: keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
+        internaldate: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+    })
+}
+
 fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         id: AccountId(r.get(0)?),
@@ -1349,18 +1360,35 @@ impl Store for SqliteStore {
                      WHERE mailbox_id = ?1 ORDER BY uid",
                 )
                 .map_err(backend)?;
-            s.query_map([mailbox.0], |r| {
-                Ok(MessageSummary {
-                    uid: Uid(r.get::<_, i64>(0)? as u32),
-                    modseq: ModSeq(r.get::<_, i64>(1)? as u64),
-                    flags: Flags::from_bits(r.get(2)?),
-                    keywords: keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
-                    internaldate: r.get(4)?,
-                    size: r.get::<_, i64>(5)? as u64,
-                })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(backend)
+            s.query_map([mailbox.0], summary_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn messages_changed_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<Vec<MessageSummary>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+                     WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+                )
+                .map_err(backend)?;
+            s.query_map(params![mailbox.0, since.0 as i64], summary_from_row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        })
+    }
+
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
+        self.read(|c| match mailbox_by_id(c, mailbox) {
+            Ok(m) => Ok(Some(m)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
         })
     }
 

@@ -106,4 +106,8 @@ CREATE TABLE blob_trash (
     r#"
 ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
 "#,
+    // 5: expunges by MODSEQ, for catching a session up (and QRESYNC).
+    r#"
+CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
+"#,
 ];
