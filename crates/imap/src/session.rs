@@ -102,7 +102,7 @@ impl Protocol for Imap {
             ctx,
             transcript,
             framer: Framer::new(limits),
-            out: Vec::with_capacity(8192),
+            out: Vec::new(),
             user: None,
             selected: None,
             feed: None,
@@ -409,6 +409,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let ok = self.conn.write_all(&self.out).await.is_ok();
         self.out.clear();
+        // An idle session keeps no big buffer from one large FETCH.
+        if self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
         ok
     }
 

@@ -191,6 +191,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Marks `n` bytes of [`Connection::fill_buf`] as consumed.
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
+        // Idle connections keep no large buffer from an earlier burst.
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = Vec::new();
+        }
     }
 
     /// Reads exactly `n` bytes (a BDAT chunk, RFC 3030), appending them to
