@@ -117,6 +117,11 @@ impl Protocol for Imap {
     }
 }
 
+/// Messages whose metadata one FETCH reads per store query.
+const FETCH_CHUNK: usize = 512;
+/// About how much message content one FETCH holds in memory at a time.
+const FETCH_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Output held back while pipelined commands are answered.
 const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
@@ -2247,30 +2252,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         }
         let mut expunged_seen = false;
-        for i in idx {
+        // Metadata and content are read in bulk, a chunk of messages (at
+        // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
+        let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
+        let mut contents: std::collections::HashMap<Uid, Vec<u8>> = Default::default();
+        let mut chunk_end = 0;
+        for (n, &i) in idx.iter().enumerate() {
+            if (needs_meta || needs_content) && n >= chunk_end {
+                let sel = self.selected.as_ref().expect("selected");
+                let mut bytes = 0u64;
+                chunk_end = n;
+                while chunk_end < idx.len()
+                    && chunk_end - n < FETCH_CHUNK
+                    && (chunk_end == n || !needs_content || bytes < FETCH_CHUNK_BYTES)
+                {
+                    bytes += sel.msgs[idx[chunk_end]].size;
+                    chunk_end += 1;
+                }
+                let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
+                let store = Arc::clone(self.store);
+                (metas, contents) = read_now(|| {
+                    let metas = if needs_meta {
+                        store.message_metas(mailbox, &uids)?.into_iter().collect()
+                    } else {
+                        Default::default()
+                    };
+                    let contents = if needs_content {
+                        store
+                            .message_contents(mailbox, &uids)?
+                            .into_iter()
+                            .collect()
+                    } else {
+                        Default::default()
+                    };
+                    Ok((metas, contents))
+                })
+                .map_err(|e| store_no(&e))?;
+            }
             let sel = self.selected.as_ref().expect("selected");
             let m = sel.msgs[i].clone();
             if m.gone {
                 expunged_seen = true;
                 continue;
             }
-            let store = Arc::clone(self.store);
-            let (meta, content) = match read_now(|| {
-                let meta = if needs_meta {
-                    store.message_meta(mailbox, m.uid)?
-                } else {
-                    None
-                };
-                let content = if needs_content {
-                    store.message_content(mailbox, m.uid)?
-                } else {
-                    None
-                };
-                Ok((meta, content))
-            }) {
-                Ok(x) => x,
-                Err(e) => return Err(store_no(&e)),
-            };
+            let meta = metas.remove(&m.uid);
+            let content = contents.remove(&m.uid);
             if (needs_meta && meta.is_none()) || (needs_content && content.is_none()) {
                 // Expunged meanwhile by another session.
                 expunged_seen = true;

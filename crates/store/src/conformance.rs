@@ -29,7 +29,7 @@ macro_rules! store_conformance_tests {
             outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
             copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
             conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing,
-            changes_since_a_modseq);
+            changes_since_a_modseq, metas_in_bulk_match_one_by_one);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -837,4 +837,25 @@ pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
     );
     store.delete_mailbox(a.id, "Old").unwrap();
     assert!(store.mailbox_by_id(archive_id).unwrap().is_none());
+}
+
+pub fn metas_in_bulk_match_one_by_one(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let uids: Vec<Uid> = (0..200)
+        .map(|i| deliver_one(&*store, a.id, &format!("message {i}")).uid)
+        .collect();
+    store.expunge(inbox.id, &[uids[5]]).unwrap();
+    let wanted = vec![uids[0], uids[5], uids[6], uids[150], uids[199], Uid(99_999)];
+    let got = store.message_metas(inbox.id, &wanted).unwrap();
+    let got_uids: Vec<Uid> = got.iter().map(|g| g.0).collect();
+    assert_eq!(got_uids, vec![uids[0], uids[6], uids[150], uids[199]]);
+    for (uid, meta) in got {
+        assert_eq!(Some(meta), store.message_meta(inbox.id, uid).unwrap());
+    }
+    let contents = store.message_contents(inbox.id, &wanted).unwrap();
+    assert_eq!(contents.len(), 4);
+    for (uid, content) in contents {
+        assert_eq!(Some(content), store.message_content(inbox.id, uid).unwrap());
+    }
 }

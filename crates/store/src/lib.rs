@@ -122,6 +122,12 @@ pub trait Store: Send + Sync + 'static {
     fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
     /// The parsed metadata, offsets adjusted for the target's prefix.
     fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>>;
+    /// [`Store::message_meta`] for many messages at once (IMAP FETCH of a
+    /// range); messages that are gone are left out. In UID order.
+    fn message_metas(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, MessageMeta)>>;
+    /// [`Store::message_content`] for many messages at once; messages that
+    /// are gone are left out. In UID order.
+    fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>>;
     /// Changes flags; messages whose flags don't change keep their MODSEQ
     /// and are not returned.
     fn store_flags(

@@ -387,6 +387,32 @@ fn writer_loop(
 
 // --- row helpers -------------------------------------------------------------
 
+/// Sorted, deduplicated UIDs and the ranges that cover them (a gap of up
+/// to 64 UIDs is read through rather than starting another query).
+fn uid_ranges(uids: &[Uid]) -> (Vec<Uid>, Vec<(u32, u32)>) {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for u in &uids {
+        match ranges.last_mut() {
+            Some((_, hi)) if u.0 <= hi.saturating_add(64) => *hi = u.0,
+            _ => ranges.push((u.0, u.0)),
+        }
+    }
+    (uids, ranges)
+}
+
+/// Stored metadata, with offsets moved past the message's own prefix.
+fn meta_with_prefix(prefix_len: i64, json: &str) -> Result<MessageMeta> {
+    let mut meta: MessageMeta = serde_json::from_str(json).map_err(backend)?;
+    meta.header_len += prefix_len as u64;
+    shift(&mut meta.body, prefix_len as u64);
+    // The top-level header block starts at 0 and includes the prefix.
+    meta.body.header_start = 0;
+    Ok(meta)
+}
+
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
     Ok(MessageSummary {
         uid: Uid(r.get::<_, i64>(0)? as u32),
@@ -1445,12 +1471,89 @@ impl Store for SqliteStore {
         let Some((prefix_len, json)) = row else {
             return Ok(None);
         };
-        let mut meta: MessageMeta = serde_json::from_str(&json).map_err(backend)?;
-        meta.header_len += prefix_len as u64;
-        shift(&mut meta.body, prefix_len as u64);
-        // The top-level header block starts at 0 and includes the prefix.
-        meta.body.header_start = 0;
-        Ok(Some(meta))
+        meta_with_prefix(prefix_len, &json).map(Some)
+    }
+
+    fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
+        let (uids, ranges) = uid_ranges(uids);
+        let rows: Vec<(u32, Vec<u8>, Option<String>)> = self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT m.uid, m.prefix, b.data, b.file FROM messages m
+                     JOIN blobs b ON b.id = m.blob_id
+                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for (lo, hi) in &ranges {
+                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let uid = r.get::<_, i64>(0).map_err(backend)? as u32;
+                    if uids.binary_search(&Uid(uid)).is_err() {
+                        continue;
+                    }
+                    let prefix = r
+                        .get_ref(1)
+                        .and_then(|v| Ok(v.as_blob()?))
+                        .map_err(backend)?;
+                    let data = r
+                        .get_ref(2)
+                        .and_then(|v| Ok(v.as_blob()?))
+                        .map_err(backend)?;
+                    let mut content = Vec::with_capacity(prefix.len() + data.len());
+                    content.extend_from_slice(prefix);
+                    content.extend_from_slice(data);
+                    out.push((uid, content, r.get(3).map_err(backend)?));
+                }
+            }
+            Ok(out)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, mut content, file) in rows {
+            if let Some(file) = file {
+                match self.files.read_into(&file, &mut content) {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            && !self.message_exists(mailbox, Uid(uid))? =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(backend(format!("message file {file}: {e}"))),
+                }
+            }
+            out.push((Uid(uid), content));
+        }
+        Ok(out)
+    }
+
+    fn message_metas(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, MessageMeta)>> {
+        // Nearby UIDs are read with one range query (one transaction, one
+        // statement step per row) instead of one query each.
+        let (uids, ranges) = uid_ranges(uids);
+        let rows: Vec<(u32, i64, String)> = self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT m.uid, length(m.prefix), b.meta FROM messages m
+                     JOIN blobs b ON b.id = m.blob_id
+                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for (lo, hi) in &ranges {
+                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let uid = r.get::<_, i64>(0).map_err(backend)? as u32;
+                    if uids.binary_search(&Uid(uid)).is_ok() {
+                        out.push((uid, r.get(1).map_err(backend)?, r.get(2).map_err(backend)?));
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        rows.into_iter()
+            .map(|(uid, prefix_len, json)| Ok((Uid(uid), meta_with_prefix(prefix_len, &json)?)))
+            .collect()
     }
 
     fn store_flags(
