@@ -14,6 +14,7 @@ command -v python3   >/dev/null || need+=(python3)
 command -v mbsync    >/dev/null || need+=(isync)
 command -v offlineimap >/dev/null || need+=(offlineimap3)
 [ -x /usr/sbin/postfix ]        || need+=(postfix)
+[ -x /usr/lib/dovecot/imap ]    || need+=(dovecot-imapd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"
   SUDO=""
@@ -24,7 +25,17 @@ if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" postfix "* ]]; then
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   fi
+  # No system service may start from the packages (Dovecot would take
+  # ports 143/993): policy-rc.d says no for the time of the install.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    made_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -z "$made_policy" ] || $SUDO rm -f "$policy"
 fi
 
 # Missing clients are failures from here on, not skips.

@@ -737,7 +737,7 @@ impl<'a> Parser<'a> {
 
     fn fetch_item(&mut self) -> R<FetchItem> {
         let w = self
-            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             .to_ascii_uppercase();
         Ok(match &w[..] {
             b"FLAGS" => FetchItem::Flags,

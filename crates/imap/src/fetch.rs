@@ -16,6 +16,12 @@ fn find_part<'m>(root: &'m BodyPart, numbers: &[u32]) -> Option<&'m BodyPart> {
             match &cur.message {
                 Some(inner) => cur = &inner.1,
                 None if cur.media_type == "multipart" => {}
+                // `p.1` of a leaf part inside a multipart is the part itself
+                // (Dovecot's reading; RFC 9051 §6.4.5 gives only messages a
+                // part 1); not so for the top-level body or message parts.
+                None if n == 1 && !std::ptr::eq(cur, root) && cur.media_type != "message" => {
+                    continue;
+                }
                 None => return None,
             }
         }
@@ -60,6 +66,8 @@ pub fn header_fields(header: &[u8], fields: &[String], not: bool) -> Vec<u8> {
             out.extend_from_slice(line);
         }
     }
+    // RFC 9051 §6.4.5: the fields are followed by the empty line (also
+    // for a message without one, as Dovecot answers).
     out.extend_from_slice(b"\r\n");
     out
 }

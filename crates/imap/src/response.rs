@@ -27,8 +27,24 @@ pub fn string(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
     }
 }
 
+/// A literal (`{n}`). A literal may not carry NUL (RFC 9051 §4.3,
+/// `CHAR8`): NUL octets are sent as 0x80, as Dovecot does.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    let start = out.len();
+    out.extend_from_slice(s);
+    if memchr::memchr(0, s).is_some() {
+        for b in &mut out[start..] {
+            if *b == 0 {
+                *b = 0x80;
+            }
+        }
+    }
+}
+
+/// A `literal8` (`~{n}`, RFC 3516): any octets, NUL included.
+pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(format!("~{{{}}}\r\n", s.len()).as_bytes());
     out.extend_from_slice(s);
 }
 
@@ -45,6 +61,8 @@ pub fn nstring(out: &mut Vec<u8>, s: Option<&str>, utf8: bool) {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Address {
     pub name: Option<String>,
+    /// The obsolete source route (`@a,@b`), RFC 9051 `addr-adl`.
+    pub adl: Option<String>,
     pub mailbox: Option<String>,
     pub host: Option<String>,
 }
@@ -54,6 +72,7 @@ enum Tok {
     Word(String),
     Quoted(String),
     Special(char),
+    Comment(String),
 }
 
 fn tokenize(s: &str) -> Vec<Tok> {
@@ -65,11 +84,18 @@ fn tokenize(s: &str) -> Vec<Tok> {
                 it.next();
             }
             '(' => {
-                // Comments (nested) carry no address data.
+                // Comments (nested) carry no address data, but one after a
+                // bare address is taken as the name (`a@b (Name)`).
                 let mut depth = 0;
+                let mut text = String::new();
                 for c in it.by_ref() {
                     match c {
-                        '(' => depth += 1,
+                        '(' => {
+                            depth += 1;
+                            if depth == 1 {
+                                continue;
+                            }
+                        }
                         ')' => {
                             depth -= 1;
                             if depth == 0 {
@@ -78,7 +104,9 @@ fn tokenize(s: &str) -> Vec<Tok> {
                         }
                         _ => {}
                     }
+                    text.push(c);
                 }
+                out.push(Tok::Comment(text.trim().to_string()));
             }
             '"' => {
                 it.next();
@@ -119,15 +147,26 @@ fn tokenize(s: &str) -> Vec<Tok> {
 fn text(t: &Tok) -> Option<&str> {
     match t {
         Tok::Word(w) | Tok::Quoted(w) => Some(w),
-        Tok::Special(_) => None,
+        Tok::Special(_) | Tok::Comment(_) => None,
     }
 }
 
 /// Builds one mailbox from the tokens between separators.
 fn mailbox(toks: &[Tok]) -> Option<Address> {
+    let comment = toks.iter().find_map(|t| match t {
+        Tok::Comment(c) if !c.is_empty() => Some(c.clone()),
+        _ => None,
+    });
+    let toks: Vec<Tok> = toks
+        .iter()
+        .filter(|t| !matches!(t, Tok::Comment(_)))
+        .cloned()
+        .collect();
+    let toks = &toks[..];
     if toks.is_empty() {
         return None;
     }
+    let mut adl = None;
     let (phrase, spec): (&[Tok], &[Tok]) = match toks.iter().position(|t| *t == Tok::Special('<')) {
         Some(lt) => {
             let gt = toks[lt..]
@@ -135,8 +174,19 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
                 .position(|t| *t == Tok::Special('>'))
                 .map_or(toks.len(), |p| lt + p);
             let mut inner = &toks[lt + 1..gt];
-            // An obsolete source route `@a,@b:` is dropped.
-            if let Some(colon) = inner.iter().position(|t| *t == Tok::Special(':')) {
+            // An obsolete source route `@a,@b:` becomes the adl.
+            if inner.first() == Some(&Tok::Special('@'))
+                && let Some(colon) = inner.iter().position(|t| *t == Tok::Special(':'))
+            {
+                let route: String = inner[..colon]
+                    .iter()
+                    .map(|t| match t {
+                        Tok::Word(w) | Tok::Quoted(w) => w.clone(),
+                        Tok::Special(c) => c.to_string(),
+                        Tok::Comment(_) => String::new(),
+                    })
+                    .collect();
+                adl = Some(route);
                 inner = &inner[colon + 1..];
             }
             (&toks[..lt], inner)
@@ -144,7 +194,12 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
         None => (&[][..], toks),
     };
     let name: Vec<&str> = phrase.iter().filter_map(text).collect();
-    let name = (!name.is_empty()).then(|| name.join(" "));
+    let name = if name.is_empty() {
+        // `user@host (Real Name)`: the comment is the name, as Dovecot does.
+        comment.filter(|_| phrase.is_empty())
+    } else {
+        Some(name.join(" "))
+    };
     let at = spec.iter().rposition(|t| *t == Tok::Special('@'));
     let join = |ts: &[Tok]| -> String {
         ts.iter()
@@ -152,6 +207,7 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
                 Tok::Word(w) => w.clone(),
                 Tok::Quoted(q) => format!("\"{q}\""),
                 Tok::Special(c) => c.to_string(),
+                Tok::Comment(_) => String::new(),
             })
             .collect()
     };
@@ -164,6 +220,7 @@ fn mailbox(toks: &[Tok]) -> Option<Address> {
     }
     Some(Address {
         name,
+        adl,
         mailbox: Some(if local.is_empty() {
             "MISSING_MAILBOX".into()
         } else {
@@ -198,9 +255,8 @@ pub fn parse_addresses(value: &str) -> Vec<Address> {
             Tok::Special(':') if !in_angle && !in_group => {
                 let name: Vec<&str> = cur.iter().filter_map(text).collect();
                 out.push(Address {
-                    name: None,
                     mailbox: Some(name.join(" ")),
-                    host: None,
+                    ..Address::default()
                 });
                 in_group = true;
                 cur.clear();
@@ -235,7 +291,9 @@ fn address_list(out: &mut Vec<u8>, value: Option<&str>, utf8: bool) {
     for a in addrs {
         out.push(b'(');
         nstring(out, a.name.as_deref(), utf8);
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, a.adl.as_deref(), utf8);
+        out.push(b' ');
         nstring(out, a.mailbox.as_deref(), utf8);
         out.push(b' ');
         nstring(out, a.host.as_deref(), utf8);
@@ -253,7 +311,8 @@ pub fn envelope(out: &mut Vec<u8>, e: &Envelope, utf8: bool) {
     out.push(b'(');
     nstring(out, non_empty(&e.date), utf8);
     out.push(b' ');
-    nstring(out, non_empty(&e.subject), utf8);
+    // RFC 9051 §7.5.2: present but empty is "" (only absent is NIL).
+    nstring(out, e.subject.as_deref().map(str::trim), utf8);
     let from = non_empty(&e.from);
     for v in [
         from,
@@ -273,13 +332,42 @@ pub fn envelope(out: &mut Vec<u8>, e: &Envelope, utf8: bool) {
     out.push(b')');
 }
 
+/// RFC 2231 §7 `ext-octet` encoding of a value.
+fn percent_encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn params(out: &mut Vec<u8>, params: &[(String, String)], utf8: bool) {
-    if params.is_empty() {
+    // mail-parser reports RFC 2231 languages as extra `name-language`
+    // parameters: not header parameters, so not sent.
+    let shown: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !k.ends_with("-language"))
+        .map(|(k, v)| {
+            if !utf8 && !v.is_ascii() {
+                // The continuations are joined and decoded at delivery; for
+                // a client without UTF-8 the value goes back into RFC 2231
+                // form (`name*` = `utf-8''…`), which mail clients decode.
+                (format!("{k}*"), format!("utf-8''{}", percent_encode(v)))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    if shown.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (i, (k, v)) in params.iter().enumerate() {
+    for (i, (k, v)) in shown.iter().enumerate() {
         if i > 0 {
             out.push(b' ');
         }
@@ -300,9 +388,15 @@ pub fn body_structure(out: &mut Vec<u8>, p: &BodyPart, extended: bool, utf8: boo
     out.push(b'(');
     if p.media_type == "multipart" {
         if p.parts.is_empty() {
-            // A multipart without parts is described as an empty text part
-            // (RFC 9051 requires at least one body).
-            out.extend_from_slice(b"\"text\" \"plain\" NIL NIL NIL \"7BIT\" 0 0");
+            // A multipart without parts (no boundary) holds one empty text
+            // part: RFC 9051 `body-type-mpart` needs at least one.
+            out.extend_from_slice(
+                b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0",
+            );
+            if extended {
+                out.extend_from_slice(b" NIL NIL NIL NIL");
+            }
+            out.push(b')');
         } else {
             for c in &p.parts {
                 body_structure(out, c, extended, utf8);
@@ -322,7 +416,14 @@ pub fn body_structure(out: &mut Vec<u8>, p: &BodyPart, extended: bool, utf8: boo
     out.push(b' ');
     string(out, p.media_subtype.as_bytes(), utf8);
     out.push(b' ');
-    params(out, &p.params, utf8);
+    if p.media_type == "text" && !p.params.iter().any(|(k, _)| k == "charset") {
+        // RFC 2045 §5.2: text without a charset is US-ASCII.
+        let mut with = p.params.clone();
+        with.push(("charset".to_string(), "us-ascii".to_string()));
+        params(out, &with, utf8);
+    } else {
+        params(out, &p.params, utf8);
+    }
     out.push(b' ');
     nstring(out, p.id.as_deref(), utf8);
     out.push(b' ');
@@ -330,11 +431,24 @@ pub fn body_structure(out: &mut Vec<u8>, p: &BodyPart, extended: bool, utf8: boo
     out.push(b' ');
     string(out, encoding_name(&p.encoding).as_bytes(), utf8);
     out.extend_from_slice(format!(" {}", p.body_end.saturating_sub(p.body_start)).as_bytes());
+    let is_message =
+        p.media_type == "message" && (p.media_subtype == "rfc822" || p.media_subtype == "global");
     if let Some(inner) = &p.message {
         out.push(b' ');
         envelope(out, &inner.0, utf8);
         out.push(b' ');
         body_structure(out, &inner.1, extended, utf8);
+        out.extend_from_slice(format!(" {}", p.lines).as_bytes());
+    } else if is_message {
+        // RFC 9051 `body-type-msg` always has an envelope, a body and lines;
+        // an encoded encapsulated message is not parsed, so they are empty.
+        out.extend_from_slice(
+            b" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0",
+        );
+        if extended {
+            out.extend_from_slice(b" NIL NIL NIL NIL");
+        }
+        out.push(b')');
         out.extend_from_slice(format!(" {}", p.lines).as_bytes());
     } else if p.media_type == "text" {
         out.extend_from_slice(format!(" {}", p.lines).as_bytes());
@@ -433,16 +547,15 @@ mod tests {
         assert_eq!(a[0].name.as_deref(), Some("Smith, John"));
         assert_eq!(a[0].mailbox.as_deref(), Some("john"));
         assert_eq!(a[0].host.as_deref(), Some("example.org"));
-        assert_eq!(a[1].name, None);
+        assert_eq!(a[1].name.as_deref(), Some("Jane"), "comment as the name");
         assert_eq!(a[1].host.as_deref(), Some("example.net"));
         let g = parse_addresses("undisclosed-recipients:;");
         assert_eq!(
             g,
             vec![
                 Address {
-                    name: None,
                     mailbox: Some("undisclosed-recipients".into()),
-                    host: None
+                    ..Address::default()
                 },
                 Address::default()
             ]
@@ -457,6 +570,13 @@ mod tests {
         let q = parse_addresses("<\"odd local\"@x>");
         assert_eq!(q[0].mailbox.as_deref(), Some("\"odd local\""));
         assert!(parse_addresses("").is_empty());
+        let r = parse_addresses("<@route1.example,@route2.example:routed@example.net>");
+        assert_eq!(r[0].adl.as_deref(), Some("@route1.example,@route2.example"));
+        assert_eq!(r[0].mailbox.as_deref(), Some("routed"));
+        assert_eq!(
+            parse_addresses("Name <a@b> (comment)")[0].name.as_deref(),
+            Some("Name")
+        );
         assert_eq!(
             parse_addresses("nobody")[0].host.as_deref(),
             Some("MISSING_DOMAIN")
@@ -485,11 +605,11 @@ mod tests {
         let meta = MessageMeta::parse(m);
         assert_eq!(
             s(|o| body_structure(o, &meta.body, true, false)),
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"BASE64\" 4 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)"
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 0 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"BASE64\" 4 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)"
         );
         assert_eq!(
             s(|o| body_structure(o, &meta.body, false, false)),
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 1)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"BASE64\" 4) \"mixed\")"
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 0)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"BASE64\" 4) \"mixed\")"
         );
     }
 

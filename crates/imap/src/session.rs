@@ -548,6 +548,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         };
         self.record_client(&bytes, Some(&cmd.kind), &cmd.tag);
+        // The error budget counts BADs in a row (as Dovecot does).
+        self.errors = 0;
         let Command { tag, kind } = cmd;
         // Commands during which no EXPUNGE may be sent (RFC 9051 §7.4.1).
         let no_expunge = matches!(
@@ -1643,7 +1645,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 return Err("NO [TOOBIG] message too big".into());
             }
             let (flags, keywords) = split_flags(&m.flags).map_err(|e| format!("BAD {e}"))?;
-            let content = normalize_crlf_owned(m.content);
+            // Stored as sent, except that line ends become CRLF (no CRLF
+            // is added after an unterminated last line).
+            let unterminated = !m.content.ends_with(b"\n") && !m.content.ends_with(b"\r");
+            let mut content = normalize_crlf_owned(m.content);
+            if unterminated {
+                content.truncate(content.len() - 2);
+            }
             deliveries.push(Delivery {
                 meta: MessageMeta::parse(&content),
                 content,
@@ -2396,9 +2404,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                                 );
                                 // RFC 3516 §4.2: literal8 when there is a NUL.
                                 if d.contains(&0) {
-                                    out.push(b'~');
+                                    response::literal8(&mut out, d);
+                                } else {
+                                    literal(&mut out, d);
                                 }
-                                literal(&mut out, d);
                             }
                             Ok(None) => {
                                 out.extend_from_slice(format!("BINARY[{name}] \"\"").as_bytes())

@@ -143,13 +143,10 @@ pub fn header_len(content: &[u8]) -> usize {
         .unwrap_or(content.len())
 }
 
+/// Lines of a body as IMAP reports them: its line breaks (an unterminated
+/// last line is not counted, as Dovecot counts).
 fn count_lines(body: &[u8]) -> u64 {
-    let n = memchr::memchr_iter(b'\n', body).count() as u64;
-    if body.last().is_some_and(|&b| b != b'\n') {
-        n + 1
-    } else {
-        n
-    }
+    memchr::memchr_iter(b'\n', body).count() as u64
 }
 
 fn raw_value(message: &Message<'_>, part: usize, name: HeaderName<'_>) -> Option<String> {
@@ -208,6 +205,11 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
                 .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
                 .collect(),
         ),
+        // RFC 2046 §5.1.5: in a multipart/digest a part without a type is
+        // message/rfc822 (mail-parser parses it as one).
+        None if matches!(p.body, PartType::Message(_)) => {
+            ("message".into(), "rfc822".into(), Vec::new())
+        }
         None => (
             "text".into(),
             "plain".into(),
@@ -251,7 +253,7 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
             .as_text_list()
             .map(|l| l.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
         location: p.content_location().map(str::to_string),
-        md5: raw_value(message, id, HeaderName::Other("Content-MD5".into())),
+        md5: raw_value(message, id, HeaderName::ContentMd5),
         header_start,
         body_start,
         body_end,
