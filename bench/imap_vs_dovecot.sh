@@ -195,6 +195,7 @@ cat >"$T/imapc.py" <<'PYEOF'
 #   select  PORT USER PASS ROUNDS PAUSE   cold + warm SELECT and FETCH 1:* (FLAGS),
 #                                         then UNSELECT+SELECT in one session
 #   fetch   PORT USER PASS ROUNDS SIZE    FETCH (FLAGS ENVELOPE) / UID FETCH BODY.PEEK[]
+#                                         (twice: the second time for information)
 #   latency PORT USER PASS DPORT PROTO N  delivery (smtp|lmtp) -> IDLE EXISTS latency
 #   idle    PORT USER PASS N MODE PID     N connections in IDLE, server RSS before/after
 # Every socket operation has a timeout; every result line starts with a keyword.
@@ -404,15 +405,18 @@ def cmd_fetch(port, user, pw, rounds, size):
         cpu1 = time.process_time()
         bms, bbytes, nlit, litbytes = c.run("UID FETCH 1:* BODY.PEEK[]")
         cpu2 = time.process_time()
+        # for information: the same again in the same session
+        b2ms, _, nlit2, _ = c.run("UID FETCH 1:* BODY.PEEK[]")
         c.logout()
-        if nlit != exists:
-            sys.exit(f"BODY.PEEK[] returned {nlit} literals for {exists} messages")
+        if nlit != exists or nlit2 != exists:
+            sys.exit(f"BODY.PEEK[] returned {nlit}/{nlit2} literals for {exists} messages")
         kind = "warmup" if r == 0 else "round"
         print(f"fetch {kind} round={r} exists={exists} env_ms={f2(ems)} env_bytes={ebytes} "
               f"env_msgs_s={exists / ems * 1000:.0f} env_mb_s={ebytes / ems / 1000:.1f} "
               f"body_ms={f2(bms)} body_bytes={bbytes} body_octets={litbytes} "
               f"body_msgs_s={exists / bms * 1000:.0f} body_mb_s={bbytes / bms / 1000:.1f} "
-              f"client_cpu_env_ms={(cpu1 - cpu0) * 1000:.1f} client_cpu_body_ms={(cpu2 - cpu1) * 1000:.1f}", flush=True)
+              f"client_cpu_env_ms={(cpu1 - cpu0) * 1000:.1f} client_cpu_body_ms={(cpu2 - cpu1) * 1000:.1f} "
+              f"body2_ms={f2(b2ms)} body2_msgs_s={exists / b2ms * 1000:.0f}", flush=True)
 
 
 class Lines:
@@ -875,6 +879,7 @@ PE=$(frnd "$P_FET" env_msgs_s | median);      DE=$(frnd "$D_FET" env_msgs_s | me
 PEM=$(frnd "$P_FET" env_mb_s | median);       DEM=$(frnd "$D_FET" env_mb_s | median)
 PB=$(frnd "$P_FET" body_msgs_s | median);     DB_=$(frnd "$D_FET" body_msgs_s | median)
 PBM=$(frnd "$P_FET" body_mb_s | median);      DBM=$(frnd "$D_FET" body_mb_s | median)
+PB2=$(frnd "$P_FET" body2_msgs_s | median);   DB2=$(frnd "$D_FET" body2_msgs_s | median)
 POC=$(frnd "$P_FET" body_octets | head -1);   DOC=$(frnd "$D_FET" body_octets | head -1)
 PX=$(frnd "$P_FET" exists | head -1);         DX=$(frnd "$D_FET" exists | head -1)
 PLA50=$(lat "$P_LAT" ack_p50_ms);  PLA99=$(lat "$P_LAT" ack_p99_ms)
@@ -915,6 +920,7 @@ sizes: big mailbox $N_BIG x ~$SIZE_BIG B; fetch mailbox $N x ~$SIZE B ($POC octe
 | FETCH 1:* (FLAGS ENVELOPE) (MB/s of response)      | $PEM | $DEM | |
 | UID FETCH 1:* BODY.PEEK[] $N msgs (msg/s)          | $PB | $DB_ | $(ratio "$PB" "$DB_") |
 | UID FETCH 1:* BODY.PEEK[] (MB/s of response)       | $PBM | $DBM | |
+| the same again in the same session (msg/s)         | $PB2 | $DB2 | $(ratio "$PB2" "$DB2") |
 | IDLE connections held                              | $PIN | $DIN | |
 | RSS before them (MB)                               | $(mb "$PIB") | $(mb "$DIB") | |
 | RSS with them (MB; Dovecot: sum over $DIPR procs)  | $(mb "$PIA") | $(mb "$DIA") | |
@@ -939,6 +945,8 @@ raw values (ms unless noted):
   Dovecot FETCH ENVELOPE (ms):          $(frnd "$D_FET" env_ms | raw)   warm-up $(grep '^fetch warmup' <<<"$D_FET" | fld env_ms)
   postamt BODY.PEEK[] (ms):             $(frnd "$P_FET" body_ms | raw)   warm-up $(grep '^fetch warmup' <<<"$P_FET" | fld body_ms)
   Dovecot BODY.PEEK[] (ms):             $(frnd "$D_FET" body_ms | raw)   warm-up $(grep '^fetch warmup' <<<"$D_FET" | fld body_ms)
+  postamt BODY.PEEK[] again (ms):       $(frnd "$P_FET" body2_ms | raw)
+  Dovecot BODY.PEEK[] again (ms):       $(frnd "$D_FET" body2_ms | raw)
   client CPU during ENVELOPE / BODY.PEEK[] rounds, postamt: $(frnd "$P_FET" client_cpu_env_ms | raw) / $(frnd "$P_FET" client_cpu_body_ms | raw)
   client CPU during ENVELOPE / BODY.PEEK[] rounds, Dovecot: $(frnd "$D_FET" client_cpu_env_ms | raw) / $(frnd "$D_FET" client_cpu_body_ms | raw)
   IDLE conns: postamt $PIN/$IDLE_CONNS (closed by server: $PIX, errors: $PIE), Dovecot $DIN/$IDLE_CONNS (closed: $DIX, errors: $DIE)
