@@ -9,6 +9,7 @@
 pub mod command;
 pub mod fetch;
 pub mod frame;
+pub mod listing;
 pub mod mutf7;
 pub mod response;
 pub mod sequence;

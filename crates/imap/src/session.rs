@@ -5,6 +5,7 @@
 //! change feed (RFC 9051 §7.4.1, §5.2, §5.5).
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,11 +66,54 @@ impl Default for ImapConfig {
 pub struct Imap {
     store: SharedStore,
     config: ImapConfig,
+    listings: crate::listing::ListingCache,
+    spare_views: SpareViews,
+}
+
+/// Memory of big views from sessions that ended, reused by the next big
+/// SELECT: a 100,000-message view is megabytes, and fresh pages must be
+/// faulted in and zeroed (a few ms) while reused ones need not.
+#[derive(Default)]
+struct SpareViews(std::sync::Mutex<Vec<Vec<Msg>>>);
+
+impl SpareViews {
+    const MIN: usize = 10_000;
+    const MAX_KEPT: usize = 4;
+
+    fn take(&self, wanted: usize) -> Vec<Msg> {
+        if wanted < Self::MIN {
+            return Vec::new();
+        }
+        let Ok(mut spare) = self.0.lock() else {
+            return Vec::new();
+        };
+        match spare.iter().position(|v| v.capacity() >= wanted) {
+            Some(i) => spare.swap_remove(i),
+            None => Vec::new(),
+        }
+    }
+
+    fn give(&self, mut v: Vec<Msg>) {
+        if v.capacity() < Self::MIN {
+            return;
+        }
+        v.clear();
+        if let Ok(mut spare) = self.0.lock()
+            && spare.len() < Self::MAX_KEPT
+        {
+            spare.push(v);
+        }
+    }
 }
 
 impl Imap {
     pub fn new(store: SharedStore, config: ImapConfig) -> Imap {
-        Imap { store, config }
+        Imap {
+            store,
+            config,
+            listings: Default::default(),
+            spare_views: Default::default(),
+        }
     }
 }
 
@@ -97,6 +141,8 @@ impl Protocol for Imap {
         let mut s = Session {
             store: &self.store,
             config: &self.config,
+            listings: &self.listings,
+            spare_views: &self.spare_views,
             tls: conn.is_tls(),
             conn,
             ctx,
@@ -209,6 +255,8 @@ enum Flow {
 struct Session<'a, S> {
     store: &'a SharedStore,
     config: &'a ImapConfig,
+    listings: &'a crate::listing::ListingCache,
+    spare_views: &'a SpareViews,
     conn: Connection<S>,
     ctx: SessionContext,
     transcript: Option<Transcript>,
@@ -247,6 +295,24 @@ fn store_no(e: &StoreError) -> String {
         StoreError::OverQuota => "NO [OVERQUOTA] quota exceeded".into(),
         StoreError::Backend(_) => "NO [UNAVAILABLE] temporary failure, try again".into(),
     }
+}
+
+/// [`flag_names`] written straight into a response.
+fn write_flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String], recent: bool) {
+    out.push(b'(');
+    let system: Vec<&str> = flags.names().chain(recent.then_some("\\Recent")).collect();
+    for (i, n) in system
+        .iter()
+        .copied()
+        .chain(keywords.iter().map(String::as_str))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(n.as_bytes());
+    }
+    out.push(b')');
 }
 
 fn flag_names(flags: Flags, keywords: &[String], recent: bool) -> String {
@@ -478,6 +544,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let _ = self.flush().await;
         self.conn.shutdown().await;
+        if let Some(sel) = self.selected.take() {
+            self.spare_views.give(sel.msgs);
+        }
         if let Some(t) = &self.transcript {
             t.flush();
         }
@@ -812,7 +881,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     async fn check_password(&mut self, user: String, password: String) -> Result<String, String> {
         let ip = self.conn.peer.ip();
         let auth = Arc::clone(&self.ctx.server.auth);
-        let Some(attempt) = auth.begin(ip, Instant::now()) else {
+        let Some(attempt) = auth.begin_wait(ip, Duration::from_secs(10)).await else {
             return Err(
                 "NO [UNAVAILABLE] too many failed logins from your address, try later".into(),
             );
@@ -1020,9 +1089,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if condstore {
             self.condstore = true;
         }
-        if self.selected.take().is_some() && (self.qresync || self.rev2) {
-            // RFC 7162 §3.2.11: the old mailbox is closed first.
-            self.untagged("OK [CLOSED] previous mailbox closed");
+        // The old view's memory is reused for the new one (a big mailbox's
+        // view is megabytes: no fresh pages to fault in and zero).
+        let mut reuse: Vec<Msg> = Vec::new();
+        if let Some(old) = self.selected.take() {
+            reuse = old.msgs;
+            reuse.clear();
+            if self.qresync || self.rev2 {
+                // RFC 7162 §3.2.11: the old mailbox is closed first.
+                self.untagged("OK [CLOSED] previous mailbox closed");
+            }
         }
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
         let name = self.name_in(raw)?;
@@ -1032,20 +1108,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let view_modseq = mailbox.highestmodseq.0;
         let store = Arc::clone(self.store);
         let id = mailbox.id;
-        let (summaries, recent_from) = read_now(|| {
-            let recent = store.claim_recent(id, !read_only)?;
-            Ok((store.messages(id)?, recent))
+        let listings = self.listings;
+        let (listing, recent_from) = read_now(|| {
+            // \Recent: only a session that finds unclaimed messages writes.
+            let mut recent = store.claim_recent(id, false)?;
+            if !read_only && recent < mailbox.uidnext {
+                recent = store.claim_recent(id, true)?;
+            }
+            Ok((listings.listing(&*store, &mailbox)?, recent))
         })
         .map_err(|e| store_no(&e))?;
-        // Mailbox counters after the claim (UIDNEXT may have moved).
-        let mailbox = self.find_mailbox(&name)?;
-        let msgs: Vec<Msg> = summaries
-            .into_iter()
-            .map(|m| {
-                let recent = m.uid >= recent_from;
-                Msg::from_summary(m, recent)
-            })
-            .collect();
+        let mut msgs = if reuse.capacity() >= listing.msgs.len() {
+            reuse
+        } else {
+            self.spare_views.give(reuse);
+            self.spare_views.take(listing.msgs.len())
+        };
+        msgs.extend(listing.msgs.iter().map(|m| {
+            let recent = m.uid >= recent_from;
+            Msg::from_summary(m.clone(), recent)
+        }));
+        // The listing may be newer than the mailbox row read before it.
+        let mut mailbox = mailbox;
+        if let Some(last) = msgs.last() {
+            mailbox.uidnext = Uid(mailbox.uidnext.0.max(last.uid.0.saturating_add(1)));
+        }
         let mut keywords: BTreeSet<String> = BTreeSet::new();
         for m in &msgs {
             keywords.extend(m.keywords.iter().cloned());
@@ -2260,6 +2347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         }
         let mut expunged_seen = false;
+        let mut line: Vec<u8> = Vec::new();
         // Metadata and content are read in bulk, a chunk of messages (at
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
         let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
@@ -2303,8 +2391,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 expunged_seen = true;
                 continue;
             }
-            let meta = metas.remove(&m.uid);
-            let content = contents.remove(&m.uid);
+            let meta = if needs_meta {
+                metas.remove(&m.uid)
+            } else {
+                None
+            };
+            let content = if needs_content {
+                contents.remove(&m.uid)
+            } else {
+                None
+            };
             if (needs_meta && meta.is_none()) || (needs_content && content.is_none()) {
                 // Expunged meanwhile by another session.
                 expunged_seen = true;
@@ -2312,7 +2408,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
             let meta = meta.unwrap_or_default();
             let content = content.unwrap_or_default();
-            let mut out = format!("* {} FETCH (", i + 1).into_bytes();
+            let mut out = std::mem::take(&mut line);
+            out.clear();
+            let _ = write!(out, "* {} FETCH (", i + 1);
             let mut first = true;
             let mut sep = |out: &mut Vec<u8>| {
                 if !first {
@@ -2322,7 +2420,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             };
             if uid && !items.contains(&FetchItem::Uid) {
                 sep(&mut out);
-                out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes());
+                let _ = write!(out, "UID {}", m.uid.0);
             }
             if flags_changed.contains(&i) && self.condstore && !items.contains(&FetchItem::ModSeq) {
                 sep(&mut out);
@@ -2341,14 +2439,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             for item in items {
                 sep(&mut out);
                 match item {
-                    FetchItem::Flags => out.extend_from_slice(
-                        format!(
-                            "FLAGS {}",
-                            flag_names(m.flags, &m.keywords, m.recent && !rev2)
-                        )
-                        .as_bytes(),
-                    ),
-                    FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
+                    FetchItem::Flags => {
+                        out.extend_from_slice(b"FLAGS ");
+                        write_flags(&mut out, m.flags, &m.keywords, m.recent && !rev2);
+                    }
+                    FetchItem::Uid => {
+                        let _ = write!(out, "UID {}", m.uid.0);
+                    }
                     FetchItem::ModSeq => {
                         out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
                     }
@@ -2459,6 +2556,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
             out.extend_from_slice(b")\r\n");
             self.push_raw(&out);
+            line = out;
             if self.out.len() > MAX_PENDING_OUTPUT && !self.flush().await {
                 return Err("NO [UNAVAILABLE] write failed".into());
             }

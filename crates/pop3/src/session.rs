@@ -199,7 +199,7 @@ pub async fn run_session<S>(
                     return finish(&transcript);
                 }
                 Step::Authenticate { user, password } => {
-                    let attempt = auth.begin(ip, Instant::now());
+                    let attempt = auth.begin_wait(ip, Duration::from_secs(10)).await;
                     let result = if let Some(attempt) = attempt {
                         let store = Arc::clone(store);
                         let login = user.clone();

@@ -51,6 +51,15 @@ struct Entry {
     in_flight: u32,
 }
 
+/// Why a login attempt may not start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The address has used up its failures for the window.
+    Failures,
+    /// The budget is taken by attempts still running: try again shortly.
+    Busy,
+}
+
 /// Most client IPs tracked; beyond this, expired entries are dropped (at
 /// most once per second), then the oldest.
 const MAX_TRACKED: usize = 100_000;
@@ -118,7 +127,29 @@ impl AuthThrottle {
     /// Starts a login attempt from `ip`, or `None` when the IP has used up
     /// its failures for the window (counting attempts still in progress).
     pub fn begin(&self, ip: IpAddr, now: Instant) -> Option<AuthAttempt<'_>> {
-        let mut st = self.state.lock().ok()?;
+        self.try_begin(ip, now).ok()
+    }
+
+    /// [`AuthThrottle::begin`] that waits (up to `max_wait`) while the
+    /// budget is only taken by attempts still in progress: many logins at
+    /// once from one address (an office behind NAT, a client opening ten
+    /// connections) are answered as their turn comes, not refused, while
+    /// parallel guesses still cannot exceed the failure budget.
+    pub async fn begin_wait(&self, ip: IpAddr, max_wait: Duration) -> Option<AuthAttempt<'_>> {
+        let start = tokio::time::Instant::now();
+        loop {
+            match self.try_begin(ip, Instant::now()) {
+                Ok(a) => return Some(a),
+                Err(Refusal::Busy) if start.elapsed() < max_wait => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn try_begin(&self, ip: IpAddr, now: Instant) -> Result<AuthAttempt<'_>, Refusal> {
+        let mut st = self.state.lock().map_err(|_| Refusal::Failures)?;
         let window = self.policy.window;
         if st.by_ip.len() >= MAX_TRACKED
             && st
@@ -145,11 +176,14 @@ impl AuthThrottle {
             e.failures = 0;
             e.since = now;
         }
+        if e.failures >= self.policy.max_failures {
+            return Err(Refusal::Failures);
+        }
         if e.failures + e.in_flight >= self.policy.max_failures {
-            return None;
+            return Err(Refusal::Busy);
         }
         e.in_flight += 1;
-        Some(AuthAttempt {
+        Ok(AuthAttempt {
             throttle: self,
             ip,
             done: false,
@@ -224,5 +258,54 @@ mod tests {
         assert!(t.plaintext_allowed(false, "::1".parse().unwrap()));
         assert!(!t.plaintext_allowed(false, "192.0.2.1".parse().unwrap()));
         assert!(t.plaintext_allowed(true, "192.0.2.1".parse().unwrap()));
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    fn throttle(max: u32) -> AuthThrottle {
+        AuthThrottle::new(AuthPolicy {
+            max_failures: max,
+            ..AuthPolicy::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_logins_at_once_wait_their_turn_instead_of_failing() {
+        let t = throttle(2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = t.begin(ip, Instant::now()).unwrap();
+        let b = t.begin(ip, Instant::now()).unwrap();
+        // The budget is taken by logins in progress: `begin` refuses,
+        // `begin_wait` waits until one of them ends well.
+        assert!(t.begin(ip, Instant::now()).is_none());
+        let waiter = t.begin_wait(ip, Duration::from_secs(5));
+        let (c, ()) = tokio::join!(waiter, async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(a);
+        });
+        assert!(c.is_some());
+        drop((b, c));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn used_up_failures_are_refused_at_once() {
+        let t = throttle(1);
+        let ip: IpAddr = "192.0.2.2".parse().unwrap();
+        let _ = t.begin(ip, Instant::now()).unwrap().failed(Instant::now());
+        let start = tokio::time::Instant::now();
+        assert!(t.begin_wait(ip, Duration::from_secs(5)).await.is_none());
+        assert!(start.elapsed() < Duration::from_millis(1));
+        // Parallel guesses still stop at the budget: with one slot in use,
+        // a second waits and gives up when the first fails.
+        let t = throttle(1);
+        let first = t.begin(ip, Instant::now()).unwrap();
+        let (second, ()) = tokio::join!(t.begin_wait(ip, Duration::from_secs(5)), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = first.failed(Instant::now());
+        });
+        assert!(second.is_none());
     }
 }

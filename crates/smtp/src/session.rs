@@ -481,7 +481,7 @@ impl<'a> Session<'a> {
             return Flow::Continue;
         }
         let auth = Arc::clone(&self.ctx.server.auth);
-        let Some(attempt) = auth.begin(self.ip, Instant::now()) else {
+        let Some(attempt) = auth.begin_wait(self.ip, Duration::from_secs(10)).await else {
             tracing::warn!(protocol = "smtp", peer = %self.ip, "AUTH refused: too many failures from this address");
             self.reply(R::AuthThrottled);
             return Flow::Close;
