@@ -664,7 +664,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 Err("BAD already logged in".into())
             }
             (false, _, _) => Err("BAD log in first (LOGIN or AUTHENTICATE)".into()),
-            (true, _, CommandKind::Enable(caps)) => {
+            (true, true, CommandKind::Enable(_)) => {
+                Err("BAD ENABLE is only valid before a mailbox is selected (RFC 5161 §3.1)".into())
+            }
+            (true, false, CommandKind::Enable(caps)) => {
                 // RFC 5161: only what is advertised and not yet enabled is
                 // listed; QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
                 let mut enabled = String::new();
@@ -744,11 +747,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             (true, true, CommandKind::Check) => Ok("OK CHECK completed".into()),
             (true, true, CommandKind::Close) => {
                 let r = self.expunge_deleted(None, true).await;
-                self.selected = None;
+                if let Some(sel) = self.selected.take() {
+                    self.spare_views.give(sel.msgs);
+                }
                 r.map(|_| "OK CLOSE completed".to_string())
             }
             (true, true, CommandKind::Unselect) => {
-                self.selected = None;
+                if let Some(sel) = self.selected.take() {
+                    self.spare_views.give(sel.msgs);
+                }
                 Ok("OK UNSELECT completed".into())
             }
             (true, true, CommandKind::Expunge { uids }) => self
@@ -2282,11 +2289,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let sel = self.selected.as_ref().expect("selected");
         let read_only = sel.read_only;
         let mailbox = sel.mailbox.id;
+        // ENVELOPE alone comes from the form rendered at delivery; the
+        // other structure items need the whole parsed metadata.
+        let needs_env = items.contains(&FetchItem::Envelope);
         let needs_meta = items.iter().any(|i| {
             matches!(
                 i,
-                FetchItem::Envelope
-                    | FetchItem::Body
+                FetchItem::Body
                     | FetchItem::BodyStructure
                     | FetchItem::BodySection { .. }
                     | FetchItem::Rfc822Header
@@ -2350,11 +2359,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let mut line: Vec<u8> = Vec::new();
         // Metadata and content are read in bulk, a chunk of messages (at
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
+        let needs_env = needs_env && !needs_meta;
         let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
+        let mut envelopes: std::collections::HashMap<Uid, postamt_store::imapdata::EnvelopeData> =
+            Default::default();
         let mut contents: std::collections::HashMap<Uid, Vec<u8>> = Default::default();
         let mut chunk_end = 0;
         for (n, &i) in idx.iter().enumerate() {
-            if (needs_meta || needs_content) && n >= chunk_end {
+            if (needs_meta || needs_content || needs_env) && n >= chunk_end {
                 let sel = self.selected.as_ref().expect("selected");
                 let mut bytes = 0u64;
                 chunk_end = n;
@@ -2367,9 +2379,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
                 let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
                 let store = Arc::clone(self.store);
-                (metas, contents) = read_now(|| {
+                (metas, contents, envelopes) = read_now(|| {
                     let metas = if needs_meta {
                         store.message_metas(mailbox, &uids)?.into_iter().collect()
+                    } else {
+                        Default::default()
+                    };
+                    let envelopes = if needs_env {
+                        store
+                            .message_envelopes(mailbox, &uids)?
+                            .into_iter()
+                            .collect()
                     } else {
                         Default::default()
                     };
@@ -2381,7 +2401,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     } else {
                         Default::default()
                     };
-                    Ok((metas, contents))
+                    Ok((metas, contents, envelopes))
                 })
                 .map_err(|e| store_no(&e))?;
             }
@@ -2396,6 +2416,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             } else {
                 None
             };
+            let env = if needs_env {
+                envelopes.remove(&m.uid)
+            } else {
+                None
+            };
+            if needs_env && env.is_none() {
+                expunged_seen = true;
+                continue;
+            }
             let content = if needs_content {
                 contents.remove(&m.uid)
             } else {
@@ -2458,7 +2487,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     }
                     FetchItem::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        envelope(&mut out, &meta.envelope, utf8);
+                        match &env {
+                            Some(postamt_store::imapdata::EnvelopeData::Rendered(r)) => {
+                                out.extend_from_slice(r)
+                            }
+                            Some(postamt_store::imapdata::EnvelopeData::Parsed(e)) => {
+                                envelope(&mut out, e, utf8)
+                            }
+                            None => envelope(&mut out, &meta.envelope, utf8),
+                        }
                     }
                     FetchItem::Body => {
                         out.extend_from_slice(b"BODY ");

@@ -53,6 +53,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     }
     crate::admin::create_private_dir(&config.data_dir)?;
     let store = open_store_with(&config, Some(Duration::from_millis(200)))?;
+    crate::spawn_memory_trimmer();
     {
         // Content files left by a crash before their commit (in the
         // background: it reads every fan-out directory).

@@ -714,6 +714,9 @@ fn binary_multiappend_utf8_and_imap4rev2() {
     // UTF8=ACCEPT (RFC 6855): UTF-8 names on the wire, APPEND UTF8.
     let (_, t) = c.cmd("a5", "APPEND INBOX UTF8 (~{3+}\r\nx\r\n)");
     assert!(t.starts_with("a5 BAD"), "needs ENABLE: {t}");
+    let (_, t) = c.cmd("a5b", "ENABLE UTF8=ACCEPT");
+    assert!(t.starts_with("a5b BAD ENABLE is only valid before"), "{t}");
+    c.ok("a5c", "UNSELECT");
     let u = c.ok("a6", "ENABLE UTF8=ACCEPT");
     assert_eq!(u, vec!["* ENABLED UTF8=ACCEPT\r\n"]);
     c.ok("a7", "CREATE \"Entwürfe\"");

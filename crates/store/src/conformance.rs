@@ -846,15 +846,47 @@ pub fn metas_in_bulk_match_one_by_one(store: Arc<dyn Store>) {
         .map(|i| deliver_one(&*store, a.id, &format!("message {i}")).uid)
         .collect();
     store.expunge(inbox.id, &[uids[5]]).unwrap();
-    let wanted = vec![uids[0], uids[5], uids[6], uids[150], uids[199], Uid(99_999)];
+    // An 8-bit Subject: its ENVELOPE depends on the client's UTF-8 mode,
+    // so it is not rendered at delivery.
+    let raw8 = store
+        .deliver(delivery(
+            "Subject: Grüße\n\n8-bit\n".as_bytes(),
+            vec![to_inbox(a.id, "")],
+        ))
+        .unwrap()[0]
+        .uid;
+    let wanted = vec![
+        uids[0],
+        uids[5],
+        uids[6],
+        uids[150],
+        uids[199],
+        Uid(99_999),
+        raw8,
+    ];
     let got = store.message_metas(inbox.id, &wanted).unwrap();
     let got_uids: Vec<Uid> = got.iter().map(|g| g.0).collect();
-    assert_eq!(got_uids, vec![uids[0], uids[6], uids[150], uids[199]]);
+    assert_eq!(got_uids, vec![uids[0], uids[6], uids[150], uids[199], raw8]);
     for (uid, meta) in got {
         assert_eq!(Some(meta), store.message_meta(inbox.id, uid).unwrap());
     }
+    let envelopes = store.message_envelopes(inbox.id, &wanted).unwrap();
+    assert_eq!(envelopes.len(), 5);
+    assert!(matches!(
+        envelopes[4].1,
+        crate::imapdata::EnvelopeData::Parsed(_)
+    ));
+    for (uid, e) in envelopes {
+        let meta = store.message_meta(inbox.id, uid).unwrap().unwrap();
+        let mut want = Vec::new();
+        crate::imapdata::envelope(&mut want, &meta.envelope, false);
+        match e {
+            crate::imapdata::EnvelopeData::Rendered(r) => assert_eq!(r, want),
+            crate::imapdata::EnvelopeData::Parsed(p) => assert_eq!(*p, meta.envelope),
+        }
+    }
     let contents = store.message_contents(inbox.id, &wanted).unwrap();
-    assert_eq!(contents.len(), 4);
+    assert_eq!(contents.len(), 5);
     for (uid, content) in contents {
         assert_eq!(Some(content), store.message_content(inbox.id, uid).unwrap());
     }

@@ -9,6 +9,7 @@
 //! The trait is synchronous: calls may block on disk (and on the group
 //! commit). Async code calls it from `tokio::task::spawn_blocking`.
 
+pub mod imapdata;
 pub mod meta;
 mod model;
 pub mod password;
@@ -125,6 +126,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::message_meta`] for many messages at once (IMAP FETCH of a
     /// range); messages that are gone are left out. In UID order.
     fn message_metas(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, MessageMeta)>>;
+    /// What FETCH ENVELOPE sends, for many messages at once (in UID order;
+    /// messages that are gone are left out): rendered at delivery, or the
+    /// raw values for the caller to render.
+    fn message_envelopes(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, imapdata::EnvelopeData)>>;
     /// [`Store::message_content`] for many messages at once; messages that
     /// are gone are left out. In UID order.
     fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>>;

@@ -119,6 +119,27 @@ ok(M.close(), "close")
 ok(M.delete("Archiv/Alt"), "delete")
 M.logout()
 
+# 3b. ENABLE, SORT, THREAD, GETQUOTAROOT, UNSELECT, CHARSET SEARCH, IDLE-free
+# NOOP (imaplib's own methods for each).
+M = imaplib.IMAP4(host, port)
+ok(M.login(user, pw), "login")
+ok(M.append("INBOX", None, None, b"Subject: Re: zebra\r\nMessage-ID: <z2@x>\r\nReferences: <z1@x>\r\n\r\nb\r\n"), "append")
+ok(M.append("INBOX", None, None, b"Subject: zebra\r\nMessage-ID: <z1@x>\r\n\r\na\r\n"), "append")
+typ, data = M.enable("CONDSTORE")
+assert typ == "OK", data
+ok(M.select("INBOX"), "select")
+typ, data = M.sort("(SUBJECT)", "UTF-8", "ALL")
+assert typ == "OK" and data[0], data
+typ, data = M.thread("REFERENCES", "UTF-8", "SUBJECT", "zebra")
+assert typ == "OK" and data[0].count(b"(") == 1, data
+typ, data = M.getquotaroot("INBOX")
+assert typ == "OK", data
+typ, data = M.search("UTF-8", "SUBJECT", "zebra")
+assert typ == "OK" and len(data[0].split()) == 2, data
+ok(M.noop(), "noop")
+ok(M.unselect(), "unselect")
+M.logout()
+
 # 4. STARTTLS, then AUTHENTICATE PLAIN.
 M = imaplib.IMAP4(host, port)
 M.starttls(ssl_context=ctx)

@@ -215,7 +215,9 @@ impl SqliteStore {
             None => {
                 let c = Connection::open(&self.path).map_err(backend)?;
                 c.busy_timeout(self.busy_timeout).map_err(backend)?;
-                c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
+                // Reads through mmap: no copy of each page into SQLite's own cache.
+                c.execute_batch("PRAGMA query_only=1; PRAGMA mmap_size=1073741824;")
+                    .map_err(backend)?;
                 c
             }
         };
@@ -789,7 +791,8 @@ fn deliver_in(
     }
     let blob: i64 = c
         .prepare_cached(
-            "INSERT INTO blobs(refcount, data, meta, file) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            "INSERT INTO blobs(refcount, data, meta, file, envelope) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id",
         )
         .and_then(|mut s| {
             // Content in a file leaves an empty value here.
@@ -798,9 +801,11 @@ fn deliver_in(
             } else {
                 &delivery.content
             };
-            s.query_row(params![resolved.len() as i64, data, meta, file], |r| {
-                r.get(0)
-            })
+            let envelope = crate::imapdata::prerendered_envelope(&delivery.meta.envelope);
+            s.query_row(
+                params![resolved.len() as i64, data, meta, file, envelope],
+                |r| r.get(0),
+            )
         })
         .map_err(backend)?;
     let mut out = Vec::with_capacity(resolved.len());
@@ -1472,6 +1477,48 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         meta_with_prefix(prefix_len, &json).map(Some)
+    }
+
+    fn message_envelopes(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, crate::imapdata::EnvelopeData)>> {
+        use crate::imapdata::EnvelopeData;
+        #[derive(serde::Deserialize)]
+        struct OnlyEnvelope {
+            envelope: crate::meta::Envelope,
+        }
+        let (uids, ranges) = uid_ranges(uids);
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT m.uid, b.envelope, CASE WHEN b.envelope IS NULL THEN b.meta END
+                     FROM messages m JOIN blobs b ON b.id = m.blob_id
+                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for (lo, hi) in &ranges {
+                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let uid = Uid(r.get::<_, i64>(0).map_err(backend)? as u32);
+                    if uids.binary_search(&uid).is_err() {
+                        continue;
+                    }
+                    let data = match r.get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
+                        Some(rendered) => EnvelopeData::Rendered(rendered),
+                        None => {
+                            let json: String = r.get(2).map_err(backend)?;
+                            let e: OnlyEnvelope = serde_json::from_str(&json).map_err(backend)?;
+                            EnvelopeData::Parsed(Box::new(e.envelope))
+                        }
+                    };
+                    out.push((uid, data));
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {

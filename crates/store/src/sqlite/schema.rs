@@ -110,4 +110,8 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
     r#"
 CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
 "#,
+    // 6: the ENVELOPE rendered once at delivery (IMAP FETCH ENVELOPE).
+    r#"
+ALTER TABLE blobs ADD COLUMN envelope BLOB;
+"#,
 ];
