@@ -215,9 +215,7 @@ impl SqliteStore {
             None => {
                 let c = Connection::open(&self.path).map_err(backend)?;
                 c.busy_timeout(self.busy_timeout).map_err(backend)?;
-                // Reads through mmap: no copy of each page into SQLite's own cache.
-                c.execute_batch("PRAGMA query_only=1; PRAGMA mmap_size=1073741824;")
-                    .map_err(backend)?;
+                c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
                 c
             }
         };
@@ -558,6 +556,9 @@ fn remove_messages(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Resul
     let mut drop_blob = conn
         .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING file")
         .map_err(backend)?;
+    let mut drop_envelope = conn
+        .prepare_cached("DELETE FROM envelopes WHERE blob_id = ?1")
+        .map_err(backend)?;
     let mut to_trash = conn
         .prepare_cached("INSERT OR IGNORE INTO blob_trash(file) VALUES (?1)")
         .map_err(backend)?;
@@ -576,6 +577,7 @@ fn remove_messages(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Resul
                     .optional()
                     .map_err(backend)?
                     .flatten();
+                drop_envelope.execute([blob]).map_err(backend)?;
                 if let Some(file) = file {
                     to_trash.execute([file]).map_err(backend)?;
                 }
@@ -791,8 +793,7 @@ fn deliver_in(
     }
     let blob: i64 = c
         .prepare_cached(
-            "INSERT INTO blobs(refcount, data, meta, file, envelope) VALUES (?1, ?2, ?3, ?4, ?5)
-             RETURNING id",
+            "INSERT INTO blobs(refcount, data, meta, file) VALUES (?1, ?2, ?3, ?4) RETURNING id",
         )
         .and_then(|mut s| {
             // Content in a file leaves an empty value here.
@@ -801,13 +802,16 @@ fn deliver_in(
             } else {
                 &delivery.content
             };
-            let envelope = crate::imapdata::prerendered_envelope(&delivery.meta.envelope);
-            s.query_row(
-                params![resolved.len() as i64, data, meta, file, envelope],
-                |r| r.get(0),
-            )
+            s.query_row(params![resolved.len() as i64, data, meta, file], |r| {
+                r.get(0)
+            })
         })
         .map_err(backend)?;
+    if let Some(envelope) = crate::imapdata::prerendered_envelope(&delivery.meta.envelope) {
+        c.prepare_cached("INSERT INTO envelopes(blob_id, envelope) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![blob, envelope]))
+            .map_err(backend)?;
+    }
     let mut out = Vec::with_capacity(resolved.len());
     let mut changes = Vec::with_capacity(resolved.len());
     for (m, t, size) in resolved {
@@ -1493,8 +1497,10 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut s = c
                 .prepare_cached(
-                    "SELECT m.uid, b.envelope, CASE WHEN b.envelope IS NULL THEN b.meta END
-                     FROM messages m JOIN blobs b ON b.id = m.blob_id
+                    "SELECT m.uid, e.envelope,
+                            CASE WHEN e.envelope IS NULL
+                                 THEN (SELECT meta FROM blobs WHERE id = m.blob_id) END
+                     FROM messages m LEFT JOIN envelopes e ON e.blob_id = m.blob_id
                      WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
                 )
                 .map_err(backend)?;

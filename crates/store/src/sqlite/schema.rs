@@ -110,8 +110,13 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
     r#"
 CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
 "#,
-    // 6: the ENVELOPE rendered once at delivery (IMAP FETCH ENVELOPE).
+    // 6: the ENVELOPE rendered once at delivery (IMAP FETCH ENVELOPE), in
+    // its own table: in `blobs` it would sit behind the content, on
+    // overflow pages a FETCH would have to walk.
     r#"
-ALTER TABLE blobs ADD COLUMN envelope BLOB;
+CREATE TABLE envelopes (
+    blob_id  INTEGER PRIMARY KEY,
+    envelope BLOB NOT NULL
+);
 "#,
 ];
