@@ -158,6 +158,7 @@ impl Protocol for Imap {
             qresync: false,
             utf8: false,
             rev2: false,
+            commands: 0,
         };
         s.run().await;
     }
@@ -276,6 +277,8 @@ struct Session<'a, S> {
     utf8: bool,
     /// RFC 9051 Appendix A: ENABLE IMAP4rev2.
     rev2: bool,
+    /// Commands received (for the log line at the end).
+    commands: u64,
 }
 
 /// Runs a short store read on this worker thread (see the POP3 session).
@@ -547,6 +550,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if let Some(sel) = self.selected.take() {
             self.spare_views.give(sel.msgs);
         }
+        tracing::info!(
+            protocol = "imap",
+            peer = %self.conn.peer.ip(),
+            user = ?self.user.as_ref().map(|u| u.address.as_str()),
+            commands = self.commands,
+            "session ended"
+        );
         if let Some(t) = &self.transcript {
             t.flush();
         }
@@ -608,6 +618,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     }
 
     async fn command(&mut self, bytes: Vec<u8>) -> Flow {
+        self.commands += 1;
         let cmd = match command::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {

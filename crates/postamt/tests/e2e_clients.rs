@@ -196,16 +196,38 @@ fn fetchmail_pulls_into_an_mda_byte_for_byte() {
         return;
     }
     let s = Server::start("");
+    fetchmail_round_trip(&s, "POP3", s.addr("pop3").port());
+    // fetchmail deletes what it fetched (no `keep`): the maildrop is empty.
+    let mut c = pop3_client(&s);
+    c.login("alice@example.test", "alice-pw");
+    c.cmd("STAT", "+OK 0 0");
+}
+
+#[test]
+fn fetchmail_over_imap_pulls_and_expunges() {
+    if !require("fetchmail") {
+        return;
+    }
+    let s = Server::start("");
+    fetchmail_round_trip(&s, "IMAP", s.addr("imap").port());
+    // It flagged what it fetched \Deleted and expunged it.
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    let u = c.ok("s", "STATUS INBOX (MESSAGES)");
+    assert!(u[0].contains("(MESSAGES 0)"), "{u:?}");
+}
+
+/// Delivers the corpus, runs fetchmail over `proto` into an MDA script and
+/// compares what the MDA got with what was delivered.
+fn fetchmail_round_trip(s: &Server, proto: &str, port: u16) {
     let expected_dir = tempfile::tempdir().unwrap();
-    let expected = deliver_corpus(&s, expected_dir.path());
+    let expected = deliver_corpus(s, expected_dir.path());
     let out_dir = tempfile::tempdir().unwrap();
     let rc = out_dir.path().join("fetchmailrc");
-    let pop3 = s.addr("pop3");
     std::fs::write(
         &rc,
         format!(
-            "set no syslog\nset no bouncemail\nset invisible\npoll 127.0.0.1 service {} protocol POP3 auth password timeout 20\n  user \"alice@example.test\" there with password \"alice-pw\" is root here\n  sslproto \"\" no rewrite fetchall\n  mda \"python3 {CLIENTS}/fetchmail_mda.py {}\"\n",
-            pop3.port(),
+            "set no syslog\nset no bouncemail\nset invisible\npoll 127.0.0.1 service {port} protocol {proto} auth password timeout 20\n  user \"alice@example.test\" there with password \"alice-pw\" is root here\n  sslproto \"\" no rewrite fetchall\n  mda \"python3 {CLIENTS}/fetchmail_mda.py {}\"\n",
             out_dir.path().display()
         ),
     )
@@ -218,21 +240,30 @@ fn fetchmail_pulls_into_an_mda_byte_for_byte() {
         Command::new("timeout")
             .args(["60", "fetchmail", "--nodetach", "-f"])
             .arg(&rc)
+            // As root fetchmail's lock is system-wide: one per run instead,
+            // so that the POP3 and IMAP tests may run at the same time.
+            .arg("--pidfile")
+            .arg(home.path().join("fetchmail.pid"))
             .env("HOME", home.path())
             .env("FETCHMAILHOME", home.path()),
         b"",
     );
-    assert_eq!(out.code, 0, "fetchmail: {}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "fetchmail {proto}: {}\n{}",
+        out.stdout, out.stderr
+    );
     for (i, e) in expected.iter().enumerate() {
         let got = std::fs::read(out_dir.path().join(format!("{}.eml", i + 1))).unwrap();
         // fetchmail hands the MDA LF line endings.
         let want = String::from_utf8_lossy(e).replace("\r\n", "\n");
-        assert_eq!(String::from_utf8_lossy(&got), want, "message {}", i + 1);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            want,
+            "{proto} message {}",
+            i + 1
+        );
     }
-    // fetchmail deletes what it fetched (no `keep`): the maildrop is empty.
-    let mut c = pop3_client(&s);
-    c.login("alice@example.test", "alice-pw");
-    c.cmd("STAT", "+OK 0 0");
 }
 
 fn pop3_client(s: &Server) -> Client {
