@@ -664,7 +664,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 ));
                 Ok("OK ID completed".into())
             }
-            (_, _, CommandKind::StartTls) => return self.starttls(&tag).await,
+            // RFC 9051 §6.2.1: STARTTLS only before authentication.
+            (true, _, CommandKind::StartTls) => {
+                Err("BAD STARTTLS is only valid before login".into())
+            }
+            (false, _, CommandKind::StartTls) => return self.starttls(&tag).await,
             (false, _, CommandKind::Login { user, password }) => {
                 self.login(&tag, user, password).await
             }
@@ -1836,6 +1840,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     if let Some(sel) = &mut self.selected
                         && sel.mailbox.id == mailbox
                     {
+                        sel.dirty = true;
+                    }
+                }
+                // The selected mailbox may be gone: the sync finds out.
+                Some(Ok(Change::MailboxDeleted { .. } | Change::MailboxRenamed { .. })) => {
+                    if let Some(sel) = &mut self.selected {
                         sel.dirty = true;
                     }
                 }

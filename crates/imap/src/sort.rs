@@ -313,8 +313,24 @@ fn msg_ids(raw: &str) -> Vec<String> {
     out
 }
 
-/// THREAD=REFERENCES (RFC 5256 §3, after Jamie Zawinski's algorithm).
+/// Most References ids used per message (the last ones).
+pub const MAX_REFERENCES: usize = 100;
+
+/// THREAD=REFERENCES (RFC 5256 §3, after Jamie Zawinski's algorithm). The
+/// tree walks are recursive and a thread can be as deep as the mailbox is
+/// long: they run on a thread of their own with a large stack.
 pub fn thread_references(items: &[Item]) -> String {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("imap-thread".into())
+            .stack_size(512 << 20)
+            .spawn_scoped(s, || thread_references_here(items))
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    })
+}
+
+fn thread_references_here(items: &[Item]) -> String {
     let mut nodes: Vec<Node> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let is_ancestor = |nodes: &[Node], a: usize, mut b: usize| -> bool {
@@ -369,6 +385,11 @@ pub fn thread_references(items: &[Item]) -> String {
             }
         };
         let mut refs = item.references.as_deref().map(msg_ids).unwrap_or_default();
+        // Only the nearest ancestors matter for the tree; a References list
+        // of 10,000 ids must not make a 10,000-deep chain of dummies.
+        if refs.len() > MAX_REFERENCES {
+            refs.drain(..refs.len() - MAX_REFERENCES);
+        }
         if refs.is_empty()
             && let Some(irt) = item.envelope.in_reply_to.as_deref()
         {
@@ -528,7 +549,7 @@ mod tests {
                 subject: Some(subject.into()),
                 date: (!date.is_empty()).then(|| date.into()),
                 message_id: (!id.is_empty()).then(|| format!("<{id}>")),
-                from: Some(format!("User{n} <u{}@x>", 10 - n)),
+                from: Some(format!("User{n} <u{}@x>", 10 - n as i64)),
                 ..Envelope::default()
             },
             references: (!refs.is_empty()).then(|| refs.into()),
@@ -601,6 +622,24 @@ mod tests {
             item(5, "Re: other", "Sun, 1 Jan 2023 14:00:00 +0000", "5", ""),
         ];
         assert_eq!(thread_orderedsubject(&items), "(1 (3)(4))(2 5)");
+    }
+
+    #[test]
+    fn huge_reference_lists_and_long_chains_do_not_overflow() {
+        let refs: Vec<String> = (0..10_000).map(|i| format!("<q{i}@x>")).collect();
+        let mut items = vec![item(1, "refs", "", "h", &refs.join(" "))];
+        // A 20,000-message chain, each replying to the one before.
+        for n in 2..20_000u32 {
+            items.push(item(
+                n,
+                "chain",
+                "",
+                &format!("c{n}"),
+                &format!("<c{}>", n - 1),
+            ));
+        }
+        let t = thread_references(&items);
+        assert!(t.starts_with('(') && t.contains(" 19999"), "{}", &t[..50]);
     }
 
     #[test]

@@ -903,3 +903,60 @@ fn invalid_mailbox_names_and_wrong_states() {
     let (_, t) = c.cmd("d3", "FETCH 1 FLAGS");
     assert!(t.starts_with("d3 BAD select a mailbox first"), "{t}");
 }
+
+#[test]
+fn hostile_messages_and_sessions_do_not_take_the_server_down() {
+    let s = Server::start("");
+    // 1,000 nested multiparts (about 70 KB): valid MIME, stored and served.
+    let mut m = b"Content-Type: text/plain\r\n\r\nleaf\r\n".to_vec();
+    for i in 0..1000 {
+        let b = format!("b{i}");
+        let mut outer = format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n")
+            .into_bytes();
+        outer.extend_from_slice(&m);
+        outer.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+        m = outer;
+    }
+    let mut msg = b"Subject: nested\r\n".to_vec();
+    msg.extend_from_slice(&m);
+    s.deliver("x@remote.test", &["alice@example.test"], &msg)
+        .success();
+    // A References list of 10,000 ids.
+    let refs: Vec<String> = (0..10_000).map(|i| format!("<q{i}@x>")).collect();
+    let msg = format!(
+        "Message-ID: <h@x>\r\nReferences: {}\r\nSubject: refs\r\n\r\nx\r\n",
+        refs.join(" ")
+    );
+    s.deliver("x@remote.test", &["alice@example.test"], msg.as_bytes())
+        .success();
+    let mut c = Imap::connect(s.addr("imap"));
+    c.login("alice@example.test", "alice-pw");
+    c.ok("a1", "SELECT INBOX");
+    let u = c.ok("a2", "FETCH 1 (BODYSTRUCTURE BODY.PEEK[])");
+    assert!(u[0].contains("BODYSTRUCTURE ((("), "{}", &u[0][..100]);
+    let u = c.ok("a3", "THREAD REFERENCES UTF-8 ALL");
+    assert!(u[0].starts_with("* THREAD "), "{u:?}");
+    c.ok("a4", "SORT (SUBJECT) UTF-8 ALL");
+    // STARTTLS after login is refused (RFC 9051 §6.2.1).
+    let (_, t) = c.cmd("a5", "STARTTLS");
+    assert!(t.starts_with("a5 BAD"), "{t}");
+    // The selected mailbox deleted by another session while in IDLE.
+    c.ok("a6", "CREATE doomed");
+    c.ok("a7", "SELECT doomed");
+    c.c.send(b"a8 IDLE\r\n");
+    assert_eq!(c.c.line(), "+ idling\r\n");
+    let mut d = Imap::connect(s.addr("imap"));
+    d.login("alice@example.test", "alice-pw");
+    d.ok("d1", "DELETE doomed");
+    assert_eq!(
+        c.c.line(),
+        "* OK [CLOSED] the selected mailbox was deleted\r\n"
+    );
+    c.c.send(b"DONE\r\n");
+    c.until("a8");
+    let (_, t) = c.cmd("a9", "FETCH 1 FLAGS");
+    assert!(t.starts_with("a9 BAD select a mailbox first"), "{t}");
+    // The server is still there for everyone.
+    let mut e = Imap::connect(s.addr("imap"));
+    e.login("alice@example.test", "alice-pw");
+}

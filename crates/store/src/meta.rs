@@ -94,7 +94,7 @@ impl MessageMeta {
             Some(message) if !message.parts.is_empty() => MessageMeta {
                 header_len,
                 envelope: envelope(&message, 0),
-                body: part(&message, 0, content, 0, 8),
+                body: part(&message, 0, content, 0, MAX_DEPTH),
             },
             _ => MessageMeta {
                 header_len,
@@ -128,6 +128,10 @@ fn is_leaf(message: &Message<'_>) -> bool {
         }
     }
 }
+
+/// How deep multiparts and encapsulated messages are described (a message
+/// nested 1,000 deep is valid MIME, and an attack on every recursion).
+pub const MAX_DEPTH: u8 = 20;
 
 /// The length of the header block: up to and including the first empty line,
 /// or the whole input when there is none.
@@ -262,10 +266,12 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
         message: None,
     };
     match &p.body {
-        PartType::Multipart(children) => {
+        // Deeper structure is not described (the part stays without
+        // children): bounded recursion here, in the JSON and in FETCH.
+        PartType::Multipart(children) if depth > 0 => {
             out.parts = children
                 .iter()
-                .map(|c| part(message, *c as usize, content, base, depth.saturating_sub(1)))
+                .map(|c| part(message, *c as usize, content, base, depth - 1))
                 .collect();
         }
         PartType::Message(inner) if depth > 0 && !inner.parts.is_empty() => {
@@ -345,6 +351,43 @@ mod tests {
             assert_eq!(fast.body, slow, "{}", String::from_utf8_lossy(m));
             assert_eq!(fast.envelope, envelope(&full, 0));
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_off_and_survives_json() {
+        // 1,000 nested multiparts: valid MIME, and a stack-overflow attack
+        // on every recursive walk if it were described in full.
+        let mut m = b"Content-Type: text/plain\r\n\r\nleaf\r\n".to_vec();
+        for i in 0..1000 {
+            let b = format!("b{i}");
+            let mut outer =
+                format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n")
+                    .into_bytes();
+            outer.extend_from_slice(&m);
+            outer.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+            m = outer;
+        }
+        let meta = MessageMeta::parse(&m);
+        let mut depth = 0;
+        let mut p = &meta.body;
+        while let Some(c) = p.parts.first() {
+            depth += 1;
+            p = c;
+        }
+        assert!(depth <= MAX_DEPTH as usize, "{depth}");
+        let json = serde_json::to_string(&meta).unwrap();
+        let back: MessageMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, meta);
+        // The same for message/rfc822 in message/rfc822.
+        let mut m = b"Subject: inner\r\n\r\nx\r\n".to_vec();
+        for _ in 0..200 {
+            let mut outer = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
+            outer.extend_from_slice(&m);
+            m = outer;
+        }
+        let meta = MessageMeta::parse(&m);
+        let json = serde_json::to_string(&meta).unwrap();
+        assert!(serde_json::from_str::<MessageMeta>(&json).is_ok());
     }
 
     #[test]

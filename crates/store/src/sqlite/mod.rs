@@ -1480,7 +1480,17 @@ impl Store for SqliteStore {
         let Some((prefix_len, json)) = row else {
             return Ok(None);
         };
-        meta_with_prefix(prefix_len, &json).map(Some)
+        match meta_with_prefix(prefix_len, &json) {
+            Ok(m) => Ok(Some(m)),
+            // Stored by an older version that described deeper structure
+            // than the JSON reader accepts: parse the message again.
+            Err(e) => {
+                tracing::warn!(error = %e, uid = uid.0, "stored metadata unreadable, parsing again");
+                Ok(self
+                    .message_content(mailbox, uid)?
+                    .map(|c| MessageMeta::parse(&c)))
+            }
+        }
     }
 
     fn message_envelopes(
@@ -1604,9 +1614,18 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })?;
-        rows.into_iter()
-            .map(|(uid, prefix_len, json)| Ok((Uid(uid), meta_with_prefix(prefix_len, &json)?)))
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, prefix_len, json) in rows {
+            match meta_with_prefix(prefix_len, &json) {
+                Ok(m) => out.push((Uid(uid), m)),
+                Err(_) => {
+                    if let Some(m) = self.message_meta(mailbox, Uid(uid))? {
+                        out.push((Uid(uid), m));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn store_flags(
