@@ -1482,6 +1482,25 @@ pub fn parse_date(s: &[u8]) -> Option<i64> {
         return None;
     }
     let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    // A real day of that month (31-Feb is refused), years 1..=9999.
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=9999).contains(&y) || d > days_in_month[m as usize - 1] {
+        return None;
+    }
     Some(days_from_civil(y, m, d))
 }
 
@@ -1844,6 +1863,13 @@ mod tests {
             Some(days_from_civil(1994, 2, 1))
         );
         assert_eq!(parse_date(b"32-Jan-1994"), None);
+        assert_eq!(parse_date(b"31-Feb-2020"), None);
+        assert_eq!(
+            parse_date(b"29-Feb-2020"),
+            Some(days_from_civil(2020, 2, 29))
+        );
+        assert_eq!(parse_date(b"29-Feb-2100"), None);
+        assert_eq!(parse_date(b"1-Jan-99999"), None);
         assert_eq!(parse_date_time(b"01-Jan-1970 00:00:00 +0100"), Some(-3600));
     }
 

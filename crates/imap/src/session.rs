@@ -981,10 +981,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     step = s;
                 }
                 SaslStep::Failed { reason, cancelled } => {
+                    // RFC 9051 §6.2.2: BAD when cancelled, NO when the
+                    // exchange itself failed.
                     if cancelled {
                         self.tagged(tag, "BAD authentication cancelled");
                     } else {
-                        self.tagged(tag, &format!("BAD {reason}"));
+                        self.tagged(tag, &format!("NO [AUTHENTICATIONFAILED] {reason}"));
                     }
                     return Flow::Continue;
                 }
