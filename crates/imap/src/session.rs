@@ -2724,7 +2724,12 @@ impl SearchContext<'_> {
             return String::new();
         };
         let mut text = String::new();
-        if let Some(msg) = mail_parser::MessageParser::default().parse(content) {
+        let parsed = if postamt_store::meta::safe_to_parse(content) {
+            mail_parser::MessageParser::default().parse(content)
+        } else {
+            None
+        };
+        if let Some(msg) = parsed {
             if with_header {
                 text.push_str(&String::from_utf8_lossy(
                     &content[..msg.root_part().offset_body as usize],

@@ -56,6 +56,7 @@ replies! {
     HeloFirst => 503 Some("5.5.1"), "Send HELO/EHLO first";
     LhloFirst => 503 Some("5.5.1"), "Send LHLO first";
     MailFirst => 503 Some("5.5.1"), "Need MAIL before RCPT";
+    MailFirstData => 503 Some("5.5.1"), "Need MAIL and RCPT before DATA or BDAT";
     RcptFirst => 503 Some("5.5.1"), "Need RCPT before DATA";
     AlreadyAuthenticated => 503 Some("5.5.1"), "Already authenticated";
     NoAuthHere => 503 Some("5.5.1"), "AUTH is not offered here; use the submission port";

@@ -737,7 +737,7 @@ impl<'a> Session<'a> {
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, conn: &mut Connection<S>) -> Flow {
         match &self.tx {
             None => {
-                self.reply(R::MailFirst);
+                self.reply(R::MailFirstData);
                 return Flow::Continue;
             }
             Some(tx) if tx.chunks.is_some() => {
@@ -815,7 +815,7 @@ impl<'a> Session<'a> {
             t.note(&format!("client sent a BDAT chunk of {size} bytes"));
         }
         let Some(tx) = self.tx.as_mut() else {
-            self.reply(R::MailFirst);
+            self.reply(R::MailFirstData);
             return Flow::Continue;
         };
         if tx.rcpts.is_empty() {

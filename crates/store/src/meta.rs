@@ -73,7 +73,7 @@ impl MessageMeta {
         // message/rfc822 need the full parse for their inner structure.
         if let Some(message) = MessageParser::default().parse_headers(content)
             && !message.parts.is_empty()
-            && is_leaf(&message)
+            && (is_leaf(&message) || !safe_to_parse(content))
         {
             let mut body = part(&message, 0, content, 0, 0);
             body.body_start = header_len.min(content.len() as u64);
@@ -90,7 +90,15 @@ impl MessageMeta {
                 body,
             };
         }
-        match MessageParser::default().parse(content) {
+        // mail-parser parses encapsulated messages recursively: a message
+        // that may nest message/rfc822 thousands deep is described by its
+        // header alone (its octets are all kept).
+        let parsed = if safe_to_parse(content) {
+            MessageParser::default().parse(content)
+        } else {
+            None
+        };
+        match parsed {
             Some(message) if !message.parts.is_empty() => MessageMeta {
                 header_len,
                 envelope: envelope(&message, 0),
@@ -127,6 +135,28 @@ fn is_leaf(message: &Message<'_>) -> bool {
                     && (sub.eq_ignore_ascii_case("rfc822") || sub.eq_ignore_ascii_case("global")))
         }
     }
+}
+
+/// Most `message/…` content types a message may mention before it is no
+/// longer parsed in full (each can be one level of recursion in
+/// mail-parser; 40,000 levels overflowed the stack).
+pub const MAX_ENCAPSULATIONS: usize = 100;
+
+/// Whether a full mail-parser parse of `content` is bounded: it mentions
+/// `message/` (as in message/rfc822, message/global) at most
+/// [`MAX_ENCAPSULATIONS`] times. Cheap: a memchr-driven scan.
+pub fn safe_to_parse(content: &[u8]) -> bool {
+    let finder = memchr::memmem::Finder::new(b"essage/");
+    let mut n = 0;
+    for at in finder.find_iter(content) {
+        if at > 0 && content[at - 1].eq_ignore_ascii_case(&b'm') {
+            n += 1;
+            if n > MAX_ENCAPSULATIONS {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// How deep multiparts and encapsulated messages are described (a message
@@ -388,6 +418,22 @@ mod tests {
         let meta = MessageMeta::parse(&m);
         let json = serde_json::to_string(&meta).unwrap();
         assert!(serde_json::from_str::<MessageMeta>(&json).is_ok());
+    }
+
+    #[test]
+    fn thousands_of_encapsulated_messages_are_not_parsed_recursively() {
+        let mut m = b"Subject: r\r\n".to_vec();
+        for _ in 0..50_000 {
+            m.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        m.extend_from_slice(b"Subject: inner\r\n\r\nbody\r\n");
+        assert!(!safe_to_parse(&m));
+        let meta = MessageMeta::parse(&m);
+        assert_eq!(meta.envelope.subject.as_deref(), Some("r"));
+        assert!(meta.body.body_end as usize <= m.len());
+        assert!(safe_to_parse(
+            b"Content-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\ny\r\n"
+        ));
     }
 
     #[test]
