@@ -956,7 +956,29 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
     c.until("a8");
     let (_, t) = c.cmd("a9", "FETCH 1 FLAGS");
     assert!(t.starts_with("a9 BAD select a mailbox first"), "{t}");
+    // 50,000 encapsulated messages over SMTP (mail-parser recurses into
+    // each): accepted, described from its header, the server lives.
+    let mut smtp = smtp(&s, "smtp");
+    smtp.cmd("EHLO client.test", "250");
+    while !smtp.line().starts_with("250 ") {}
+    smtp.cmd("MAIL FROM:<x@remote.test>", "250");
+    smtp.cmd("RCPT TO:<alice@example.test>", "250");
+    smtp.cmd("DATA", "354");
+    let mut deep = b"Subject: r\r\n".to_vec();
+    for _ in 0..50_000 {
+        deep.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+    }
+    deep.extend_from_slice(b"Subject: inner\r\n\r\nbody\r\n.\r\n");
+    smtp.send(&deep);
+    assert!(smtp.line().starts_with("250 "));
     // The server is still there for everyone.
     let mut e = Imap::connect(s.addr("imap"));
     e.login("alice@example.test", "alice-pw");
+    e.ok("e1", "SELECT INBOX");
+    let u = e.ok("e2", "FETCH 3 (BODYSTRUCTURE)");
+    assert!(
+        u[0].contains("\"message\" \"rfc822\""),
+        "{}",
+        &u[0][..u[0].len().min(200)]
+    );
 }
