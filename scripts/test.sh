@@ -38,6 +38,14 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$made_policy" ] || $SUDO rm -f "$policy"
 fi
 
+# Python modules for the relay tests: an authoritative DNS server (dnslib),
+# the independent DKIM implementation (dkimpy, with PyNaCl for Ed25519).
+if ! python3 -c "import dnslib, dkim, nacl" 2>/dev/null; then
+  echo "installing python test modules: dnslib dkimpy pynacl"
+  python3 -m pip install -q dnslib dkimpy pynacl 2>&1 | grep -v "Running pip as the 'root' user" || true
+  python3 -c "import dnslib, dkim, nacl"
+fi
+
 # Missing clients are failures from here on, not skips.
 export POSTAMT_REQUIRE_TOOLS=1
 # Formatting is checked where rustfmt is installed (a minimal toolchain lacks it).

@@ -70,6 +70,45 @@ pub enum QueueCmd {
     Show { id: i64 },
     /// Remove a queued message without delivering it.
     Delete { id: i64 },
+    /// Try a queued message again now (a held one stays held).
+    Retry { id: i64 },
+    /// Keep a queued message from being sent until it is released.
+    Hold { id: i64 },
+    /// Let a held message be sent again (at once).
+    Release { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCmd {
+    /// Create a signing key for a domain and print the DNS record to publish.
+    ///
+    /// The key is written to <data_dir>/dkim/DOMAIN/SELECTOR.pem and becomes
+    /// the active key: mail from DOMAIN is signed with it from the next
+    /// message on, so publish the record first.
+    Keygen {
+        domain: String,
+        /// The selector (the DNS name is SELECTOR._domainkey.DOMAIN).
+        #[arg(long, short, default_value_t = default_selector())]
+        selector: String,
+        /// rsa (2048 bits) or ed25519 (RFC 8463; not every verifier knows it).
+        #[arg(long, short, default_value = "rsa")]
+        algorithm: String,
+    },
+    /// Domains with an active key, and their DNS records.
+    List,
+    /// Verify the DKIM signatures of a message (a file, or - for stdin);
+    /// keys are looked up with the [dns] resolver.
+    Verify { file: std::path::PathBuf },
+}
+
+fn default_selector() -> String {
+    // Dated selectors make key rotation obvious: s202611.
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86400)
+        .unwrap_or(0) as i64;
+    let (y, m, _) = postamt_server::time::civil_from_days(days);
+    format!("s{y:04}{m:02}")
 }
 
 #[derive(Subcommand)]
@@ -310,12 +349,21 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
                 } else {
                     e.sender.clone()
                 };
+                let state = if e.held {
+                    "held".to_string()
+                } else if e.active {
+                    "being sent".to_string()
+                } else {
+                    format!(
+                        "next attempt {}",
+                        postamt_server::time::rfc5322_date(e.next_attempt.max(0) as u64)
+                    )
+                };
                 println!(
-                    "{}\t{}\t{} bytes\tfrom {sender}{}",
+                    "{}\t{}\t{} bytes\tfrom {sender}\t({state})",
                     e.id.0,
                     postamt_server::time::rfc5322_date(e.created.max(0) as u64),
                     e.size,
-                    if e.held { "\t(held)" } else { "" }
                 );
                 for r in &e.recipients {
                     let err = r
@@ -372,8 +420,109 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
             store.queue_delete(postamt_store::QueueId(*id))?;
             println!("deleted {id}");
         }
+        QueueCmd::Retry { id } => {
+            store.queue_retry(postamt_store::QueueId(*id))?;
+            println!("{id} is due now");
+        }
+        QueueCmd::Hold { id } => {
+            store.queue_hold(postamt_store::QueueId(*id), true)?;
+            println!("held {id}");
+        }
+        QueueCmd::Release { id } => {
+            store.queue_hold(postamt_store::QueueId(*id), false)?;
+            store.queue_retry(postamt_store::QueueId(*id))?;
+            println!("released {id}");
+        }
     }
     Ok(())
+}
+
+pub fn dkim(config: &Config, cmd: &DkimCmd) -> Result<()> {
+    use postamt_relay::dkim;
+    let dir = config.dkim_dir();
+    match cmd {
+        DkimCmd::Keygen {
+            domain,
+            selector,
+            algorithm,
+        } => {
+            let algo = match algorithm.to_ascii_lowercase().as_str() {
+                "rsa" | "rsa-sha256" => dkim::Algorithm::Rsa2048,
+                "ed25519" | "ed25519-sha256" => dkim::Algorithm::Ed25519,
+                other => bail!("unknown algorithm {other:?}: use rsa or ed25519"),
+            };
+            create_private_dir(&dir)?;
+            let g = dkim::generate(&dir, domain, selector, algo).map_err(|e| anyhow::anyhow!(e))?;
+            println!("key written to {}", g.key_file.display());
+            println!("publish this TXT record, then mail from {domain} is signed with it:");
+            println!();
+            println!("{}. IN TXT {}", g.record_name, txt_strings(&g.record));
+        }
+        DkimCmd::List => {
+            let keys = dkim::list(&dir);
+            if keys.is_empty() {
+                println!("no DKIM keys (make one with `postamt dkim keygen DOMAIN`)");
+            }
+            for (domain, selector, record) in keys {
+                println!(
+                    "{selector}._domainkey.{domain}. IN TXT {}",
+                    txt_strings(&record)
+                );
+            }
+        }
+        DkimCmd::Verify { file } => {
+            let message = if file.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                v
+            } else {
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let dns = postamt_relay::route::DnsSettings {
+                nameservers: config.dns.nameservers()?,
+                timeout: config.dns.timeout.map(std::time::Duration::from_secs),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let verdicts = rt.block_on(async {
+                let auth =
+                    postamt_relay::route::authenticator(&dns).map_err(|e| anyhow::anyhow!(e))?;
+                Ok::<_, anyhow::Error>(dkim::verify(&auth, &message).await)
+            })?;
+            if verdicts.is_empty() {
+                println!("dkim=none (no signature)");
+                bail!("no DKIM signature");
+            }
+            let mut pass = false;
+            for v in &verdicts {
+                let detail = if v.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", v.detail)
+                };
+                println!(
+                    "dkim={} header.d={} header.s={}{detail}",
+                    v.result, v.domain, v.selector
+                );
+                pass |= v.result == "pass";
+            }
+            if !pass {
+                bail!("no DKIM signature verified");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A TXT value as DNS zone files write it: strings of at most 255 octets.
+fn txt_strings(record: &str) -> String {
+    record
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {

@@ -31,6 +31,131 @@ pub struct Config {
     pub smtp: SmtpSection,
     #[serde(default)]
     pub imap: ImapSection,
+    #[serde(default)]
+    pub relay: RelaySection,
+    #[serde(default)]
+    pub dns: DnsSection,
+    #[serde(default)]
+    pub dkim: DkimSection,
+}
+
+/// `[relay]`: the outbound MTA (queue runner and SMTP client).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// Deliver the queue at all (`serve --dev` turns it off: nothing
+    /// leaves the machine, queued mail stays visible in `postamt queue`).
+    pub enabled: bool,
+    /// Send all outbound mail through this host ("host:port"; no MX lookup).
+    pub smarthost: Option<String>,
+    /// Login at the smarthost (AUTH PLAIN/LOGIN, after TLS).
+    pub smarthost_user: Option<String>,
+    /// The password, or the name of a file holding it.
+    pub smarthost_password: Option<String>,
+    pub smarthost_password_file: Option<PathBuf>,
+    /// Port of remote MTAs.
+    pub port: u16,
+    /// "opportunistic" (STARTTLS when offered), "required", "off".
+    pub tls: String,
+    /// Verify server certificates against `tls_ca_file` (and the host
+    /// name). Off by default for opportunistic TLS (as Postfix's `may`).
+    pub tls_verify: bool,
+    pub tls_ca_file: PathBuf,
+    /// Seconds: first retry after this, doubling per attempt...
+    pub retry_initial: u64,
+    /// ... up to this.
+    pub retry_max: u64,
+    /// Seconds in the queue before the message bounces (default 5 days).
+    pub max_lifetime: u64,
+    /// Seconds before a "delayed" notice goes to the sender; 0: never.
+    pub delay_warning: u64,
+    pub destination_concurrency: usize,
+    pub max_connections: usize,
+    pub messages_per_connection: usize,
+    pub max_active: usize,
+    /// Bounces carry messages up to this size whole, else their header.
+    pub bounce_size_limit: usize,
+    /// RFC 5321 §4.5.3.2 timeouts, seconds.
+    pub connect_timeout: u64,
+    pub greeting_timeout: u64,
+    pub command_timeout: u64,
+    pub data_block_timeout: u64,
+    pub data_end_timeout: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelaySection {
+            enabled: true,
+            smarthost: None,
+            smarthost_user: None,
+            smarthost_password: None,
+            smarthost_password_file: None,
+            port: 25,
+            tls: "opportunistic".into(),
+            tls_verify: false,
+            tls_ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
+            retry_initial: 60,
+            retry_max: 3600,
+            max_lifetime: 5 * 86400,
+            delay_warning: 4 * 3600,
+            destination_concurrency: 20,
+            max_connections: 100,
+            messages_per_connection: 100,
+            max_active: 1000,
+            bounce_size_limit: 50_000,
+            connect_timeout: 30,
+            greeting_timeout: 300,
+            command_timeout: 300,
+            data_block_timeout: 180,
+            data_end_timeout: 600,
+        }
+    }
+}
+
+/// `[dns]`: the resolver the relay (MX, A/AAAA) and DKIM use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// "ip" or "ip:port"; empty: the system's /etc/resolv.conf.
+    pub nameservers: Vec<String>,
+    /// Seconds per query; default: the resolver's (5).
+    pub timeout: Option<u64>,
+}
+
+impl DnsSection {
+    pub fn nameservers(&self) -> Result<Vec<SocketAddr>> {
+        self.nameservers
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .with_context(|| format!("[dns] nameservers: {s:?} is not ip or ip:port"))
+            })
+            .collect()
+    }
+}
+
+/// `[dkim]`: signing of outbound mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimSection {
+    /// Sign mail whose author domain has a key (made by `postamt dkim keygen`).
+    pub sign: bool,
+    /// Where keys live; default `<data_dir>/dkim`.
+    pub key_dir: Option<PathBuf>,
+}
+
+impl Default for DkimSection {
+    fn default() -> Self {
+        DkimSection {
+            sign: true,
+            key_dir: None,
+        }
+    }
 }
 
 /// `[imap]`: the IMAP listeners.
@@ -311,8 +436,47 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("[tls] needs both cert and key, or neither");
         }
+        match self.relay.tls.as_str() {
+            "opportunistic" | "required" | "off" => {}
+            other => {
+                bail!("[relay] tls = {other:?}: use \"opportunistic\", \"required\" or \"off\"")
+            }
+        }
+        if let Some(h) = &self.relay.smarthost {
+            self.smarthost(h)
+                .with_context(|| format!("[relay] smarthost = {h:?}"))?;
+        }
+        if self.relay.smarthost_user.is_some()
+            && self.relay.smarthost_password.is_none()
+            && self.relay.smarthost_password_file.is_none()
+        {
+            bail!("[relay] smarthost_user needs smarthost_password or smarthost_password_file");
+        }
+        self.dns.nameservers()?;
         self.store_path()?;
         Ok(())
+    }
+
+    /// `host:port` (a bare host means port 25; `[ip]:port` for IPv6).
+    pub fn smarthost(&self, s: &str) -> Result<(String, u16)> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok((a.ip().to_string(), a.port()));
+        }
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => {
+                let port = p.parse().context("bad port")?;
+                Ok((h.trim_matches(['[', ']']).to_string(), port))
+            }
+            None if !s.is_empty() => Ok((s.to_string(), 25)),
+            _ => bail!("expected host:port"),
+        }
+    }
+
+    pub fn dkim_dir(&self) -> PathBuf {
+        self.dkim
+            .key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("dkim"))
     }
 
     /// The SQLite file the store lives in.
@@ -371,6 +535,13 @@ impl Config {
             },
             smtp: SmtpSection::default(),
             imap: ImapSection::default(),
+            // The playground never sends mail off the machine.
+            relay: RelaySection {
+                enabled: false,
+                ..RelaySection::default()
+            },
+            dns: DnsSection::default(),
+            dkim: DkimSection::default(),
         }
     }
 }

@@ -61,6 +61,9 @@ enum Command {
     /// Session transcripts (what was said on the wire).
     #[command(subcommand)]
     Trace(admin::TraceCmd),
+    /// DKIM keys for signing outbound mail, and verifying signatures.
+    #[command(subcommand)]
+    Dkim(admin::DkimCmd),
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
         Command::Config(c) => load_config(&cli).and_then(|cfg| admin::config(&cfg, c)),
         Command::Queue(c) => load_config(&cli).and_then(|cfg| admin::queue(&cfg, c)),
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
+        Command::Dkim(c) => load_config(&cli).and_then(|cfg| admin::dkim(&cfg, c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

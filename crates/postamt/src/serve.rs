@@ -217,6 +217,24 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             };
         }
     }
+    if config.relay.enabled {
+        let relay = build_relay(&config, store.clone())?;
+        let mut stop = controller.handle();
+        tokio::spawn(relay.run(async move { stop.recv().await }));
+        match &config.relay.smarthost {
+            Some(h) => writeln!(out, "postamt: relay       sending via smarthost {h}")?,
+            None => writeln!(
+                out,
+                "postamt: relay       sending to MX hosts on port {}",
+                config.relay.port
+            )?,
+        }
+    } else {
+        writeln!(
+            out,
+            "postamt: relay       off: mail for other domains stays in the queue"
+        )?;
+    }
     if dev {
         writeln!(
             out,
@@ -270,6 +288,67 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     tokio::task::spawn_blocking(move || drop(store)).await?;
     println!("postamt: stopped");
     Ok(())
+}
+
+/// The outbound MTA from `[relay]`, `[dns]` and `[dkim]`.
+pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_relay::Relay>> {
+    use postamt_relay::client::{ClientSettings, Timeouts, TlsPolicy, tls_config};
+    let r = &config.relay;
+    let secs = |s: u64| Duration::from_secs(s.max(1));
+    let password = match (&r.smarthost_password, &r.smarthost_password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("[relay] smarthost_password_file {}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let client = ClientSettings {
+        helo_name: config.hostname.clone(),
+        tls: match r.tls.as_str() {
+            "required" => TlsPolicy::Required,
+            "off" => TlsPolicy::Off,
+            _ => TlsPolicy::Opportunistic,
+        },
+        tls_config: tls_config(r.tls_verify, &r.tls_ca_file)
+            .map_err(|e| anyhow::anyhow!("[relay] {e}"))?,
+        timeouts: Timeouts {
+            connect: secs(r.connect_timeout),
+            greeting: secs(r.greeting_timeout),
+            command: secs(r.command_timeout),
+            data_block: secs(r.data_block_timeout),
+            data_end: secs(r.data_end_timeout),
+        },
+        auth: r.smarthost_user.clone().zip(password),
+    };
+    let relay_config = postamt_relay::RelayConfig {
+        hostname: config.hostname.clone(),
+        port: r.port,
+        smarthost: r
+            .smarthost
+            .as_deref()
+            .map(|h| config.smarthost(h))
+            .transpose()?,
+        client,
+        dns: postamt_relay::route::DnsSettings {
+            nameservers: config.dns.nameservers()?,
+            timeout: config.dns.timeout.map(Duration::from_secs),
+        },
+        retry_initial: secs(r.retry_initial),
+        retry_max: secs(r.retry_max.max(r.retry_initial)),
+        max_lifetime: Duration::from_secs(r.max_lifetime),
+        delay_warning: (r.delay_warning > 0).then(|| Duration::from_secs(r.delay_warning)),
+        destination_concurrency: r.destination_concurrency.max(1),
+        max_connections: r.max_connections.max(1),
+        messages_per_connection: r.messages_per_connection.max(1),
+        max_active: r.max_active.max(1),
+        max_received: config.smtp.max_received,
+        bounce_size_limit: r.bounce_size_limit,
+        dkim_dir: config.dkim.sign.then(|| config.dkim_dir()),
+    };
+    postamt_relay::Relay::new(store, relay_config).map_err(|e| anyhow::anyhow!("[dns] {e}"))
 }
 
 const WELCOME: &str = include_str!("welcome.txt");

@@ -192,6 +192,25 @@ pub trait Store: Send + Sync + 'static {
     fn queue_entry(&self, id: QueueId) -> Result<Option<(QueueEntry, Vec<u8>)>>;
     /// Removes an entry (all its recipients).
     fn queue_delete(&self, id: QueueId) -> Result<()>;
+    /// Takes up to `limit` entries due at `now` (not held, not active,
+    /// recipients pending), soonest first, and marks them active so the
+    /// next call does not return them again; without content.
+    fn queue_claim(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// Makes every active entry inactive again (at start: attempts that a
+    /// crash or stop cut short are due again).
+    fn queue_release_claims(&self) -> Result<usize>;
+    /// When the next inactive entry falls due.
+    fn queue_next_due(&self) -> Result<Option<i64>>;
+    /// Records recipients as delivered, durably, as soon as the remote
+    /// server accepted them (at-least-once: nothing else re-sends them).
+    fn queue_delivered(&self, id: QueueId, addresses: &[String]) -> Result<()>;
+    /// Records the end of an attempt (see [`QueueSettle`]) and makes the
+    /// entry inactive; removes it once no recipient is pending.
+    fn queue_settle(&self, id: QueueId, settle: QueueSettle) -> Result<()>;
+    /// Makes an entry due now (`postamt queue retry`).
+    fn queue_retry(&self, id: QueueId) -> Result<()>;
+    /// Holds an entry (never tried until released) or releases it.
+    fn queue_hold(&self, id: QueueId, held: bool) -> Result<()>;
 
     // --- sessions ------------------------------------------------------------
     /// Takes the POP3 maildrop lock of the account; `None` if it is held.

@@ -269,6 +269,9 @@ pub enum Change {
     /// Another process (e.g. `postamt deliver`) committed something: what
     /// is not known, so listeners re-read what they show.
     External,
+    /// Something was put into the outbound queue (or made due again):
+    /// wakes the relay's scheduler.
+    Queued,
 }
 
 impl Change {
@@ -281,7 +284,7 @@ impl Change {
             | Change::MailboxCreated { account, .. }
             | Change::MailboxRenamed { account, .. }
             | Change::MailboxDeleted { account, .. } => Some(*account),
-            Change::External => None,
+            Change::External | Change::Queued => None,
         }
     }
 }
@@ -406,6 +409,27 @@ pub struct QueueEntry {
     pub size: u64,
     pub envelope: OutboundEnvelope,
     pub recipients: Vec<QueuedRecipient>,
+    /// A delay warning (RFC 3464 `Action: delayed`) was sent for it.
+    pub warned: bool,
+    /// The relay is attempting it right now.
+    pub active: bool,
+}
+
+/// What one delivery attempt of a queue entry came to, recorded at once by
+/// [`crate::Store::queue_settle`]: the failures together with the
+/// notifications that report them, so a crash never loses a bounce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSettle {
+    /// Recipients that failed for good: (address, diagnostic).
+    pub failed: Vec<(String, String)>,
+    /// Recipients to try again: (address, diagnostic).
+    pub deferred: Vec<(String, String)>,
+    /// When to try the deferred ones again (unix seconds).
+    pub next_attempt: i64,
+    /// Delivery status notifications to queue in the same transaction.
+    pub notices: Vec<Outbound>,
+    /// Mark the entry as warned about its delay.
+    pub warned: bool,
 }
 
 /// What [`crate::Store::accept`] did.

@@ -119,4 +119,11 @@ CREATE TABLE envelopes (
     envelope BLOB NOT NULL
 );
 "#,
+    // 7: the relay's scheduler: due entries by time, delay warnings sent,
+    // entries being attempted ("active", Postfix's active queue).
+    r#"
+ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN active INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX queue_by_next_attempt ON queue (next_attempt);
+"#,
 ];
