@@ -36,13 +36,18 @@ impl Postfix {
     /// Creates an instance whose smtpd listens on a free loopback port and
     /// that sends mail for example.test to `transport`.
     fn create(transport: &str) -> Postfix {
+        Postfix::create_for("example.test", transport)
+    }
+
+    /// An instance that relays mail for `domain` to `transport`.
+    fn create_for(domain: &str, transport: &str) -> Postfix {
         let smtpd = free_port();
         let p = Postfix {
             dir: tempfile::tempdir().unwrap(),
             smtpd,
             running: false,
         };
-        p.helper(&["create", &smtpd.port().to_string(), transport]);
+        p.helper(&["create", &smtpd.port().to_string(), transport, domain]);
         p
     }
 
@@ -356,5 +361,73 @@ fn postfix_relays_into_postamt_over_smtp_and_lmtp() {
         }
     }
 
+    pf.stop();
+}
+
+/// The other direction: postamt's relay hands mail to a real Postfix
+/// (its smarthost here), which passes it on to a second postamt that hosts
+/// remote.test: alice -> postamt (submission, queue, relay) -> Postfix ->
+/// postamt -> carol.
+#[test]
+fn postamt_relays_into_postfix() {
+    if !postfix_usable() {
+        return;
+    }
+    let peer = Server::start("[relay]\nenabled = false\n[smtp]\nspoof_policy = \"off\"\n");
+    peer.admin(&["domain", "add", "remote.test"]).success();
+    peer.admin_stdin(
+        &["user", "add", "carol@remote.test", "--password-stdin"],
+        "carol-pw\n",
+    )
+    .success();
+    let route = format!("smtp:[127.0.0.1]:{}", peer.addr("smtp").port());
+    let mut pf = Postfix::create_for("remote.test", &route);
+    pf.start();
+    // The smarthost is an address: no DNS is asked (port 9 answers nothing).
+    let s = Server::start(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:9\"]\n[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 1\n",
+        pf.smtpd.port()
+    ));
+    let body = "Hallo Carol,\r\n.a line that starts with a dot\r\n\r\nGr\u{fc}\u{df}e\r\n";
+    let sent = format!(
+        "From: Alice <alice@example.test>\r\nTo: carol@remote.test\r\nSubject: via postfix\r\nDate: {DATE}\r\n\
+         Message-ID: <to-postfix@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\n{body}"
+    );
+    let mut c = smtp(&s, "submission");
+    c.smtp("EHLO client.test", "250");
+    c.smtp("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==", "235");
+    c.smtp("MAIL FROM:<alice@example.test> BODY=8BITMIME", "250");
+    c.smtp("RCPT TO:<carol@remote.test>", "250");
+    c.smtp("DATA", "354");
+    c.send(sent.replace("\r\n.", "\r\n..").as_bytes());
+    c.smtp(".", "250");
+    c.smtp("QUIT", "221");
+    let got = wait_for_mail(&peer, "carol@remote.test", "carol-pw", 1);
+    let m = &got[0];
+    assert!(m.ends_with(body), "body changed on the way:\n{m}");
+    assert!(m.contains("Return-Path: <alice@example.test>"), "{m}");
+    // Postfix received it from our relay (which says EHLO mail.test) ...
+    assert!(m.contains("by relay.test (Postfix) with ESMTP"), "{m}");
+    assert!(m.contains("Received: from mail.test ("), "{m}");
+    // ... after our submission service took it from alice.
+    assert!(m.contains("by mail.test (postamt) with ESMTPA"), "{m}");
+    let log = pf.log();
+    assert!(
+        log.contains("from=<alice@example.test>")
+            && log.contains("to=<carol@remote.test>")
+            && log.contains("status=sent"),
+        "{log}"
+    );
+    let start = Instant::now();
+    while !s
+        .admin(&["queue", "list"])
+        .success()
+        .stdout
+        .contains("queue is empty")
+    {
+        assert!(start.elapsed() < DEADLINE, "queue not empty:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     pf.stop();
 }

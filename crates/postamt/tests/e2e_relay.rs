@@ -1250,3 +1250,66 @@ fn rfc6376_dkimpy_signs_and_postamt_verifies() {
     assert_ne!(v.code, 0);
     assert!(v.stdout.contains("dkim=none"), "{}", v.stdout);
 }
+
+#[test]
+fn rfc3461_notify_success_on_local_delivery_sends_a_delivered_report() {
+    if !python_ready() {
+        return;
+    }
+    let sink = Sink::start(json!([{}]), "127.0.0.1");
+    let dns = Dns::start(zone());
+    let s = sender(&dns, sink.port(), "");
+    // From the outside (port 25 role): the report goes back out via the MX.
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO mx.remote.test", "250");
+    c.smtp("MAIL FROM:<carol@remote.test> ENVID=abc", "250");
+    c.smtp(
+        "RCPT TO:<alice@example.test> NOTIFY=SUCCESS ORCPT=rfc822;alice@example.test",
+        "250",
+    );
+    c.smtp("RCPT TO:<bob@example.test>", "250");
+    c.smtp("DATA", "354");
+    c.send(b"From: carol@remote.test\r\nSubject: tell me\r\n\r\nhi\r\n.\r\n");
+    c.reply();
+    c.smtp("QUIT", "221");
+    let t = sink.wait_txns(1, &s);
+    let report = String::from_utf8_lossy(&t[0].message);
+    assert_eq!(
+        t[0].mail.split_whitespace().nth(1),
+        Some("FROM:<>"),
+        "{}",
+        t[0].mail
+    );
+    // A report asks for no report about itself (RFC 3461 §6.2).
+    assert_eq!(t[0].rcpts, ["RCPT TO:<carol@remote.test> NOTIFY=NEVER"]);
+    for needle in [
+        "Action: delivered",
+        "Final-Recipient: rfc822; alice@example.test",
+        "Original-Recipient: rfc822; alice@example.test",
+        "Original-Envelope-Id: abc",
+        "Status: 2.0.0",
+        "Subject: tell me",
+    ] {
+        assert!(report.contains(needle), "{needle:?} missing in\n{report}");
+    }
+    // bob did not ask.
+    assert!(!report.contains("bob@example.test"), "{report}");
+    // Submitted by alice to bob with NOTIFY=SUCCESS: alice's own mailbox
+    // gets the report.
+    submit(
+        &s,
+        &["bob@example.test"],
+        "",
+        " NOTIFY=SUCCESS",
+        &mail("local", "x\r\n"),
+    );
+    let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 2);
+    let r = got
+        .iter()
+        .find(|m| m.contains("Action: delivered"))
+        .expect("no report for alice");
+    assert!(
+        r.contains("Final-Recipient: rfc822; bob@example.test"),
+        "{r}"
+    );
+}

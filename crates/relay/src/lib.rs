@@ -6,7 +6,7 @@
 //! * [`route`]: MX lookup (RFC 5321 §5.1, RFC 7505 null MX), smarthost.
 //! * [`client`]: the SMTP client on top of the sans-IO
 //!   [`postamt_smtp::client`].
-//! * [`dsn`]: delivery status notifications.
+//! * [`postamt_smtp::dsn`]: delivery status notifications.
 //! * [`dkim`]: signing of outbound mail, key generation, verification.
 //!
 //! The scheduler here claims due entries from the store (marking them
@@ -21,7 +21,6 @@
 
 pub mod client;
 pub mod dkim;
-pub mod dsn;
 pub mod route;
 
 use std::collections::{HashMap, VecDeque};
@@ -30,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use client::{ClientSettings, Connection, Envelope, Outcome, Recipient};
-use dsn::{Action, Report, Reporter};
+use postamt_smtp::dsn::{self, Action, Report, Reporter};
 use postamt_store::{
     Change, OutboundEnvelope, QueueEntry, QueueId, QueueSettle, QueuedRecipient, RecipientStatus,
     SharedStore, StoreError, blocking,

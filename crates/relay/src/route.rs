@@ -191,8 +191,19 @@ impl Router {
 /// The resolver's configuration from `[dns]`.
 fn resolver_config(dns: &DnsSettings) -> Result<(ResolverConfig, ResolverOpts), String> {
     let (config, mut opts) = if dns.nameservers.is_empty() {
-        hickory_resolver::system_conf::read_system_conf()
-            .map_err(|e| format!("system resolver (/etc/resolv.conf): {e}"))?
+        match hickory_resolver::system_conf::read_system_conf() {
+            Ok(c) => c,
+            Err(e) => {
+                // A machine without resolv.conf: the local resolver, as
+                // the C library would assume.
+                tracing::warn!(error = %e, "no system resolver configuration; asking 127.0.0.1:53");
+                let local = NameServerConfig::udp_and_tcp(std::net::Ipv4Addr::LOCALHOST.into());
+                (
+                    ResolverConfig::from_name_servers(vec![local]),
+                    ResolverOpts::default(),
+                )
+            }
+        }
     } else {
         let servers = dns
             .nameservers

@@ -130,6 +130,10 @@ enum Rcpt {
         given: String,
         accounts: Vec<(String, AccountId)>,
         forward: Vec<String>,
+        /// DSN `NOTIFY` / `ORCPT` (RFC 3461): SUCCESS asks for a
+        /// "delivered" report once the message is in the mailbox.
+        notify: Option<String>,
+        orcpt: Option<String>,
     },
     /// A recipient on another domain (authenticated submission only).
     Remote(QueuedRecipient),
@@ -703,6 +707,8 @@ impl<'a> Session<'a> {
                     given: address,
                     accounts: res.local,
                     forward: res.remote,
+                    notify: params.notify.clone(),
+                    orcpt: params.orcpt.clone(),
                 });
                 Reply::new(R::RecipientOk)
             }
@@ -920,6 +926,11 @@ impl<'a> Session<'a> {
         }
         let store = Arc::clone(self.store);
         let now = postamt_server::time::unix_now() as i64;
+        let wants_report = tx.rcpts.iter().any(|r| self.wants_success_report(&from, r));
+        let header =
+            wants_report.then(|| message[..postamt_store::meta::header_len(&message)].to_vec());
+        let report_envelope = envelope.clone();
+        let report_from = from.clone();
         let result = blocking(move || {
             postamt_mda::accept(
                 &*store,
@@ -934,6 +945,13 @@ impl<'a> Session<'a> {
             )
         })
         .await;
+        if result.is_ok()
+            && let Some(header) = header
+        {
+            let rcpts: Vec<&Rcpt> = tx.rcpts.iter().collect();
+            self.report_success(&report_from, &rcpts, report_envelope, header)
+                .await;
+        }
         match result {
             Ok(report) => {
                 tracing::info!(peer = %self.ip, id = %id, delivered = report.delivered.len(), queued = report.queued.len(), "message accepted");
@@ -948,6 +966,82 @@ impl<'a> Session<'a> {
                 tracing::error!(error = %e, "delivery failed");
                 self.reply(R::TempFail);
             }
+        }
+    }
+
+    /// RFC 3461 §4.1: a local recipient with `NOTIFY=SUCCESS` (never for
+    /// the null sender).
+    fn wants_success_report(&self, from: &str, r: &Rcpt) -> bool {
+        match r {
+            Rcpt::Local {
+                accounts, notify, ..
+            } if !accounts.is_empty() => {
+                let mut q = QueuedRecipient::new(String::new());
+                q.notify = notify.clone();
+                crate::dsn::wanted(from, &q, crate::dsn::Action::Delivered)
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues a "delivered" report (RFC 3464 `Action: delivered`) for the
+    /// local recipients that asked for one; the message is already stored,
+    /// so a failure here is logged, not answered.
+    async fn report_success(
+        &mut self,
+        from: &str,
+        rcpts: &[&Rcpt],
+        envelope: OutboundEnvelope,
+        header: Vec<u8>,
+    ) {
+        let now = postamt_server::time::unix_now() as i64;
+        let reports: Vec<crate::dsn::Report> = rcpts
+            .iter()
+            .filter(|r| self.wants_success_report(from, r))
+            .filter_map(|r| match r {
+                Rcpt::Local {
+                    given,
+                    notify,
+                    orcpt,
+                    ..
+                } => Some(crate::dsn::Report {
+                    recipient: QueuedRecipient {
+                        notify: notify.clone(),
+                        orcpt: orcpt.clone(),
+                        ..QueuedRecipient::new(given.clone())
+                    },
+                    action: crate::dsn::Action::Delivered,
+                    status: "2.0.0".into(),
+                    diagnostic: "smtp; 250 2.0.0 delivered to the mailbox".into(),
+                    remote_mta: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        if reports.is_empty() {
+            return;
+        }
+        let entry = postamt_store::QueueEntry {
+            id: postamt_store::QueueId(0),
+            created: now,
+            next_attempt: now,
+            held: false,
+            sender: from.to_string(),
+            size: header.len() as u64,
+            envelope,
+            recipients: vec![],
+            warned: false,
+            active: false,
+        };
+        let reporter = crate::dsn::Reporter {
+            hostname: self.hostname.clone(),
+            return_limit: 0,
+            max_lifetime: 0,
+        };
+        let notice = reporter.notice(&entry, &header, &reports, now);
+        let store = Arc::clone(self.store);
+        if let Err(e) = blocking(move || store.enqueue(notice)).await {
+            tracing::warn!(error = %e, "cannot queue a delivery report");
         }
     }
 
@@ -967,10 +1061,13 @@ impl<'a> Session<'a> {
                 given,
                 accounts,
                 forward,
+                ..
             } = r
             else {
                 continue;
             };
+            let wants_report = self.wants_success_report(from, r);
+            let from_for_report = from;
             let store = Arc::clone(self.store);
             let (from, accounts, message) =
                 (from.to_string(), accounts.clone(), Arc::clone(&message));
@@ -978,6 +1075,8 @@ impl<'a> Session<'a> {
                 .iter()
                 .map(|f| QueuedRecipient::new(f.clone()))
                 .collect();
+            let envelope_for_report = envelope.clone();
+            let message_for_report = Arc::clone(&message);
             let envelope = envelope.clone();
             let now = postamt_server::time::unix_now() as i64;
             let result = blocking(move || {
@@ -996,6 +1095,13 @@ impl<'a> Session<'a> {
             .await;
             if let Ok(report) = &result {
                 tracing::info!(peer = %self.ip, recipient = ?given, delivered = report.delivered.len(), queued = report.queued.len(), "LMTP message accepted");
+                if wants_report {
+                    let header = message_for_report
+                        [..postamt_store::meta::header_len(&message_for_report)]
+                        .to_vec();
+                    self.report_success(from_for_report, &[r], envelope_for_report.clone(), header)
+                        .await;
+                }
             }
             self.reply(match result {
                 Ok(_) => Reply::with(R::Ok, format!("<{given}> delivered")),

@@ -6,12 +6,12 @@
 # master starts as root and drops to the `postfix` user).
 #
 # usage:
-#   postfix_instance.sh create DIR SMTPD_PORT TRANSPORT
-#       writes DIR/etc/{main,master}.cf; mail for example.test goes to
-#       TRANSPORT (e.g. smtp:[127.0.0.1]:2525 or lmtp:inet:127.0.0.1:2424),
-#       everything else (bounces to remote senders, postmaster notices)
-#       is discarded.
-#   postfix_instance.sh route DIR TRANSPORT   changes where example.test goes
+#   postfix_instance.sh create DIR SMTPD_PORT TRANSPORT [DOMAIN]
+#       writes DIR/etc/{main,master}.cf; mail for DOMAIN (default
+#       example.test) goes to TRANSPORT (e.g. smtp:[127.0.0.1]:2525 or
+#       lmtp:inet:127.0.0.1:2424), everything else (bounces to remote
+#       senders, postmaster notices) is discarded.
+#   postfix_instance.sh route DIR TRANSPORT   changes where DOMAIN goes
 #   postfix_instance.sh start DIR             checks the config and starts
 #   postfix_instance.sh stop DIR              stops, waits, kills leftovers
 #
@@ -27,7 +27,8 @@ dir=${2:?DIR missing}
 etc=$dir/etc
 
 route() {
-    postconf -c "$etc" -e "transport_maps = inline:{ example.test=$1 }"
+    domain=$(postconf -c "$etc" -h relay_domains)
+    postconf -c "$etc" -e "transport_maps = inline:{ $domain=$1 }"
 }
 
 master_pid() {
@@ -41,6 +42,7 @@ case $cmd in
 create)
     port=${3:?SMTPD_PORT missing}
     transport=${4:?TRANSPORT missing}
+    domain=${5:-example.test}
     # Postfix insists that its queue directory and the path to it are
     # owned by root and not writable by others.
     mkdir -p "$etc" "$dir/queue" "$dir/data"
@@ -63,10 +65,10 @@ mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
-relay_domains = example.test
+relay_domains = $domain
 relay_recipient_maps =
 default_transport = discard:test instance delivers nowhere else
-relay_transport = error:example.test has no route
+relay_transport = error:$domain has no route
 biff = no
 append_dot_mydomain = no
 smtp_dns_support_level = disabled

@@ -129,7 +129,9 @@ impl Reporter {
             "\r\n--{boundary}\r\nContent-Type: {status_type}\r\n\r\n"
         ));
         m.push_str(&format!("Reporting-MTA: dns; {}\r\n", self.hostname));
-        m.push_str(&format!("X-Postamt-Queue-ID: {}\r\n", entry.id.0));
+        if entry.id.0 > 0 {
+            m.push_str(&format!("X-Postamt-Queue-ID: {}\r\n", entry.id.0));
+        }
         if let Some(envid) = &entry.envelope.envid {
             m.push_str(&format!("Original-Envelope-Id: {}\r\n", sanitize(envid)));
         }
