@@ -1313,3 +1313,54 @@ fn rfc3461_notify_success_on_local_delivery_sends_a_delivered_report() {
         "{r}"
     );
 }
+
+#[test]
+fn rfc1870_size_and_rfc6152_8bitmime_checked_before_sending_and_helo_fallback() {
+    if !python_ready() {
+        return;
+    }
+    // A server that refuses EHLO: HELO works, no extensions at all — the
+    // message (7-bit) still goes.
+    let old = Sink::start(json!([{ "no_ehlo": true }]), "127.0.0.1");
+    let dns = Dns::start(zone());
+    let s = sender(&dns, old.port(), "");
+    submit(&s, &["carol@remote.test"], "", "", &mail("helo", "x\r\n"));
+    let t = old.wait_txns(1, &s);
+    assert_eq!(
+        t[0].mail, "MAIL FROM:<alice@example.test>",
+        "ESMTP parameters sent after HELO"
+    );
+    assert!(old.log().contains("C: HELO mail.test"), "{}", old.log());
+    drop(s);
+    // SIZE 1000 and no 8BITMIME: a large message and an 8-bit one bounce
+    // without being sent (5.3.4, 5.6.3).
+    let small = Sink::start(
+        json!([{ "ehlo": ["PIPELINING", "SIZE 1000", "ENHANCEDSTATUSCODES"] }]),
+        "127.0.0.1",
+    );
+    let s = sender(&dns, small.port(), "");
+    submit(
+        &s,
+        &["carol@remote.test"],
+        "",
+        "",
+        &mail("big", &"x".repeat(2000)),
+    );
+    let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 1);
+    assert!(got[0].contains("Status: 5.3.4"), "{}", got[0]);
+    let m = "From: alice@example.test\r\nTo: carol@remote.test\r\nSubject: 8\r\n\r\nGr\u{fc}\u{df}e\r\n";
+    submit(
+        &s,
+        &["carol@remote.test"],
+        " BODY=8BITMIME",
+        "",
+        m.as_bytes(),
+    );
+    let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 2);
+    let b = got
+        .iter()
+        .find(|m| m.contains("Status: 5.6.3"))
+        .expect("no 5.6.3 bounce");
+    assert!(b.contains("8BITMIME"), "{b}");
+    assert!(small.txns().is_empty());
+}

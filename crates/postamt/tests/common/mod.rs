@@ -59,6 +59,11 @@ impl Server {
             };
             text.push_str(&extra);
         }
+        // The relay stays off unless a test configures it (with its own DNS
+        // server): no test may send mail, or DNS queries for it, anywhere.
+        if !text.contains("[relay]") {
+            text.push_str("[relay]\nenabled = false\n");
+        }
         std::fs::write(&config, text).unwrap();
         let s = Server {
             dir,
