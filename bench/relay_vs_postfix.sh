@@ -40,6 +40,7 @@ python3 -c "import dnslib" 2>/dev/null || python3 -m pip install -q dnslib
 cargo build --release --bin postamt --example relay_load --example relay_sink 2>&1 | tail -1
 BIN=$ROOT/target/release
 TMP=$(mktemp -d /tmp/relay-bench.XXXXXX)
+chmod 755 "$TMP"   # Postfix drops to its own user
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -102,7 +103,7 @@ port = $SINK_PORT
 tls = "off"
 TOML
 echo benchpw | "$BIN/postamt" --config "$TMP/postamt/postamt.toml" user add bench@example.test --password-stdin >/dev/null
-POSTAMT_LOG=warn "$BIN/postamt" --config "$TMP/postamt/postamt.toml" serve >"$TMP/postamt.out" 2>"$TMP/postamt.err" &
+POSTAMT_LOG=${POSTAMT_LOG:-warn} "$BIN/postamt" --config "$TMP/postamt/postamt.toml" serve >"$TMP/postamt.out" 2>"$TMP/postamt.err" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$TMP/postamt.out" 2>/dev/null && break; sleep 0.1; done
 "$BIN/examples/relay_load" "127.0.0.1:$SUB_PORT" "$COUNT" "$CONNS" "$DOMAINS" "$SIZE" bench@example.test bench@example.test benchpw
@@ -118,7 +119,7 @@ postconf -c "$TMP/postfix/etc" -e "transport_maps = inline:{ $MAP }" \
   "smtp_tls_security_level = none" "default_process_limit = 200" \
   "smtpd_client_connection_count_limit = 0" "smtp_connection_cache_on_demand = yes" \
   "queue_run_delay = 60s" "minimal_backoff_time = 60s" "maximal_backoff_time = 600s"
-sh crates/postamt/tests/clients/postfix_instance.sh start "$TMP/postfix"
+sh crates/postamt/tests/clients/postfix_instance.sh start "$TMP/postfix" || { cat "$TMP/postfix/maillog" 2>/dev/null | tail -20; exit 1; }
 "$BIN/examples/relay_load" "127.0.0.1:$PF_PORT" "$COUNT" "$CONNS" "$DOMAINS" "$SIZE" bench@example.test
 F_RESULT=$(wait_sink postfix)
 echo "$F_RESULT"

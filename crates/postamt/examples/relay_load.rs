@@ -57,9 +57,10 @@ fn main() {
         .zip(a.get(8))
         .map(|(u, p)| b64(format!("\0{u}\0{p}").as_bytes()));
     let next = Arc::new(AtomicUsize::new(0));
-    let body: String = "The quick brown fox jumps over the lazy dog. 0123456789\r\n"
-        .repeat(size / 57 + 1)[..size]
-        .to_string();
+    // SIZE bytes of whole lines (the last one ends in CRLF, so the final
+    // dot starts a line).
+    let line = "The quick brown fox jumps over the lazy dog. 0123456789\r\n";
+    let body: String = line.repeat(size.div_ceil(line.len()).max(1));
     let body = Arc::new(body);
     let start = Instant::now();
     let threads: Vec<_> = (0..conns)

@@ -72,6 +72,8 @@ pub struct RelaySection {
     pub destination_concurrency: usize,
     pub max_connections: usize,
     pub messages_per_connection: usize,
+    /// Seconds an idle outbound connection waits for the next message.
+    pub connection_cache_time: u64,
     pub max_active: usize,
     /// Bounces carry messages up to this size whole, else their header.
     pub bounce_size_limit: usize,
@@ -102,6 +104,7 @@ impl Default for RelaySection {
             destination_concurrency: 20,
             max_connections: 100,
             messages_per_connection: 100,
+            connection_cache_time: 2,
             max_active: 1000,
             bounce_size_limit: 50_000,
             connect_timeout: 30,

@@ -343,6 +343,7 @@ pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_re
         destination_concurrency: r.destination_concurrency.max(1),
         max_connections: r.max_connections.max(1),
         messages_per_connection: r.messages_per_connection.max(1),
+        connection_idle: Duration::from_secs(r.connection_cache_time),
         max_active: r.max_active.max(1),
         max_received: config.smtp.max_received,
         bounce_size_limit: r.bounce_size_limit,

@@ -60,6 +60,9 @@ pub struct RelayConfig {
     pub max_connections: usize,
     /// Messages sent over one connection before it is closed.
     pub messages_per_connection: usize,
+    /// How long an idle connection waits for the next message to its
+    /// destination (Postfix: smtp_connection_cache_time_limit, 2 s).
+    pub connection_idle: Duration,
     /// Entries attempted at once.
     pub max_active: usize,
     /// More `Received:` fields than this: a mail loop (bounce, 5.4.6).
@@ -92,6 +95,9 @@ struct JobResult {
 struct Destination {
     jobs: VecDeque<Job>,
     workers: usize,
+    /// Workers holding an open connection, waiting for a job.
+    idle: usize,
+    wake: Arc<Notify>,
 }
 
 pub struct Relay {
@@ -396,7 +402,11 @@ impl Relay {
             let d = dests.entry(key.clone()).or_default();
             d.jobs.push_back(job);
             let limit = self.config.destination_concurrency.max(1);
-            if d.workers < limit && d.workers < d.jobs.len() {
+            if d.idle > 0 {
+                // An open connection is waiting: it takes the job.
+                d.wake.notify_one();
+                false
+            } else if d.workers < limit && d.workers < d.jobs.len() {
                 d.workers += 1;
                 true
             } else {
@@ -409,17 +419,35 @@ impl Relay {
         }
     }
 
-    fn next_job(&self, key: &str) -> Option<Job> {
-        let mut dests = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
-        let d = dests.get_mut(key)?;
-        let job = d.jobs.pop_front();
-        if job.is_none() {
-            d.workers -= 1;
-            if d.workers == 0 {
-                dests.remove(key);
+    /// The destination's next job. With `keep` (an open, reusable
+    /// connection), waits up to `connection_idle` for one to arrive before
+    /// giving up; giving up retires the worker.
+    async fn next_job(&self, key: &str, keep: bool) -> Option<Job> {
+        let mut waited = !keep;
+        loop {
+            let wake = {
+                let mut dests = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+                let d = dests.get_mut(key)?;
+                if let Some(job) = d.jobs.pop_front() {
+                    return Some(job);
+                }
+                if waited {
+                    d.workers -= 1;
+                    if d.workers == 0 {
+                        dests.remove(key);
+                    }
+                    return None;
+                }
+                d.idle += 1;
+                Arc::clone(&d.wake)
+            };
+            let _ = tokio::time::timeout(self.config.connection_idle, wake.notified()).await;
+            waited = true;
+            let mut dests = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = dests.get_mut(key) {
+                d.idle -= 1;
             }
         }
-        job
     }
 
     async fn route(&self, key: &str) -> Result<Vec<Host>, RouteError> {
@@ -434,7 +462,12 @@ impl Relay {
         let _permit = Arc::clone(&self.connections).acquire_owned().await;
         let mut conn: Option<Connection> = None;
         let mut sent = 0;
-        while let Some(job) = self.next_job(&key) {
+        loop {
+            let keep = conn.as_ref().is_some_and(|c| c.is_usable())
+                && sent < self.config.messages_per_connection.max(1);
+            let Some(job) = self.next_job(&key, keep).await else {
+                break;
+            };
             let reuse = conn.as_ref().is_some_and(|c| c.is_usable())
                 && sent < self.config.messages_per_connection.max(1);
             if !reuse {
@@ -462,7 +495,7 @@ impl Relay {
                         // The destination answers the same for every job
                         // waiting for it now: report them all.
                         self.fail_job(job, &outcome);
-                        while let Some(j) = self.next_job(&key) {
+                        while let Some(j) = self.next_job(&key, false).await {
                             self.fail_job(j, &outcome);
                         }
                         return;

@@ -12,6 +12,7 @@ connection in order (the last one repeats); each is a dict with optional keys:
   mail       "250 2.1.0 ok"
   rcpt       "250 2.1.5 ok"                default RCPT reply
   rcpt_map   {"addr": "550 5.1.1 no"}      per-address RCPT replies
+  rcpt_first [2, "451 4.3.0 later"]        the first 2 RCPTs (of all connections) get this
   data       "354 go ahead"
   final      "250 2.0.0 ok"                reply after the final dot / BDAT LAST
   drop_in_data  true                       close after the first DATA bytes
@@ -141,6 +142,9 @@ class Session:
             elif verb == "RCPT":
                 addr = line.split(":", 1)[1].split(">")[0].lstrip(" <")
                 reply = b.get("rcpt_map", {}).get(addr, b.get("rcpt", "250 2.1.5 ok"))
+                if b.get("rcpt_first") and counter.setdefault("rcpt", 0) < b["rcpt_first"][0]:
+                    counter["rcpt"] += 1
+                    reply = b["rcpt_first"][1]
                 if reply.startswith("2"):
                     rcpts.append(line)
                 await self.send(reply)
