@@ -29,7 +29,8 @@ macro_rules! store_conformance_tests {
             outbound_queue_keeps_envelope_and_content, accept_delivers_and_queues_atomically,
             copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
             conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing,
-            changes_since_a_modseq, metas_in_bulk_match_one_by_one);
+            changes_since_a_modseq, metas_in_bulk_match_one_by_one,
+            queue_claims_settles_and_schedules);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -612,6 +613,103 @@ pub fn outbound_queue_keeps_envelope_and_content(store: Arc<dyn Store>) {
             })
             .is_err()
     );
+}
+
+/// The relay's view of the queue: claiming marks entries active (a second
+/// claim does not return them), a delivered recipient is recorded at once,
+/// settling records failures with their notifications in one step and
+/// removes the entry when nobody is pending; hold/retry steer it.
+pub fn queue_claims_settles_and_schedules(store: Arc<dyn Store>) {
+    let out = |sender: &str, to: &[&str]| Outbound {
+        sender: sender.into(),
+        recipients: to.iter().map(|a| QueuedRecipient::new(*a)).collect(),
+        envelope: OutboundEnvelope::default(),
+        content: b"Subject: q\r\n\r\nx\r\n".to_vec(),
+    };
+    let mut feed = store.watch();
+    let id = store
+        .enqueue(out("a@x.org", &["b@y.net", "c@y.net", "d@z.net"]))
+        .unwrap();
+    // RFC-agnostic, but the relay relies on it: enqueueing wakes it.
+    assert!(std::iter::from_fn(|| feed.try_recv().ok()).any(|c| c == Change::Queued));
+    let far = i64::MAX / 2;
+    let claimed = store.queue_claim(far, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].active);
+    assert!(
+        store.queue_claim(far, 10).unwrap().is_empty(),
+        "claimed twice"
+    );
+    assert_eq!(
+        store.queue_next_due().unwrap(),
+        None,
+        "an active entry is not due"
+    );
+    store.queue_delivered(id, &["b@y.net".to_string()]).unwrap();
+    let notice = out("", &["a@x.org"]);
+    store
+        .queue_settle(
+            id,
+            QueueSettle {
+                failed: vec![("c@y.net".into(), "5.1.1 no such user".into())],
+                deferred: vec![("d@z.net".into(), "4.4.1 refused".into())],
+                next_attempt: 12_345,
+                notices: vec![notice],
+                warned: true,
+            },
+        )
+        .unwrap();
+    let (entry, _) = store.queue_entry(id).unwrap().unwrap();
+    assert!(!entry.active && entry.warned);
+    assert_eq!(entry.next_attempt, 12_345);
+    let state = |a: &str| {
+        entry
+            .recipients
+            .iter()
+            .find(|r| r.address == a)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(state("b@y.net").status, RecipientStatus::Delivered);
+    assert_eq!(state("c@y.net").status, RecipientStatus::Failed);
+    assert_eq!(
+        state("c@y.net").last_error.as_deref(),
+        Some("5.1.1 no such user")
+    );
+    assert_eq!(state("d@z.net").status, RecipientStatus::Pending);
+    assert_eq!(state("d@z.net").attempts, 1);
+    // The notice was queued in the same step: two entries now.
+    let all = store.queue().unwrap();
+    assert_eq!(all.len(), 2);
+    let notice_id = all.iter().find(|e| e.id != id).unwrap().id;
+    assert_eq!(
+        store.queue_next_due().unwrap().map(|t| t <= 12_345),
+        Some(true)
+    );
+    // Held: never claimed; released and retried: due now.
+    store.queue_hold(id, true).unwrap();
+    store.queue_delete(notice_id).unwrap();
+    assert!(store.queue_claim(far, 10).unwrap().is_empty());
+    store.queue_hold(id, false).unwrap();
+    store.queue_retry(id).unwrap();
+    let claimed = store.queue_claim(far, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A stop in the middle of an attempt: the claim is released at start.
+    assert_eq!(store.queue_release_claims().unwrap(), 1);
+    let claimed = store.queue_claim(far, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The last pending recipient delivered and settled: the entry is gone.
+    store.queue_delivered(id, &["d@z.net".to_string()]).unwrap();
+    store.queue_settle(id, QueueSettle::default()).unwrap();
+    assert!(store.queue_entry(id).unwrap().is_none());
+    assert!(matches!(
+        store.queue_retry(id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.queue_hold(id, true),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub fn accept_delivers_and_queues_atomically(store: Arc<dyn Store>) {
