@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod mail;
 mod serve;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     /// DKIM keys for signing outbound mail, and verifying signatures.
     #[command(subcommand)]
     Dkim(admin::DkimCmd),
+    /// The mail client: send, list, read and fetch, with --trace/--explain.
+    Mail(Box<mail::MailArgs>),
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -176,6 +179,7 @@ fn main() -> ExitCode {
         Command::Queue(c) => load_config(&cli).and_then(|cfg| admin::queue(&cfg, c)),
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
         Command::Dkim(c) => load_config(&cli).and_then(|cfg| admin::dkim(&cfg, c)),
+        Command::Mail(m) => mail::run(m),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

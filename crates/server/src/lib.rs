@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod explain;
 pub mod limits;
 pub mod listener;
 pub mod sasl;

@@ -123,6 +123,11 @@ pub fn fingerprint(cert: &Path) -> Result<String> {
         .join(":"))
 }
 
+/// SHA-256 of `data` (certificate fingerprints).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    ring_digest(data)
+}
+
 fn ring_digest(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data)
         .as_ref()

@@ -1,0 +1,669 @@
+//! `postamt mail …`: the command-line mail client (postamt-client).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use postamt_client::account::{Account, ClientConfig, Security};
+use postamt_client::pop3::Pop3;
+use postamt_client::wire::Tracer;
+use postamt_server::explain::{Lang, Proto};
+
+#[derive(Args)]
+pub struct MailArgs {
+    /// The account to use (default: the one marked default, or the only one).
+    #[arg(long, global = true)]
+    account: Option<String>,
+    /// The accounts file (default: $POSTAMT_CLIENT_CONFIG, else
+    /// ~/.config/postamt/client.toml).
+    #[arg(long, global = true)]
+    client_config: Option<PathBuf>,
+    /// Print the protocol dialogue (C:/S: lines) on standard error.
+    #[arg(long, global = true)]
+    trace: bool,
+    /// With --trace: explain each line and name its RFC section.
+    #[arg(long, global = true)]
+    explain: bool,
+    /// Language of the explanations: en or de (default: from LANG).
+    #[arg(long, global = true)]
+    lang: Option<String>,
+    /// Read over POP3 even when the account has IMAP.
+    #[arg(long, global = true)]
+    pop3: bool,
+    #[command(subcommand)]
+    cmd: MailCmd,
+}
+
+#[derive(Subcommand)]
+pub enum MailCmd {
+    /// Accounts in the client's config file.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Compose a message and submit it (SMTP AUTH over TLS).
+    Send(SendArgs),
+    /// List the messages: number, UIDL, date, from, subject, size.
+    List {
+        #[arg(long)]
+        mailbox: Option<String>,
+        #[arg(long)]
+        unseen: bool,
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show a message: headers, the text body (HTML reduced to text), the attachments.
+    Read { id: u32 },
+    /// The raw header block of a message.
+    Headers { id: u32 },
+    /// The whole message as stored.
+    Raw { id: u32 },
+    /// Save attachment N (from `read`) of a message to a file.
+    Save {
+        id: u32,
+        #[arg(long)]
+        attachment: usize,
+        /// Default: the attachment's own file name in the current directory.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Delete a message.
+    Delete { id: u32 },
+    /// Change flags (IMAP), e.g. `+\Seen` or `-\Flagged`.
+    Flag { id: u32, flags: String },
+    /// Move a message to another mailbox (IMAP).
+    Move { id: u32, mailbox: String },
+    /// Download the mailbox (resumable: messages already fetched are skipped).
+    Fetch {
+        #[arg(long, conflicts_with = "to_mbox")]
+        to_maildir: Option<PathBuf>,
+        #[arg(long)]
+        to_mbox: Option<PathBuf>,
+        /// Delete each message on the server once it is saved.
+        #[arg(long)]
+        delete: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    /// Add an account (asks for what the options do not give).
+    Add(Box<AccountAddArgs>),
+    /// The accounts configured.
+    List,
+}
+
+#[derive(Args)]
+pub struct AccountAddArgs {
+    name: String,
+    #[arg(long)]
+    address: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    /// Submission server host:port.
+    #[arg(long)]
+    smtp_server: Option<String>,
+    #[arg(long, default_value = "starttls")]
+    smtp_security: String,
+    /// IMAP server host:port.
+    #[arg(long)]
+    imap_server: Option<String>,
+    #[arg(long, default_value = "tls")]
+    imap_security: String,
+    /// POP3 server host:port.
+    #[arg(long)]
+    pop3_server: Option<String>,
+    #[arg(long, default_value = "tls")]
+    pop3_security: String,
+    /// Pin a self-signed certificate: sha256:AB:CD:…
+    #[arg(long)]
+    tls_trust: Option<String>,
+    /// A command that prints the password (e.g. `pass show mail`).
+    #[arg(long)]
+    password_command: Option<String>,
+    /// An environment variable that holds the password.
+    #[arg(long)]
+    password_env: Option<String>,
+    #[arg(long)]
+    default: bool,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    #[arg(long, required_unless_present = "raw")]
+    to: Vec<String>,
+    #[arg(long)]
+    cc: Vec<String>,
+    #[arg(long)]
+    bcc: Vec<String>,
+    #[arg(long, default_value = "")]
+    subject: String,
+    /// Files to attach (media type from the extension).
+    #[arg(long)]
+    attach: Vec<PathBuf>,
+    /// The text body: a file, or - for standard input (default: empty).
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// Submit a prepared message unchanged (recipients: --to/--cc/--bcc,
+    /// else its To/Cc/Bcc headers).
+    #[arg(long, conflicts_with_all = ["subject", "attach", "body"])]
+    raw: Option<PathBuf>,
+}
+
+pub fn run(args: &MailArgs) -> Result<()> {
+    let path = ClientConfig::path(args.client_config.as_deref());
+    if let MailCmd::Account(cmd) = &args.cmd {
+        return account_cmd(&path, cmd);
+    }
+    let config = ClientConfig::load(&path)?;
+    let (_, account) = config.account(args.account.as_deref())?;
+    let lang = args
+        .lang
+        .as_deref()
+        .map(Lang::from_locale)
+        .or_else(|| {
+            ["LC_ALL", "LC_MESSAGES", "LANG"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+                .map(|s| Lang::from_locale(&s))
+        })
+        .unwrap_or(Lang::En);
+    let tracer = |proto| {
+        (args.trace || args.explain).then(|| {
+            Tracer::new(
+                proto,
+                args.explain.then_some(lang),
+                Box::new(std::io::stderr()),
+            )
+        })
+    };
+    match &args.cmd {
+        MailCmd::Account(_) => unreachable!("handled above"),
+        MailCmd::Send(s) => send(account, s, tracer(Proto::Smtp)),
+        MailCmd::Flag { .. } | MailCmd::Move { .. } => bail!(
+            "flag and move need IMAP, which `postamt mail` does not speak yet (POP3 has no flags or folders)"
+        ),
+        cmd => {
+            if account.pop3.is_none() {
+                bail!(
+                    "this account has no pop3 endpoint; reading over IMAP is not implemented yet"
+                );
+            }
+            read_cmd(account, cmd, tracer(Proto::Pop3))
+        }
+    }
+}
+
+fn account_cmd(path: &Path, cmd: &AccountCmd) -> Result<()> {
+    match cmd {
+        AccountCmd::List => {
+            let config = ClientConfig::load(path)?;
+            for (name, a) in &config.accounts {
+                println!(
+                    "{name}{}\t{}\tsmtp {}\timap {}\tpop3 {}",
+                    if a.default { " (default)" } else { "" },
+                    a.address,
+                    a.smtp.as_deref().unwrap_or("-"),
+                    a.imap.as_deref().unwrap_or("-"),
+                    a.pop3.as_deref().unwrap_or("-"),
+                );
+            }
+            Ok(())
+        }
+        AccountCmd::Add(a) => {
+            let ask = |what: &str, given: &Option<String>| -> Result<Option<String>> {
+                if given.is_some() || !std::io::stdin().is_terminal() {
+                    return Ok(given.clone());
+                }
+                eprint!("{what} (empty: none): ");
+                std::io::stderr().flush()?;
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let line = line.trim().to_string();
+                Ok((!line.is_empty()).then_some(line))
+            };
+            let address = ask("address", &a.address)?.context("--address is required")?;
+            let smtp = ask("submission server host:port", &a.smtp_server)?;
+            let pop3 = ask("POP3 server host:port", &a.pop3_server)?;
+            let password_command = ask("password command", &a.password_command)?;
+            for (what, s) in [
+                ("smtp", &a.smtp_security),
+                ("imap", &a.imap_security),
+                ("pop3", &a.pop3_security),
+            ] {
+                if !matches!(s.as_str(), "starttls" | "tls" | "plain") {
+                    bail!("--{what}-security {s:?}: use starttls, tls or plain");
+                }
+            }
+            let q = |s: &str| format!("{s:?}");
+            let mut t = format!("address = {}\n", q(&address));
+            let mut line = |k: &str, v: &Option<String>| {
+                if let Some(v) = v {
+                    t.push_str(&format!("{k} = {}\n", q(v)));
+                }
+            };
+            line("user", &a.user);
+            line("password_command", &password_command);
+            line("password_env", &a.password_env);
+            line("smtp", &smtp);
+            line("imap", &a.imap_server);
+            line("pop3", &pop3);
+            line("tls_trust", &a.tls_trust);
+            if smtp.is_some() {
+                t.push_str(&format!("smtp_security = {}\n", q(&a.smtp_security)));
+            }
+            if a.imap_server.is_some() {
+                t.push_str(&format!("imap_security = {}\n", q(&a.imap_security)));
+            }
+            if pop3.is_some() {
+                t.push_str(&format!("pop3_security = {}\n", q(&a.pop3_security)));
+            }
+            if a.default {
+                t.push_str("default = true\n");
+            }
+            // Check what we are about to write parses.
+            ClientConfig::parse(&format!("[accounts.{}]\n{t}", a.name))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            ClientConfig::add_to_file(path, &a.name, &t)?;
+            println!("account {} added to {}", a.name, path.display());
+            Ok(())
+        }
+    }
+}
+
+fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<()> {
+    let endpoint = account
+        .smtp
+        .as_deref()
+        .context("this account has no smtp endpoint")?;
+    let (content, mut rcpts) = match &s.raw {
+        Some(file) => {
+            let content = read_input(file)?;
+            let mut rcpts: Vec<String> = s.to.iter().chain(&s.cc).chain(&s.bcc).cloned().collect();
+            if rcpts.is_empty() {
+                rcpts = header_recipients(&content);
+            }
+            (content, rcpts)
+        }
+        None => {
+            let body = match &s.body {
+                Some(f) => {
+                    String::from_utf8(read_input(f)?).context("the body must be UTF-8 text")?
+                }
+                None => String::new(),
+            };
+            let domain = account
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or("localhost");
+            let content = postamt_client::compose::compose(&postamt_client::compose::Draft {
+                from_name: account.name.as_deref(),
+                from: &account.address,
+                to: &s.to,
+                cc: &s.cc,
+                subject: &s.subject,
+                body: &body,
+                attachments: &s.attach,
+                domain,
+            })?;
+            let rcpts = s.to.iter().chain(&s.cc).chain(&s.bcc).cloned().collect();
+            (content, rcpts)
+        }
+    };
+    rcpts.dedup();
+    if rcpts.is_empty() {
+        bail!("no recipients");
+    }
+    let password = account.password()?;
+    let sub = postamt_client::smtp::Submission {
+        endpoint,
+        security: account.smtp_security.unwrap_or(Security::Starttls),
+        tls_trust: account.tls_trust.as_deref(),
+        login: account.login(),
+        password: &password,
+        helo: "postamt-mail",
+    };
+    let reply = postamt_client::smtp::submit(&sub, &account.address, &rcpts, &content, trace)?;
+    println!("sent: {reply}");
+    Ok(())
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::stdin().read_to_end(&mut v)?;
+        Ok(v)
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+fn header_recipients(content: &[u8]) -> Vec<String> {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(content) else {
+        return vec![];
+    };
+    [m.to(), m.cc(), m.bcc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|a| {
+            a.iter()
+                .filter_map(|x| x.address().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn open_pop3(account: &Account, trace: Option<Tracer>) -> Result<Pop3> {
+    let endpoint = account.pop3.as_deref().context("no pop3 endpoint")?;
+    let password = account.password()?;
+    Ok(Pop3::open(
+        endpoint,
+        account.pop3_security.unwrap_or(Security::Tls),
+        account.tls_trust.as_deref(),
+        account.login(),
+        &password,
+        trace,
+    )?)
+}
+
+fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<()> {
+    if let MailCmd::List {
+        mailbox,
+        unseen,
+        search,
+    } = cmd
+        && (mailbox.is_some() || *unseen || search.is_some())
+    {
+        bail!("--mailbox, --unseen and --search need IMAP; POP3 has one mailbox and no flags");
+    }
+    let mut p = open_pop3(account, trace)?;
+    match cmd {
+        MailCmd::List { .. } => {
+            let list = p.list()?;
+            println!(
+                "{:>4}  {:<24}  {:<31}  {:<28}  {:<40}  {:>8}",
+                "#", "UIDL", "DATE", "FROM", "SUBJECT", "SIZE"
+            );
+            for m in &list {
+                let h = p.header(m.number)?;
+                let parsed = mail_parser::MessageParser::default().parse_headers(&h);
+                let (date, from, subject) = match &parsed {
+                    Some(x) => (
+                        x.date().map(|d| d.to_rfc822()).unwrap_or_default(),
+                        x.from()
+                            .and_then(|a| a.first())
+                            .and_then(|a| a.address())
+                            .unwrap_or("")
+                            .to_string(),
+                        x.subject().unwrap_or("").to_string(),
+                    ),
+                    None => Default::default(),
+                };
+                println!(
+                    "{:>4}  {:<24}  {:<31}  {:<28}  {:<40}  {:>8}",
+                    m.number,
+                    cut(&m.uidl, 24),
+                    cut(&date, 31),
+                    cut(&from, 28),
+                    cut(&subject, 40),
+                    m.size
+                );
+            }
+        }
+        MailCmd::Read { id } => {
+            let raw = p.retr(*id)?;
+            print!("{}", render(&raw));
+        }
+        MailCmd::Headers { id } => {
+            let h = p.header(*id)?;
+            std::io::stdout().write_all(&h)?;
+        }
+        MailCmd::Raw { id } => {
+            let m = p.retr(*id)?;
+            std::io::stdout().write_all(&m)?;
+        }
+        MailCmd::Save {
+            id,
+            attachment,
+            output,
+        } => {
+            let raw = p.retr(*id)?;
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .context("the message is not MIME; nothing to save")?;
+            let att = parsed
+                .attachment(attachment.saturating_sub(1) as u32)
+                .with_context(|| format!("message {id} has no attachment {attachment}"))?;
+            use mail_parser::MimeHeaders;
+            let name = att
+                .attachment_name()
+                .map(|n| Path::new(n).file_name().map(|f| f.to_owned()))
+                .unwrap_or_default()
+                .unwrap_or_else(|| format!("attachment-{attachment}").into());
+            let out = output.clone().unwrap_or_else(|| PathBuf::from(name));
+            std::fs::write(&out, att.contents())?;
+            println!("saved {} ({} octets)", out.display(), att.contents().len());
+        }
+        MailCmd::Delete { id } => {
+            p.dele(*id)?;
+            println!("deleted {id}");
+        }
+        MailCmd::Fetch {
+            to_maildir,
+            to_mbox,
+            delete,
+        } => fetch(&mut p, to_maildir.as_deref(), to_mbox.as_deref(), *delete)?,
+        _ => unreachable!("routed in run()"),
+    }
+    p.quit()?;
+    Ok(())
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if s.chars().count() <= n {
+        s
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+/// A message for reading: its main headers, the text (HTML reduced to
+/// text), the attachments. Not MIME at all: shown raw with a warning.
+pub fn render(raw: &[u8]) -> String {
+    use mail_parser::MimeHeaders;
+    let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+        return format!(
+            "warning: the message could not be parsed as MIME; shown raw\n\n{}",
+            String::from_utf8_lossy(raw)
+        );
+    };
+    let mut out = String::new();
+    let addrs = |a: Option<&mail_parser::Address>| {
+        a.map(|a| {
+            a.iter()
+                .map(|x| match (x.name(), x.address()) {
+                    (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                    (_, Some(ad)) => ad.to_string(),
+                    (Some(n), None) => n.to_string(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    for (k, v) in [
+        ("From", addrs(m.from())),
+        ("To", addrs(m.to())),
+        ("Cc", addrs(m.cc())),
+        ("Date", m.date().map(|d| d.to_rfc822())),
+        ("Subject", m.subject().map(str::to_string)),
+    ] {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    out.push('\n');
+    // The terminal wants LF line ends.
+    let text = m
+        .body_text(0)
+        .map(|t| t.replace("\r\n", "\n"))
+        .unwrap_or_default();
+    out.push_str(&text);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let atts: Vec<_> = m.attachments().collect();
+    if !atts.is_empty() {
+        out.push_str("\nAttachments:\n");
+        for (i, a) in atts.iter().enumerate() {
+            let ct = a
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+                .unwrap_or_else(|| "application/octet-stream".into());
+            out.push_str(&format!(
+                "  [{}] {} ({ct}, {} octets)\n",
+                i + 1,
+                a.attachment_name().unwrap_or("(no name)"),
+                a.contents().len()
+            ));
+        }
+    }
+    out
+}
+
+/// Downloads every message not fetched before (their UIDLs are kept in a
+/// state file beside the target), into a Maildir or an mbox (mboxrd).
+fn fetch(p: &mut Pop3, maildir: Option<&Path>, mbox: Option<&Path>, delete: bool) -> Result<()> {
+    let state_file = match (maildir, mbox) {
+        (Some(d), _) => {
+            for sub in ["new", "cur", "tmp"] {
+                std::fs::create_dir_all(d.join(sub))?;
+            }
+            d.join(".postamt-uidls")
+        }
+        (None, Some(f)) => {
+            let mut s = f.as_os_str().to_owned();
+            s.push(".postamt-uidls");
+            PathBuf::from(s)
+        }
+        (None, None) => bail!("use --to-maildir DIR or --to-mbox FILE"),
+    };
+    let mut seen: std::collections::BTreeSet<String> = std::fs::read_to_string(&state_file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let list = p.list()?;
+    let todo: Vec<_> = list.iter().filter(|m| !seen.contains(&m.uidl)).collect();
+    let tty = std::io::stderr().is_terminal();
+    let mut state = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&state_file)?;
+    for (i, m) in todo.iter().enumerate() {
+        let raw = p.retr(m.number)?;
+        match (maildir, mbox) {
+            (Some(d), _) => {
+                let name = format!(
+                    "{}.P{}N{}.{}",
+                    postamt_server::time::unix_now(),
+                    std::process::id(),
+                    i,
+                    hostname_safe()
+                );
+                let tmp = d.join("tmp").join(&name);
+                std::fs::write(&tmp, &raw)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, d.join("new").join(&name))?;
+            }
+            (None, Some(f)) => {
+                let mut out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(f)?;
+                out.write_all(&mbox_entry(&raw))?;
+                out.sync_all()?;
+            }
+            _ => unreachable!(),
+        }
+        writeln!(state, "{}", m.uidl)?;
+        state.sync_all()?;
+        seen.insert(m.uidl.clone());
+        if delete {
+            p.dele(m.number)?;
+        }
+        if tty {
+            let width = 30;
+            let done = (i + 1) * width / todo.len();
+            eprint!(
+                "\r[{}{}] {}/{}",
+                "#".repeat(done),
+                " ".repeat(width - done),
+                i + 1,
+                todo.len()
+            );
+        }
+    }
+    if tty && !todo.is_empty() {
+        eprintln!();
+    }
+    println!(
+        "fetched {} new message(s), {} already there",
+        todo.len(),
+        list.len() - todo.len()
+    );
+    Ok(())
+}
+
+fn hostname_safe() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .unwrap_or_else(|_| "localhost".into())
+        .trim()
+        .replace(['/', ':'], "_")
+}
+
+/// One mboxrd entry: a `From ` line, `>`-quoting of `>*From ` lines,
+/// LF line ends, a blank line after.
+fn mbox_entry(raw: &[u8]) -> Vec<u8> {
+    let sender = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.return_address().map(str::to_string))
+        .unwrap_or_else(|| "MAILER-DAEMON".into());
+    let date = postamt_server::time::rfc5322_date(postamt_server::time::unix_now());
+    let mut out = format!("From {sender} {date}\n").into_bytes();
+    for line in String::from_utf8_lossy(raw).split("\r\n") {
+        if line.trim_start_matches('>').starts_with("From ") {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    while out.ends_with(b"\n\n") {
+        out.pop();
+    }
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mboxrd_quotes_from_lines() {
+        let e = mbox_entry(b"From: a@x\r\nSubject: s\r\n\r\nFrom here\r\n>From there\r\n");
+        let t = String::from_utf8(e).unwrap();
+        assert!(t.starts_with("From a@x "), "{t}");
+        assert!(t.contains("\n>From here\n>>From there\n\n"), "{t}");
+    }
+
+    #[test]
+    fn render_falls_back_to_raw() {
+        let r = render(b"Subject: hi\r\nFrom: A <a@x>\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>you</b></p>\r\n");
+        assert!(
+            r.contains("From: A <a@x>") && r.contains("Hello you"),
+            "{r}"
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! `postamt mail` (the client) end to end against a running postamt:
+//! submission over STARTTLS with a pinned certificate, reading over POP3S,
+//! fetch to Maildir and mbox (resumable), transcripts with explanations,
+//! and the failures a user meets (wrong password, unreachable server,
+//! certificate mismatch).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+
+/// The pin of the server's certificate, as `tls_trust` wants it.
+fn pin(s: &Server) -> String {
+    let a = s.addr("pop3s");
+    let out = run_with_stdin(
+        Command::new("python3")
+            .arg(format!("{CLIENTS}/cert_fingerprint.py"))
+            .arg(a.ip().to_string())
+            .arg(a.port().to_string()),
+        b"",
+    )
+    .success();
+    let hex = out.stdout.trim().to_ascii_uppercase();
+    let pairs: Vec<String> = hex
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!("sha256:{}", pairs.join(":"))
+}
+
+/// A client config with one account per user, passwords from env vars.
+fn client_config(s: &Server, pin: &str) -> PathBuf {
+    let file = s.dir.path().join("client.toml");
+    let sub = s.addr("submission");
+    let pop = s.addr("pop3s");
+    let mut text = String::new();
+    for (name, user, env) in [
+        ("alice", "alice@example.test", "ALICE_PW"),
+        ("bob", "bob@example.test", "BOB_PW"),
+    ] {
+        text.push_str(&format!(
+            "[accounts.{name}]\naddress = \"{user}\"\npassword_env = \"{env}\"\n\
+             smtp = \"localhost:{}\"\nsmtp_security = \"starttls\"\n\
+             pop3 = \"localhost:{}\"\npop3_security = \"tls\"\ntls_trust = \"{pin}\"\n",
+            sub.port(),
+            pop.port()
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn mail(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("mail")
+        .arg("--client-config")
+        .arg(config)
+        .args(args)
+        .env("ALICE_PW", "alice-pw")
+        .env("BOB_PW", "bob-pw")
+        .env("LANG", "C");
+    run_with_stdin(&mut cmd, b"")
+}
+
+#[test]
+fn send_with_attachment_then_read_save_and_delete_over_pop3() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let dir = s.dir.path();
+    std::fs::write(
+        dir.join("body.txt"),
+        "Hallo Bob,\nanbei die Tabelle.\n.\nEnde\n",
+    )
+    .unwrap();
+    let table = b"a,b\n1,2\n\xff binary tail";
+    std::fs::write(dir.join("table.csv"), table).unwrap();
+    let out = mail(
+        &cfg,
+        &[
+            "--account",
+            "alice",
+            "send",
+            "--to",
+            "bob@example.test",
+            "--bcc",
+            "alice@example.test",
+            "--subject",
+            "Grüße aus Köln",
+            "--body",
+            dir.join("body.txt").to_str().unwrap(),
+            "--attach",
+            dir.join("table.csv").to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(out.stdout.starts_with("sent: 250 "), "{}", out.stdout);
+    // bob lists, reads, saves the attachment.
+    let list = mail(&cfg, &["--account", "bob", "list"]).success().stdout;
+    assert!(
+        list.contains("alice@example.test") && list.contains("Grüße aus Köln"),
+        "{list}"
+    );
+    let read = mail(&cfg, &["--account", "bob", "read", "1"])
+        .success()
+        .stdout;
+    for needle in [
+        "From: alice@example.test",
+        "To: bob@example.test",
+        "Subject: Grüße aus Köln",
+        "anbei die Tabelle.\n.\nEnde",
+        "[1] table.csv (application/octet-stream",
+    ] {
+        assert!(read.contains(needle), "{needle:?} missing in\n{read}");
+    }
+    let saved = dir.join("saved.csv");
+    mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "save",
+            "1",
+            "--attachment",
+            "1",
+            "-o",
+            saved.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_eq!(std::fs::read(&saved).unwrap(), table);
+    // Bcc: alice got a copy, and no header names her as Bcc.
+    let headers = mail(&cfg, &["--account", "bob", "headers", "1"])
+        .success()
+        .stdout;
+    assert!(
+        !headers.to_ascii_lowercase().contains("\nbcc:"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains("Subject: =?utf-8?"),
+        "encoded word expected: {headers}"
+    );
+    assert_eq!(maildrop(&s, "alice@example.test", "alice-pw").len(), 1);
+    mail(&cfg, &["--account", "bob", "delete", "1"]).success();
+    assert!(maildrop(&s, "bob@example.test", "bob-pw").is_empty());
+}
+
+#[test]
+fn raw_message_is_read_back_unchanged() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let sent = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: raw\r\n\
+                Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <raw@example.test>\r\n\r\n\
+                .leading dot\r\n..two\r\nlast\r\n";
+    let file = s.dir.path().join("raw.eml");
+    std::fs::write(&file, sent).unwrap();
+    mail(
+        &cfg,
+        &[
+            "--account",
+            "alice",
+            "send",
+            "--raw",
+            file.to_str().unwrap(),
+        ],
+    )
+    .success();
+    let raw = mail(&cfg, &["--account", "bob", "raw", "1"])
+        .success()
+        .stdout;
+    assert_eq!(without_trace(&raw), sent);
+}
+
+#[test]
+fn trace_and_explain_show_every_line_without_secrets() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let out = mail(
+        &cfg,
+        &[
+            "--account",
+            "alice",
+            "--trace",
+            "--explain",
+            "send",
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "t",
+        ],
+    )
+    .success();
+    let t = &out.stderr;
+    let lines: Vec<&str> = t.lines().collect();
+    for verb in [
+        "C: EHLO",
+        "C: STARTTLS",
+        "C: AUTH PLAIN ********",
+        "C: MAIL FROM:<alice@example.test>",
+        "C: RCPT TO:<bob@example.test>",
+        "C: DATA",
+        "C: .",
+        "C: QUIT",
+        "S: 235 ",
+        "S: 354 ",
+        "S: 221 ",
+    ] {
+        assert!(t.contains(verb), "{verb:?} missing in\n{t}");
+    }
+    // Every C:/S: line but the EHLO keywords without a known meaning is
+    // followed by its explanation with an RFC.
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("C: ") || (l.starts_with("S: ") && !l.starts_with("S: 250-")) {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            assert!(
+                next.starts_with("     ^ ") && next.contains("(RFC "),
+                "no explanation after {l:?}\n{t}"
+            );
+        }
+    }
+    assert!(t.contains("it has not verified that you own it"), "{t}");
+    // No password and no AUTH payload (base64 of \0user\0password).
+    assert!(!t.contains("alice-pw"));
+    assert!(!t.contains("AGFsaWNl"), "{t}");
+    // German on request, for POP3 too.
+    let out = mail(
+        &cfg,
+        &["--account", "bob", "--explain", "--lang", "de", "list"],
+    )
+    .success();
+    assert!(out.stderr.contains("C: PASS ********"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Das Passwort (hier verborgen)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("bob-pw"));
+}
+
+#[test]
+fn fetch_to_maildir_and_mbox_is_resumable() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    for i in 0..3 {
+        let m =
+            format!("From: a@remote.test\r\nSubject: m{i}\r\n\r\nFrom the start\r\nline {i}\r\n");
+        s.deliver("a@remote.test", &["bob@example.test"], m.as_bytes())
+            .success();
+    }
+    let md = s.dir.path().join("Maildir");
+    let out = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-maildir",
+            md.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(out.stdout.contains("fetched 3 new"), "{}", out.stdout);
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 3);
+    let again = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-maildir",
+            md.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(again.stdout.contains("fetched 0 new"), "{}", again.stdout);
+    let mbox = s.dir.path().join("bob.mbox");
+    mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-mbox",
+            mbox.to_str().unwrap(),
+            "--delete",
+        ],
+    )
+    .success();
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("\n>From the start\n").count(),
+        3,
+        "mboxrd quoting: {text}"
+    );
+    assert!(
+        maildrop(&s, "bob@example.test", "bob-pw").is_empty(),
+        "--delete left mail"
+    );
+    // A message that arrives later is the only one fetched next time.
+    s.deliver(
+        "a@remote.test",
+        &["bob@example.test"],
+        b"Subject: late\r\n\r\nx\r\n",
+    )
+    .success();
+    let out = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-maildir",
+            md.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(out.stdout.contains("fetched 1 new"), "{}", out.stdout);
+}
+
+#[test]
+fn clear_errors_for_wrong_password_unreachable_server_and_wrong_certificate() {
+    let s = Server::start("");
+    let good = pin(&s);
+    let cfg = client_config(&s, &good);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("mail")
+        .arg("--client-config")
+        .arg(&cfg)
+        .args(["--account", "bob", "list"])
+        .env("BOB_PW", "wrong");
+    let out = run_with_stdin(&mut cmd, b"");
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("login failed"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"));
+    // Another certificate pinned: the TLS handshake fails, nothing is sent.
+    let bad = s.dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&good, "sha256:00:11:22");
+    std::fs::write(&bad, text).unwrap();
+    let out = mail(
+        &bad,
+        &[
+            "--account",
+            "alice",
+            "send",
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "x",
+        ],
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("TLS with localhost failed") && out.stderr.contains("not the pinned"),
+        "{}",
+        out.stderr
+    );
+    // Nobody listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!(":{}\"", s.addr("pop3s").port()),
+        &format!(":{port}\""),
+    );
+    std::fs::write(&bad, text).unwrap();
+    let out = mail(&bad, &["--account", "bob", "list"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("cannot connect to localhost:"),
+        "{}",
+        out.stderr
+    );
+    // An unknown account, and IMAP-only features over POP3.
+    assert!(
+        mail(&cfg, &["--account", "nobody", "list"])
+            .stderr
+            .contains("no account named")
+    );
+    assert!(
+        mail(&cfg, &["--account", "bob", "list", "--unseen"])
+            .stderr
+            .contains("need IMAP")
+    );
+}
+
+#[test]
+fn account_add_writes_a_usable_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sub/client.toml");
+    let out = mail(
+        &cfg,
+        &[
+            "account",
+            "add",
+            "work",
+            "--address",
+            "me@example.org",
+            "--smtp-server",
+            "smtp.example.org:587",
+            "--password-command",
+            "echo secret",
+            "--default",
+        ],
+    )
+    .success();
+    assert!(out.stdout.contains("account work added"));
+    let list = mail(&cfg, &["account", "list"]).success().stdout;
+    assert!(
+        list.contains("work (default)\tme@example.org\tsmtp smtp.example.org:587"),
+        "{list}"
+    );
+    // Where the password comes from is written, never a password.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("password_command = \"echo secret\""),
+        "{text}"
+    );
+    assert!(!text.contains("password ="), "{text}");
+    assert_ne!(
+        mail(&cfg, &["account", "add", "work", "--address", "x@y"]).code,
+        0,
+        "duplicate name accepted"
+    );
+}

@@ -1,0 +1,614 @@
+//! What a protocol line means, in a few words, with the RFC section that
+//! defines it — in English and German. Used by `postamt mail --explain`
+//! (the client's transcript) and meant for the server's transcripts too.
+//!
+//! Commands are looked up by their verb; replies by their code (SMTP: the
+//! three digits, refined by the enhanced status code and the command they
+//! answer; POP3: `+OK`/`-ERR` and the command they answer).
+
+/// The language of the explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    De,
+}
+
+impl Lang {
+    /// `de` for a German locale (`de_DE.UTF-8`, `de`), else English.
+    pub fn from_locale(s: &str) -> Lang {
+        if s.to_ascii_lowercase().starts_with("de") {
+            Lang::De
+        } else {
+            Lang::En
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Smtp,
+    Pop3,
+}
+
+/// One explanation: the text and where the rule is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Explanation {
+    pub text: &'static str,
+    pub rfc: &'static str,
+}
+
+type Entry = (&'static str, &'static str, &'static str, &'static str);
+
+// (key, English, German, RFC section)
+const SMTP_COMMANDS: &[Entry] = &[
+    (
+        "EHLO",
+        "The client greets the server with its name and asks which SMTP extensions it offers.",
+        "Der Client begrüßt den Server mit seinem Namen und fragt, welche SMTP-Erweiterungen er anbietet.",
+        "RFC 5321 §4.1.1.1",
+    ),
+    (
+        "HELO",
+        "The client greets the server (old form, without extensions).",
+        "Der Client begrüßt den Server (alte Form, ohne Erweiterungen).",
+        "RFC 5321 §4.1.1.1",
+    ),
+    (
+        "STARTTLS",
+        "The client asks to switch this connection to TLS encryption.",
+        "Der Client bittet darum, diese Verbindung auf TLS-Verschlüsselung umzustellen.",
+        "RFC 3207 §4",
+    ),
+    (
+        "AUTH",
+        "The client logs in (SASL); the credentials are hidden here.",
+        "Der Client meldet sich an (SASL); die Zugangsdaten sind hier verborgen.",
+        "RFC 4954 §4",
+    ),
+    (
+        "MAIL",
+        "The envelope sender: where bounces go. It need not match the From: header.",
+        "Der Umschlag-Absender: dorthin gehen Fehlermeldungen. Er muss nicht zur From:-Kopfzeile passen.",
+        "RFC 5321 §4.1.1.2",
+    ),
+    (
+        "RCPT",
+        "One envelope recipient. Bcc recipients exist only here, never in the header.",
+        "Ein Umschlag-Empfänger. Bcc-Empfänger stehen nur hier, nie im Kopf.",
+        "RFC 5321 §4.1.1.3",
+    ),
+    (
+        "DATA",
+        "The client is about to send the message itself (header and body).",
+        "Der Client will jetzt die Nachricht selbst senden (Kopf und Rumpf).",
+        "RFC 5321 §4.1.1.4",
+    ),
+    (
+        "BDAT",
+        "A chunk of the message with its length announced (no dot-stuffing).",
+        "Ein Stück der Nachricht mit angekündigter Länge (ohne Punkt-Verdopplung).",
+        "RFC 3030 §2",
+    ),
+    (
+        ".",
+        "A line with only a dot ends the message; dots at line starts were doubled before.",
+        "Eine Zeile nur mit einem Punkt beendet die Nachricht; Punkte am Zeilenanfang wurden vorher verdoppelt.",
+        "RFC 5321 §4.5.2",
+    ),
+    (
+        "RSET",
+        "Forget the transaction in progress.",
+        "Die laufende Transaktion verwerfen.",
+        "RFC 5321 §4.1.1.5",
+    ),
+    (
+        "NOOP",
+        "Do nothing; checks that the server is still there.",
+        "Nichts tun; prüft, ob der Server noch da ist.",
+        "RFC 5321 §4.1.1.9",
+    ),
+    (
+        "QUIT",
+        "The client ends the session.",
+        "Der Client beendet die Sitzung.",
+        "RFC 5321 §4.1.1.10",
+    ),
+    (
+        "MESSAGE",
+        "The message itself (shortened here).",
+        "Die Nachricht selbst (hier gekürzt).",
+        "RFC 5322",
+    ),
+];
+
+const POP3_COMMANDS: &[Entry] = &[
+    (
+        "CAPA",
+        "The client asks which POP3 capabilities the server has.",
+        "Der Client fragt, welche POP3-Fähigkeiten der Server hat.",
+        "RFC 2449 §5",
+    ),
+    (
+        "STLS",
+        "The client asks to switch this connection to TLS encryption.",
+        "Der Client bittet darum, diese Verbindung auf TLS-Verschlüsselung umzustellen.",
+        "RFC 2595 §4",
+    ),
+    ("USER", "The login name.", "Der Anmeldename.", "RFC 1939 §7"),
+    (
+        "PASS",
+        "The password (hidden here). Only ever send it over TLS.",
+        "Das Passwort (hier verborgen). Nur über TLS senden.",
+        "RFC 1939 §7",
+    ),
+    (
+        "AUTH",
+        "The client logs in with SASL; the credentials are hidden here.",
+        "Der Client meldet sich mit SASL an; die Zugangsdaten sind hier verborgen.",
+        "RFC 5034 §4",
+    ),
+    (
+        "STAT",
+        "How many messages are in the mailbox, and their total size in octets.",
+        "Wie viele Nachrichten im Postfach liegen und ihre Gesamtgröße in Oktetten.",
+        "RFC 1939 §5",
+    ),
+    (
+        "LIST",
+        "The size of each message, by its number in this session.",
+        "Die Größe jeder Nachricht, nach ihrer Nummer in dieser Sitzung.",
+        "RFC 1939 §5",
+    ),
+    (
+        "UIDL",
+        "A unique id per message that stays the same across sessions.",
+        "Eine eindeutige Kennung je Nachricht, die über Sitzungen gleich bleibt.",
+        "RFC 1939 §7",
+    ),
+    (
+        "TOP",
+        "The header of a message and the first n lines of its body.",
+        "Der Kopf einer Nachricht und die ersten n Zeilen ihres Rumpfs.",
+        "RFC 1939 §7",
+    ),
+    (
+        "RETR",
+        "The whole message.",
+        "Die ganze Nachricht.",
+        "RFC 1939 §5",
+    ),
+    (
+        "DELE",
+        "Mark a message for deletion; it is removed only at QUIT.",
+        "Eine Nachricht zum Löschen markieren; entfernt wird sie erst bei QUIT.",
+        "RFC 1939 §5",
+    ),
+    (
+        "RSET",
+        "Unmark all messages marked for deletion.",
+        "Alle Löschmarkierungen aufheben.",
+        "RFC 1939 §5",
+    ),
+    (
+        "NOOP",
+        "Do nothing; keeps the session alive.",
+        "Nichts tun; hält die Sitzung am Leben.",
+        "RFC 1939 §5",
+    ),
+    (
+        "QUIT",
+        "End the session; marked messages are deleted now (UPDATE state).",
+        "Sitzung beenden; markierte Nachrichten werden jetzt gelöscht (UPDATE-Zustand).",
+        "RFC 1939 §6",
+    ),
+];
+
+// Replies: (code or "code:command" or "code:enhanced", en, de, rfc)
+const SMTP_REPLIES: &[Entry] = &[
+    (
+        "220:",
+        "The server is ready and introduces itself.",
+        "Der Server ist bereit und stellt sich vor.",
+        "RFC 5321 §4.2, §3.1",
+    ),
+    (
+        "220:STARTTLS",
+        "Go ahead: the TLS handshake starts now; everything before it is forgotten.",
+        "Bitte: der TLS-Handshake beginnt jetzt; alles davor wird vergessen.",
+        "RFC 3207 §4",
+    ),
+    (
+        "250:EHLO",
+        "The server's name and, line by line, the extensions it offers.",
+        "Der Name des Servers und, Zeile für Zeile, die Erweiterungen, die er anbietet.",
+        "RFC 5321 §4.1.1.1",
+    ),
+    (
+        "250:HELO",
+        "The server greets back.",
+        "Der Server grüßt zurück.",
+        "RFC 5321 §4.1.1.1",
+    ),
+    (
+        "250:MAIL",
+        "The server accepted the envelope sender; it has not verified that you own it.",
+        "Der Server hat den Umschlag-Absender angenommen; dass er Ihnen gehört, hat er damit nicht geprüft.",
+        "RFC 5321 §4.1.1.2",
+    ),
+    (
+        "250:RCPT",
+        "The server accepts mail for this recipient (not yet the message).",
+        "Der Server nimmt Post für diesen Empfänger an (noch nicht die Nachricht).",
+        "RFC 5321 §4.1.1.3",
+    ),
+    (
+        "250:.",
+        "The server has taken responsibility for the message: from now on it must deliver it or bounce it.",
+        "Der Server hat die Verantwortung für die Nachricht übernommen: er muss sie jetzt zustellen oder zurückweisen.",
+        "RFC 5321 §4.1.1.4, §6.1",
+    ),
+    (
+        "250:BDAT",
+        "The server has the chunk (and with LAST, the message).",
+        "Der Server hat das Stück (mit LAST: die Nachricht).",
+        "RFC 3030 §2",
+    ),
+    (
+        "250:",
+        "Requested action done.",
+        "Gewünschte Aktion ausgeführt.",
+        "RFC 5321 §4.2.2",
+    ),
+    (
+        "235:",
+        "Login accepted.",
+        "Anmeldung angenommen.",
+        "RFC 4954 §6",
+    ),
+    (
+        "334:",
+        "The server waits for the next part of the login (base64).",
+        "Der Server erwartet den nächsten Teil der Anmeldung (base64).",
+        "RFC 4954 §4",
+    ),
+    (
+        "354:",
+        "Send the message now; end it with a line holding only a dot.",
+        "Jetzt die Nachricht senden; mit einer Zeile, die nur einen Punkt enthält, beenden.",
+        "RFC 5321 §4.1.1.4",
+    ),
+    (
+        "221:",
+        "The server closes the connection.",
+        "Der Server schließt die Verbindung.",
+        "RFC 5321 §4.1.1.10",
+    ),
+    (
+        "421:",
+        "The server is closing the connection (busy, shutting down, or too many errors); try later.",
+        "Der Server schließt die Verbindung (überlastet, fährt herunter oder zu viele Fehler); später erneut versuchen.",
+        "RFC 5321 §4.2.3, §3.8",
+    ),
+    (
+        "451:",
+        "Temporary failure on the server's side; the client should try again later.",
+        "Vorübergehender Fehler beim Server; der Client soll es später erneut versuchen.",
+        "RFC 5321 §4.2.3",
+    ),
+    (
+        "452:",
+        "Temporarily not possible (too many recipients, mailbox or disk full).",
+        "Vorübergehend nicht möglich (zu viele Empfänger, Postfach oder Platte voll).",
+        "RFC 5321 §4.2.3, §4.5.3.1.10",
+    ),
+    (
+        "4",
+        "A temporary failure: trying again later may work.",
+        "Ein vorübergehender Fehler: ein späterer Versuch kann gelingen.",
+        "RFC 5321 §4.2.1",
+    ),
+    (
+        "500:",
+        "The server did not understand the command (syntax error).",
+        "Der Server hat den Befehl nicht verstanden (Syntaxfehler).",
+        "RFC 5321 §4.2.3",
+    ),
+    (
+        "503:",
+        "Bad sequence of commands (e.g. RCPT before MAIL).",
+        "Falsche Reihenfolge der Befehle (z. B. RCPT vor MAIL).",
+        "RFC 5321 §4.2.3",
+    ),
+    (
+        "530:",
+        "Log in first (AUTH), usually after STARTTLS.",
+        "Zuerst anmelden (AUTH), meist nach STARTTLS.",
+        "RFC 4954 §6",
+    ),
+    (
+        "535:",
+        "Login failed: wrong name or password.",
+        "Anmeldung fehlgeschlagen: falscher Name oder falsches Passwort.",
+        "RFC 4954 §6",
+    ),
+    (
+        "550:5.1.1",
+        "No such mailbox here.",
+        "Dieses Postfach gibt es hier nicht.",
+        "RFC 5321 §4.2.3, RFC 3463 §3.2",
+    ),
+    (
+        "550:5.7.1",
+        "Refused by policy (e.g. relaying or a forged sender).",
+        "Aus Richtliniengründen abgelehnt (z. B. Weiterleitung oder gefälschter Absender).",
+        "RFC 3463 §3.8",
+    ),
+    (
+        "552:",
+        "The message is too big for the server.",
+        "Die Nachricht ist zu groß für den Server.",
+        "RFC 5321 §4.2.3, RFC 1870",
+    ),
+    (
+        "553:",
+        "The address is not allowed (e.g. a sender you do not own).",
+        "Die Adresse ist nicht erlaubt (z. B. ein Absender, der Ihnen nicht gehört).",
+        "RFC 5321 §4.2.3",
+    ),
+    (
+        "554:",
+        "The transaction failed for good.",
+        "Die Transaktion ist endgültig gescheitert.",
+        "RFC 5321 §4.2.3",
+    ),
+    (
+        "5",
+        "A permanent failure: trying again will not help.",
+        "Ein dauerhafter Fehler: ein neuer Versuch hilft nicht.",
+        "RFC 5321 §4.2.1",
+    ),
+];
+
+const POP3_REPLIES: &[Entry] = &[
+    (
+        "+OK:",
+        "The server is ready (greeting).",
+        "Der Server ist bereit (Begrüßung).",
+        "RFC 1939 §4",
+    ),
+    (
+        "+OK:CAPA",
+        "The capability list follows, one per line, ended by a dot.",
+        "Die Liste der Fähigkeiten folgt, eine pro Zeile, mit einem Punkt beendet.",
+        "RFC 2449 §5",
+    ),
+    (
+        "+OK:STLS",
+        "Go ahead with the TLS handshake.",
+        "Bitte mit dem TLS-Handshake beginnen.",
+        "RFC 2595 §4",
+    ),
+    (
+        "+OK:USER",
+        "Name noted; now the password.",
+        "Name notiert; jetzt das Passwort.",
+        "RFC 1939 §7",
+    ),
+    (
+        "+OK:PASS",
+        "Logged in; the mailbox is locked for this session.",
+        "Angemeldet; das Postfach ist für diese Sitzung gesperrt.",
+        "RFC 1939 §7",
+    ),
+    (
+        "+OK:AUTH",
+        "Logged in; the mailbox is locked for this session.",
+        "Angemeldet; das Postfach ist für diese Sitzung gesperrt.",
+        "RFC 5034 §4",
+    ),
+    (
+        "+OK:STAT",
+        "Number of messages and total size in octets.",
+        "Anzahl der Nachrichten und Gesamtgröße in Oktetten.",
+        "RFC 1939 §5",
+    ),
+    (
+        "+OK:LIST",
+        "Message sizes follow, ended by a line with a dot.",
+        "Die Größen folgen, mit einer Zeile aus einem Punkt beendet.",
+        "RFC 1939 §5",
+    ),
+    (
+        "+OK:UIDL",
+        "Unique ids follow, ended by a line with a dot.",
+        "Die eindeutigen Kennungen folgen, mit einer Zeile aus einem Punkt beendet.",
+        "RFC 1939 §7",
+    ),
+    (
+        "+OK:TOP",
+        "The header (and the lines asked for) follows, ended by a dot.",
+        "Der Kopf (und die erbetenen Zeilen) folgen, mit einem Punkt beendet.",
+        "RFC 1939 §7",
+    ),
+    (
+        "+OK:RETR",
+        "The message follows, ended by a line with a dot (dots at line starts doubled).",
+        "Die Nachricht folgt, mit einer Zeile aus einem Punkt beendet (Punkte am Zeilenanfang verdoppelt).",
+        "RFC 1939 §5, §3",
+    ),
+    (
+        "+OK:DELE",
+        "Marked for deletion.",
+        "Zum Löschen markiert.",
+        "RFC 1939 §5",
+    ),
+    (
+        "+OK:QUIT",
+        "Session over; marked messages are deleted.",
+        "Sitzung beendet; markierte Nachrichten sind gelöscht.",
+        "RFC 1939 §6",
+    ),
+    ("+OK:", "Done.", "Erledigt.", "RFC 1939 §3"),
+    (
+        "-ERR:PASS",
+        "Login failed (wrong password, or the mailbox is in use).",
+        "Anmeldung fehlgeschlagen (falsches Passwort oder Postfach belegt).",
+        "RFC 1939 §7",
+    ),
+    (
+        "-ERR:",
+        "The command failed; the text says why.",
+        "Der Befehl ist fehlgeschlagen; der Text sagt warum.",
+        "RFC 1939 §3",
+    ),
+];
+
+fn pick(entry: &Entry, lang: Lang) -> Explanation {
+    Explanation {
+        text: if lang == Lang::De { entry.2 } else { entry.1 },
+        rfc: entry.3,
+    }
+}
+
+/// Explains a command line the client sent (`verb` is its first word;
+/// use `MESSAGE` for message content and `.` for the end of data).
+pub fn command(proto: Proto, verb: &str, lang: Lang) -> Option<Explanation> {
+    let table = match proto {
+        Proto::Smtp => SMTP_COMMANDS,
+        Proto::Pop3 => POP3_COMMANDS,
+    };
+    let verb = verb.to_ascii_uppercase();
+    table.iter().find(|e| e.0 == verb).map(|e| pick(e, lang))
+}
+
+/// Explains a server reply line, given the verb of the command it
+/// answers (empty for a greeting).
+pub fn reply(proto: Proto, line: &str, answering: &str, lang: Lang) -> Option<Explanation> {
+    let answering = answering.to_ascii_uppercase();
+    match proto {
+        Proto::Smtp => {
+            let code = line.get(..3)?;
+            let enhanced = line.get(4..)?.split(' ').next().unwrap_or("");
+            let keys = [
+                format!("{code}:{answering}"),
+                format!("{code}:{enhanced}"),
+                format!("{code}:"),
+                code[..1].to_string(),
+            ];
+            keys.iter()
+                .find_map(|k| SMTP_REPLIES.iter().find(|e| e.0 == k))
+                .map(|e| pick(e, lang))
+        }
+        Proto::Pop3 => {
+            let status = if line.starts_with("+OK") {
+                "+OK"
+            } else if line.starts_with("-ERR") {
+                "-ERR"
+            } else {
+                return None;
+            };
+            let keys = [format!("{status}:{answering}"), format!("{status}:")];
+            keys.iter()
+                .find_map(|k| POP3_REPLIES.iter().find(|e| e.0 == k))
+                .map(|e| pick(e, lang))
+        }
+    }
+}
+
+/// EHLO keywords (lines of a 250 EHLO reply after the first).
+pub fn ehlo_keyword(keyword: &str, lang: Lang) -> Option<Explanation> {
+    const K: &[Entry] = &[
+        (
+            "PIPELINING",
+            "Commands may be sent in groups without waiting for each reply.",
+            "Befehle dürfen gebündelt gesendet werden, ohne jede Antwort abzuwarten.",
+            "RFC 2920",
+        ),
+        (
+            "SIZE",
+            "The largest message the server accepts, in octets.",
+            "Die größte Nachricht, die der Server annimmt, in Oktetten.",
+            "RFC 1870",
+        ),
+        (
+            "8BITMIME",
+            "Message bodies may contain 8-bit bytes.",
+            "Nachrichtenrümpfe dürfen 8-Bit-Bytes enthalten.",
+            "RFC 6152",
+        ),
+        (
+            "SMTPUTF8",
+            "Addresses and headers may be UTF-8.",
+            "Adressen und Kopfzeilen dürfen UTF-8 sein.",
+            "RFC 6531",
+        ),
+        (
+            "STARTTLS",
+            "The connection can be switched to TLS.",
+            "Die Verbindung kann auf TLS umgestellt werden.",
+            "RFC 3207",
+        ),
+        (
+            "AUTH",
+            "Login methods (SASL) the server accepts.",
+            "Anmeldeverfahren (SASL), die der Server annimmt.",
+            "RFC 4954",
+        ),
+        (
+            "CHUNKING",
+            "The message may be sent in chunks with BDAT.",
+            "Die Nachricht darf in Stücken mit BDAT gesendet werden.",
+            "RFC 3030",
+        ),
+        (
+            "DSN",
+            "Delivery status notifications can be requested.",
+            "Zustellberichte können angefordert werden.",
+            "RFC 3461",
+        ),
+        (
+            "ENHANCEDSTATUSCODES",
+            "Replies carry detailed codes like 2.1.0.",
+            "Antworten tragen genauere Codes wie 2.1.0.",
+            "RFC 2034, RFC 3463",
+        ),
+        (
+            "BINARYMIME",
+            "Binary message bodies are accepted (with BDAT).",
+            "Binäre Nachrichtenrümpfe werden angenommen (mit BDAT).",
+            "RFC 3030",
+        ),
+    ];
+    let k = keyword.split(' ').next()?.to_ascii_uppercase();
+    K.iter().find(|e| e.0 == k).map(|e| pick(e, lang))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_explained_in_context() {
+        let e = reply(Proto::Smtp, "250 2.1.0 Sender ok", "MAIL", Lang::En).unwrap();
+        assert!(e.text.contains("not verified"), "{}", e.text);
+        assert_eq!(e.rfc, "RFC 5321 §4.1.1.2");
+        let e = reply(Proto::Smtp, "550 5.1.1 no such user", "RCPT", Lang::De).unwrap();
+        assert!(e.text.contains("Postfach"));
+        assert!(reply(Proto::Smtp, "599 9.9.9 odd", "X", Lang::En).is_some());
+        let e = reply(Proto::Pop3, "+OK 2 320", "STAT", Lang::En).unwrap();
+        assert!(e.text.contains("Number of messages"));
+        assert!(reply(Proto::Pop3, "garbage", "STAT", Lang::En).is_none());
+    }
+
+    #[test]
+    fn every_entry_has_both_languages_and_an_rfc() {
+        for table in [SMTP_COMMANDS, POP3_COMMANDS, SMTP_REPLIES, POP3_REPLIES] {
+            for e in table {
+                assert!(!e.1.is_empty() && !e.2.is_empty() && e.1 != e.2, "{}", e.0);
+                assert!(e.3.starts_with("RFC "), "{}", e.0);
+            }
+        }
+        assert_eq!(Lang::from_locale("de_DE.UTF-8"), Lang::De);
+        assert_eq!(Lang::from_locale("C.UTF-8"), Lang::En);
+    }
+}
