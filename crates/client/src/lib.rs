@@ -1,14 +1,15 @@
 //! The mail client (MUA) behind `postamt mail`: named accounts
 //! ([`account`]), TLS with system roots or a pinned certificate ([`tls`]),
 //! a line transport that can print the dialogue with explanations
-//! ([`wire`]), submission over SMTP ([`smtp`]), reading over POP3
-//! ([`pop3`]) and composing MIME messages ([`compose`]).
+//! ([`wire`]), submission over SMTP ([`smtp`]), reading over IMAP
+//! ([`imap`]) or POP3 ([`pop3`]) and composing MIME messages ([`compose`]).
 //!
 //! It is synchronous (one connection at a time, as a command-line client
 //! needs) and reuses the sans-IO SMTP pieces of `postamt-smtp`.
 
 pub mod account;
 pub mod compose;
+pub mod imap;
 pub mod pop3;
 pub mod smtp;
 pub mod tls;

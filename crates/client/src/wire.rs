@@ -34,7 +34,7 @@ impl Tracer {
             proto,
             explain,
             out,
-            last_verb: String::new(),
+            last_verb: "GREETING".into(),
             reply_lines: 0,
         }
     }
@@ -47,6 +47,20 @@ impl Tracer {
 
     fn client(&mut self, shown: &str, verb: &str) {
         let _ = writeln!(self.out, "C: {shown}");
+        // IMAP: the verb follows the tag; `UID x` is one command.
+        let imap_verb;
+        let verb = if self.proto == Proto::Imap && verb != "MESSAGE" {
+            let mut w = shown.split(' ').skip(1);
+            let first = w.next().unwrap_or("").to_ascii_uppercase();
+            imap_verb = if first == "UID" {
+                format!("UID {}", w.next().unwrap_or("").to_ascii_uppercase())
+            } else {
+                first
+            };
+            imap_verb.as_str()
+        } else {
+            verb
+        };
         self.last_verb = verb.to_ascii_uppercase();
         self.reply_lines = 0;
         let lang = self.explain.unwrap_or(Lang::En);
@@ -59,7 +73,8 @@ impl Tracer {
         let lang = self.explain.unwrap_or(Lang::En);
         let e = if self.proto == Proto::Smtp && self.last_verb == "EHLO" && self.reply_lines > 0 {
             explain::ehlo_keyword(line.get(4..).unwrap_or(""), lang)
-        } else if self.reply_lines == 0 {
+        } else if self.reply_lines == 0 || self.proto == Proto::Imap {
+            // An IMAP server line is a response of its own.
             explain::reply(self.proto, line, &self.last_verb, lang)
         } else {
             None
@@ -202,6 +217,47 @@ impl Wire {
         if let Some(t) = &mut self.trace {
             t.server_summary(text);
         }
+    }
+
+    /// Reads exactly `n` octets (an IMAP literal), traced as a summary.
+    pub fn read_exact(&mut self, n: usize) -> Result<Vec<u8>> {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 64 * 1024];
+            let got = match &mut self.stream {
+                Stream::Plain(s) => s.read(&mut chunk),
+                Stream::Tls(s) => s.read(&mut chunk),
+                Stream::Gone => return Err(ClientError::Io("connection closed".into())),
+            }
+            .map_err(|e| ClientError::Io(format!("reading from {}: {e}", self.host)))?;
+            if got == 0 {
+                return Err(ClientError::Io(format!(
+                    "{} closed the connection",
+                    self.host
+                )));
+            }
+            self.buf.extend_from_slice(&chunk[..got]);
+        }
+        let data: Vec<u8> = self.buf.drain(..n).collect();
+        if let Some(t) = &mut self.trace {
+            t.server_summary(&format!("(literal data: {n} octets)"));
+            let lang = t.explain.unwrap_or(Lang::En);
+            let e = explain::reply(Proto::Imap, "* 0 LITERAL", "", lang);
+            t.note(e);
+        }
+        Ok(data)
+    }
+
+    /// Writes raw bytes (an IMAP literal) with a summary in the trace.
+    pub fn send_literal(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(t) = &mut self.trace {
+            let _ = writeln!(t.out, "C: (literal data: {} octets)", bytes.len());
+        }
+        self.write(bytes)
+    }
+
+    /// Ends a command line whose last part was a literal.
+    pub fn end_line(&mut self) -> Result<()> {
+        self.write(b"\r\n")
     }
 
     /// Reads one line without tracing it.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use postamt_client::account::{Account, ClientConfig, Security};
+use postamt_client::imap::Imap;
 use postamt_client::pop3::Pop3;
 use postamt_client::wire::Tracer;
 use postamt_server::explain::{Lang, Proto};
@@ -42,7 +43,8 @@ pub enum MailCmd {
     Account(AccountCmd),
     /// Compose a message and submit it (SMTP AUTH over TLS).
     Send(SendArgs),
-    /// List the messages: number, UIDL, date, from, subject, size.
+    /// List the messages (IMAP: UID, date, from, subject, size, flags;
+    /// POP3: number, UIDL, date, from, subject, size).
     List {
         #[arg(long)]
         mailbox: Option<String>,
@@ -176,17 +178,35 @@ pub fn run(args: &MailArgs) -> Result<()> {
             )
         })
     };
+    let use_imap = account.imap.is_some() && !(args.pop3 && account.pop3.is_some());
     match &args.cmd {
         MailCmd::Account(_) => unreachable!("handled above"),
-        MailCmd::Send(s) => send(account, s, tracer(Proto::Smtp)),
-        MailCmd::Flag { .. } | MailCmd::Move { .. } => bail!(
-            "flag and move need IMAP, which `postamt mail` does not speak yet (POP3 has no flags or folders)"
-        ),
+        MailCmd::Send(s) => {
+            let content = send(account, s, tracer(Proto::Smtp))?;
+            // A copy in the Sent mailbox, as mail clients keep one.
+            if account.imap.is_some() {
+                let copy = open_imap(account, tracer(Proto::Imap)).and_then(|mut c| {
+                    let sent = c.sent_mailbox()?;
+                    c.append(&sent, "\\Seen", &content)?;
+                    c.logout()?;
+                    Ok(sent)
+                });
+                match copy {
+                    Ok(sent) => println!("copy saved in {sent}"),
+                    Err(e) => eprintln!("postamt: warning: sent, but no copy saved in Sent: {e:#}"),
+                }
+            }
+            Ok(())
+        }
+        cmd if use_imap => imap_cmd(account, cmd, tracer(Proto::Imap)),
+        MailCmd::Flag { .. } | MailCmd::Move { .. } => {
+            bail!(
+                "flag and move need IMAP (POP3 has no flags or folders); this account has no imap endpoint"
+            )
+        }
         cmd => {
             if account.pop3.is_none() {
-                bail!(
-                    "this account has no pop3 endpoint; reading over IMAP is not implemented yet"
-                );
+                bail!("this account has neither an imap nor a pop3 endpoint");
             }
             read_cmd(account, cmd, tracer(Proto::Pop3))
         }
@@ -270,7 +290,7 @@ fn account_cmd(path: &Path, cmd: &AccountCmd) -> Result<()> {
     }
 }
 
-fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<()> {
+fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<Vec<u8>> {
     let endpoint = account
         .smtp
         .as_deref()
@@ -325,7 +345,7 @@ fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<()> {
     };
     let reply = postamt_client::smtp::submit(&sub, &account.address, &rcpts, &content, trace)?;
     println!("sent: {reply}");
-    Ok(())
+    Ok(content)
 }
 
 fn read_input(file: &Path) -> Result<Vec<u8>> {
@@ -351,6 +371,163 @@ fn header_recipients(content: &[u8]) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+fn open_imap(account: &Account, trace: Option<Tracer>) -> Result<Imap> {
+    let endpoint = account.imap.as_deref().context("no imap endpoint")?;
+    let password = account.password()?;
+    Ok(Imap::open(
+        endpoint,
+        account.imap_security.unwrap_or(Security::Tls),
+        account.tls_trust.as_deref(),
+        account.login(),
+        &password,
+        trace,
+    )?)
+}
+
+/// The commands over IMAP; IDs are UIDs.
+fn imap_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<()> {
+    let mut c = open_imap(account, trace)?;
+    match cmd {
+        MailCmd::List {
+            mailbox,
+            unseen,
+            search,
+        } => {
+            c.select(mailbox.as_deref().unwrap_or("INBOX"), true)?;
+            let mut criteria = String::from("ALL");
+            if *unseen {
+                criteria = "UNSEEN".into();
+            }
+            if let Some(q) = search {
+                criteria = format!("{criteria} TEXT {}", postamt_client::imap::quote(q)?);
+            }
+            let uids = c.search(&criteria)?;
+            println!(
+                "{:>6}  {:<31}  {:<28}  {:<40}  {:>8}  FLAGS",
+                "UID", "DATE", "FROM", "SUBJECT", "SIZE"
+            );
+            for m in c.summaries(&uids)? {
+                let (date, from, subject) = header_summary(&m.header);
+                println!(
+                    "{:>6}  {:<31}  {:<28}  {:<40}  {:>8}  {}",
+                    m.uid,
+                    cut(&date, 31),
+                    cut(&from, 28),
+                    cut(&subject, 40),
+                    m.size,
+                    m.flags
+                );
+            }
+        }
+        MailCmd::Read { id } => {
+            c.select("INBOX", false)?;
+            let raw = c.body(*id, "")?;
+            print!("{}", render(&raw));
+            // Reading marks it seen, as a mail client does.
+            c.store(*id, "+FLAGS", "\\Seen")?;
+        }
+        MailCmd::Headers { id } => {
+            c.select("INBOX", true)?;
+            std::io::stdout().write_all(&c.body(*id, "HEADER")?)?;
+        }
+        MailCmd::Raw { id } => {
+            c.select("INBOX", true)?;
+            std::io::stdout().write_all(&c.body(*id, "")?)?;
+        }
+        MailCmd::Save {
+            id,
+            attachment,
+            output,
+        } => {
+            c.select("INBOX", true)?;
+            let raw = c.body(*id, "")?;
+            save_attachment(&raw, *id, *attachment, output.as_deref())?;
+        }
+        MailCmd::Delete { id } => {
+            c.select("INBOX", false)?;
+            c.delete(*id)?;
+            println!("deleted {id}");
+        }
+        MailCmd::Flag { id, flags } => {
+            let (op, list) = match flags.chars().next() {
+                Some('+') => ("+FLAGS", &flags[1..]),
+                Some('-') => ("-FLAGS", &flags[1..]),
+                _ => ("FLAGS", flags.as_str()),
+            };
+            let list = list.replace(',', " ");
+            c.select("INBOX", false)?;
+            c.store(*id, op, &list)?;
+            println!("{id}: {op} ({list})");
+        }
+        MailCmd::Move { id, mailbox } => {
+            c.select("INBOX", false)?;
+            c.move_to(*id, mailbox)?;
+            println!("moved {id} to {mailbox}");
+        }
+        MailCmd::Fetch {
+            to_maildir,
+            to_mbox,
+            delete,
+        } => {
+            let (_, validity) = c.select("INBOX", !*delete)?;
+            let uids = c.search("ALL")?;
+            let mut sink = Sink::open(to_maildir.as_deref(), to_mbox.as_deref())?;
+            let key = |uid: u32| format!("{validity}:{uid}");
+            let todo: Vec<u32> = uids
+                .iter()
+                .copied()
+                .filter(|u| !sink.seen(&key(*u)))
+                .collect();
+            for (i, uid) in todo.iter().enumerate() {
+                let raw = c.body(*uid, "")?;
+                sink.save(&raw, &key(*uid), i, todo.len())?;
+                if *delete {
+                    c.delete(*uid)?;
+                }
+            }
+            sink.done(todo.len(), uids.len() - todo.len());
+        }
+        MailCmd::Send(_) | MailCmd::Account(_) => unreachable!("routed in run()"),
+    }
+    c.logout()?;
+    Ok(())
+}
+
+fn header_summary(h: &[u8]) -> (String, String, String) {
+    match mail_parser::MessageParser::default().parse_headers(h) {
+        Some(x) => (
+            x.date().map(|d| d.to_rfc822()).unwrap_or_default(),
+            x.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or("")
+                .to_string(),
+            x.subject().unwrap_or("").to_string(),
+        ),
+        None => Default::default(),
+    }
+}
+
+fn save_attachment(raw: &[u8], id: u32, attachment: usize, output: Option<&Path>) -> Result<()> {
+    use mail_parser::MimeHeaders;
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .context("the message is not MIME; nothing to save")?;
+    let att = parsed
+        .attachment(attachment.saturating_sub(1) as u32)
+        .with_context(|| format!("message {id} has no attachment {attachment}"))?;
+    let name = att
+        .attachment_name()
+        .and_then(|n| Path::new(n).file_name().map(|f| f.to_owned()))
+        .unwrap_or_else(|| format!("attachment-{attachment}").into());
+    let out = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(name));
+    std::fs::write(&out, att.contents())?;
+    println!("saved {} ({} octets)", out.display(), att.contents().len());
+    Ok(())
 }
 
 fn open_pop3(account: &Account, trace: Option<Tracer>) -> Result<Pop3> {
@@ -386,19 +563,7 @@ fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
             );
             for m in &list {
                 let h = p.header(m.number)?;
-                let parsed = mail_parser::MessageParser::default().parse_headers(&h);
-                let (date, from, subject) = match &parsed {
-                    Some(x) => (
-                        x.date().map(|d| d.to_rfc822()).unwrap_or_default(),
-                        x.from()
-                            .and_then(|a| a.first())
-                            .and_then(|a| a.address())
-                            .unwrap_or("")
-                            .to_string(),
-                        x.subject().unwrap_or("").to_string(),
-                    ),
-                    None => Default::default(),
-                };
+                let (date, from, subject) = header_summary(&h);
                 println!(
                     "{:>4}  {:<24}  {:<31}  {:<28}  {:<40}  {:>8}",
                     m.number,
@@ -428,21 +593,7 @@ fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
             output,
         } => {
             let raw = p.retr(*id)?;
-            let parsed = mail_parser::MessageParser::default()
-                .parse(&raw)
-                .context("the message is not MIME; nothing to save")?;
-            let att = parsed
-                .attachment(attachment.saturating_sub(1) as u32)
-                .with_context(|| format!("message {id} has no attachment {attachment}"))?;
-            use mail_parser::MimeHeaders;
-            let name = att
-                .attachment_name()
-                .map(|n| Path::new(n).file_name().map(|f| f.to_owned()))
-                .unwrap_or_default()
-                .unwrap_or_else(|| format!("attachment-{attachment}").into());
-            let out = output.clone().unwrap_or_else(|| PathBuf::from(name));
-            std::fs::write(&out, att.contents())?;
-            println!("saved {} ({} octets)", out.display(), att.contents().len());
+            save_attachment(&raw, *id, *attachment, output.as_deref())?;
         }
         MailCmd::Delete { id } => {
             p.dele(*id)?;
@@ -532,87 +683,112 @@ pub fn render(raw: &[u8]) -> String {
     out
 }
 
-/// Downloads every message not fetched before (their UIDLs are kept in a
-/// state file beside the target), into a Maildir or an mbox (mboxrd).
-fn fetch(p: &mut Pop3, maildir: Option<&Path>, mbox: Option<&Path>, delete: bool) -> Result<()> {
-    let state_file = match (maildir, mbox) {
-        (Some(d), _) => {
-            for sub in ["new", "cur", "tmp"] {
-                std::fs::create_dir_all(d.join(sub))?;
-            }
-            d.join(".postamt-uidls")
-        }
-        (None, Some(f)) => {
-            let mut s = f.as_os_str().to_owned();
-            s.push(".postamt-uidls");
-            PathBuf::from(s)
-        }
-        (None, None) => bail!("use --to-maildir DIR or --to-mbox FILE"),
-    };
-    let mut seen: std::collections::BTreeSet<String> = std::fs::read_to_string(&state_file)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let list = p.list()?;
-    let todo: Vec<_> = list.iter().filter(|m| !seen.contains(&m.uidl)).collect();
-    let tty = std::io::stderr().is_terminal();
-    let mut state = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&state_file)?;
-    for (i, m) in todo.iter().enumerate() {
-        let raw = p.retr(m.number)?;
-        match (maildir, mbox) {
+/// Where `fetch` puts messages, and which it has already (their keys —
+/// UIDLs, or UIDVALIDITY:UID — kept in a state file beside the target).
+struct Sink {
+    maildir: Option<PathBuf>,
+    mbox: Option<PathBuf>,
+    seen: std::collections::BTreeSet<String>,
+    state: std::fs::File,
+    tty: bool,
+}
+
+impl Sink {
+    fn open(maildir: Option<&Path>, mbox: Option<&Path>) -> Result<Sink> {
+        let state_file = match (maildir, mbox) {
             (Some(d), _) => {
-                let name = format!(
-                    "{}.P{}N{}.{}",
-                    postamt_server::time::unix_now(),
-                    std::process::id(),
-                    i,
-                    hostname_safe()
-                );
-                let tmp = d.join("tmp").join(&name);
-                std::fs::write(&tmp, &raw)?;
-                std::fs::File::open(&tmp)?.sync_all()?;
-                std::fs::rename(&tmp, d.join("new").join(&name))?;
+                for sub in ["new", "cur", "tmp"] {
+                    std::fs::create_dir_all(d.join(sub))?;
+                }
+                d.join(".postamt-fetched")
             }
             (None, Some(f)) => {
-                let mut out = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(f)?;
-                out.write_all(&mbox_entry(&raw))?;
-                out.sync_all()?;
+                let mut s = f.as_os_str().to_owned();
+                s.push(".postamt-fetched");
+                PathBuf::from(s)
             }
-            _ => unreachable!(),
+            (None, None) => bail!("use --to-maildir DIR or --to-mbox FILE"),
+        };
+        let seen = std::fs::read_to_string(&state_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        Ok(Sink {
+            maildir: maildir.map(Path::to_path_buf),
+            mbox: mbox.map(Path::to_path_buf),
+            seen,
+            state: std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&state_file)?,
+            tty: std::io::stderr().is_terminal(),
+        })
+    }
+
+    fn seen(&self, key: &str) -> bool {
+        self.seen.contains(key)
+    }
+
+    /// Stores one message durably, then records it as fetched.
+    fn save(&mut self, raw: &[u8], key: &str, i: usize, total: usize) -> Result<()> {
+        if let Some(d) = &self.maildir {
+            let name = format!(
+                "{}.P{}N{}.{}",
+                postamt_server::time::unix_now(),
+                std::process::id(),
+                i,
+                hostname_safe()
+            );
+            let tmp = d.join("tmp").join(&name);
+            std::fs::write(&tmp, raw)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, d.join("new").join(&name))?;
+        } else if let Some(f) = &self.mbox {
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)?;
+            out.write_all(&mbox_entry(raw))?;
+            out.sync_all()?;
         }
-        writeln!(state, "{}", m.uidl)?;
-        state.sync_all()?;
-        seen.insert(m.uidl.clone());
-        if delete {
-            p.dele(m.number)?;
-        }
-        if tty {
+        writeln!(self.state, "{key}")?;
+        self.state.sync_all()?;
+        self.seen.insert(key.to_string());
+        if self.tty {
             let width = 30;
-            let done = (i + 1) * width / todo.len();
+            let done = (i + 1) * width / total.max(1);
             eprint!(
                 "\r[{}{}] {}/{}",
                 "#".repeat(done),
                 " ".repeat(width - done),
                 i + 1,
-                todo.len()
+                total
             );
         }
+        Ok(())
     }
-    if tty && !todo.is_empty() {
-        eprintln!();
+
+    fn done(&self, new: usize, old: usize) {
+        if self.tty && new > 0 {
+            eprintln!();
+        }
+        println!("fetched {new} new message(s), {old} already there");
     }
-    println!(
-        "fetched {} new message(s), {} already there",
-        todo.len(),
-        list.len() - todo.len()
-    );
+}
+
+fn fetch(p: &mut Pop3, maildir: Option<&Path>, mbox: Option<&Path>, delete: bool) -> Result<()> {
+    let mut sink = Sink::open(maildir, mbox)?;
+    let list = p.list()?;
+    let todo: Vec<_> = list.iter().filter(|m| !sink.seen(&m.uidl)).collect();
+    for (i, m) in todo.iter().enumerate() {
+        let raw = p.retr(m.number)?;
+        sink.save(&raw, &m.uidl, i, todo.len())?;
+        if delete {
+            p.dele(m.number)?;
+        }
+    }
+    sink.done(todo.len(), list.len() - todo.len());
     Ok(())
 }
 

@@ -436,3 +436,198 @@ fn account_add_writes_a_usable_account() {
         "duplicate name accepted"
     );
 }
+
+/// The same accounts with an IMAPS endpoint (IMAP is then the default for
+/// reading; `--pop3` picks POP3).
+fn client_config_imap(s: &Server, pin: &str) -> PathBuf {
+    let file = client_config(s, pin);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "pop3 = ",
+        &format!(
+            "imap = \"localhost:{}\"\nimap_security = \"tls\"\npop3 = ",
+            s.addr("imaps").port()
+        ),
+    );
+    let file = s.dir.path().join("client-imap.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn imap_list_read_flag_move_delete_sent_copy_and_fetch() {
+    let s = Server::start("");
+    let cfg = client_config_imap(&s, &pin(&s));
+    let dir = s.dir.path();
+    std::fs::write(dir.join("note.txt"), "Hallo Bob,\nsiehe Anhang.\n").unwrap();
+    std::fs::write(dir.join("pic.png"), b"\x89PNG\r\n\x1a\nfake").unwrap();
+    let out = mail(
+        &cfg,
+        &[
+            "--account",
+            "alice",
+            "send",
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "Bild für dich",
+            "--body",
+            dir.join("note.txt").to_str().unwrap(),
+            "--attach",
+            dir.join("pic.png").to_str().unwrap(),
+        ],
+    )
+    .success();
+    // A copy went to alice's Sent mailbox (RFC 6154 \Sent).
+    assert!(out.stdout.contains("copy saved in Sent"), "{}", out.stdout);
+    let sent = mail(&cfg, &["--account", "alice", "list", "--mailbox", "Sent"])
+        .success()
+        .stdout;
+    assert!(
+        sent.contains("Bild für dich") && sent.contains("\\Seen"),
+        "{sent}"
+    );
+    s.deliver(
+        "x@remote.test",
+        &["bob@example.test"],
+        b"From: x@remote.test\r\nSubject: second\r\n\r\nzwei\r\n",
+    )
+    .success();
+    // bob: list (UIDs), unseen and search filters.
+    let list = mail(&cfg, &["--account", "bob", "list"]).success().stdout;
+    assert!(
+        list.contains("Bild für dich") && list.contains("second"),
+        "{list}"
+    );
+    let unseen = mail(&cfg, &["--account", "bob", "list", "--unseen"])
+        .success()
+        .stdout;
+    assert_eq!(unseen.lines().count(), 3, "{unseen}");
+    let found = mail(&cfg, &["--account", "bob", "list", "--search", "zwei"])
+        .success()
+        .stdout;
+    assert!(
+        found.contains("second") && !found.contains("Bild"),
+        "{found}"
+    );
+    // read sets \Seen; save gets the attachment back byte for byte.
+    let read = mail(&cfg, &["--account", "bob", "read", "1"])
+        .success()
+        .stdout;
+    assert!(
+        read.contains("Subject: Bild für dich")
+            && read.contains("siehe Anhang.")
+            && read.contains("[1] pic.png (image/png"),
+        "{read}"
+    );
+    let unseen = mail(&cfg, &["--account", "bob", "list", "--unseen"])
+        .success()
+        .stdout;
+    assert!(!unseen.contains("Bild"), "{unseen}");
+    let saved = dir.join("got.png");
+    mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "save",
+            "1",
+            "--attachment",
+            "1",
+            "-o",
+            saved.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_eq!(std::fs::read(&saved).unwrap(), b"\x89PNG\r\n\x1a\nfake");
+    // flag, move (to a mailbox that exists), delete.
+    mail(&cfg, &["--account", "bob", "flag", "2", "+\\Flagged"]).success();
+    let list = mail(&cfg, &["--account", "bob", "list"]).success().stdout;
+    assert!(
+        list.lines()
+            .any(|l| l.contains("second") && l.contains("\\Flagged")),
+        "{list}"
+    );
+    mail(&cfg, &["--account", "bob", "move", "2", "Archive"]).success();
+    let arch = mail(&cfg, &["--account", "bob", "list", "--mailbox", "Archive"])
+        .success()
+        .stdout;
+    assert!(arch.contains("second"), "{arch}");
+    let err = mail(&cfg, &["--account", "bob", "move", "1", "NoSuchBox"]);
+    assert_ne!(err.code, 0);
+    assert!(err.stderr.contains("refused"), "{}", err.stderr);
+    let md = dir.join("md");
+    let f = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-maildir",
+            md.to_str().unwrap(),
+        ],
+    )
+    .success()
+    .stdout;
+    assert!(f.contains("fetched 1 new"), "{f}");
+    let f = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "fetch",
+            "--to-maildir",
+            md.to_str().unwrap(),
+        ],
+    )
+    .success()
+    .stdout;
+    assert!(f.contains("fetched 0 new"), "{f}");
+    mail(&cfg, &["--account", "bob", "delete", "1"]).success();
+    let list = mail(&cfg, &["--account", "bob", "list"]).success().stdout;
+    assert_eq!(list.lines().count(), 1, "{list}");
+    // --pop3 reads the same INBOX over POP3.
+    let pop = mail(&cfg, &["--account", "alice", "--pop3", "list"])
+        .success()
+        .stdout;
+    assert_eq!(pop.lines().count(), 1, "{pop}");
+}
+
+#[test]
+fn imap_trace_is_explained_and_hides_the_password() {
+    let s = Server::start("");
+    let cfg = client_config_imap(&s, &pin(&s));
+    let out = mail(&cfg, &["--account", "bob", "--explain", "list"]).success();
+    let t = &out.stderr;
+    for needle in [
+        "C: a001 LOGIN \"bob@example.test\" ********",
+        "C: a003 EXAMINE \"INBOX\"",
+        "C: a004 UID SEARCH ALL",
+        "a005 LOGOUT",
+        "S: * OK",
+        "Logged",
+    ] {
+        let _ = needle;
+    }
+    assert!(t.contains("LOGIN \"bob@example.test\" ********"), "{t}");
+    assert!(t.contains("UID SEARCH ALL"), "{t}");
+    assert!(
+        t.contains("EXISTS") && t.contains("messages the mailbox holds"),
+        "{t}"
+    );
+    assert!(
+        t.contains("UIDs are valid as long as this number stays the same"),
+        "{t}"
+    );
+    assert!(!t.contains("bob-pw"), "{t}");
+    // Every line, the server's included, carries its explanation.
+    let lines: Vec<&str> = t.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("C: a") || l.starts_with("S: ") {
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            assert!(
+                next.starts_with("     ^ ") && next.contains("(RFC "),
+                "no explanation after {l:?}\n{t}"
+            );
+        }
+    }
+}

@@ -28,6 +28,7 @@ impl Lang {
 pub enum Proto {
     Smtp,
     Pop3,
+    Imap,
 }
 
 /// One explanation: the text and where the rule is written.
@@ -200,6 +201,252 @@ const POP3_COMMANDS: &[Entry] = &[
         "End the session; marked messages are deleted now (UPDATE state).",
         "Sitzung beenden; markierte Nachrichten werden jetzt gelöscht (UPDATE-Zustand).",
         "RFC 1939 §6",
+    ),
+];
+
+const IMAP_COMMANDS: &[Entry] = &[
+    (
+        "CAPABILITY",
+        "The client asks what the server can do.",
+        "Der Client fragt, was der Server kann.",
+        "RFC 9051 §6.1.1",
+    ),
+    (
+        "STARTTLS",
+        "The client asks to switch this connection to TLS encryption.",
+        "Der Client bittet darum, diese Verbindung auf TLS-Verschlüsselung umzustellen.",
+        "RFC 9051 §6.2.1",
+    ),
+    (
+        "LOGIN",
+        "Log in with name and password (the password is hidden here).",
+        "Anmelden mit Name und Passwort (das Passwort ist hier verborgen).",
+        "RFC 9051 §6.2.3",
+    ),
+    (
+        "AUTHENTICATE",
+        "Log in with SASL; the credentials are hidden here.",
+        "Anmelden mit SASL; die Zugangsdaten sind hier verborgen.",
+        "RFC 9051 §6.2.2",
+    ),
+    (
+        "SELECT",
+        "Open a mailbox for reading and changing; the server reports its state.",
+        "Ein Postfach zum Lesen und Ändern öffnen; der Server meldet seinen Zustand.",
+        "RFC 9051 §6.3.2",
+    ),
+    (
+        "EXAMINE",
+        "Open a mailbox read-only.",
+        "Ein Postfach nur zum Lesen öffnen.",
+        "RFC 9051 §6.3.3",
+    ),
+    (
+        "LIST",
+        "Which mailboxes exist (and their special uses, like \\Sent).",
+        "Welche Postfächer es gibt (und ihre besonderen Rollen, etwa \\Sent).",
+        "RFC 9051 §6.3.9, RFC 6154",
+    ),
+    (
+        "CREATE",
+        "Create a mailbox.",
+        "Ein Postfach anlegen.",
+        "RFC 9051 §6.3.4",
+    ),
+    (
+        "UID SEARCH",
+        "Which messages match; answered with UIDs, which stay valid across sessions.",
+        "Welche Nachrichten passen; Antwort mit UIDs, die über Sitzungen gültig bleiben.",
+        "RFC 9051 §6.4.4, §6.4.9",
+    ),
+    (
+        "UID FETCH",
+        "Get parts of messages by UID; BODY.PEEK does not set \\Seen.",
+        "Teile von Nachrichten per UID holen; BODY.PEEK setzt \\Seen nicht.",
+        "RFC 9051 §6.4.5, §6.4.9",
+    ),
+    (
+        "UID STORE",
+        "Change the flags of a message (e.g. \\Seen, \\Deleted).",
+        "Die Markierungen einer Nachricht ändern (z. B. \\Seen, \\Deleted).",
+        "RFC 9051 §6.4.6",
+    ),
+    (
+        "UID MOVE",
+        "Move a message to another mailbox in one step.",
+        "Eine Nachricht in einem Schritt in ein anderes Postfach verschieben.",
+        "RFC 6851 §3.1",
+    ),
+    (
+        "UID COPY",
+        "Copy a message to another mailbox.",
+        "Eine Nachricht in ein anderes Postfach kopieren.",
+        "RFC 9051 §6.4.7",
+    ),
+    (
+        "UID EXPUNGE",
+        "Remove just these \\Deleted messages for good.",
+        "Nur diese mit \\Deleted markierten Nachrichten endgültig entfernen.",
+        "RFC 4315 §2.1",
+    ),
+    (
+        "EXPUNGE",
+        "Remove all messages marked \\Deleted for good.",
+        "Alle mit \\Deleted markierten Nachrichten endgültig entfernen.",
+        "RFC 9051 §6.4.3",
+    ),
+    (
+        "APPEND",
+        "Store a message in a mailbox (e.g. a copy in Sent).",
+        "Eine Nachricht in einem Postfach ablegen (etwa eine Kopie in Gesendet).",
+        "RFC 9051 §6.3.12",
+    ),
+    (
+        "LOGOUT",
+        "End the session.",
+        "Die Sitzung beenden.",
+        "RFC 9051 §6.1.3",
+    ),
+    (
+        "MESSAGE",
+        "The message itself, sent as a literal (shortened here).",
+        "Die Nachricht selbst, als Literal gesendet (hier gekürzt).",
+        "RFC 9051 §4.3",
+    ),
+];
+
+const IMAP_RESPONSES: &[Entry] = &[
+    (
+        "GREETING",
+        "The server is ready; the session starts unauthenticated.",
+        "Der Server ist bereit; die Sitzung beginnt unangemeldet.",
+        "RFC 9051 §7.1.1",
+    ),
+    (
+        "PREAUTH",
+        "The server greets and considers the client logged in already.",
+        "Der Server grüßt und betrachtet den Client schon als angemeldet.",
+        "RFC 9051 §7.1.4",
+    ),
+    (
+        "CAPABILITY",
+        "What the server can do: protocol versions, extensions, login methods.",
+        "Was der Server kann: Protokollversionen, Erweiterungen, Anmeldeverfahren.",
+        "RFC 9051 §7.2.2",
+    ),
+    (
+        "EXISTS",
+        "How many messages the mailbox holds now.",
+        "Wie viele Nachrichten das Postfach jetzt enthält.",
+        "RFC 9051 §7.4.1",
+    ),
+    (
+        "RECENT",
+        "How many messages are new since the last session (IMAP4rev1 only).",
+        "Wie viele Nachrichten seit der letzten Sitzung neu sind (nur IMAP4rev1).",
+        "RFC 3501 §7.3.2",
+    ),
+    (
+        "FLAGS",
+        "The flags this mailbox knows.",
+        "Die Markierungen, die dieses Postfach kennt.",
+        "RFC 9051 §7.3.5",
+    ),
+    (
+        "UIDVALIDITY",
+        "UIDs are valid as long as this number stays the same.",
+        "UIDs gelten, solange diese Zahl gleich bleibt.",
+        "RFC 9051 §2.3.1.1",
+    ),
+    (
+        "UIDNEXT",
+        "The UID the next new message will get.",
+        "Die UID, die die nächste neue Nachricht bekommt.",
+        "RFC 9051 §7.1",
+    ),
+    (
+        "PERMANENTFLAGS",
+        "The flags the client may change for good.",
+        "Die Markierungen, die der Client dauerhaft ändern darf.",
+        "RFC 9051 §7.1",
+    ),
+    (
+        "LIST",
+        "One mailbox: its attributes, hierarchy delimiter and name.",
+        "Ein Postfach: seine Attribute, Trennzeichen und Name.",
+        "RFC 9051 §7.3.1",
+    ),
+    (
+        "SEARCH",
+        "The UIDs (or numbers) of the matching messages.",
+        "Die UIDs (oder Nummern) der passenden Nachrichten.",
+        "RFC 3501 §7.2.5",
+    ),
+    (
+        "ESEARCH",
+        "The matching messages, in the compact IMAP4rev2 form.",
+        "Die passenden Nachrichten, in der kompakten IMAP4rev2-Form.",
+        "RFC 9051 §7.3.4",
+    ),
+    (
+        "FETCH",
+        "Data about one message (its sequence number comes first).",
+        "Daten zu einer Nachricht (ihre Sequenznummer steht vorn).",
+        "RFC 9051 §7.5.2",
+    ),
+    (
+        "EXPUNGE",
+        "A message is gone; the numbers of later ones drop by one.",
+        "Eine Nachricht ist weg; die Nummern der späteren sinken um eins.",
+        "RFC 9051 §7.5.1",
+    ),
+    (
+        "VANISHED",
+        "These UIDs are gone (QRESYNC).",
+        "Diese UIDs sind weg (QRESYNC).",
+        "RFC 7162 §3.2.10",
+    ),
+    (
+        "BYE",
+        "The server closes the connection.",
+        "Der Server schließt die Verbindung.",
+        "RFC 9051 §7.1.5",
+    ),
+    (
+        "CONTINUE",
+        "Go on: send the literal (or the next SASL step).",
+        "Weiter: das Literal (oder den nächsten SASL-Schritt) senden.",
+        "RFC 9051 §7.6",
+    ),
+    (
+        "LITERAL",
+        "A literal: exactly this many octets of data follow.",
+        "Ein Literal: genau so viele Oktette Daten folgen.",
+        "RFC 9051 §4.3",
+    ),
+    (
+        "OK",
+        "Information from the server.",
+        "Eine Information des Servers.",
+        "RFC 9051 §7.1.1",
+    ),
+    (
+        "TAGGED OK",
+        "The command with this tag is done.",
+        "Der Befehl mit dieser Marke ist erledigt.",
+        "RFC 9051 §7.1.1",
+    ),
+    (
+        "TAGGED NO",
+        "The command with this tag failed; the text says why.",
+        "Der Befehl mit dieser Marke ist gescheitert; der Text sagt warum.",
+        "RFC 9051 §7.1.2",
+    ),
+    (
+        "TAGGED BAD",
+        "The server did not understand the command (protocol error).",
+        "Der Server hat den Befehl nicht verstanden (Protokollfehler).",
+        "RFC 9051 §7.1.3",
     ),
 ];
 
@@ -476,6 +723,7 @@ pub fn command(proto: Proto, verb: &str, lang: Lang) -> Option<Explanation> {
     let table = match proto {
         Proto::Smtp => SMTP_COMMANDS,
         Proto::Pop3 => POP3_COMMANDS,
+        Proto::Imap => IMAP_COMMANDS,
     };
     let verb = verb.to_ascii_uppercase();
     table.iter().find(|e| e.0 == verb).map(|e| pick(e, lang))
@@ -512,7 +760,45 @@ pub fn reply(proto: Proto, line: &str, answering: &str, lang: Lang) -> Option<Ex
                 .find_map(|k| POP3_REPLIES.iter().find(|e| e.0 == k))
                 .map(|e| pick(e, lang))
         }
+        Proto::Imap => imap_response(line, answering == "GREETING", lang),
     }
+}
+
+/// An IMAP server line: untagged (`* …`), continuation (`+ …`) or the
+/// tagged completion of a command.
+fn imap_response(line: &str, greeting: bool, lang: Lang) -> Option<Explanation> {
+    let mut words = line.split(' ');
+    let first = words.next()?;
+    let key = if first == "+" {
+        "CONTINUE".to_string()
+    } else if first == "*" {
+        let second = words.next().unwrap_or("").to_ascii_uppercase();
+        let third = words.next().unwrap_or("").to_ascii_uppercase();
+        if second.bytes().all(|b| b.is_ascii_digit()) && !second.is_empty() {
+            third
+        } else if second == "OK" && greeting {
+            "GREETING".into()
+        } else if second == "OK" && third.starts_with('[') {
+            let code = third
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            if IMAP_RESPONSES.iter().any(|e| e.0 == code) {
+                code
+            } else {
+                "OK".into()
+            }
+        } else {
+            second
+        }
+    } else {
+        let status = words.next().unwrap_or("").to_ascii_uppercase();
+        format!("TAGGED {status}")
+    };
+    IMAP_RESPONSES
+        .iter()
+        .find(|e| e.0 == key)
+        .map(|e| pick(e, lang))
 }
 
 /// EHLO keywords (lines of a 250 EHLO reply after the first).
@@ -598,11 +884,32 @@ mod tests {
         let e = reply(Proto::Pop3, "+OK 2 320", "STAT", Lang::En).unwrap();
         assert!(e.text.contains("Number of messages"));
         assert!(reply(Proto::Pop3, "garbage", "STAT", Lang::En).is_none());
+        let e = reply(Proto::Imap, "* 3 EXISTS", "SELECT", Lang::En).unwrap();
+        assert!(e.text.contains("messages the mailbox holds"));
+        let e = reply(Proto::Imap, "* OK [UIDVALIDITY 17] ok", "SELECT", Lang::En).unwrap();
+        assert_eq!(e.rfc, "RFC 9051 §2.3.1.1");
+        let e = reply(
+            Proto::Imap,
+            "a4 NO [TRYCREATE] no such mailbox",
+            "UID MOVE",
+            Lang::De,
+        )
+        .unwrap();
+        assert!(e.text.contains("gescheitert"));
+        let e = reply(Proto::Imap, "* OK IMAP ready", "GREETING", Lang::En).unwrap();
+        assert!(e.text.contains("ready"));
     }
 
     #[test]
     fn every_entry_has_both_languages_and_an_rfc() {
-        for table in [SMTP_COMMANDS, POP3_COMMANDS, SMTP_REPLIES, POP3_REPLIES] {
+        for table in [
+            SMTP_COMMANDS,
+            POP3_COMMANDS,
+            SMTP_REPLIES,
+            POP3_REPLIES,
+            IMAP_COMMANDS,
+            IMAP_RESPONSES,
+        ] {
             for e in table {
                 assert!(!e.1.is_empty() && !e.2.is_empty() && e.1 != e.2, "{}", e.0);
                 assert!(e.3.starts_with("RFC "), "{}", e.0);
