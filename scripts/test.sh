@@ -15,6 +15,8 @@ command -v mbsync    >/dev/null || need+=(isync)
 command -v offlineimap >/dev/null || need+=(offlineimap3)
 [ -x /usr/sbin/postfix ]        || need+=(postfix)
 [ -x /usr/lib/dovecot/imap ]    || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/pop3 ]    || need+=(dovecot-pop3d)
+[ -x /usr/lib/dovecot/lmtp ]    || need+=(dovecot-lmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"
   SUDO=""

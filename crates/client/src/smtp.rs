@@ -96,20 +96,21 @@ pub fn submit(
         w.send_masked(&b64(s.login.as_bytes()), "******** (user name, base64)")?;
         expect(&mut w, 334, "AUTH LOGIN")?;
         w.send_masked(&b64(s.password.as_bytes()), "******** (password, base64)")?;
-    } else {
+    } else if !caps.auth.is_empty() {
         return Err(ClientError::Auth(format!(
-            "{} offers no AUTH PLAIN or LOGIN here{}",
+            "{} offers no AUTH PLAIN or LOGIN (only {})",
             w.host,
-            if w.tls {
-                ""
-            } else {
-                " (it may require TLS first)"
-            }
+            caps.auth.join(" ")
         )));
     }
-    let r = reply(&mut w)?;
-    if r.code != 235 {
-        return Err(ClientError::Auth(r.to_string()));
+    // No AUTH offered at all: a server that takes mail without login (an
+    // MTA that trusts this network, e.g. Postfix with mynetworks); the
+    // transaction goes on unauthenticated and the server decides.
+    if !caps.auth.is_empty() {
+        let r = reply(&mut w)?;
+        if r.code != 235 {
+            return Err(ClientError::Auth(r.to_string()));
+        }
     }
     let utf8 = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii()) || !header_is_ascii(content);
     let mut mail = format!("MAIL FROM:{}", path(from));

@@ -32,6 +32,10 @@ pub struct MailArgs {
     /// Read over POP3 even when the account has IMAP.
     #[arg(long, global = true)]
     pop3: bool,
+    /// The IMAP mailbox the command works on (default: INBOX), e.g.
+    /// `--mailbox Sent`.
+    #[arg(long, global = true)]
+    mailbox: Option<String>,
     #[command(subcommand)]
     cmd: MailCmd,
 }
@@ -46,8 +50,6 @@ pub enum MailCmd {
     /// List the messages (IMAP: UID, date, from, subject, size, flags;
     /// POP3: number, UIDL, date, from, subject, size).
     List {
-        #[arg(long)]
-        mailbox: Option<String>,
         #[arg(long)]
         unseen: bool,
         #[arg(long)]
@@ -73,7 +75,11 @@ pub enum MailCmd {
     /// Change flags (IMAP), e.g. `+\Seen` or `-\Flagged`.
     Flag { id: u32, flags: String },
     /// Move a message to another mailbox (IMAP).
-    Move { id: u32, mailbox: String },
+    Move {
+        id: u32,
+        #[arg(value_name = "MAILBOX")]
+        target: String,
+    },
     /// Download the mailbox (resumable: messages already fetched are skipped).
     Fetch {
         #[arg(long, conflicts_with = "to_mbox")]
@@ -198,7 +204,12 @@ pub fn run(args: &MailArgs) -> Result<()> {
             }
             Ok(())
         }
-        cmd if use_imap => imap_cmd(account, cmd, tracer(Proto::Imap)),
+        cmd if use_imap => imap_cmd(
+            account,
+            cmd,
+            args.mailbox.as_deref().unwrap_or("INBOX"),
+            tracer(Proto::Imap),
+        ),
         MailCmd::Flag { .. } | MailCmd::Move { .. } => {
             bail!(
                 "flag and move need IMAP (POP3 has no flags or folders); this account has no imap endpoint"
@@ -207,6 +218,13 @@ pub fn run(args: &MailArgs) -> Result<()> {
         cmd => {
             if account.pop3.is_none() {
                 bail!("this account has neither an imap nor a pop3 endpoint");
+            }
+            if args
+                .mailbox
+                .as_deref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case("INBOX"))
+            {
+                bail!("--mailbox needs IMAP; POP3 has one mailbox");
             }
             read_cmd(account, cmd, tracer(Proto::Pop3))
         }
@@ -387,15 +405,11 @@ fn open_imap(account: &Account, trace: Option<Tracer>) -> Result<Imap> {
 }
 
 /// The commands over IMAP; IDs are UIDs.
-fn imap_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<()> {
+fn imap_cmd(account: &Account, cmd: &MailCmd, mailbox: &str, trace: Option<Tracer>) -> Result<()> {
     let mut c = open_imap(account, trace)?;
     match cmd {
-        MailCmd::List {
-            mailbox,
-            unseen,
-            search,
-        } => {
-            c.select(mailbox.as_deref().unwrap_or("INBOX"), true)?;
+        MailCmd::List { unseen, search } => {
+            c.select(mailbox, true)?;
             let mut criteria = String::from("ALL");
             if *unseen {
                 criteria = "UNSEEN".into();
@@ -422,18 +436,18 @@ fn imap_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
             }
         }
         MailCmd::Read { id } => {
-            c.select("INBOX", false)?;
+            c.select(mailbox, false)?;
             let raw = c.body(*id, "")?;
             print!("{}", render(&raw));
             // Reading marks it seen, as a mail client does.
             c.store(*id, "+FLAGS", "\\Seen")?;
         }
         MailCmd::Headers { id } => {
-            c.select("INBOX", true)?;
+            c.select(mailbox, true)?;
             std::io::stdout().write_all(&c.body(*id, "HEADER")?)?;
         }
         MailCmd::Raw { id } => {
-            c.select("INBOX", true)?;
+            c.select(mailbox, true)?;
             std::io::stdout().write_all(&c.body(*id, "")?)?;
         }
         MailCmd::Save {
@@ -441,12 +455,12 @@ fn imap_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
             attachment,
             output,
         } => {
-            c.select("INBOX", true)?;
+            c.select(mailbox, true)?;
             let raw = c.body(*id, "")?;
             save_attachment(&raw, *id, *attachment, output.as_deref())?;
         }
         MailCmd::Delete { id } => {
-            c.select("INBOX", false)?;
+            c.select(mailbox, false)?;
             c.delete(*id)?;
             println!("deleted {id}");
         }
@@ -457,24 +471,33 @@ fn imap_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
                 _ => ("FLAGS", flags.as_str()),
             };
             let list = list.replace(',', " ");
-            c.select("INBOX", false)?;
+            c.select(mailbox, false)?;
             c.store(*id, op, &list)?;
             println!("{id}: {op} ({list})");
         }
-        MailCmd::Move { id, mailbox } => {
-            c.select("INBOX", false)?;
-            c.move_to(*id, mailbox)?;
-            println!("moved {id} to {mailbox}");
+        MailCmd::Move { id, target: to } => {
+            c.select(mailbox, false)?;
+            c.move_to(*id, to)?;
+            println!("moved {id} to {to}");
         }
         MailCmd::Fetch {
             to_maildir,
             to_mbox,
             delete,
         } => {
-            let (_, validity) = c.select("INBOX", !*delete)?;
+            let (_, validity) = c.select(mailbox, !*delete)?;
             let uids = c.search("ALL")?;
             let mut sink = Sink::open(to_maildir.as_deref(), to_mbox.as_deref())?;
-            let key = |uid: u32| format!("{validity}:{uid}");
+            // UIDVALIDITY:UID names a message for good (RFC 9051 §2.3.1.1);
+            // other mailboxes than INBOX get their name in front, since
+            // servers may give several mailboxes the same UIDVALIDITY.
+            let key = |uid: u32| {
+                if mailbox.eq_ignore_ascii_case("INBOX") {
+                    format!("{validity}:{uid}")
+                } else {
+                    format!("{mailbox}/{validity}:{uid}")
+                }
+            };
             let todo: Vec<u32> = uids
                 .iter()
                 .copied()
@@ -544,14 +567,10 @@ fn open_pop3(account: &Account, trace: Option<Tracer>) -> Result<Pop3> {
 }
 
 fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<()> {
-    if let MailCmd::List {
-        mailbox,
-        unseen,
-        search,
-    } = cmd
-        && (mailbox.is_some() || *unseen || search.is_some())
+    if let MailCmd::List { unseen, search } = cmd
+        && (*unseen || search.is_some())
     {
-        bail!("--mailbox, --unseen and --search need IMAP; POP3 has one mailbox and no flags");
+        bail!("--unseen and --search need IMAP; POP3 has no flags and no search");
     }
     let mut p = open_pop3(account, trace)?;
     match cmd {
@@ -621,11 +640,46 @@ fn cut(s: &str, n: usize) -> String {
 
 /// A message for reading: its main headers, the text (HTML reduced to
 /// text), the attachments. Not MIME at all: shown raw with a warning.
+/// Why a message that mail-parser took anyway is not well-formed MIME (it
+/// is lenient, and would show such a message with an empty body).
+fn mime_problem(raw: &[u8], m: &mail_parser::Message) -> Option<String> {
+    use mail_parser::MimeHeaders;
+    for part in &m.parts {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        if ct.ctype().eq_ignore_ascii_case("multipart") {
+            // RFC 2046 §5.1.1: the boundary parameter is required, and the
+            // body is made of parts that begin with "--" boundary.
+            let Some(b) = ct.attribute("boundary") else {
+                return Some("a multipart without a boundary parameter".into());
+            };
+            let body = raw
+                .get(part.offset_body as usize..part.offset_end as usize)
+                .unwrap_or(raw);
+            let delim = format!("--{b}");
+            if !body.windows(delim.len()).any(|w| w == delim.as_bytes()) {
+                return Some(format!("the multipart boundary \"{b}\" never occurs"));
+            }
+        }
+    }
+    m.parts
+        .iter()
+        .position(|p| p.is_encoding_problem)
+        .map(|i| format!("part {} is not valid in its transfer encoding", i + 1))
+}
+
 pub fn render(raw: &[u8]) -> String {
     use mail_parser::MimeHeaders;
-    let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+    let parsed = mail_parser::MessageParser::default().parse(raw);
+    let problem = match &parsed {
+        None => Some("it has no header fields".to_string()),
+        Some(m) => mime_problem(raw, m),
+    };
+    let (Some(m), None) = (parsed, problem.as_deref()) else {
         return format!(
-            "warning: the message could not be parsed as MIME; shown raw\n\n{}",
+            "warning: the message could not be parsed as MIME ({}); shown raw\n\n{}",
+            problem.unwrap_or_default(),
             String::from_utf8_lossy(raw)
         );
     };
@@ -744,6 +798,8 @@ impl Sink {
             std::fs::write(&tmp, raw)?;
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, d.join("new").join(&name))?;
+            // The rename is durable once the directory is synced.
+            std::fs::File::open(d.join("new"))?.sync_all()?;
         } else if let Some(f) = &self.mbox {
             let mut out = std::fs::OpenOptions::new()
                 .create(true)
@@ -799,26 +855,34 @@ fn hostname_safe() -> String {
         .replace(['/', ':'], "_")
 }
 
-/// One mboxrd entry: a `From ` line, `>`-quoting of `>*From ` lines,
-/// LF line ends, a blank line after.
+/// One mboxrd entry: a `From ` line (envelope sender and asctime date),
+/// `>`-quoting of `>*From ` lines, LF line ends, a blank line after. The
+/// bytes are kept as they are (8-bit bodies too); only CRLF becomes LF.
 fn mbox_entry(raw: &[u8]) -> Vec<u8> {
     let sender = mail_parser::MessageParser::default()
         .parse_headers(raw)
         .and_then(|m| m.return_address().map(str::to_string))
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
         .unwrap_or_else(|| "MAILER-DAEMON".into());
-    let date = postamt_server::time::rfc5322_date(postamt_server::time::unix_now());
+    let date = postamt_server::time::asctime_date(postamt_server::time::unix_now());
     let mut out = format!("From {sender} {date}\n").into_bytes();
-    for line in String::from_utf8_lossy(raw).split("\r\n") {
-        if line.trim_start_matches('>').starts_with("From ") {
+    out.reserve(raw.len() + 64);
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let unquoted = &line[line.iter().take_while(|&&b| b == b'>').count()..];
+        if unquoted.starts_with(b"From ") {
             out.push(b'>');
         }
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(line);
         out.push(b'\n');
+        rest = next;
     }
-    while out.ends_with(b"\n\n") {
-        out.pop();
-    }
-    out.extend_from_slice(b"\n\n");
+    out.push(b'\n');
     out
 }
 
@@ -831,7 +895,38 @@ mod tests {
         let e = mbox_entry(b"From: a@x\r\nSubject: s\r\n\r\nFrom here\r\n>From there\r\n");
         let t = String::from_utf8(e).unwrap();
         assert!(t.starts_with("From a@x "), "{t}");
-        assert!(t.contains("\n>From here\n>>From there\n\n"), "{t}");
+        assert!(t.ends_with("\n>From here\n>>From there\n\n"), "{t}");
+        // The From_ line has the asctime date mbox readers parse.
+        let first = t.lines().next().unwrap();
+        assert_eq!(first.len(), "From a@x ".len() + 24, "{first}");
+    }
+
+    #[test]
+    fn mbox_keeps_8bit_bytes_and_trailing_blank_lines() {
+        let e = mbox_entry(b"Subject: s\r\n\r\nGr\xfc\xdfe\r\n\r\n");
+        assert!(e.ends_with(b"\n\nGr\xfc\xdfe\n\n\n"), "{e:?}");
+    }
+
+    #[test]
+    fn broken_mime_is_shown_raw_with_a_warning() {
+        for (raw, why) in [
+            (&b"no header here\r\n"[..], "no header fields"),
+            (
+                b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nbody\r\n",
+                "without a boundary",
+            ),
+            (
+                b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nbody\r\n",
+                "\"zz\" never occurs",
+            ),
+        ] {
+            let r = render(raw);
+            assert!(r.starts_with("warning: ") && r.contains(why), "{r}");
+            assert!(r.ends_with(&*String::from_utf8_lossy(raw)), "{r}");
+        }
+        // A well-formed multipart is rendered, not shown raw.
+        let ok = render(b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nhi\r\n--zz--\r\n");
+        assert!(!ok.contains("warning") && ok.contains("hi"), "{ok}");
     }
 
     #[test]

@@ -176,6 +176,41 @@ fn raw_message_is_read_back_unchanged() {
     assert_eq!(without_trace(&raw), sent);
 }
 
+/// Issue 6: a message that is not well-formed MIME (here a multipart whose
+/// boundary never occurs) is shown raw with a warning, over IMAP and POP3.
+#[test]
+fn broken_mime_is_read_raw_with_a_warning() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let imap_cfg = client_config_imap(&s, &pin(&s));
+    let sent = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: broken\r\n\
+                Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <broken@example.test>\r\n\
+                MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"nowhere\"\r\n\r\n\
+                the text nobody would see\r\n";
+    let file = s.dir.path().join("broken.eml");
+    std::fs::write(&file, sent).unwrap();
+    mail(
+        &cfg,
+        &[
+            "--account",
+            "alice",
+            "send",
+            "--raw",
+            file.to_str().unwrap(),
+        ],
+    )
+    .success();
+    for (c, id) in [(&cfg, "1"), (&imap_cfg, "1")] {
+        let out = mail(c, &["--account", "bob", "read", id]).success().stdout;
+        assert!(
+            out.starts_with("warning: the message could not be parsed as MIME")
+                && out.contains("\"nowhere\" never occurs")
+                && out.contains("the text nobody would see"),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn trace_and_explain_show_every_line_without_secrets() {
     let s = Server::start("");

@@ -431,3 +431,266 @@ fn postamt_relays_into_postfix() {
     }
     pf.stop();
 }
+
+/// A private Dovecot (IMAP, POP3, LMTP) for the mail client test.
+struct Dovecot {
+    dir: tempfile::TempDir,
+    imap: u16,
+    pop3: u16,
+    lmtp: u16,
+}
+
+const DOVECOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/dovecot_imap_instance.sh"
+);
+
+impl Dovecot {
+    fn start() -> Dovecot {
+        let d = Dovecot {
+            dir: tempfile::tempdir().unwrap(),
+            imap: free_port().port(),
+            pop3: free_port().port(),
+            lmtp: free_port().port(),
+        };
+        let mut cmd = Command::new("sh");
+        cmd.args([DOVECOT, "start"]).arg(d.dir.path()).args([
+            d.imap.to_string(),
+            d.pop3.to_string(),
+            d.lmtp.to_string(),
+        ]);
+        let out = run_with_stdin(&mut cmd, b"");
+        assert_eq!(out.code, 0, "dovecot: {} {}", out.stdout, out.stderr);
+        // Ready when the IMAP port answers.
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", d.imap)).is_err() {
+            assert!(start.elapsed() < DEADLINE, "Dovecot did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default();
+            eprintln!("--- Dovecot log ---\n{log}--- end ---");
+        }
+        let _ = Command::new("sh")
+            .args([DOVECOT, "stop"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `postamt mail` against Debian's Postfix (submission without AUTH from
+/// loopback, as mynetworks allows) and Dovecot (IMAP, POP3; Postfix
+/// delivers into it over LMTP): issue 6's "works against any
+/// standards-compliant server".
+#[test]
+fn postamt_mail_client_against_postfix_and_dovecot() {
+    if !postfix_usable()
+        || !Path::new("/usr/lib/dovecot/lmtp").exists() && !require("/usr/lib/dovecot/lmtp")
+    {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let mut pf = Postfix::create_for(
+        "example.test",
+        &format!("lmtp:inet:127.0.0.1:{}", dovecot.lmtp),
+    );
+    pf.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("client.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[accounts.a]\naddress = \"alice@example.test\"\nuser = \"alice\"\npassword_env = \"PW\"\n\
+             smtp = \"127.0.0.1:{}\"\nsmtp_security = \"plain\"\n\
+             imap = \"127.0.0.1:{}\"\nimap_security = \"plain\"\n\
+             pop3 = \"127.0.0.1:{}\"\npop3_security = \"plain\"\n",
+            pf.smtpd.port(),
+            dovecot.imap,
+            dovecot.pop3
+        ),
+    )
+    .unwrap();
+    let mail = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("mail")
+            .arg("--client-config")
+            .arg(&cfg)
+            .args(args)
+            .env("PW", "alice");
+        run_with_stdin(&mut cmd, b"")
+    };
+    let att = dir.path().join("daten.txt");
+    std::fs::write(&att, "Zeile 1\nZeile 2\n").unwrap();
+    let body = dir.path().join("body.txt");
+    std::fs::write(&body, "Hallo,\n.eine Zeile mit Punkt\nTschüss\n").unwrap();
+    for subject in ["Grüße über Postfix", "zweite"] {
+        let out = mail(&[
+            "send",
+            "--to",
+            "alice@example.test",
+            "--subject",
+            subject,
+            "--body",
+            body.to_str().unwrap(),
+            "--attach",
+            att.to_str().unwrap(),
+        ])
+        .success();
+        // The copy went into Dovecot's \Sent mailbox.
+        assert!(out.stdout.contains("copy saved in Sent"), "{}", out.stdout);
+    }
+    // Postfix delivers into Dovecot over LMTP; wait for both.
+    let start = Instant::now();
+    let list = loop {
+        let l = mail(&["list"]).success().stdout;
+        if l.contains("zweite") && l.contains("Grüße über Postfix") {
+            break l;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "mail did not arrive in Dovecot:\n{l}\n{}",
+            pf.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let uid = |subject: &str| -> String {
+        list.lines()
+            .find(|l| l.contains(subject))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (first, second) = (uid("Grüße"), uid("zweite"));
+    let read = mail(&["read", &first]).success().stdout;
+    assert!(
+        read.contains("Subject: Grüße über Postfix")
+            && read.contains(".eine Zeile mit Punkt")
+            && read.contains("[1] daten.txt (text/plain"),
+        "{read}"
+    );
+    let saved = dir.path().join("saved.txt");
+    mail(&[
+        "save",
+        &first,
+        "--attachment",
+        "1",
+        "-o",
+        saved.to_str().unwrap(),
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(&saved)
+            .unwrap()
+            .replace("\r\n", "\n"),
+        "Zeile 1\nZeile 2\n"
+    );
+    // What Dovecot hands back is what was sent: the Sent copy (the composed
+    // message as submitted) is the tail of the delivered message, behind
+    // the trace headers Postfix and Dovecot's LMTP put in front.
+    let sent_list = mail(&["list", "--mailbox", "Sent"]).success().stdout;
+    let sent_uid = sent_list
+        .lines()
+        .find(|l| l.contains("Grüße"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let sent_raw = mail(&["raw", "--mailbox", "Sent", &sent_uid])
+        .success()
+        .stdout;
+    let inbox_raw = mail(&["raw", &first]).success().stdout;
+    assert!(
+        sent_raw.len() > 200 && inbox_raw.ends_with(&sent_raw),
+        "delivered:\n{inbox_raw}\nsent:\n{sent_raw}"
+    );
+    mail(&["flag", &second, "+\\Flagged"]).success();
+    assert!(
+        mail(&["list"])
+            .success()
+            .stdout
+            .lines()
+            .any(|l| l.contains("zweite") && l.contains("\\Flagged"))
+    );
+    mail(&["move", &second, "Archive"]).success();
+    assert!(
+        mail(&["list", "--mailbox", "Archive"])
+            .success()
+            .stdout
+            .contains("zweite")
+    );
+    let sent = mail(&["list", "--mailbox", "Sent"]).success().stdout;
+    assert_eq!(
+        sent.lines()
+            .filter(|l| l.contains("alice@example.test"))
+            .count(),
+        2,
+        "{sent}"
+    );
+    // POP3: list, read, delete.
+    let pop = mail(&["--pop3", "list"]).success().stdout;
+    assert!(pop.contains("Grüße über Postfix"), "{pop}");
+    let read = mail(&["--pop3", "read", "1"]).success().stdout;
+    assert!(read.contains("Tschüss"), "{read}");
+    let md = dir.path().join("md");
+    assert!(
+        mail(&["fetch", "--to-maildir", md.to_str().unwrap()])
+            .success()
+            .stdout
+            .contains("fetched 1 new")
+    );
+    assert!(
+        mail(&["fetch", "--to-maildir", md.to_str().unwrap()])
+            .success()
+            .stdout
+            .contains("fetched 0 new")
+    );
+    let mbox = dir.path().join("alice.mbox");
+    for expect in ["fetched 1 new", "fetched 0 new"] {
+        let out = mail(&["fetch", "--to-mbox", mbox.to_str().unwrap()])
+            .success()
+            .stdout;
+        assert!(out.contains(expect), "{out}");
+    }
+    let mbox_text = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        mbox_text.starts_with("From ") && mbox_text.contains("Subject: =?"),
+        "{mbox_text}"
+    );
+    mail(&["--pop3", "delete", "1"]).success();
+    let left = mail(&["list"]).success().stdout;
+    assert_eq!(left.lines().count(), 1, "INBOX should be empty:\n{left}");
+    // IMAP delete, in the Archive mailbox.
+    let archived = mail(&["list", "--mailbox", "Archive"]).success().stdout;
+    let arch_uid = archived
+        .lines()
+        .find(|l| l.contains("zweite"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    mail(&["delete", "--mailbox", "Archive", &arch_uid]).success();
+    assert!(
+        !mail(&["list", "--mailbox", "Archive"])
+            .success()
+            .stdout
+            .contains("zweite")
+    );
+    // Wrong password: a clear error from Dovecot, non-zero exit.
+    let mut cmd = Command::new(BIN);
+    cmd.arg("mail")
+        .arg("--client-config")
+        .arg(&cfg)
+        .arg("list")
+        .env("PW", "wrong");
+    let out = run_with_stdin(&mut cmd, b"");
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("login failed"), "{}", out.stderr);
+    pf.stop();
+}

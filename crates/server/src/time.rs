@@ -27,6 +27,22 @@ pub fn rfc5322_date(unix: u64) -> String {
     )
 }
 
+/// The C `asctime` form in UTC that mbox `From ` lines carry, e.g.
+/// `Thu Nov 26 15:29:38 2026` (what mutt and procmail expect there).
+pub fn asctime_date(unix: u64) -> String {
+    let r = rfc5322_date(unix);
+    // "Thu, 26 Nov 2026 15:29:38 +0000" → weekday, day, month, year, time.
+    let f: Vec<&str> = r.split([' ', ',']).filter(|x| !x.is_empty()).collect();
+    format!(
+        "{} {} {:>2} {} {}",
+        f[0],
+        f[2],
+        f[1].trim_start_matches('0'),
+        f[4],
+        f[3]
+    )
+}
+
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard
 /// Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -55,5 +71,14 @@ mod tests {
             super::rfc5322_date(951_782_400),
             "Tue, 29 Feb 2000 00:00:00 +0000"
         );
+    }
+
+    #[test]
+    fn asctime_for_mbox_from_lines() {
+        assert_eq!(
+            super::asctime_date(1_795_707_903),
+            "Thu Nov 26 15:45:03 2026"
+        );
+        assert_eq!(super::asctime_date(0), "Thu Jan  1 00:00:00 1970");
     }
 }

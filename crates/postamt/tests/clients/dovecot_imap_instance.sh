@@ -5,7 +5,9 @@
 # root (Dovecot's master drops privileges; mail is stored as nobody).
 #
 # usage:
-#   dovecot_imap_instance.sh start DIR PORT
+#   dovecot_imap_instance.sh start DIR PORT [POP3_PORT LMTP_PORT]
+#       with the two extra ports it serves POP3 and LMTP too, and has the
+#       special-use mailboxes Sent and Archive (for the mail client test)
 #   dovecot_imap_instance.sh stop DIR
 #
 # Nothing outside DIR is written; only this instance's master (from
@@ -26,6 +28,42 @@ master_pid() {
 case $cmd in
 start)
     port=${3:?PORT missing}
+    pop3_port=${4:-}
+    lmtp_port=${5:-}
+    protocols=imap
+    extra=""
+    if [ -n "$pop3_port" ] && [ -n "$lmtp_port" ]; then
+        protocols="imap pop3 lmtp"
+        extra="
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $pop3_port
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp_port
+  }
+}
+pop3_uidl_format = %08Xu%08Xv
+namespace inbox {
+  inbox = yes
+  mailbox Sent {
+    auto = create
+    special_use = \\Sent
+  }
+  mailbox Archive {
+    auto = create
+    special_use = \\Archive
+  }
+}
+"
+    fi
     mkdir -p "$dir/run" "$dir/state" "$dir/mail"
     chmod 755 "$dir"
     chown nobody:nogroup "$dir/mail"
@@ -36,8 +74,10 @@ state_dir = $dir/state
 log_path = $dir/dovecot.log
 info_log_path = $dir/dovecot.log
 instance_name = postamt-test-$$
-protocols = imap
+protocols = $protocols
 listen = 127.0.0.1
+# LMTP recipients are full addresses; logins and homes use the local part.
+auth_username_format = %Ln
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -64,6 +104,7 @@ service imap-login {
     port = 0
   }
 }
+$extra
 service stats {
   unix_listener stats-reader {
     mode = 0666
@@ -73,7 +114,12 @@ service stats {
   }
 }
 CONF
-    dovecot -c "$dir/dovecot.conf"
+    # The daemon must not keep the caller's stdout/stderr pipes open (a
+    # caller reading them to the end would wait for Dovecot to exit).
+    dovecot -c "$dir/dovecot.conf" </dev/null >"$dir/start.log" 2>&1 || {
+        cat "$dir/start.log" >&2
+        exit 1
+    }
     ;;
 stop)
     pid=$(master_pid) || exit 0
