@@ -5,6 +5,9 @@ use crate::account::Security;
 use crate::wire::{Tracer, Wire, is_loopback};
 use crate::{ClientError, Result};
 
+/// The longest multi-line answer (a message) the client takes in.
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
 pub struct Pop3 {
     w: Wire,
 }
@@ -80,6 +83,11 @@ impl Pop3 {
             out.extend_from_slice(l);
             out.extend_from_slice(b"\r\n");
             lines += 1;
+            if out.len() > MAX_ANSWER {
+                return Err(ClientError::Protocol(format!(
+                    "the server's answer is longer than {MAX_ANSWER} octets"
+                )));
+            }
         }
         self.w.trace_server_summary(&format!(
             "({lines} lines, {} octets) and the final \".\"",
