@@ -161,6 +161,9 @@ pub fn open_store_with(
     if let Some(min) = config.store.file_min_size {
         options.file_min_size = min;
     }
+    if let Some(size) = config.store.pack_size {
+        options.pack_size = size;
+    }
     options.external_poll = external_poll;
     let store =
         SqliteStore::open(options).with_context(|| format!("opening store {}", path.display()))?;

@@ -324,6 +324,9 @@ pub struct StoreSection {
     /// Message content of at least this many bytes is kept in a file beside
     /// the database (`data_dir/blobs/`) instead of inside it. Default 64 KiB.
     pub file_min_size: Option<usize>,
+    /// Such content is appended to pack files (`data_dir/blobs/packs/`) of
+    /// up to this many bytes; 0: a file per message. Default 256 MiB.
+    pub pack_size: Option<u64>,
 }
 
 /// `[limits]`: every bound, with safe defaults.
@@ -571,6 +574,7 @@ key = "/etc/postamt/key.pem"
 [store]
 url = "sqlite:///var/lib/postamt/postamt.db"
 file_min_size = 1000
+pack_size = 0
 [limits]
 max_connections_per_ip = 5
 "#,
@@ -579,6 +583,7 @@ max_connections_per_ip = 5
         assert_eq!(c.listen.pop3s.as_ref().unwrap().parse().unwrap().len(), 2);
         assert_eq!(c.limits.max_connections_per_ip, 5);
         assert_eq!(c.store.file_min_size, Some(1000));
+        assert_eq!(c.store.pack_size, Some(0));
         assert_eq!(
             c.store_path().unwrap(),
             PathBuf::from("/var/lib/postamt/postamt.db")

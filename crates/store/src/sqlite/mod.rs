@@ -44,6 +44,10 @@ pub struct SqliteOptions {
     /// Message content of at least this many bytes is stored in a file
     /// beside the database instead of inside it (see `files.rs`).
     pub file_min_size: usize,
+    /// Such content is appended to pack files of up to this many bytes
+    /// (one `fdatasync` for concurrent writers, no inode per message); 0: a
+    /// file per content (see `files.rs`).
+    pub pack_size: u64,
     /// Where those files live; default: `blobs/` next to the database file.
     pub blob_dir: Option<PathBuf>,
     /// How often to look for commits by other processes (`postamt
@@ -59,6 +63,7 @@ impl SqliteOptions {
             max_batch: 512,
             busy_timeout: Duration::from_secs(10),
             file_min_size: 64 * 1024,
+            pack_size: 256 * 1024 * 1024,
             blob_dir: None,
             external_poll: None,
         }
@@ -121,7 +126,9 @@ impl SqliteStore {
                 .unwrap_or(Path::new("."))
                 .join("blobs")
         });
-        let files = Arc::new(BlobFiles::open(blob_dir, options.file_min_size).map_err(backend)?);
+        let files = Arc::new(
+            BlobFiles::open(blob_dir, options.file_min_size, options.pack_size).map_err(backend)?,
+        );
         empty_trash(&conn, &files)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (changes, _) = broadcast::channel(4096);
