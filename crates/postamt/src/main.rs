@@ -112,14 +112,20 @@ fn init_logging() {
 /// come from the heap and are never given back: the benchmark left a server
 /// at 135-190 MB after its sessions ended. Fixed thresholds keep large blocks
 /// in mmap and trim the heap, so memory returns to ~13 MB (bench/README.md).
+/// The thresholds are 1 MiB (mmap) and 2 MiB (trim), not glibc's initial
+/// 128 KiB: with 128 KiB every 100 KB message's buffers were mmapped or
+/// trimmed away and faulted in again, 23 page faults and 20 % of the SMTP
+/// server's CPU per message (bench/README.md, "SMTP"). Blocks below 1 MiB
+/// freed in the middle of the heap go back with the periodic `malloc_trim`.
 #[allow(unsafe_code)]
 fn tune_malloc() {
-    const THRESHOLD: libc::c_int = 128 * 1024;
+    const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
+    const TRIM_THRESHOLD: libc::c_int = 2 * 1024 * 1024;
     // SAFETY: mallopt only sets allocator parameters; it is called once,
     // before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, THRESHOLD);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         // Fewer per-thread arenas: less memory held in free lists that
         // only one thread can reuse.
         libc::mallopt(libc::M_ARENA_MAX, 4);
