@@ -18,6 +18,7 @@
 #        IDLE_CONNS=1000  idle SMTP connections for the memory figure
 #        WAIT=600      seconds to wait for Postfix+Dovecot to deliver a run
 #        BENCH_REV=..  label for the source revision in the summary
+#        DROP_CACHES=0 do not drop the page cache before each run
 #
 # Per cell (size x sessions) it runs postamt first, then Postfix+Dovecot, with
 # the same smtp-source command and message count, each into a fresh mailbox
@@ -193,8 +194,18 @@ EOF
 rss_detail() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s kB  ", $1, $2}' "/proc/$1/status"; echo; }
 
 # Wait until nothing is writing back, so one run's dirty pages do not land in
-# the next run's time.
-settle() { sync; sleep 2; }
+# the next run's time; then drop the page cache (DROP_CACHES=0: keep it), so
+# each run starts from the same state. On this VM a page cache that grows
+# into guest memory never touched before makes every copy into it slower
+# (a host-side fault per page): without the drop, later runs were up to 40 %
+# slower than the same run on a fresh cache, for whichever server ran there.
+settle() {
+  sync
+  if [ "${DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+    echo 3 >/proc/sys/vm/drop_caches
+  fi
+  sleep 2
+}
 
 # -------------------------------------------------- python helpers ----------
 # idle_conns PORT PID N: RSS of PID before/after N idle SMTP connections that
