@@ -13,8 +13,9 @@
 use std::collections::BTreeSet;
 
 use postamt_store::{
-    AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Outbound, OutboundEnvelope,
-    QueueId, QueuedRecipient, Store, StoreError, normalize_address, normalize_crlf_owned,
+    Accepted, AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Outbound,
+    OutboundEnvelope, QueueId, QueuedRecipient, SharedStore, Store, StoreError, normalize_address,
+    normalize_crlf_owned,
 };
 
 /// How deep alias chains are followed.
@@ -157,69 +158,112 @@ pub struct Incoming<'a> {
 /// Stores `incoming` for its local accounts and queues it for its remote
 /// recipients, in one transaction, durable when this returns.
 pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryReport, DeliveryError> {
-    let content = normalize_crlf_owned(incoming.content);
-    let return_path = sanitize_header_value(incoming.from);
-    let mut local = incoming.local;
-    let mut seen = BTreeSet::new();
-    local.retain(|(_, id)| seen.insert(*id));
-    // The content is copied only when both a delivery and the queue need it.
-    let (delivery_content, queue_content) = match (local.is_empty(), incoming.remote.is_empty()) {
-        (false, false) => (Some(content.clone()), Some(content)),
-        (false, true) => (Some(content), None),
-        (true, _) => (None, Some(content)),
-    };
-    let delivery = delivery_content.map(|content| Delivery {
-        meta: MessageMeta::parse(&content),
-        content,
-        internaldate: incoming.internaldate,
-        targets: local
-            .iter()
-            .map(|(address, id)| DeliveryTarget {
-                account: *id,
-                mailbox: "INBOX".into(),
-                // RFC 5321 §4.4: the delivering MTA records the reverse-path.
-                prefix: format!(
-                    "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
-                    sanitize_header_value(address)
-                )
-                .into_bytes(),
-                flags: Flags::empty(),
-                keywords: vec![],
-            })
-            .collect(),
-    });
-    let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
-    let outbound = match queue_content {
-        Some(content) if !incoming.remote.is_empty() => Some(Outbound {
-            sender: incoming.from.to_string(),
-            recipients: incoming.remote,
-            envelope: incoming.envelope,
+    let p = Prepared::new(incoming)?;
+    let accepted = store.accept(p.delivery, p.outbound);
+    Prepared::report(p.local, p.queued, accepted)
+}
+
+/// [`accept`] for async callers (the SMTP server): the message is prepared
+/// (line ends, MIME metadata) on the caller's task and the future resolves
+/// when the store's commit is durable, without a thread waiting for it.
+pub async fn accept_async(
+    store: SharedStore,
+    incoming: Incoming<'_>,
+) -> Result<DeliveryReport, DeliveryError> {
+    let p = Prepared::new(incoming)?;
+    let accepted = store.accept_async(p.delivery, p.outbound).await;
+    Prepared::report(p.local, p.queued, accepted)
+}
+
+/// What the store is given for one accepted message, and what the report
+/// needs afterwards.
+struct Prepared {
+    delivery: Option<Delivery>,
+    outbound: Option<Outbound>,
+    local: Vec<(String, AccountId)>,
+    queued: Vec<String>,
+}
+
+impl Prepared {
+    fn new(incoming: Incoming<'_>) -> Result<Prepared, DeliveryError> {
+        let content = normalize_crlf_owned(incoming.content);
+        let return_path = sanitize_header_value(incoming.from);
+        let mut local = incoming.local;
+        let mut seen = BTreeSet::new();
+        local.retain(|(_, id)| seen.insert(*id));
+        // The content is copied only when both a delivery and the queue need it.
+        let (delivery_content, queue_content) = match (local.is_empty(), incoming.remote.is_empty())
+        {
+            (false, false) => (Some(content.clone()), Some(content)),
+            (false, true) => (Some(content), None),
+            (true, _) => (None, Some(content)),
+        };
+        let delivery = delivery_content.map(|content| Delivery {
+            meta: MessageMeta::parse(&content),
             content,
-        }),
-        _ => None,
-    };
-    if delivery.is_none() && outbound.is_none() {
-        return Err(DeliveryError::Invalid("no recipients".into()));
-    }
-    let accepted = store.accept(delivery, outbound).map_err(|e| match e {
-        StoreError::OverQuota => DeliveryError::OverQuota(
-            local
+            internaldate: incoming.internaldate,
+            targets: local
                 .iter()
-                .map(|(a, _)| a.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        e => temp(e),
-    })?;
-    Ok(DeliveryReport {
-        delivered: local
-            .into_iter()
-            .map(|(a, _)| a)
-            .zip(accepted.delivered)
-            .collect(),
-        queued,
-        queue_id: accepted.queued,
-    })
+                .map(|(address, id)| DeliveryTarget {
+                    account: *id,
+                    mailbox: "INBOX".into(),
+                    // RFC 5321 §4.4: the delivering MTA records the reverse-path.
+                    prefix: format!(
+                        "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
+                        sanitize_header_value(address)
+                    )
+                    .into_bytes(),
+                    flags: Flags::empty(),
+                    keywords: vec![],
+                })
+                .collect(),
+        });
+        let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
+        let outbound = match queue_content {
+            Some(content) if !incoming.remote.is_empty() => Some(Outbound {
+                sender: incoming.from.to_string(),
+                recipients: incoming.remote,
+                envelope: incoming.envelope,
+                content,
+            }),
+            _ => None,
+        };
+        if delivery.is_none() && outbound.is_none() {
+            return Err(DeliveryError::Invalid("no recipients".into()));
+        }
+        Ok(Prepared {
+            delivery,
+            outbound,
+            local,
+            queued,
+        })
+    }
+
+    fn report(
+        local: Vec<(String, AccountId)>,
+        queued: Vec<String>,
+        accepted: Result<Accepted, StoreError>,
+    ) -> Result<DeliveryReport, DeliveryError> {
+        let accepted = accepted.map_err(|e| match e {
+            StoreError::OverQuota => DeliveryError::OverQuota(
+                local
+                    .iter()
+                    .map(|(a, _)| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            e => temp(e),
+        })?;
+        Ok(DeliveryReport {
+            delivered: local
+                .into_iter()
+                .map(|(a, _)| a)
+                .zip(accepted.delivered)
+                .collect(),
+            queued,
+            queue_id: accepted.queued,
+        })
+    }
 }
 
 /// Delivers `message` from envelope sender `from` (empty: the null sender

@@ -1,7 +1,7 @@
 //! The SMTP session: inbound MTA (RFC 5321), message submission (RFC 6409)
 //! and LMTP (RFC 2033), one task per connection. Commands are parsed by
 //! [`crate::command`], content by [`crate::data`]; replies come from
-//! [`crate::reply`]. Accepted mail goes through `postamt_mda::accept`, which
+//! [`crate::reply`]. Accepted mail goes through `postamt_mda::accept_async`, which
 //! returns only when the message is durable: every `250` after DATA/BDAT
 //! stands for a committed, fsync'd message.
 //!
@@ -924,19 +924,19 @@ impl<'a> Session<'a> {
             wants_report.then(|| message[..postamt_store::meta::header_len(&message)].to_vec());
         let report_envelope = envelope.clone();
         let report_from = from.clone();
-        let result = blocking(move || {
-            postamt_mda::accept(
-                &*store,
-                Incoming {
-                    from: &from,
-                    local,
-                    remote,
-                    envelope,
-                    content: message,
-                    internaldate: now,
-                },
-            )
-        })
+        // No blocking-pool hop: the store's writer commits (and syncs
+        // large content) and wakes this task (`Store::accept_async`).
+        let result = postamt_mda::accept_async(
+            store,
+            Incoming {
+                from: &from,
+                local,
+                remote,
+                envelope,
+                content: message,
+                internaldate: now,
+            },
+        )
         .await;
         if result.is_ok()
             && let Some(header) = header
@@ -1072,19 +1072,17 @@ impl<'a> Session<'a> {
             let message_for_report = Arc::clone(&message);
             let envelope = envelope.clone();
             let now = postamt_server::time::unix_now() as i64;
-            let result = blocking(move || {
-                postamt_mda::accept(
-                    &*store,
-                    Incoming {
-                        from: &from,
-                        local: accounts,
-                        remote,
-                        envelope,
-                        content: message.to_vec(),
-                        internaldate: now,
-                    },
-                )
-            })
+            let result = postamt_mda::accept_async(
+                store,
+                Incoming {
+                    from: &from,
+                    local: accounts,
+                    remote,
+                    envelope,
+                    content: message.to_vec(),
+                    internaldate: now,
+                },
+            )
             .await;
             if let Ok(report) = &result {
                 tracing::info!(peer = %self.ip, recipient = ?given, delivered = report.delivered.len(), queued = report.queued.len(), "LMTP message accepted");

@@ -105,6 +105,17 @@ pub trait Store: Send + Sync + 'static {
     /// recipients in one transaction: both or neither (an SMTP `250` covers
     /// both).
     fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted>;
+    /// [`Store::accept`] for async callers: the future resolves when the
+    /// commit is durable, and no thread waits for it meanwhile (an SMTP
+    /// session delivers without a hop to the blocking pool). The default
+    /// runs `accept` on the blocking pool.
+    fn accept_async(
+        self: Arc<Self>,
+        delivery: Option<Delivery>,
+        outbound: Option<Outbound>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted>> + Send>> {
+        Box::pin(blocking(move || self.accept(delivery, outbound)))
+    }
     /// All messages of the mailbox, ascending by UID.
     /// Several deliveries in one transaction: all or none (IMAP
     /// MULTIAPPEND, RFC 3502 §6.3.11). One result per delivery, in order.

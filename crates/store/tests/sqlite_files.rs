@@ -212,3 +212,86 @@ fn trash_left_by_a_crash_is_emptied_at_open_and_orphans_are_swept() {
     let m = store.messages(inbox.id).unwrap();
     assert!(store.message_content(inbox.id, m[0].uid).unwrap().is_some());
 }
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// `accept_async`: the writer appends large content to a pack and syncs it
+/// before the commit; the message and the queue entry are both there, and
+/// what fails leaves nothing behind — in pack mode and with a file per
+/// content (which takes the blocking path).
+#[test]
+fn accept_async_stores_delivers_and_queues_and_cleans_up_after_failures() {
+    for pack_size in [1u64 << 20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<SqliteStore> =
+            std::sync::Arc::new(open_with(dir.path(), pack_size));
+        store.add_domain("example.org").unwrap();
+        let a = store.create_account("a@example.org", "pw").unwrap();
+        let rt = runtime();
+        let content = big("async");
+        let outbound = postamt_store::Outbound {
+            sender: "a@example.org".into(),
+            recipients: vec![postamt_store::QueuedRecipient::new("x@remote.test")],
+            envelope: Default::default(),
+            content: content.clone(),
+        };
+        let accepted = rt
+            .block_on(
+                std::sync::Arc::clone(&store)
+                    .accept_async(Some(delivery(&content, &[a.id])), Some(outbound)),
+            )
+            .unwrap();
+        assert_eq!(accepted.delivered.len(), 1);
+        let q = accepted.queued.expect("queued");
+        assert_eq!(store.queue_entry(q).unwrap().unwrap().1, content);
+        let t = &accepted.delivered[0];
+        let mut want = b"Delivered-To: x\r\n".to_vec();
+        want.extend_from_slice(&content);
+        assert_eq!(
+            store.message_content(t.mailbox, t.uid).unwrap().unwrap(),
+            want
+        );
+        let before = held(dir.path());
+        assert!(before >= content.len() as u64);
+
+        // Over quota: refused, and the appended content is punched again.
+        store.set_quota(a.id, Some(100)).unwrap();
+        let err = rt
+            .block_on(
+                std::sync::Arc::clone(&store)
+                    .accept_async(Some(delivery(&big("too big"), &[a.id])), None),
+            )
+            .unwrap_err();
+        assert!(matches!(err, postamt_store::StoreError::OverQuota), "{err}");
+        assert_eq!(held(dir.path()), before, "pack_size {pack_size}");
+        store.set_quota(a.id, None).unwrap();
+
+        // Many at once share the batch and its sync; all are readable.
+        let futures: Vec<_> = (0..40)
+            .map(|i| {
+                std::sync::Arc::clone(&store)
+                    .accept_async(Some(delivery(&big(&format!("m{i}")), &[a.id])), None)
+            })
+            .collect();
+        let results = rt.block_on(async {
+            let mut out = Vec::new();
+            for f in futures {
+                out.push(f.await.unwrap());
+            }
+            out
+        });
+        for (i, r) in results.iter().enumerate() {
+            let d = &r.delivered[0];
+            let got = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
+            let want = format!("Subject: m{i}\r\n");
+            assert!(
+                got.windows(want.len()).any(|w| w == want.as_bytes()),
+                "message {i}"
+            );
+        }
+    }
+}

@@ -82,6 +82,8 @@ struct Pack {
     epoch: AtomicU64,
     sync: Mutex<SyncState>,
     poisoned: AtomicBool,
+    /// `fdatasync` calls made (for the tests of the group sync).
+    syncs: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -94,9 +96,11 @@ struct SyncState {
 impl Pack {
     /// Makes everything written to the pack so far durable, sharing one
     /// `fdatasync` among the threads that ask at about the same time.
-    fn sync_after_write(&self) -> io::Result<()> {
-        // Read after this thread's write completed.
-        let mine = self.epoch.load(Ordering::SeqCst);
+    ///
+    /// `mine` is the epoch read right after the write completed (later
+    /// reads would see epochs that syncs started after that write bumped,
+    /// and sync again for nothing).
+    fn sync_after_write(&self, mine: u64) -> io::Result<()> {
         let mut state = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(io::Error::other("an earlier fdatasync of this pack failed"));
@@ -105,6 +109,7 @@ impl Pack {
             return Ok(());
         }
         let start = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         match self.file.sync_data() {
             Ok(()) => {
                 state.synced = start;
@@ -115,6 +120,18 @@ impl Pack {
                 Err(e)
             }
         }
+    }
+}
+
+/// Content appended to a pack but not yet synced (see [`BlobFiles::append`]):
+/// the pack, and its sync epoch when the write had completed.
+pub(super) struct Unsynced(Arc<Pack>, u64);
+
+impl Unsynced {
+    /// Makes the content durable; one `fdatasync` serves every write to the
+    /// pack that completed before it started.
+    pub fn sync(&self) -> io::Result<()> {
+        self.0.sync_after_write(self.1)
     }
 }
 
@@ -359,6 +376,7 @@ impl BlobFiles {
             epoch: AtomicU64::new(0),
             sync: Mutex::new(SyncState::default()),
             poisoned: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
         }))
     }
 
@@ -384,14 +402,41 @@ impl BlobFiles {
     }
 
     fn write_packed(&self, content: &[u8], max: u64) -> io::Result<String> {
+        let (name, unsynced) = self.append_packed(content, max)?;
+        match unsynced.sync() {
+            Ok(()) => Ok(name),
+            Err(e) => {
+                self.remove(&name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether content goes into packs (else into files of its own).
+    pub fn packs(&self) -> bool {
+        self.pack_size.is_some()
+    }
+
+    /// Appends `content` to the current pack *without* making it durable:
+    /// the caller must [`Unsynced::sync`] before committing a row that
+    /// names it (the store's writer does so once per batch), and remove it
+    /// if that commit does not happen. `None` when packs are off.
+    pub fn append(&self, content: &[u8]) -> Option<io::Result<(String, Unsynced)>> {
+        self.pack_size.map(|max| self.append_packed(content, max))
+    }
+
+    fn append_packed(&self, content: &[u8], max: u64) -> io::Result<(String, Unsynced)> {
         let len = content.len() as u64;
         let (pack, off) = self.reserve(len, max)?;
-        match pack
-            .file
-            .write_all_at(content, off)
-            .and_then(|()| pack.sync_after_write())
-        {
-            Ok(()) => Ok(format!("p/{}/{off:x}/{len:x}", pack.id)),
+        match pack.file.write_all_at(content, off) {
+            Ok(()) => {
+                // Read after the write completed (see `sync_after_write`).
+                let epoch = pack.epoch.load(Ordering::SeqCst);
+                Ok((
+                    format!("p/{}/{off:x}/{len:x}", pack.id),
+                    Unsynced(pack, epoch),
+                ))
+            }
             Err(e) => {
                 let _ = punch_hole(&pack.file, off, round_up(len, self.align));
                 Err(e)
@@ -715,6 +760,30 @@ mod tests {
             let mut out = Vec::new();
             files.read_into(n, &mut out).unwrap();
             assert_eq!(&out, c, "{n}");
+        }
+    }
+
+    #[test]
+    fn appended_contents_are_made_durable_by_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BlobFiles::open(dir.path().join("blobs"), 10, 1 << 20).unwrap();
+        let appended: Vec<(String, Unsynced)> = (0..10u8)
+            .map(|i| files.append(&[i; 5000]).unwrap().unwrap())
+            .collect();
+        for (_, u) in &appended {
+            u.sync().unwrap();
+        }
+        let pack = &appended[0].1.0;
+        assert_eq!(pack.syncs.load(Ordering::Relaxed), 1);
+        // A write after that sync needs a sync of its own.
+        let (_, later) = files.append(&[9; 5000]).unwrap().unwrap();
+        later.sync().unwrap();
+        appended[0].1.sync().unwrap();
+        assert_eq!(pack.syncs.load(Ordering::Relaxed), 2);
+        for (i, (n, _)) in appended.iter().enumerate() {
+            let mut out = Vec::new();
+            files.read_into(n, &mut out).unwrap();
+            assert_eq!(out, vec![i as u8; 5000]);
         }
     }
 }

@@ -77,6 +77,8 @@ type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 struct Completion {
     ok: bool,
     changes: Vec<Change>,
+    /// Content the job appended to packs: synced before the batch commits.
+    unsynced: Vec<files::Unsynced>,
     reply: Reply,
 }
 
@@ -194,6 +196,7 @@ impl SqliteStore {
                 Ok((value, changes)) => Completion {
                     ok: true,
                     changes,
+                    unsynced: Vec::new(),
                     reply: Box::new(move |committed| {
                         let _ = tx.send(committed.map(|()| value).map_err(StoreError::Backend));
                     }),
@@ -201,6 +204,7 @@ impl SqliteStore {
                 Err(e) => Completion {
                     ok: false,
                     changes: Vec::new(),
+                    unsynced: Vec::new(),
                     reply: Box::new(move |_| {
                         let _ = tx.send(Err(e));
                     }),
@@ -369,11 +373,26 @@ fn writer_loop(
             }
             done.push(c);
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "store commit failed");
-            format!("commit: {e}")
-        });
+        // Content appended to packs by this batch's jobs is made durable
+        // first (one fdatasync per pack): a committed row never names
+        // content that is not on disk.
+        let synced = done
+            .iter()
+            .filter(|c| c.ok)
+            .flat_map(|c| &c.unsynced)
+            .try_for_each(files::Unsynced::sync);
+        let committed = match synced {
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, "message content sync failed");
+                Err(format!("content sync: {e}"))
+            }
+            Ok(()) => conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, "store commit failed");
+                format!("commit: {e}")
+            }),
+        };
         if committed.is_ok() {
             // The rows are gone for good: now the files may go too.
             unlinked = trash(&conn).unwrap_or_default();
@@ -792,6 +811,55 @@ fn check_local_domain(conn: &Connection, domain: &str) -> Result<()> {
 }
 
 /// Stores one delivery inside the current transaction (see `Store::deliver`).
+type AcceptArgs = (
+    Option<Delivery>,
+    Option<String>,
+    Option<Outbound>,
+    Option<String>,
+);
+
+/// A delivery with targets and its metadata as JSON, and the outbound
+/// message with its envelope as JSON.
+fn accept_args(delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<AcceptArgs> {
+    let delivery = delivery.filter(|d| !d.targets.is_empty());
+    let meta = match &delivery {
+        Some(d) => Some(serde_json::to_string(&d.meta).map_err(backend)?),
+        None => None,
+    };
+    let envelope = match &outbound {
+        Some(o) if o.recipients.is_empty() => {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        Some(o) => Some(serde_json::to_string(&o.envelope).map_err(backend)?),
+        None => None,
+    };
+    Ok((delivery, meta, outbound, envelope))
+}
+
+/// The transaction of `accept`: the local delivery (its large content
+/// already in `file`) and the queue entry.
+fn accept_in(
+    c: &Connection,
+    delivery: Option<Delivery>,
+    meta: Option<String>,
+    outbound: Option<Outbound>,
+    envelope: Option<String>,
+    file: Option<&str>,
+) -> Result<(Accepted, Vec<Change>)> {
+    let (delivered, mut changes) = match (delivery, meta) {
+        (Some(d), Some(meta)) => deliver_in(c, d, meta, file)?,
+        _ => (Vec::new(), Vec::new()),
+    };
+    let queued = match (outbound, envelope) {
+        (Some(o), Some(e)) => Some(enqueue_in(c, o, e)?),
+        _ => None,
+    };
+    if queued.is_some() {
+        changes.push(Change::Queued);
+    }
+    Ok((Accepted { delivered, queued }, changes))
+}
+
 fn deliver_in(
     c: &Connection,
     delivery: Delivery,
@@ -1334,18 +1402,7 @@ impl Store for SqliteStore {
     }
 
     fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
-        let delivery = delivery.filter(|d| !d.targets.is_empty());
-        let meta = match &delivery {
-            Some(d) => Some(serde_json::to_string(&d.meta).map_err(backend)?),
-            None => None,
-        };
-        let envelope = match &outbound {
-            Some(o) if o.recipients.is_empty() => {
-                return Err(StoreError::Invalid("no recipients".into()));
-            }
-            Some(o) => Some(serde_json::to_string(&o.envelope).map_err(backend)?),
-            None => None,
-        };
+        let (delivery, meta, outbound, envelope) = accept_args(delivery, outbound)?;
         // Large content is written (and made durable) here, on the caller's
         // thread, before the commit that will reference it.
         let file = match &delivery {
@@ -1355,27 +1412,90 @@ impl Store for SqliteStore {
             _ => None,
         };
         let job_file = file.clone();
-        let result = self.write(move |c| {
-            let (delivered, changes) = match (delivery, meta) {
-                (Some(d), Some(meta)) => deliver_in(c, d, meta, job_file.as_deref())?,
-                _ => (Vec::new(), Vec::new()),
-            };
-            let queued = match (outbound, envelope) {
-                (Some(o), Some(e)) => Some(enqueue_in(c, o, e)?),
-                _ => None,
-            };
-            let mut changes = changes;
-            if queued.is_some() {
-                changes.push(Change::Queued);
-            }
-            Ok((Accepted { delivered, queued }, changes))
-        });
+        let result = self
+            .write(move |c| accept_in(c, delivery, meta, outbound, envelope, job_file.as_deref()));
         if result.is_err()
             && let Some(f) = &file
         {
             self.files.remove(f);
         }
         result
+    }
+
+    fn accept_async(
+        self: Arc<Self>,
+        delivery: Option<Delivery>,
+        outbound: Option<Outbound>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted>> + Send>> {
+        let large = delivery
+            .as_ref()
+            .is_some_and(|d| !d.targets.is_empty() && self.files.wants(d.content.len()));
+        if large && !self.files.packs() {
+            // A file of its own costs an fsync of the file and of its
+            // directory: not on the writer thread.
+            return Box::pin(crate::blocking(move || self.accept(delivery, outbound)));
+        }
+        let (delivery, meta, outbound, envelope) = match accept_args(delivery, outbound) {
+            Ok(a) => a,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let files = Arc::clone(&self.files);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<Accepted>>();
+        // Runs on the writer thread: large content is appended to a pack
+        // there, and the writer syncs the packs of the batch before its
+        // commit (see `writer_loop`).
+        let job: Job = Box::new(move |conn| {
+            let mut name: Option<String> = None;
+            let mut unsynced = Vec::new();
+            let outcome = conn.map_err(StoreError::Backend).and_then(|c| {
+                if let Some(d) = delivery.as_ref().filter(|_| large) {
+                    let (n, u) = files
+                        .append(&d.content)
+                        .ok_or_else(|| backend("packs are off"))?
+                        .map_err(backend)?;
+                    name = Some(n);
+                    unsynced.push(u);
+                }
+                accept_in(c, delivery, meta, outbound, envelope, name.as_deref())
+            });
+            match outcome {
+                Ok((value, changes)) => Completion {
+                    ok: true,
+                    changes,
+                    unsynced,
+                    reply: Box::new(move |committed| {
+                        if committed.is_err()
+                            && let Some(n) = &name
+                        {
+                            files.remove(n);
+                        }
+                        let _ = tx.send(committed.map(|()| value).map_err(StoreError::Backend));
+                    }),
+                },
+                Err(e) => {
+                    if let Some(n) = &name {
+                        files.remove(n);
+                    }
+                    Completion {
+                        ok: false,
+                        changes: Vec::new(),
+                        unsynced: Vec::new(),
+                        reply: Box::new(move |_| {
+                            let _ = tx.send(Err(e));
+                        }),
+                    }
+                }
+            }
+        });
+        let sent = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| backend("store closed"))
+            .and_then(|s| s.send(job).map_err(|_| backend("store writer stopped")));
+        Box::pin(async move {
+            sent?;
+            rx.await.map_err(|_| backend("store writer stopped"))?
+        })
     }
 
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>> {
