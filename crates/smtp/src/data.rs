@@ -70,6 +70,24 @@ impl DataReceiver {
     pub fn feed(&mut self, input: &[u8]) -> usize {
         let mut i = 0;
         while i < input.len() {
+            // Bulk path for the body: at the start of a clean line, the
+            // whole lines up to the next one that starts with a dot (or to
+            // the last line end in the input) are taken at once if they have
+            // no bare CR or LF. Anything else — a dot line, a bare line end,
+            // a partial line, the header block — goes byte by byte below.
+            if self.state == State::LineStart && !self.in_header && input[i] != b'.' {
+                let rest = &input[i..];
+                let end = match memchr::memmem::find(rest, b"\r\n.") {
+                    Some(p) => p + 2,
+                    None => memchr::memrchr(b'\n', rest).map_or(0, |q| q + 1),
+                };
+                if end > 0 && postamt_store::is_crlf_clean(&rest[..end]) {
+                    self.push_slice(&rest[..end]);
+                    self.header_line_empty = true;
+                    i += end;
+                    continue;
+                }
+            }
             let b = input[i];
             // Fast path: inside a line, copy up to the next CR or LF at once.
             if self.state == State::Mid && b != b'\r' && b != b'\n' {
@@ -155,7 +173,8 @@ impl DataReceiver {
         self.header_line_empty = true;
     }
 
-    /// [`DataReceiver::push`] for a run of bytes with no CR or LF.
+    /// [`DataReceiver::push`] for a run of bytes: no CR or LF, or whole
+    /// clean lines of the body.
     fn push_slice(&mut self, bytes: &[u8]) {
         self.seen += bytes.len();
         if self.in_header && self.seen > self.max_header && self.flaw.is_none() {
@@ -309,6 +328,63 @@ mod tests {
         }
         assert_eq!(consumed, input.len() - 4);
         assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.x\r\nline\r\n");
+    }
+
+    /// The bulk path and byte-by-byte feeding agree on random inputs made
+    /// of the interesting pieces (dots at line starts, bare CR and LF, the
+    /// end marker), whatever the split into reads.
+    #[test]
+    fn bulk_and_byte_by_byte_agree_on_random_input() {
+        let pieces: [&[u8]; 10] = [
+            b"text",
+            b"\r\n",
+            b".",
+            b"..",
+            b"\r",
+            b"\n",
+            b"\r\n.\r\n",
+            b"x.y",
+            b"\r\n\r\n",
+            b" ",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut input = b"Subject: t\r\n\r\n".to_vec();
+            for _ in 0..(next() % 40) {
+                input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            input.extend_from_slice(b"\r\n.\r\nRSET\r\n");
+            let mut whole = DataReceiver::new(1 << 20, 1 << 16);
+            let n_whole = whole.feed(&input);
+            let mut bytes = DataReceiver::new(1 << 20, 1 << 16);
+            let mut n_bytes = 0;
+            for b in &input {
+                if bytes.is_done() {
+                    break;
+                }
+                n_bytes += bytes.feed(std::slice::from_ref(b));
+            }
+            let mut chunked = DataReceiver::new(1 << 20, 1 << 16);
+            let mut n_chunked = 0;
+            let cut = 1 + (next() % 7) as usize;
+            for c in input.chunks(cut) {
+                if chunked.is_done() {
+                    break;
+                }
+                n_chunked += chunked.feed(c);
+            }
+            assert_eq!(n_whole, n_bytes, "{input:?}");
+            assert_eq!(n_whole, n_chunked, "{input:?}");
+            let (a, b, c) = (whole.finish(), bytes.finish(), chunked.finish());
+            assert_eq!(a, b, "{input:?}");
+            assert_eq!(a, c, "{input:?}");
+        }
     }
 
     #[test]

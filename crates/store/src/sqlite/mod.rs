@@ -116,6 +116,9 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(&options.path).map_err(backend)?;
         conn.busy_timeout(options.busy_timeout).map_err(backend)?;
+        // Every statement the writer runs stays prepared (the default
+        // cache of 16 is smaller than what one delivery uses).
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
         )
@@ -227,6 +230,7 @@ impl SqliteStore {
                 let c = Connection::open(&self.path).map_err(backend)?;
                 c.busy_timeout(self.busy_timeout).map_err(backend)?;
                 c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
+                c.set_prepared_statement_cache_capacity(128);
                 c
             }
         };
@@ -291,6 +295,15 @@ fn trash(conn: &Connection) -> Result<Vec<String>> {
         .map_err(backend)
 }
 
+/// Runs a statement without parameters through the statement cache: the
+/// writer runs BEGIN, SAVEPOINT, RELEASE and COMMIT for every batch and job,
+/// and parsing them each time was 5 % of the SMTP server's CPU.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+}
+
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
@@ -341,7 +354,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             for job in batch {
                 let c = job(Err(format!("begin: {e}")));
                 (c.reply)(Err(format!("begin: {e}")));
@@ -361,14 +374,15 @@ fn writer_loop(
         }
         let mut done = Vec::with_capacity(batch.len());
         for job in batch {
-            let _ = conn.execute_batch("SAVEPOINT job");
+            let _ = exec_cached(&conn, "SAVEPOINT job");
             let c = job(Ok(&conn));
             let end = if c.ok {
-                "RELEASE job"
+                exec_cached(&conn, "RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                exec_cached(&conn, "ROLLBACK TO job")
+                    .and_then(|()| exec_cached(&conn, "RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(end) {
+            if let Err(e) = end {
                 tracing::error!(error = %e, "savepoint end failed");
             }
             done.push(c);
@@ -387,7 +401,7 @@ fn writer_loop(
                 tracing::error!(error = %e, "message content sync failed");
                 Err(format!("content sync: {e}"))
             }
-            Ok(()) => conn.execute_batch("COMMIT").map_err(|e| {
+            Ok(()) => exec_cached(&conn, "COMMIT").map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "store commit failed");
                 format!("commit: {e}")
@@ -882,11 +896,8 @@ fn deliver_in(
     }
     for (account, adding) in &per_account {
         let (quota, used): (Option<i64>, i64) = c
-            .query_row(
-                "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
-                [account.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1")
+            .and_then(|mut s| s.query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(backend)?;
         if quota.is_some_and(|q| used as u64 + adding > q as u64) {
             return Err(StoreError::OverQuota);
@@ -1016,7 +1027,7 @@ impl Store for SqliteStore {
     fn domains(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut s = c
-                .prepare("SELECT name FROM domains ORDER BY name")
+                .prepare_cached("SELECT name FROM domains ORDER BY name")
                 .map_err(backend)?;
             s.query_map([], |r| r.get(0))
                 .and_then(|rows| rows.collect())
