@@ -150,17 +150,12 @@ fn send_with_attachment_then_read_save_and_delete_over_pop3() {
     assert!(maildrop(&s, "bob@example.test", "bob-pw").is_empty());
 }
 
-#[test]
-fn raw_message_is_read_back_unchanged() {
-    let s = Server::start("");
-    let cfg = client_config(&s, &pin(&s));
-    let sent = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: raw\r\n\
-                Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <raw@example.test>\r\n\r\n\
-                .leading dot\r\n..two\r\nlast\r\n";
-    let file = s.dir.path().join("raw.eml");
-    std::fs::write(&file, sent).unwrap();
+/// `postamt mail send --raw` of `text` (written to `file` in the server's dir).
+fn send_raw_as_alice(s: &Server, cfg: &Path, file: &str, text: &str) {
+    let file = s.dir.path().join(file);
+    std::fs::write(&file, text).unwrap();
     mail(
-        &cfg,
+        cfg,
         &[
             "--account",
             "alice",
@@ -170,6 +165,16 @@ fn raw_message_is_read_back_unchanged() {
         ],
     )
     .success();
+}
+
+#[test]
+fn raw_message_is_read_back_unchanged() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let sent = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: raw\r\n\
+                Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <raw@example.test>\r\n\r\n\
+                .leading dot\r\n..two\r\nlast\r\n";
+    send_raw_as_alice(&s, &cfg, "raw.eml", sent);
     let raw = mail(&cfg, &["--account", "bob", "raw", "1"])
         .success()
         .stdout;
@@ -187,19 +192,7 @@ fn broken_mime_is_read_raw_with_a_warning() {
                 Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <broken@example.test>\r\n\
                 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"nowhere\"\r\n\r\n\
                 the text nobody would see\r\n";
-    let file = s.dir.path().join("broken.eml");
-    std::fs::write(&file, sent).unwrap();
-    mail(
-        &cfg,
-        &[
-            "--account",
-            "alice",
-            "send",
-            "--raw",
-            file.to_str().unwrap(),
-        ],
-    )
-    .success();
+    send_raw_as_alice(&s, &cfg, "broken.eml", sent);
     for (c, id) in [(&cfg, "1"), (&imap_cfg, "1")] {
         let out = mail(c, &["--account", "bob", "read", id]).success().stdout;
         assert!(

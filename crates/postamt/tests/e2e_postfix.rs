@@ -485,6 +485,16 @@ impl Drop for Dovecot {
     }
 }
 
+/// The UID (first column) of the line of `postamt mail list` output that
+/// mentions `subject`.
+fn uid_of(list: &str, subject: &str) -> String {
+    list.lines()
+        .find(|l| l.contains(subject))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {subject:?} in\n{list}"))
+        .to_string()
+}
+
 /// `postamt mail` against Debian's Postfix (submission without AUTH from
 /// loopback, as mynetworks allows) and Dovecot (IMAP, POP3; Postfix
 /// delivers into it over LMTP): issue 6's "works against any
@@ -560,16 +570,7 @@ fn postamt_mail_client_against_postfix_and_dovecot() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let uid = |subject: &str| -> String {
-        list.lines()
-            .find(|l| l.contains(subject))
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let (first, second) = (uid("Grüße"), uid("zweite"));
+    let (first, second) = (uid_of(&list, "Grüße"), uid_of(&list, "zweite"));
     let read = mail(&["read", &first]).success().stdout;
     assert!(
         read.contains("Subject: Grüße über Postfix")
@@ -597,12 +598,7 @@ fn postamt_mail_client_against_postfix_and_dovecot() {
     // message as submitted) is the tail of the delivered message, behind
     // the trace headers Postfix and Dovecot's LMTP put in front.
     let sent_list = mail(&["list", "--mailbox", "Sent"]).success().stdout;
-    let sent_uid = sent_list
-        .lines()
-        .find(|l| l.contains("Grüße"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let sent_uid = uid_of(&sent_list, "Grüße");
     let sent_raw = mail(&["raw", "--mailbox", "Sent", &sent_uid])
         .success()
         .stdout;
@@ -669,12 +665,7 @@ fn postamt_mail_client_against_postfix_and_dovecot() {
     assert_eq!(left.lines().count(), 1, "INBOX should be empty:\n{left}");
     // IMAP delete, in the Archive mailbox.
     let archived = mail(&["list", "--mailbox", "Archive"]).success().stdout;
-    let arch_uid = archived
-        .lines()
-        .find(|l| l.contains("zweite"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let arch_uid = uid_of(&archived, "zweite");
     mail(&["delete", "--mailbox", "Archive", &arch_uid]).success();
     assert!(
         !mail(&["list", "--mailbox", "Archive"])
