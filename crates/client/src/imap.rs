@@ -32,6 +32,51 @@ pub struct Imap {
     pub capabilities: Vec<String>,
 }
 
+/// A mailbox name as the command argument: modified UTF-7 (RFC 3501
+/// §5.1.3), which every IMAP4rev1 server takes (a name outside ASCII sent
+/// as raw UTF-8 is refused by servers that have not enabled UTF-8, e.g.
+/// Dovecot), then quoted.
+pub fn mailbox_arg(name: &str) -> Result<String> {
+    quote(&postamt_imap::mutf7::encode(name))
+}
+
+/// The mailbox name of a `* LIST` response (RFC 9051 §7.3.1: flags, the
+/// hierarchy delimiter — a quoted character or NIL — and the name as an
+/// atom, a quoted string or a literal), decoded from modified UTF-7.
+pub fn list_name(line: &Line) -> Option<String> {
+    let text = line.text.strip_prefix("* LIST ")?;
+    let after_flags = &text[text.find(')')? + 1..];
+    let rest = after_flags.trim_start();
+    // The delimiter: NIL or a quoted string of one (maybe escaped) character.
+    let rest = if let Some(r) = rest.strip_prefix("NIL") {
+        r
+    } else {
+        let r = rest.strip_prefix('"')?;
+        let r = r.strip_prefix('\\').unwrap_or(r);
+        let mut chars = r.chars();
+        chars.next()?;
+        chars.as_str().strip_prefix('"')?
+    };
+    let raw = rest.trim_start();
+    let wire = if let Some(q) = raw.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = q.chars();
+        loop {
+            match chars.next()? {
+                '"' => break,
+                '\\' => out.push(chars.next()?),
+                c => out.push(c),
+            }
+        }
+        out
+    } else if raw.starts_with('{') {
+        String::from_utf8_lossy(line.literals.first()?).into_owned()
+    } else {
+        raw.trim_end().to_string()
+    };
+    Some(postamt_imap::mutf7::decode(&wire).unwrap_or(wire))
+}
+
 /// An IMAP quoted string (RFC 9051 §4.3); a string with CR/LF cannot be
 /// quoted and is refused.
 pub fn quote(s: &str) -> Result<String> {
@@ -165,7 +210,7 @@ impl Imap {
     /// SELECT (or EXAMINE): returns (messages, UIDVALIDITY).
     pub fn select(&mut self, mailbox: &str, read_only: bool) -> Result<(u32, u32)> {
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
-        let lines = self.command(&format!("{verb} {}", quote(mailbox)?), None)?;
+        let lines = self.command(&format!("{verb} {}", mailbox_arg(mailbox)?), None)?;
         let mut exists = 0;
         let mut validity = 0;
         for l in &lines {
@@ -247,10 +292,10 @@ impl Imap {
     pub fn move_to(&mut self, uid: u32, mailbox: &str) -> Result<()> {
         if self.has("MOVE") {
             return self
-                .command(&format!("UID MOVE {uid} {}", quote(mailbox)?), None)
+                .command(&format!("UID MOVE {uid} {}", mailbox_arg(mailbox)?), None)
                 .map(|_| ());
         }
-        self.command(&format!("UID COPY {uid} {}", quote(mailbox)?), None)?;
+        self.command(&format!("UID COPY {uid} {}", mailbox_arg(mailbox)?), None)?;
         self.delete(uid)
     }
 
@@ -270,23 +315,16 @@ impl Imap {
     /// (created if missing).
     pub fn sent_mailbox(&mut self) -> Result<String> {
         let lines = self.command("LIST \"\" \"*\"", None)?;
+        let mut sent_exists = false;
         for l in &lines {
-            if l.text.starts_with("* LIST ")
-                && between(&l.text, "(", ")")
-                    .is_some_and(|a| a.to_ascii_lowercase().contains("\\sent"))
+            let Some(name) = list_name(l) else { continue };
+            if between(&l.text, "(", ")").is_some_and(|a| a.to_ascii_lowercase().contains("\\sent"))
             {
-                if let Some(name) = l.literals.first() {
-                    return Ok(String::from_utf8_lossy(name).into_owned());
-                }
-                let name = l.text.rsplit(' ').next().unwrap_or("Sent");
-                return Ok(name.trim_matches('"').to_string());
+                return Ok(name);
             }
+            sent_exists |= name == "Sent";
         }
-        let exists = lines.iter().any(|l| {
-            l.text.starts_with("* LIST ")
-                && l.text.rsplit(' ').next().map(|n| n.trim_matches('"')) == Some("Sent")
-        });
-        if !exists {
+        if !sent_exists {
             self.command("CREATE \"Sent\"", None)?;
         }
         Ok("Sent".into())
@@ -297,7 +335,7 @@ impl Imap {
         let tag = self.tag();
         let cmd = format!(
             "{tag} APPEND {} ({flags}) {{{}}}",
-            quote(mailbox)?,
+            mailbox_arg(mailbox)?,
             content.len()
         );
         self.w.send(&cmd)?;
@@ -393,5 +431,36 @@ mod tests {
         );
         assert_eq!(quote("a\"b\\c").unwrap(), "\"a\\\"b\\\\c\"");
         assert!(quote("a\r\nb").is_err());
+        // RFC 3501 §5.1.3: names outside ASCII go out in modified UTF-7.
+        assert_eq!(mailbox_arg("Entwürfe").unwrap(), "\"Entw&APw-rfe\"");
+        assert_eq!(mailbox_arg("A&B").unwrap(), "\"A&-B\"");
+    }
+
+    #[test]
+    fn list_names_rfc9051_7_3_1() {
+        let line = |text: &str, literal: Option<&str>| Line {
+            text: text.into(),
+            literals: literal
+                .map(|l| vec![l.as_bytes().to_vec()])
+                .unwrap_or_default(),
+        };
+        for (l, want) in [
+            (line("* LIST (\\HasNoChildren) \"/\" INBOX", None), "INBOX"),
+            (
+                line("* LIST (\\Sent) \".\" \"Sent Items\"", None),
+                "Sent Items",
+            ),
+            (line("* LIST () NIL \"a \\\"q\\\" b\"", None), "a \"q\" b"),
+            (line("* LIST () \"\\\\\" Drafts", None), "Drafts"),
+            (
+                line("* LIST (\\Drafts) \"/\" \"Entw&APw-rfe\"", None),
+                "Entwürfe",
+            ),
+            (line("* LIST () \"/\" {5}", Some("Ha&-s")), "Ha&s"),
+        ] {
+            assert_eq!(list_name(&l).as_deref(), Some(want), "{}", l.text);
+        }
+        assert_eq!(list_name(&line("* OK done", None)), None);
+        assert_eq!(list_name(&line("* LIST (\\Sent) \"/", None)), None);
     }
 }

@@ -673,6 +673,12 @@ fn postamt_mail_client_against_postfix_and_dovecot() {
             .stdout
             .contains("zweite")
     );
+    // A mailbox name outside ASCII: the client speaks modified UTF-7
+    // (RFC 3501 §5.1.3), which Dovecot requires of a client that has not
+    // enabled UTF-8.
+    mail(&["--mailbox", "Sent", "move", &sent_uid, "Entwürfe"]).success();
+    let drafts = mail(&["list", "--mailbox", "Entwürfe"]).success().stdout;
+    assert!(drafts.contains("Grüße über Postfix"), "{drafts}");
     // Wrong password: a clear error from Dovecot, non-zero exit.
     let mut cmd = Command::new(BIN);
     cmd.arg("mail")

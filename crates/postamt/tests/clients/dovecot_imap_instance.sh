@@ -7,7 +7,8 @@
 # usage:
 #   dovecot_imap_instance.sh start DIR PORT [POP3_PORT LMTP_PORT]
 #       with the two extra ports it serves POP3 and LMTP too, and has the
-#       special-use mailboxes Sent and Archive (for the mail client test)
+#       special-use mailboxes Sent and Archive, and Entwürfe (a name that
+#       travels in modified UTF-7), for the mail client test
 #   dovecot_imap_instance.sh stop DIR
 #
 # Nothing outside DIR is written; only this instance's master (from
@@ -60,6 +61,9 @@ namespace inbox {
   mailbox Archive {
     auto = create
     special_use = \\Archive
+  }
+  mailbox Entwürfe {
+    auto = create
   }
 }
 "
