@@ -208,7 +208,9 @@ pub trait Store: Send + Sync + 'static {
     /// next call does not return them again; without content.
     fn queue_claim(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
     /// Makes every active entry inactive again (at start: attempts that a
-    /// crash or stop cut short are due again).
+    /// crash or stop cut short are due again), and removes entries with no
+    /// recipient pending (a crash after the last delivery, before the
+    /// settle). Returns how many claims were released.
     fn queue_release_claims(&self) -> Result<usize>;
     /// When the next inactive entry falls due.
     fn queue_next_due(&self) -> Result<Option<i64>>;

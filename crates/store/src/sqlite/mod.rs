@@ -2168,6 +2168,19 @@ impl Store for SqliteStore {
             let n = c
                 .execute("UPDATE queue SET active = 0 WHERE active = 1", [])
                 .map_err(backend)?;
+            // A crash between recording the last delivery (`queue_delivered`)
+            // and the settle leaves an entry with nothing pending: never
+            // claimed again, so it would stay for ever. Its work is done.
+            let done: Vec<i64> = c
+                .prepare_cached(
+                    "SELECT id FROM queue q WHERE NOT EXISTS (SELECT 1 FROM queue_recipients r
+                     WHERE r.queue_id = q.id AND r.status = 'pending')",
+                )
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(backend)?;
+            for id in done {
+                queue_remove(c, id)?;
+            }
             Ok((n, vec![]))
         })
     }
