@@ -3,7 +3,7 @@
 //! EXPUNGE, APPEND. Messages are named by their UID.
 
 use crate::account::Security;
-use crate::wire::{Tracer, Wire, is_loopback};
+use crate::wire::{Tracer, Wire};
 use crate::{ClientError, Result};
 
 /// Longest literal accepted from a server (a whole message).
@@ -100,15 +100,7 @@ impl Imap {
         password: &str,
         trace: Option<Tracer>,
     ) -> Result<Imap> {
-        let mut w = Wire::connect(endpoint, trace)?;
-        if security == Security::Plain && !is_loopback(&w.host) {
-            return Err(ClientError::Config(
-                "imap_security = \"plain\" is allowed for loopback servers only".into(),
-            ));
-        }
-        if security == Security::Tls {
-            w.start_tls(crate::tls::config(tls_trust)?)?;
-        }
+        let mut w = Wire::open(endpoint, security, tls_trust, "imap_security", trace)?;
         let greeting = w.read_line()?;
         if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
             return Err(ClientError::Refused(greeting));

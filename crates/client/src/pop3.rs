@@ -2,7 +2,7 @@
 //! POP3 can do.
 
 use crate::account::Security;
-use crate::wire::{Tracer, Wire, is_loopback};
+use crate::wire::{Tracer, Wire};
 use crate::{ClientError, Result};
 
 /// The longest multi-line answer (a message) the client takes in.
@@ -29,15 +29,7 @@ impl Pop3 {
         password: &str,
         trace: Option<Tracer>,
     ) -> Result<Pop3> {
-        let mut w = Wire::connect(endpoint, trace)?;
-        if security == Security::Plain && !is_loopback(&w.host) {
-            return Err(ClientError::Config(
-                "pop3_security = \"plain\" is allowed for loopback servers only".into(),
-            ));
-        }
-        if security == Security::Tls {
-            w.start_tls(crate::tls::config(tls_trust)?)?;
-        }
+        let w = Wire::open(endpoint, security, tls_trust, "pop3_security", trace)?;
         let mut p = Pop3 { w };
         p.status()?;
         if security == Security::Starttls {

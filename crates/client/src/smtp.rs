@@ -5,7 +5,7 @@ use base64::Engine;
 use postamt_smtp::client::{Capabilities, ServerReply, encode_data, path};
 
 use crate::account::Security;
-use crate::wire::{Tracer, Wire, is_loopback};
+use crate::wire::{Tracer, Wire};
 use crate::{ClientError, Result};
 
 /// Where and how to submit.
@@ -56,15 +56,7 @@ pub fn submit(
     content: &[u8],
     trace: Option<Tracer>,
 ) -> Result<String> {
-    let mut w = Wire::connect(s.endpoint, trace)?;
-    if s.security == Security::Plain && !is_loopback(&w.host) {
-        return Err(ClientError::Config(
-            "smtp_security = \"plain\" is allowed for loopback servers only".into(),
-        ));
-    }
-    if s.security == Security::Tls {
-        w.start_tls(crate::tls::config(s.tls_trust)?)?;
-    }
+    let mut w = Wire::open(s.endpoint, s.security, s.tls_trust, "smtp_security", trace)?;
     expect(&mut w, 220, "greeting")?;
     w.send(&format!("EHLO {}", s.helo))?;
     let mut caps = Capabilities::from_ehlo(&expect(&mut w, 250, "EHLO")?);

@@ -107,6 +107,30 @@ pub struct Wire {
 
 impl Wire {
     /// Connects to `addr` (`host:port`); `host` is also the TLS name.
+    /// Connects to an account's endpoint with its security: `plain` only to
+    /// loopback (`what` names the setting in the error, e.g.
+    /// `imap_security`), `tls` with the handshake done here; STARTTLS is
+    /// the protocol's business.
+    pub fn open(
+        endpoint: &str,
+        security: crate::account::Security,
+        tls_trust: Option<&str>,
+        what: &str,
+        trace: Option<Tracer>,
+    ) -> Result<Wire> {
+        use crate::account::Security;
+        let mut w = Wire::connect(endpoint, trace)?;
+        if security == Security::Plain && !is_loopback(&w.host) {
+            return Err(ClientError::Config(format!(
+                "{what} = \"plain\" is allowed for loopback servers only"
+            )));
+        }
+        if security == Security::Tls {
+            w.start_tls(crate::tls::config(tls_trust)?)?;
+        }
+        Ok(w)
+    }
+
     pub fn connect(addr: &str, trace: Option<Tracer>) -> Result<Wire> {
         let host = addr
             .rsplit_once(':')

@@ -169,25 +169,13 @@ fn extension_tail(out: &mut Vec<u8>, p: &BodyPart, utf8: bool) {
 
 /// `dd-Mon-yyyy hh:mm:ss +0000` (RFC 9051 `date-time`) for INTERNALDATE.
 pub fn date_time(unix: i64) -> String {
-    const M: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let days = unix.div_euclid(86400);
     let secs = unix.rem_euclid(86400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = postamt_server::time::civil_from_days(days);
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
-        M[(m - 1) as usize],
+        postamt_server::time::MONTHS[(m - 1) as usize],
         y,
         secs / 3600,
         secs % 3600 / 60,

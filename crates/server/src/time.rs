@@ -10,37 +10,40 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// RFC 5322 §3.3 date in UTC, e.g. `Thu, 26 Nov 2026 15:29:38 +0000`.
-pub fn rfc5322_date(unix: u64) -> String {
+/// English month abbreviations, as mail and IMAP dates write them.
+pub const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A UTC moment taken apart: (weekday, year, month name, day, h, m, s).
+fn parts(unix: u64) -> (&'static str, i64, &'static str, i64, u64, u64, u64) {
     let days = (unix / 86400) as i64;
     let secs = unix % 86400;
     let (y, m, d) = civil_from_days(days);
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days.rem_euclid(7)) as usize];
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} +0000",
+    let month = MONTHS[(m - 1) as usize];
+    (
+        weekday,
+        y,
+        month,
+        d,
         secs / 3600,
         secs % 3600 / 60,
-        secs % 60
+        secs % 60,
     )
+}
+
+/// RFC 5322 §3.3 date in UTC, e.g. `Thu, 26 Nov 2026 15:29:38 +0000`.
+pub fn rfc5322_date(unix: u64) -> String {
+    let (weekday, y, month, d, h, mi, s) = parts(unix);
+    format!("{weekday}, {d:02} {month} {y} {h:02}:{mi:02}:{s:02} +0000")
 }
 
 /// The C `asctime` form in UTC that mbox `From ` lines carry, e.g.
 /// `Thu Nov 26 15:29:38 2026` (what mutt and procmail expect there).
 pub fn asctime_date(unix: u64) -> String {
-    let r = rfc5322_date(unix);
-    // "Thu, 26 Nov 2026 15:29:38 +0000" → weekday, day, month, year, time.
-    let f: Vec<&str> = r.split([' ', ',']).filter(|x| !x.is_empty()).collect();
-    format!(
-        "{} {} {:>2} {} {}",
-        f[0],
-        f[2],
-        f[1].trim_start_matches('0'),
-        f[4],
-        f[3]
-    )
+    let (weekday, y, month, d, h, mi, s) = parts(unix);
+    format!("{weekday} {month} {d:>2} {h:02}:{mi:02}:{s:02} {y}")
 }
 
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard
