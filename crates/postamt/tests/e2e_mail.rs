@@ -67,6 +67,13 @@ fn mail(config: &Path, args: &[&str]) -> Output {
     run_with_stdin(&mut cmd, b"")
 }
 
+/// `postamt mail --account bob ARGS…`, which must succeed; its stdout.
+fn bob(config: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--account", "bob"];
+    all.extend_from_slice(args);
+    mail(config, &all).success().stdout
+}
+
 #[test]
 fn send_with_attachment_then_read_save_and_delete_over_pop3() {
     let s = Server::start("");
@@ -118,11 +125,9 @@ fn send_with_attachment_then_read_save_and_delete_over_pop3() {
         assert!(read.contains(needle), "{needle:?} missing in\n{read}");
     }
     let saved = dir.join("saved.csv");
-    mail(
+    bob(
         &cfg,
         &[
-            "--account",
-            "bob",
             "save",
             "1",
             "--attachment",
@@ -130,8 +135,7 @@ fn send_with_attachment_then_read_save_and_delete_over_pop3() {
             "-o",
             saved.to_str().unwrap(),
         ],
-    )
-    .success();
+    );
     assert_eq!(std::fs::read(&saved).unwrap(), table);
     // Bcc: alice got a copy, and no header names her as Bcc.
     let headers = mail(&cfg, &["--account", "bob", "headers", "1"])
@@ -281,44 +285,16 @@ fn fetch_to_maildir_and_mbox_is_resumable() {
             .success();
     }
     let md = s.dir.path().join("Maildir");
-    let out = mail(
-        &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-maildir",
-            md.to_str().unwrap(),
-        ],
-    )
-    .success();
-    assert!(out.stdout.contains("fetched 3 new"), "{}", out.stdout);
+    let out = bob(&cfg, &["fetch", "--to-maildir", md.to_str().unwrap()]);
+    assert!(out.contains("fetched 3 new"), "{}", out);
     assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 3);
-    let again = mail(
-        &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-maildir",
-            md.to_str().unwrap(),
-        ],
-    )
-    .success();
-    assert!(again.stdout.contains("fetched 0 new"), "{}", again.stdout);
+    let again = bob(&cfg, &["fetch", "--to-maildir", md.to_str().unwrap()]);
+    assert!(again.contains("fetched 0 new"), "{}", again);
     let mbox = s.dir.path().join("bob.mbox");
-    mail(
+    bob(
         &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-mbox",
-            mbox.to_str().unwrap(),
-            "--delete",
-        ],
-    )
-    .success();
+        &["fetch", "--to-mbox", mbox.to_str().unwrap(), "--delete"],
+    );
     let text = std::fs::read_to_string(&mbox).unwrap();
     assert_eq!(
         text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
@@ -341,18 +317,8 @@ fn fetch_to_maildir_and_mbox_is_resumable() {
         b"Subject: late\r\n\r\nx\r\n",
     )
     .success();
-    let out = mail(
-        &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-maildir",
-            md.to_str().unwrap(),
-        ],
-    )
-    .success();
-    assert!(out.stdout.contains("fetched 1 new"), "{}", out.stdout);
+    let out = bob(&cfg, &["fetch", "--to-maildir", md.to_str().unwrap()]);
+    assert!(out.contains("fetched 1 new"), "{}", out);
 }
 
 #[test]
@@ -552,11 +518,9 @@ fn imap_list_read_flag_move_delete_sent_copy_and_fetch() {
         .stdout;
     assert!(!unseen.contains("Bild"), "{unseen}");
     let saved = dir.join("got.png");
-    mail(
+    bob(
         &cfg,
         &[
-            "--account",
-            "bob",
             "save",
             "1",
             "--attachment",
@@ -564,8 +528,7 @@ fn imap_list_read_flag_move_delete_sent_copy_and_fetch() {
             "-o",
             saved.to_str().unwrap(),
         ],
-    )
-    .success();
+    );
     assert_eq!(std::fs::read(&saved).unwrap(), b"\x89PNG\r\n\x1a\nfake");
     // flag, move (to a mailbox that exists), delete.
     mail(&cfg, &["--account", "bob", "flag", "2", "+\\Flagged"]).success();
@@ -584,31 +547,9 @@ fn imap_list_read_flag_move_delete_sent_copy_and_fetch() {
     assert_ne!(err.code, 0);
     assert!(err.stderr.contains("refused"), "{}", err.stderr);
     let md = dir.join("md");
-    let f = mail(
-        &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-maildir",
-            md.to_str().unwrap(),
-        ],
-    )
-    .success()
-    .stdout;
+    let f = bob(&cfg, &["fetch", "--to-maildir", md.to_str().unwrap()]);
     assert!(f.contains("fetched 1 new"), "{f}");
-    let f = mail(
-        &cfg,
-        &[
-            "--account",
-            "bob",
-            "fetch",
-            "--to-maildir",
-            md.to_str().unwrap(),
-        ],
-    )
-    .success()
-    .stdout;
+    let f = bob(&cfg, &["fetch", "--to-maildir", md.to_str().unwrap()]);
     assert!(f.contains("fetched 0 new"), "{f}");
     mail(&cfg, &["--account", "bob", "delete", "1"]).success();
     let list = mail(&cfg, &["--account", "bob", "list"]).success().stdout;

@@ -373,13 +373,7 @@ fn postamt_relays_into_postfix() {
     if !postfix_usable() {
         return;
     }
-    let peer = Server::start("[relay]\nenabled = false\n[smtp]\nspoof_policy = \"off\"\n");
-    peer.admin(&["domain", "add", "remote.test"]).success();
-    peer.admin_stdin(
-        &["user", "add", "carol@remote.test", "--password-stdin"],
-        "carol-pw\n",
-    )
-    .success();
+    let peer = Server::remote_peer("[relay]\nenabled = false\n[smtp]\nspoof_policy = \"off\"\n");
     let route = format!("smtp:[127.0.0.1]:{}", peer.addr("smtp").port());
     let mut pf = Postfix::create_for("remote.test", &route);
     pf.start();

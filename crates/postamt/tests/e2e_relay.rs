@@ -345,13 +345,7 @@ fn rfc5321_5_1_delivers_through_the_mx_to_a_second_postamt() {
     // The receiving side: a second postamt that hosts remote.test.
     // (Both test servers host example.test; the peer must not take our
     // mail for a spoof of its own domain.)
-    let peer = Server::start("[relay]\nenabled = false\n[smtp]\nspoof_policy = \"off\"\n");
-    peer.admin(&["domain", "add", "remote.test"]).success();
-    peer.admin_stdin(
-        &["user", "add", "carol@remote.test", "--password-stdin"],
-        "carol-pw\n",
-    )
-    .success();
+    let peer = Server::remote_peer("[relay]\nenabled = false\n[smtp]\nspoof_policy = \"off\"\n");
     let dns = Dns::start(zone());
     let s = sender(&dns, peer.addr("smtp").port(), "");
     let body = "Hello Carol,\r\n.a line that starts with a dot\r\n..two\r\n.\r\nend\r\n";
@@ -867,13 +861,7 @@ fn smarthost_with_auth_and_required_tls() {
     }
     // The smarthost is a second postamt's submission port (STARTTLS, AUTH);
     // it hosts remote.test, so the mail ends in carol's mailbox there.
-    let hub = Server::start("[relay]\nenabled = false\n");
-    hub.admin(&["domain", "add", "remote.test"]).success();
-    hub.admin_stdin(
-        &["user", "add", "carol@remote.test", "--password-stdin"],
-        "carol-pw\n",
-    )
-    .success();
+    let hub = Server::remote_peer("[relay]\nenabled = false\n");
     let dns = Dns::start(json!({}));
     let hub_addr = hub.addr("submission");
     // The MX port is unused: nothing is looked up or sent there.

@@ -91,6 +91,20 @@ impl Server {
         s
     }
 
+    /// A server that also hosts `remote.test`, with the user
+    /// `carol@remote.test` (password `carol-pw`): the receiving side of the
+    /// relay tests.
+    pub fn remote_peer(extra: &str) -> Server {
+        let s = Server::start(extra);
+        s.admin(&["domain", "add", "remote.test"]).success();
+        s.admin_stdin(
+            &["user", "add", "carol@remote.test", "--password-stdin"],
+            "carol-pw\n",
+        )
+        .success();
+        s
+    }
+
     pub fn spawn(&mut self) {
         self.spawn_with_log(&std::env::var("POSTAMT_TEST_LOG").unwrap_or_else(|_| "info".into()));
     }
