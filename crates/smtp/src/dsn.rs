@@ -351,13 +351,17 @@ mod tests {
         assert!(!wanted("", &r(Some("FAILURE")), Action::Failed));
     }
 
-    #[test]
-    fn rfc3464_report_structure() {
-        let reporter = Reporter {
-            hostname: "mail.postamt.test".into(),
+    fn test_reporter(hostname: &str) -> Reporter {
+        Reporter {
+            hostname: hostname.into(),
             return_limit: 50_000,
             max_lifetime: 5 * 86400,
-        };
+        }
+    }
+
+    #[test]
+    fn rfc3464_report_structure() {
+        let reporter = test_reporter("mail.postamt.test");
         let content = b"Subject: hi\r\nFrom: a@x\r\n\r\nbody\r\n";
         let n = reporter.notice(
             &entry("alice@x", None),
@@ -397,11 +401,7 @@ mod tests {
 
     #[test]
     fn rfc3461_4_3_ret_hdrs_returns_the_header_only() {
-        let reporter = Reporter {
-            hostname: "h".into(),
-            return_limit: 50_000,
-            max_lifetime: 5 * 86400,
-        };
+        let reporter = test_reporter("h");
         let content = b"Subject: hi\r\n\r\nsecret body\r\n";
         let n = reporter.notice(
             &entry("a@x", Some("HDRS")),

@@ -82,6 +82,14 @@ struct Completion {
     reply: Reply,
 }
 
+/// Content a job appended to packs: synced before its batch commits,
+/// removed again if the job or the commit fails.
+#[derive(Default)]
+struct Appended {
+    names: Vec<String>,
+    unsynced: Vec<files::Unsynced>,
+}
+
 /// A write job. `Err` means the batch could not even begin.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> Completion + Send>;
 
@@ -193,32 +201,57 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<(T, Vec<Change>)> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
+        self.submit(
+            move |c, _| f(c),
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )?;
+        rx.recv().map_err(|_| backend("store writer stopped"))?
+    }
+
+    /// Queues a job for the writer: `f` runs in the next group commit and
+    /// may append content to a pack (recorded in its [`Appended`], synced
+    /// before the commit, removed again if the job or the commit fails);
+    /// `reply` gets the value once the commit is durable, or the error.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Appended) -> Result<(T, Vec<Change>)> + Send + 'static,
+        reply: impl FnOnce(Result<T>) + Send + 'static,
+    ) -> Result<()> {
+        let files = Arc::clone(&self.files);
         let job: Job = Box::new(move |conn| {
-            let outcome = conn.map_err(StoreError::Backend).and_then(f);
+            let mut appended = Appended::default();
+            let outcome = conn
+                .map_err(StoreError::Backend)
+                .and_then(|c| f(c, &mut appended));
             match outcome {
                 Ok((value, changes)) => Completion {
                     ok: true,
                     changes,
-                    unsynced: Vec::new(),
+                    unsynced: appended.unsynced,
                     reply: Box::new(move |committed| {
-                        let _ = tx.send(committed.map(|()| value).map_err(StoreError::Backend));
+                        if committed.is_err() {
+                            appended.names.iter().for_each(|n| files.remove(n));
+                        }
+                        reply(committed.map(|()| value).map_err(StoreError::Backend));
                     }),
                 },
-                Err(e) => Completion {
-                    ok: false,
-                    changes: Vec::new(),
-                    unsynced: Vec::new(),
-                    reply: Box::new(move |_| {
-                        let _ = tx.send(Err(e));
-                    }),
-                },
+                Err(e) => {
+                    appended.names.iter().for_each(|n| files.remove(n));
+                    Completion {
+                        ok: false,
+                        changes: Vec::new(),
+                        unsynced: Vec::new(),
+                        reply: Box::new(move |_| reply(Err(e))),
+                    }
+                }
             }
         });
         let sender = self.jobs.as_ref().ok_or_else(|| backend("store closed"))?;
         sender
             .send(job)
-            .map_err(|_| backend("store writer stopped"))?;
-        rx.recv().map_err(|_| backend("store writer stopped"))?
+            .map_err(|_| backend("store writer stopped"))
     }
 
     /// Runs `f` on a pooled read-only connection.
@@ -1455,54 +1488,24 @@ impl Store for SqliteStore {
         // Runs on the writer thread: large content is appended to a pack
         // there, and the writer syncs the packs of the batch before its
         // commit (see `writer_loop`).
-        let job: Job = Box::new(move |conn| {
-            let mut name: Option<String> = None;
-            let mut unsynced = Vec::new();
-            let outcome = conn.map_err(StoreError::Backend).and_then(|c| {
+        let sent = self.submit(
+            move |c, appended| {
+                let mut name = None;
                 if let Some(d) = delivery.as_ref().filter(|_| large) {
                     let (n, u) = files
                         .append(&d.content)
                         .ok_or_else(|| backend("packs are off"))?
                         .map_err(backend)?;
+                    appended.names.push(n.clone());
+                    appended.unsynced.push(u);
                     name = Some(n);
-                    unsynced.push(u);
                 }
                 accept_in(c, delivery, meta, outbound, envelope, name.as_deref())
-            });
-            match outcome {
-                Ok((value, changes)) => Completion {
-                    ok: true,
-                    changes,
-                    unsynced,
-                    reply: Box::new(move |committed| {
-                        if committed.is_err()
-                            && let Some(n) = &name
-                        {
-                            files.remove(n);
-                        }
-                        let _ = tx.send(committed.map(|()| value).map_err(StoreError::Backend));
-                    }),
-                },
-                Err(e) => {
-                    if let Some(n) = &name {
-                        files.remove(n);
-                    }
-                    Completion {
-                        ok: false,
-                        changes: Vec::new(),
-                        unsynced: Vec::new(),
-                        reply: Box::new(move |_| {
-                            let _ = tx.send(Err(e));
-                        }),
-                    }
-                }
-            }
-        });
-        let sent = self
-            .jobs
-            .as_ref()
-            .ok_or_else(|| backend("store closed"))
-            .and_then(|s| s.send(job).map_err(|_| backend("store writer stopped")));
+            },
+            move |r| {
+                let _ = tx.send(r);
+            },
+        );
         Box::pin(async move {
             sent?;
             rx.await.map_err(|_| backend("store writer stopped"))?
