@@ -110,6 +110,8 @@ pub struct Relay {
     connections: Arc<Semaphore>,
     active: Mutex<usize>,
     wake: Notify,
+    /// Scheduling passes (claim + next-due queries) since the start.
+    passes: std::sync::atomic::AtomicU64,
 }
 
 fn now() -> i64 {
@@ -143,8 +145,15 @@ impl Relay {
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             active: Mutex::new(0),
             wake: Notify::new(),
+            passes: std::sync::atomic::AtomicU64::new(0),
             config,
         }))
+    }
+
+    /// How many times the scheduler has looked for due entries: once at
+    /// start, then once per queue change, finished attempt or due time.
+    pub fn scheduling_passes(&self) -> u64 {
+        self.passes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The scheduler: runs until `stop` completes. Woken by the store's
@@ -163,6 +172,8 @@ impl Relay {
         let mut changes = self.store.watch();
         tokio::pin!(stop);
         loop {
+            self.passes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let free = {
                 let active = *self.active.lock().unwrap_or_else(|e| e.into_inner());
                 self.config.max_active.saturating_sub(active)
@@ -203,18 +214,26 @@ impl Relay {
             } else {
                 wait
             };
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = self.wake.notified() => {}
-                c = changes.recv() => {
-                    if matches!(c, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        changes = self.store.watch();
-                    }
-                    if !matches!(c, Ok(Change::Queued | Change::External) | Err(_)) {
-                        continue;
-                    }
+            // Wait for something that can change what is due: only queue
+            // changes count. Deliveries into mailboxes (most changes under
+            // inbound load) do not, and must not cost a claim query each.
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = self.wake.notified() => break,
+                    c = changes.recv() => match c {
+                        Ok(Change::Queued | Change::External) => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            changes = self.store.watch();
+                            break;
+                        }
+                    },
+                    _ = &mut sleep => break,
                 }
-                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -716,6 +735,93 @@ fn author_domain(content: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deliveries into local mailboxes are most of the change feed under
+    /// inbound load; the scheduler must not run a claim query for each
+    /// (it did: two blocking-pool queries per delivered message).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_deliveries_do_not_wake_the_scheduler() {
+        use postamt_store::{Outbound, SqliteOptions, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore =
+            Arc::new(SqliteStore::open(SqliteOptions::new(dir.path().join("store"))).unwrap());
+        store.add_domain("local.test").unwrap();
+        store.create_account("u@local.test", "pw").unwrap();
+        let config = RelayConfig {
+            hostname: "local.test".into(),
+            port: 25,
+            smarthost: None,
+            client: ClientSettings {
+                helo_name: "local.test".into(),
+                tls: client::TlsPolicy::Off,
+                tls_config: client::tls_config(false, std::path::Path::new("-")).unwrap(),
+                timeouts: client::Timeouts::default(),
+                auth: None,
+            },
+            // Nothing answers there: the one queued entry just defers.
+            dns: route::DnsSettings {
+                nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+                timeout: Some(Duration::from_millis(200)),
+            },
+            retry_initial: Duration::from_secs(3600),
+            retry_max: Duration::from_secs(3600),
+            max_lifetime: Duration::from_secs(86400),
+            delay_warning: None,
+            destination_concurrency: 1,
+            max_connections: 1,
+            messages_per_connection: 1,
+            connection_idle: Duration::from_secs(1),
+            max_active: 1,
+            max_received: 50,
+            bounce_size_limit: 1 << 20,
+            dkim_dir: None,
+        };
+        let relay = Relay::new(Arc::clone(&store), config).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Arc::clone(&relay).run(async move {
+            let _ = stop_rx.await;
+        }));
+        let passes_reach = |n: u64| {
+            let relay = Arc::clone(&relay);
+            tokio::time::timeout(Duration::from_secs(10), async move {
+                while relay.scheduling_passes() < n {
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        passes_reach(1).await.expect("first pass");
+        let before = relay.scheduling_passes();
+        let msg = b"From: a@remote.test\r\nSubject: s\r\n\r\nbody\r\n";
+        for _ in 0..200 {
+            let s = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                postamt_mda::deliver(&*s, "a@remote.test", &["u@local.test".into()], msg, 0)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        // A queued entry does wake it; the change feed is in order, so
+        // once that pass has run every delivery's change has been seen.
+        store
+            .enqueue(Outbound {
+                sender: "u@local.test".into(),
+                recipients: vec![QueuedRecipient::new("x@remote.test")],
+                envelope: OutboundEnvelope::default(),
+                content: msg.to_vec(),
+            })
+            .unwrap();
+        passes_reach(before + 1)
+            .await
+            .expect("pass for the queued entry");
+        let woken = relay.scheduling_passes() - before;
+        assert!(
+            woken <= 5,
+            "{woken} scheduling passes for 200 local deliveries and 1 queued entry"
+        );
+        let _ = stop_tx.send(());
+        task.await.unwrap();
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
