@@ -85,7 +85,12 @@ pub struct Connection<S> {
 
 const DEFAULT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Room made for one read while waiting for commands: what an idle
+/// connection holds.
 const READ_CHUNK: usize = 8192;
+/// Room made for one read of message content (SMTP DATA, BDAT): fewer
+/// `recv` calls for a large message.
+const BULK_CHUNK: usize = 64 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, peer: SocketAddr, local: SocketAddr) -> Connection<S> {
@@ -157,23 +162,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.buf.clear();
             }
             scanned = self.buf.len();
-            if self.fill().await? == 0 {
+            if self.fill(READ_CHUNK).await? == 0 {
                 self.buf.clear();
                 return Ok(Line::Eof);
             }
         }
     }
 
+    /// Reads into the buffer's spare room (at least `chunk` bytes of it).
     /// Cancel-safe: if the future is dropped (a `select!` with a timer or
     /// a change feed, e.g. IMAP IDLE), nothing read is lost and the buffer
     /// is unchanged.
-    async fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = self.stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+    async fn fill(&mut self, chunk: usize) -> io::Result<usize> {
+        // An idle connection keeps no large buffer from an earlier burst.
+        if self.buf.is_empty() && self.buf.capacity() > 2 * chunk {
+            self.buf = Vec::new();
+        }
+        self.buf.reserve(chunk);
+        self.stream.read_buf(&mut self.buf).await
     }
-
     /// Whether received bytes are waiting to be consumed.
     pub fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
@@ -183,7 +190,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// An empty slice means the peer closed the connection.
     pub async fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.buf.is_empty() {
-            self.fill().await?;
+            self.fill(READ_CHUNK).await?;
+        }
+        Ok(&self.buf)
+    }
+
+    /// [`Connection::fill_buf`] for message content: reads in larger
+    /// chunks (the buffer shrinks again at the next wait for a command).
+    pub async fn fill_buf_bulk(&mut self) -> io::Result<&[u8]> {
+        if self.buf.is_empty() {
+            self.fill(BULK_CHUNK).await?;
         }
         Ok(&self.buf)
     }
@@ -191,10 +207,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Marks `n` bytes of [`Connection::fill_buf`] as consumed.
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
-        // Idle connections keep no large buffer from an earlier burst.
-        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
-            self.buf = Vec::new();
-        }
     }
 
     /// Reads exactly `n` bytes (a BDAT chunk, RFC 3030), appending them to
@@ -207,7 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         keep: usize,
     ) -> io::Result<bool> {
         while n > 0 {
-            let buf = self.fill_buf().await?;
+            let buf = self.fill_buf_bulk().await?;
             if buf.is_empty() {
                 return Ok(false);
             }
@@ -286,6 +298,31 @@ mod tests {
             Line::Line(b"AFTER\r\n".to_vec())
         );
         assert_eq!(c.read_line(64).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn bulk_reads_take_large_chunks_and_idle_connections_shrink() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(&[b'x'; 40_000]).await.unwrap();
+        peer.write_all(b"\r\n").await.unwrap();
+        let got = c.fill_buf_bulk().await.unwrap().len();
+        assert!(got > READ_CHUNK, "one bulk read took {got} bytes");
+        c.consume(got);
+        let mut total = got;
+        while total < 40_002 {
+            let n = c.fill_buf_bulk().await.unwrap().len();
+            c.consume(n);
+            total += n;
+        }
+        assert_eq!(total, 40_002);
+        assert!(c.buf.capacity() >= BULK_CHUNK);
+        // Waiting for the next command: the large buffer goes.
+        peer.write_all(b"QUIT\r\n").await.unwrap();
+        assert_eq!(
+            c.read_line(64).await.unwrap(),
+            Line::Line(b"QUIT\r\n".to_vec())
+        );
+        assert!(c.buf.capacity() <= 2 * READ_CHUNK, "{}", c.buf.capacity());
     }
 
     #[tokio::test(start_paused = true)]

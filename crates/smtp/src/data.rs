@@ -188,6 +188,11 @@ impl DataReceiver {
             return;
         }
         if self.flaw.is_none() {
+            if self.content.capacity() - self.content.len() < bytes.len() {
+                // Grow in steps of at least 32 KiB: a 100 KB message is
+                // copied over twice, not at every doubling from 8 bytes.
+                self.content.reserve(bytes.len().max(32 * 1024));
+            }
             self.content.extend_from_slice(bytes);
         }
     }

@@ -756,14 +756,15 @@ impl<'a> Session<'a> {
         }
         let mut rx = DataReceiver::new(self.config.max_message_size, self.config.max_header_size);
         loop {
-            let buf = match tokio::time::timeout(self.config.data_timeout, conn.fill_buf()).await {
-                Ok(Ok(b)) if !b.is_empty() => b,
-                Ok(_) => return Flow::Close,
-                Err(_) => {
-                    self.reply(R::Timeout);
-                    return Flow::Close;
-                }
-            };
+            let buf =
+                match tokio::time::timeout(self.config.data_timeout, conn.fill_buf_bulk()).await {
+                    Ok(Ok(b)) if !b.is_empty() => b,
+                    Ok(_) => return Flow::Close,
+                    Err(_) => {
+                        self.reply(R::Timeout);
+                        return Flow::Close;
+                    }
+                };
             let n = rx.feed(buf);
             conn.consume(n);
             if rx.is_done() {
