@@ -219,8 +219,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `accept_async`: the writer appends large content to a pack and syncs it
-/// before the commit; the message and the queue entry are both there, and
+/// `accept_async`: large content is appended to a pack on the calling
+/// thread and the writer syncs it before the commit; the message and the queue entry are both there, and
 /// what fails leaves nothing behind — in pack mode and with a file per
 /// content (which takes the blocking path).
 #[test]
@@ -293,5 +293,53 @@ fn accept_async_stores_delivers_and_queues_and_cleans_up_after_failures() {
                 "message {i}"
             );
         }
+    }
+}
+
+/// Content of a mebibyte or more is appended under `block_in_place` on a
+/// multi-threaded runtime (other tasks of the worker go on); it is stored
+/// and read back whole, and concurrent small deliveries are not disturbed.
+#[test]
+fn accept_async_with_large_content_on_a_multi_threaded_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<SqliteStore> = std::sync::Arc::new(open_with(dir.path(), 64 << 20));
+    store.add_domain("example.org").unwrap();
+    let a = store.create_account("a@example.org", "pw").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut huge = b"Subject: huge\r\n\r\n".to_vec();
+    while huge.len() < 3 << 20 {
+        huge.extend_from_slice(format!("{} ", huge.len()).as_bytes());
+        huge.extend_from_slice(b"0123456789abcdef0123456789abcdef\r\n");
+    }
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let store = std::sync::Arc::clone(&store);
+                let content = if i % 2 == 0 {
+                    huge.clone()
+                } else {
+                    big(&format!("small {i}"))
+                };
+                tokio::spawn(async move {
+                    let d = delivery(&content, &[a.id]);
+                    let r = store.accept_async(Some(d), None).await.unwrap();
+                    (content, r)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (content, r) in results {
+        let d = &r.delivered[0];
+        let got = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
+        assert!(got.ends_with(&content), "{} bytes", content.len());
+        assert_eq!(got.len(), b"Delivered-To: x\r\n".len() + content.len());
     }
 }

@@ -337,6 +337,23 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// Appends `content` to a pack on the calling thread. Content of a
+/// mebibyte or more is copied under `block_in_place` on a multi-threaded
+/// runtime, so the other tasks of this worker move on meanwhile.
+fn append_here(
+    files: &BlobFiles,
+    content: &[u8],
+) -> Option<std::io::Result<(String, files::Unsynced)>> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let big = content.len() >= 1 << 20;
+    match Handle::try_current() {
+        Ok(h) if big && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| files.append(content))
+        }
+        _ => files.append(content),
+    }
+}
+
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
@@ -1483,23 +1500,27 @@ impl Store for SqliteStore {
             Ok(a) => a,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        let files = Arc::clone(&self.files);
+        // Large content is appended to a pack here, on the caller's thread
+        // (a copy into the page cache, as a socket read is), not on the
+        // writer thread, which every commit waits for. The writer syncs
+        // the packs of its batch before the commit (see `writer_loop`), and
+        // the content is removed again if the job or the commit fails.
+        let appended = match delivery.as_ref().filter(|_| large) {
+            None => None,
+            Some(d) => match append_here(&self.files, &d.content) {
+                Some(Ok(a)) => Some(a),
+                Some(Err(e)) => return Box::pin(async move { Err(backend(e)) }),
+                None => return Box::pin(async { Err(backend("packs are off")) }),
+            },
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Accepted>>();
-        // Runs on the writer thread: large content is appended to a pack
-        // there, and the writer syncs the packs of the batch before its
-        // commit (see `writer_loop`).
         let sent = self.submit(
-            move |c, appended| {
-                let mut name = None;
-                if let Some(d) = delivery.as_ref().filter(|_| large) {
-                    let (n, u) = files
-                        .append(&d.content)
-                        .ok_or_else(|| backend("packs are off"))?
-                        .map_err(backend)?;
-                    appended.names.push(n.clone());
-                    appended.unsynced.push(u);
-                    name = Some(n);
-                }
+            move |c, pending| {
+                let name = appended.map(|(name, unsynced)| {
+                    pending.names.push(name.clone());
+                    pending.unsynced.push(unsynced);
+                    name
+                });
                 accept_in(c, delivery, meta, outbound, envelope, name.as_deref())
             },
             move |r| {
