@@ -881,11 +881,14 @@ impl<'a> Session<'a> {
         }
         let id = new_id();
         let received = self.received_header(&tx, &id);
-        let mut message =
-            Vec::with_capacity(received.len() + extra_headers.len() + content.len() + 2);
-        message.extend_from_slice(received.as_bytes());
-        message.extend_from_slice(extra_headers.as_bytes());
-        message.extend_from_slice(&content);
+        // The trace header goes in front of the content in place (one
+        // move of the bytes within their buffer, not a copy of a large
+        // message into fresh memory).
+        let mut message = content;
+        message.splice(
+            0..0,
+            [received.as_bytes(), extra_headers.as_bytes()].concat(),
+        );
         let from = tx.from.as_ref().map(|f| f.address()).unwrap_or_default();
         let envelope = OutboundEnvelope {
             ret: tx.params.ret.clone(),
