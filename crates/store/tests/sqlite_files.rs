@@ -343,3 +343,49 @@ fn accept_async_with_large_content_on_a_multi_threaded_runtime() {
         assert_eq!(got.len(), b"Delivered-To: x\r\n".len() + content.len());
     }
 }
+
+/// Drop-behind: a stream of large deliveries does not fill the page cache.
+/// Pack content synced more than 16 MiB ago is dropped from the cache
+/// (`fincore` from util-linux counts the resident pages), and it still
+/// reads back whole from the disk.
+#[test]
+fn synced_pack_content_leaves_the_page_cache() {
+    // Not /tmp, which may be a tmpfs (its pages cannot be dropped).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = open_with(dir.path(), 256 << 20);
+    store.add_domain("example.org").unwrap();
+    let a = store.create_account("a@example.org", "pw").unwrap();
+    let message = |i: usize| {
+        let mut m = format!("Subject: m{i}\r\n\r\n").into_bytes();
+        while m.len() < 400 * 1024 {
+            m.extend_from_slice(format!("message {i} line {}\r\n", m.len()).as_bytes());
+        }
+        m
+    };
+    let mut first = None;
+    for i in 0..120 {
+        let d = store.deliver(delivery(&message(i), &[a.id])).unwrap();
+        first.get_or_insert(d[0]);
+    }
+    let packs = files(dir.path());
+    let pack = packs
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .expect("a pack");
+    let size = std::fs::metadata(pack).unwrap().len();
+    assert!(size >= 40 << 20, "pack holds {size} bytes");
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(pack)
+        .output()
+        .expect("fincore (util-linux-extra) is needed for this test");
+    assert!(out.status.success(), "{out:?}");
+    let resident: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(
+        resident <= 20 << 20,
+        "{resident} bytes of a {size}-byte pack still cached"
+    );
+    let d = first.unwrap();
+    let got = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
+    assert!(got.ends_with(&normalize_crlf(&message(0))));
+}
