@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use postamt_server::sasl::{SaslExchange, SaslStep};
 use postamt_server::{Connection, Protocol, SessionContext, Transcript};
 use postamt_store::{
-    Account, Change, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary, SharedStore,
-    StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name, meta::MessageMeta,
-    normalize_crlf_owned,
+    Account, AccountSignal, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary,
+    SharedStore, StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name,
+    meta::MessageMeta, normalize_crlf_owned,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::command::{
     self, Command, CommandKind, FetchItem, ListReturn, SearchKey, SearchReturn, StatusItem,
@@ -151,7 +151,8 @@ impl Protocol for Imap {
             out: Vec::new(),
             user: None,
             selected: None,
-            feed: None,
+            signal: None,
+            seen: AccountSignal::default(),
             errors: 0,
             plaintext_ok,
             condstore: false,
@@ -199,6 +200,18 @@ impl Msg {
             recent,
             gone: false,
         }
+    }
+}
+
+/// Marks the view for a sync after the account's signal moved from `seen`
+/// to `now`: another process wrote (unknown what): re-read the whole
+/// mailbox; else read what changed since the view's MODSEQ.
+fn mark(sel: &mut Selected, seen: &AccountSignal, now: &AccountSignal) {
+    if now.external != seen.external {
+        sel.dirty = true;
+        sel.full = true;
+    } else if now.changes != seen.changes {
+        sel.dirty = true;
     }
 }
 
@@ -265,7 +278,10 @@ struct Session<'a, S> {
     out: Vec<u8>,
     user: Option<Account>,
     selected: Option<Selected>,
-    feed: Option<broadcast::Receiver<Change>>,
+    /// Changes of the logged-in account (`Store::watch_account`), and the
+    /// signal the view was last brought up to date with.
+    signal: Option<watch::Receiver<AccountSignal>>,
+    seen: AccountSignal,
     errors: u32,
     tls: bool,
     plaintext_ok: bool,
@@ -891,7 +907,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     fn logged_in(&mut self, account: Account) {
         tracing::info!(protocol = "imap", peer = %self.conn.peer.ip(), user = %account.address, tls = self.tls, "login");
-        self.feed = Some(self.store.watch());
+        let mut signal = self.store.watch_account(account.id);
+        self.seen = *signal.borrow_and_update();
+        self.signal = Some(signal);
         self.user = Some(account);
         self.framer.set_limits(FrameLimits {
             max_line: self.config.max_line,
@@ -1234,9 +1252,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 self.untagged(&l);
             }
         }
-        // Changes that raced with the listing are caught by the next sync.
-        if let Some(feed) = &mut self.feed {
-            *feed = feed.resubscribe();
+        // Changes that raced with the listing are caught by the next sync
+        // (the new view starts dirty).
+        if let Some(signal) = &mut self.signal {
+            self.seen = *signal.borrow_and_update();
         }
         self.selected = Some(Selected {
             mailbox,
@@ -1258,29 +1277,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// announces the differences: EXPUNGE (only if `allow_expunge`),
     /// EXISTS/RECENT for new messages, FETCH FLAGS for changed flags.
     fn sync(&mut self, allow_expunge: bool) {
+        // Compared with what the view has seen (not `has_changed`: IDLE's
+        // `changed()` already marked it seen), and taken even with nothing
+        // selected, so IDLE then waits for the next change.
+        let now = self.signal.as_mut().map(|s| *s.borrow_and_update());
+        let seen = self.seen;
+        self.seen = now.unwrap_or(seen);
         let Some(sel) = &mut self.selected else {
             return;
         };
-        if let Some(feed) = &mut self.feed {
-            loop {
-                match feed.try_recv() {
-                    Ok(
-                        Change::MessageAdded { mailbox, .. }
-                        | Change::FlagsChanged { mailbox, .. }
-                        | Change::Expunged { mailbox, .. },
-                    ) if mailbox == sel.mailbox.id => sel.dirty = true,
-                    Ok(Change::MailboxDeleted { .. } | Change::MailboxRenamed { .. }) => {
-                        sel.dirty = true
-                    }
-                    // Another process wrote, or we missed events: re-read all.
-                    Ok(Change::External) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                        sel.dirty = true;
-                        sel.full = true;
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
+        if let Some(now) = now {
+            mark(sel, &seen, &now);
         }
         let has_ghosts = sel.msgs.iter().any(|m| m.gone);
         if !(sel.dirty || allow_expunge && has_ghosts) {
@@ -1812,7 +1819,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             if !self.flush().await {
                 return Flow::Close;
             }
-            let Some(feed) = &mut self.feed else {
+            let Some(signal) = &mut self.signal else {
                 return Flow::Close;
             };
             let waited = tokio::select! {
@@ -1825,7 +1832,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     self.untagged("BYE autologout: IDLE for too long");
                     return Flow::Close;
                 }
-                c = feed.recv() => Some(c),
+                c = signal.changed() => Some(c),
                 r = self.conn.fill_buf() => {
                     match r {
                         Ok(b) if !b.is_empty() => None,
@@ -1834,29 +1841,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
             };
             match waited {
-                Some(Ok(
-                    Change::MessageAdded { mailbox, .. }
-                    | Change::FlagsChanged { mailbox, .. }
-                    | Change::Expunged { mailbox, .. },
-                )) => {
-                    if let Some(sel) = &mut self.selected
-                        && sel.mailbox.id == mailbox
-                    {
-                        sel.dirty = true;
-                    }
-                }
-                // The selected mailbox may be gone: the sync finds out.
-                Some(Ok(Change::MailboxDeleted { .. } | Change::MailboxRenamed { .. })) => {
-                    if let Some(sel) = &mut self.selected {
-                        sel.dirty = true;
-                    }
-                }
-                Some(Err(broadcast::error::RecvError::Lagged(_))) | Some(Ok(Change::External)) => {
-                    if let Some(sel) = &mut self.selected {
-                        sel.dirty = true;
-                    }
-                }
-                Some(_) => {}
+                // The account changed: the sync at the top of the loop reads
+                // what (only this account's sessions wake).
+                Some(Ok(())) => {}
+                // The store is going away (shutdown).
+                Some(Err(_)) => return Flow::Close,
                 None => {
                     // Client data: the line must be DONE (RFC 2177).
                     let line = match self.next_event(self.config.idle_timeout).await {

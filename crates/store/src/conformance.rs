@@ -30,7 +30,7 @@ macro_rules! store_conformance_tests {
             copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
             conditional_store_refuses_changed_messages, deliver_many_is_all_or_nothing,
             changes_since_a_modseq, metas_in_bulk_match_one_by_one,
-            queue_claims_settles_and_schedules);
+            queue_claims_settles_and_schedules, account_signals_wake_only_that_account);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -421,6 +421,31 @@ pub fn change_feed_reports_commits(store: Arc<dyn Store>) {
     // A failed write announces nothing.
     let _ = store.create_mailbox(a.id, "INBOX", None);
     assert!(rx.try_recv().is_err());
+}
+
+/// `watch_account`: a commit that touches one account moves that
+/// account's signal (once per commit) and no other account's, so an IMAP
+/// IDLE session does not wake for every delivery on the server.
+pub fn account_signals_wake_only_that_account(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let b = store.create_account(&format!("b@{DOMAIN}"), "pw").unwrap();
+    let mut wa = store.watch_account(a.id);
+    let mut wb = store.watch_account(b.id);
+    let (sa, sb) = (*wa.borrow_and_update(), *wb.borrow_and_update());
+    let d = deliver_one(&*store, a.id, "x");
+    assert!(wa.has_changed().unwrap());
+    assert_eq!(wa.borrow_and_update().changes, sa.changes + 1);
+    assert!(!wb.has_changed().unwrap(), "b woke for a's delivery");
+    store
+        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[])
+        .unwrap();
+    store.create_mailbox(b.id, "Other", None).unwrap();
+    assert_eq!(wa.borrow_and_update().changes, sa.changes + 2);
+    assert_eq!(wb.borrow_and_update().changes, sb.changes + 1);
+    // A failed write moves nothing; a second watcher sees the same signal.
+    let _ = store.create_mailbox(a.id, "INBOX", None);
+    assert!(!wa.has_changed().unwrap());
+    assert_eq!(*store.watch_account(a.id).borrow(), *wa.borrow());
 }
 
 pub fn maildrop_lock_is_exclusive(store: Arc<dyn Store>) {

@@ -231,6 +231,11 @@ pub trait Store: Send + Sync + 'static {
     /// Subscribes to the change feed. A receiver that lags must resynchronise
     /// from the store (RecvError::Lagged).
     fn watch(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Watches one account: the signal changes after every commit that
+    /// touched the account, and when another process wrote. Only the
+    /// sessions of that account wake up (an IMAP IDLE session must not wake
+    /// for every delivery on the server), and a watcher never lags.
+    fn watch_account(&self, account: AccountId) -> tokio::sync::watch::Receiver<AccountSignal>;
 }
 
 /// A shared handle, as the servers pass it around.

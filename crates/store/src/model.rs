@@ -274,6 +274,19 @@ pub enum Change {
     Queued,
 }
 
+/// What a session watching one account compares (see
+/// [`crate::Store::watch_account`]): two counters, never a backlog, so a
+/// watcher cannot lag behind and costs the same however busy the server is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountSignal {
+    /// Bumped after each commit that changed the account's mailboxes or
+    /// their messages (MessageAdded, FlagsChanged, Expunged, Mailbox*).
+    pub changes: u64,
+    /// Bumped when another process committed (what changed is unknown:
+    /// re-read everything shown).
+    pub external: u64,
+}
+
 impl Change {
     /// The account concerned; `None` for [`Change::External`].
     pub fn account(&self) -> Option<AccountId> {

@@ -389,3 +389,38 @@ fn synced_pack_content_leaves_the_page_cache() {
     let got = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
     assert!(got.ends_with(&normalize_crlf(&message(0))));
 }
+
+/// Another process's commit (here: a second store on the same database)
+/// moves the `external` counter of every watched account: their sessions
+/// re-read what they show.
+#[test]
+fn another_writer_moves_every_account_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SqliteOptions::new(dir.path().join("store.db"));
+    options.external_poll = Some(std::time::Duration::from_millis(20));
+    let server = SqliteStore::open(options).unwrap();
+    server.add_domain("example.org").unwrap();
+    let a = server.create_account("a@example.org", "pw").unwrap();
+    let b = server.create_account("b@example.org", "pw").unwrap();
+    let mut wa = server.watch_account(a.id);
+    let mut wb = server.watch_account(b.id);
+    let before = *wa.borrow_and_update();
+    let other = open_with(dir.path(), 0);
+    other
+        .deliver(delivery(b"Subject: x\r\n\r\nx\r\n", &[a.id]))
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            wa.changed().await.unwrap();
+            wb.changed().await.unwrap();
+        })
+        .await
+        .expect("signals moved")
+    });
+    assert_eq!(wa.borrow().external, before.external + 1);
+    assert_eq!(wb.borrow().external, before.external + 1);
+}

@@ -93,6 +93,60 @@ struct Appended {
 /// A write job. `Err` means the batch could not even begin.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> Completion + Send>;
 
+/// The per-account signals of [`Store::watch_account`]: a `watch`
+/// channel per account that someone watches (dropped again once nobody
+/// does), bumped by the writer after each commit.
+#[derive(Default)]
+struct Signals {
+    accounts:
+        Mutex<std::collections::HashMap<AccountId, tokio::sync::watch::Sender<AccountSignal>>>,
+    external: std::sync::atomic::AtomicU64,
+}
+
+impl Signals {
+    fn subscribe(&self, account: AccountId) -> tokio::sync::watch::Receiver<AccountSignal> {
+        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let external = self.external.load(std::sync::atomic::Ordering::SeqCst);
+        map.entry(account)
+            .or_insert_with(|| {
+                tokio::sync::watch::channel(AccountSignal {
+                    changes: 0,
+                    external,
+                })
+                .0
+            })
+            .subscribe()
+    }
+
+    /// After a commit: one bump per account the batch changed.
+    fn changed(&self, accounts: &HashSet<AccountId>) {
+        if accounts.is_empty() {
+            return;
+        }
+        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        for a in accounts {
+            if let Some(tx) = map.get(a) {
+                if tx.receiver_count() == 0 {
+                    map.remove(a);
+                } else {
+                    tx.send_modify(|s| s.changes += 1);
+                }
+            }
+        }
+    }
+
+    /// Another process committed: every watcher re-reads.
+    fn external(&self) {
+        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        self.external
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in map.values() {
+            tx.send_modify(|s| s.external += 1);
+        }
+    }
+}
+
 pub struct SqliteStore {
     path: PathBuf,
     busy_timeout: Duration,
@@ -100,6 +154,7 @@ pub struct SqliteStore {
     writer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     changes: broadcast::Sender<Change>,
+    signals: Arc<Signals>,
     locks: Arc<Mutex<HashSet<AccountId>>>,
     files: Arc<BlobFiles>,
 }
@@ -149,9 +204,17 @@ impl SqliteStore {
         let max_batch = options.max_batch.max(1);
         let writer_files = Arc::clone(&files);
         let poll = options.external_poll;
+        let signals = Arc::new(Signals::default());
+        let writer_signals = Arc::clone(&signals);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, feed, max_batch, &writer_files, poll))
+            .spawn(move || {
+                let publish = Publish {
+                    feed,
+                    signals: writer_signals,
+                };
+                writer_loop(conn, rx, publish, max_batch, &writer_files, poll)
+            })
             .map_err(backend)?;
         Ok(SqliteStore {
             path: options.path,
@@ -160,6 +223,7 @@ impl SqliteStore {
             writer: Some(writer),
             readers: Mutex::new(Vec::new()),
             changes,
+            signals,
             locks: Arc::new(Mutex::new(HashSet::new())),
             files,
         })
@@ -354,10 +418,17 @@ fn append_here(
     }
 }
 
+/// Where the writer announces committed changes: the change feed, and the
+/// signals of the accounts concerned.
+struct Publish {
+    feed: broadcast::Sender<Change>,
+    signals: Arc<Signals>,
+}
+
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
-    feed: broadcast::Sender<Change>,
+    publish: Publish,
     max_batch: usize,
     files: &BlobFiles,
     poll: Option<Duration>,
@@ -387,7 +458,8 @@ fn writer_loop(
                     let v = data_version(&conn);
                     if v != seen_version {
                         seen_version = v;
-                        let _ = feed.send(Change::External);
+                        let _ = publish.feed.send(Change::External);
+                        publish.signals.external();
                     }
                 }
                 match rx.recv_timeout(every) {
@@ -464,12 +536,19 @@ fn writer_loop(
                 files.remove(name);
             }
         }
-        for c in done {
+        // Announced before the callers are answered: a session that just
+        // changed its own mailbox sees the change at its next sync.
+        let mut touched = HashSet::new();
+        for c in &mut done {
             if committed.is_ok() && c.ok {
-                for change in c.changes {
-                    let _ = feed.send(change);
+                for change in std::mem::take(&mut c.changes) {
+                    touched.extend(change.account());
+                    let _ = publish.feed.send(change);
                 }
             }
+        }
+        publish.signals.changed(&touched);
+        for c in done {
             (c.reply)(committed.clone());
         }
     }
@@ -2318,5 +2397,9 @@ impl Store for SqliteStore {
 
     fn watch(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    fn watch_account(&self, account: AccountId) -> tokio::sync::watch::Receiver<AccountSignal> {
+        self.signals.subscribe(account)
     }
 }
