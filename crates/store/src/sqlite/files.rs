@@ -131,9 +131,7 @@ impl Pack {
             }
         }
     }
-}
 
-impl Pack {
     /// Drop-behind: content written and synced long enough ago leaves the
     /// page cache, so a stream of deliveries keeps reusing the same few
     /// megabytes of memory instead of filling the cache with mail that is

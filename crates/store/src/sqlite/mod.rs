@@ -82,7 +82,7 @@ struct Completion {
     reply: Reply,
 }
 
-/// Content a job appended to packs: synced before its batch commits,
+/// Content appended to packs for a job: synced before its batch commits,
 /// removed again if the job or the commit fails.
 #[derive(Default)]
 struct Appended {
@@ -95,23 +95,25 @@ type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> Completio
 
 /// The per-account signals of [`Store::watch_account`]: a `watch`
 /// channel per account that someone watches (dropped again once nobody
-/// does), bumped by the writer after each commit.
+/// does), bumped by the writer after each commit, and how many times
+/// another process's commits were seen (a new channel starts there).
 #[derive(Default)]
-struct Signals {
-    accounts:
-        Mutex<std::collections::HashMap<AccountId, tokio::sync::watch::Sender<AccountSignal>>>,
-    external: std::sync::atomic::AtomicU64,
-}
+struct Signals(
+    Mutex<(
+        std::collections::HashMap<AccountId, tokio::sync::watch::Sender<AccountSignal>>,
+        u64,
+    )>,
+);
 
 impl Signals {
     fn subscribe(&self, account: AccountId) -> tokio::sync::watch::Receiver<AccountSignal> {
-        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        let external = self.external.load(std::sync::atomic::Ordering::SeqCst);
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, external) = &mut *guard;
         map.entry(account)
             .or_insert_with(|| {
                 tokio::sync::watch::channel(AccountSignal {
                     changes: 0,
-                    external,
+                    external: *external,
                 })
                 .0
             })
@@ -123,7 +125,8 @@ impl Signals {
         if accounts.is_empty() {
             return;
         }
-        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, _) = &mut *guard;
         for a in accounts {
             if let Some(tx) = map.get(a) {
                 if tx.receiver_count() == 0 {
@@ -137,9 +140,9 @@ impl Signals {
 
     /// Another process committed: every watcher re-reads.
     fn external(&self) {
-        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        self.external
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, external) = &mut *guard;
+        *external += 1;
         map.retain(|_, tx| tx.receiver_count() > 0);
         for tx in map.values() {
             tx.send_modify(|s| s.external += 1);
@@ -265,30 +268,25 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<(T, Vec<Change>)> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
-        self.submit(
-            move |c, _| f(c),
-            move |r| {
-                let _ = tx.send(r);
-            },
-        )?;
+        self.submit(Appended::default(), f, move |r| {
+            let _ = tx.send(r);
+        })?;
         rx.recv().map_err(|_| backend("store writer stopped"))?
     }
 
-    /// Queues a job for the writer: `f` runs in the next group commit and
-    /// may append content to a pack (recorded in its [`Appended`], synced
-    /// before the commit, removed again if the job or the commit fails);
+    /// Queues a job for the writer: `f` runs in the next group commit;
+    /// content already appended to packs for it (`appended`) is synced
+    /// before that commit and removed again if the job or the commit fails;
     /// `reply` gets the value once the commit is durable, or the error.
     fn submit<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, &mut Appended) -> Result<(T, Vec<Change>)> + Send + 'static,
+        appended: Appended,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<Change>)> + Send + 'static,
         reply: impl FnOnce(Result<T>) + Send + 'static,
     ) -> Result<()> {
         let files = Arc::clone(&self.files);
         let job: Job = Box::new(move |conn| {
-            let mut appended = Appended::default();
-            let outcome = conn
-                .map_err(StoreError::Backend)
-                .and_then(|c| f(c, &mut appended));
+            let outcome = conn.map_err(StoreError::Backend).and_then(f);
             match outcome {
                 Ok((value, changes)) => Completion {
                     ok: true,
@@ -1584,24 +1582,23 @@ impl Store for SqliteStore {
         // writer thread, which every commit waits for. The writer syncs
         // the packs of its batch before the commit (see `writer_loop`), and
         // the content is removed again if the job or the commit fails.
-        let appended = match delivery.as_ref().filter(|_| large) {
-            None => None,
-            Some(d) => match append_here(&self.files, &d.content) {
-                Some(Ok(a)) => Some(a),
+        let mut appended = Appended::default();
+        let mut name = None;
+        if let Some(d) = delivery.as_ref().filter(|_| large) {
+            match append_here(&self.files, &d.content) {
+                Some(Ok((n, unsynced))) => {
+                    appended.names.push(n.clone());
+                    appended.unsynced.push(unsynced);
+                    name = Some(n);
+                }
                 Some(Err(e)) => return Box::pin(async move { Err(backend(e)) }),
                 None => return Box::pin(async { Err(backend("packs are off")) }),
-            },
-        };
+            }
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Accepted>>();
         let sent = self.submit(
-            move |c, pending| {
-                let name = appended.map(|(name, unsynced)| {
-                    pending.names.push(name.clone());
-                    pending.unsynced.push(unsynced);
-                    name
-                });
-                accept_in(c, delivery, meta, outbound, envelope, name.as_deref())
-            },
+            appended,
+            move |c| accept_in(c, delivery, meta, outbound, envelope, name.as_deref()),
             move |r| {
                 let _ = tx.send(r);
             },
