@@ -47,6 +47,9 @@ pub struct Resolution {
     pub local: Vec<(String, AccountId)>,
     /// Remote addresses an alias points to (need the relay).
     pub remote: Vec<String>,
+    /// A local account has used up its quota (read with the account, so
+    /// SMTP can refuse at RCPT time without reading it again).
+    pub full: bool,
 }
 
 impl From<StoreError> for DeliveryError {
@@ -106,6 +109,7 @@ fn expand(
     let base = local.split_once('+').map(|(b, _)| format!("{b}@{domain}"));
     for candidate in std::iter::once(address.to_string()).chain(base) {
         if let Some(account) = store.account(&candidate).map_err(temp)? {
+            out.full |= account.quota_bytes.is_some_and(|q| account.used_bytes >= q);
             if !out.local.iter().any(|(_, id)| *id == account.id) {
                 out.local.push((account.address, account.id));
             }

@@ -678,20 +678,10 @@ impl<'a> Session<'a> {
             format!("{}@{}", to.local_unquoted(), to.domain)
         };
         // Inline, like every directory lookup (see `local_domains`).
-        let store = &**self.store;
-        let r = postamt_mda::resolve(store, &address);
+        let r = postamt_mda::resolve(&**self.store, &address);
         // The quota is checked here so a full mailbox is refused before
         // DATA (452 4.2.2), not after.
-        let full = match &r {
-            Ok(res) => res.local.iter().any(|(addr, _)| {
-                store
-                    .account(addr)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|acc| acc.quota_bytes.is_some_and(|q| acc.used_bytes >= q))
-            }),
-            Err(_) => false,
-        };
+        let full = r.as_ref().is_ok_and(|res| res.full);
         let reply = match (r, full) {
             (Ok(_), true) => Reply::new(R::OverQuota),
             (Ok(res), false) => {
