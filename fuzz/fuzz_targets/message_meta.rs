@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postamt_store::meta::{BodyPart, MessageMeta};
+use postamt_wire::meta::{BodyPart, MessageMeta};
 
 fn check(p: &BodyPart, len: u64) {
     assert!(p.body_start <= p.body_end && p.body_end <= len, "{p:?} {len}");
@@ -16,7 +16,7 @@ fn check(p: &BodyPart, len: u64) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let content = postamt_store::normalize_crlf(data);
+    let content = postamt_wire::crlf::normalize(data);
     let meta = MessageMeta::parse(&content);
     assert!(meta.header_len <= content.len() as u64);
     check(&meta.body, content.len() as u64);

@@ -37,7 +37,7 @@ pub struct Imap {
 /// as raw UTF-8 is refused by servers that have not enabled UTF-8, e.g.
 /// Dovecot), then quoted.
 pub fn mailbox_arg(name: &str) -> Result<String> {
-    quote(&postamt_imap::mutf7::encode(name))
+    quote(&postamt_wire::imap::mutf7::encode(name))
 }
 
 /// The mailbox name of a `* LIST` response (RFC 9051 §7.3.1: flags, the
@@ -74,21 +74,14 @@ pub fn list_name(line: &Line) -> Option<String> {
     } else {
         raw.trim_end().to_string()
     };
-    Some(postamt_imap::mutf7::decode(&wire).unwrap_or(wire))
+    Some(postamt_wire::imap::mutf7::decode(&wire).unwrap_or(wire))
 }
 
 /// An IMAP quoted string (RFC 9051 §4.3); a string with CR/LF cannot be
 /// quoted and is refused.
 pub fn quote(s: &str) -> Result<String> {
-    if s.contains(['\r', '\n', '\0']) {
-        return Err(ClientError::Config(format!(
-            "{s:?} cannot be sent as an IMAP string"
-        )));
-    }
-    Ok(format!(
-        "\"{}\"",
-        s.replace('\\', "\\\\").replace('"', "\\\"")
-    ))
+    postamt_wire::imap::quoted(s)
+        .ok_or_else(|| ClientError::Config(format!("{s:?} cannot be sent as an IMAP string")))
 }
 
 impl Imap {

@@ -2,7 +2,7 @@
 //! STARTTLS), AUTH PLAIN/LOGIN (RFC 4954), one transaction, QUIT.
 
 use base64::Engine;
-use postamt_smtp::client::{Capabilities, ServerReply, encode_data, path};
+use postamt_wire::smtp::{Capabilities, ServerReply, path};
 
 use crate::account::Security;
 use crate::wire::{Tracer, Wire};
@@ -129,7 +129,8 @@ pub fn submit(
     }
     w.send("DATA")?;
     expect(&mut w, 354, "DATA")?;
-    let data = encode_data(content);
+    let mut data = Vec::new();
+    postamt_wire::dot::stuff(content, &mut data);
     let lines = content.split(|&b| b == b'\n').count();
     w.send_content(
         &data[..data.len() - 3],
@@ -143,6 +144,6 @@ pub fn submit(
 }
 
 fn header_is_ascii(content: &[u8]) -> bool {
-    let h = postamt_smtp::data::header_len(content);
+    let h = postamt_wire::meta::header_len(content);
     content[..h].is_ascii()
 }

@@ -1,14 +1,14 @@
 //! A line-based connection for the client, plain or TLS, that can print
 //! the dialogue as it happens (`--trace`: `C:`/`S:` lines, credentials
 //! masked, message content shortened) and explain each line (`--explain`,
-//! from [`postamt_server::explain`]).
+//! from [`postamt_wire::explain`]).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postamt_server::explain::{self, Lang, Proto};
+use postamt_wire::explain::{self, Lang, Proto};
 use rustls_pki_types::ServerName;
 
 use crate::{ClientError, Result};

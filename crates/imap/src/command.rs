@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::sequence::SequenceSet;
+use postamt_wire::time::{MONTHS, days_from_civil};
 
 /// Deepest nesting of parentheses accepted (search keys, fetch lists).
 pub const MAX_DEPTH: usize = 16;
@@ -1456,32 +1457,17 @@ pub fn parse(buf: &[u8]) -> Result<Command, ParseError> {
     Ok(Command { tag, kind })
 }
 
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// `d-Mon-yyyy` or `dd-Mon-yyyy` as days since the epoch.
 pub fn parse_date(s: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(s).ok()?;
     let mut it = s.split('-');
     let d: u32 = it.next()?.parse().ok()?;
-    let mon = it.next()?.to_ascii_uppercase();
+    let mon = it.next()?;
     let y: i64 = it.next()?.parse().ok()?;
     if it.next().is_some() || !(1..=31).contains(&d) {
         return None;
     }
-    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    let m = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(mon))? as u32 + 1;
     // A real day of that month (31-Feb is refused), years 1..=9999.
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let days_in_month = [

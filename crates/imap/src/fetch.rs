@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use postamt_store::meta::{BodyPart, MessageMeta};
+use postamt_wire::meta::{BodyPart, MessageMeta};
 
 use crate::command::{Section, SectionText};
 

@@ -2,16 +2,15 @@
 //! LITERAL+, SASL-IR, UNSELECT, CHILDREN, SPECIAL-USE and APPENDLIMIT.
 //!
 //! Sans-IO layers: [`frame`] cuts the byte stream into commands (lines and
-//! literals, all bounded), [`command`] parses one command, [`response`] and
-//! [`fetch`] render data from the metadata parsed once at delivery;
-//! [`session`] drives them over a connection with the store behind it.
+//! literals, all bounded), [`command`] parses one command, [`fetch`] cuts
+//! sections out of the stored octets (strings, ENVELOPE and BODYSTRUCTURE
+//! are rendered by `postamt_wire::imap`); [`session`] drives them over a
+//! connection with the store behind it.
 
 pub mod command;
 pub mod fetch;
 pub mod frame;
 pub mod listing;
-pub mod mutf7;
-pub mod response;
 pub mod sequence;
 pub mod session;
 pub mod sort;

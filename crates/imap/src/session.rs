@@ -25,9 +25,9 @@ use crate::command::{
 };
 use crate::fetch;
 use crate::frame::{Event, FrameLimits, Framer};
-use crate::mutf7;
-use crate::response::{self, body_structure, envelope, literal, string};
 use crate::sequence::SequenceSet;
+use postamt_wire::imap::mutf7;
+use postamt_wire::imap::{self as render, body_structure, envelope, literal, string};
 
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
@@ -1775,7 +1775,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 content,
                 internaldate: m
                     .date
-                    .unwrap_or_else(|| postamt_server::time::unix_now() as i64),
+                    .unwrap_or_else(|| postamt_wire::time::unix_now() as i64),
                 targets: vec![DeliveryTarget {
                     account,
                     mailbox: mailbox.name.clone(),
@@ -2373,8 +2373,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
         let needs_env = needs_env && !needs_meta;
         let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
-        let mut envelopes: std::collections::HashMap<Uid, postamt_store::imapdata::EnvelopeData> =
-            Default::default();
+        let mut envelopes: std::collections::HashMap<
+            Uid,
+            postamt_wire::imap::envelope::EnvelopeData,
+        > = Default::default();
         let mut contents: std::collections::HashMap<Uid, Vec<u8>> = Default::default();
         let mut chunk_end = 0;
         for (n, &i) in idx.iter().enumerate() {
@@ -2491,7 +2493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                         out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
                     }
                     FetchItem::InternalDate => out.extend_from_slice(
-                        format!("INTERNALDATE \"{}\"", response::date_time(m.internaldate))
+                        format!("INTERNALDATE \"{}\"", render::date_time(m.internaldate))
                             .as_bytes(),
                     ),
                     FetchItem::Rfc822Size => {
@@ -2500,10 +2502,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     FetchItem::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
                         match &env {
-                            Some(postamt_store::imapdata::EnvelopeData::Rendered(r)) => {
+                            Some(postamt_wire::imap::envelope::EnvelopeData::Rendered(r)) => {
                                 out.extend_from_slice(r)
                             }
-                            Some(postamt_store::imapdata::EnvelopeData::Parsed(e)) => {
+                            Some(postamt_wire::imap::envelope::EnvelopeData::Parsed(e)) => {
                                 envelope(&mut out, e, utf8)
                             }
                             None => envelope(&mut out, &meta.envelope, utf8),
@@ -2550,7 +2552,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                                 );
                                 // RFC 3516 §4.2: literal8 when there is a NUL.
                                 if d.contains(&0) {
-                                    response::literal8(&mut out, d);
+                                    render::literal8(&mut out, d);
                                 } else {
                                     literal(&mut out, d);
                                 }
@@ -2713,7 +2715,7 @@ impl SearchContext<'_> {
             return String::new();
         };
         let mut text = String::new();
-        let parsed = if postamt_store::meta::safe_to_parse(content) {
+        let parsed = if postamt_wire::meta::safe_to_parse(content) {
             mail_parser::MessageParser::default().parse(content)
         } else {
             None
@@ -2747,7 +2749,7 @@ impl SearchContext<'_> {
         let hdr = format!("Date: {date}\r\n\r\n");
         let msg = mail_parser::MessageParser::default().parse_headers(hdr.as_bytes())?;
         let d = msg.date()?;
-        let days = command::days_from_civil(d.year as i64, d.month as u32, d.day as u32);
+        let days = postamt_wire::time::days_from_civil(d.year as i64, d.month as u32, d.day as u32);
         Some(days)
     }
 
@@ -2756,7 +2758,7 @@ impl SearchContext<'_> {
         let m = &self.msgs[i];
         let max_uid = self.msgs.last().map_or(0, |m| m.uid.0);
         let day = m.internaldate.div_euclid(86400);
-        let now = postamt_server::time::unix_now() as i64;
+        let now = postamt_wire::time::unix_now() as i64;
         match key {
             K::All => true,
             K::Answered => m.flags.contains(Flags::ANSWERED),

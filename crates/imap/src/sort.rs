@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use mail_parser::{DateTime, MessageParser};
-use postamt_store::meta::Envelope;
+use postamt_wire::meta::Envelope;
 
-use crate::response::parse_addresses;
+use postamt_wire::imap::parse_addresses;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {

@@ -6,9 +6,9 @@
 //! RFC 1939 (POP3), RFC 2449 (CAPA, RESP-CODES), RFC 2595 §4 (STLS),
 //! RFC 5034 (SASL: AUTH PLAIN, AUTH LOGIN), RFC 3206 (SYS and AUTH codes).
 
-use postamt_server::Secret;
 use postamt_server::sasl::{MECHANISMS, SaslExchange, SaslStep};
 use postamt_store::Uid;
+use postamt_wire::Secret;
 
 /// A parsed command (RFC 1939 §§ 4–7, RFC 2449 §5, RFC 2595 §4, RFC 5034).
 #[derive(Debug, PartialEq, Eq)]
@@ -634,39 +634,32 @@ impl Pop3Core {
 
 /// Writes a message as RETR/TOP send it (RFC 1939 §§ 7, 3): byte-stuffed,
 /// CRLF line endings, ended by `.CRLF`. `top`: the header, the blank line
-/// and that many body lines. `on_line` sees every line written (for the
-/// transcript).
+/// and that many body lines.
 pub fn render_message(content: &[u8], top: Option<u32>, out: &mut Vec<u8>) {
+    let end = top.map_or(content.len(), |lines| top_end(content, lines));
+    postamt_wire::dot::stuff(&content[..end], out);
+}
+
+/// Where TOP cuts: after the header, the blank line and `lines` body lines
+/// (RFC 1939 §7); the whole message when it is shorter.
+fn top_end(content: &[u8], lines: u32) -> usize {
     let mut in_body = false;
     let mut body_lines = 0u32;
-    let mut rest = content;
-    while !rest.is_empty() {
-        if in_body && top.is_some_and(|t| body_lines >= t) {
-            break;
+    let mut at = 0;
+    while at < content.len() {
+        if in_body && body_lines >= lines {
+            return at;
         }
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|p| p + 1)
-            .unwrap_or(rest.len());
-        let (line, tail) = rest.split_at(end);
-        rest = tail;
-        let bare = line
-            .strip_suffix(b"\n")
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .unwrap_or(line);
-        if bare.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(bare);
-        out.extend_from_slice(b"\r\n");
+        let end = memchr::memchr(b'\n', &content[at..]).map_or(content.len(), |p| at + p + 1);
+        let line = &content[at..end];
         if in_body {
             body_lines += 1;
-        } else if bare.is_empty() {
+        } else if line == b"\r\n" || line == b"\n" {
             in_body = true;
         }
+        at = end;
     }
-    out.extend_from_slice(b".\r\n");
+    content.len()
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ fn default_selector() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() / 86400)
         .unwrap_or(0) as i64;
-    let (y, m, _) = postamt_server::time::civil_from_days(days);
+    let (y, m, _) = postamt_wire::time::civil_from_days(days);
     format!("s{y:04}{m:02}")
 }
 
@@ -359,13 +359,13 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
                 } else {
                     format!(
                         "next attempt {}",
-                        postamt_server::time::rfc5322_date(e.next_attempt.max(0) as u64)
+                        postamt_wire::time::rfc5322_date(e.next_attempt.max(0) as u64)
                     )
                 };
                 println!(
                     "{}\t{}\t{} bytes\tfrom {sender}\t({state})",
                     e.id.0,
-                    postamt_server::time::rfc5322_date(e.created.max(0) as u64),
+                    postamt_wire::time::rfc5322_date(e.created.max(0) as u64),
                     e.size,
                 );
                 for r in &e.recipients {
@@ -385,7 +385,7 @@ pub fn queue(config: &Config, cmd: &QueueCmd) -> Result<()> {
             println!("id:         {}", e.id.0);
             println!(
                 "created:    {}",
-                postamt_server::time::rfc5322_date(e.created.max(0) as u64)
+                postamt_wire::time::rfc5322_date(e.created.max(0) as u64)
             );
             println!("sender:     <{}>", e.sender);
             for r in &e.recipients {

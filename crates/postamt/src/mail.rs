@@ -9,7 +9,7 @@ use postamt_client::account::{Account, ClientConfig, Security};
 use postamt_client::imap::Imap;
 use postamt_client::pop3::Pop3;
 use postamt_client::wire::Tracer;
-use postamt_server::explain::{Lang, Proto};
+use postamt_wire::explain::{Lang, Proto};
 
 #[derive(Args)]
 pub struct MailArgs {
@@ -789,7 +789,7 @@ impl Sink {
         if let Some(d) = &self.maildir {
             let name = format!(
                 "{}.P{}N{}.{}",
-                postamt_server::time::unix_now(),
+                postamt_wire::time::unix_now(),
                 std::process::id(),
                 i,
                 hostname_safe()
@@ -864,7 +864,7 @@ fn mbox_entry(raw: &[u8]) -> Vec<u8> {
         .and_then(|m| m.return_address().map(str::to_string))
         .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
         .unwrap_or_else(|| "MAILER-DAEMON".into());
-    let date = postamt_server::time::asctime_date(postamt_server::time::unix_now());
+    let date = postamt_wire::time::asctime_date(postamt_wire::time::unix_now());
     let mut out = format!("From {sender} {date}\n").into_bytes();
     out.reserve(raw.len() + 64);
     let mut rest = raw;

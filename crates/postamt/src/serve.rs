@@ -380,7 +380,7 @@ fn seed_playground(store: &dyn Store) -> Result<()> {
             .replace("{to}", user)
             .replace("{user}", user)
             .replace("{password}", pw)
-            .replace("{date}", &postamt_server::time::rfc5322_date(now));
+            .replace("{date}", &postamt_wire::time::rfc5322_date(now));
         postamt_mda::deliver(
             store,
             "postmaster@postamt.test",

@@ -1,16 +1,15 @@
 //! The SMTP client: one connection to one destination host, over which the
 //! scheduler sends one message after another (RFC 5321 §3.3, §4.1.1.5 RSET
 //! between transactions). The protocol pieces — reply parsing, EHLO
-//! keywords, dot-stuffing — are the sans-IO [`postamt_smtp::client`].
+//! keywords, dot-stuffing — are the sans-IO [`postamt_wire::smtp`] and
+//! [`postamt_wire::dot`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use postamt_smtp::client::{
-    Capabilities, ReplyParser, ServerReply, encode_data, normalize_line_endings, path, xtext,
-};
+use postamt_wire::smtp::{Capabilities, ReplyParser, ServerReply, path, xtext};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -512,7 +511,7 @@ impl Connection {
             return Ok(outcomes.into_iter().flatten().collect());
         }
         let final_reply = if use_bdat {
-            let body = normalize_line_endings(content);
+            let body = postamt_wire::crlf::normalize(content);
             self.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes())
                 .await?;
             self.send_data(&body).await?;
@@ -532,7 +531,9 @@ impl Connection {
                 self.finish_failed_transaction(None).await;
                 return Ok(outcomes.into_iter().flatten().collect());
             }
-            self.send_data(&encode_data(content)).await?;
+            let mut data = Vec::new();
+            postamt_wire::dot::stuff(content, &mut data);
+            self.send_data(&data).await?;
             self.reply(t.data_end).await?
         };
         self.usable = true;

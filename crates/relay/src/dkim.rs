@@ -343,7 +343,7 @@ fn sign_with<T: mail_auth::common::crypto::SigningKey>(
 /// The message with whitespace-only lines at the end of its body removed
 /// (equal to the original under relaxed body canonicalization).
 pub fn strip_trailing_blank_lines(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let h = postamt_store::meta::header_len(message);
+    let h = postamt_wire::meta::header_len(message);
     let body = &message[h..];
     // Through the newline of the last line that has anything but
     // spaces, tabs and CRs on it (its own trailing whitespace is the

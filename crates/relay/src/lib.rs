@@ -5,7 +5,7 @@
 //!
 //! * [`route`]: MX lookup (RFC 5321 §5.1, RFC 7505 null MX), smarthost.
 //! * [`client`]: the SMTP client on top of the sans-IO
-//!   [`postamt_smtp::client`].
+//!   [`postamt_wire::smtp`].
 //! * [`postamt_smtp::dsn`]: delivery status notifications.
 //! * [`dkim`]: signing of outbound mail, key generation, verification.
 //!
@@ -716,7 +716,7 @@ fn log_outcome(id: QueueId, to: &str, relay: Option<&str>, o: &Outcome) {
 
 /// `Received:` fields in the header (RFC 5321 §6.3 loop detection).
 fn count_received(content: &[u8]) -> usize {
-    let h = postamt_store::meta::header_len(content);
+    let h = postamt_wire::meta::header_len(content);
     content[..h]
         .split(|&b| b == b'\n')
         .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
@@ -726,7 +726,7 @@ fn count_received(content: &[u8]) -> usize {
 /// The domain of the first `From:` address (the author, whom DMARC aligns
 /// the DKIM `d=` with).
 fn author_domain(content: &[u8]) -> Option<String> {
-    let h = postamt_store::meta::header_len(content);
+    let h = postamt_wire::meta::header_len(content);
     let msg = mail_parser::MessageParser::new().parse_headers(&content[..h])?;
     let from = msg.from()?.first()?.address()?;
     Some(domain_of(from)).filter(|d| !d.is_empty())

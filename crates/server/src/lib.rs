@@ -1,17 +1,14 @@
 //! What every postamt listener shares: accept loops with connection limits,
 //! TLS (rustls on ring; implicit TLS and STARTTLS upgrades), graceful
-//! shutdown, login policy and throttling, [`Secret`] for credentials, and
+//! shutdown, login policy and throttling, the server side of SASL, and
 //! session transcripts. Protocol crates implement [`Protocol`].
 
 pub mod auth;
 pub mod connection;
-pub mod explain;
 pub mod limits;
 pub mod listener;
 pub mod sasl;
-pub mod secret;
 pub mod shutdown;
-pub mod time;
 pub mod tls;
 pub mod transcript;
 
@@ -19,7 +16,6 @@ pub use auth::{AuthPolicy, AuthThrottle};
 pub use connection::{Connection, Line};
 pub use limits::ConnectionLimits;
 pub use listener::{Protocol, ServerContext, SessionContext};
-pub use secret::Secret;
 pub use shutdown::{Shutdown, ShutdownController};
 pub use tls::TlsManager;
 pub use transcript::{Transcript, TranscriptConfig, Transcripts};

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::Secret;
+use postamt_wire::Secret;
 
 /// The mechanisms offered, in the order advertised.
 pub const MECHANISMS: &[&str] = &["PLAIN", "LOGIN"];

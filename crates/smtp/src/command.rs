@@ -7,7 +7,7 @@
 //! brackets. Source routes (`<@a,@b:user@host>`) are accepted and ignored
 //! (RFC 5321 §4.1.2, Appendix C). Quoted local parts keep their quotes.
 
-use postamt_server::Secret;
+use postamt_wire::Secret;
 
 /// A mailbox `local@domain`. `local` is kept as written (a quoted local part
 /// with its quotes), so it can be relayed unchanged.

@@ -81,7 +81,7 @@ impl DataReceiver {
                     Some(p) => p + 2,
                     None => memchr::memrchr(b'\n', rest).map_or(0, |q| q + 1),
                 };
-                if end > 0 && postamt_store::is_crlf_clean(&rest[..end]) {
+                if end > 0 && postamt_wire::crlf::is_clean(&rest[..end]) {
                     self.push_slice(&rest[..end]);
                     self.header_line_empty = true;
                     i += end;
@@ -227,35 +227,6 @@ impl DataReceiver {
             None => Ok(self.content),
         }
     }
-}
-
-/// Checks BDAT content (RFC 3030): chunks are counted, not dot-terminated,
-/// so there is no end marker to smuggle; still, a bare CR or LF is refused
-/// like in DATA, so both paths accept the same messages.
-pub fn has_bare_line_ending(content: &[u8]) -> bool {
-    !postamt_store::is_crlf_clean(content)
-}
-
-/// The header block's length (through the empty line), or all of it.
-pub fn header_len(content: &[u8]) -> usize {
-    postamt_store::meta::header_len(content)
-}
-
-/// Byte-stuffs a message for sending with DATA (RFC 5321 §4.5.2): a dot at
-/// the start of a line gets another; the result ends with `.CRLF`.
-pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
-    let mut at_line_start = true;
-    for &b in content {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !content.is_empty() && !content.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
 }
 
 #[cfg(test)]
@@ -419,6 +390,8 @@ mod tests {
         );
     }
 
+    /// What the relay and the mail client send (`wire::dot::stuff`) is read
+    /// back by this receiver as the same content (RFC 5321 §4.5.2).
     #[test]
     fn dot_stuffing_round_trips() {
         let samples: [&[u8]; 5] = [
@@ -430,7 +403,7 @@ mod tests {
         ];
         for s in samples {
             let mut wire = Vec::new();
-            dot_stuff(s, &mut wire);
+            postamt_wire::dot::stuff(s, &mut wire);
             let mut r = DataReceiver::new(1 << 20, 1 << 16);
             let n = r.feed(&wire);
             assert!(r.is_done(), "{s:?}");
@@ -441,14 +414,5 @@ mod tests {
             }
             assert_eq!(r.finish().unwrap(), expect);
         }
-    }
-
-    #[test]
-    fn bdat_bare_check() {
-        assert!(!has_bare_line_ending(b"a\r\nb\r\n"));
-        assert!(has_bare_line_ending(b"a\nb"));
-        assert!(has_bare_line_ending(b"a\rb"));
-        assert!(has_bare_line_ending(b"\n"));
-        assert!(!has_bare_line_ending(b""));
     }
 }

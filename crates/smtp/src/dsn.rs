@@ -4,8 +4,8 @@
 //! expires, the "delayed" warning, and the "delivered"/"relayed" report a
 //! sender asked for with `NOTIFY=SUCCESS`.
 
-use postamt_server::time::rfc5322_date;
 use postamt_store::{Outbound, OutboundEnvelope, QueueEntry, QueuedRecipient};
+use postamt_wire::time::rfc5322_date;
 
 /// RFC 3464 §2.3.3 `Action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl Reporter {
                 content,
             )
         } else {
-            let h = postamt_store::meta::header_len(content);
+            let h = postamt_wire::meta::header_len(content);
             (
                 if utf8 {
                     "message/global-headers"

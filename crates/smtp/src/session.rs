@@ -21,8 +21,9 @@ use postamt_store::{Account, AccountId, OutboundEnvelope, QueuedRecipient, Share
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::command::{self, Body, Command, MailParams, Mailbox, ParseError};
-use crate::data::{DataReceiver, Flaw, has_bare_line_ending, header_len};
+use crate::data::{DataReceiver, Flaw};
 use crate::reply::{R, Reply};
+use postamt_wire::meta::header_len;
 
 /// Which role a listener plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -832,7 +833,7 @@ impl<'a> Session<'a> {
             Err(Flaw::TooBig)
         } else if header_len(&content) > self.config.max_header_size {
             Err(Flaw::HeaderTooBig)
-        } else if has_bare_line_ending(&content) {
+        } else if !postamt_wire::crlf::is_clean(&content) {
             Err(Flaw::BareLineEnding)
         } else {
             Ok(content)
@@ -912,10 +913,9 @@ impl<'a> Session<'a> {
             }
         }
         let store = Arc::clone(self.store);
-        let now = postamt_server::time::unix_now() as i64;
+        let now = postamt_wire::time::unix_now() as i64;
         let wants_report = tx.rcpts.iter().any(|r| self.wants_success_report(&from, r));
-        let header =
-            wants_report.then(|| message[..postamt_store::meta::header_len(&message)].to_vec());
+        let header = wants_report.then(|| message[..header_len(&message)].to_vec());
         let report_envelope = envelope.clone();
         let report_from = from.clone();
         // No blocking-pool hop: the store's writer commits (and syncs
@@ -981,7 +981,7 @@ impl<'a> Session<'a> {
         envelope: OutboundEnvelope,
         header: Vec<u8>,
     ) {
-        let now = postamt_server::time::unix_now() as i64;
+        let now = postamt_wire::time::unix_now() as i64;
         let reports: Vec<crate::dsn::Report> = rcpts
             .iter()
             .filter(|r| self.wants_success_report(from, r))
@@ -1065,7 +1065,7 @@ impl<'a> Session<'a> {
             let envelope_for_report = envelope.clone();
             let message_for_report = Arc::clone(&message);
             let envelope = envelope.clone();
-            let now = postamt_server::time::unix_now() as i64;
+            let now = postamt_wire::time::unix_now() as i64;
             let result = postamt_mda::accept_async(
                 store,
                 Incoming {
@@ -1081,9 +1081,7 @@ impl<'a> Session<'a> {
             if let Ok(report) = &result {
                 tracing::info!(peer = %self.ip, recipient = ?given, delivered = report.delivered.len(), queued = report.queued.len(), "LMTP message accepted");
                 if wants_report {
-                    let header = message_for_report
-                        [..postamt_store::meta::header_len(&message_for_report)]
-                        .to_vec();
+                    let header = message_for_report[..header_len(&message_for_report)].to_vec();
                     self.report_success(from_for_report, &[r], envelope_for_report.clone(), header)
                         .await;
                 }
@@ -1173,7 +1171,7 @@ impl<'a> Session<'a> {
                 if !has(mail_parser::HeaderName::Date) {
                     extra.push_str(&format!(
                         "Date: {}\r\n",
-                        postamt_server::time::rfc5322_date(postamt_server::time::unix_now())
+                        postamt_wire::time::rfc5322_date(postamt_wire::time::unix_now())
                     ));
                 }
             }
@@ -1250,7 +1248,7 @@ impl<'a> Session<'a> {
             "Received: from {helo} ([{}])\r\n\tby {} (postamt) with {base}{suffix} id {id}{tls}{single};\r\n\t{}\r\n",
             self.ip,
             self.hostname,
-            postamt_server::time::rfc5322_date(postamt_server::time::unix_now())
+            postamt_wire::time::rfc5322_date(postamt_wire::time::unix_now())
         )
     }
 }

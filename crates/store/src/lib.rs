@@ -9,8 +9,9 @@
 //! The trait is synchronous: calls may block on disk (and on the group
 //! commit). Async code calls it from `tokio::task::spawn_blocking`.
 
-pub mod imapdata;
-pub mod meta;
+/// ENVELOPE pre-rendering (now in `postamt-wire`).
+pub use postamt_wire::imap::envelope as imapdata;
+pub use postamt_wire::meta;
 mod model;
 pub mod password;
 mod sqlite;

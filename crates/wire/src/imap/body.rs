@@ -1,11 +1,9 @@
-//! Rendering of IMAP data (RFC 9051 §4, §7.5.2): strings, ENVELOPE and
-//! BODY/BODYSTRUCTURE from the metadata parsed once at delivery.
+//! BODY and BODYSTRUCTURE (RFC 9051 §7.5.2) from the metadata parsed once
+//! at delivery, and INTERNALDATE's `date-time`.
 
-use postamt_store::meta::BodyPart;
-
-pub use postamt_store::imapdata::{
-    Address, envelope, literal, literal8, nstring, parse_addresses, string,
-};
+use super::envelope::envelope;
+use super::quote::{nstring, string};
+use crate::meta::BodyPart;
 
 /// RFC 2231 §7 `ext-octet` encoding of a value.
 fn percent_encode(v: &str) -> String {
@@ -171,11 +169,11 @@ fn extension_tail(out: &mut Vec<u8>, p: &BodyPart, utf8: bool) {
 pub fn date_time(unix: i64) -> String {
     let days = unix.div_euclid(86400);
     let secs = unix.rem_euclid(86400);
-    let (y, m, d) = postamt_server::time::civil_from_days(days);
+    let (y, m, d) = crate::time::civil_from_days(days);
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
-        postamt_server::time::MONTHS[(m - 1) as usize],
+        crate::time::MONTHS[(m - 1) as usize],
         y,
         secs / 3600,
         secs % 3600 / 60,
@@ -186,64 +184,12 @@ pub fn date_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postamt_store::meta::MessageMeta;
+    use crate::meta::MessageMeta;
 
     fn s(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut v = Vec::new();
         f(&mut v);
         String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn strings_are_quoted_or_literal() {
-        assert_eq!(s(|o| string(o, b"a \"b\" \\c", false)), r#""a \"b\" \\c""#);
-        assert_eq!(s(|o| string(o, b"a\r\nb", false)), "{4}\r\na\r\nb");
-        assert_eq!(s(|o| string(o, "ä".as_bytes(), true)), "\"ä\"");
-        assert_eq!(s(|o| string(o, "ä".as_bytes(), false)), "{2}\r\nä");
-        assert_eq!(s(|o| nstring(o, None, false)), "NIL");
-    }
-
-    #[test]
-    fn addresses() {
-        let a = parse_addresses("\"Smith, John\" <john@example.org>, jane@example.net (Jane)");
-        assert_eq!(a.len(), 2);
-        assert_eq!(a[0].name.as_deref(), Some("Smith, John"));
-        assert_eq!(a[0].mailbox.as_deref(), Some("john"));
-        assert_eq!(a[0].host.as_deref(), Some("example.org"));
-        assert_eq!(a[1].name.as_deref(), Some("Jane"), "comment as the name");
-        assert_eq!(a[1].host.as_deref(), Some("example.net"));
-        let g = parse_addresses("undisclosed-recipients:;");
-        assert_eq!(
-            g,
-            vec![
-                Address {
-                    mailbox: Some("undisclosed-recipients".into()),
-                    ..Address::default()
-                },
-                Address::default()
-            ]
-        );
-        let g = parse_addresses("Team: a@x, B <b@y>; c@z");
-        assert_eq!(g.len(), 5);
-        assert_eq!(g[2].name.as_deref(), Some("B"));
-        assert_eq!(g[3], Address::default());
-        assert_eq!(g[4].mailbox.as_deref(), Some("c"));
-        let r = parse_addresses("=?utf-8?q?J=C3=B6rg?= <j@x>");
-        assert_eq!(r[0].name.as_deref(), Some("=?utf-8?q?J=C3=B6rg?="));
-        let q = parse_addresses("<\"odd local\"@x>");
-        assert_eq!(q[0].mailbox.as_deref(), Some("\"odd local\""));
-        assert!(parse_addresses("").is_empty());
-        let r = parse_addresses("<@route1.example,@route2.example:routed@example.net>");
-        assert_eq!(r[0].adl.as_deref(), Some("@route1.example,@route2.example"));
-        assert_eq!(r[0].mailbox.as_deref(), Some("routed"));
-        assert_eq!(
-            parse_addresses("Name <a@b> (comment)")[0].name.as_deref(),
-            Some("Name")
-        );
-        assert_eq!(
-            parse_addresses("nobody")[0].host.as_deref(),
-            Some("MISSING_DOMAIN")
-        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The sans-IO half of an SMTP *client* (RFC 5321 §4.1, §4.2): reading
-//! replies, understanding an EHLO answer, and encoding message content for
-//! DATA or BDAT. The relay drives it over a socket; nothing here does I/O.
+//! replies, understanding an EHLO answer, writing paths and parameters.
+//! Content for DATA is framed by [`crate::dot::stuff`], for BDAT by
+//! [`crate::crlf::normalize`]. The relay and the mail client drive it over
+//! their sockets; nothing here does I/O.
 
 use std::fmt;
 
@@ -190,70 +192,6 @@ impl Capabilities {
     }
 }
 
-/// Encodes content for DATA (RFC 5321 §4.5.2): every line ending becomes
-/// CRLF (a bare CR or bare LF is never forwarded, so no receiver can be
-/// made to see a different end of data than we meant — the SMTP smuggling
-/// family, and CVE-2026-33604's dot after a bare CR), a dot that starts a
-/// line is doubled, and `.CRLF` ends it.
-pub fn encode_data(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 8);
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < content.len() {
-        let b = content[i];
-        match b {
-            b'\r' | b'\n' => {
-                // CRLF, bare CR and bare LF all end one line.
-                if b == b'\r' && content.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                if at_line_start && b == b'.' {
-                    out.push(b'.');
-                }
-                out.push(b);
-                at_line_start = false;
-            }
-        }
-        i += 1;
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-/// Content for BDAT (RFC 3030): no dot-stuffing, but line endings made
-/// CRLF all the same and the last line terminated.
-pub fn normalize_line_endings(content: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let clean = postamt_store::is_crlf_clean(content);
-    if clean && (content.is_empty() || content.ends_with(b"\r\n")) {
-        return std::borrow::Cow::Borrowed(content);
-    }
-    let mut out = Vec::with_capacity(content.len() + 16);
-    let mut i = 0;
-    while i < content.len() {
-        match content[i] {
-            b'\r' | b'\n' => {
-                if content[i] == b'\r' && content.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                out.extend_from_slice(b"\r\n");
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// True when the content has a byte over 127 (needs `BODY=8BITMIME`).
 pub fn is_8bit(content: &[u8]) -> bool {
     content.iter().any(|&b| b >= 0x80)
@@ -405,39 +343,6 @@ mod tests {
         assert_eq!(c.size, Some(10_240_000));
         assert_eq!(c.auth, ["PLAIN", "LOGIN"]);
         assert!(!c.binarymime);
-    }
-
-    #[test]
-    fn rfc5321_4_5_2_dot_stuffing() {
-        assert_eq!(
-            encode_data(b"a\r\n.b\r\n..\r\n"),
-            b"a\r\n..b\r\n...\r\n.\r\n"
-        );
-        assert_eq!(encode_data(b".first"), b"..first\r\n.\r\n");
-        assert_eq!(encode_data(b""), b".\r\n");
-    }
-
-    #[test]
-    fn bare_cr_and_lf_never_forwarded_and_dots_after_them_stuffed() {
-        // Every smuggling shape: the dot ends up doubled on a CRLF line.
-        for input in [
-            &b"a\n.\nb"[..],
-            b"a\n.\r\nb",
-            b"a\r.\r\nb",
-            b"a\r\n.\rb",
-            b"a\r\n.\nb",
-            b"a\r.\rb",
-        ] {
-            let out = encode_data(input);
-            assert_eq!(out, b"a\r\n..\r\nb\r\n.\r\n", "{input:?}");
-            assert!(postamt_store::is_crlf_clean(&out));
-        }
-    }
-
-    #[test]
-    fn bdat_content_is_normalised_without_stuffing() {
-        assert_eq!(&*normalize_line_endings(b"a\r\n.b\r\n"), b"a\r\n.b\r\n");
-        assert_eq!(&*normalize_line_endings(b"a\n.\rb"), b"a\r\n.\r\nb\r\n");
     }
 
     #[test]

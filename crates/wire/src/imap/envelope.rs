@@ -1,62 +1,11 @@
-//! IMAP data rendering that the store needs too: strings, address lists
-//! and ENVELOPE (RFC 9051 §4, §7.5.2). The store renders every message's
-//! ENVELOPE once at delivery (`blobs.envelope`), so `FETCH 1:* (ENVELOPE)`
-//! copies bytes instead of parsing and rendering per message; the IMAP
-//! crate renders with the same code when a session needs another form.
+//! ENVELOPE (RFC 9051 §7.5.2) and the RFC 5322 address lists in it. Every
+//! message's ENVELOPE is rendered once at delivery ([`prerendered_envelope`],
+//! kept by the store as opaque bytes), so `FETCH 1:* (ENVELOPE)` copies bytes
+//! instead of parsing and rendering per message; a session renders with the
+//! same code when it needs another form (8-bit text without UTF-8).
 
+use super::quote::nstring;
 use crate::meta::Envelope;
-
-/// Strings longer than this are sent as literals.
-const MAX_QUOTED: usize = 1024;
-
-/// Writes `s` as a quoted string, or as a literal when it cannot be quoted
-/// (CR, LF, NUL, 8-bit without UTF-8 enabled, or long).
-pub fn string(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
-    let quotable = s.len() <= MAX_QUOTED
-        && s.iter()
-            .all(|&b| b != b'\r' && b != b'\n' && b != 0 && (utf8 || b < 0x80))
-        && (!utf8 || std::str::from_utf8(s).is_ok());
-    if quotable {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        literal(out, s);
-    }
-}
-
-/// A literal (`{n}`). A literal may not carry NUL (RFC 9051 §4.3,
-/// `CHAR8`): NUL octets are sent as 0x80, as Dovecot does.
-pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-    let start = out.len();
-    out.extend_from_slice(s);
-    if memchr::memchr(0, s).is_some() {
-        for b in &mut out[start..] {
-            if *b == 0 {
-                *b = 0x80;
-            }
-        }
-    }
-}
-
-/// A `literal8` (`~{n}`, RFC 3516): any octets, NUL included.
-pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("~{{{}}}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-}
-
-pub fn nstring(out: &mut Vec<u8>, s: Option<&str>, utf8: bool) {
-    match s {
-        Some(s) => string(out, s.as_bytes(), utf8),
-        None => out.extend_from_slice(b"NIL"),
-    }
-}
 
 /// One address of an ENVELOPE list (RFC 9051 §7.5.2 `address`); a group is
 /// a start marker (`mailbox` = group name, `host` = None) and an end marker
@@ -350,4 +299,52 @@ pub fn prerendered_envelope(e: &Envelope) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     envelope(&mut out, e, false);
     (out.is_ascii() && !out.contains(&b'{')).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let a = parse_addresses("\"Smith, John\" <john@example.org>, jane@example.net (Jane)");
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].name.as_deref(), Some("Smith, John"));
+        assert_eq!(a[0].mailbox.as_deref(), Some("john"));
+        assert_eq!(a[0].host.as_deref(), Some("example.org"));
+        assert_eq!(a[1].name.as_deref(), Some("Jane"), "comment as the name");
+        assert_eq!(a[1].host.as_deref(), Some("example.net"));
+        let g = parse_addresses("undisclosed-recipients:;");
+        assert_eq!(
+            g,
+            vec![
+                Address {
+                    mailbox: Some("undisclosed-recipients".into()),
+                    ..Address::default()
+                },
+                Address::default()
+            ]
+        );
+        let g = parse_addresses("Team: a@x, B <b@y>; c@z");
+        assert_eq!(g.len(), 5);
+        assert_eq!(g[2].name.as_deref(), Some("B"));
+        assert_eq!(g[3], Address::default());
+        assert_eq!(g[4].mailbox.as_deref(), Some("c"));
+        let r = parse_addresses("=?utf-8?q?J=C3=B6rg?= <j@x>");
+        assert_eq!(r[0].name.as_deref(), Some("=?utf-8?q?J=C3=B6rg?="));
+        let q = parse_addresses("<\"odd local\"@x>");
+        assert_eq!(q[0].mailbox.as_deref(), Some("\"odd local\""));
+        assert!(parse_addresses("").is_empty());
+        let r = parse_addresses("<@route1.example,@route2.example:routed@example.net>");
+        assert_eq!(r[0].adl.as_deref(), Some("@route1.example,@route2.example"));
+        assert_eq!(r[0].mailbox.as_deref(), Some("routed"));
+        assert_eq!(
+            parse_addresses("Name <a@b> (comment)")[0].name.as_deref(),
+            Some("Name")
+        );
+        assert_eq!(
+            parse_addresses("nobody")[0].host.as_deref(),
+            Some("MISSING_DOMAIN")
+        );
+    }
 }

@@ -1,0 +1,13 @@
+//! IMAP syntax that more than the IMAP server needs: strings (the mail
+//! client quotes mailbox names with them), modified UTF-7 names, and the
+//! ENVELOPE/BODYSTRUCTURE rendering (the delivery path pre-renders an
+//! ENVELOPE; the web interface and `postamt analyze` show them).
+
+pub mod body;
+pub mod envelope;
+pub mod mutf7;
+pub mod quote;
+
+pub use body::{body_structure, date_time};
+pub use envelope::{Address, envelope, parse_addresses, prerendered_envelope};
+pub use quote::{literal, literal8, nstring, quoted, string};
