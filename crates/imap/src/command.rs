@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::sequence::SequenceSet;
+use postamt_wire::Secret;
 use postamt_wire::time::{MONTHS, days_from_civil};
 
 /// Deepest nesting of parentheses accepted (search keys, fetch lists).
@@ -67,13 +68,17 @@ pub enum CommandKind {
     StartTls,
     Id(Option<Vec<(String, Option<String>)>>),
     Enable(Vec<String>),
+    /// RFC 9051 §6.2.3. The password never shows in `Debug` (logs,
+    /// panics): it is a [`Secret`].
     Login {
         user: Vec<u8>,
-        password: Vec<u8>,
+        password: Secret<Vec<u8>>,
     },
+    /// RFC 9051 §6.2.2 with the RFC 4959 initial response (a SASL payload,
+    /// so a [`Secret`] too).
     Authenticate {
         mechanism: String,
-        initial: Option<String>,
+        initial: Option<Secret<String>>,
     },
     Select {
         mailbox: Vec<u8>,
@@ -911,7 +916,7 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let user = self.astring()?;
                 self.sp()?;
-                let password = self.astring()?;
+                let password = Secret::new(self.astring()?);
                 C::Login { user, password }
             }
             "AUTHENTICATE" => {
@@ -920,7 +925,7 @@ impl<'a> Parser<'a> {
                 let initial = if self.eat(b' ') {
                     // RFC 4959: base64 or "=".
                     let t = self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
-                    Some(String::from_utf8_lossy(t).into_owned())
+                    Some(Secret::new(String::from_utf8_lossy(t).into_owned()))
                 } else {
                     None
                 };
@@ -1528,27 +1533,40 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_show_in_debug() {
+        for line in ["a LOGIN alice hunter2", "a AUTHENTICATE PLAIN aHVudGVyMg=="] {
+            let cmd = parse(line.as_bytes()).unwrap();
+            let shown = format!("{cmd:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("aHVudGVyMg"),
+                "{shown}"
+            );
+            assert!(shown.contains("[REDACTED]"), "{shown}");
+        }
+    }
+
+    #[test]
     fn rfc9051_examples_parse() {
         assert_eq!(ok("a001 CAPABILITY"), CommandKind::Capability);
         assert_eq!(
             ok("a001 LOGIN SMITH SESAME"),
             CommandKind::Login {
                 user: b"SMITH".to_vec(),
-                password: b"SESAME".to_vec()
+                password: Secret::new(b"SESAME".to_vec())
             }
         );
         assert_eq!(
             ok("A001 LOGIN {11+}\r\nFRED FOOBAR {7+}\r\nfat man"),
             CommandKind::Login {
                 user: b"FRED FOOBAR".to_vec(),
-                password: b"fat man".to_vec()
+                password: Secret::new(b"fat man".to_vec())
             }
         );
         assert_eq!(
             ok("a002 login \"al\\\"ice\" \"p w\""),
             CommandKind::Login {
                 user: b"al\"ice".to_vec(),
-                password: b"p w".to_vec()
+                password: Secret::new(b"p w".to_vec())
             }
         );
         assert!(matches!(
@@ -1659,7 +1677,7 @@ mod tests {
             ok("a AUTHENTICATE PLAIN AGFsaWNlAGFsaWNl"),
             CommandKind::Authenticate {
                 mechanism: "PLAIN".into(),
-                initial: Some("AGFsaWNlAGFsaWNl".into())
+                initial: Some(Secret::new("AGFsaWNlAGFsaWNl".into()))
             }
         );
         assert!(matches!(

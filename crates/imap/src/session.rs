@@ -7,15 +7,17 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use postamt_server::blocking::read_inline;
 use postamt_server::sasl::{SaslExchange, SaslStep};
-use postamt_server::{Connection, Protocol, SessionContext, Transcript};
+use postamt_server::{Connection, Login, Protocol, SessionContext, Transcript};
 use postamt_store::{
     Account, AccountSignal, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary,
     SharedStore, StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name,
     meta::MessageMeta, normalize_crlf_owned,
 };
+use postamt_wire::Secret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -295,14 +297,6 @@ struct Session<'a, S> {
     rev2: bool,
     /// Commands received (for the log line at the end).
     commands: u64,
-}
-
-/// Runs a short store read on this worker thread (see the POP3 session).
-fn read_now<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// A tagged `NO` for a store error, with the RFC 5530 response code.
@@ -918,33 +912,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         });
     }
 
-    async fn check_password(&mut self, user: String, password: String) -> Result<String, String> {
+    async fn check_password(
+        &mut self,
+        user: String,
+        password: Secret<String>,
+    ) -> Result<String, String> {
         let ip = self.conn.peer.ip();
         let auth = Arc::clone(&self.ctx.server.auth);
-        let Some(attempt) = auth.begin_wait(ip, Duration::from_secs(10)).await else {
-            return Err(
-                "NO [UNAVAILABLE] too many failed logins from your address, try later".into(),
-            );
-        };
         let store = Arc::clone(self.store);
+        // Pipelined responses go out before a failure's delay.
+        let _ = self.flush().await;
         let login = user.clone();
-        match blocking(move || store.verify_password(&user, &password)).await {
-            Ok(Some(account)) => {
-                drop(attempt);
+        let check = move || store.verify_password(&user, password.expose());
+        match auth.login("imap", ip, &login, check).await {
+            Login::Ok(account) => {
                 self.logged_in(account);
                 Ok(format!("OK [CAPABILITY {}] logged in", self.capabilities()))
             }
-            Ok(None) => {
-                tracing::warn!(protocol = "imap", peer = %ip, user = ?login, "login failed");
-                let delay = attempt.failed(Instant::now());
-                let _ = self.flush().await;
-                tokio::time::sleep(delay).await;
-                Err("NO [AUTHENTICATIONFAILED] invalid credentials".into())
+            Login::Failed => Err("NO [AUTHENTICATIONFAILED] invalid credentials".into()),
+            Login::Throttled => {
+                Err("NO [UNAVAILABLE] too many failed logins from your address, try later".into())
             }
-            Err(e) => {
-                tracing::error!(error = %e, "login failed in the store");
-                Err("NO [UNAVAILABLE] temporary failure, try again".into())
-            }
+            Login::TempFail => Err("NO [UNAVAILABLE] temporary failure, try again".into()),
         }
     }
 
@@ -952,25 +941,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         &mut self,
         _tag: &str,
         user: Vec<u8>,
-        password: Vec<u8>,
+        password: Secret<Vec<u8>>,
     ) -> Result<String, String> {
         if !self.plaintext_ok {
             return Err("NO [PRIVACYREQUIRED] use STARTTLS before LOGIN".into());
         }
-        let (Ok(user), Ok(password)) = (String::from_utf8(user), String::from_utf8(password))
-        else {
+        let (Ok(user), Ok(password)) = (
+            String::from_utf8(user),
+            String::from_utf8(password.expose().clone()),
+        ) else {
             return Err("NO [AUTHENTICATIONFAILED] invalid credentials".into());
         };
-        self.check_password(user, password).await
+        self.check_password(user, Secret::new(password)).await
     }
 
-    async fn authenticate(&mut self, tag: &str, mechanism: &str, initial: Option<String>) -> Flow {
+    async fn authenticate(
+        &mut self,
+        tag: &str,
+        mechanism: &str,
+        initial: Option<Secret<String>>,
+    ) -> Flow {
         if !self.plaintext_ok {
             self.tagged(tag, "NO [PRIVACYREQUIRED] use STARTTLS before AUTHENTICATE");
             return Flow::Continue;
         }
-        let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial.as_deref())
-        else {
+        let initial = initial.as_ref().map(|i| i.expose().as_str());
+        let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial) else {
             self.tagged(tag, "NO [CANNOT] unsupported mechanism (PLAIN, LOGIN)");
             return Flow::Continue;
         };
@@ -1009,9 +1005,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     return Flow::Continue;
                 }
                 SaslStep::Done { user, password } => {
-                    let r = self
-                        .check_password(user, password.expose().to_string())
-                        .await;
+                    let r = self.check_password(user, password).await;
                     let text = r.unwrap_or_else(|e| e);
                     self.tagged(tag, &text);
                     return Flow::Continue;
@@ -1063,7 +1057,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     fn find_mailbox(&self, name: &str) -> Result<Mailbox, String> {
         let account = self.account().id;
         let store = Arc::clone(self.store);
-        match read_now(|| store.mailbox(account, name)) {
+        match read_inline(|| store.mailbox(account, name)) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err("NO [NONEXISTENT] no such mailbox".into()),
             Err(e) => Err(store_no(&e)),
@@ -1075,7 +1069,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let Some(sel) = &self.selected else { return };
         let store = Arc::clone(self.store);
         let (account, name) = (sel.mailbox.account, sel.mailbox.name.clone());
-        if let Ok(Some(m)) = read_now(|| store.mailbox(account, &name)) {
+        if let Ok(Some(m)) = read_inline(|| store.mailbox(account, &name)) {
             self.untagged(&format!("OK [HIGHESTMODSEQ {}] highest", m.highestmodseq.0));
         }
     }
@@ -1151,7 +1145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let id = mailbox.id;
         let listings = self.listings;
-        let (listing, recent_from) = read_now(|| {
+        let (listing, recent_from) = read_inline(|| {
             // \Recent: only a session that finds unclaimed messages writes.
             let mut recent = store.claim_recent(id, false)?;
             if !read_only && recent < mailbox.uidnext {
@@ -1225,8 +1219,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         {
             let store = Arc::clone(self.store);
             let id = mailbox.id;
-            let vanished = read_now(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))
-                .map_err(|e| store_no(&e))?;
+            let vanished =
+                read_inline(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))
+                    .map_err(|e| store_no(&e))?;
             let vanished: Vec<u32> = vanished
                 .into_iter()
                 .map(|u| u.0)
@@ -1300,7 +1295,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let full = sel.full;
         // The mailbox first, then the changes: whatever commits in between
         // is seen again next time, which is harmless.
-        let Ok(state) = read_now(|| {
+        let Ok(state) = read_inline(|| -> Result<_, StoreError> {
             let Some(mb) = store.mailbox_by_id(id)? else {
                 return Ok(None);
             };
@@ -1383,7 +1378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let recent_from = if read_only {
                 Uid(u32::MAX)
             } else {
-                read_now(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+                read_inline(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
             };
             for m in new {
                 let recent = m.uid >= recent_from;
@@ -1514,7 +1509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let account = self.account().id;
         let store = Arc::clone(self.store);
         let (boxes, subs) =
-            read_now(|| Ok((store.mailboxes(account)?, store.subscriptions(account)?)))
+            read_inline(|| Ok((store.mailboxes(account)?, store.subscriptions(account)?)))
                 .map_err(|e| store_no(&e))?;
         let names: BTreeSet<String> = boxes.iter().map(|m| m.name.clone()).collect();
         let subs: BTreeSet<String> = subs.into_iter().collect();
@@ -1643,7 +1638,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 StatusItem::Recent | StatusItem::Deleted | StatusItem::DeletedStorage
             )
         });
-        let (st, list, recent_from) = read_now(|| {
+        let (st, list, recent_from) = read_inline(|| {
             let st = store.mailbox_status(id)?;
             let list = if need_list {
                 store.messages(id)?
@@ -1704,7 +1699,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     fn quota_root(&self) -> Result<Option<(u64, u64)>, String> {
         let address = self.account().address.clone();
         let store = Arc::clone(self.store);
-        let account = read_now(|| store.account(&address))
+        let account = read_inline(|| store.account(&address))
             .map_err(|e| store_no(&e))?
             .ok_or("NO [UNAVAILABLE] account vanished")?;
         Ok(account
@@ -2120,7 +2115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let mut items = Vec::with_capacity(hits.len());
         for i in hits {
             let m = &sel.msgs[i];
-            let (meta, refs) = read_now(|| {
+            let (meta, refs) = read_inline(|| {
                 let meta = store.message_meta(mailbox, m.uid)?;
                 // Only THREAD=REFERENCES needs a header outside the envelope.
                 let refs = if references && criteria.is_none() {
@@ -2282,7 +2277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             // RFC 7162 §3.2.6: expunged since, within the set, as UIDs.
             let store = Arc::clone(self.store);
             let id = sel.mailbox.id;
-            let gone = read_now(|| store.expunged_since(id, postamt_store::ModSeq(since)))
+            let gone = read_inline(|| store.expunged_since(id, postamt_store::ModSeq(since)))
                 .map_err(|e| store_no(&e))?;
             // `*` reaches past the last UID still in use here: `1:*`
             // asks for everything that vanished.
@@ -2393,7 +2388,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
                 let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
                 let store = Arc::clone(self.store);
-                (metas, contents, envelopes) = read_now(|| {
+                (metas, contents, envelopes) = read_inline(|| {
                     let metas = if needs_meta {
                         store.message_metas(mailbox, &uids)?.into_iter().collect()
                     } else {
@@ -2661,7 +2656,7 @@ impl SearchContext<'_> {
             let uid = self.msgs[i].uid;
             let store = Arc::clone(self.store);
             let mailbox = self.mailbox;
-            let r = read_now(|| {
+            let r = read_inline(|| -> Result<_, StoreError> {
                 Ok((
                     store.message_meta(mailbox, uid)?,
                     store.message_content(mailbox, uid)?,

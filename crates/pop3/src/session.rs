@@ -3,9 +3,10 @@
 //! line read with the idle timeout, and shutdown.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
+use postamt_server::blocking::read_inline;
+use postamt_server::{Connection, Line, Login, Protocol, SessionContext, Transcript};
 use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError, blocking};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -101,18 +102,6 @@ fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
 /// they are written (and a client that does not read meets backpressure).
 const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
-/// Runs a short store read on this worker thread. Handing every RETR to
-/// the blocking pool costs a thread hand-off each way and capped pipelined
-/// RETR at a quarter of the rate (see bench/README.md); `block_in_place`
-/// lets the runtime move other tasks away while we read instead. On a
-/// current-thread runtime (tests) it runs the read directly.
-fn read_now<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 pub async fn run_session<S>(
     store: &SharedStore,
     config: &Pop3Config,
@@ -199,74 +188,57 @@ pub async fn run_session<S>(
                     return finish(&transcript);
                 }
                 Step::Authenticate { user, password } => {
-                    let attempt = auth.begin_wait(ip, Duration::from_secs(10)).await;
-                    let result = if let Some(attempt) = attempt {
-                        let store = Arc::clone(store);
-                        let login = user.clone();
-                        let outcome = blocking::<_, StoreError>(move || {
-                            let Some(account) = store.verify_password(&user, password.expose())?
-                            else {
-                                return Ok(None);
-                            };
-                            let Some(lock) = store.lock_maildrop(account.id)? else {
-                                return Ok(Some(Err(())));
-                            };
-                            let inbox = store
-                                .mailbox(account.id, "INBOX")?
-                                .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
-                            let entries = store
-                                .messages(inbox.id)?
-                                .into_iter()
-                                .map(|m| Entry {
-                                    uid: m.uid,
-                                    size: m.size,
-                                    deleted: false,
-                                    retrieved: false,
-                                })
-                                .collect();
-                            Ok(Some(Ok((
-                                lock,
-                                inbox.id,
-                                Maildrop {
-                                    uidvalidity: inbox.uidvalidity.0,
-                                    entries,
-                                },
-                            ))))
-                        })
-                        .await;
-                        match outcome {
-                            Ok(Some(Ok((l, m, drop)))) => {
-                                std::mem::drop(attempt); // a success ends the attempt
-                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
-                                lock = Some(l);
-                                mailbox = Some(m);
-                                LoginResult::Ok(drop)
-                            }
-                            Ok(Some(Err(()))) => {
-                                tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, "login refused: maildrop in use");
-                                LoginResult::Locked
-                            }
-                            Ok(None) => {
-                                tracing::warn!(protocol = "pop3", peer = %conn.peer, user = ?login, "login failed");
-                                let delay = attempt.failed(Instant::now());
-                                tokio::time::sleep(delay).await;
-                                LoginResult::BadCredentials
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "POP3 login failed in the store");
-                                LoginResult::TempFail
-                            }
+                    let store = Arc::clone(store);
+                    let login = user.clone();
+                    // The check also takes the maildrop lock and reads the
+                    // listing: all of it on the blocking pool, in one hop.
+                    let check = move || -> Result<_, StoreError> {
+                        let Some(account) = store.verify_password(&user, password.expose())? else {
+                            return Ok(None);
+                        };
+                        let Some(lock) = store.lock_maildrop(account.id)? else {
+                            return Ok(Some(Err(())));
+                        };
+                        let inbox = store
+                            .mailbox(account.id, "INBOX")?
+                            .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
+                        let entries = store
+                            .messages(inbox.id)?
+                            .into_iter()
+                            .map(|m| Entry {
+                                uid: m.uid,
+                                size: m.size,
+                                deleted: false,
+                                retrieved: false,
+                            })
+                            .collect();
+                        let drop = Maildrop {
+                            uidvalidity: inbox.uidvalidity.0,
+                            entries,
+                        };
+                        Ok(Some(Ok((lock, inbox.id, drop))))
+                    };
+                    let result = match auth.login("pop3", ip, &login, check).await {
+                        Login::Ok(Ok((l, m, drop))) => {
+                            tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
+                            lock = Some(l);
+                            mailbox = Some(m);
+                            LoginResult::Ok(drop)
                         }
-                    } else {
-                        tracing::warn!(protocol = "pop3", peer = %conn.peer, "login refused: too many failures from this address");
-                        LoginResult::Throttled
+                        Login::Ok(Err(())) => {
+                            tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, "login refused: maildrop in use");
+                            LoginResult::Locked
+                        }
+                        Login::Failed => LoginResult::BadCredentials,
+                        Login::Throttled => LoginResult::Throttled,
+                        Login::TempFail => LoginResult::TempFail,
                     };
                     step = core.login_result(result);
                 }
                 Step::Send { uid, size, top } => {
                     let Some(mb) = mailbox else { break };
                     let store = Arc::clone(store);
-                    match read_now(move || store.message_content(mb, uid)) {
+                    match read_inline(move || store.message_content(mb, uid)) {
                         Ok(Some(content)) => {
                             let start = out.len();
                             let head = if top.is_some() {

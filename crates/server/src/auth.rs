@@ -2,6 +2,7 @@
 //! allowed, and the delay and throttling of failed logins per client IP.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -63,6 +64,19 @@ enum Refusal {
 /// Most client IPs tracked; beyond this, expired entries are dropped (at
 /// most once per second), then the oldest.
 const MAX_TRACKED: usize = 100_000;
+
+/// How a login ended (see [`AuthThrottle::login`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Login<A> {
+    /// The credentials were right: what the check returned.
+    Ok(A),
+    /// Wrong user or password: recorded, and the delay waited out.
+    Failed,
+    /// Too many failures from this address: refused without a check.
+    Throttled,
+    /// The check could not be made (the store failed); not a failure.
+    TempFail,
+}
 
 /// A login being checked. Drop it after a success; call
 /// [`AuthAttempt::failed`] after a failure.
@@ -190,6 +204,51 @@ impl AuthThrottle {
         })
     }
 
+    /// The password check of every protocol (POP3 USER/PASS and AUTH, IMAP
+    /// LOGIN and AUTHENTICATE, SMTP AUTH). Takes an attempt for `ip`
+    /// (waiting up to 10 s while only attempts in progress fill the
+    /// budget), runs `check` on the blocking pool (Argon2id takes tens of
+    /// milliseconds, and the store may block), and after a failure records
+    /// it and waits out the failure delay before returning, so a guesser
+    /// learns nothing sooner. `check` answers `Ok(None)` for a wrong user or
+    /// password. Logged with `protocol` and `user`, never the password.
+    pub async fn login<A, E>(
+        &self,
+        protocol: &'static str,
+        ip: IpAddr,
+        user: &str,
+        check: impl FnOnce() -> Result<Option<A>, E> + Send + 'static,
+    ) -> Login<A>
+    where
+        A: Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let Some(attempt) = self.begin_wait(ip, Duration::from_secs(10)).await else {
+            tracing::warn!(protocol, peer = %ip, user, "login refused: too many failures from this address");
+            return Login::Throttled;
+        };
+        match tokio::task::spawn_blocking(check).await {
+            Ok(Ok(Some(value))) => {
+                drop(attempt); // a success ends the attempt
+                Login::Ok(value)
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!(protocol, peer = %ip, user, "login failed");
+                let delay = attempt.failed(Instant::now());
+                tokio::time::sleep(delay).await;
+                Login::Failed
+            }
+            Ok(Err(e)) => {
+                tracing::error!(protocol, peer = %ip, error = %e, "login check failed");
+                Login::TempFail
+            }
+            Err(e) => {
+                tracing::error!(protocol, peer = %ip, error = %e, "login check panicked");
+                Login::TempFail
+            }
+        }
+    }
+
     /// RFC 8314 / RFC 2595 §3.1: passwords only over TLS, except on
     /// loopback or when the administrator allows it.
     pub fn plaintext_allowed(&self, tls: bool, peer: IpAddr) -> bool {
@@ -208,6 +267,42 @@ mod tests {
             failure_delay: Duration::from_millis(5),
             allow_plaintext: false,
         })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn login_checks_delays_failures_and_throttles() {
+        let t = AuthThrottle::new(AuthPolicy {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+            failure_delay: Duration::from_secs(2),
+            allow_plaintext: false,
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ok = t.login("test", ip, "a", || Ok::<_, String>(Some(7))).await;
+        assert_eq!(ok, Login::Ok(7));
+        // A failure answers only after the delay (virtual time).
+        let start = tokio::time::Instant::now();
+        let failed = t
+            .login("test", ip, "a", || Ok::<Option<u8>, String>(None))
+            .await;
+        assert_eq!(failed, Login::Failed);
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        // A store failure is not counted against the address.
+        let temp = t
+            .login("test", ip, "a", || Err::<Option<u8>, _>("disk"))
+            .await;
+        assert_eq!(temp, Login::TempFail);
+        let failed = t
+            .login("test", ip, "a", || Ok::<Option<u8>, String>(None))
+            .await;
+        assert_eq!(failed, Login::Failed);
+        // Two failures: the address is refused without a check.
+        let throttled = t
+            .login("test", ip, "a", || -> Result<Option<u8>, String> {
+                panic!("must not be checked")
+            })
+            .await;
+        assert_eq!(throttled, Login::Throttled);
     }
 
     #[test]

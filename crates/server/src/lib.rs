@@ -4,6 +4,7 @@
 //! session transcripts. Protocol crates implement [`Protocol`].
 
 pub mod auth;
+pub mod blocking;
 pub mod connection;
 pub mod limits;
 pub mod listener;
@@ -12,7 +13,7 @@ pub mod shutdown;
 pub mod tls;
 pub mod transcript;
 
-pub use auth::{AuthPolicy, AuthThrottle};
+pub use auth::{AuthPolicy, AuthThrottle, Login};
 pub use connection::{Connection, Line};
 pub use limits::ConnectionLimits;
 pub use listener::{Protocol, ServerContext, SessionContext};

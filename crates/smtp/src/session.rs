@@ -12,11 +12,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postamt_mda::{DeliveryError, Incoming};
 use postamt_server::sasl::{MECHANISMS, SaslExchange, SaslStep};
-use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
+use postamt_server::{Connection, Line, Login, Protocol, SessionContext, Transcript};
 use postamt_store::{Account, AccountId, OutboundEnvelope, QueuedRecipient, SharedStore, blocking};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -483,12 +483,6 @@ impl<'a> Session<'a> {
             self.reply(R::EncryptionRequired);
             return Flow::Continue;
         }
-        let auth = Arc::clone(&self.ctx.server.auth);
-        let Some(attempt) = auth.begin_wait(self.ip, Duration::from_secs(10)).await else {
-            tracing::warn!(protocol = "smtp", peer = %self.ip, "AUTH refused: too many failures from this address");
-            self.reply(R::AuthThrottled);
-            return Flow::Close;
-        };
         let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial.as_deref())
         else {
             self.reply(R::AuthMechanism);
@@ -535,26 +529,21 @@ impl<'a> Session<'a> {
                 }
                 SaslStep::Done { user, password } => {
                     let store = Arc::clone(self.store);
+                    let auth = Arc::clone(&self.ctx.server.auth);
                     let login = user.clone();
-                    let result =
-                        blocking(move || store.verify_password(&user, password.expose())).await;
-                    match result {
-                        Ok(Some(account)) => {
-                            drop(attempt);
+                    let check = move || store.verify_password(&user, password.expose());
+                    match auth.login("submission", self.ip, &login, check).await {
+                        Login::Ok(account) => {
                             tracing::info!(protocol = "submission", peer = %self.ip, user = %account.address, tls = self.tls, "login");
                             self.user = Some(account);
                             self.reply(R::AuthOk);
                         }
-                        Ok(None) => {
-                            tracing::warn!(protocol = "submission", peer = %self.ip, user = ?login, "login failed");
-                            let delay = attempt.failed(Instant::now());
-                            tokio::time::sleep(delay).await;
-                            self.reply(R::AuthInvalid);
+                        Login::Failed => self.reply(R::AuthInvalid),
+                        Login::Throttled => {
+                            self.reply(R::AuthThrottled);
+                            return Flow::Close;
                         }
-                        Err(e) => {
-                            tracing::error!(error = %e, "AUTH failed in the store");
-                            self.reply(R::TempFail);
-                        }
+                        Login::TempFail => self.reply(R::TempFail),
                     }
                     return Flow::Continue;
                 }
