@@ -5,11 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every package a tool needs at run time is named: --no-install-recommends
+# (below) leaves out recommended ones, e.g. swaks' Perl TLS modules (without
+# them `swaks --tls` says "TLS not available: requires Net::SSLeay").
+# crates/postamt/tests/common/mod.rs (TOOLS) checks the same list.
 need=()
 command -v curl      >/dev/null || need+=(curl)
 command -v openssl   >/dev/null || need+=(openssl)
 command -v fetchmail >/dev/null || need+=(fetchmail)
-command -v swaks     >/dev/null || need+=(swaks)
+if ! command -v swaks >/dev/null || ! swaks --support 2>&1 | grep -q '=== TLS supported'; then
+  need+=(swaks libnet-ssleay-perl libio-socket-ssl-perl)
+fi
 command -v python3   >/dev/null || need+=(python3)
 command -v mbsync    >/dev/null || need+=(isync)
 command -v offlineimap >/dev/null || need+=(offlineimap3)

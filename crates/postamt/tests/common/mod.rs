@@ -366,16 +366,70 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The third-party tools the suite runs: the Debian packages that give
+/// each everything it needs at run time (`apt-get install
+/// --no-install-recommends` leaves out recommended packages: swaks without
+/// its Perl TLS modules says "TLS not available: requires Net::SSLeay"),
+/// and a shell check that the installed tool can do what the tests ask of
+/// it. `scripts/test.sh` installs the same packages.
+const TOOLS: &[(&str, &[&str], &str)] = &[
+    ("curl", &["curl"], "curl --version | grep -q ' imaps '"),
+    ("openssl", &["openssl"], ""),
+    ("fetchmail", &["fetchmail"], ""),
+    (
+        "swaks",
+        &["swaks", "libnet-ssleay-perl", "libio-socket-ssl-perl"],
+        "swaks --support 2>&1 | grep -q '=== TLS supported'",
+    ),
+    ("python3", &["python3"], ""),
+    ("mbsync", &["isync"], ""),
+    ("offlineimap", &["offlineimap3"], ""),
+    ("postfix", &["postfix"], ""),
+    ("/usr/lib/dovecot/imap", &["dovecot-imapd"], ""),
+    ("/usr/lib/dovecot/pop3", &["dovecot-pop3d"], ""),
+    ("/usr/lib/dovecot/lmtp", &["dovecot-lmtpd"], ""),
+];
+
+/// Whether `tool` is installed and passes its check in [`TOOLS`]; `Err`
+/// says what is missing and which packages to install.
+fn usable(tool: &str) -> Result<(), String> {
+    let (packages, check) = TOOLS
+        .iter()
+        .find(|(name, _, _)| *name == tool)
+        .map(|(_, p, c)| (p.join(" "), *c))
+        .unwrap_or_else(|| (tool.to_string(), ""));
+    if !have(tool) {
+        return Err(format!(
+            "{tool} is not installed: apt-get install {packages} (scripts/test.sh does)"
+        ));
+    }
+    let works = check.is_empty()
+        || Command::new("sh")
+            .arg("-c")
+            .arg(check)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !works {
+        return Err(format!(
+            "{tool} is installed but cannot do what the tests need ({check} failed): \
+             apt-get install {packages} (scripts/test.sh does)"
+        ));
+    }
+    Ok(())
+}
+
 /// Tools the suite needs are installed by the test command; in CI their
-/// absence is a failure, locally a skip with a note.
+/// absence is a failure that names the packages, locally a skip with a note.
 pub fn require(tool: &str) -> bool {
-    if have(tool) {
+    let Err(why) = usable(tool) else {
         return true;
-    }
+    };
     if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
-        panic!("{tool} is not installed (the test command installs it)");
+        panic!("{why}");
     }
-    eprintln!("skipping: {tool} not installed");
+    eprintln!("skipping: {why}");
     false
 }
 
