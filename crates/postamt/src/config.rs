@@ -8,6 +8,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+/// Listeners this version serves; the others are accepted in the config
+/// and reported as not served yet.
+pub const SERVED: &[&str] = &[
+    "smtp",
+    "submission",
+    "submissions",
+    "lmtp",
+    "pop3",
+    "pop3s",
+    "imap",
+    "imaps",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -15,22 +15,9 @@ use postamt_server::{
 use postamt_store::{SharedStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::admin::open_store_with;
 use crate::config::{Config, Endpoint};
+use crate::open::open_store_with;
 use postamt_smtp::{Mode, Smtp, SmtpConfig, SpoofPolicy};
-
-/// Listeners this version serves; the others are accepted in the config
-/// and reported as not served yet.
-pub const SERVED: &[&str] = &[
-    "smtp",
-    "submission",
-    "submissions",
-    "lmtp",
-    "pop3",
-    "pop3s",
-    "imap",
-    "imaps",
-];
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -51,9 +38,9 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             }
         }
     }
-    crate::admin::create_private_dir(&config.data_dir)?;
+    crate::open::create_private_dir(&config.data_dir)?;
     let store = open_store_with(&config, Some(Duration::from_millis(200)))?;
-    crate::spawn_memory_trimmer();
+    crate::process::spawn_memory_trimmer();
     {
         // Content files left by a crash before their commit (in the
         // background: it reads every fan-out directory).
@@ -152,7 +139,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     let controller = ShutdownController::new();
     let mut out = std::io::stdout().lock();
     for (name, addrs) in config.listen.all() {
-        if !SERVED.contains(&name) {
+        if !crate::config::SERVED.contains(&name) {
             writeln!(out, "postamt: {name:<11} not served by this version yet")?;
             continue;
         }
