@@ -5,7 +5,9 @@
 //! ([`imap`]) or POP3 ([`pop3`]) and composing MIME messages ([`compose`]).
 //!
 //! It is synchronous (one connection at a time, as a command-line client
-//! needs) and reuses the sans-IO SMTP pieces of `postamt-smtp`.
+//! needs). What it says over SMTP is the relay's dialogue with other
+//! options ([`postamt_wire::smtp::dialogue`]); its TLS configuration is the
+//! relay's too ([`postamt_server::tls::client`]).
 
 pub mod account;
 pub mod compose;

@@ -26,6 +26,8 @@ pub struct Tracer {
     last_verb: String,
     /// Lines of the current multi-line reply seen so far.
     reply_lines: usize,
+    /// The start of a server line whose end has not come yet.
+    partial: Vec<u8>,
 }
 
 impl Tracer {
@@ -36,6 +38,7 @@ impl Tracer {
             out,
             last_verb: "GREETING".into(),
             reply_lines: 0,
+            partial: Vec::new(),
         }
     }
 
@@ -84,6 +87,20 @@ impl Tracer {
             self.reply_lines = 0;
         }
         self.note(e);
+    }
+
+    /// Server lines from bytes as they were read; a line cut by a read is
+    /// shown when its end comes.
+    fn server_bytes(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(p) = self.partial.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = self.partial.drain(..=p).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            self.server(&String::from_utf8_lossy(&line));
+        }
     }
 
     fn server_summary(&mut self, text: &str) {
@@ -246,20 +263,7 @@ impl Wire {
     /// Reads exactly `n` octets (an IMAP literal), traced as a summary.
     pub fn read_exact(&mut self, n: usize) -> Result<Vec<u8>> {
         while self.buf.len() < n {
-            let mut chunk = [0u8; 64 * 1024];
-            let got = match &mut self.stream {
-                Stream::Plain(s) => s.read(&mut chunk),
-                Stream::Tls(s) => s.read(&mut chunk),
-                Stream::Gone => return Err(ClientError::Io("connection closed".into())),
-            }
-            .map_err(|e| ClientError::Io(format!("reading from {}: {e}", self.host)))?;
-            if got == 0 {
-                return Err(ClientError::Io(format!(
-                    "{} closed the connection",
-                    self.host
-                )));
-            }
-            self.buf.extend_from_slice(&chunk[..got]);
+            self.fill()?;
         }
         let data: Vec<u8> = self.buf.drain(..n).collect();
         if let Some(t) = &mut self.trace {
@@ -308,21 +312,41 @@ impl Wire {
                     self.host
                 )));
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = match &mut self.stream {
-                Stream::Plain(s) => s.read(&mut chunk),
-                Stream::Tls(s) => s.read(&mut chunk),
-                Stream::Gone => return Err(ClientError::Io("connection closed".into())),
-            }
-            .map_err(|e| ClientError::Io(format!("reading from {}: {e}", self.host)))?;
-            if n == 0 {
-                return Err(ClientError::Io(format!(
-                    "{} closed the connection",
-                    self.host
-                )));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.fill()?;
         }
+    }
+
+    /// Reads what the server sent next as it came — what is buffered, else
+    /// one read — and traces its lines: for a codec that frames replies
+    /// itself (SMTP's [`postamt_wire::smtp::dialogue`]).
+    pub fn read_some(&mut self) -> Result<Vec<u8>> {
+        if self.buf.is_empty() {
+            self.fill()?;
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        if let Some(t) = &mut self.trace {
+            t.server_bytes(&bytes);
+        }
+        Ok(bytes)
+    }
+
+    /// One read from the connection into the buffer.
+    fn fill(&mut self) -> Result<()> {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = match &mut self.stream {
+            Stream::Plain(s) => s.read(&mut chunk),
+            Stream::Tls(s) => s.read(&mut chunk),
+            Stream::Gone => return Err(ClientError::Io("connection closed".into())),
+        }
+        .map_err(|e| ClientError::Io(format!("reading from {}: {e}", self.host)))?;
+        if n == 0 {
+            return Err(ClientError::Io(format!(
+                "{} closed the connection",
+                self.host
+            )));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {

@@ -279,7 +279,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
 
 /// The outbound MTA from `[relay]`, `[dns]` and `[dkim]`.
 pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_relay::Relay>> {
-    use postamt_relay::client::{ClientSettings, Timeouts, TlsPolicy, tls_config};
+    use postamt_relay::client::{ClientSettings, Login, Timeouts, TlsPolicy, tls_config};
     let r = &config.relay;
     let secs = |s: u64| Duration::from_secs(s.max(1));
     let password = match (&r.smarthost_password, &r.smarthost_password_file) {
@@ -308,7 +308,14 @@ pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_re
             data_block: secs(r.data_block_timeout),
             data_end: secs(r.data_end_timeout),
         },
-        auth: r.smarthost_user.clone().zip(password),
+        auth: r
+            .smarthost_user
+            .clone()
+            .zip(password)
+            .map(|(user, password)| Login {
+                user,
+                password: password.into(),
+            }),
     };
     let relay_config = postamt_relay::RelayConfig {
         hostname: config.hostname.clone(),

@@ -541,7 +541,7 @@ impl Relay {
             let result = c.transaction(&env, &rcpts, &job.content).await;
             sent += 1;
             let remote = Some(c.remote.clone());
-            let remote_dsn = c.caps.dsn;
+            let remote_dsn = c.capabilities().dsn;
             let outcomes = match result {
                 Ok(o) => o,
                 Err(e) => {

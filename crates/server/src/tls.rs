@@ -2,6 +2,7 @@
 //! or, when none is configured, a self-signed one is generated with rcgen
 //! into `data_dir/tls/` on first start. [`TlsManager::reload`] (SIGHUP)
 //! re-reads the files; connections accepted afterwards use the new ones.
+//! The client side (relay, mail client) is [`client`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+
+pub mod client;
 
 pub struct TlsManager {
     cert: PathBuf,
@@ -115,12 +118,7 @@ pub fn fingerprint(cert: &Path) -> Result<String> {
     let der = CertificateDer::pem_file_iter(cert)?
         .next()
         .context("no certificate")??;
-    let digest = ring_digest(der.as_ref());
-    Ok(digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":"))
+    Ok(client::fingerprint(der.as_ref()))
 }
 
 /// SHA-256 of `data` (certificate fingerprints).

@@ -9,7 +9,8 @@
 //!   values, body structure with byte offsets).
 //! - [`imap`]: IMAP strings, modified UTF-7, ENVELOPE and BODYSTRUCTURE.
 //! - [`smtp`]: the client side of SMTP (reply parser, EHLO capabilities,
-//!   paths), shared by the relay and the mail client.
+//!   paths, and the [`smtp::dialogue`] state machine), shared by the relay
+//!   and the mail client.
 //! - [`time`]: dates as mail headers, mbox and IMAP write them.
 //! - [`explain`]: what each protocol line means, with its RFC section, in
 //!   English and German (the client's `--explain`, server transcripts).

@@ -1,10 +1,13 @@
 //! The sans-IO half of an SMTP *client* (RFC 5321 §4.1, §4.2): reading
-//! replies, understanding an EHLO answer, writing paths and parameters.
-//! Content for DATA is framed by [`crate::dot::stuff`], for BDAT by
-//! [`crate::crlf::normalize`]. The relay and the mail client drive it over
-//! their sockets; nothing here does I/O.
+//! replies, understanding an EHLO answer, writing paths and parameters, and
+//! the [`dialogue`] that decides what to send next. Content for DATA is
+//! framed by [`crate::dot::stuff`], for BDAT by [`crate::crlf::normalize`].
+//! The relay and the mail client drive it over their sockets; nothing here
+//! does I/O.
 
 use std::fmt;
+
+pub mod dialogue;
 
 /// Longest reply line accepted from a server. RFC 5321 §4.5.3.1.5 says 512
 /// octets; real servers send longer EHLO and error texts, so be generous
@@ -45,6 +48,18 @@ impl ServerReply {
         };
         (class_ok && parts.next().is_none() && num(subject, 3) && num(detail, 3))
             .then(|| word.to_string())
+    }
+    /// The enhanced status code, or one derived from the reply's class
+    /// (`2.0.0`, `4.0.0`, `5.0.0`) when the server sent none.
+    pub fn status(&self) -> String {
+        self.enhanced().unwrap_or_else(|| {
+            match self.code / 100 {
+                2 => "2.0.0",
+                4 => "4.0.0",
+                _ => "5.0.0",
+            }
+            .into()
+        })
     }
     /// The text of all lines joined with spaces (for logs and bounces).
     pub fn text(&self) -> String {
@@ -211,6 +226,16 @@ pub fn xtext(s: &str) -> String {
     out
 }
 
+/// `ORCPT` as RFC 3461 §4.2 writes it, for a recipient that had none.
+pub fn orcpt_for(address: &str) -> String {
+    let kind = if address.is_ascii() {
+        "rfc822"
+    } else {
+        "utf-8"
+    };
+    format!("{kind};{}", xtext(address))
+}
+
 /// Formats an address for `MAIL FROM:<…>` / `RCPT TO:<…>`: a local part
 /// that is not a dot-atom is quoted again (RFC 5321 §4.1.2).
 pub fn path(address: &str) -> String {
@@ -316,6 +341,9 @@ mod tests {
         assert_eq!(r(550, "4.1.1 wrong class").enhanced(), None);
         assert_eq!(r(550, "no such user").enhanced(), None);
         assert_eq!(r(550, "5.1 short").enhanced(), None);
+        assert_eq!(r(550, "no such user").status(), "5.0.0");
+        assert_eq!(r(421, "busy").status(), "4.0.0");
+        assert_eq!(r(451, "4.7.1 try later").status(), "4.7.1");
     }
 
     #[test]
@@ -349,6 +377,8 @@ mod tests {
     fn rfc3461_xtext_and_quoted_paths() {
         assert_eq!(xtext("rfc822;a+b=c@x"), "rfc822;a+2Bb+3Dc@x");
         assert_eq!(xtext("ü"), "+C3+BC");
+        assert_eq!(orcpt_for("a+b@x"), "rfc822;a+2Bb@x");
+        assert_eq!(orcpt_for("ü@x"), "utf-8;+C3+BC@x");
         assert_eq!(path(""), "<>");
         assert_eq!(path("a.b@x.org"), "<a.b@x.org>");
         assert_eq!(path("a b@x.org"), "<\"a b\"@x.org>");
