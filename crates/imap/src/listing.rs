@@ -131,8 +131,8 @@ fn apply(
 mod tests {
     use super::*;
     use postamt_store::{
-        Delivery, DeliveryTarget, FlagOp, Flags, SqliteOptions, SqliteStore, meta::MessageMeta,
-        normalize_crlf,
+        Delivery, DeliveryTarget, Directory, FlagOp, Flags, Mailboxes, Messages, SqliteOptions,
+        SqliteStore, meta::MessageMeta, normalize_crlf,
     };
 
     fn deliver(store: &SqliteStore, account: postamt_store::AccountId, n: usize) {

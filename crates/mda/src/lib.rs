@@ -320,7 +320,7 @@ fn sanitize_header_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postamt_store::{SqliteOptions, SqliteStore};
+    use postamt_store::{Directory, Mailboxes, Messages, Queue, SqliteOptions, SqliteStore};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

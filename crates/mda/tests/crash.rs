@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, Mailboxes, Messages, SqliteOptions, SqliteStore};
 
 const CHILD_ENV: &str = "POSTAMT_CRASH_CHILD_DIR";
 const THREADS: usize = 16;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use postamt_mda::DeliveryError;
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, Queue, SqliteOptions, SqliteStore};
 
 use crate::config::Config;
 

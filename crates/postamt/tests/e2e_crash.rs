@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, Mailboxes, Messages, SqliteOptions, SqliteStore};
 
 /// The body a worker sends for `tag`: odd workers send 100 KB (stored in a
 /// pack file beside the database), even ones 4 KB (stored in it).

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use postamt_store::meta::MessageMeta;
 use postamt_store::{
-    Delivery, DeliveryTarget, Flags, SqliteOptions, SqliteStore, Store, normalize_crlf,
+    Coordination, Delivery, DeliveryTarget, Directory, Flags, Mailboxes, Messages, Queue,
+    SqliteOptions, SqliteStore, normalize_crlf,
 };
 
 /// A file per content (`pack_size` 0).

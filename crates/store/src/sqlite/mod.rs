@@ -27,8 +27,8 @@ use tokio::sync::broadcast;
 use crate::meta::{BodyPart, MessageMeta};
 use crate::model::*;
 use crate::{
-    Result, Store, StoreError, canonical_mailbox_name, check_mailbox_name, normalize_address,
-    password,
+    Coordination, Directory, Mailboxes, Messages, Queue, Result, StoreError,
+    canonical_mailbox_name, check_mailbox_name, normalize_address, password,
 };
 use files::BlobFiles;
 
@@ -93,7 +93,7 @@ struct Appended {
 /// A write job. `Err` means the batch could not even begin.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, String>) -> Completion + Send>;
 
-/// The per-account signals of [`Store::watch_account`]: a `watch`
+/// The per-account signals of [`Coordination::watch_account`]: a `watch`
 /// channel per account that someone watches (dropped again once nobody
 /// does), bumped by the writer after each commit, and how many times
 /// another process's commits were seen (a new channel starts there).
@@ -1125,7 +1125,7 @@ fn enqueue_in(c: &Connection, message: Outbound, envelope: String) -> Result<Que
     Ok(QueueId(id))
 }
 
-impl Store for SqliteStore {
+impl Directory for SqliteStore {
     fn add_domain(&self, name: &str) -> Result<()> {
         let name = name.trim().trim_end_matches('.').to_lowercase();
         if name.is_empty() || name.contains('@') || name.chars().any(char::is_whitespace) {
@@ -1371,7 +1371,9 @@ impl Store for SqliteStore {
                 .map_err(backend)
         })
     }
+}
 
+impl Mailboxes for SqliteStore {
     fn create_mailbox(
         &self,
         account: AccountId,
@@ -1532,6 +1534,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
+        self.read(|c| match mailbox_by_id(c, mailbox) {
+            Ok(m) => Ok(Some(m)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl Messages for SqliteStore {
     fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>> {
         if delivery.targets.is_empty() {
             return Ok(Vec::new());
@@ -1684,14 +1696,6 @@ impl Store for SqliteStore {
             s.query_map(params![mailbox.0, since.0 as i64], summary_from_row)
                 .and_then(|rows| rows.collect())
                 .map_err(backend)
-        })
-    }
-
-    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
-        self.read(|c| match mailbox_by_id(c, mailbox) {
-            Ok(m) => Ok(Some(m)),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
         })
     }
 
@@ -2194,7 +2198,9 @@ impl Store for SqliteStore {
             .queued
             .ok_or_else(|| backend("nothing queued"))
     }
+}
 
+impl Queue for SqliteStore {
     fn queue(&self) -> Result<Vec<QueueEntry>> {
         self.read(|c| {
             let mut s = c
@@ -2378,7 +2384,9 @@ impl Store for SqliteStore {
             Ok(((), if held { vec![] } else { vec![Change::Queued] }))
         })
     }
+}
 
+impl Coordination for SqliteStore {
     fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>> {
         let mut held = self.locks.lock().map_err(backend)?;
         if !held.insert(account) {
