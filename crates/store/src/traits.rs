@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, watch};
 use crate::imapdata::EnvelopeData;
 use crate::meta::MessageMeta;
 use crate::model::*;
-use crate::{Result, blocking};
+use crate::{Result, StoreError, blocking};
 
 /// Local domains, accounts and aliases: who has a mailbox here, with which
 /// password and quota, and which addresses forward where.
@@ -88,10 +88,6 @@ pub trait Mailboxes: Send + Sync + 'static {
 /// the same transaction), listings, content and metadata, flags, expunge,
 /// copy and move, and IMAP4rev1 `\Recent`.
 pub trait Messages: Send + Sync + 'static {
-    /// Stores one message for all targets atomically: all or none. The
-    /// content is stored once and referenced by every target. Returns when
-    /// the delivery is durable (committed and fsync'd).
-    fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>>;
     /// Stores a delivery for local targets and queues a message for remote
     /// recipients in one transaction: both or neither (an SMTP `250` covers
     /// both).
@@ -107,12 +103,26 @@ pub trait Messages: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send>> {
         Box::pin(blocking(move || self.accept(delivery, outbound)))
     }
+    /// Stores one message for all targets atomically: all or none. The
+    /// content is stored once and referenced by every target. Returns when
+    /// the delivery is durable (committed and fsync'd). `accept` without
+    /// an outbound part.
+    fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>> {
+        if delivery.targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.accept(Some(delivery), None).map(|a| a.delivered)
+    }
+    /// Puts a message for other domains into the durable queue; returns when
+    /// it is committed. `accept` without a local delivery.
+    fn enqueue(&self, message: Outbound) -> Result<QueueId> {
+        self.accept(None, Some(message))?
+            .queued
+            .ok_or_else(|| StoreError::Backend("nothing queued".into()))
+    }
     /// Several deliveries in one transaction: all or none (IMAP
     /// MULTIAPPEND, RFC 3502 §6.3.11). One result per delivery, in order.
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>>;
-    /// Puts a message for other domains into the durable queue; returns when
-    /// it is committed.
-    fn enqueue(&self, message: Outbound) -> Result<QueueId>;
     /// All messages of the mailbox, ascending by UID.
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
     /// Messages added or changed after `since` (MODSEQ greater), by UID:

@@ -19,13 +19,6 @@ use crate::model::*;
 use crate::{Messages, Result, StoreError, canonical_mailbox_name};
 
 impl Messages for SqliteStore {
-    fn deliver(&self, delivery: Delivery) -> Result<Vec<Delivered>> {
-        if delivery.targets.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.accept(Some(delivery), None).map(|a| a.delivered)
-    }
-
     fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
         let (delivery, meta, outbound, envelope) = accept_args(delivery, outbound)?;
         // Large content is written (and made durable) here, on the caller's
@@ -666,12 +659,6 @@ impl Messages for SqliteStore {
             .and_then(|rows| rows.collect())
             .map_err(backend)
         })
-    }
-
-    fn enqueue(&self, message: Outbound) -> Result<QueueId> {
-        self.accept(None, Some(message))?
-            .queued
-            .ok_or_else(|| backend("nothing queued"))
     }
 }
 
