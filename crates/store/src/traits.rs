@@ -132,13 +132,25 @@ pub trait Messages: Send + Sync + 'static {
         mailbox: MailboxId,
         since: ModSeq,
     ) -> Result<Vec<MessageSummary>>;
-    /// The octets of the message (prefix and shared content).
-    fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>>;
-    /// The parsed metadata, offsets adjusted for the target's prefix.
-    fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>>;
-    /// [`Messages::message_meta`] for many messages at once (IMAP FETCH of a
-    /// range); messages that are gone are left out. In UID order.
+    /// The octets of the messages (prefix and shared content), for many
+    /// messages at once (IMAP FETCH of a range); messages that are gone are
+    /// left out. In UID order.
+    fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>>;
+    /// [`Messages::message_contents`] of one message.
+    fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .message_contents(mailbox, &[uid])?
+            .pop()
+            .map(|(_, c)| c))
+    }
+    /// The parsed metadata, offsets adjusted for the target's prefix, for
+    /// many messages at once (IMAP FETCH of a range); messages that are gone
+    /// are left out. In UID order.
     fn message_metas(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, MessageMeta)>>;
+    /// [`Messages::message_metas`] of one message.
+    fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
+        Ok(self.message_metas(mailbox, &[uid])?.pop().map(|(_, m)| m))
+    }
     /// What FETCH ENVELOPE sends, for many messages at once (in UID order;
     /// messages that are gone are left out): rendered at delivery, or the
     /// raw values for the caller to render.
@@ -147,9 +159,6 @@ pub trait Messages: Send + Sync + 'static {
         mailbox: MailboxId,
         uids: &[Uid],
     ) -> Result<Vec<(Uid, EnvelopeData)>>;
-    /// [`Messages::message_content`] for many messages at once; messages
-    /// that are gone are left out. In UID order.
-    fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>>;
     /// Changes flags; messages whose flags don't change keep their MODSEQ
     /// and are not returned.
     fn store_flags(

@@ -167,72 +167,6 @@ impl Messages for SqliteStore {
         })
     }
 
-    fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
-        let row = self.read(|c| {
-            c.prepare_cached(
-                "SELECT m.prefix, b.data, b.file FROM messages m JOIN blobs b ON b.id = m.blob_id
-                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![mailbox.0, uid.0], |r| {
-                    let prefix = r.get_ref(0)?.as_blob()?;
-                    let data = r.get_ref(1)?.as_blob()?;
-                    let file: Option<String> = r.get(2)?;
-                    let mut out = Vec::with_capacity(prefix.len() + data.len());
-                    out.extend_from_slice(prefix);
-                    out.extend_from_slice(data);
-                    Ok((out, file))
-                })
-                .optional()
-            })
-            .map_err(backend)
-        })?;
-        match row {
-            None => Ok(None),
-            Some((out, None)) => Ok(Some(out)),
-            Some((mut out, Some(file))) => match self.files.read_into(&file, &mut out) {
-                Ok(()) => Ok(Some(out)),
-                // Expunged by another session since the row was read? Then
-                // the row is gone too; otherwise the file is really missing.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound
-                        && !self.message_exists(mailbox, uid)? =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(backend(format!("message file {file}: {e}"))),
-            },
-        }
-    }
-
-    fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
-        let row: Option<(i64, String)> = self.read(|c| {
-            c.prepare_cached(
-                "SELECT length(m.prefix), b.meta FROM messages m JOIN blobs b ON b.id = m.blob_id
-                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![mailbox.0, uid.0], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(backend)
-        })?;
-        let Some((prefix_len, json)) = row else {
-            return Ok(None);
-        };
-        match meta_with_prefix(prefix_len, &json) {
-            Ok(m) => Ok(Some(m)),
-            // Stored by an older version that described deeper structure
-            // than the JSON reader accepts: parse the message again.
-            Err(e) => {
-                tracing::warn!(error = %e, uid = uid.0, "stored metadata unreadable, parsing again");
-                Ok(self
-                    .message_content(mailbox, uid)?
-                    .map(|c| MessageMeta::parse(&c)))
-            }
-        }
-    }
-
     fn message_envelopes(
         &self,
         mailbox: MailboxId,
@@ -358,9 +292,12 @@ impl Messages for SqliteStore {
         for (uid, prefix_len, json) in rows {
             match meta_with_prefix(prefix_len, &json) {
                 Ok(m) => out.push((Uid(uid), m)),
-                Err(_) => {
-                    if let Some(m) = self.message_meta(mailbox, Uid(uid))? {
-                        out.push((Uid(uid), m));
+                // Stored by an older version that described deeper structure
+                // than the JSON reader accepts: parse the message again.
+                Err(e) => {
+                    tracing::warn!(error = %e, uid, "stored metadata unreadable, parsing again");
+                    if let Some((_, content)) = self.message_contents(mailbox, &[Uid(uid)])?.pop() {
+                        out.push((Uid(uid), MessageMeta::parse(&content)));
                     }
                 }
             }
@@ -920,4 +857,54 @@ pub(super) fn remove_messages(
         }
     }
     Ok((removed, freed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Directory, Mailboxes, SqliteOptions, normalize_crlf};
+
+    /// Metadata that cannot be read back (stored by an older version that
+    /// described deeper structure than the JSON reader accepts) is parsed
+    /// again from the message, by the bulk read and the single one alike.
+    #[test]
+    fn unreadable_metadata_is_parsed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(SqliteOptions::new(&path)).unwrap();
+        store.add_domain("example.org").unwrap();
+        let a = store.create_account("a@example.org", "pw").unwrap();
+        let content = normalize_crlf(b"Subject: again\n\nbody\n");
+        let d = store
+            .deliver(Delivery {
+                meta: MessageMeta::parse(&content),
+                content: content.clone(),
+                internaldate: 1,
+                targets: vec![DeliveryTarget {
+                    account: a.id,
+                    mailbox: "INBOX".into(),
+                    prefix: b"X-Prefix: 1\r\n".to_vec(),
+                    flags: Flags::empty(),
+                    keywords: vec![],
+                }],
+            })
+            .unwrap()[0];
+        let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+        let stored = store.message_meta(inbox.id, d.uid).unwrap().unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE blobs SET meta = '{'", [])
+            .unwrap();
+        let full = store.message_content(inbox.id, d.uid).unwrap().unwrap();
+        let parsed = MessageMeta::parse(&full);
+        assert_eq!(parsed.envelope, stored.envelope);
+        assert_eq!(
+            store.message_meta(inbox.id, d.uid).unwrap(),
+            Some(parsed.clone())
+        );
+        assert_eq!(
+            store.message_metas(inbox.id, &[d.uid, Uid(99)]).unwrap(),
+            vec![(d.uid, parsed)]
+        );
+    }
 }
