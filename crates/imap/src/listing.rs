@@ -172,7 +172,7 @@ mod tests {
         // Flags, an expunge and a new message.
         let uids: Vec<Uid> = first.msgs.iter().map(|m| m.uid).collect();
         store
-            .store_flags(mb().id, &uids[3..4], FlagOp::Add, Flags::SEEN, &[])
+            .store_flags(mb().id, &uids[3..4], FlagOp::Add, Flags::SEEN, &[], None)
             .unwrap();
         store.expunge(mb().id, &uids[0..2]).unwrap();
         deliver(&store, a.id, 1);

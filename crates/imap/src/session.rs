@@ -1968,11 +1968,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let targets = uids.clone();
         let since = unchanged_since.map(postamt_store::ModSeq);
-        let (updates, modified) = blocking(move || {
-            store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
-        })
-        .await
-        .map_err(|e| store_no(&e))?;
+        let (updates, modified) =
+            blocking(move || store.store_flags(id, &uids, op, flags, &keywords, since))
+                .await
+                .map_err(|e| store_no(&e))?;
         let sel = self.selected.as_mut().expect("selected");
         let mut updated = BTreeSet::new();
         for u in updates {
@@ -2352,8 +2351,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .collect();
             if !unseen.is_empty() {
                 let store = Arc::clone(self.store);
-                let updates = blocking(move || {
-                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[])
+                let (updates, _) = blocking(move || {
+                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
                 })
                 .await
                 .map_err(|e| store_no(&e))?;

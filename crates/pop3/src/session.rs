@@ -329,7 +329,7 @@ pub async fn run_session<S>(
                     let delete_count = delete.len();
                     let done = blocking::<_, StoreError>(move || {
                         if !seen.is_empty() {
-                            store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[])?;
+                            store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[], None)?;
                         }
                         if !delete.is_empty() {
                             store.expunge(mb, &delete)?;

@@ -292,38 +292,51 @@ pub fn flags_and_modseq(store: Arc<dyn Store>) {
     let d1 = deliver_one(&*store, a.id, "1");
     let d2 = deliver_one(&*store, a.id, "2");
     let before = inbox(&*store, a.id).highestmodseq;
-    let up = store
+    let (up, modified) = store
         .store_flags(
             d1.mailbox,
             &[d1.uid, d2.uid],
             FlagOp::Add,
             Flags::SEEN | Flags::FLAGGED,
             &["$Label1".into()],
+            None,
         )
         .unwrap();
     assert_eq!(up.len(), 2);
+    assert!(
+        modified.is_empty(),
+        "without UNCHANGEDSINCE nothing is refused"
+    );
     assert!(up[0].modseq > before);
     let after = inbox(&*store, a.id).highestmodseq;
     assert_eq!(after, up[0].modseq);
     // No change, no new modseq.
-    let none = store
-        .store_flags(d1.mailbox, &[d1.uid], FlagOp::Add, Flags::SEEN, &[])
+    let (none, _) = store
+        .store_flags(d1.mailbox, &[d1.uid], FlagOp::Add, Flags::SEEN, &[], None)
         .unwrap();
     assert!(none.is_empty());
     assert_eq!(inbox(&*store, a.id).highestmodseq, after);
-    let up = store
+    let (up, _) = store
         .store_flags(
             d1.mailbox,
             &[d1.uid],
             FlagOp::Remove,
             Flags::FLAGGED,
             &["$label1".into()],
+            None,
         )
         .unwrap();
     assert_eq!(up[0].flags, Flags::SEEN);
     assert!(up[0].keywords.is_empty());
-    let up = store
-        .store_flags(d1.mailbox, &[d2.uid], FlagOp::Replace, Flags::DRAFT, &[])
+    let (up, _) = store
+        .store_flags(
+            d1.mailbox,
+            &[d2.uid],
+            FlagOp::Replace,
+            Flags::DRAFT,
+            &[],
+            None,
+        )
         .unwrap();
     assert_eq!(up[0].flags, Flags::DRAFT);
     let list = store.messages(d1.mailbox).unwrap();
@@ -404,7 +417,7 @@ pub fn change_feed_reports_commits(store: Arc<dyn Store>) {
     let mut rx = store.watch();
     let d = deliver_one(&*store, a.id, "x");
     store
-        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[])
+        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[], None)
         .unwrap();
     store.expunge(d.mailbox, &[d.uid]).unwrap();
     store.create_mailbox(a.id, "New", None).unwrap();
@@ -437,7 +450,7 @@ pub fn account_signals_wake_only_that_account(store: Arc<dyn Store>) {
     assert_eq!(wa.borrow_and_update().changes, sa.changes + 1);
     assert!(!wb.has_changed().unwrap(), "b woke for a's delivery");
     store
-        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[])
+        .store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[], None)
         .unwrap();
     store.create_mailbox(b.id, "Other", None).unwrap();
     assert_eq!(wa.borrow_and_update().changes, sa.changes + 2);
@@ -783,6 +796,7 @@ pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
             FlagOp::Add,
             Flags::FLAGGED,
             &["$Work".into()],
+            None,
         )
         .unwrap();
     let used = store
@@ -868,10 +882,10 @@ pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {
     let m2 = deliver_one(&*store, a.id, "two");
     let seen = store.mailbox(a.id, "INBOX").unwrap().unwrap().highestmodseq;
     store
-        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::ANSWERED, &[])
+        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::ANSWERED, &[], None)
         .unwrap();
     let (updates, modified) = store
-        .store_flags_unchanged_since(
+        .store_flags(
             inbox.id,
             &[m1.uid, m2.uid],
             FlagOp::Add,
@@ -888,7 +902,7 @@ pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {
     assert!(list[1].flags.contains(Flags::DELETED));
     // UNCHANGEDSINCE 0 refuses everything (RFC 7162 §3.1.3 example).
     let (u, m) = store
-        .store_flags_unchanged_since(
+        .store_flags(
             inbox.id,
             &[m2.uid],
             FlagOp::Add,
@@ -944,7 +958,7 @@ pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
             .is_empty()
     );
     store
-        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::SEEN, &[])
+        .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::SEEN, &[], None)
         .unwrap();
     let m3 = deliver_one(&*store, a.id, "three");
     store.expunge(inbox.id, &[m2.uid]).unwrap();

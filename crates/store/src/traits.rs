@@ -160,19 +160,11 @@ pub trait Messages: Send + Sync + 'static {
         uids: &[Uid],
     ) -> Result<Vec<(Uid, EnvelopeData)>>;
     /// Changes flags; messages whose flags don't change keep their MODSEQ
-    /// and are not returned.
+    /// and are not returned. With `unchanged_since` (IMAP CONDSTORE, RFC
+    /// 7162 §3.1.3), messages whose MODSEQ is above it are left alone and
+    /// returned in the second list (the `MODIFIED` response code); without
+    /// it that list is empty.
     fn store_flags(
-        &self,
-        mailbox: MailboxId,
-        uids: &[Uid],
-        op: FlagOp,
-        flags: Flags,
-        keywords: &[String],
-    ) -> Result<Vec<FlagUpdate>>;
-    /// [`Messages::store_flags`] for IMAP CONDSTORE (RFC 7162 §3.1.3):
-    /// messages whose MODSEQ is above `unchanged_since` are left alone and
-    /// returned in the second list (the `MODIFIED` response code).
-    fn store_flags_unchanged_since(
         &self,
         mailbox: MailboxId,
         uids: &[Uid],

@@ -312,18 +312,6 @@ impl Messages for SqliteStore {
         op: FlagOp,
         flags: Flags,
         keywords: &[String],
-    ) -> Result<Vec<FlagUpdate>> {
-        self.store_flags_unchanged_since(mailbox, uids, op, flags, keywords, None)
-            .map(|(updates, _)| updates)
-    }
-
-    fn store_flags_unchanged_since(
-        &self,
-        mailbox: MailboxId,
-        uids: &[Uid],
-        op: FlagOp,
-        flags: Flags,
-        keywords: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
         let uids = uids.to_vec();
