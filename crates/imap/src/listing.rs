@@ -81,7 +81,7 @@ impl ListingCache {
                 return Ok(l);
             }
             // Catch up: what changed and what left since the listing.
-            let changed = store.messages_changed_since(id, ModSeq(l.modseq))?;
+            let changed = store.messages(id, ModSeq(l.modseq))?;
             let gone = store.expunged_since(id, ModSeq(l.modseq))?;
             let next = Arc::new(Listing {
                 uidvalidity: l.uidvalidity,
@@ -91,7 +91,7 @@ impl ListingCache {
             self.put(id, Arc::clone(&next));
             return Ok(next);
         }
-        let msgs = store.messages(id)?;
+        let msgs = store.messages(id, ModSeq(0))?;
         let listing = Arc::new(Listing {
             uidvalidity: mailbox.uidvalidity.0,
             modseq,
@@ -177,7 +177,7 @@ mod tests {
         store.expunge(mb().id, &uids[0..2]).unwrap();
         deliver(&store, a.id, 1);
         let next = cache.listing(&store, &mb()).unwrap();
-        assert_eq!(next.msgs, store.messages(mb().id).unwrap());
+        assert_eq!(next.msgs, store.messages(mb().id, ModSeq(0)).unwrap());
         assert!(next.msgs[1].flags.contains(Flags::SEEN));
         // A recreated mailbox (new UIDVALIDITY) is listed afresh.
         store.rename_mailbox(a.id, "INBOX", "Old").unwrap();

@@ -1305,9 +1305,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 return Ok(None);
             };
             if full {
-                Ok(Some((mb, store.messages(id)?, None)))
+                Ok(Some((
+                    mb,
+                    store.messages(id, postamt_store::ModSeq(0))?,
+                    None,
+                )))
             } else {
-                let changed = store.messages_changed_since(id, since)?;
+                let changed = store.messages(id, since)?;
                 let gone = store.expunged_since(id, since)?;
                 Ok(Some((mb, changed, Some(gone))))
             }
@@ -1646,7 +1650,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let (st, list, recent_from) = read_now(|| {
             let st = store.mailbox_status(id)?;
             let list = if need_list {
-                store.messages(id)?
+                store.messages(id, postamt_store::ModSeq(0))?
             } else {
                 Vec::new()
             };

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postamt_server::{Connection, Line, Protocol, SessionContext, Transcript};
-use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError, blocking};
+use postamt_store::{
+    FlagOp, Flags, MailboxId, MaildropLock, ModSeq, SharedStore, StoreError, blocking,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::core::{
@@ -215,7 +217,7 @@ pub async fn run_session<S>(
                                 .mailbox(account.id, "INBOX")?
                                 .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
                             let entries = store
-                                .messages(inbox.id)?
+                                .messages(inbox.id, ModSeq(0))?
                                 .into_iter()
                                 .map(|m| Entry {
                                     uid: m.uid,

@@ -225,7 +225,7 @@ pub fn delivery_shares_content_and_keeps_prefixes(store: Arc<dyn Store>) {
         cb,
         b"Delivered-To: bob@example.org\r\nSubject: shared\r\n\r\nbody\r\n"
     );
-    let la = store.messages(d[0].mailbox).unwrap();
+    let la = store.messages(d[0].mailbox, ModSeq(0)).unwrap();
     assert_eq!(la[0].size, ca.len() as u64);
     // Removing one reference leaves the other intact.
     store.expunge(d[0].mailbox, &[d[0].uid]).unwrap();
@@ -264,7 +264,7 @@ pub fn uids_ascend_and_are_never_reused(store: Arc<dyn Store>) {
     let m = inbox(&*store, a.id);
     assert!(m.uidnext > next);
     let listed: Vec<Uid> = store
-        .messages(m.id)
+        .messages(m.id, ModSeq(0))
         .unwrap()
         .iter()
         .map(|s| s.uid)
@@ -339,7 +339,7 @@ pub fn flags_and_modseq(store: Arc<dyn Store>) {
         )
         .unwrap();
     assert_eq!(up[0].flags, Flags::DRAFT);
-    let list = store.messages(d1.mailbox).unwrap();
+    let list = store.messages(d1.mailbox, ModSeq(0)).unwrap();
     assert_eq!(list[0].flags, Flags::SEEN);
     assert_eq!(list[1].flags, Flags::DRAFT);
     assert!(list[1].modseq > list[0].modseq);
@@ -367,7 +367,7 @@ pub fn expunge_log_serves_qresync(store: Arc<dyn Store>) {
 pub fn quota_usage_is_kept_current(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let d = deliver_one(&*store, a.id, "x");
-    let size = store.messages(d.mailbox).unwrap()[0].size;
+    let size = store.messages(d.mailbox, ModSeq(0)).unwrap()[0].size;
     assert_eq!(
         store
             .account("alice@example.org")
@@ -399,7 +399,10 @@ pub fn over_quota_fails_whole_delivery(store: Arc<dyn Store>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::OverQuota));
     assert!(
-        store.messages(inbox(&*store, a.id).id).unwrap().is_empty(),
+        store
+            .messages(inbox(&*store, a.id).id, ModSeq(0))
+            .unwrap()
+            .is_empty(),
         "all or nothing"
     );
     assert_eq!(
@@ -516,9 +519,9 @@ pub fn rename_inbox_moves_messages(store: Arc<dyn Store>) {
     deliver_one(&*store, a.id, "2");
     store.rename_mailbox(a.id, "INBOX", "Old").unwrap();
     let old = store.mailbox(a.id, "Old").unwrap().unwrap();
-    assert_eq!(store.messages(old.id).unwrap().len(), 2);
+    assert_eq!(store.messages(old.id, ModSeq(0)).unwrap().len(), 2);
     let inbox = inbox(&*store, a.id);
-    assert!(store.messages(inbox.id).unwrap().is_empty());
+    assert!(store.messages(inbox.id, ModSeq(0)).unwrap().is_empty());
     assert!(
         deliver_one(&*store, a.id, "3").uid >= Uid(3),
         "INBOX UIDs go on"
@@ -539,7 +542,7 @@ pub fn delete_mailbox_and_account(store: Arc<dyn Store>) {
     let again = store.create_account("alice@example.org", "pw").unwrap();
     assert!(
         store
-            .messages(inbox(&*store, again.id).id)
+            .messages(inbox(&*store, again.id).id, ModSeq(0))
             .unwrap()
             .is_empty()
     );
@@ -565,7 +568,7 @@ pub fn concurrent_deliveries_get_distinct_uids(store: Arc<dyn Store>) {
     all.dedup();
     assert_eq!(all.len(), 200);
     let m = inbox(&*store, a.id);
-    assert_eq!(store.messages(m.id).unwrap().len(), 200);
+    assert_eq!(store.messages(m.id, ModSeq(0)).unwrap().len(), 200);
     assert!(m.uidnext > *all.last().unwrap());
 }
 
@@ -780,7 +783,13 @@ pub fn accept_delivers_and_queues_atomically(store: Arc<dyn Store>) {
             .is_err()
     );
     assert_eq!(store.queue().unwrap().len(), 1);
-    assert_eq!(store.messages(inbox(&*store, a.id).id).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(inbox(&*store, a.id).id, ModSeq(0))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
@@ -811,7 +820,7 @@ pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
     assert_eq!(pairs.len(), 2, "the unknown UID is skipped");
     assert_eq!(pairs[0].0, m1.uid);
     assert!(pairs[1].1 > pairs[0].1);
-    let copied = store.messages(archive.id).unwrap();
+    let copied = store.messages(archive.id, ModSeq(0)).unwrap();
     assert_eq!(copied.len(), 2);
     assert!(copied[0].flags.contains(Flags::FLAGGED));
     assert_eq!(copied[0].keywords, vec!["$Work".to_string()]);
@@ -841,7 +850,7 @@ pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
         .copy_messages(inbox.id, &[m2.uid], trash.id, true)
         .unwrap();
     assert_eq!(moved.len(), 1);
-    assert!(store.messages(inbox.id).unwrap().is_empty());
+    assert!(store.messages(inbox.id, ModSeq(0)).unwrap().is_empty());
     assert_eq!(
         store.expunged_since(inbox.id, before).unwrap(),
         vec![m2.uid]
@@ -858,7 +867,7 @@ pub fn copy_and_move_share_content_and_keep_flags(store: Arc<dyn Store>) {
         store.copy_messages(archive.id, &[pairs[0].1], trash.id, false),
         Err(StoreError::OverQuota)
     ));
-    assert_eq!(store.messages(trash.id).unwrap().len(), 1);
+    assert_eq!(store.messages(trash.id, ModSeq(0)).unwrap().len(), 1);
 }
 
 pub fn recent_is_claimed_once(store: Arc<dyn Store>) {
@@ -897,7 +906,7 @@ pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {
     assert_eq!(modified, vec![m1.uid]);
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].uid, m2.uid);
-    let list = store.messages(inbox.id).unwrap();
+    let list = store.messages(inbox.id, ModSeq(0)).unwrap();
     assert!(!list[0].flags.contains(Flags::DELETED));
     assert!(list[1].flags.contains(Flags::DELETED));
     // UNCHANGEDSINCE 0 refuses everything (RFC 7162 §3.1.3 example).
@@ -926,7 +935,7 @@ pub fn deliver_many_is_all_or_nothing(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(got.len(), 2);
     assert!(got[1][0].uid > got[0][0].uid);
-    assert_eq!(store.messages(inbox.id).unwrap().len(), 2);
+    assert_eq!(store.messages(inbox.id, ModSeq(0)).unwrap().len(), 2);
     // The second target's mailbox does not exist: nothing is stored.
     let mut bad = to_inbox(a.id, "");
     bad.mailbox = "Nowhere".into();
@@ -938,7 +947,7 @@ pub fn deliver_many_is_all_or_nothing(store: Arc<dyn Store>) {
             ])
             .is_err()
     );
-    assert_eq!(store.messages(inbox.id).unwrap().len(), 2);
+    assert_eq!(store.messages(inbox.id, ModSeq(0)).unwrap().len(), 2);
 }
 
 pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
@@ -951,19 +960,14 @@ pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap()
         .highestmodseq;
-    assert!(
-        store
-            .messages_changed_since(inbox.id, seen)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.messages(inbox.id, seen).unwrap().is_empty());
     store
         .store_flags(inbox.id, &[m1.uid], FlagOp::Add, Flags::SEEN, &[], None)
         .unwrap();
     let m3 = deliver_one(&*store, a.id, "three");
     store.expunge(inbox.id, &[m2.uid]).unwrap();
     let changed: Vec<Uid> = store
-        .messages_changed_since(inbox.id, seen)
+        .messages(inbox.id, seen)
         .unwrap()
         .iter()
         .map(|m| m.uid)

@@ -123,15 +123,12 @@ pub trait Messages: Send + Sync + 'static {
     /// Several deliveries in one transaction: all or none (IMAP
     /// MULTIAPPEND, RFC 3502 §6.3.11). One result per delivery, in order.
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>>;
-    /// All messages of the mailbox, ascending by UID.
-    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>>;
-    /// Messages added or changed after `since` (MODSEQ greater), by UID:
-    /// what a session that saw the mailbox at `since` must catch up on.
-    fn messages_changed_since(
-        &self,
-        mailbox: MailboxId,
-        since: ModSeq,
-    ) -> Result<Vec<MessageSummary>>;
+    /// The messages of the mailbox whose MODSEQ is above `since`,
+    /// ascending by UID. With `ModSeq(0)`: all of them (a MODSEQ is
+    /// positive, RFC 7162 §3.1.1); with the MODSEQ a session saw the
+    /// mailbox at: what was added or changed since, what it must catch up
+    /// on ([`Messages::expunged_since`] says what left).
+    fn messages(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>>;
     /// The octets of the messages (prefix and shared content), for many
     /// messages at once (IMAP FETCH of a range); messages that are gone are
     /// left out. In UID order.

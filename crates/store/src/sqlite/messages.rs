@@ -135,26 +135,27 @@ impl Messages for SqliteStore {
         result
     }
 
-    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageSummary>> {
+    fn messages(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>> {
+        // Two statements, for their query plans: the whole mailbox is a
+        // range of the primary key, already in UID order (an IMAP SELECT);
+        // what changed since a MODSEQ is a range of `messages_by_modseq`,
+        // sorted afterwards (a session catching up). One statement for
+        // both takes the index every time (SQLite plans it without knowing
+        // `since`), and listing 100,000 messages took 45 ms instead of
+        // 10-12 (the statement alone, release build).
         self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
-                     WHERE mailbox_id = ?1 ORDER BY uid",
-                )
-                .map_err(backend)?;
-            s.query_map([mailbox.0], summary_from_row)
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
-        })
-    }
-
-    fn messages_changed_since(
-        &self,
-        mailbox: MailboxId,
-        since: ModSeq,
-    ) -> Result<Vec<MessageSummary>> {
-        self.read(|c| {
+            if since == ModSeq(0) {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+                         WHERE mailbox_id = ?1 ORDER BY uid",
+                    )
+                    .map_err(backend)?;
+                return s
+                    .query_map([mailbox.0], summary_from_row)
+                    .and_then(|rows| rows.collect())
+                    .map_err(backend);
+            }
             let mut s = c
                 .prepare_cached(
                     "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
