@@ -1153,9 +1153,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let listings = self.listings;
         let (listing, recent_from) = read_now(|| {
             // \Recent: only a session that finds unclaimed messages writes.
-            let mut recent = store.claim_recent(id, false)?;
+            let mut recent = store.recent_from(id)?;
             if !read_only && recent < mailbox.uidnext {
-                recent = store.claim_recent(id, true)?;
+                recent = store.claim_recent(id)?;
             }
             Ok((listings.listing(&*store, &mailbox)?, recent))
         })
@@ -1387,7 +1387,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let recent_from = if read_only {
                 Uid(u32::MAX)
             } else {
-                read_now(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+                read_now(|| store.claim_recent(id)).unwrap_or(Uid(u32::MAX))
             };
             for m in new {
                 let recent = m.uid >= recent_from;
@@ -1655,7 +1655,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 Vec::new()
             };
             let recent_from = if items.contains(&StatusItem::Recent) {
-                store.claim_recent(id, false)?
+                store.recent_from(id)?
             } else {
                 Uid(u32::MAX)
             };

@@ -188,10 +188,13 @@ pub trait Messages: Send + Sync + 'static {
         expunge_source: bool,
     ) -> Result<Vec<(Uid, Uid)>>;
     /// The first UID that is still "recent" (IMAP4rev1 `\Recent`, RFC 3501
-    /// §2.3.2). With `claim`, the caller takes the recent messages for
-    /// itself: the mark moves to UIDNEXT atomically, so each message is
-    /// recent in one session only.
-    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Uid>;
+    /// §2.3.2): messages from it on have not been claimed by any session.
+    /// A read: it claims nothing.
+    fn recent_from(&self, mailbox: MailboxId) -> Result<Uid>;
+    /// Takes the recent messages for the caller: moves the mark to UIDNEXT
+    /// atomically and returns where it was, so each message is recent in
+    /// one session only (a second call returns the new mark).
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<Uid>;
 }
 
 /// The outbound queue: messages for other domains waiting for the relay.

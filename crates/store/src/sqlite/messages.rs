@@ -548,19 +548,13 @@ impl Messages for SqliteStore {
         })
     }
 
-    fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Uid> {
-        let get = move |c: &Connection| -> Result<(i64, i64)> {
-            c.prepare_cached("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?1")
-                .and_then(|mut s| s.query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?))))
-                .optional()
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.0)))
-        };
-        if !claim {
-            return self.read(|c| get(c).map(|(r, _)| Uid(r as u32)));
-        }
+    fn recent_from(&self, mailbox: MailboxId) -> Result<Uid> {
+        self.read(|c| recent_mark(c, mailbox).map(|(r, _)| Uid(r as u32)))
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<Uid> {
         self.write(move |c| {
-            let (recent, uidnext) = get(c)?;
+            let (recent, uidnext) = recent_mark(c, mailbox)?;
             if recent != uidnext {
                 c.execute(
                     "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1",
@@ -586,6 +580,15 @@ impl Messages for SqliteStore {
             .map_err(backend)
         })
     }
+}
+
+/// The `\Recent` mark of the mailbox and its UIDNEXT.
+fn recent_mark(c: &Connection, mailbox: MailboxId) -> Result<(i64, i64)> {
+    c.prepare_cached("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?))))
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.0)))
 }
 
 impl SqliteStore {
