@@ -534,3 +534,135 @@ pub fn recent_is_claimed_once(store: Arc<dyn Store>) {
     assert_eq!(store.claim_recent(inbox.id).unwrap(), m2.uid);
     assert!(store.recent_from(inbox.id).unwrap() > m2.uid);
 }
+
+/// `deliver` stores without queueing and `enqueue` queues without storing
+/// (each is `accept` with one side); a delivery without targets stores
+/// nothing and does not fail.
+pub fn deliver_and_enqueue_are_halves_of_accept(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let id = inbox(&*store, a.id).id;
+    let none = store
+        .deliver(delivery(b"Subject: nobody\r\n\r\n", vec![]))
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(store.messages(id, ModSeq(0)).unwrap().is_empty());
+    deliver_one(&*store, a.id, "local");
+    assert!(store.queue().unwrap().is_empty(), "deliver queued");
+    let queued = store
+        .enqueue(Outbound {
+            sender: "alice@example.org".into(),
+            recipients: vec![QueuedRecipient::new("x@remote.net")],
+            envelope: OutboundEnvelope::default(),
+            content: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+        })
+        .unwrap();
+    let entries: Vec<QueueId> = store.queue().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(entries, vec![queued]);
+    assert_eq!(
+        store.messages(id, ModSeq(0)).unwrap().len(),
+        1,
+        "enqueue delivered"
+    );
+}
+
+/// `messages(mailbox, since)`: `ModSeq(0)` lists every message (a MODSEQ
+/// is positive), and any other `since` exactly those of the whole listing
+/// whose MODSEQ is above it, in the same order (a backend may answer the
+/// two with different queries).
+pub fn listing_since_a_modseq_is_part_of_the_whole(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let uids: Vec<Uid> = (0..6)
+        .map(|i| deliver_one(&*store, a.id, &i.to_string()).uid)
+        .collect();
+    let id = inbox(&*store, a.id).id;
+    store
+        .store_flags(id, &[uids[1], uids[4]], FlagOp::Add, Flags::SEEN, &[], None)
+        .unwrap();
+    store.expunge(id, &[uids[2]]).unwrap();
+    let all = store.messages(id, ModSeq(0)).unwrap();
+    let listed: Vec<Uid> = all.iter().map(|m| m.uid).collect();
+    assert_eq!(listed, vec![uids[0], uids[1], uids[3], uids[4], uids[5]]);
+    assert!(all.iter().all(|m| m.modseq > ModSeq(0)));
+    let top = inbox(&*store, a.id).highestmodseq;
+    for since in (1..=top.0).map(ModSeq) {
+        let want: Vec<MessageSummary> = all.iter().filter(|m| m.modseq > since).cloned().collect();
+        assert_eq!(store.messages(id, since).unwrap(), want, "since {since:?}");
+    }
+    assert!(store.messages(id, top).unwrap().is_empty());
+}
+
+/// The one flags method, with and without `unchanged_since`: without it
+/// nothing is refused; with it a message whose MODSEQ equals the value is
+/// changed (only a greater one changed since, RFC 7162 §3.1.3), a greater
+/// one is refused, and UIDs not in the mailbox are in neither list.
+pub fn store_flags_with_and_without_unchanged_since(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let m1 = deliver_one(&*store, a.id, "one");
+    let m2 = deliver_one(&*store, a.id, "two");
+    let id = m1.mailbox;
+    let list = store.messages(id, ModSeq(0)).unwrap();
+    let (ms1, ms2) = (list[0].modseq, list[1].modseq);
+    assert!(ms1 < ms2);
+    let uids = [m1.uid, m2.uid, Uid(999)];
+    let (up, modified) = store
+        .store_flags(id, &uids, FlagOp::Add, Flags::FLAGGED, &[], Some(ms1))
+        .unwrap();
+    let updated: Vec<Uid> = up.iter().map(|u| u.uid).collect();
+    assert_eq!(updated, vec![m1.uid]);
+    assert_eq!(modified, vec![m2.uid]);
+    // Without: m2 changes too (m1 is flagged already: not returned).
+    let (up, modified) = store
+        .store_flags(id, &uids, FlagOp::Add, Flags::FLAGGED, &[], None)
+        .unwrap();
+    let updated: Vec<Uid> = up.iter().map(|u| u.uid).collect();
+    assert_eq!(updated, vec![m2.uid]);
+    assert!(modified.is_empty());
+    let list = store.messages(id, ModSeq(0)).unwrap();
+    assert!(list.iter().all(|m| m.flags.contains(Flags::FLAGGED)));
+}
+
+/// Reads of messages that are not there: the one-message forms say
+/// `None`, the bulk forms leave them out (also for a deleted mailbox).
+pub fn reads_of_missing_messages_are_empty(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let d = deliver_one(&*store, a.id, "x");
+    store.expunge(d.mailbox, &[d.uid]).unwrap();
+    let gone = store.create_mailbox(a.id, "Gone", None).unwrap();
+    store.delete_mailbox(a.id, "Gone").unwrap();
+    for (mailbox, uid) in [(d.mailbox, d.uid), (d.mailbox, Uid(999)), (gone.id, Uid(1))] {
+        assert!(store.message_content(mailbox, uid).unwrap().is_none());
+        assert!(store.message_meta(mailbox, uid).unwrap().is_none());
+        assert!(store.message_contents(mailbox, &[uid]).unwrap().is_empty());
+        assert!(store.message_metas(mailbox, &[uid]).unwrap().is_empty());
+        assert!(store.message_envelopes(mailbox, &[uid]).unwrap().is_empty());
+    }
+    assert!(store.messages(gone.id, ModSeq(0)).unwrap().is_empty());
+}
+
+/// `recent_from` only reads: asking twice gives the same mark, and the
+/// messages stay recent for the session that claims them. `claim_recent`
+/// returns the old mark once and leaves the mark at UIDNEXT.
+pub fn recent_from_claims_nothing(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let m1 = deliver_one(&*store, a.id, "one");
+    let m2 = deliver_one(&*store, a.id, "two");
+    let id = m1.mailbox;
+    assert_eq!(store.recent_from(id).unwrap(), m1.uid);
+    assert_eq!(store.recent_from(id).unwrap(), m1.uid, "a read claimed");
+    assert_eq!(store.claim_recent(id).unwrap(), m1.uid);
+    let uidnext = inbox(&*store, a.id).uidnext;
+    assert!(uidnext > m2.uid);
+    assert_eq!(store.recent_from(id).unwrap(), uidnext);
+    assert_eq!(store.claim_recent(id).unwrap(), uidnext, "claimed twice");
+    // A mailbox that is gone has no mark.
+    let gone = store.create_mailbox(a.id, "Gone", None).unwrap();
+    store.delete_mailbox(a.id, "Gone").unwrap();
+    assert!(matches!(
+        store.recent_from(gone.id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.claim_recent(gone.id),
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -38,7 +38,11 @@ macro_rules! store_conformance_tests {
                 over_quota_fails_whole_delivery, meta_offsets_include_prefix,
                 metas_in_bulk_match_one_by_one, concurrent_deliveries_get_distinct_uids,
                 accept_delivers_and_queues_atomically, deliver_many_is_all_or_nothing,
-                copy_and_move_share_content_and_keep_flags, recent_is_claimed_once;
+                copy_and_move_share_content_and_keep_flags, recent_is_claimed_once,
+                deliver_and_enqueue_are_halves_of_accept,
+                listing_since_a_modseq_is_part_of_the_whole,
+                store_flags_with_and_without_unchanged_since, reads_of_missing_messages_are_empty,
+                recent_from_claims_nothing;
             queue: outbound_queue_keeps_envelope_and_content, queue_claims_settles_and_schedules;
             coordination: change_feed_reports_commits, account_signals_wake_only_that_account,
                 maildrop_lock_is_exclusive;
