@@ -133,6 +133,8 @@ CREATE INDEX queue_by_next_attempt ON queue (next_attempt);
 "#,
 ];
 
+/// Brings the schema to the newest version. Says once (INFO) which
+/// version a migrated store is at now; each step is a DEBUG line.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -150,7 +152,13 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
-        tracing::info!(version = i + 1, "store schema migrated");
+        tracing::debug!(version = i + 1, "store schema migrated");
+    }
+    let latest = MIGRATIONS.len();
+    if version < latest {
+        tracing::info!("store schema at version {latest} (migrated from {version})");
+    } else {
+        tracing::debug!("store schema at version {latest}");
     }
     Ok(())
 }
