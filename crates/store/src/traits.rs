@@ -125,9 +125,9 @@ pub trait Messages: Send + Sync + 'static {
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>>;
     /// The messages of the mailbox whose MODSEQ is above `since`,
     /// ascending by UID. With `ModSeq(0)`: all of them (a MODSEQ is
-    /// positive, RFC 7162 §3.1.1); with the MODSEQ a session saw the
-    /// mailbox at: what was added or changed since, what it must catch up
-    /// on ([`Messages::expunged_since`] says what left).
+    /// positive, RFC 7162 `mod-sequence-value`); with the MODSEQ a session
+    /// saw the mailbox at: what was added or changed since, what it must
+    /// catch up on ([`Messages::expunged_since`] says what left).
     fn messages(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>>;
     /// The octets of the messages (prefix and shared content), for many
     /// messages at once (IMAP FETCH of a range); messages that are gone are

@@ -1,4 +1,4 @@
-//! Checks of [`Coordination`](crate::Coordination): the change feed, the
+//! Checks of [`Coordination`]: the change feed, the
 //! per-account signals and the POP3 maildrop lock.
 
 use std::sync::Arc;

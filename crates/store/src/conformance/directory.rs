@@ -1,4 +1,4 @@
-//! Checks of [`Directory`](crate::Directory): domains, accounts
+//! Checks of [`Directory`]: domains, accounts
 //! (passwords, the mailboxes an account starts with, deletion) and aliases.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Checks of [`Mailboxes`](crate::Mailboxes): creating, renaming and
+//! Checks of [`Mailboxes`]: creating, renaming and
 //! deleting mailboxes (UIDVALIDITY), INBOX's special rules, subscriptions.
 
 use std::sync::Arc;

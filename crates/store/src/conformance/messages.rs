@@ -1,4 +1,4 @@
-//! Checks of [`Messages`](crate::Messages): delivery (shared content,
+//! Checks of [`Messages`]: delivery (shared content,
 //! prefixes, all-or-nothing, quota), UIDs and MODSEQs, flags (with and
 //! without UNCHANGEDSINCE), listings and changes since a MODSEQ, expunge
 //! log, bulk reads, copy and move, `\Recent`.

@@ -1,4 +1,4 @@
-//! Checks of [`Queue`](crate::Queue): entries keep envelope and content;
+//! Checks of [`Queue`]: entries keep envelope and content;
 //! the relay's claim, delivered, settle, hold and retry.
 
 use std::sync::Arc;
