@@ -81,7 +81,7 @@ impl ListingCache {
                 return Ok(l);
             }
             // Catch up: what changed and what left since the listing.
-            let changed = store.messages_changed_since(id, ModSeq(l.modseq))?;
+            let changed = store.messages(id, ModSeq(l.modseq))?;
             let gone = store.expunged_since(id, ModSeq(l.modseq))?;
             let next = Arc::new(Listing {
                 uidvalidity: l.uidvalidity,
@@ -91,7 +91,7 @@ impl ListingCache {
             self.put(id, Arc::clone(&next));
             return Ok(next);
         }
-        let msgs = store.messages(id)?;
+        let msgs = store.messages(id, ModSeq(0))?;
         let listing = Arc::new(Listing {
             uidvalidity: mailbox.uidvalidity.0,
             modseq,
@@ -131,8 +131,8 @@ fn apply(
 mod tests {
     use super::*;
     use postamt_store::{
-        Delivery, DeliveryTarget, FlagOp, Flags, SqliteOptions, SqliteStore, meta::MessageMeta,
-        normalize_crlf,
+        Delivery, DeliveryTarget, Directory, FlagOp, Flags, Mailboxes, Messages, SqliteOptions,
+        SqliteStore, meta::MessageMeta, normalize_crlf,
     };
 
     fn deliver(store: &SqliteStore, account: postamt_store::AccountId, n: usize) {
@@ -172,12 +172,12 @@ mod tests {
         // Flags, an expunge and a new message.
         let uids: Vec<Uid> = first.msgs.iter().map(|m| m.uid).collect();
         store
-            .store_flags(mb().id, &uids[3..4], FlagOp::Add, Flags::SEEN, &[])
+            .store_flags(mb().id, &uids[3..4], FlagOp::Add, Flags::SEEN, &[], None)
             .unwrap();
         store.expunge(mb().id, &uids[0..2]).unwrap();
         deliver(&store, a.id, 1);
         let next = cache.listing(&store, &mb()).unwrap();
-        assert_eq!(next.msgs, store.messages(mb().id).unwrap());
+        assert_eq!(next.msgs, store.messages(mb().id, ModSeq(0)).unwrap());
         assert!(next.msgs[1].flags.contains(Flags::SEEN));
         // A recreated mailbox (new UIDVALIDITY) is listed afresh.
         store.rename_mailbox(a.id, "INBOX", "Old").unwrap();

@@ -1147,9 +1147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let listings = self.listings;
         let (listing, recent_from) = read_inline(|| {
             // \Recent: only a session that finds unclaimed messages writes.
-            let mut recent = store.claim_recent(id, false)?;
+            let mut recent = store.recent_from(id)?;
             if !read_only && recent < mailbox.uidnext {
-                recent = store.claim_recent(id, true)?;
+                recent = store.claim_recent(id)?;
             }
             Ok((listings.listing(&*store, &mailbox)?, recent))
         })
@@ -1300,9 +1300,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 return Ok(None);
             };
             if full {
-                Ok(Some((mb, store.messages(id)?, None)))
+                Ok(Some((
+                    mb,
+                    store.messages(id, postamt_store::ModSeq(0))?,
+                    None,
+                )))
             } else {
-                let changed = store.messages_changed_since(id, since)?;
+                let changed = store.messages(id, since)?;
                 let gone = store.expunged_since(id, since)?;
                 Ok(Some((mb, changed, Some(gone))))
             }
@@ -1378,7 +1382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let recent_from = if read_only {
                 Uid(u32::MAX)
             } else {
-                read_inline(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+                read_inline(|| store.claim_recent(id)).unwrap_or(Uid(u32::MAX))
             };
             for m in new {
                 let recent = m.uid >= recent_from;
@@ -1641,12 +1645,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let (st, list, recent_from) = read_inline(|| {
             let st = store.mailbox_status(id)?;
             let list = if need_list {
-                store.messages(id)?
+                store.messages(id, postamt_store::ModSeq(0))?
             } else {
                 Vec::new()
             };
             let recent_from = if items.contains(&StatusItem::Recent) {
-                store.claim_recent(id, false)?
+                store.recent_from(id)?
             } else {
                 Uid(u32::MAX)
             };
@@ -1963,11 +1967,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let targets = uids.clone();
         let since = unchanged_since.map(postamt_store::ModSeq);
-        let (updates, modified) = blocking(move || {
-            store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
-        })
-        .await
-        .map_err(|e| store_no(&e))?;
+        let (updates, modified) =
+            blocking(move || store.store_flags(id, &uids, op, flags, &keywords, since))
+                .await
+                .map_err(|e| store_no(&e))?;
         let sel = self.selected.as_mut().expect("selected");
         let mut updated = BTreeSet::new();
         for u in updates {
@@ -2347,8 +2350,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .collect();
             if !unseen.is_empty() {
                 let store = Arc::clone(self.store);
-                let updates = blocking(move || {
-                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[])
+                let (updates, _) = blocking(move || {
+                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
                 })
                 .await
                 .map_err(|e| store_no(&e))?;

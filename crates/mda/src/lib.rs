@@ -320,7 +320,9 @@ fn sanitize_header_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postamt_store::{SqliteOptions, SqliteStore};
+    use postamt_store::{
+        Directory, Mailboxes, Messages, ModSeq, Queue, SqliteOptions, SqliteStore,
+    };
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -439,6 +441,6 @@ mod tests {
         assert!(matches!(err, DeliveryError::UnknownRecipient(_)));
         let a = s.account("alice@example.org").unwrap().unwrap();
         let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
-        assert!(s.messages(inbox.id).unwrap().is_empty());
+        assert!(s.messages(inbox.id, ModSeq(0)).unwrap().is_empty());
     }
 }

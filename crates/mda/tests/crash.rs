@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, Mailboxes, Messages, ModSeq, SqliteOptions, SqliteStore};
 
 const CHILD_ENV: &str = "POSTAMT_CRASH_CHILD_DIR";
 const THREADS: usize = 16;
@@ -116,7 +116,7 @@ fn kill9_mid_delivery_stream_loses_nothing_acknowledged() {
         let store = open(dir.path());
         let a = store.account("alice@example.org").unwrap().unwrap();
         let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
-        let list = store.messages(inbox.id).unwrap();
+        let list = store.messages(inbox.id, ModSeq(0)).unwrap();
         let uids: Vec<u32> = list.iter().map(|m| m.uid.0).collect();
         assert!(uids.windows(2).all(|w| w[0] < w[1]), "UIDs ascend");
         assert!(

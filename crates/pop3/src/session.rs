@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use postamt_server::blocking::read_inline;
 use postamt_server::{Connection, Line, Login, Protocol, SessionContext, Transcript};
-use postamt_store::{FlagOp, Flags, MailboxId, MaildropLock, SharedStore, StoreError, blocking};
+use postamt_store::{
+    FlagOp, Flags, MailboxId, MaildropLock, ModSeq, SharedStore, StoreError, blocking,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::core::{
@@ -203,7 +205,7 @@ pub async fn run_session<S>(
                             .mailbox(account.id, "INBOX")?
                             .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
                         let entries = store
-                            .messages(inbox.id)?
+                            .messages(inbox.id, ModSeq(0))?
                             .into_iter()
                             .map(|m| Entry {
                                 uid: m.uid,
@@ -301,7 +303,7 @@ pub async fn run_session<S>(
                     let delete_count = delete.len();
                     let done = blocking::<_, StoreError>(move || {
                         if !seen.is_empty() {
-                            store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[])?;
+                            store.store_flags(mb, &seen, FlagOp::Add, Flags::SEEN, &[], None)?;
                         }
                         if !delete.is_empty() {
                             store.expunge(mb, &delete)?;

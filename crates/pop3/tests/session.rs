@@ -11,7 +11,7 @@ use postamt_server::{
     ShutdownController, TlsManager,
 };
 use postamt_store::{
-    Delivery, DeliveryTarget, Flags, MessageMeta, SharedStore, SqliteOptions, SqliteStore,
+    Delivery, DeliveryTarget, Flags, MessageMeta, ModSeq, SharedStore, SqliteOptions, SqliteStore,
     normalize_crlf,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
@@ -181,7 +181,7 @@ async fn shutdown_mid_transaction_says_goodbye_and_deletes_nothing() {
     );
     let a = store.account("alice@example.test").unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
-    assert_eq!(store.messages(inbox.id).unwrap().len(), 3);
+    assert_eq!(store.messages(inbox.id, ModSeq(0)).unwrap().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,7 +206,7 @@ async fn quit_applies_deletes_and_marks_retrieved_seen() {
     task.await.unwrap();
     let a = h.store.account("alice@example.test").unwrap().unwrap();
     let inbox = h.store.mailbox(a.id, "INBOX").unwrap().unwrap();
-    let list = h.store.messages(inbox.id).unwrap();
+    let list = h.store.messages(inbox.id, ModSeq(0)).unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].flags, Flags::empty());
     assert_eq!(list[1].flags, Flags::SEEN, "RETR marks \\Seen at QUIT");

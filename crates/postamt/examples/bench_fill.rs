@@ -3,7 +3,7 @@
 //!
 //! usage: bench_fill DB_PATH DOMAIN ADDRESS PASSWORD N SIZE
 
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, SqliteOptions, SqliteStore};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, SqliteOptions, SqliteStore};
 
 fn main() {
     let a: Vec<usize> = std::env::args()

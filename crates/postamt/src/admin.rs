@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use postamt_mda::DeliveryError;
-use postamt_store::Store;
+use postamt_store::{Directory, Queue};
 
 use crate::config::Config;
 use crate::open::{create_private_dir, open_store};

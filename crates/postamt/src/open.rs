@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, SqliteOptions, SqliteStore};
 
 use crate::config::Config;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use postamt_store::{SqliteOptions, SqliteStore, Store};
+use postamt_store::{Directory, Mailboxes, Messages, ModSeq, SqliteOptions, SqliteStore};
 
 /// The body a worker sends for `tag`: odd workers send 100 KB (stored in a
 /// pack file beside the database), even ones 4 KB (stored in it).
@@ -123,7 +123,7 @@ fn kill9_during_concurrent_smtp_deliveries_loses_nothing_acknowledged() {
     let store = SqliteStore::open(SqliteOptions::new(s.dir.path().join("postamt.db"))).unwrap();
     let a = store.account("alice@example.test").unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
-    let list = store.messages(inbox.id).unwrap();
+    let list = store.messages(inbox.id, ModSeq(0)).unwrap();
     let uids: Vec<u32> = list.iter().map(|m| m.uid.0).collect();
     assert!(uids.windows(2).all(|w| w[0] < w[1]), "UIDs ascend");
     assert!(inbox.uidnext.0 > *uids.last().unwrap());

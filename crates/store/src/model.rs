@@ -231,8 +231,8 @@ pub struct Delivered {
 }
 
 /// An event of the change feed. Live sessions (IMAP IDLE, NOOP) subscribe to
-/// it with [`crate::Store::watch`]. Events are published after the commit
-/// that made them durable.
+/// it with [`crate::Coordination::watch`]. Events are published after the
+/// commit that made them durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     MessageAdded {
@@ -275,8 +275,9 @@ pub enum Change {
 }
 
 /// What a session watching one account compares (see
-/// [`crate::Store::watch_account`]): two counters, never a backlog, so a
-/// watcher cannot lag behind and costs the same however busy the server is.
+/// [`crate::Coordination::watch_account`]): two counters, never a backlog, so
+/// a watcher cannot lag behind and costs the same however busy the server
+/// is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AccountSignal {
     /// Bumped after each commit that changed the account's mailboxes or
@@ -429,7 +430,7 @@ pub struct QueueEntry {
 }
 
 /// What one delivery attempt of a queue entry came to, recorded at once by
-/// [`crate::Store::queue_settle`]: the failures together with the
+/// [`crate::Queue::queue_settle`]: the failures together with the
 /// notifications that report them, so a crash never loses a bounce.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueSettle {
@@ -445,7 +446,7 @@ pub struct QueueSettle {
     pub warned: bool,
 }
 
-/// What [`crate::Store::accept`] did.
+/// What [`crate::Messages::accept`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accepted {
     pub delivered: Vec<Delivered>,

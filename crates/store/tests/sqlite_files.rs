@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use postamt_store::meta::MessageMeta;
 use postamt_store::{
-    Delivery, DeliveryTarget, Flags, SqliteOptions, SqliteStore, Store, normalize_crlf,
+    Coordination, Delivery, DeliveryTarget, Directory, Flags, Mailboxes, Messages, ModSeq, Queue,
+    SqliteOptions, SqliteStore, normalize_crlf,
 };
 
 /// A file per content (`pack_size` 0).
@@ -209,7 +210,7 @@ fn trash_left_by_a_crash_is_emptied_at_open_and_orphans_are_swept() {
     assert!(dir.path().join("blobs").join(&name).exists());
     let a = store.account("a@example.org").unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
-    let m = store.messages(inbox.id).unwrap();
+    let m = store.messages(inbox.id, ModSeq(0)).unwrap();
     assert!(store.message_content(inbox.id, m[0].uid).unwrap().is_some());
 }
 

@@ -2,6 +2,11 @@
 //! kept in `PRAGMA user_version`; a migration runs in one transaction with
 //! the version bump, so a crash leaves either the old or the new schema.
 
+use rusqlite::Connection;
+
+use super::backend;
+use crate::{Result, StoreError};
+
 /// Index = version - 1. Never edit a released migration; append a new one.
 pub const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
@@ -127,3 +132,33 @@ ALTER TABLE queue ADD COLUMN active INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX queue_by_next_attempt ON queue (next_attempt);
 "#,
 ];
+
+/// Brings the schema to the newest version. Says once (INFO) which
+/// version a migrated store is at now; each step is a DEBUG line.
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let version = version.max(0) as usize;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "store schema version {version} is newer than this postamt ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::debug!(version = i + 1, "store schema migrated");
+    }
+    let latest = MIGRATIONS.len();
+    if version < latest {
+        tracing::info!("store schema at version {latest} (migrated from {version})");
+    } else {
+        tracing::debug!("store schema at version {latest}");
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Rows to domain types and back: column lists, `*_from_row` readers,
+//! keywords as stored text, and stored metadata adjusted for a message's
+//! prefix.
+
+use crate::Result;
+use crate::meta::{BodyPart, MessageMeta};
+use crate::model::*;
+
+use super::backend;
+
+pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
+    Ok(MessageSummary {
+        uid: Uid(r.get::<_, i64>(0)? as u32),
+        modseq: ModSeq(r.get::<_, i64>(1)? as u64),
+        flags: Flags::from_bits(r.get(2)?),
+        keywords: keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
+        internaldate: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+pub(super) const ACCOUNT_COLS: &str = "id, address, quota_bytes, used_bytes";
+
+pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        address: r.get(1)?,
+        quota_bytes: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
+        used_bytes: r.get::<_, i64>(3)? as u64,
+    })
+}
+
+pub(super) const MAILBOX_COLS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
+
+pub(super) fn special_use_name(u: SpecialUse) -> &'static str {
+    &u.attribute()[1..]
+}
+
+pub(super) fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    let special: Option<String> = r.get(6)?;
+    Ok(Mailbox {
+        id: MailboxId(r.get(0)?),
+        account: AccountId(r.get(1)?),
+        name: r.get(2)?,
+        uidvalidity: UidValidity(r.get::<_, i64>(3)? as u32),
+        uidnext: Uid(r.get::<_, i64>(4)? as u32),
+        highestmodseq: ModSeq(r.get::<_, i64>(5)? as u64),
+        special_use: special.and_then(|s| SpecialUse::from_attribute(&format!("\\{s}"))),
+    })
+}
+
+pub(super) fn keywords_text(k: &[String]) -> String {
+    k.join(" ")
+}
+
+pub(super) fn keywords_vec(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Stored metadata, with offsets moved past the message's own prefix.
+pub(super) fn meta_with_prefix(prefix_len: i64, json: &str) -> Result<MessageMeta> {
+    let mut meta: MessageMeta = serde_json::from_str(json).map_err(backend)?;
+    meta.header_len += prefix_len as u64;
+    shift(&mut meta.body, prefix_len as u64);
+    // The top-level header block starts at 0 and includes the prefix.
+    meta.body.header_start = 0;
+    Ok(meta)
+}
+
+fn shift(part: &mut BodyPart, by: u64) {
+    part.header_start += by;
+    part.body_start += by;
+    part.body_end += by;
+    for p in &mut part.parts {
+        shift(p, by);
+    }
+    if let Some(m) = &mut part.message {
+        shift(&mut m.1, by);
+    }
+}
