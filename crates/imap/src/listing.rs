@@ -132,25 +132,17 @@ mod tests {
     use super::*;
     use postamt_store::{
         Delivery, DeliveryTarget, Directory, FlagOp, Flags, Mailboxes, Messages, SqliteOptions,
-        SqliteStore, meta::MessageMeta, normalize_crlf,
+        SqliteStore,
     };
 
     fn deliver(store: &SqliteStore, account: postamt_store::AccountId, n: usize) {
         let deliveries = (0..n)
             .map(|i| {
-                let content = normalize_crlf(format!("Subject: {i}\n\nx\n").as_bytes());
-                Delivery {
-                    meta: MessageMeta::parse(&content),
-                    content,
-                    internaldate: 1,
-                    targets: vec![DeliveryTarget {
-                        account,
-                        mailbox: "INBOX".into(),
-                        prefix: vec![],
-                        flags: Flags::empty(),
-                        keywords: vec![],
-                    }],
-                }
+                Delivery::new(
+                    format!("Subject: {i}\n\nx\n").into_bytes(),
+                    1,
+                    vec![DeliveryTarget::inbox(account)],
+                )
             })
             .collect();
         store.deliver_many(deliveries).unwrap();

@@ -15,7 +15,7 @@ use postamt_server::{Connection, Login, Protocol, SessionContext, Transcript};
 use postamt_store::{
     Account, AccountSignal, Delivery, DeliveryTarget, FlagOp, Flags, Mailbox, MessageSummary,
     SharedStore, StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name,
-    meta::MessageMeta, normalize_crlf_owned,
+    meta::MessageMeta,
 };
 use postamt_wire::Secret;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -1765,12 +1765,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             // Stored as sent, except that line ends become CRLF (no CRLF
             // is added after an unterminated last line).
             let unterminated = !m.content.ends_with(b"\n") && !m.content.ends_with(b"\r");
-            let mut content = normalize_crlf_owned(m.content);
+            let mut content = postamt_wire::crlf::normalize_owned(m.content);
             if unterminated {
                 content.truncate(content.len() - 2);
             }
+            let meta = MessageMeta::parse(&content);
             deliveries.push(Delivery {
-                meta: MessageMeta::parse(&content),
+                imap_envelope: render::prerendered_envelope(&meta.envelope),
+                meta,
                 content,
                 internaldate: m
                     .date
@@ -2371,10 +2373,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
         let needs_env = needs_env && !needs_meta;
         let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
-        let mut envelopes: std::collections::HashMap<
-            Uid,
-            postamt_wire::imap::envelope::EnvelopeData,
-        > = Default::default();
+        let mut envelopes: std::collections::HashMap<Uid, postamt_store::StoredEnvelope> =
+            Default::default();
         let mut contents: std::collections::HashMap<Uid, Vec<u8>> = Default::default();
         let mut chunk_end = 0;
         for (n, &i) in idx.iter().enumerate() {
@@ -2500,10 +2500,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     FetchItem::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
                         match &env {
-                            Some(postamt_wire::imap::envelope::EnvelopeData::Rendered(r)) => {
+                            Some(postamt_store::StoredEnvelope::Rendered(r)) => {
                                 out.extend_from_slice(r)
                             }
-                            Some(postamt_wire::imap::envelope::EnvelopeData::Parsed(e)) => {
+                            Some(postamt_store::StoredEnvelope::Parsed(e)) => {
                                 envelope(&mut out, e, utf8)
                             }
                             None => envelope(&mut out, &meta.envelope, utf8),

@@ -13,9 +13,8 @@
 use std::collections::BTreeSet;
 
 use postamt_store::{
-    Accepted, AccountId, Delivered, Delivery, DeliveryTarget, Flags, MessageMeta, Outbound,
+    Accepted, AccountId, Delivered, Delivery, DeliveryTarget, MessageMeta, Outbound,
     OutboundEnvelope, QueueId, QueuedRecipient, SharedStore, Store, StoreError, normalize_address,
-    normalize_crlf_owned,
 };
 
 /// How deep alias chains are followed.
@@ -190,7 +189,7 @@ struct Prepared {
 
 impl Prepared {
     fn new(incoming: Incoming<'_>) -> Result<Prepared, DeliveryError> {
-        let content = normalize_crlf_owned(incoming.content);
+        let content = postamt_wire::crlf::normalize_owned(incoming.content);
         let return_path = sanitize_header_value(incoming.from);
         let mut local = incoming.local;
         let mut seen = BTreeSet::new();
@@ -202,25 +201,27 @@ impl Prepared {
             (false, true) => (Some(content), None),
             (true, _) => (None, Some(content)),
         };
-        let delivery = delivery_content.map(|content| Delivery {
-            meta: MessageMeta::parse(&content),
-            content,
-            internaldate: incoming.internaldate,
-            targets: local
-                .iter()
-                .map(|(address, id)| DeliveryTarget {
-                    account: *id,
-                    mailbox: "INBOX".into(),
-                    // RFC 5321 §4.4: the delivering MTA records the reverse-path.
-                    prefix: format!(
-                        "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
-                        sanitize_header_value(address)
-                    )
-                    .into_bytes(),
-                    flags: Flags::empty(),
-                    keywords: vec![],
-                })
-                .collect(),
+        let delivery = delivery_content.map(|content| {
+            let meta = MessageMeta::parse(&content);
+            Delivery {
+                // Parsed and rendered once, here (ARCHITECTURE.md, step 4).
+                imap_envelope: postamt_wire::imap::prerendered_envelope(&meta.envelope),
+                meta,
+                content,
+                internaldate: incoming.internaldate,
+                targets: local
+                    .iter()
+                    .map(|(address, id)| DeliveryTarget {
+                        // RFC 5321 §4.4: the delivering MTA records the reverse-path.
+                        prefix: format!(
+                            "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
+                            sanitize_header_value(address)
+                        )
+                        .into_bytes(),
+                        ..DeliveryTarget::inbox(*id)
+                    })
+                    .collect(),
+            }
         });
         let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
         let outbound = match queue_content {

@@ -11,8 +11,7 @@ use postamt_server::{
     ShutdownController, TlsManager,
 };
 use postamt_store::{
-    Delivery, DeliveryTarget, Flags, MessageMeta, ModSeq, SharedStore, SqliteOptions, SqliteStore,
-    normalize_crlf,
+    Delivery, DeliveryTarget, Flags, ModSeq, SharedStore, SqliteOptions, SqliteStore,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 
@@ -30,20 +29,13 @@ fn harness() -> Harness {
     store.add_domain("example.test").unwrap();
     let alice = store.create_account("alice@example.test", "pw").unwrap();
     for i in 0..3 {
-        let content = normalize_crlf(format!("Subject: {i}\n\nbody {i}\n").as_bytes());
+        let content = format!("Subject: {i}\n\nbody {i}\n").into_bytes();
         store
-            .deliver(Delivery {
-                meta: MessageMeta::parse(&content),
+            .deliver(Delivery::new(
                 content,
-                internaldate: 0,
-                targets: vec![DeliveryTarget {
-                    account: alice.id,
-                    mailbox: "INBOX".into(),
-                    prefix: vec![],
-                    flags: Flags::empty(),
-                    keywords: vec![],
-                }],
-            })
+                0,
+                vec![DeliveryTarget::inbox(alice.id)],
+            ))
             .unwrap();
     }
     let server = Arc::new(ServerContext {

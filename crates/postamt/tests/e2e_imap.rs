@@ -805,12 +805,27 @@ fn sort_and_thread_rfc5256() {
     let mut c = Imap::connect(s.addr("imap"));
     c.login("alice@example.test", "alice-pw");
     c.ok("a1", "SELECT INBOX");
+    // Arrival is the INTERNALDATE, in seconds: deliveries in the same
+    // second tie, and ties keep mailbox order even with REVERSE (RFC 5256
+    // §3). The four deliveries may straddle a second, so the expected order
+    // comes from the dates the server reports.
+    let mut arrivals: Vec<(i64, usize)> = c
+        .ok("d", "FETCH 1:4 (INTERNALDATE)")
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let date = l.split('"').nth(1).unwrap();
+            let secs = postamt_imap::command::parse_date_time(date.as_bytes()).unwrap();
+            (secs, i + 1)
+        })
+        .collect();
+    arrivals.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let reverse_arrival: String = arrivals.iter().map(|a| format!(" {}", a.1)).collect();
+    let reverse_arrival = format!("* SORT{reverse_arrival}");
     for (cmd, want) in [
         ("SORT (DATE) UTF-8 ALL", "* SORT 3 1 2 4"),
         ("SORT (SUBJECT DATE) UTF-8 ALL", "* SORT 3 1 2 4"),
-        // Same-second arrivals tie; ties keep mailbox order even with
-        // REVERSE (RFC 5256 §3).
-        ("SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT 1 2 3 4"),
+        ("SORT (REVERSE ARRIVAL) UTF-8 ALL", reverse_arrival.as_str()),
         ("SORT (FROM) UTF-8 ALL", "* SORT 2 3 4 1"),
         ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 2 3 4 1"),
         (

@@ -396,7 +396,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing in\n{text}");
         }
-        assert!(postamt_store::is_crlf_clean(text.as_bytes()));
+        assert!(postamt_wire::crlf::is_clean(text.as_bytes()));
     }
 
     #[test]

@@ -202,12 +202,43 @@ pub struct FlagUpdate {
 /// `Delivered-To`) that is sent in front of the shared content.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The message with CRLF line endings (see [`crate::normalize_crlf`]).
+    /// The message with CRLF line endings (`postamt_wire::crlf`).
     pub content: Vec<u8>,
     /// Parsed once, here, so reading never re-parses (see [`MessageMeta`]).
     pub meta: MessageMeta,
+    /// The message's IMAP ENVELOPE as the IMAP code rendered it at delivery
+    /// (`postamt_wire::imap::prerendered_envelope`), kept beside the
+    /// content as opaque bytes so `FETCH 1:* (ENVELOPE)` copies instead of
+    /// rendering; `None` when there is no form that suits every client.
+    /// The store never renders IMAP syntax itself.
+    pub imap_envelope: Option<Vec<u8>>,
     pub internaldate: i64,
     pub targets: Vec<DeliveryTarget>,
+}
+
+impl Delivery {
+    /// A delivery of `content` (any line endings: they become CRLF) with its
+    /// metadata parsed, and no pre-rendered ENVELOPE.
+    pub fn new(content: Vec<u8>, internaldate: i64, targets: Vec<DeliveryTarget>) -> Delivery {
+        let content = postamt_wire::crlf::normalize_owned(content);
+        Delivery {
+            meta: MessageMeta::parse(&content),
+            content,
+            imap_envelope: None,
+            internaldate,
+            targets,
+        }
+    }
+}
+
+/// What the store keeps of a message's IMAP ENVELOPE
+/// ([`crate::Messages::message_envelopes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredEnvelope {
+    /// The bytes rendered at delivery ([`Delivery::imap_envelope`]).
+    Rendered(Vec<u8>),
+    /// None were kept: the raw header values, for the caller to render.
+    Parsed(Box<crate::meta::Envelope>),
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +250,19 @@ pub struct DeliveryTarget {
     pub prefix: Vec<u8>,
     pub flags: Flags,
     pub keywords: Vec<String>,
+}
+
+impl DeliveryTarget {
+    /// The account's INBOX, with no prefix, flags or keywords.
+    pub fn inbox(account: AccountId) -> DeliveryTarget {
+        DeliveryTarget {
+            account,
+            mailbox: "INBOX".into(),
+            prefix: Vec::new(),
+            flags: Flags::empty(),
+            keywords: Vec::new(),
+        }
+    }
 }
 
 /// Where one target of a delivery landed.

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::imapdata::EnvelopeData;
 use crate::meta::MessageMeta;
 use crate::model::*;
 use crate::{Result, StoreError, blocking};
@@ -155,7 +154,7 @@ pub trait Messages: Send + Sync + 'static {
         &self,
         mailbox: MailboxId,
         uids: &[Uid],
-    ) -> Result<Vec<(Uid, EnvelopeData)>>;
+    ) -> Result<Vec<(Uid, StoredEnvelope)>>;
     /// Changes flags; messages whose flags don't change keep their MODSEQ
     /// and are not returned. With `unchanged_since` (IMAP CONDSTORE, RFC
     /// 7162 §3.1.3), messages whose MODSEQ is above it are left alone and

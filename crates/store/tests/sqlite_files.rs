@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use postamt_store::meta::MessageMeta;
 use postamt_store::{
-    Coordination, Delivery, DeliveryTarget, Directory, Flags, Mailboxes, Messages, ModSeq, Queue,
-    SqliteOptions, SqliteStore, normalize_crlf,
+    Coordination, Delivery, DeliveryTarget, Directory, Mailboxes, Messages, ModSeq, Queue,
+    SqliteOptions, SqliteStore,
 };
 
 /// A file per content (`pack_size` 0).
@@ -43,22 +42,17 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn delivery(content: &[u8], accounts: &[postamt_store::AccountId]) -> Delivery {
-    let content = normalize_crlf(content);
-    Delivery {
-        meta: MessageMeta::parse(&content),
-        content,
-        internaldate: 1_700_000_000,
-        targets: accounts
+    Delivery::new(
+        content.to_vec(),
+        1_700_000_000,
+        accounts
             .iter()
             .map(|a| DeliveryTarget {
-                account: *a,
-                mailbox: "INBOX".into(),
                 prefix: b"Delivered-To: x\r\n".to_vec(),
-                flags: Flags::empty(),
-                keywords: vec![],
+                ..DeliveryTarget::inbox(*a)
             })
             .collect(),
-    }
+    )
 }
 
 fn big(tag: &str) -> Vec<u8> {
@@ -388,7 +382,7 @@ fn synced_pack_content_leaves_the_page_cache() {
     );
     let d = first.unwrap();
     let got = store.message_content(d.mailbox, d.uid).unwrap().unwrap();
-    assert!(got.ends_with(&normalize_crlf(&message(0))));
+    assert!(got.ends_with(&postamt_wire::crlf::normalize(&message(0))));
 }
 
 /// Another process's commit (here: a second store on the same database)

@@ -68,14 +68,18 @@ fn setup(store: &dyn Store) -> Account {
         .unwrap()
 }
 
+/// A delivery as the MDA makes one: plain-ASCII messages come with
+/// pre-rendered ENVELOPE bytes (here a stand-in: to the store they are
+/// opaque, [`rendered_envelope`]), 8-bit ones without.
 fn delivery(content: &[u8], targets: Vec<DeliveryTarget>) -> Delivery {
-    let content = normalize_crlf(content);
-    Delivery {
-        meta: MessageMeta::parse(&content),
-        content,
-        internaldate: 1_700_000_000,
-        targets,
-    }
+    let mut d = Delivery::new(content.to_vec(), 1_700_000_000, targets);
+    d.imap_envelope = d.content.is_ascii().then(|| rendered_envelope(&d.meta));
+    d
+}
+
+/// The bytes [`delivery`] hands the store as the message's ENVELOPE.
+fn rendered_envelope(meta: &MessageMeta) -> Vec<u8> {
+    format!("(envelope of {:?})", meta.envelope.subject).into_bytes()
 }
 
 fn to_inbox(account: AccountId, prefix: &str) -> DeliveryTarget {

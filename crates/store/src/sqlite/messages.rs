@@ -172,8 +172,7 @@ impl Messages for SqliteStore {
         &self,
         mailbox: MailboxId,
         uids: &[Uid],
-    ) -> Result<Vec<(Uid, crate::imapdata::EnvelopeData)>> {
-        use crate::imapdata::EnvelopeData;
+    ) -> Result<Vec<(Uid, StoredEnvelope)>> {
         #[derive(serde::Deserialize)]
         struct OnlyEnvelope {
             envelope: crate::meta::Envelope,
@@ -198,11 +197,11 @@ impl Messages for SqliteStore {
                         continue;
                     }
                     let data = match r.get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
-                        Some(rendered) => EnvelopeData::Rendered(rendered),
+                        Some(rendered) => StoredEnvelope::Rendered(rendered),
                         None => {
                             let json: String = r.get(2).map_err(backend)?;
                             let e: OnlyEnvelope = serde_json::from_str(&json).map_err(backend)?;
-                            EnvelopeData::Parsed(Box::new(e.envelope))
+                            StoredEnvelope::Parsed(Box::new(e.envelope))
                         }
                     };
                     out.push((uid, data));
@@ -714,7 +713,7 @@ fn deliver_in(
             })
         })
         .map_err(backend)?;
-    if let Some(envelope) = crate::imapdata::prerendered_envelope(&delivery.meta.envelope) {
+    if let Some(envelope) = &delivery.imap_envelope {
         c.prepare_cached("INSERT INTO envelopes(blob_id, envelope) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![blob, envelope]))
             .map_err(backend)?;
@@ -854,7 +853,7 @@ pub(super) fn remove_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Directory, Mailboxes, SqliteOptions, normalize_crlf};
+    use crate::{Directory, Mailboxes, SqliteOptions};
 
     /// Metadata that cannot be read back (stored by an older version that
     /// described deeper structure than the JSON reader accepts) is parsed
@@ -866,20 +865,13 @@ mod tests {
         let store = SqliteStore::open(SqliteOptions::new(&path)).unwrap();
         store.add_domain("example.org").unwrap();
         let a = store.create_account("a@example.org", "pw").unwrap();
-        let content = normalize_crlf(b"Subject: again\n\nbody\n");
+        let content = postamt_wire::crlf::normalize_owned(b"Subject: again\n\nbody\n".to_vec());
+        let target = DeliveryTarget {
+            prefix: b"X-Prefix: 1\r\n".to_vec(),
+            ..DeliveryTarget::inbox(a.id)
+        };
         let d = store
-            .deliver(Delivery {
-                meta: MessageMeta::parse(&content),
-                content: content.clone(),
-                internaldate: 1,
-                targets: vec![DeliveryTarget {
-                    account: a.id,
-                    mailbox: "INBOX".into(),
-                    prefix: b"X-Prefix: 1\r\n".to_vec(),
-                    flags: Flags::empty(),
-                    keywords: vec![],
-                }],
-            })
+            .deliver(Delivery::new(content.clone(), 1, vec![target]))
             .unwrap()[0];
         let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
         let stored = store.message_meta(inbox.id, d.uid).unwrap().unwrap();

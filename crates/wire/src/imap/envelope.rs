@@ -284,15 +284,6 @@ pub fn envelope(out: &mut Vec<u8>, e: &Envelope, utf8: bool) {
     out.push(b')');
 }
 
-/// What FETCH ENVELOPE needs of one message: the form rendered at
-/// delivery, or the raw values when it could not be (8-bit text, whose
-/// rendering depends on the session's UTF-8 mode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvelopeData {
-    Rendered(Vec<u8>),
-    Parsed(Box<Envelope>),
-}
-
 /// The ENVELOPE to keep with a message: only when it is plain ASCII
 /// without literals, so that it is the same for every client.
 pub fn prerendered_envelope(e: &Envelope) -> Option<Vec<u8>> {
