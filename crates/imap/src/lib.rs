@@ -14,5 +14,6 @@ pub mod listing;
 pub mod sequence;
 pub mod session;
 pub mod sort;
+pub mod status;
 
 pub use session::{Imap, ImapConfig};

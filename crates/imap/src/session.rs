@@ -633,8 +633,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             Ok(c) => c,
             Err(e) => {
                 self.record_client(&bytes, None, "");
-                let tag = e.tag.unwrap_or_else(|| "*".into());
-                return self.bad(&tag, &e.reason);
+                let tag = e.tag.clone().unwrap_or_else(|| "*".into());
+                return self.bad(&tag, &e.to_string());
             }
         };
         self.record_client(&bytes, Some(&cmd.kind), &cmd.tag);
