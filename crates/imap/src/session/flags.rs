@@ -1,0 +1,173 @@
+//! STORE and flags (RFC 9051 §6.4.6, §2.3.2; RFC 7162 §3.1.3
+//! UNCHANGEDSINCE).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use postamt_store::{FlagOp, Flags, Uid, blocking};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::*;
+
+/// [`flag_names`] written straight into a response.
+pub(super) fn write_flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String], recent: bool) {
+    out.push(b'(');
+    let system: Vec<&str> = flags.names().chain(recent.then_some("\\Recent")).collect();
+    for (i, n) in system
+        .iter()
+        .copied()
+        .chain(keywords.iter().map(String::as_str))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(n.as_bytes());
+    }
+    out.push(b')');
+}
+
+pub(super) fn flag_names(flags: Flags, keywords: &[String], recent: bool) -> String {
+    let mut v: Vec<&str> = flags.names().collect();
+    if recent {
+        v.push("\\Recent");
+    }
+    v.extend(keywords.iter().map(String::as_str));
+    format!("({})", v.join(" "))
+}
+
+/// Splits client flag names into system flags and keywords; `\Recent` is
+/// ignored (it cannot be stored, RFC 3501 §2.3.2).
+pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), String> {
+    let mut flags = Flags::empty();
+    let mut keywords = Vec::new();
+    for n in names {
+        if let Some(sys) = n.strip_prefix('\\') {
+            if sys.eq_ignore_ascii_case("Recent") {
+                continue;
+            }
+            flags = flags
+                .union(Flags::from_name(n).ok_or_else(|| format!("unknown system flag \\{sys}"))?);
+        } else if !keywords.contains(n) {
+            keywords.push(n.clone());
+        }
+    }
+    Ok((flags, keywords))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    pub(super) async fn store_flags(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        names: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<String, String> {
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let sel = self.selected.as_ref().expect("selected");
+        if sel.read_only {
+            return Err("NO [READ-ONLY] mailbox is read-only".into());
+        }
+        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        let (flags, keywords) = split_flags(names).map_err(|e| format!("BAD {e}"))?;
+        let uids: Vec<Uid> = idx
+            .iter()
+            .filter(|&&i| !sel.msgs[i].gone)
+            .map(|&i| sel.msgs[i].uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok("OK STORE completed".into());
+        }
+        let op = match mode {
+            StoreMode::Replace => FlagOp::Replace,
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+        };
+        let id = sel.mailbox.id;
+        let store = Arc::clone(self.store);
+        let targets = uids.clone();
+        let since = unchanged_since.map(postamt_store::ModSeq);
+        let (updates, modified) = blocking(move || {
+            store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
+        })
+        .await
+        .map_err(|e| store_no(&e))?;
+        let sel = self.selected.as_mut().expect("selected");
+        let mut updated = BTreeSet::new();
+        for u in updates {
+            if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
+                let m = &mut sel.msgs[i];
+                m.flags = u.flags;
+                m.keywords = u.keywords;
+                m.modseq = u.modseq.0;
+                updated.insert(i);
+            }
+        }
+        // RFC 9051 §6.4.6: the new flags of every message named (unless
+        // .SILENT); RFC 7162 §3.1.3: MODSEQ of changed ones even then.
+        let sel = self.selected.as_ref().expect("selected");
+        let mut lines = Vec::new();
+        for (i, m) in sel.msgs.iter().enumerate() {
+            if !targets.contains(&m.uid) || modified.contains(&m.uid) {
+                continue;
+            }
+            if !silent {
+                lines.push(self.flags_line(i + 1, m, uid));
+            } else if self.condstore && updated.contains(&i) {
+                let uid_item = if uid {
+                    format!("UID {} ", m.uid.0)
+                } else {
+                    String::new()
+                };
+                lines.push(format!("{} FETCH ({uid_item}MODSEQ ({}))", i + 1, m.modseq));
+            }
+        }
+        let nums: Vec<u32> = if uid {
+            modified.iter().map(|u| u.0).collect()
+        } else {
+            sel.msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| modified.contains(&m.uid))
+                .map(|(i, _)| i as u32 + 1)
+                .collect()
+        };
+        for l in lines {
+            self.untagged(&l);
+        }
+        if modified.is_empty() {
+            return Ok("OK STORE completed".into());
+        }
+        Ok(format!(
+            "OK [MODIFIED {}] conditional STORE failed for some messages",
+            SequenceSet::compact(&nums)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_split() {
+        let (f, k) = split_flags(&[
+            "\\Seen".into(),
+            "\\recent".into(),
+            "$Work".into(),
+            "$Work".into(),
+        ])
+        .unwrap();
+        assert_eq!(f, Flags::SEEN);
+        assert_eq!(k, vec!["$Work".to_string()]);
+        assert!(split_flags(&["\\Bogus".into()]).is_err());
+        assert_eq!(
+            flag_names(Flags::SEEN | Flags::DELETED, &["x".into()], true),
+            "(\\Seen \\Deleted \\Recent x)"
+        );
+    }
+}

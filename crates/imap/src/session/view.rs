@@ -1,0 +1,497 @@
+//! The selected mailbox's view and its updates (RFC 9051 §6.3.2 SELECT,
+//! §6.3.3 EXAMINE, §7.4.1 EXPUNGE, §5.2 and §5.5 on when the view may
+//! change; RFC 7162 §3.2.5 QRESYNC, §3.2.10 VANISHED).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use postamt_server::blocking::read_inline;
+use postamt_store::{AccountSignal, Flags, Mailbox, MessageSummary, StoreError, Uid};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::*;
+
+/// Memory of big views from sessions that ended, reused by the next big
+/// SELECT: a 100,000-message view is megabytes, and fresh pages must be
+/// faulted in and zeroed (a few ms) while reused ones need not.
+#[derive(Default)]
+pub(super) struct SpareViews(std::sync::Mutex<Vec<Vec<Msg>>>);
+
+impl SpareViews {
+    const MIN: usize = 10_000;
+    const MAX_KEPT: usize = 4;
+
+    pub(super) fn take(&self, wanted: usize) -> Vec<Msg> {
+        if wanted < Self::MIN {
+            return Vec::new();
+        }
+        let Ok(mut spare) = self.0.lock() else {
+            return Vec::new();
+        };
+        match spare.iter().position(|v| v.capacity() >= wanted) {
+            Some(i) => spare.swap_remove(i),
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn give(&self, mut v: Vec<Msg>) {
+        if v.capacity() < Self::MIN {
+            return;
+        }
+        v.clear();
+        if let Ok(mut spare) = self.0.lock()
+            && spare.len() < Self::MAX_KEPT
+        {
+            spare.push(v);
+        }
+    }
+}
+
+/// One message of the selected mailbox as this session knows it.
+#[derive(Debug, Clone)]
+pub(super) struct Msg {
+    pub(super) uid: Uid,
+    pub(super) flags: Flags,
+    pub(super) keywords: Vec<String>,
+    pub(super) modseq: u64,
+    pub(super) size: u64,
+    pub(super) internaldate: i64,
+    pub(super) recent: bool,
+    /// Expunged by another session, not yet announced (RFC 9051 §7.4.1:
+    /// no EXPUNGE during FETCH, STORE or SEARCH).
+    pub(super) gone: bool,
+}
+
+impl Msg {
+    pub(super) fn from_summary(m: MessageSummary, recent: bool) -> Msg {
+        Msg {
+            uid: m.uid,
+            flags: m.flags,
+            keywords: m.keywords,
+            modseq: m.modseq.0,
+            size: m.size,
+            internaldate: m.internaldate,
+            recent,
+            gone: false,
+        }
+    }
+}
+
+/// Marks the view for a sync after the account's signal moved from `seen`
+/// to `now`: another process wrote (unknown what): re-read the whole
+/// mailbox; else read what changed since the view's MODSEQ.
+pub(super) fn mark(sel: &mut Selected, seen: &AccountSignal, now: &AccountSignal) {
+    if now.external != seen.external {
+        sel.dirty = true;
+        sel.full = true;
+    } else if now.changes != seen.changes {
+        sel.dirty = true;
+    }
+}
+
+pub(super) struct Selected {
+    pub(super) mailbox: Mailbox,
+    pub(super) read_only: bool,
+    pub(super) msgs: Vec<Msg>,
+    /// A change for this mailbox arrived on the feed since the last sync.
+    pub(super) dirty: bool,
+    /// The result of the last `SEARCH RETURN (SAVE)`, as UIDs (`$`, RFC
+    /// 5182); expunged messages leave it.
+    pub(super) saved: Vec<Uid>,
+    /// The MODSEQ the view is up to date with: a sync reads only what
+    /// changed after it (and what was expunged after it).
+    pub(super) modseq: u64,
+    /// Catch up by re-reading the whole listing (events were lost, or
+    /// another process wrote).
+    pub(super) full: bool,
+}
+
+impl Selected {
+    pub(super) fn max_uid(&self) -> u32 {
+        self.msgs.last().map_or(0, |m| m.uid.0)
+    }
+
+    /// Indices of the messages `set` names (sequence numbers or UIDs).
+    pub(super) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if set.is_saved() {
+            return Ok((0..self.msgs.len())
+                .filter(|&i| self.saved.contains(&self.msgs[i].uid))
+                .collect());
+        }
+        if uid {
+            let max = self.max_uid();
+            Ok((0..self.msgs.len())
+                .filter(|&i| set.contains(self.msgs[i].uid.0, max))
+                .collect())
+        } else {
+            let n = self.msgs.len() as u32;
+            if set.exceeds(n) {
+                return Err("invalid message sequence number".into());
+            }
+            Ok((0..self.msgs.len())
+                .filter(|&i| set.contains(i as u32 + 1, n))
+                .collect())
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    /// `* OK [HIGHESTMODSEQ n]` for the selected mailbox (RFC 7162 §3.1.2.1).
+    pub(super) fn announce_highestmodseq(&mut self) {
+        let Some(sel) = &self.selected else { return };
+        let store = Arc::clone(self.store);
+        let (account, name) = (sel.mailbox.account, sel.mailbox.name.clone());
+        if let Ok(Some(m)) = read_inline(|| store.mailbox(account, &name)) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {}] highest", m.highestmodseq.0));
+        }
+    }
+
+    /// One message's flags as an untagged FETCH (with MODSEQ for
+    /// CONDSTORE-aware clients).
+    pub(super) fn flags_line(&self, seq: usize, m: &Msg, with_uid: bool) -> String {
+        let uid = if with_uid {
+            format!("UID {} ", m.uid.0)
+        } else {
+            String::new()
+        };
+        let modseq = if self.condstore {
+            format!(" MODSEQ ({})", m.modseq)
+        } else {
+            String::new()
+        };
+        format!(
+            "{seq} FETCH ({uid}FLAGS {}{modseq})",
+            flag_names(m.flags, &m.keywords, m.recent && !self.rev2)
+        )
+    }
+
+    /// Announces expunged messages: `* VANISHED uids` once QRESYNC is
+    /// enabled (RFC 7162 §3.2.10), else one `* n EXPUNGE` each. `gone` are
+    /// (sequence number, UID) pairs, highest sequence number first.
+    pub(super) fn announce_expunged(&mut self, gone: &[(usize, u32)]) {
+        if gone.is_empty() {
+            return;
+        }
+        if self.qresync {
+            let mut uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
+            uids.sort_unstable();
+            self.untagged(&format!("VANISHED {}", SequenceSet::compact(&uids)));
+        } else {
+            for (seq, _) in gone {
+                self.untagged(&format!("{seq} EXPUNGE"));
+            }
+        }
+    }
+
+    pub(super) fn select(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<command::Qresync>,
+    ) -> Result<String, String> {
+        if qresync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5.
+            return Err("BAD QRESYNC parameter without ENABLE QRESYNC".into());
+        }
+        if condstore {
+            self.condstore = true;
+        }
+        // The old view's memory is reused for the new one (a big mailbox's
+        // view is megabytes: no fresh pages to fault in and zero).
+        let mut reuse: Vec<Msg> = Vec::new();
+        if let Some(old) = self.selected.take() {
+            reuse = old.msgs;
+            reuse.clear();
+            if self.qresync || self.rev2 {
+                // RFC 7162 §3.2.11: the old mailbox is closed first.
+                self.untagged("OK [CLOSED] previous mailbox closed");
+            }
+        }
+        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
+        let name = self.name_in(raw)?;
+        let mailbox = self.find_mailbox(&name)?;
+        // The view will be up to date with this MODSEQ: read before the
+        // listing, so nothing committed meanwhile is missed later.
+        let view_modseq = mailbox.highestmodseq.0;
+        let store = Arc::clone(self.store);
+        let id = mailbox.id;
+        let listings = self.listings;
+        let (listing, recent_from) = read_inline(|| {
+            // \Recent: only a session that finds unclaimed messages writes.
+            let mut recent = store.claim_recent(id, false)?;
+            if !read_only && recent < mailbox.uidnext {
+                recent = store.claim_recent(id, true)?;
+            }
+            Ok((listings.listing(&*store, &mailbox)?, recent))
+        })
+        .map_err(|e| store_no(&e))?;
+        let mut msgs = if reuse.capacity() >= listing.msgs.len() {
+            reuse
+        } else {
+            self.spare_views.give(reuse);
+            self.spare_views.take(listing.msgs.len())
+        };
+        msgs.extend(listing.msgs.iter().map(|m| {
+            let recent = m.uid >= recent_from;
+            Msg::from_summary(m.clone(), recent)
+        }));
+        // The listing may be newer than the mailbox row read before it.
+        let mut mailbox = mailbox;
+        if let Some(last) = msgs.last() {
+            mailbox.uidnext = Uid(mailbox.uidnext.0.max(last.uid.0.saturating_add(1)));
+        }
+        let mut keywords: BTreeSet<String> = BTreeSet::new();
+        for m in &msgs {
+            keywords.extend(m.keywords.iter().cloned());
+        }
+        let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        self.untagged(&format!(
+            "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
+        ));
+        self.untagged(&format!("{} EXISTS", msgs.len()));
+        // RFC 9051 removed RECENT and the UNSEEN response code.
+        if !self.rev2 {
+            self.untagged(&format!(
+                "{} RECENT",
+                msgs.iter().filter(|m| m.recent).count()
+            ));
+            if let Some(first) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+                self.untagged(&format!("OK [UNSEEN {}] first unseen message", first + 1));
+            }
+        }
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            mailbox.uidvalidity.0
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] predicted next UID",
+            mailbox.uidnext.0
+        ));
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
+        } else {
+            self.untagged(&format!(
+                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
+            ));
+        }
+        if self.condstore {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {view_modseq}] highest"));
+        }
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's name as the server spells it.
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            line.extend_from_slice(&self.name_out(&mailbox.name));
+            line.extend_from_slice(b"\r\n");
+            self.push_raw(&line);
+        }
+        // RFC 7162 §3.2.5.1: what changed since the client's last visit.
+        if let Some(q) = qresync
+            && q.uidvalidity == mailbox.uidvalidity.0
+        {
+            let store = Arc::clone(self.store);
+            let id = mailbox.id;
+            let vanished =
+                read_inline(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))
+                    .map_err(|e| store_no(&e))?;
+            let vanished: Vec<u32> = vanished
+                .into_iter()
+                .map(|u| u.0)
+                .filter(|u| {
+                    q.known_uids
+                        .as_ref()
+                        .is_none_or(|k| k.contains(*u, u32::MAX))
+                })
+                .collect();
+            if !vanished.is_empty() {
+                self.untagged(&format!(
+                    "VANISHED (EARLIER) {}",
+                    SequenceSet::compact(&vanished)
+                ));
+            }
+            let lines: Vec<String> = msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.modseq > q.modseq)
+                .map(|(i, m)| self.flags_line(i + 1, m, true))
+                .collect();
+            for l in lines {
+                self.untagged(&l);
+            }
+        }
+        // Changes that raced with the listing are caught by the next sync
+        // (the new view starts dirty).
+        if let Some(signal) = &mut self.signal {
+            self.seen = *signal.borrow_and_update();
+        }
+        self.selected = Some(Selected {
+            mailbox,
+            read_only,
+            msgs,
+            dirty: true,
+            saved: Vec::new(),
+            modseq: view_modseq,
+            full: false,
+        });
+        Ok(if read_only {
+            "OK [READ-ONLY] EXAMINE completed".into()
+        } else {
+            "OK [READ-WRITE] SELECT completed".into()
+        })
+    }
+
+    /// Brings the selected mailbox's view up to date with the store and
+    /// announces the differences: EXPUNGE (only if `allow_expunge`),
+    /// EXISTS/RECENT for new messages, FETCH FLAGS for changed flags.
+    pub(super) fn sync(&mut self, allow_expunge: bool) {
+        // Compared with what the view has seen (not `has_changed`: IDLE's
+        // `changed()` already marked it seen), and taken even with nothing
+        // selected, so IDLE then waits for the next change.
+        let now = self.signal.as_mut().map(|s| *s.borrow_and_update());
+        let seen = self.seen;
+        self.seen = now.unwrap_or(seen);
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        if let Some(now) = now {
+            mark(sel, &seen, &now);
+        }
+        let has_ghosts = sel.msgs.iter().any(|m| m.gone);
+        if !(sel.dirty || allow_expunge && has_ghosts) {
+            return;
+        }
+        let store = Arc::clone(self.store);
+        let id = sel.mailbox.id;
+        let read_only = sel.read_only;
+        let since = postamt_store::ModSeq(sel.modseq);
+        let full = sel.full;
+        // The mailbox first, then the changes: whatever commits in between
+        // is seen again next time, which is harmless.
+        let Ok(state) = read_inline(|| -> Result<_, StoreError> {
+            let Some(mb) = store.mailbox_by_id(id)? else {
+                return Ok(None);
+            };
+            if full {
+                Ok(Some((mb, store.messages(id)?, None)))
+            } else {
+                let changed = store.messages_changed_since(id, since)?;
+                let gone = store.expunged_since(id, since)?;
+                Ok(Some((mb, changed, Some(gone))))
+            }
+        }) else {
+            return;
+        };
+        let Some((mb, changed, gone_uids)) = state else {
+            // Deleted by another session (RFC 9051 §7.1: CLOSED).
+            self.selected = None;
+            self.untagged("OK [CLOSED] the selected mailbox was deleted");
+            return;
+        };
+        if mb.uidvalidity != sel.mailbox.uidvalidity {
+            self.selected = None;
+            self.untagged("OK [CLOSED] the selected mailbox was replaced");
+            return;
+        }
+        sel.dirty = false;
+        sel.full = false;
+        sel.modseq = mb.highestmodseq.0;
+        sel.mailbox = mb;
+        let find = |msgs: &[Msg], uid: u32| msgs.binary_search_by_key(&uid, |m| m.uid.0).ok();
+        // Which messages left: listed as expunged, or (full) not listed.
+        let removed: Vec<u32> = match &gone_uids {
+            Some(g) => g.iter().map(|u| u.0).collect(),
+            None => {
+                let live: std::collections::HashSet<u32> =
+                    changed.iter().map(|m| m.uid.0).collect();
+                sel.msgs
+                    .iter()
+                    .map(|m| m.uid.0)
+                    .filter(|u| !live.contains(u))
+                    .collect()
+            }
+        };
+        for uid in removed {
+            if let Some(i) = find(&sel.msgs, uid) {
+                sel.msgs[i].gone = true;
+            }
+        }
+        let mut gone = Vec::new();
+        if allow_expunge {
+            let mut i = sel.msgs.len();
+            while i > 0 {
+                i -= 1;
+                if sel.msgs[i].gone {
+                    gone.push((i + 1, sel.msgs[i].uid.0));
+                    sel.msgs.remove(i);
+                }
+            }
+            // RFC 5182 §2.1: expunged messages leave the saved result.
+            sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
+        }
+        // Changed flags, and new messages.
+        let max = sel.max_uid();
+        let mut flag_changes = Vec::new();
+        let mut new = Vec::new();
+        for c in changed {
+            if c.uid.0 > max {
+                new.push(c);
+            } else if let Some(i) = find(&sel.msgs, c.uid.0) {
+                let m = &mut sel.msgs[i];
+                if c.flags != m.flags || c.keywords != m.keywords {
+                    flag_changes.push(i);
+                }
+                m.flags = c.flags;
+                m.keywords = c.keywords;
+                m.modseq = c.modseq.0;
+            }
+        }
+        let mut lines: Vec<String> = Vec::new();
+        if !new.is_empty() {
+            let recent_from = if read_only {
+                Uid(u32::MAX)
+            } else {
+                read_inline(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+            };
+            for m in new {
+                let recent = m.uid >= recent_from;
+                sel.msgs.push(Msg::from_summary(m, recent));
+            }
+            lines.push(format!("{} EXISTS", sel.msgs.len()));
+            if !self.rev2 {
+                lines.push(format!(
+                    "{} RECENT",
+                    sel.msgs.iter().filter(|m| m.recent).count()
+                ));
+            }
+        }
+        let sel = self.selected.as_ref().expect("selected");
+        let flag_lines: Vec<String> = flag_changes
+            .iter()
+            .map(|&i| self.flags_line(i + 1, &sel.msgs[i], true))
+            .collect();
+        self.announce_expunged(&gone);
+        for l in flag_lines.into_iter().chain(lines) {
+            self.untagged(&l);
+        }
+    }
+
+    /// Drops expunged UIDs from the view, announcing each (highest first).
+    pub(super) fn forget(&mut self, removed: &[Uid], silent: bool) {
+        let Some(sel) = &mut self.selected else {
+            return;
+        };
+        let mut gone = Vec::new();
+        let mut i = sel.msgs.len();
+        while i > 0 {
+            i -= 1;
+            if removed.contains(&sel.msgs[i].uid) {
+                gone.push((i + 1, sel.msgs[i].uid.0));
+                sel.msgs.remove(i);
+            }
+        }
+        sel.saved.retain(|u| !removed.contains(u));
+        if !silent {
+            self.announce_expunged(&gone);
+        }
+    }
+}
