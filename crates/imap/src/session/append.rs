@@ -1,38 +1,34 @@
-//! APPEND (RFC 9051 §6.3.12) with RFC 3502 MULTIAPPEND, RFC 4315
-//! APPENDUID and RFC 6855 UTF8.
+//! APPEND (RFC 9051 §6.3.12) with RFC 3502 MULTIAPPEND (all messages or
+//! none), RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT and RFC 6855 UTF8.
 
 use std::sync::Arc;
 
 use postamt_store::{Delivery, DeliveryTarget, blocking, meta::MessageMeta, normalize_crlf_owned};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::flags::split_flags;
+use super::{Reply, Session};
+use crate::command::AppendMessage;
+use crate::status::{Code, Status};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
-    pub(super) async fn append(
-        &mut self,
-        raw: &[u8],
-        messages: Vec<command::AppendMessage>,
-    ) -> Result<String, String> {
+    pub(super) async fn append(&mut self, raw: &[u8], messages: Vec<AppendMessage>) -> Reply {
         if messages.iter().any(|m| m.utf8) && !self.utf8 {
             // RFC 6855 §4.
-            return Err("BAD APPEND UTF8 needs ENABLE UTF8=ACCEPT".into());
+            return Err(Status::bad("APPEND UTF8 needs ENABLE UTF8=ACCEPT"));
         }
         let name = self.name_in(raw)?;
-        let mailbox = match self.find_mailbox(&name) {
-            Ok(m) => m,
-            Err(_) => return Err("NO [TRYCREATE] no such mailbox".into()),
-        };
+        let mailbox = self.find_target(&name, Code::TryCreate)?;
         let account = self.account().id;
         let mut deliveries = Vec::with_capacity(messages.len());
         for m in messages {
             if m.content.is_empty() {
-                return Err("NO [CANNOT] an empty message cannot be stored".into());
+                return Err(Status::no("an empty message cannot be stored").with_code(Code::Cannot));
             }
             if m.content.len() as u64 > self.config.max_append {
-                return Err("NO [TOOBIG] message too big".into());
+                return Err(Status::no("message too big").with_code(Code::TooBig));
             }
-            let (flags, keywords) = split_flags(&m.flags).map_err(|e| format!("BAD {e}"))?;
+            let (flags, keywords) = split_flags(&m.flags)?;
             // Stored as sent, except that line ends become CRLF (no CRLF
             // is added after an unterminated last line).
             let unterminated = !m.content.ends_with(b"\n") && !m.content.ends_with(b"\r");
@@ -57,15 +53,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let store = Arc::clone(self.store);
         // RFC 3502 §6.3.11: all of them or none.
-        let delivered = blocking(move || store.deliver_many(deliveries))
-            .await
-            .map_err(|e| store_no(&e))?;
+        let delivered = blocking(move || store.deliver_many(deliveries)).await?;
         let uids: Vec<u32> = delivered.iter().flatten().map(|d| d.uid.0).collect();
         let uidvalidity = delivered
             .iter()
             .flatten()
             .next()
-            .ok_or("NO [SERVERBUG] nothing stored")?
+            .ok_or_else(|| Status::no("nothing stored").with_code(Code::ServerBug))?
             .uidvalidity
             .0;
         if let Some(sel) = &mut self.selected
@@ -73,9 +67,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         {
             sel.dirty = true;
         }
-        Ok(format!(
-            "OK [APPENDUID {uidvalidity} {}] APPEND completed",
-            SequenceSet::compact(&uids)
-        ))
+        Ok(Status::ok("APPEND completed").with_code(Code::AppendUid { uidvalidity, uids }))
     }
 }

@@ -1,12 +1,23 @@
-//! Authentication and capabilities (RFC 9051 §6.1.1 CAPABILITY, §6.2.1
-//! STARTTLS, §6.2.2 AUTHENTICATE with RFC 4959 SASL-IR, §6.2.3 LOGIN).
+//! Authentication and capabilities: CAPABILITY (RFC 9051 §6.1.1),
+//! STARTTLS (§6.2.1), AUTHENTICATE (§6.2.2, RFC 4959 SASL-IR), LOGIN
+//! (§6.2.3), ENABLE (RFC 5161, RFC 7162 §3.2.3, RFC 6855 §3), ID (RFC 2971)
+//! and NAMESPACE (RFC 2342, RFC 9051 §6.3.10). Passwords are checked by
+//! the server's one login path (`AuthThrottle::login`: throttle, Argon2id
+//! on the blocking pool, failure delay); without TLS they are refused
+//! unless the policy allows plaintext (RFC 8314, RFC 9051 §11.1:
+//! `LOGINDISABLED`, `PRIVACYREQUIRED`).
 
 use std::sync::Arc;
 
+use postamt_server::Login;
+use postamt_server::sasl::{SaslExchange, SaslStep};
 use postamt_store::Account;
+use postamt_wire::Secret;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::{Flow, Reply, Session};
+use crate::frame::{Event, FrameLimits, Framer};
+use crate::status::{Code, Status};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) fn capabilities(&self) -> String {
@@ -59,11 +70,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         c.join(" ")
     }
 
+    pub(super) fn capability(&mut self) -> Reply {
+        let caps = self.capabilities();
+        self.untagged(&format!("CAPABILITY {caps}"));
+        Ok(Status::ok("CAPABILITY completed"))
+    }
+
+    pub(super) fn logout(&mut self, tag: &str) -> Flow {
+        self.untagged_status(Status::bye("logging out"));
+        self.send_status(tag, &Status::ok("LOGOUT completed"));
+        Flow::Close
+    }
+
+    /// RFC 2971: who we are; what the client says is not used.
+    pub(super) fn id(&mut self) -> Reply {
+        self.untagged(&format!(
+            "ID (\"name\" \"postamt\" \"version\" \"{}\")",
+            env!("CARGO_PKG_VERSION")
+        ));
+        Ok(Status::ok("ID completed"))
+    }
+
+    /// RFC 2342: one personal namespace, no prefix, `/` as delimiter.
+    pub(super) fn namespace(&mut self) -> Reply {
+        self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+        Ok(Status::ok("NAMESPACE completed"))
+    }
+
     pub(super) async fn starttls(&mut self, tag: &str) -> Flow {
         if self.tls {
-            return self.bad(tag, "TLS is already active");
+            return self.complete(tag, Status::bad("TLS is already active"));
         }
-        self.tagged(tag, "OK begin TLS negotiation now");
+        self.send_status(tag, &Status::ok("begin TLS negotiation now"));
         if !self.flush().await {
             return Flow::Close;
         }
@@ -88,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    pub(super) fn logged_in(&mut self, account: Account) {
+    fn logged_in(&mut self, account: Account) {
         tracing::info!(protocol = "imap", peer = %self.conn.peer.ip(), user = %account.address, tls = self.tls, "login");
         let mut signal = self.store.watch_account(account.id);
         self.seen = *signal.borrow_and_update();
@@ -101,11 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         });
     }
 
-    pub(super) async fn check_password(
-        &mut self,
-        user: String,
-        password: Secret<String>,
-    ) -> Result<String, String> {
+    async fn check_password(&mut self, user: String, password: Secret<String>) -> Reply {
         let ip = self.conn.peer.ip();
         let auth = Arc::clone(&self.ctx.server.auth);
         let store = Arc::clone(self.store);
@@ -116,30 +150,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         match auth.login("imap", ip, &login, check).await {
             Login::Ok(account) => {
                 self.logged_in(account);
-                Ok(format!("OK [CAPABILITY {}] logged in", self.capabilities()))
+                Ok(Status::ok("logged in").with_code(Code::Capability(self.capabilities())))
             }
-            Login::Failed => Err("NO [AUTHENTICATIONFAILED] invalid credentials".into()),
-            Login::Throttled => {
-                Err("NO [UNAVAILABLE] too many failed logins from your address, try later".into())
+            Login::Failed => Err(invalid_credentials()),
+            Login::Throttled => Err(Status::no(
+                "too many failed logins from your address, try later",
+            )
+            .with_code(Code::Unavailable)),
+            Login::TempFail => {
+                Err(Status::no("temporary failure, try again").with_code(Code::Unavailable))
             }
-            Login::TempFail => Err("NO [UNAVAILABLE] temporary failure, try again".into()),
         }
     }
 
-    pub(super) async fn login(
-        &mut self,
-        _tag: &str,
-        user: Vec<u8>,
-        password: Secret<Vec<u8>>,
-    ) -> Result<String, String> {
+    pub(super) async fn login(&mut self, user: Vec<u8>, password: Secret<Vec<u8>>) -> Reply {
         if !self.plaintext_ok {
-            return Err("NO [PRIVACYREQUIRED] use STARTTLS before LOGIN".into());
+            return Err(Status::no("use STARTTLS before LOGIN").with_code(Code::PrivacyRequired));
         }
         let (Ok(user), Ok(password)) = (
             String::from_utf8(user),
             String::from_utf8(password.expose().clone()),
         ) else {
-            return Err("NO [AUTHENTICATIONFAILED] invalid credentials".into());
+            return Err(invalid_credentials());
         };
         self.check_password(user, Secret::new(password)).await
     }
@@ -151,27 +183,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         initial: Option<Secret<String>>,
     ) -> Flow {
         if !self.plaintext_ok {
-            self.tagged(tag, "NO [PRIVACYREQUIRED] use STARTTLS before AUTHENTICATE");
-            return Flow::Continue;
+            let status =
+                Status::no("use STARTTLS before AUTHENTICATE").with_code(Code::PrivacyRequired);
+            return self.complete(tag, status);
         }
         let initial = initial.as_ref().map(|i| i.expose().as_str());
         let Some((mut exchange, mut step)) = SaslExchange::start(mechanism, initial) else {
-            self.tagged(tag, "NO [CANNOT] unsupported mechanism (PLAIN, LOGIN)");
-            return Flow::Continue;
+            let status = Status::no("unsupported mechanism (PLAIN, LOGIN)").with_code(Code::Cannot);
+            return self.complete(tag, status);
         };
         loop {
             match step {
                 SaslStep::Challenge(c) => {
-                    let line = format!("+ {c}\r\n");
-                    self.record_server(line.as_bytes());
-                    self.out.extend_from_slice(line.as_bytes());
+                    self.continuation(&c);
                     let line = match self.next_event(self.config.idle_timeout).await {
                         Ok(Some(Event::Command(l))) => l,
                         Ok(Some(_)) => {
-                            self.tagged(tag, "BAD bad SASL response");
-                            return Flow::Continue;
+                            return self.complete(tag, Status::bad("bad SASL response"));
                         }
-                        _ => return Flow::Close,
+                        Ok(None) => return Flow::Close,
+                        Err(bye) => {
+                            self.untagged_status(bye);
+                            return Flow::Close;
+                        }
                     };
                     if let Some(t) = &self.transcript {
                         t.client_masked("(SASL response)");
@@ -186,20 +220,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 SaslStep::Failed { reason, cancelled } => {
                     // RFC 9051 §6.2.2: BAD when cancelled, NO when the
                     // exchange itself failed.
-                    if cancelled {
-                        self.tagged(tag, "BAD authentication cancelled");
+                    let status = if cancelled {
+                        Status::bad("authentication cancelled")
                     } else {
-                        self.tagged(tag, &format!("NO [AUTHENTICATIONFAILED] {reason}"));
-                    }
-                    return Flow::Continue;
+                        Status::no(reason).with_code(Code::AuthenticationFailed)
+                    };
+                    return self.complete(tag, status);
                 }
                 SaslStep::Done { user, password } => {
                     let r = self.check_password(user, password).await;
-                    let text = r.unwrap_or_else(|e| e);
-                    self.tagged(tag, &text);
-                    return Flow::Continue;
+                    return self.complete(tag, r.unwrap_or_else(|failed| failed));
                 }
             }
         }
     }
+
+    /// RFC 5161: only what is advertised and not yet enabled is listed;
+    /// QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+    pub(super) fn enable(&mut self, caps: &[String]) -> Reply {
+        let mut enabled = String::new();
+        let was_condstore = self.condstore;
+        for c in caps {
+            match c.as_str() {
+                "CONDSTORE" if !self.condstore => {
+                    self.condstore = true;
+                    enabled.push_str(" CONDSTORE");
+                }
+                "QRESYNC" if !self.qresync => {
+                    self.qresync = true;
+                    self.condstore = true;
+                    enabled.push_str(" QRESYNC");
+                }
+                "UTF8=ACCEPT" if !self.utf8 => {
+                    self.utf8 = true;
+                    enabled.push_str(" UTF8=ACCEPT");
+                }
+                "IMAP4REV2" if !self.rev2 => {
+                    // RFC 9051: UTF-8 mailbox names, no \Recent,
+                    // ESEARCH for every SEARCH.
+                    self.rev2 = true;
+                    self.utf8 = true;
+                    enabled.push_str(" IMAP4rev2");
+                }
+                _ => {}
+            }
+        }
+        self.untagged(&format!("ENABLED{enabled}"));
+        if !was_condstore && self.condstore {
+            self.announce_highestmodseq();
+        }
+        Ok(Status::ok("ENABLE completed"))
+    }
+}
+
+fn invalid_credentials() -> Status {
+    Status::no("invalid credentials").with_code(Code::AuthenticationFailed)
 }

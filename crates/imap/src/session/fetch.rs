@@ -1,15 +1,23 @@
-//! FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY; RFC 7162 §3.1.4
-//! CHANGEDSINCE, §3.2.6 VANISHED).
+//! FETCH (RFC 9051 §6.4.5, the data items of §7.5.2; RFC 3516 BINARY;
+//! RFC 7162 §3.1.4 CHANGEDSINCE and MODSEQ, §3.2.6 VANISHED). Metadata and
+//! content are read in bulk, a chunk of messages at a time; sections are
+//! cut by [`crate::fetch`], strings, ENVELOPE and BODYSTRUCTURE rendered by
+//! `postamt_wire::imap`.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use postamt_server::blocking::read_inline;
-use postamt_store::{FlagOp, Flags, Uid, blocking, meta::MessageMeta};
+use postamt_store::{FlagOp, Flags, StoreError, Uid, blocking, meta::MessageMeta};
+use postamt_wire::imap::{self as render, body_structure, envelope, literal};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::flags::{flag_names, write_flags};
+use super::{MAX_PENDING_OUTPUT, Reply, Session};
+use crate::command::FetchItem;
+use crate::sequence::SequenceSet;
+use crate::status::{Code, Status};
 
 /// Messages whose metadata one FETCH reads per store query.
 pub(super) const FETCH_CHUNK: usize = 512;
@@ -24,7 +32,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         items: &[FetchItem],
         changed_since: Option<u64>,
         vanished: bool,
-    ) -> Result<String, String> {
+    ) -> Reply {
+        if vanished && !self.qresync {
+            return Err(Status::bad("VANISHED needs ENABLE QRESYNC first"));
+        }
         let utf8 = self.utf8();
         let rev2 = self.rev2;
         if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
@@ -38,13 +49,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let items = &items[..];
         let sel = self.selected.as_ref().expect("selected");
-        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
+        let idx = sel.resolve(set, uid)?;
         if let (true, Some(since)) = (vanished, changed_since) {
             // RFC 7162 §3.2.6: expunged since, within the set, as UIDs.
             let store = Arc::clone(self.store);
             let id = sel.mailbox.id;
             let gone = read_inline(|| store.expunged_since(id, postamt_store::ModSeq(since)))
-                .map_err(|e| store_no(&e))?;
+                .map_err(Status::from)?;
             // `*` reaches past the last UID still in use here: `1:*`
             // asks for everything that vanished.
             let gone: Vec<u32> = gone
@@ -117,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[])
                 })
                 .await
-                .map_err(|e| store_no(&e))?;
+                .map_err(Status::from)?;
                 let sel = self.selected.as_mut().expect("selected");
                 for u in updates {
                     if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
@@ -154,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
                 let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
                 let store = Arc::clone(self.store);
-                (metas, contents, envelopes) = read_inline(|| {
+                (metas, contents, envelopes) = read_inline(|| -> Result<_, StoreError> {
                     let metas = if needs_meta {
                         store.message_metas(mailbox, &uids)?.into_iter().collect()
                     } else {
@@ -178,7 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     };
                     Ok((metas, contents, envelopes))
                 })
-                .map_err(|e| store_no(&e))?;
+                .map_err(Status::from)?;
             }
             let sel = self.selected.as_ref().expect("selected");
             let m = sel.msgs[i].clone();
@@ -322,11 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                             Ok(None) => {
                                 out.extend_from_slice(format!("BINARY[{name}] \"\"").as_bytes())
                             }
-                            Err(cte) => {
-                                return Err(format!(
-                                    "NO [UNKNOWN-CTE] cannot decode content-transfer-encoding {cte}"
-                                ));
-                            }
+                            Err(cte) => return Err(unknown_cte(cte)),
                         }
                     }
                     FetchItem::BinarySize { part } => {
@@ -336,11 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                                 format!("BINARY.SIZE[{name}] {}", d.map_or(0, |d| d.len()))
                                     .as_bytes(),
                             ),
-                            Err(cte) => {
-                                return Err(format!(
-                                    "NO [UNKNOWN-CTE] cannot decode content-transfer-encoding {cte}"
-                                ));
-                            }
+                            Err(cte) => return Err(unknown_cte(cte)),
                         }
                     }
                     FetchItem::BodySection {
@@ -371,15 +374,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             self.push_raw(&out);
             line = out;
             if self.out.len() > MAX_PENDING_OUTPUT && !self.flush().await {
-                return Err("NO [UNAVAILABLE] write failed".into());
+                return Err(Status::no("write failed").with_code(Code::Unavailable));
             }
         }
         Ok(if expunged_seen {
-            "OK [EXPUNGEISSUED] some messages were expunged meanwhile".into()
+            Status::ok("some messages were expunged meanwhile").with_code(Code::ExpungeIssued)
         } else {
-            "OK FETCH completed".into()
+            Status::ok("FETCH completed")
         })
     }
+}
+
+/// RFC 3516 §4.3: a part whose content-transfer-encoding we cannot undo.
+fn unknown_cte(cte: impl std::fmt::Display) -> Status {
+    Status::no(format!("cannot decode content-transfer-encoding {cte}")).with_code(Code::UnknownCte)
 }
 
 /// Part numbers as written in a section (`1.2`).

@@ -1,5 +1,6 @@
-//! STORE and flags (RFC 9051 §6.4.6, §2.3.2; RFC 7162 §3.1.3
-//! UNCHANGEDSINCE).
+//! STORE and flags (RFC 9051 §6.4.6; §2.3.2 system flags and keywords;
+//! RFC 7162 §3.1.3 UNCHANGEDSINCE and MODIFIED); how FLAGS are written in
+//! FETCH responses (RFC 9051 §7.5.2).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,7 +8,11 @@ use std::sync::Arc;
 use postamt_store::{FlagOp, Flags, Uid, blocking};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::expunge::read_only;
+use super::{Reply, Session};
+use crate::command::StoreMode;
+use crate::sequence::SequenceSet;
+use crate::status::{Code, Status};
 
 /// [`flag_names`] written straight into a response.
 pub(super) fn write_flags(out: &mut Vec<u8>, flags: Flags, keywords: &[String], recent: bool) {
@@ -38,7 +43,7 @@ pub(super) fn flag_names(flags: Flags, keywords: &[String], recent: bool) -> Str
 
 /// Splits client flag names into system flags and keywords; `\Recent` is
 /// ignored (it cannot be stored, RFC 3501 §2.3.2).
-pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), String> {
+pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Status> {
     let mut flags = Flags::empty();
     let mut keywords = Vec::new();
     for n in names {
@@ -46,8 +51,9 @@ pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Stri
             if sys.eq_ignore_ascii_case("Recent") {
                 continue;
             }
-            flags = flags
-                .union(Flags::from_name(n).ok_or_else(|| format!("unknown system flag \\{sys}"))?);
+            let flag = Flags::from_name(n)
+                .ok_or_else(|| Status::bad(format!("unknown system flag \\{sys}")))?;
+            flags = flags.union(flag);
         } else if !keywords.contains(n) {
             keywords.push(n.clone());
         }
@@ -56,7 +62,7 @@ pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Stri
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
-    pub(super) async fn store_flags(
+    pub(super) async fn store(
         &mut self,
         uid: bool,
         set: &SequenceSet,
@@ -64,23 +70,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         silent: bool,
         names: &[String],
         unchanged_since: Option<u64>,
-    ) -> Result<String, String> {
+    ) -> Reply {
         if unchanged_since.is_some() {
             self.condstore = true;
         }
         let sel = self.selected.as_ref().expect("selected");
         if sel.read_only {
-            return Err("NO [READ-ONLY] mailbox is read-only".into());
+            return Err(read_only());
         }
-        let idx = sel.resolve(set, uid).map_err(|e| format!("BAD {e}"))?;
-        let (flags, keywords) = split_flags(names).map_err(|e| format!("BAD {e}"))?;
+        let idx = sel.resolve(set, uid)?;
+        let (flags, keywords) = split_flags(names)?;
         let uids: Vec<Uid> = idx
             .iter()
             .filter(|&&i| !sel.msgs[i].gone)
             .map(|&i| sel.msgs[i].uid)
             .collect();
         if uids.is_empty() {
-            return Ok("OK STORE completed".into());
+            return Ok(Status::ok("STORE completed"));
         }
         let op = match mode {
             StoreMode::Replace => FlagOp::Replace,
@@ -94,8 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let (updates, modified) = blocking(move || {
             store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
         })
-        .await
-        .map_err(|e| store_no(&e))?;
+        .await?;
         let sel = self.selected.as_mut().expect("selected");
         let mut updated = BTreeSet::new();
         for u in updates {
@@ -140,12 +145,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             self.untagged(&l);
         }
         if modified.is_empty() {
-            return Ok("OK STORE completed".into());
+            return Ok(Status::ok("STORE completed"));
         }
-        Ok(format!(
-            "OK [MODIFIED {}] conditional STORE failed for some messages",
-            SequenceSet::compact(&nums)
-        ))
+        Ok(
+            Status::ok("conditional STORE failed for some messages")
+                .with_code(Code::Modified(nums)),
+        )
     }
 }
 

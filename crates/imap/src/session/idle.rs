@@ -1,14 +1,16 @@
-//! IDLE (RFC 2177, RFC 9051 §6.3.13): waiting on the account's signal.
+//! IDLE (RFC 2177, RFC 9051 §6.3.13): the session waits on its account's
+//! signal (only this account's sessions wake) and announces changes as
+//! they come, until DONE, the IDLE maximum, or shutdown.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::{Flow, Session, shutting_down};
+use crate::frame::Event;
+use crate::status::Status;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn idle(&mut self, tag: &str) -> Flow {
-        let line = b"+ idling\r\n";
-        self.record_server(line);
-        self.out.extend_from_slice(line);
+        self.continuation("idling");
         let deadline = tokio::time::Instant::now() + self.config.idle_max;
         loop {
             self.sync(true);
@@ -21,11 +23,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let waited = tokio::select! {
                 biased;
                 _ = self.ctx.shutdown.recv() => {
-                    self.untagged("BYE [UNAVAILABLE] server shutting down");
+                    self.untagged_status(shutting_down());
                     return Flow::Close;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.untagged("BYE autologout: IDLE for too long");
+                    self.untagged_status(Status::bye("autologout: IDLE for too long"));
                     return Flow::Close;
                 }
                 c = signal.changed() => Some(c),
@@ -46,6 +48,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     // Client data: the line must be DONE (RFC 2177).
                     let line = match self.next_event(self.config.idle_timeout).await {
                         Ok(Some(Event::Command(l))) => l,
+                        Err(bye) => {
+                            self.untagged_status(bye);
+                            return Flow::Close;
+                        }
                         _ => return Flow::Close,
                     };
                     if let Some(t) = &self.transcript {
@@ -55,10 +61,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     }
                     self.sync(true);
                     if line.eq_ignore_ascii_case(b"DONE") {
-                        self.tagged(tag, "OK IDLE terminated");
-                        return Flow::Continue;
+                        return self.complete(tag, Status::ok("IDLE terminated"));
                     }
-                    return self.bad(tag, "expected DONE to end IDLE");
+                    return self.complete(tag, Status::bad("expected DONE to end IDLE"));
                 }
             }
         }

@@ -1,8 +1,10 @@
-//! Mailbox names and mailbox management (RFC 9051 §5.1 names, §6.3.4
-//! CREATE, §6.3.5 DELETE, §6.3.6 RENAME, §6.3.7 SUBSCRIBE, §6.3.8
-//! UNSUBSCRIBE, §6.3.9 LIST, §6.3.11 STATUS; RFC 3501 §6.3.9 LSUB, §5.1.3
-//! modified UTF-7; RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154
-//! SPECIAL-USE, RFC 9208 QUOTA).
+//! Mailbox names and mailbox management: names in and out (RFC 9051
+//! §5.1, RFC 3501 §5.1.3 modified UTF-7, RFC 6855 UTF-8), CREATE (§6.3.4,
+//! RFC 6154 §3 CREATE-SPECIAL-USE), DELETE (§6.3.5), RENAME (§6.3.6),
+//! SUBSCRIBE and UNSUBSCRIBE (§6.3.7, §6.3.8), LIST (§6.3.9, RFC 5258
+//! LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE), LSUB (RFC
+//! 3501 §6.3.9), STATUS (§6.3.11, RFC 8438 STATUS=SIZE, RFC 7889
+//! APPENDLIMIT) and the quotas (RFC 9208 GETQUOTA, GETQUOTAROOT, SETQUOTA).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,9 +13,12 @@ use postamt_server::blocking::read_inline;
 use postamt_store::{
     Flags, Mailbox, StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name,
 };
+use postamt_wire::imap::{mutf7, string};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::{Reply, Session};
+use crate::command::{ListReturn, StatusItem};
+use crate::status::{Code, Status};
 
 /// RFC 3501 LIST wildcards: `*` matches anything, `%` anything but `/`.
 pub(super) fn matches(pattern: &[u8], name: &[u8]) -> bool {
@@ -44,25 +49,28 @@ pub(super) fn list_matches(pattern: &str, name: &str) -> bool {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// A mailbox name from the client: modified UTF-7 decoded (a name that
     /// is not valid modified UTF-7 is taken as UTF-8), INBOX canonical.
-    pub(super) fn name_in(&self, raw: &[u8]) -> Result<String, String> {
-        let s = String::from_utf8(raw.to_vec()).map_err(|_| "BAD mailbox name is not UTF-8")?;
+    pub(super) fn name_in(&self, raw: &[u8]) -> Result<String, Status> {
+        let s = String::from_utf8(raw.to_vec())
+            .map_err(|_| Status::bad("mailbox name is not UTF-8"))?;
         let name = if self.utf8() {
             s
         } else {
             // RFC 3501 §5.1.3: a rev1 client without UTF8=ACCEPT sends
             // modified UTF-7; anything else is refused, not guessed at.
-            mutf7::decode(&s).ok_or("NO [CANNOT] mailbox name is not valid modified UTF-7")?
+            mutf7::decode(&s).ok_or_else(|| {
+                Status::no("mailbox name is not valid modified UTF-7").with_code(Code::Cannot)
+            })?
         };
         Ok(canonical_mailbox_name(&name))
     }
 
     /// Names made by CREATE and RENAME: also no `.` or `..` levels (they
     /// mean something else in every file-based store a user may migrate to).
-    pub(super) fn new_name_in(&self, raw: &[u8]) -> Result<String, String> {
+    pub(super) fn new_name_in(&self, raw: &[u8]) -> Result<String, Status> {
         let name = self.name_in(raw)?.trim_end_matches('/').to_string();
-        check_mailbox_name(&name).map_err(|e| store_no(&e))?;
+        check_mailbox_name(&name)?;
         if name.split('/').any(|l| l == "." || l == "..") {
-            return Err("NO [CANNOT] . and .. are not mailbox names".into());
+            return Err(Status::no(". and .. are not mailbox names").with_code(Code::Cannot));
         }
         Ok(name)
     }
@@ -78,31 +86,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         out
     }
 
-    pub(super) fn find_mailbox(&self, name: &str) -> Result<Mailbox, String> {
-        let account = self.account().id;
-        let store = Arc::clone(self.store);
-        match read_inline(|| store.mailbox(account, name)) {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => Err("NO [NONEXISTENT] no such mailbox".into()),
-            Err(e) => Err(store_no(&e)),
-        }
+    /// The mailbox `name` of this account; `NO [NONEXISTENT]` if there is
+    /// none ([`Session::find_target`] for APPEND and COPY).
+    pub(super) fn find_mailbox(&self, name: &str) -> Result<Mailbox, Status> {
+        self.find_target(name, Code::Nonexistent)
     }
 
-    pub(super) async fn create(&mut self, raw: &[u8], uses: &[String]) -> Result<String, String> {
+    /// The mailbox `name`, or `NO [missing] no such mailbox`: APPEND and
+    /// COPY say `TRYCREATE` (RFC 9051 §6.3.12, §6.4.7). A store failure is
+    /// the store's status, not a missing mailbox.
+    pub(super) fn find_target(&self, name: &str, missing: Code) -> Result<Mailbox, Status> {
+        let account = self.account().id;
+        let store = Arc::clone(self.store);
+        read_inline(|| store.mailbox(account, name))?
+            .ok_or_else(|| Status::no("no such mailbox").with_code(missing))
+    }
+
+    pub(super) async fn create(&mut self, raw: &[u8], uses: &[String]) -> Reply {
         // RFC 6154 §3: CREATE-SPECIAL-USE; one attribute per mailbox here.
         let special = match uses {
             [] => None,
             [one] => Some(
                 postamt_store::SpecialUse::from_attribute(one).ok_or_else(|| {
-                    format!("NO [USEATTR] {one} is not a special use this server supports")
+                    Status::no(format!("{one} is not a special use this server supports"))
+                        .with_code(Code::UseAttr)
                 })?,
             ),
-            _ => return Err("NO [USEATTR] one special use per mailbox".into()),
+            _ => {
+                return Err(Status::no("one special use per mailbox").with_code(Code::UseAttr));
+            }
         };
         // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
         let name = self.new_name_in(raw)?;
         if name == "INBOX" {
-            return Err("NO [ALREADYEXISTS] INBOX always exists".into());
+            return Err(Status::no("INBOX always exists").with_code(Code::AlreadyExists));
         }
         let account = self.account().id;
         let store = Arc::clone(self.store);
@@ -121,14 +138,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             store.create_mailbox(account, &name, special)
         })
         .await
-        .map(|_| "OK CREATE completed".into())
-        .map_err(|e| store_no(&e))
+        .map(|_| Status::ok("CREATE completed"))
+        .map_err(Status::from)
     }
 
-    pub(super) async fn delete(&mut self, raw: &[u8]) -> Result<String, String> {
+    pub(super) async fn delete(&mut self, raw: &[u8]) -> Reply {
         let name = self.name_in(raw)?;
         if name == "INBOX" {
-            return Err("NO [CANNOT] INBOX cannot be deleted".into());
+            return Err(Status::no("INBOX cannot be deleted").with_code(Code::Cannot));
         }
         let mailbox = self.find_mailbox(&name)?;
         if self
@@ -142,11 +159,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         blocking(move || store.delete_mailbox(account, &name))
             .await
-            .map(|_| "OK DELETE completed".into())
-            .map_err(|e| store_no(&e))
+            .map(|_| Status::ok("DELETE completed"))
+            .map_err(Status::from)
     }
 
-    pub(super) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<String, String> {
+    pub(super) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Reply {
         let from = self.name_in(from)?;
         let to = self.new_name_in(to)?;
         self.find_mailbox(&from)?;
@@ -154,11 +171,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         blocking(move || store.rename_mailbox(account, &from, &to))
             .await
-            .map(|_| "OK RENAME completed".into())
-            .map_err(|e| store_no(&e))
+            .map(|_| Status::ok("RENAME completed"))
+            .map_err(Status::from)
     }
 
-    pub(super) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Result<String, String> {
+    pub(super) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Reply {
         let name = self.name_in(raw)?;
         let account = self.account().id;
         let store = Arc::clone(self.store);
@@ -170,8 +187,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         })
         .await
-        .map(|_| format!("OK {}SUBSCRIBE completed", if on { "" } else { "UN" }))
-        .map_err(|e| store_no(&e))
+        .map(|_| Status::ok(format!("{}SUBSCRIBE completed", if on { "" } else { "UN" })))
+        .map_err(Status::from)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -182,20 +199,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         lsub: bool,
         select: &[String],
         returns: Option<&ListReturn>,
-    ) -> Result<String, String> {
+    ) -> Reply {
         let verb = if lsub { "LSUB" } else { "LIST" };
         let extended = returns.is_some();
         let reference = self.name_in(reference).unwrap_or_default();
         if !lsub && patterns.len() == 1 && patterns[0].is_empty() {
             // RFC 9051 §6.3.9: the hierarchy delimiter and root.
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
-            return Ok("OK LIST completed".into());
+            return Ok(Status::ok("LIST completed"));
         }
         let account = self.account().id;
         let store = Arc::clone(self.store);
-        let (boxes, subs) =
-            read_inline(|| Ok((store.mailboxes(account)?, store.subscriptions(account)?)))
-                .map_err(|e| store_no(&e))?;
+        let (boxes, subs) = read_inline(|| -> Result<_, StoreError> {
+            Ok((store.mailboxes(account)?, store.subscriptions(account)?))
+        })?;
         let names: BTreeSet<String> = boxes.iter().map(|m| m.name.clone()).collect();
         let subs: BTreeSet<String> = subs.into_iter().collect();
         let has = |o: &str| select.iter().any(|x| x == o);
@@ -298,14 +315,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             if let (Some(items), true) = (&ret.status, exists)
                 && let Some(m) = boxes.iter().find(|m| &m.name == name)
             {
-                let status = self.status_line(name, m, items).map_err(|e| store_no(&e))?;
+                let status = self.status_line(name, m, items)?;
                 lines.push(status);
             }
         }
         for l in lines {
             self.push_raw(&l);
         }
-        Ok(format!("OK {verb} completed"))
+        Ok(Status::ok(format!("{verb} completed")))
     }
 
     /// `* STATUS name (…)` for one mailbox.
@@ -366,33 +383,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         Ok(line)
     }
 
-    pub(super) fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Result<String, String> {
+    pub(super) fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Reply {
         let name = self.name_in(raw)?;
         let mailbox = self.find_mailbox(&name)?;
         if items.contains(&StatusItem::HighestModSeq) {
             self.condstore = true;
         }
-        let line = self
-            .status_line(&name, &mailbox, items)
-            .map_err(|e| store_no(&e))?;
+        let line = self.status_line(&name, &mailbox, items)?;
         self.push_raw(&line);
-        Ok("OK STATUS completed".into())
+        Ok(Status::ok("STATUS completed"))
     }
 
     /// RFC 9208: one quota root, `""`, per account, with the STORAGE
     /// resource in units of 1024 octets; none when the account has no quota.
-    pub(super) fn quota_root(&self) -> Result<Option<(u64, u64)>, String> {
+    pub(super) fn quota_root(&self) -> Result<Option<(u64, u64)>, Status> {
         let address = self.account().address.clone();
         let store = Arc::clone(self.store);
-        let account = read_inline(|| store.account(&address))
-            .map_err(|e| store_no(&e))?
-            .ok_or("NO [UNAVAILABLE] account vanished")?;
+        let account = read_inline(|| store.account(&address))?
+            .ok_or_else(|| Status::no("account vanished").with_code(Code::Unavailable))?;
         Ok(account
             .quota_bytes
             .map(|q| (account.used_bytes.div_ceil(1024), q / 1024)))
     }
 
-    pub(super) fn get_quota_root(&mut self, raw: &[u8]) -> Result<String, String> {
+    pub(super) fn get_quota_root(&mut self, raw: &[u8]) -> Reply {
         let name = self.name_in(raw)?;
         let mut line = b"* QUOTAROOT ".to_vec();
         line.extend_from_slice(&self.name_out(&name));
@@ -406,16 +420,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if let Some((used, limit)) = quota {
             self.untagged(&format!("QUOTA \"\" (STORAGE {used} {limit})"));
         }
-        Ok("OK GETQUOTAROOT completed".into())
+        Ok(Status::ok("GETQUOTAROOT completed"))
     }
 
-    pub(super) fn get_quota(&mut self, root: &[u8]) -> Result<String, String> {
+    /// RFC 9208 §4.1.3: quotas are the administrator's.
+    pub(super) fn set_quota(&mut self) -> Reply {
+        Err(
+            Status::no("quotas are set by the administrator (postamt user quota)")
+                .with_code(Code::NoPerm),
+        )
+    }
+
+    pub(super) fn get_quota(&mut self, root: &[u8]) -> Reply {
         match (root.is_empty(), self.quota_root()?) {
             (true, Some((used, limit))) => {
                 self.untagged(&format!("QUOTA \"\" (STORAGE {used} {limit})"));
-                Ok("OK GETQUOTA completed".into())
+                Ok(Status::ok("GETQUOTA completed"))
             }
-            _ => Err("NO [NONEXISTENT] no such quota root".into()),
+            _ => Err(Status::no("no such quota root").with_code(Code::Nonexistent)),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! SEARCH (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES, RFC
-//! 7162 MODSEQ), SORT and THREAD (RFC 5256).
+//! SEARCH (RFC 9051 §6.4.4; RFC 4731 ESEARCH; RFC 5182 SEARCHRES; RFC
+//! 7162 §3.1.5 MODSEQ; RFC 5032 WITHIN), SORT and THREAD (RFC 5256, RFC
+//! 5957 SORT=DISPLAY). Keys are evaluated per message by [`SearchContext`],
+//! which reads a message's metadata and content only when a key needs them.
 
 use std::sync::Arc;
 
@@ -7,7 +9,11 @@ use postamt_server::blocking::read_inline;
 use postamt_store::{Flags, SharedStore, StoreError, Uid, meta::MessageMeta};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::view::Msg;
+use super::{Reply, Session};
+use crate::command::{SearchKey, SearchReturn};
+use crate::sequence::SequenceSet;
+use crate::status::Status;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Indices of the selected messages that match all `keys`.
@@ -41,7 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         keys: &[SearchKey],
         criteria: Option<&[(bool, crate::sort::SortKey)]>,
         references: bool,
-    ) -> Result<String, String> {
+    ) -> Reply {
         let hits = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
         let mailbox = sel.mailbox.id;
@@ -49,7 +55,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let mut items = Vec::with_capacity(hits.len());
         for i in hits {
             let m = &sel.msgs[i];
-            let (meta, refs) = read_inline(|| {
+            let (meta, refs) = read_inline(|| -> Result<_, StoreError> {
                 let meta = store.message_meta(mailbox, m.uid)?;
                 // Only THREAD=REFERENCES needs a header outside the envelope.
                 let refs = if references && criteria.is_none() {
@@ -66,8 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     None
                 };
                 Ok((meta, refs))
-            })
-            .map_err(|e| store_no(&e))?;
+            })?;
             items.push(crate::sort::Item {
                 number: if uid { m.uid.0 } else { i as u32 + 1 },
                 internaldate: m.internaldate,
@@ -83,7 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     .map(|n| format!(" {n}"))
                     .collect();
                 self.untagged(&format!("SORT{line}"));
-                Ok("OK SORT completed".into())
+                Ok(Status::ok("SORT completed"))
             }
             None => {
                 let t = if references {
@@ -93,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 };
                 let sp = if t.is_empty() { "" } else { " " };
                 self.untagged(&format!("THREAD{sp}{t}"));
-                Ok("OK THREAD completed".into())
+                Ok(Status::ok("THREAD completed"))
             }
         }
     }
@@ -104,7 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         uid: bool,
         ret: Option<&[SearchReturn]>,
         keys: &[SearchKey],
-    ) -> Result<String, String> {
+    ) -> Reply {
         let modseq_key = uses_modseq(keys);
         if modseq_key {
             self.condstore = true;
@@ -129,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 line.push_str(&format!(" (MODSEQ {m})"));
             }
             self.untagged(&line);
-            return Ok("OK SEARCH completed".into());
+            return Ok(Status::ok("SEARCH completed"));
         };
         let has = |r: SearchReturn| ret.contains(&r);
         let nums: Vec<u32> = hits.iter().map(|&i| num(i)).collect();
@@ -154,7 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let uids: Vec<Uid> = chosen.iter().map(|&i| sel.msgs[i].uid).collect();
             self.selected.as_mut().expect("selected").saved = uids;
             if ret.iter().all(|r| *r == SearchReturn::Save) {
-                return Ok("OK SEARCH completed, result saved".into());
+                return Ok(Status::ok("SEARCH completed, result saved"));
             }
         }
         // RFC 4731 §3.1: the ESEARCH response.
@@ -182,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             line.push_str(&format!(" MODSEQ {m}"));
         }
         self.untagged(&line);
-        Ok("OK SEARCH completed".into())
+        Ok(Status::ok("SEARCH completed"))
     }
 }
 

@@ -1,6 +1,10 @@
-//! The selected mailbox's view and its updates (RFC 9051 §6.3.2 SELECT,
-//! §6.3.3 EXAMINE, §7.4.1 EXPUNGE, §5.2 and §5.5 on when the view may
-//! change; RFC 7162 §3.2.5 QRESYNC, §3.2.10 VANISHED).
+//! The selected mailbox's view and its updates: SELECT and EXAMINE (RFC
+//! 9051 §6.3.2, §6.3.3, with the responses of §7.1, §7.3.5 FLAGS, §7.4.1
+//! EXISTS), keeping the view in step with other sessions (`sync`: RFC 9051
+//! §7.4.1 EXPUNGE, §5.2 and §5.5 on when the view may change, RFC 3501
+//! §7.3.2 RECENT), and announcing what changed: EXISTS, EXPUNGE, VANISHED
+//! (RFC 7162 §3.2.10), FETCH FLAGS (RFC 9051 §7.5.2), HIGHESTMODSEQ (RFC
+//! 7162 §3.1.2.1), QRESYNC on SELECT (RFC 7162 §3.2.5).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,7 +13,11 @@ use postamt_server::blocking::read_inline;
 use postamt_store::{AccountSignal, Flags, Mailbox, MessageSummary, StoreError, Uid};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::*;
+use super::flags::flag_names;
+use super::{Reply, Session};
+use crate::command;
+use crate::sequence::SequenceSet;
+use crate::status::{Code, Status};
 
 /// Memory of big views from sessions that ended, reused by the next big
 /// SELECT: a 100,000-message view is megabytes, and fresh pages must be
@@ -112,7 +120,7 @@ impl Selected {
     }
 
     /// Indices of the messages `set` names (sequence numbers or UIDs).
-    pub(super) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+    pub(super) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Status> {
         if set.is_saved() {
             return Ok((0..self.msgs.len())
                 .filter(|&i| self.saved.contains(&self.msgs[i].uid))
@@ -126,13 +134,37 @@ impl Selected {
         } else {
             let n = self.msgs.len() as u32;
             if set.exceeds(n) {
-                return Err("invalid message sequence number".into());
+                return Err(Status::bad("invalid message sequence number"));
             }
             Ok((0..self.msgs.len())
                 .filter(|&i| set.contains(i as u32 + 1, n))
                 .collect())
         }
     }
+}
+
+/// The system flags (RFC 9051 §2.3.2) every mailbox has.
+const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// `FLAGS (…)` (RFC 9051 §7.3.5): the system flags and the keywords.
+fn flags_response(keywords: &BTreeSet<String>) -> String {
+    let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    format!("FLAGS ({}{kw})", SYSTEM_FLAGS.join(" "))
+}
+
+/// `OK [PERMANENTFLAGS (…)]` (RFC 9051 §7.1): what a client may change
+/// for good; `\*`: new keywords too. Nothing in a read-only mailbox.
+fn permanent_flags(keywords: &BTreeSet<String>, read_only: bool) -> Status {
+    if read_only {
+        return Status::ok("read-only mailbox").with_code(Code::PermanentFlags(Vec::new()));
+    }
+    let flags = SYSTEM_FLAGS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(keywords.iter().cloned())
+        .chain(["\\*".to_string()])
+        .collect();
+    Status::ok("flags permitted").with_code(Code::PermanentFlags(flags))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
@@ -142,7 +174,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let (account, name) = (sel.mailbox.account, sel.mailbox.name.clone());
         if let Ok(Some(m)) = read_inline(|| store.mailbox(account, &name)) {
-            self.untagged(&format!("OK [HIGHESTMODSEQ {}] highest", m.highestmodseq.0));
+            self.untagged_status(
+                Status::ok("highest").with_code(Code::HighestModSeq(m.highestmodseq.0)),
+            );
         }
     }
 
@@ -189,10 +223,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         read_only: bool,
         condstore: bool,
         qresync: Option<command::Qresync>,
-    ) -> Result<String, String> {
+    ) -> Reply {
         if qresync.is_some() && !self.qresync {
             // RFC 7162 §3.2.5.
-            return Err("BAD QRESYNC parameter without ENABLE QRESYNC".into());
+            return Err(Status::bad("QRESYNC parameter without ENABLE QRESYNC"));
         }
         if condstore {
             self.condstore = true;
@@ -205,7 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             reuse.clear();
             if self.qresync || self.rev2 {
                 // RFC 7162 §3.2.11: the old mailbox is closed first.
-                self.untagged("OK [CLOSED] previous mailbox closed");
+                self.untagged_status(Status::ok("previous mailbox closed").with_code(Code::Closed));
             }
         }
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
@@ -217,15 +251,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let store = Arc::clone(self.store);
         let id = mailbox.id;
         let listings = self.listings;
-        let (listing, recent_from) = read_inline(|| {
+        let (listing, recent_from) = read_inline(|| -> Result<_, StoreError> {
             // \Recent: only a session that finds unclaimed messages writes.
             let mut recent = store.claim_recent(id, false)?;
             if !read_only && recent < mailbox.uidnext {
                 recent = store.claim_recent(id, true)?;
             }
             Ok((listings.listing(&*store, &mailbox)?, recent))
-        })
-        .map_err(|e| store_no(&e))?;
+        })?;
         let mut msgs = if reuse.capacity() >= listing.msgs.len() {
             reuse
         } else {
@@ -245,10 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         for m in &msgs {
             keywords.extend(m.keywords.iter().cloned());
         }
-        let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
-        self.untagged(&format!(
-            "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
-        ));
+        self.untagged(&flags_response(&keywords));
         self.untagged(&format!("{} EXISTS", msgs.len()));
         // RFC 9051 removed RECENT and the UNSEEN response code.
         if !self.rev2 {
@@ -257,26 +287,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 msgs.iter().filter(|m| m.recent).count()
             ));
             if let Some(first) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
-                self.untagged(&format!("OK [UNSEEN {}] first unseen message", first + 1));
+                let first = u32::try_from(first + 1).unwrap_or(u32::MAX);
+                self.untagged_status(
+                    Status::ok("first unseen message").with_code(Code::Unseen(first)),
+                );
             }
         }
-        self.untagged(&format!(
-            "OK [UIDVALIDITY {}] UIDs valid",
-            mailbox.uidvalidity.0
-        ));
-        self.untagged(&format!(
-            "OK [UIDNEXT {}] predicted next UID",
-            mailbox.uidnext.0
-        ));
-        if read_only {
-            self.untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
-        } else {
-            self.untagged(&format!(
-                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
-            ));
-        }
+        self.untagged_status(
+            Status::ok("UIDs valid").with_code(Code::UidValidity(mailbox.uidvalidity.0)),
+        );
+        self.untagged_status(
+            Status::ok("predicted next UID").with_code(Code::UidNext(mailbox.uidnext.0)),
+        );
+        self.untagged_status(permanent_flags(&keywords, read_only));
         if self.condstore {
-            self.untagged(&format!("OK [HIGHESTMODSEQ {view_modseq}] highest"));
+            self.untagged_status(Status::ok("highest").with_code(Code::HighestModSeq(view_modseq)));
         }
         if self.rev2 {
             // RFC 9051 §6.3.2: the mailbox's name as the server spells it.
@@ -292,8 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let store = Arc::clone(self.store);
             let id = mailbox.id;
             let vanished =
-                read_inline(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))
-                    .map_err(|e| store_no(&e))?;
+                read_inline(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))?;
             let vanished: Vec<u32> = vanished
                 .into_iter()
                 .map(|u| u.0)
@@ -334,9 +358,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             full: false,
         });
         Ok(if read_only {
-            "OK [READ-ONLY] EXAMINE completed".into()
+            Status::ok("EXAMINE completed").with_code(Code::ReadOnly)
         } else {
-            "OK [READ-WRITE] SELECT completed".into()
+            Status::ok("SELECT completed").with_code(Code::ReadWrite)
         })
     }
 
@@ -384,12 +408,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let Some((mb, changed, gone_uids)) = state else {
             // Deleted by another session (RFC 9051 §7.1: CLOSED).
             self.selected = None;
-            self.untagged("OK [CLOSED] the selected mailbox was deleted");
+            self.untagged_status(
+                Status::ok("the selected mailbox was deleted").with_code(Code::Closed),
+            );
             return;
         };
         if mb.uidvalidity != sel.mailbox.uidvalidity {
             self.selected = None;
-            self.untagged("OK [CLOSED] the selected mailbox was replaced");
+            self.untagged_status(
+                Status::ok("the selected mailbox was replaced").with_code(Code::Closed),
+            );
             return;
         }
         sel.dirty = false;
