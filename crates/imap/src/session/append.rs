@@ -1,9 +1,7 @@
 //! APPEND (RFC 9051 §6.3.12) with RFC 3502 MULTIAPPEND (all messages or
 //! none), RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT and RFC 6855 UTF8.
 
-use std::sync::Arc;
-
-use postamt_store::{Delivery, DeliveryTarget, blocking, meta::MessageMeta, normalize_crlf_owned};
+use postamt_store::{Delivery, DeliveryTarget, meta::MessageMeta, normalize_crlf_owned};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::flags::split_flags;
@@ -51,9 +49,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }],
             });
         }
-        let store = Arc::clone(self.store);
         // RFC 3502 §6.3.11: all of them or none.
-        let delivered = blocking(move || store.deliver_many(deliveries)).await?;
+        let delivered = self.store.write_deliveries(deliveries).await?;
         let uids: Vec<u32> = delivered.iter().flatten().map(|d| d.uid.0).collect();
         let uidvalidity = delivered
             .iter()

@@ -142,11 +142,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     async fn check_password(&mut self, user: String, password: Secret<String>) -> Reply {
         let ip = self.conn.peer.ip();
         let auth = Arc::clone(&self.ctx.server.auth);
-        let store = Arc::clone(self.store);
         // Pipelined responses go out before a failure's delay.
         let _ = self.flush().await;
         let login = user.clone();
-        let check = move || store.verify_password(&user, password.expose());
+        let check = self.store.password_check(user, password);
         match auth.login("imap", ip, &login, check).await {
             Login::Ok(account) => {
                 self.logged_in(account);

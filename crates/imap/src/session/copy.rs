@@ -1,8 +1,6 @@
 //! COPY and MOVE (RFC 9051 §6.4.7, RFC 6851 MOVE, RFC 4315 §3 COPYUID).
 
-use std::sync::Arc;
-
-use postamt_store::{Uid, blocking};
+use postamt_store::Uid;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::expunge::read_only;
@@ -35,9 +33,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if uids.is_empty() {
             return Ok(Status::ok(format!("{verb} completed (nothing to do)")));
         }
-        let store = Arc::clone(self.store);
         let to = target.id;
-        let pairs = blocking(move || store.copy_messages(from, &uids, to, moving)).await?;
+        let pairs = self.store.write_copy(from, uids, to, moving).await?;
         let code = Code::CopyUid {
             uidvalidity: target.uidvalidity.0,
             source: pairs.iter().map(|p| p.0.0).collect(),

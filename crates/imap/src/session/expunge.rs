@@ -1,9 +1,7 @@
 //! EXPUNGE (RFC 9051 §6.4.3), UID EXPUNGE (RFC 4315 §2.1), CLOSE
 //! (§6.4.1) and UNSELECT (§6.4.2, RFC 3691).
 
-use std::sync::Arc;
-
-use postamt_store::{Flags, Uid, blocking};
+use postamt_store::{Flags, Uid};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Reply, Session};
@@ -72,8 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             return Ok(());
         }
         let id = sel.mailbox.id;
-        let store = Arc::clone(self.store);
-        let removed = blocking(move || store.expunge(id, &targets)).await?;
+        let removed = self.store.write_expunge(id, targets).await?;
         self.forget(&removed, silent);
         Ok(())
     }

@@ -6,14 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::sync::Arc;
 
-use postamt_server::blocking::read_inline;
-use postamt_store::{FlagOp, Flags, StoreError, Uid, blocking, meta::MessageMeta};
+use postamt_store::{FlagOp, Flags, Uid};
 use postamt_wire::imap::{self as render, body_structure, envelope, literal};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::flags::{flag_names, write_flags};
+use super::store_access::{FetchData, FetchParts};
 use super::{MAX_PENDING_OUTPUT, Reply, Session};
 use crate::command::FetchItem;
 use crate::sequence::SequenceSet;
@@ -52,10 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let idx = sel.resolve(set, uid)?;
         if let (true, Some(since)) = (vanished, changed_since) {
             // RFC 7162 §3.2.6: expunged since, within the set, as UIDs.
-            let store = Arc::clone(self.store);
-            let id = sel.mailbox.id;
-            let gone = read_inline(|| store.expunged_since(id, postamt_store::ModSeq(since)))
-                .map_err(Status::from)?;
+            let gone = self.store.read_expunged_since(sel.mailbox.id, since)?;
             // `*` reaches past the last UID still in use here: `1:*`
             // asks for everything that vanished.
             let gone: Vec<u32> = gone
@@ -123,12 +119,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .map(|&i| sel.msgs[i].uid)
                 .collect();
             if !unseen.is_empty() {
-                let store = Arc::clone(self.store);
-                let updates = blocking(move || {
-                    store.store_flags(mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[])
-                })
-                .await
-                .map_err(Status::from)?;
+                let (updates, _) = self
+                    .store
+                    .write_flags(mailbox, unseen, FlagOp::Add, Flags::SEEN, Vec::new(), None)
+                    .await?;
                 let sel = self.selected.as_mut().expect("selected");
                 for u in updates {
                     if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
@@ -144,12 +138,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // Metadata and content are read in bulk, a chunk of messages (at
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
         let needs_env = needs_env && !needs_meta;
-        let mut metas: std::collections::HashMap<Uid, MessageMeta> = Default::default();
-        let mut envelopes: std::collections::HashMap<
-            Uid,
-            postamt_wire::imap::envelope::EnvelopeData,
-        > = Default::default();
-        let mut contents: std::collections::HashMap<Uid, Vec<u8>> = Default::default();
+        let parts = FetchParts {
+            meta: needs_meta,
+            envelope: needs_env,
+            content: needs_content,
+        };
+        let mut data = FetchData::default();
         let mut chunk_end = 0;
         for (n, &i) in idx.iter().enumerate() {
             if (needs_meta || needs_content || needs_env) && n >= chunk_end {
@@ -164,32 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     chunk_end += 1;
                 }
                 let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
-                let store = Arc::clone(self.store);
-                (metas, contents, envelopes) = read_inline(|| -> Result<_, StoreError> {
-                    let metas = if needs_meta {
-                        store.message_metas(mailbox, &uids)?.into_iter().collect()
-                    } else {
-                        Default::default()
-                    };
-                    let envelopes = if needs_env {
-                        store
-                            .message_envelopes(mailbox, &uids)?
-                            .into_iter()
-                            .collect()
-                    } else {
-                        Default::default()
-                    };
-                    let contents = if needs_content {
-                        store
-                            .message_contents(mailbox, &uids)?
-                            .into_iter()
-                            .collect()
-                    } else {
-                        Default::default()
-                    };
-                    Ok((metas, contents, envelopes))
-                })
-                .map_err(Status::from)?;
+                data = self.store.read_fetch_data(mailbox, &uids, parts)?;
             }
             let sel = self.selected.as_ref().expect("selected");
             let m = sel.msgs[i].clone();
@@ -198,12 +167,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 continue;
             }
             let meta = if needs_meta {
-                metas.remove(&m.uid)
+                data.metas.remove(&m.uid)
             } else {
                 None
             };
             let env = if needs_env {
-                envelopes.remove(&m.uid)
+                data.envelopes.remove(&m.uid)
             } else {
                 None
             };
@@ -212,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 continue;
             }
             let content = if needs_content {
-                contents.remove(&m.uid)
+                data.contents.remove(&m.uid)
             } else {
                 None
             };

@@ -2,10 +2,8 @@
 //! RFC 7162 §3.1.3 UNCHANGEDSINCE and MODIFIED); how FLAGS are written in
 //! FETCH responses (RFC 9051 §7.5.2).
 
+use postamt_store::{FlagOp, Flags, Uid};
 use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use postamt_store::{FlagOp, Flags, Uid, blocking};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::expunge::read_only;
@@ -62,7 +60,7 @@ pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Stat
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
-    pub(super) async fn store(
+    pub(super) async fn store_flags(
         &mut self,
         uid: bool,
         set: &SequenceSet,
@@ -94,13 +92,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             StoreMode::Remove => FlagOp::Remove,
         };
         let id = sel.mailbox.id;
-        let store = Arc::clone(self.store);
         let targets = uids.clone();
-        let since = unchanged_since.map(postamt_store::ModSeq);
-        let (updates, modified) = blocking(move || {
-            store.store_flags_unchanged_since(id, &uids, op, flags, &keywords, since)
-        })
-        .await?;
+        let (updates, modified) = self
+            .store
+            .write_flags(id, uids, op, flags, keywords, unchanged_since)
+            .await?;
         let sel = self.selected.as_mut().expect("selected");
         let mut updated = BTreeSet::new();
         for u in updates {

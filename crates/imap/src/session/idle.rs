@@ -13,7 +13,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         self.continuation("idling");
         let deadline = tokio::time::Instant::now() + self.config.idle_max;
         loop {
-            self.sync(true);
+            self.sync(true).await;
             if !self.flush().await {
                 return Flow::Close;
             }
@@ -59,7 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                         l.extend_from_slice(b"\r\n");
                         t.client(&l);
                     }
-                    self.sync(true);
+                    self.sync(true).await;
                     if line.eq_ignore_ascii_case(b"DONE") {
                         return self.complete(tag, Status::ok("IDLE terminated"));
                     }

@@ -7,12 +7,8 @@
 //! APPENDLIMIT) and the quotas (RFC 9208 GETQUOTA, GETQUOTAROOT, SETQUOTA).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use postamt_server::blocking::read_inline;
-use postamt_store::{
-    Flags, Mailbox, StoreError, Uid, blocking, canonical_mailbox_name, check_mailbox_name,
-};
+use postamt_store::{Flags, Mailbox, StoreError, canonical_mailbox_name, check_mailbox_name};
 use postamt_wire::imap::{mutf7, string};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -97,8 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// the store's status, not a missing mailbox.
     pub(super) fn find_target(&self, name: &str, missing: Code) -> Result<Mailbox, Status> {
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        read_inline(|| store.mailbox(account, name))?
+        self.store
+            .read_mailbox(account, name)?
             .ok_or_else(|| Status::no("no such mailbox").with_code(missing))
     }
 
@@ -121,25 +117,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if name == "INBOX" {
             return Err(Status::no("INBOX always exists").with_code(Code::AlreadyExists));
         }
+        // Missing parents are created too (RFC 9051 §6.3.4).
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        blocking(move || {
-            // Missing parents are created too (RFC 9051 §6.3.4).
-            let mut path = String::new();
-            for level in name.split('/') {
-                if !path.is_empty() {
-                    path.push('/');
-                }
-                path.push_str(level);
-                if path != name && store.mailbox(account, &path)?.is_none() {
-                    store.create_mailbox(account, &path, None)?;
-                }
-            }
-            store.create_mailbox(account, &name, special)
-        })
-        .await
-        .map(|_| Status::ok("CREATE completed"))
-        .map_err(Status::from)
+        self.store
+            .write_create_mailbox(account, name, special)
+            .await?;
+        Ok(Status::ok("CREATE completed"))
     }
 
     pub(super) async fn delete(&mut self, raw: &[u8]) -> Reply {
@@ -156,11 +139,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             self.selected = None;
         }
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        blocking(move || store.delete_mailbox(account, &name))
-            .await
-            .map(|_| Status::ok("DELETE completed"))
-            .map_err(Status::from)
+        self.store.write_delete_mailbox(account, name).await?;
+        Ok(Status::ok("DELETE completed"))
     }
 
     pub(super) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Reply {
@@ -168,27 +148,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let to = self.new_name_in(to)?;
         self.find_mailbox(&from)?;
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        blocking(move || store.rename_mailbox(account, &from, &to))
-            .await
-            .map(|_| Status::ok("RENAME completed"))
-            .map_err(Status::from)
+        self.store.write_rename_mailbox(account, from, to).await?;
+        Ok(Status::ok("RENAME completed"))
     }
 
     pub(super) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Reply {
         let name = self.name_in(raw)?;
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        blocking(move || {
-            if on {
-                store.subscribe(account, &name)
-            } else {
-                store.unsubscribe(account, &name)
-            }
-        })
-        .await
-        .map(|_| Status::ok(format!("{}SUBSCRIBE completed", if on { "" } else { "UN" })))
-        .map_err(Status::from)
+        self.store.write_subscription(account, name, on).await?;
+        Ok(Status::ok(format!(
+            "{}SUBSCRIBE completed",
+            if on { "" } else { "UN" }
+        )))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -209,10 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             return Ok(Status::ok("LIST completed"));
         }
         let account = self.account().id;
-        let store = Arc::clone(self.store);
-        let (boxes, subs) = read_inline(|| -> Result<_, StoreError> {
-            Ok((store.mailboxes(account)?, store.subscriptions(account)?))
-        })?;
+        let (boxes, subs) = self.store.read_mailboxes_and_subscriptions(account)?;
         let names: BTreeSet<String> = boxes.iter().map(|m| m.name.clone()).collect();
         let subs: BTreeSet<String> = subs.into_iter().collect();
         let has = |o: &str| select.iter().any(|x| x == o);
@@ -332,28 +300,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         mailbox: &Mailbox,
         items: &[StatusItem],
     ) -> Result<Vec<u8>, StoreError> {
-        let store = Arc::clone(self.store);
-        let id = mailbox.id;
         let need_list = items.iter().any(|i| {
             matches!(
                 i,
                 StatusItem::Recent | StatusItem::Deleted | StatusItem::DeletedStorage
             )
         });
-        let (st, list, recent_from) = read_inline(|| {
-            let st = store.mailbox_status(id)?;
-            let list = if need_list {
-                store.messages(id)?
-            } else {
-                Vec::new()
-            };
-            let recent_from = if items.contains(&StatusItem::Recent) {
-                store.claim_recent(id, false)?
-            } else {
-                Uid(u32::MAX)
-            };
-            Ok((st, list, recent_from))
-        })?;
+        let need_recent = items.contains(&StatusItem::Recent);
+        let (st, list, recent_from) = self.store.read_status(mailbox.id, need_list, need_recent)?;
         let deleted = || list.iter().filter(|m| m.flags.contains(Flags::DELETED));
         let mut parts = Vec::new();
         for i in items {
@@ -398,8 +352,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// resource in units of 1024 octets; none when the account has no quota.
     pub(super) fn quota_root(&self) -> Result<Option<(u64, u64)>, Status> {
         let address = self.account().address.clone();
-        let store = Arc::clone(self.store);
-        let account = read_inline(|| store.account(&address))?
+        let account = self
+            .store
+            .read_account(&address)?
             .ok_or_else(|| Status::no("account vanished").with_code(Code::Unavailable))?;
         Ok(account
             .quota_bytes

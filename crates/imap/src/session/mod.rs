@@ -37,8 +37,10 @@ mod flags;
 mod idle;
 mod mailboxes;
 mod search;
+mod store_access;
 mod view;
 
+use store_access::StoreAccess;
 use view::{Selected, SpareViews};
 
 #[derive(Debug, Clone)]
@@ -125,9 +127,8 @@ impl Protocol for Imap {
             max_append: 0,
         };
         let mut s = Session {
-            store: &self.store,
+            store: StoreAccess::new(&self.store, &self.listings),
             config: &self.config,
-            listings: &self.listings,
             spare_views: &self.spare_views,
             tls: conn.is_tls(),
             conn,
@@ -165,9 +166,9 @@ enum Flow {
 type Reply = Result<Status, Status>;
 
 struct Session<'a, S> {
-    store: &'a SharedStore,
+    /// Every store call goes through here (`store_access`).
+    store: StoreAccess<'a>,
     config: &'a ImapConfig,
-    listings: &'a ListingCache,
     spare_views: &'a SpareViews,
     conn: Connection<S>,
     ctx: SessionContext,
@@ -285,7 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 read_only,
                 condstore,
                 qresync,
-            } => self.select(&mailbox, read_only, condstore, qresync),
+            } => self.select(&mailbox, read_only, condstore, qresync).await,
             C::Create { name, uses } => self.create(&name, &uses).await,
             C::GetQuotaRoot(name) => self.get_quota_root(&name),
             C::GetQuota(root) => self.get_quota(&root),
@@ -334,7 +335,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 flags,
                 unchanged_since,
             } => {
-                self.store(uid, &set, mode, silent, &flags, unchanged_since)
+                self.store_flags(uid, &set, mode, silent, &flags, unchanged_since)
                     .await
             }
             C::Copy {
@@ -352,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// tagged status.
     async fn finish(&mut self, tag: &str, reply: Reply, allow_expunge: bool) -> Flow {
         if self.selected.is_some() {
-            self.sync(allow_expunge);
+            self.sync(allow_expunge).await;
         }
         let status = reply.unwrap_or_else(|failed| failed);
         self.complete(tag, status)

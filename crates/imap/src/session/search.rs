@@ -3,12 +3,10 @@
 //! 5957 SORT=DISPLAY). Keys are evaluated per message by [`SearchContext`],
 //! which reads a message's metadata and content only when a key needs them.
 
-use std::sync::Arc;
-
-use postamt_server::blocking::read_inline;
-use postamt_store::{Flags, SharedStore, StoreError, Uid, meta::MessageMeta};
+use postamt_store::{Flags, Uid, meta::MessageMeta};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::store_access::StoreAccess;
 use super::view::Msg;
 use super::{Reply, Session};
 use crate::command::{SearchKey, SearchReturn};
@@ -51,28 +49,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let hits = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
         let mailbox = sel.mailbox.id;
-        let store = Arc::clone(self.store);
+        // Only THREAD=REFERENCES needs a header outside the envelope.
+        let with_references = references && criteria.is_none();
         let mut items = Vec::with_capacity(hits.len());
         for i in hits {
             let m = &sel.msgs[i];
-            let (meta, refs) = read_inline(|| -> Result<_, StoreError> {
-                let meta = store.message_meta(mailbox, m.uid)?;
-                // Only THREAD=REFERENCES needs a header outside the envelope.
-                let refs = if references && criteria.is_none() {
-                    store.message_content(mailbox, m.uid)?.and_then(|c| {
-                        let h = meta
-                            .as_ref()
-                            .map_or(0, |m| m.header_len as usize)
-                            .min(c.len());
-                        let f = crate::fetch::header_fields(&c[..h], &["References".into()], false);
-                        let v = String::from_utf8_lossy(&f).into_owned();
-                        v.split_once(':').map(|(_, v)| v.to_string())
-                    })
-                } else {
-                    None
-                };
-                Ok((meta, refs))
-            })?;
+            let (meta, content) = self.store.read_message(mailbox, m.uid, with_references)?;
+            let refs = content.and_then(|c| {
+                let h = meta
+                    .as_ref()
+                    .map_or(0, |m| m.header_len as usize)
+                    .min(c.len());
+                let f = crate::fetch::header_fields(&c[..h], &["References".into()], false);
+                let v = String::from_utf8_lossy(&f).into_owned();
+                v.split_once(':').map(|(_, v)| v.to_string())
+            });
             items.push(crate::sort::Item {
                 number: if uid { m.uid.0 } else { i as u32 + 1 },
                 internaldate: m.internaldate,
@@ -194,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 /// Evaluates SEARCH keys for one message, loading its metadata and
 /// content only when a key needs them.
 pub(super) struct SearchContext<'a> {
-    store: &'a SharedStore,
+    store: StoreAccess<'a>,
     mailbox: postamt_store::MailboxId,
     msgs: &'a [Msg],
     saved: &'a [Uid],
@@ -222,14 +213,7 @@ impl SearchContext<'_> {
     fn content(&mut self, i: usize) -> (Option<&MessageMeta>, Option<&[u8]>) {
         if self.cache.is_none() {
             let uid = self.msgs[i].uid;
-            let store = Arc::clone(self.store);
-            let mailbox = self.mailbox;
-            let r = read_inline(|| -> Result<_, StoreError> {
-                Ok((
-                    store.message_meta(mailbox, uid)?,
-                    store.message_content(mailbox, uid)?,
-                ))
-            });
+            let r = self.store.read_message(self.mailbox, uid, true);
             self.cache = Some(r.unwrap_or((None, None)));
         }
         let c = self.cache.as_ref().expect("filled");

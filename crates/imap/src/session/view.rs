@@ -7,13 +7,12 @@
 //! 7162 §3.1.2.1), QRESYNC on SELECT (RFC 7162 §3.2.5).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use postamt_server::blocking::read_inline;
-use postamt_store::{AccountSignal, Flags, Mailbox, MessageSummary, StoreError, Uid};
+use postamt_store::{AccountSignal, Flags, Mailbox, MessageSummary, Uid};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::flags::flag_names;
+use super::store_access::ViewChanges;
 use super::{Reply, Session};
 use crate::command;
 use crate::sequence::SequenceSet;
@@ -171,9 +170,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// `* OK [HIGHESTMODSEQ n]` for the selected mailbox (RFC 7162 §3.1.2.1).
     pub(super) fn announce_highestmodseq(&mut self) {
         let Some(sel) = &self.selected else { return };
-        let store = Arc::clone(self.store);
-        let (account, name) = (sel.mailbox.account, sel.mailbox.name.clone());
-        if let Ok(Some(m)) = read_inline(|| store.mailbox(account, &name)) {
+        if let Ok(Some(m)) = self
+            .store
+            .read_mailbox(sel.mailbox.account, &sel.mailbox.name)
+        {
             self.untagged_status(
                 Status::ok("highest").with_code(Code::HighestModSeq(m.highestmodseq.0)),
             );
@@ -217,7 +217,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    pub(super) fn select(
+    pub(super) async fn select(
         &mut self,
         raw: &[u8],
         read_only: bool,
@@ -248,17 +248,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // The view will be up to date with this MODSEQ: read before the
         // listing, so nothing committed meanwhile is missed later.
         let view_modseq = mailbox.highestmodseq.0;
-        let store = Arc::clone(self.store);
-        let id = mailbox.id;
-        let listings = self.listings;
-        let (listing, recent_from) = read_inline(|| -> Result<_, StoreError> {
-            // \Recent: only a session that finds unclaimed messages writes.
-            let mut recent = store.claim_recent(id, false)?;
-            if !read_only && recent < mailbox.uidnext {
-                recent = store.claim_recent(id, true)?;
-            }
-            Ok((listings.listing(&*store, &mailbox)?, recent))
-        })?;
+        // \Recent: only a session that finds unclaimed messages writes.
+        let mut recent_from = self.store.read_recent_from(mailbox.id)?;
+        if !read_only && recent_from < mailbox.uidnext {
+            recent_from = self.store.write_claim_recent(mailbox.id).await?;
+        }
+        let listing = self.store.read_listing(&mailbox)?;
         let mut msgs = if reuse.capacity() >= listing.msgs.len() {
             reuse
         } else {
@@ -314,10 +309,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if let Some(q) = qresync
             && q.uidvalidity == mailbox.uidvalidity.0
         {
-            let store = Arc::clone(self.store);
-            let id = mailbox.id;
-            let vanished =
-                read_inline(|| store.expunged_since(id, postamt_store::ModSeq(q.modseq)))?;
+            let vanished = self.store.read_expunged_since(mailbox.id, q.modseq)?;
             let vanished: Vec<u32> = vanished
                 .into_iter()
                 .map(|u| u.0)
@@ -367,7 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Brings the selected mailbox's view up to date with the store and
     /// announces the differences: EXPUNGE (only if `allow_expunge`),
     /// EXISTS/RECENT for new messages, FETCH FLAGS for changed flags.
-    pub(super) fn sync(&mut self, allow_expunge: bool) {
+    pub(super) async fn sync(&mut self, allow_expunge: bool) {
         // Compared with what the view has seen (not `has_changed`: IDLE's
         // `changed()` already marked it seen), and taken even with nothing
         // selected, so IDLE then waits for the next change.
@@ -384,28 +376,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if !(sel.dirty || allow_expunge && has_ghosts) {
             return;
         }
-        let store = Arc::clone(self.store);
         let id = sel.mailbox.id;
         let read_only = sel.read_only;
-        let since = postamt_store::ModSeq(sel.modseq);
-        let full = sel.full;
-        // The mailbox first, then the changes: whatever commits in between
-        // is seen again next time, which is harmless.
-        let Ok(state) = read_inline(|| -> Result<_, StoreError> {
-            let Some(mb) = store.mailbox_by_id(id)? else {
-                return Ok(None);
-            };
-            if full {
-                Ok(Some((mb, store.messages(id)?, None)))
-            } else {
-                let changed = store.messages_changed_since(id, since)?;
-                let gone = store.expunged_since(id, since)?;
-                Ok(Some((mb, changed, Some(gone))))
-            }
-        }) else {
+        let Ok(changes) = self.store.read_changes(id, sel.modseq, sel.full) else {
             return;
         };
-        let Some((mb, changed, gone_uids)) = state else {
+        let Some(ViewChanges {
+            mailbox: mb,
+            changed,
+            expunged: gone_uids,
+        }) = changes
+        else {
             // Deleted by another session (RFC 9051 §7.1: CLOSED).
             self.selected = None;
             self.untagged_status(
@@ -478,7 +459,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let recent_from = if read_only {
                 Uid(u32::MAX)
             } else {
-                read_inline(|| store.claim_recent(id, true)).unwrap_or(Uid(u32::MAX))
+                let claimed = self.store.write_claim_recent(id).await;
+                claimed.unwrap_or(Uid(u32::MAX))
             };
             for m in new {
                 let recent = m.uid >= recent_from;
