@@ -393,3 +393,92 @@ async fn shutdown_says_bye_unavailable_also_in_idle() {
         "sessions ended within the grace period"
     );
 }
+
+/// Checks that `lines` have a FLAGS naming `keyword`, and a PERMANENTFLAGS
+/// naming it (read-only: an empty one), before the first FETCH with it.
+fn assert_announced_before_fetch(lines: &[String], keyword: &str, read_only: bool) {
+    let fetch = lines
+        .iter()
+        .position(|l| l.contains(" FETCH ") && l.contains(keyword))
+        .unwrap_or_else(|| panic!("no FETCH with {keyword}: {lines:?}"));
+    let flags = lines
+        .iter()
+        .position(|l| l.starts_with("* FLAGS (") && l.contains(keyword));
+    assert!(
+        flags.is_some_and(|f| f < fetch),
+        "FLAGS naming {keyword} before its FETCH: {lines:?}"
+    );
+    let permanent = lines.iter().position(|l| {
+        if read_only {
+            l == "* OK [PERMANENTFLAGS ()] read-only mailbox\r\n"
+        } else {
+            l.starts_with("* OK [PERMANENTFLAGS (") && l.contains(keyword)
+        }
+    });
+    assert!(
+        permanent.is_some_and(|p| p < fetch),
+        "PERMANENTFLAGS before the FETCH with {keyword}: {lines:?}"
+    );
+}
+
+/// RFC 3501 §7.2.6 / RFC 9051 §7.3.5: the client learns a mailbox's
+/// keywords from FLAGS, so a FETCH (FLAGS …) carries no keyword that the
+/// last FLAGS did not name: a new one is announced first, whether this
+/// session's STORE, another session's STORE or an APPEND brought it.
+#[tokio::test(start_paused = true)]
+async fn rfc3501_7_2_6_a_new_keyword_is_announced_in_flags_before_any_fetch() {
+    let h = harness(false);
+    let imap = imap(&h, ImapConfig::default());
+    let (mut a, _ta) = connect(&h, &imap, LOOPBACK);
+    let (mut b, _tb) = connect(&h, &imap, LOOPBACK);
+    let (mut e, _te) = connect(&h, &imap, LOOPBACK);
+    for c in [&mut a, &mut b, &mut e] {
+        c.line().await;
+        c.login().await;
+    }
+    let u = a.ok("a1", "SELECT INBOX").await;
+    assert!(
+        u.contains(&"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n".to_string()),
+        "{u:?}"
+    );
+    b.ok("b1", "SELECT INBOX").await;
+    e.ok("e1", "EXAMINE INBOX").await;
+
+    // This session's STORE.
+    let u = a.ok("a2", "STORE 1 +FLAGS ($Work)").await;
+    assert_eq!(
+        u,
+        vec![
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] flags permitted\r\n",
+            "* 1 FETCH (FLAGS (\\Recent $Work))\r\n",
+        ]
+    );
+    // Announced once: the next STORE with it sends no FLAGS.
+    let u = a.ok("a3", "STORE 2 +FLAGS ($Work)").await;
+    assert_eq!(u, vec!["* 2 FETCH (FLAGS (\\Recent $Work))\r\n"]);
+
+    // Another session's STORE, seen at NOOP (read-write and read-only).
+    let u = b.ok("b2", "NOOP").await;
+    assert_announced_before_fetch(&u, "$Work", false);
+    let u = e.ok("e2", "NOOP").await;
+    assert_announced_before_fetch(&u, "$Work", true);
+
+    // A keyword that arrives with a new message (APPEND by another
+    // session), then fetched.
+    b.ok("b3", "APPEND INBOX ($Fresh) {14+}\r\nSubject: 4\r\n\r\n")
+        .await;
+    let mut u = a.ok("a4", "NOOP").await;
+    u.extend(a.ok("a5", "FETCH 4 (FLAGS)").await);
+    assert_announced_before_fetch(&u, "$Fresh", false);
+    let mut u = e.ok("e3", "NOOP").await;
+    u.extend(e.ok("e4", "FETCH 4 (FLAGS)").await);
+    assert_announced_before_fetch(&u, "$Fresh", true);
+    // A .SILENT STORE sends no FETCH, but the keyword is in the view now.
+    let u = a.ok("a6", "STORE 3 +FLAGS.SILENT ($Quiet)").await;
+    assert!(
+        u.iter()
+            .any(|l| l.starts_with("* FLAGS (") && l.contains("$Quiet")),
+        "{u:?}"
+    );
+}

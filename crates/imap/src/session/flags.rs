@@ -99,7 +99,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             .await?;
         let sel = self.selected.as_mut().expect("selected");
         let mut updated = BTreeSet::new();
+        let mut new_keywords = false;
         for u in updates {
+            new_keywords |= sel.learn_keywords(&u.keywords);
             if let Some(i) = sel.msgs.iter().position(|m| m.uid == u.uid) {
                 let m = &mut sel.msgs[i];
                 m.flags = u.flags;
@@ -137,6 +139,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .map(|(i, _)| i as u32 + 1)
                 .collect()
         };
+        // RFC 3501 §7.2.6: new keywords are announced before a FETCH
+        // carries them (and before a later one would, after .SILENT).
+        if new_keywords {
+            self.announce_keywords();
+        }
         for l in lines {
             self.untagged(&l);
         }

@@ -108,12 +108,28 @@ pub(super) struct Selected {
     /// The MODSEQ the view is up to date with: a sync reads only what
     /// changed after it (and what was expunged after it).
     pub(super) modseq: u64,
+    /// The keywords the client was told about in the last FLAGS response
+    /// (RFC 3501 §7.2.6): no FETCH may carry another one.
+    pub(super) keywords: BTreeSet<String>,
     /// Catch up by re-reading the whole listing (events were lost, or
     /// another process wrote).
     pub(super) full: bool,
 }
 
 impl Selected {
+    /// Adds `names` to the keywords the client knows; whether any was new
+    /// (then FLAGS must be sent again: [`Session::announce_keywords`]).
+    pub(super) fn learn_keywords(&mut self, names: &[String]) -> bool {
+        let mut learned = false;
+        for k in names {
+            if !self.keywords.contains(k) {
+                self.keywords.insert(k.clone());
+                learned = true;
+            }
+        }
+        learned
+    }
+
     pub(super) fn max_uid(&self) -> u32 {
         self.msgs.last().map_or(0, |m| m.uid.0)
     }
@@ -178,6 +194,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 Status::ok("highest").with_code(Code::HighestModSeq(m.highestmodseq.0)),
             );
         }
+    }
+
+    /// RFC 3501 §7.2.6, RFC 9051 §7.3.5: the client learns the mailbox's
+    /// keywords from FLAGS, so a FETCH (FLAGS …) must not carry one that the
+    /// last FLAGS did not name. When a STORE or APPEND (of this session or
+    /// another) brought new keywords into the view, FLAGS and PERMANENTFLAGS
+    /// go out again (as at SELECT, and as Dovecot does) before any FETCH
+    /// that carries them.
+    pub(super) fn announce_keywords(&mut self) {
+        let Some(sel) = &self.selected else { return };
+        let flags = flags_response(&sel.keywords);
+        let permanent = permanent_flags(&sel.keywords, sel.read_only);
+        self.untagged(&flags);
+        self.untagged_status(permanent);
     }
 
     /// One message's flags as an untagged FETCH (with MODSEQ for
@@ -348,6 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             saved: Vec::new(),
             modseq: view_modseq,
             full: false,
+            keywords,
         });
         Ok(if read_only {
             Status::ok("EXAMINE completed").with_code(Code::ReadOnly)
@@ -441,10 +472,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let max = sel.max_uid();
         let mut flag_changes = Vec::new();
         let mut new = Vec::new();
+        let mut new_keywords = false;
         for c in changed {
             if c.uid.0 > max {
+                new_keywords |= sel.learn_keywords(&c.keywords);
                 new.push(c);
             } else if let Some(i) = find(&sel.msgs, c.uid.0) {
+                new_keywords |= sel.learn_keywords(&c.keywords);
                 let m = &mut sel.msgs[i];
                 if c.flags != m.flags || c.keywords != m.keywords {
                     flag_changes.push(i);
@@ -480,6 +514,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             .map(|&i| self.flags_line(i + 1, &sel.msgs[i], true))
             .collect();
         self.announce_expunged(&gone);
+        if new_keywords {
+            self.announce_keywords();
+        }
         for l in flag_lines.into_iter().chain(lines) {
             self.untagged(&l);
         }
