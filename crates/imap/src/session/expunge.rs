@@ -39,7 +39,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     /// EXPUNGE / UID EXPUNGE / CLOSE: removes \Deleted messages (limited to
     /// `uids` if given); `silent` for CLOSE.
-    pub(super) async fn expunge_deleted(
+    async fn expunge_deleted(
         &mut self,
         uids: Option<&SequenceSet>,
         silent: bool,

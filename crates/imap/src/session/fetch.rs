@@ -19,9 +19,9 @@ use crate::sequence::SequenceSet;
 use crate::status::{Code, Status};
 
 /// Messages whose metadata one FETCH reads per store query.
-pub(super) const FETCH_CHUNK: usize = 512;
+const FETCH_CHUNK: usize = 512;
 /// About how much message content one FETCH holds in memory at a time.
-pub(super) const FETCH_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+const FETCH_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn fetch(
@@ -360,7 +360,7 @@ fn unknown_cte(cte: impl std::fmt::Display) -> Status {
 }
 
 /// Part numbers as written in a section (`1.2`).
-pub(super) fn dotted(part: &[u32]) -> String {
+fn dotted(part: &[u32]) -> String {
     part.iter()
         .map(u32::to_string)
         .collect::<Vec<_>>()

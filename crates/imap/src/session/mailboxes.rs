@@ -17,7 +17,7 @@ use crate::command::{ListReturn, StatusItem};
 use crate::status::{Code, Status};
 
 /// RFC 3501 LIST wildcards: `*` matches anything, `%` anything but `/`.
-pub(super) fn matches(pattern: &[u8], name: &[u8]) -> bool {
+fn matches(pattern: &[u8], name: &[u8]) -> bool {
     match pattern.split_first() {
         None => name.is_empty(),
         Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
@@ -29,7 +29,7 @@ pub(super) fn matches(pattern: &[u8], name: &[u8]) -> bool {
 }
 
 /// The same, with `INBOX` matched case-insensitively.
-pub(super) fn list_matches(pattern: &str, name: &str) -> bool {
+fn list_matches(pattern: &str, name: &str) -> bool {
     let canon = |s: &str| canonical_mailbox_name(s);
     let p = match (pattern.get(..5), pattern.get(5..)) {
         (Some(head), Some(rest)) if head.eq_ignore_ascii_case("INBOX") => format!("INBOX{rest}"),
@@ -62,7 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     /// Names made by CREATE and RENAME: also no `.` or `..` levels (they
     /// mean something else in every file-based store a user may migrate to).
-    pub(super) fn new_name_in(&self, raw: &[u8]) -> Result<String, Status> {
+    fn new_name_in(&self, raw: &[u8]) -> Result<String, Status> {
         let name = self.name_in(raw)?.trim_end_matches('/').to_string();
         check_mailbox_name(&name)?;
         if name.split('/').any(|l| l == "." || l == "..") {
@@ -294,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     }
 
     /// `* STATUS name (…)` for one mailbox.
-    pub(super) fn status_line(
+    fn status_line(
         &self,
         name: &str,
         mailbox: &Mailbox,
@@ -350,7 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     /// RFC 9208: one quota root, `""`, per account, with the STORAGE
     /// resource in units of 1024 octets; none when the account has no quota.
-    pub(super) fn quota_root(&self) -> Result<Option<(u64, u64)>, Status> {
+    fn quota_root(&self) -> Result<Option<(u64, u64)>, Status> {
         let address = self.account().address.clone();
         let account = self
             .store

@@ -15,7 +15,7 @@ use crate::status::Status;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Indices of the selected messages that match all `keys`.
-    pub(super) fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
+    fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
         let sel = self.selected.as_ref().expect("selected");
         let mut hits: Vec<usize> = Vec::new();
         let mut ctx = SearchContext {
@@ -184,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
 /// Evaluates SEARCH keys for one message, loading its metadata and
 /// content only when a key needs them.
-pub(super) struct SearchContext<'a> {
+struct SearchContext<'a> {
     store: StoreAccess<'a>,
     mailbox: postamt_store::MailboxId,
     msgs: &'a [Msg],
@@ -193,7 +193,7 @@ pub(super) struct SearchContext<'a> {
 }
 
 /// Whether any key (at any depth) is MODSEQ.
-pub(super) fn uses_modseq(keys: &[SearchKey]) -> bool {
+fn uses_modseq(keys: &[SearchKey]) -> bool {
     keys.iter().any(|k| match k {
         SearchKey::ModSeq(_) => true,
         SearchKey::Not(k) => uses_modseq(std::slice::from_ref(k)),
@@ -205,7 +205,7 @@ pub(super) fn uses_modseq(keys: &[SearchKey]) -> bool {
     })
 }
 
-pub(super) fn contains_ci(hay: &str, needle: &str) -> bool {
+fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.to_lowercase().contains(&needle.to_lowercase())
 }
 

@@ -2,9 +2,13 @@
 //! 9051 §6.3.2, §6.3.3, with the responses of §7.1, §7.3.5 FLAGS, §7.4.1
 //! EXISTS), keeping the view in step with other sessions (`sync`: RFC 9051
 //! §7.4.1 EXPUNGE, §5.2 and §5.5 on when the view may change, RFC 3501
-//! §7.3.2 RECENT), and announcing what changed: EXISTS, EXPUNGE, VANISHED
-//! (RFC 7162 §3.2.10), FETCH FLAGS (RFC 9051 §7.5.2), HIGHESTMODSEQ (RFC
-//! 7162 §3.1.2.1), QRESYNC on SELECT (RFC 7162 §3.2.5).
+//! §7.3.2 RECENT, §2.3.2 `\Recent` in one session only), and announcing
+//! what changed: EXISTS, EXPUNGE, VANISHED (RFC 7162 §3.2.10), FETCH FLAGS
+//! (RFC 9051 §7.5.2), new keywords in FLAGS first (RFC 3501 §7.2.6),
+//! HIGHESTMODSEQ (RFC 7162 §3.1.2.1), QRESYNC on SELECT (RFC 7162 §3.2.5).
+//!
+//! The view is a list of [`Msg`] in sequence-number order; it changes only
+//! at a response point (`sync` at the end of a command, and in IDLE).
 
 use std::collections::BTreeSet;
 
@@ -70,7 +74,7 @@ pub(super) struct Msg {
 }
 
 impl Msg {
-    pub(super) fn from_summary(m: MessageSummary, recent: bool) -> Msg {
+    fn from_summary(m: MessageSummary, recent: bool) -> Msg {
         Msg {
             uid: m.uid,
             flags: m.flags,
@@ -87,7 +91,7 @@ impl Msg {
 /// Marks the view for a sync after the account's signal moved from `seen`
 /// to `now`: another process wrote (unknown what): re-read the whole
 /// mailbox; else read what changed since the view's MODSEQ.
-pub(super) fn mark(sel: &mut Selected, seen: &AccountSignal, now: &AccountSignal) {
+fn mark(sel: &mut Selected, seen: &AccountSignal, now: &AccountSignal) {
     if now.external != seen.external {
         sel.dirty = true;
         sel.full = true;
@@ -96,6 +100,8 @@ pub(super) fn mark(sel: &mut Selected, seen: &AccountSignal, now: &AccountSignal
     }
 }
 
+/// The selected mailbox (RFC 9051 §3.3, the Selected state) and this
+/// session's view of it.
 pub(super) struct Selected {
     pub(super) mailbox: Mailbox,
     pub(super) read_only: bool,
@@ -232,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Announces expunged messages: `* VANISHED uids` once QRESYNC is
     /// enabled (RFC 7162 §3.2.10), else one `* n EXPUNGE` each. `gone` are
     /// (sequence number, UID) pairs, highest sequence number first.
-    pub(super) fn announce_expunged(&mut self, gone: &[(usize, u32)]) {
+    fn announce_expunged(&mut self, gone: &[(usize, u32)]) {
         if gone.is_empty() {
             return;
         }
