@@ -101,7 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if self.tls {
             return self.complete(tag, Status::bad("TLS is already active"));
         }
-        self.send_status(tag, &Status::ok("begin TLS negotiation now"));
+        self.complete(tag, Status::ok("begin TLS negotiation now"));
         if !self.flush().await {
             return Flow::Close;
         }
