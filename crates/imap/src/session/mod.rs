@@ -250,6 +250,11 @@ fn allows_expunge(kind: &CommandKind) -> bool {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    /// One command: parsed, checked against the state (RFC 9051 §3), and
+    /// handed to its room. Handlers answer with a [`Reply`] that
+    /// [`Session::finish`] sends; the four that run their own exchange with
+    /// the client (LOGOUT, STARTTLS, AUTHENTICATE, IDLE) send their tagged
+    /// status themselves.
     async fn command(&mut self, bytes: Vec<u8>) -> Flow {
         use CommandKind as C;
         self.commands += 1;
