@@ -2,10 +2,12 @@
 //! LITERAL+, SASL-IR, UNSELECT, CHILDREN, SPECIAL-USE and APPENDLIMIT.
 //!
 //! Sans-IO layers: [`frame`] cuts the byte stream into commands (lines and
-//! literals, all bounded), [`command`] parses one command, [`fetch`] cuts
-//! sections out of the stored octets (strings, ENVELOPE and BODYSTRUCTURE
-//! are rendered by `postamt_wire::imap`); [`session`] drives them over a
-//! connection with the store behind it.
+//! literals, all bounded), [`command`] parses one command, [`status`] is
+//! the typed status response (OK/NO/BAD/BYE with its response code) and
+//! its one rendering, [`fetch`] cuts sections out of the stored octets
+//! (strings, ENVELOPE and BODYSTRUCTURE are rendered by
+//! `postamt_wire::imap`); [`session`] drives them over a connection with
+//! the store behind it, one room per concern.
 
 pub mod command;
 pub mod fetch;
@@ -14,5 +16,6 @@ pub mod listing;
 pub mod sequence;
 pub mod session;
 pub mod sort;
+pub mod status;
 
 pub use session::{Imap, ImapConfig};

@@ -1,0 +1,360 @@
+//! SEARCH (RFC 9051 §6.4.4; RFC 4731 ESEARCH; RFC 5182 SEARCHRES; RFC
+//! 7162 §3.1.5 MODSEQ; RFC 5032 WITHIN), SORT and THREAD (RFC 5256, RFC
+//! 5957 SORT=DISPLAY). Keys are evaluated per message by [`SearchContext`],
+//! which reads a message's metadata and content only when a key needs them.
+
+use postamt_store::{Flags, Uid, meta::MessageMeta};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::store_access::StoreAccess;
+use super::view::Msg;
+use super::{Reply, Session};
+use crate::command::{SearchKey, SearchReturn};
+use crate::sequence::SequenceSet;
+use crate::status::Status;
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    /// Indices of the selected messages that match all `keys`.
+    fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
+        let sel = self.selected.as_ref().expect("selected");
+        let mut hits: Vec<usize> = Vec::new();
+        let mut ctx = SearchContext {
+            store: self.store,
+            mailbox: sel.mailbox.id,
+            msgs: &sel.msgs,
+            saved: &sel.saved,
+            cache: None,
+        };
+        for i in 0..sel.msgs.len() {
+            if sel.msgs[i].gone {
+                continue;
+            }
+            ctx.cache = None;
+            if keys.iter().all(|k| ctx.matches(i, k)) {
+                hits.push(i);
+            }
+        }
+        hits
+    }
+
+    /// SORT (`criteria`) or THREAD (RFC 5256) over the messages matching
+    /// `keys`.
+    pub(super) fn sort_or_thread(
+        &mut self,
+        uid: bool,
+        keys: &[SearchKey],
+        criteria: Option<&[(bool, crate::sort::SortKey)]>,
+        references: bool,
+    ) -> Reply {
+        let hits = self.search_hits(keys);
+        let sel = self.selected.as_ref().expect("selected");
+        let mailbox = sel.mailbox.id;
+        // Only THREAD=REFERENCES needs a header outside the envelope.
+        let with_references = references && criteria.is_none();
+        let mut items = Vec::with_capacity(hits.len());
+        for i in hits {
+            let m = &sel.msgs[i];
+            let (meta, content) = self.store.read_message(mailbox, m.uid, with_references)?;
+            let refs = content.and_then(|c| {
+                let h = meta
+                    .as_ref()
+                    .map_or(0, |m| m.header_len as usize)
+                    .min(c.len());
+                let f = crate::fetch::header_fields(&c[..h], &["References".into()], false);
+                let v = String::from_utf8_lossy(&f).into_owned();
+                v.split_once(':').map(|(_, v)| v.to_string())
+            });
+            items.push(crate::sort::Item {
+                number: if uid { m.uid.0 } else { i as u32 + 1 },
+                internaldate: m.internaldate,
+                size: m.size,
+                envelope: meta.map(|m| m.envelope).unwrap_or_default(),
+                references: refs,
+            });
+        }
+        match criteria {
+            Some(c) => {
+                let line: String = crate::sort::sort(&items, c)
+                    .iter()
+                    .map(|n| format!(" {n}"))
+                    .collect();
+                self.untagged(&format!("SORT{line}"));
+                Ok(Status::ok("SORT completed"))
+            }
+            None => {
+                let t = if references {
+                    crate::sort::thread_references(&items)
+                } else {
+                    crate::sort::thread_orderedsubject(&items)
+                };
+                let sp = if t.is_empty() { "" } else { " " };
+                self.untagged(&format!("THREAD{sp}{t}"));
+                Ok(Status::ok("THREAD completed"))
+            }
+        }
+    }
+
+    pub(super) fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<&[SearchReturn]>,
+        keys: &[SearchKey],
+    ) -> Reply {
+        let modseq_key = uses_modseq(keys);
+        if modseq_key {
+            self.condstore = true;
+        }
+        let hits = self.search_hits(keys);
+        let sel = self.selected.as_ref().expect("selected");
+        let num = |i: usize| if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 };
+        // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
+        let modseq = hits.iter().map(|&i| sel.msgs[i].modseq).max();
+        let modseq_suffix = if modseq_key { modseq } else { None };
+        // RFC 9051 §6.4.4: IMAP4rev2 answers every SEARCH with ESEARCH.
+        let ret = match ret {
+            None if self.rev2 => Some(&[SearchReturn::All][..]),
+            r => r,
+        };
+        let Some(ret) = ret else {
+            let mut line: String = "SEARCH".into();
+            for &i in &hits {
+                line.push_str(&format!(" {}", num(i)));
+            }
+            if let Some(m) = modseq_suffix {
+                line.push_str(&format!(" (MODSEQ {m})"));
+            }
+            self.untagged(&line);
+            return Ok(Status::ok("SEARCH completed"));
+        };
+        let has = |r: SearchReturn| ret.contains(&r);
+        let nums: Vec<u32> = hits.iter().map(|&i| num(i)).collect();
+        let (min, max) = (hits.first().copied(), hits.last().copied());
+        if has(SearchReturn::Save) {
+            // RFC 5182 §2.4: with only MIN and/or MAX, only those are saved.
+            let chosen: Vec<usize> = if (has(SearchReturn::Min) || has(SearchReturn::Max))
+                && !has(SearchReturn::All)
+                && !has(SearchReturn::Count)
+            {
+                let mut v: Vec<usize> = Vec::new();
+                if has(SearchReturn::Min) {
+                    v.extend(min);
+                }
+                if has(SearchReturn::Max) {
+                    v.extend(max.filter(|m| Some(*m) != min));
+                }
+                v
+            } else {
+                hits.clone()
+            };
+            let uids: Vec<Uid> = chosen.iter().map(|&i| sel.msgs[i].uid).collect();
+            self.selected.as_mut().expect("selected").saved = uids;
+            if ret.iter().all(|r| *r == SearchReturn::Save) {
+                return Ok(Status::ok("SEARCH completed, result saved"));
+            }
+        }
+        // RFC 4731 §3.1: the ESEARCH response.
+        let mut line = format!("ESEARCH (TAG \"{tag}\")");
+        if uid {
+            line.push_str(" UID");
+        }
+        if has(SearchReturn::Min)
+            && let Some(m) = nums.first()
+        {
+            line.push_str(&format!(" MIN {m}"));
+        }
+        if has(SearchReturn::Max)
+            && let Some(m) = nums.last()
+        {
+            line.push_str(&format!(" MAX {m}"));
+        }
+        if has(SearchReturn::Count) {
+            line.push_str(&format!(" COUNT {}", nums.len()));
+        }
+        if has(SearchReturn::All) && !nums.is_empty() {
+            line.push_str(&format!(" ALL {}", SequenceSet::compact(&nums)));
+        }
+        if let Some(m) = modseq_suffix {
+            line.push_str(&format!(" MODSEQ {m}"));
+        }
+        self.untagged(&line);
+        Ok(Status::ok("SEARCH completed"))
+    }
+}
+
+/// Evaluates SEARCH keys for one message, loading its metadata and
+/// content only when a key needs them.
+struct SearchContext<'a> {
+    store: StoreAccess<'a>,
+    mailbox: postamt_store::MailboxId,
+    msgs: &'a [Msg],
+    saved: &'a [Uid],
+    cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
+}
+
+/// Whether any key (at any depth) is MODSEQ.
+fn uses_modseq(keys: &[SearchKey]) -> bool {
+    keys.iter().any(|k| match k {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => uses_modseq(std::slice::from_ref(k)),
+        SearchKey::Or(a, b) => {
+            uses_modseq(std::slice::from_ref(a)) || uses_modseq(std::slice::from_ref(b))
+        }
+        SearchKey::And(ks) => uses_modseq(ks),
+        _ => false,
+    })
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+impl SearchContext<'_> {
+    fn content(&mut self, i: usize) -> (Option<&MessageMeta>, Option<&[u8]>) {
+        if self.cache.is_none() {
+            let uid = self.msgs[i].uid;
+            let r = self.store.read_message(self.mailbox, uid, true);
+            self.cache = Some(r.unwrap_or((None, None)));
+        }
+        let c = self.cache.as_ref().expect("filled");
+        (c.0.as_ref(), c.1.as_deref())
+    }
+
+    /// The values of header `name`, raw and decoded (RFC 2047), joined.
+    fn header_text(&mut self, i: usize, name: &str) -> String {
+        let (meta, content) = self.content(i);
+        let (Some(meta), Some(content)) = (meta, content) else {
+            return String::new();
+        };
+        let header = &content[..(meta.header_len as usize).min(content.len())];
+        let raw = String::from_utf8_lossy(&crate::fetch::header_fields(
+            header,
+            &[name.to_string()],
+            false,
+        ))
+        .into_owned();
+        let mut text = raw.clone();
+        if let Some(msg) = mail_parser::MessageParser::default().parse_headers(header) {
+            for h in msg.headers() {
+                if h.name().eq_ignore_ascii_case(name) {
+                    match h.value() {
+                        mail_parser::HeaderValue::Text(t) => text.push_str(&format!(" {t}")),
+                        mail_parser::HeaderValue::TextList(l) => {
+                            text.push_str(&format!(" {}", l.join(" ")))
+                        }
+                        mail_parser::HeaderValue::Address(a) => {
+                            for x in a.iter() {
+                                text.push_str(&format!(
+                                    " {} {}",
+                                    x.name().unwrap_or(""),
+                                    x.address().unwrap_or("")
+                                ));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        text
+    }
+
+    fn body_text(&mut self, i: usize, with_header: bool) -> String {
+        let (_, content) = self.content(i);
+        let Some(content) = content else {
+            return String::new();
+        };
+        let mut text = String::new();
+        let parsed = if postamt_wire::meta::safe_to_parse(content) {
+            mail_parser::MessageParser::default().parse(content)
+        } else {
+            None
+        };
+        if let Some(msg) = parsed {
+            if with_header {
+                text.push_str(&String::from_utf8_lossy(
+                    &content[..msg.root_part().offset_body as usize],
+                ));
+            }
+            for n in 0..msg.text_body_count() {
+                if let Some(t) = msg.body_text(n) {
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+            }
+            for n in 0..msg.html_body_count() {
+                if let Some(t) = msg.body_html(n) {
+                    text.push_str(&t);
+                }
+            }
+        } else {
+            text = String::from_utf8_lossy(content).into_owned();
+        }
+        text
+    }
+
+    fn sent_day(&mut self, i: usize) -> Option<i64> {
+        let (meta, _) = self.content(i);
+        let date = meta?.envelope.date.clone()?;
+        let hdr = format!("Date: {date}\r\n\r\n");
+        let msg = mail_parser::MessageParser::default().parse_headers(hdr.as_bytes())?;
+        let d = msg.date()?;
+        let days = postamt_wire::time::days_from_civil(d.year as i64, d.month as u32, d.day as u32);
+        Some(days)
+    }
+
+    fn matches(&mut self, i: usize, key: &SearchKey) -> bool {
+        use SearchKey as K;
+        let m = &self.msgs[i];
+        let max_uid = self.msgs.last().map_or(0, |m| m.uid.0);
+        let day = m.internaldate.div_euclid(86400);
+        let now = postamt_wire::time::unix_now() as i64;
+        match key {
+            K::All => true,
+            K::Answered => m.flags.contains(Flags::ANSWERED),
+            K::Deleted => m.flags.contains(Flags::DELETED),
+            K::Draft => m.flags.contains(Flags::DRAFT),
+            K::Flagged => m.flags.contains(Flags::FLAGGED),
+            K::Seen => m.flags.contains(Flags::SEEN),
+            K::Recent => m.recent,
+            K::New => m.recent && !m.flags.contains(Flags::SEEN),
+            K::Old => !m.recent,
+            K::Unanswered => !m.flags.contains(Flags::ANSWERED),
+            K::Undeleted => !m.flags.contains(Flags::DELETED),
+            K::Undraft => !m.flags.contains(Flags::DRAFT),
+            K::Unflagged => !m.flags.contains(Flags::FLAGGED),
+            K::Unseen => !m.flags.contains(Flags::SEEN),
+            K::Keyword(k) => m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+            K::Unkeyword(k) => !m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+            K::Larger(n) => m.size > *n,
+            K::Smaller(n) => m.size < *n,
+            K::Before(d) => day < *d,
+            K::On(d) => day == *d,
+            K::Since(d) => day >= *d,
+            K::SentBefore(d) => self.sent_day(i).is_some_and(|s| s < *d),
+            K::SentOn(d) => self.sent_day(i).is_some_and(|s| s == *d),
+            K::SentSince(d) => self.sent_day(i).is_some_and(|s| s >= *d),
+            K::Uid(set) | K::Seq(set) if set.is_saved() => self.saved.contains(&m.uid),
+            K::Uid(set) => set.contains(m.uid.0, max_uid),
+            K::Seq(set) => set.contains(i as u32 + 1, self.msgs.len() as u32),
+            K::ModSeq(n) => m.modseq >= *n,
+            K::Older(secs) => m.internaldate < now - *secs as i64,
+            K::Younger(secs) => m.internaldate >= now - *secs as i64,
+            K::Header(name, value) => {
+                let text = self.header_text(i, name);
+                // RFC 9051 §6.4.4: HEADER with an empty value matches every
+                // message that has the field.
+                if value.is_empty() {
+                    !text.trim().is_empty()
+                } else {
+                    contains_ci(&text, value)
+                }
+            }
+            K::Body(s) => contains_ci(&self.body_text(i, false), s),
+            K::Text(s) => contains_ci(&self.body_text(i, true), s),
+            K::Not(k) => !self.matches(i, k),
+            K::Or(a, b) => self.matches(i, a) || self.matches(i, b),
+            K::And(ks) => ks.iter().all(|k| self.matches(i, k)),
+        }
+    }
+}
