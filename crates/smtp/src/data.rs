@@ -425,18 +425,10 @@ mod tests {
             b"\r\n\r\n",
             b" ",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for _ in 0..3000 {
             let mut input = b"Subject: t\r\n\r\n".to_vec();
-            for _ in 0..(next() % 40) {
-                input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-            }
+            input.extend(crate::pick(&mut next, &pieces, 40));
             input.extend_from_slice(b"\r\n.\r\nRSET\r\n");
             let mut whole = DataReceiver::new(1 << 20, 1 << 16);
             let n_whole = whole.feed(&input);
@@ -613,22 +605,12 @@ mod tests {
             b"H: v",
             b"\r\n.\r\n",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..2000 {
             let (max, max_header) = (1 + (next() % 120) as usize, 1 + (next() % 60) as usize);
             let mut chunks = Vec::new();
             for _ in 0..(1 + next() % 5) {
-                let mut c = Vec::new();
-                for _ in 0..(next() % 8) {
-                    c.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-                }
-                chunks.push(c);
+                chunks.push(crate::pick(&mut next, &pieces, 8));
             }
             let whole: Vec<u8> = chunks.concat();
             let expect = if whole.len() > max {

@@ -20,3 +20,25 @@ pub mod reply;
 pub mod session;
 
 pub use session::{Mode, Smtp, SmtpConfig, SpoofPolicy};
+
+/// A small deterministic generator (xorshift64) for the property tests.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
+/// Fewer than `most` of `pieces`, picked at random and joined: inputs for
+/// the property tests made of the bytes that matter.
+#[cfg(test)]
+pub(crate) fn pick(next: &mut impl FnMut() -> u64, pieces: &[&[u8]], most: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..(next() % most) {
+        out.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+    }
+    out
+}

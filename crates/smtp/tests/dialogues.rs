@@ -63,6 +63,11 @@ async fn run(name: &str, config: SmtpConfig, peer: &str, setup: fn(&Harness), in
 
 fn nothing(_: &Harness) {}
 
+/// A dialogue on port 25 with the default settings.
+async fn inbound(name: &str, input: Vec<u8>) {
+    run(name, mode(Mode::Inbound), LOCAL, nothing, input).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn inbound_transaction() {
     let input = script(&[
@@ -82,14 +87,7 @@ async fn inbound_transaction() {
         ".",
         "QUIT",
     ]);
-    run(
-        "inbound_transaction",
-        mode(Mode::Inbound),
-        LOCAL,
-        nothing,
-        input,
-    )
-    .await;
+    inbound("inbound_transaction", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,14 +110,7 @@ async fn helo_transactions() {
         "RSET",
         "QUIT",
     ]);
-    run(
-        "helo_transactions",
-        mode(Mode::Inbound),
-        LOCAL,
-        nothing,
-        input,
-    )
-    .await;
+    inbound("helo_transactions", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -177,7 +168,7 @@ async fn bad_lines() {
     input.extend_from_slice(b"MAIL FROM:<\xff@remote.test>\r\n");
     input.extend_from_slice(&[b'X'; 3000]);
     input.extend_from_slice(b"\r\nNOOP\r\nQUIT\r\n");
-    run("bad_lines", mode(Mode::Inbound), LOCAL, nothing, input).await;
+    inbound("bad_lines", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -202,7 +193,7 @@ async fn no_open_relay() {
         "DATA",
         "QUIT",
     ]);
-    run("no_open_relay", mode(Mode::Inbound), LOCAL, nothing, input).await;
+    inbound("no_open_relay", input).await;
 }
 
 fn postmaster(h: &Harness) {
@@ -324,7 +315,7 @@ async fn bdat() {
     ]));
     input.extend_from_slice(b"BDAT 5 LAST\r\nA: b\r");
     input.extend_from_slice(b"BDAT x\r\nBDAT 1 FIRST\r\nQUIT\r\n");
-    run("bdat", mode(Mode::Inbound), LOCAL, nothing, input).await;
+    inbound("bdat", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -338,7 +329,7 @@ async fn smuggling() {
     input.extend_from_slice(
         b"Subject: a\r\n\r\nbody\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n",
     );
-    run("smuggling", mode(Mode::Inbound), LOCAL, nothing, input).await;
+    inbound("smuggling", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -481,14 +472,7 @@ async fn dsn_success_report() {
         ".",
         "QUIT",
     ]);
-    run(
-        "dsn_success_report",
-        mode(Mode::Inbound),
-        LOCAL,
-        nothing,
-        input,
-    )
-    .await;
+    inbound("dsn_success_report", input).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -505,7 +489,7 @@ async fn smtputf8() {
         ".",
         "QUIT",
     ]);
-    run("smtputf8", mode(Mode::Inbound), LOCAL, nothing, input).await;
+    inbound("smtputf8", input).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,9 +6,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::{harness, inbox, start};
+use common::{Client, harness, inbox, start};
 use postamt_smtp::{Mode, SmtpConfig};
 use tokio::time::Instant;
+
+/// The next reply is the 421 of a timeout, after `secs` seconds of silence.
+async fn times_out_after(c: &mut Client, secs: u64) {
+    let before = Instant::now();
+    assert_eq!(
+        c.reply().await,
+        "421 4.4.2 Timeout exceeded, closing connection\r\n"
+    );
+    let waited = before.elapsed();
+    assert!(
+        waited >= Duration::from_secs(secs) && waited < Duration::from_secs(secs + 1),
+        "{waited:?}"
+    );
+}
 
 fn submission() -> SmtpConfig {
     SmtpConfig {
@@ -26,16 +40,7 @@ async fn rfc5321_4_5_3_2_7_command_timeout_is_421_after_5_minutes() {
     assert_eq!(c.reply().await, "220 mail.test ESMTP postamt ready\r\n");
     c.cmd("EHLO client.test", "250-mail.test greets client.test")
         .await;
-    let before = Instant::now();
-    assert_eq!(
-        c.reply().await,
-        "421 4.4.2 Timeout exceeded, closing connection\r\n"
-    );
-    let waited = before.elapsed();
-    assert!(
-        waited >= Duration::from_secs(300) && waited < Duration::from_secs(301),
-        "{waited:?}"
-    );
+    times_out_after(&mut c, 300).await;
     assert_eq!(c.rest().await, "", "closed after the 421");
     task.await.unwrap();
 }
@@ -46,22 +51,10 @@ async fn rfc5321_4_5_3_2_7_command_timeout_is_421_after_5_minutes() {
 async fn rfc5321_4_5_3_2_5_data_block_timeout() {
     let h = harness();
     let (mut c, task) = start(&h, SmtpConfig::default());
-    c.reply().await;
-    c.cmd("EHLO client.test", "250").await;
-    c.cmd("MAIL FROM:<a@remote.test>", "250 2.1.0").await;
-    c.cmd("RCPT TO:<alice@example.test>", "250 2.1.5").await;
+    c.transaction("alice@example.test").await;
     c.cmd("DATA", "354").await;
     c.send(b"Subject: half\r\n\r\nthe first block").await;
-    let before = Instant::now();
-    assert_eq!(
-        c.reply().await,
-        "421 4.4.2 Timeout exceeded, closing connection\r\n"
-    );
-    let waited = before.elapsed();
-    assert!(
-        waited >= Duration::from_secs(180) && waited < Duration::from_secs(181),
-        "{waited:?}"
-    );
+    times_out_after(&mut c, 180).await;
     task.await.unwrap();
     assert!(inbox(&h.store, "alice@example.test").is_empty());
 }
@@ -72,14 +65,9 @@ async fn rfc5321_4_5_3_2_5_data_block_timeout() {
 async fn rfc3030_bdat_chunk_timeout() {
     let h = harness();
     let (mut c, task) = start(&h, SmtpConfig::default());
-    c.reply().await;
-    c.cmd("EHLO client.test", "250").await;
-    c.cmd("MAIL FROM:<a@remote.test>", "250").await;
-    c.cmd("RCPT TO:<alice@example.test>", "250").await;
+    c.transaction("alice@example.test").await;
     c.send(b"BDAT 100 LAST\r\nSubject: short\r\n").await;
-    let before = Instant::now();
-    assert!(c.reply().await.starts_with("421 4.4.2"));
-    assert!(before.elapsed() >= Duration::from_secs(180));
+    times_out_after(&mut c, 180).await;
     task.await.unwrap();
     assert!(inbox(&h.store, "alice@example.test").is_empty());
 }

@@ -992,18 +992,9 @@ fn every_reply_is_well_formed_whatever_the_input() {
         b"RSET\r\n",
         b"x\r\n",
     ];
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d_u64);
     for _ in 0..500 {
-        let mut input = Vec::new();
-        for _ in 0..(next() % 30) {
-            input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-        }
+        let input = crate::pick(&mut next, &pieces, 30);
         for mode in [Mode::Inbound, Mode::Submission, Mode::Lmtp] {
             drive(mode, &input);
         }

@@ -104,6 +104,15 @@ impl Client {
         r
     }
 
+    /// After the greeting: EHLO, and a transaction from a remote sender to
+    /// `rcpt`.
+    pub async fn transaction(&mut self, rcpt: &str) {
+        self.reply().await;
+        self.cmd("EHLO client.test", "250").await;
+        self.cmd("MAIL FROM:<a@remote.test>", "250 2.1.0").await;
+        self.cmd(&format!("RCPT TO:<{rcpt}>"), "250 2.1.5").await;
+    }
+
     /// Everything the server sends until it closes the connection.
     pub async fn rest(&mut self) -> String {
         let mut v = Vec::new();
