@@ -1,9 +1,14 @@
-//! Receivers for message content: DATA with dot-unstuffing (RFC 5321
-//! §4.5.2) and its end `<CRLF>.<CRLF>` (§4.1.1.4), hardened against SMTP
-//! smuggling: only a dot line that follows a real CRLF and is followed by a
-//! real CRLF ends the message, and any bare CR or bare LF is reported so the
-//! message can be refused (CVE-2023-51764 and its family). Oversized input
-//! is drained, not buffered. Sans-IO: bytes in, a verdict out.
+//! Receivers for message content, side by side: [`DataReceiver`] for DATA
+//! with dot-unstuffing (RFC 5321 §4.5.2) and its end `<CRLF>.<CRLF>`
+//! (§4.1.1.4), hardened against SMTP smuggling: only a dot line that
+//! follows a real CRLF and is followed by a real CRLF ends the message, and
+//! any bare CR or bare LF is reported so the message can be refused
+//! (CVE-2023-51764 and its family); [`BdatReceiver`] for BDAT chunks
+//! (RFC 3030), read by length, with the same limits and the same refusal
+//! of bare line endings. Oversized input is drained, not buffered.
+//! Sans-IO: bytes in, a verdict out.
+
+use postamt_wire::meta::header_len;
 
 /// Why a received message cannot be accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +223,12 @@ impl DataReceiver {
         self.state == State::Done
     }
 
+    /// The message, when it has ended and will be accepted (what
+    /// [`DataReceiver::finish`] will return), without taking it.
+    pub fn received(&self) -> Option<&[u8]> {
+        (self.is_done() && self.flaw.is_none() && !self.bare).then_some(&self.content[..])
+    }
+
     /// The message, or why it must be refused. Size problems are reported
     /// before a bare line ending (a too-big message was not even kept).
     pub fn finish(self) -> Result<Vec<u8>, Flaw> {
@@ -225,6 +236,97 @@ impl DataReceiver {
             Some(f) => Err(f),
             None if self.bare => Err(Flaw::BareLineEnding),
             None => Ok(self.content),
+        }
+    }
+}
+
+/// Accumulates one BDAT message (RFC 3030 §2): chunks of announced sizes,
+/// taken as they are (no dot-stuffing, no end marker), until the `LAST`
+/// one. Every byte of a chunk is consumed, kept or not, so the command
+/// stream stays in step; past the size limit nothing more is kept. The
+/// checks DATA makes while reading (header size, bare CR or LF) are made on
+/// the whole message by [`BdatReceiver::finish`].
+#[derive(Debug)]
+pub struct BdatReceiver {
+    content: Vec<u8>,
+    max_size: usize,
+    max_header: usize,
+    /// Bytes of the current chunk still to come.
+    left: u64,
+    /// The chunks went over `max_size`: nothing more is kept.
+    too_big: bool,
+}
+
+impl BdatReceiver {
+    pub fn new(max_size: usize, max_header: usize) -> BdatReceiver {
+        BdatReceiver {
+            content: Vec::new(),
+            max_size,
+            max_header,
+            left: 0,
+            too_big: false,
+        }
+    }
+
+    /// A `BDAT size` command announced the next chunk.
+    pub fn begin_chunk(&mut self, size: u64) {
+        self.left = size;
+        if !self.too_big {
+            // Room for the chunk up front, but never more than the limit
+            // allows: the size is the client's word.
+            let room = self.max_size.saturating_sub(self.content.len());
+            self.content.reserve(size.min(room as u64) as usize);
+        }
+    }
+
+    /// Feeds bytes of the current chunk; returns how many were consumed:
+    /// at most what the chunk has left (what follows is the next command).
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let n = input
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.left -= n as u64;
+        if !self.too_big {
+            if self.content.len() + n > self.max_size {
+                self.too_big = true;
+                self.content = Vec::new();
+            } else {
+                self.content.extend_from_slice(&input[..n]);
+            }
+        }
+        n
+    }
+
+    /// The current chunk has been read whole.
+    pub fn chunk_done(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Bytes kept so far (none once the message went over the limit).
+    pub fn kept(&self) -> usize {
+        self.content.len()
+    }
+
+    /// The message so far, when [`BdatReceiver::finish`] would accept it,
+    /// without taking it.
+    pub fn received(&self) -> Option<&[u8]> {
+        let ok = !self.too_big
+            && header_len(&self.content) <= self.max_header
+            && postamt_wire::crlf::is_clean(&self.content);
+        ok.then_some(&self.content[..])
+    }
+
+    /// The message after its last chunk, or why it must be refused; the
+    /// size first, as for DATA.
+    pub fn finish(self) -> Result<Vec<u8>, Flaw> {
+        if self.too_big {
+            Err(Flaw::TooBig)
+        } else if header_len(&self.content) > self.max_header {
+            Err(Flaw::HeaderTooBig)
+        } else if !postamt_wire::crlf::is_clean(&self.content) {
+            Err(Flaw::BareLineEnding)
+        } else {
+            Ok(self.content)
         }
     }
 }
@@ -323,18 +425,10 @@ mod tests {
             b"\r\n\r\n",
             b" ",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for _ in 0..3000 {
             let mut input = b"Subject: t\r\n\r\n".to_vec();
-            for _ in 0..(next() % 40) {
-                input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-            }
+            input.extend(crate::pick(&mut next, &pieces, 40));
             input.extend_from_slice(b"\r\n.\r\nRSET\r\n");
             let mut whole = DataReceiver::new(1 << 20, 1 << 16);
             let n_whole = whole.feed(&input);
@@ -413,6 +507,138 @@ mod tests {
                 expect.extend_from_slice(b"\r\n");
             }
             assert_eq!(r.finish().unwrap(), expect);
+        }
+    }
+
+    fn bdat(chunks: &[&[u8]], max: usize, max_header: usize) -> Result<Vec<u8>, Flaw> {
+        let mut r = BdatReceiver::new(max, max_header);
+        for c in chunks {
+            r.begin_chunk(c.len() as u64);
+            assert_eq!(r.feed(c), c.len());
+            assert!(r.chunk_done());
+        }
+        r.finish()
+    }
+
+    #[test]
+    fn bdat_chunks_are_taken_as_they_are() {
+        assert_eq!(
+            bdat(
+                &[b"Subject: x\r\n\r\n.dot", b" stays\r\n", b""],
+                1 << 20,
+                1 << 16
+            )
+            .unwrap(),
+            b"Subject: x\r\n\r\n.dot stays\r\n"
+        );
+        // An empty message, and one whose last line has no line end.
+        assert_eq!(bdat(&[b""], 100, 100).unwrap(), b"");
+        assert_eq!(bdat(&[b"Subject: "], 100, 100).unwrap(), b"Subject: ");
+    }
+
+    #[test]
+    fn bdat_feed_stops_at_the_end_of_the_chunk() {
+        let mut r = BdatReceiver::new(100, 100);
+        r.begin_chunk(3);
+        assert_eq!(r.feed(b"ab"), 2);
+        assert!(!r.chunk_done());
+        assert_eq!(r.feed(b"cQUIT\r\n"), 1, "the next command is left");
+        assert!(r.chunk_done());
+        assert_eq!(r.feed(b"QUIT\r\n"), 0);
+        assert_eq!(r.kept(), 3);
+        r.begin_chunk(0);
+        assert!(r.chunk_done());
+        assert_eq!(r.finish().unwrap(), b"abc");
+    }
+
+    #[test]
+    fn bdat_over_the_limit_is_drained_not_kept() {
+        let mut r = BdatReceiver::new(10, 100);
+        r.begin_chunk(6);
+        r.feed(b"012345");
+        assert_eq!(r.kept(), 6);
+        r.begin_chunk(6);
+        assert_eq!(r.feed(b"678901"), 6, "read whole");
+        assert_eq!(r.kept(), 0, "nothing kept past the limit");
+        r.begin_chunk(2);
+        r.feed(b"ab");
+        assert_eq!(r.kept(), 0, "nor after it");
+        assert_eq!(r.finish(), Err(Flaw::TooBig));
+        // Exactly at the limit is fine.
+        assert_eq!(bdat(&[b"01234", b"56789"], 10, 100).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn bdat_header_limit_and_bare_line_endings() {
+        let long = [b"X: ".as_slice(), &[b'h'; 60], b"\r\n\r\nbody"].concat();
+        assert_eq!(bdat(&[&long], 1000, 50), Err(Flaw::HeaderTooBig));
+        assert_eq!(
+            bdat(&[b"S: x\r\n\r\n", &[b'b'; 100]], 1000, 50).map(|c| c.len()),
+            Ok(108),
+            "the body does not count against the header limit"
+        );
+        for bare in [&b"a\nb"[..], b"a\rb", b"a\r\n.\n", b"\n", b"a\r"] {
+            assert_eq!(
+                bdat(&[b"S: x\r\n\r\n", bare], 1000, 100),
+                Err(Flaw::BareLineEnding),
+                "{bare:?}"
+            );
+        }
+        // A CRLF split between two chunks is a CRLF.
+        assert!(bdat(&[b"S: x\r", b"\n\r\nb\r\n"], 1000, 100).is_ok());
+        // Size is reported before the rest.
+        assert_eq!(bdat(&[b"a\nb", &[b'x'; 20]], 10, 100), Err(Flaw::TooBig));
+    }
+
+    /// Chunks of random sizes and contents, fed whole, byte by byte and in
+    /// random pieces, with a command after each chunk: the same bytes are
+    /// consumed and the verdict is the one for the whole message.
+    #[test]
+    fn bdat_whole_and_byte_by_byte_agree_on_random_chunks() {
+        let pieces: [&[u8]; 8] = [
+            b"text",
+            b"\r\n",
+            b".",
+            b"\r",
+            b"\n",
+            b"\r\n\r\n",
+            b"H: v",
+            b"\r\n.\r\n",
+        ];
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15_u64);
+        for _ in 0..2000 {
+            let (max, max_header) = (1 + (next() % 120) as usize, 1 + (next() % 60) as usize);
+            let mut chunks = Vec::new();
+            for _ in 0..(1 + next() % 5) {
+                chunks.push(crate::pick(&mut next, &pieces, 8));
+            }
+            let whole: Vec<u8> = chunks.concat();
+            let expect = if whole.len() > max {
+                Err(Flaw::TooBig)
+            } else if header_len(&whole) > max_header {
+                Err(Flaw::HeaderTooBig)
+            } else if !postamt_wire::crlf::is_clean(&whole) {
+                Err(Flaw::BareLineEnding)
+            } else {
+                Ok(whole.clone())
+            };
+            let cut = 1 + (next() % 5) as usize;
+            for split in [usize::MAX, 1, cut] {
+                let mut r = BdatReceiver::new(max, max_header);
+                for c in &chunks {
+                    r.begin_chunk(c.len() as u64);
+                    let mut input = c.clone();
+                    input.extend_from_slice(b"BDAT 1\r\n");
+                    let mut at = 0usize;
+                    while !r.chunk_done() {
+                        let end = input.len().min(at.saturating_add(split));
+                        at += r.feed(&input[at..end]);
+                    }
+                    assert_eq!(at, c.len(), "{chunks:?}");
+                    assert!(r.kept() <= max);
+                }
+                assert_eq!(r.finish(), expect, "{chunks:?} split {split}");
+            }
         }
     }
 }

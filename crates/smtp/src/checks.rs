@@ -1,0 +1,495 @@
+//! What happens to a received message before delivery, as pure functions of
+//! their inputs: the inbound checks ([`check_message`]: RFC 5321 §6.3 mail
+//! loops, spoofed local senders on port 25, RFC 6409 §8 `From:` ownership
+//! and the `Message-ID`/`Date` an MSA adds, the `X-Postamt-Warning` header)
+//! and the trace header ([`received_header`]: RFC 5321 §4.4, with the
+//! RFC 3848 / RFC 6531 protocol type and the TLS version and cipher).
+//!
+//! The checks may need the directory (the local domains, whether the user
+//! owns an address); they say so with [`Check::Need`], and the core asks the
+//! session and calls them again with the answer. SPF/DKIM/DMARC
+//! verification will be one more check here.
+
+use std::net::IpAddr;
+
+use mail_parser::{HeaderName, MessageParser};
+use postamt_wire::meta::header_len;
+use postamt_wire::time::rfc5322_date;
+
+use crate::core::{Lookup, Mode, SpoofPolicy};
+use crate::reply::{R, Reply};
+
+/// What the checks read from a message's header block, parsed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderFacts {
+    /// The number of `Received:` headers.
+    pub received: usize,
+    /// The addresses in `From:`.
+    pub from: Vec<String>,
+    pub has_message_id: bool,
+    pub has_date: bool,
+}
+
+impl HeaderFacts {
+    pub fn read(content: &[u8]) -> HeaderFacts {
+        let header = &content[..header_len(content)];
+        let Some(headers) = MessageParser::default().parse_headers(header) else {
+            return HeaderFacts::default();
+        };
+        let has = |n: HeaderName<'static>| headers.headers().iter().any(|h| h.name == n);
+        HeaderFacts {
+            received: headers
+                .headers()
+                .iter()
+                .filter(|h| h.name == HeaderName::Received)
+                .count(),
+            from: headers
+                .from()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.address())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            has_message_id: has(HeaderName::MessageId),
+            has_date: has(HeaderName::Date),
+        }
+    }
+}
+
+/// The circumstances of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInput<'a> {
+    pub mode: Mode,
+    pub spoof_policy: SpoofPolicy,
+    /// More `Received:` headers than this is a loop.
+    pub max_received: usize,
+    /// The authenticated user's address (submission).
+    pub user: Option<&'a str>,
+    /// What `MAIL FROM` already noticed (spoof policy `Mark`).
+    pub warning: Option<&'a str>,
+    pub hostname: &'a str,
+    /// The message's id, for a `Message-ID` added on submission.
+    pub id: &'a str,
+    /// Unix time, for a `Date` added on submission.
+    pub now: u64,
+}
+
+/// The directory's answers to what the checks asked so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answers {
+    pub local_domains: Option<Vec<String>>,
+    /// `From:` addresses, and whether the authenticated user owns each.
+    pub owned: Vec<(String, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Ask the directory, then check again with the answer.
+    Need(Lookup),
+    /// Refuse the message with this reply.
+    Refuse(Reply),
+    /// Accept it, with these header lines put in front (after `Received:`).
+    Accept(String),
+}
+
+/// The inbound checks between the end of the content and delivery.
+pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answers) -> Check {
+    // RFC 5321 §6.3: count Received headers to stop loops.
+    if facts.received > input.max_received {
+        return Check::Refuse(Reply::new(R::Loop));
+    }
+    let mut headers = String::new();
+    let mut warning = input.warning.map(str::to_string);
+    match input.mode {
+        Mode::Submission => {
+            // RFC 6409 §8: the MSA may check the From: field.
+            for a in &facts.from {
+                if input.user.is_some_and(|u| u.eq_ignore_ascii_case(a)) {
+                    continue;
+                }
+                match answers.owned.iter().find(|(o, _)| o == a) {
+                    Some((_, true)) => {}
+                    Some((_, false)) => {
+                        return Check::Refuse(Reply::with(
+                            R::NotYourAddress,
+                            format!("From: <{a}> is not an address of yours"),
+                        ));
+                    }
+                    None => return Check::Need(Lookup::Resolve(a.clone())),
+                }
+            }
+            // RFC 6409 §8.3, §8.1: add Message-ID and Date when missing.
+            if !facts.has_message_id {
+                headers.push_str(&format!(
+                    "Message-ID: <{}@{}>\r\n",
+                    input.id, input.hostname
+                ));
+            }
+            if !facts.has_date {
+                headers.push_str(&format!("Date: {}\r\n", rfc5322_date(input.now)));
+            }
+        }
+        Mode::Inbound if input.spoof_policy != SpoofPolicy::Off => {
+            let Some(domains) = &answers.local_domains else {
+                return Check::Need(Lookup::LocalDomains);
+            };
+            let spoofed = facts.from.iter().find(|a| {
+                a.rsplit_once('@')
+                    .is_some_and(|(_, d)| domains.iter().any(|l| l.eq_ignore_ascii_case(d)))
+            });
+            if let Some(a) = spoofed {
+                if input.spoof_policy == SpoofPolicy::Reject {
+                    return Check::Refuse(Reply::with(
+                        R::SpoofedSender,
+                        format!(
+                            "From: <{a}> is in a local domain, but the client did not authenticate"
+                        ),
+                    ));
+                }
+                warning.get_or_insert_with(|| {
+                    format!(
+                        "From: <{a}> claims a local domain, but the client did not authenticate"
+                    )
+                });
+            }
+        }
+        _ => {}
+    }
+    if let Some(w) = &warning {
+        headers.push_str(&format!("X-Postamt-Warning: possibly forged: {w}\r\n"));
+    }
+    Check::Accept(headers)
+}
+
+/// What the `Received:` header says about the session and the message.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceInput<'a> {
+    pub mode: Mode,
+    /// The HELO/EHLO/LHLO argument.
+    pub helo: Option<&'a str>,
+    /// The client greeted with EHLO (or LHLO).
+    pub esmtp: bool,
+    pub smtputf8: bool,
+    pub authenticated: bool,
+    /// TLS protocol version and cipher suite, as rustls prints them.
+    pub tls: Option<(&'a str, &'a str)>,
+    pub peer: IpAddr,
+    pub hostname: &'a str,
+    /// The recipient, when the message has exactly one.
+    pub recipient: Option<&'a str>,
+}
+
+/// The `with` protocol type: RFC 3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA,
+/// LMTP, LMTPS, …) and RFC 6531 §3.7.3 (UTF8SMTP, UTF8LMTP, …).
+pub fn protocol_type(t: &TraceInput<'_>) -> String {
+    let base = match (t.mode, t.esmtp, t.smtputf8) {
+        (Mode::Lmtp, _, false) => "LMTP",
+        (Mode::Lmtp, _, true) => "UTF8LMTP",
+        (_, false, _) => "SMTP",
+        (_, true, false) => "ESMTP",
+        (_, true, true) => "UTF8SMTP",
+    };
+    let suffix = match (t.tls.is_some(), t.authenticated) {
+        (true, true) => "SA",
+        (true, false) => "S",
+        (false, true) => "A",
+        (false, false) => "",
+    };
+    // RFC 3848 registers the S/A suffixes for ESMTP and LMTP only.
+    let suffix = if base == "SMTP" { "" } else { suffix };
+    format!("{base}{suffix}")
+}
+
+/// The RFC 5321 §4.4 trace header for a message with the id `id`,
+/// received at `now` (Unix time).
+pub fn received_header(t: &TraceInput<'_>, id: &str, now: u64) -> String {
+    let helo = t
+        .helo
+        .unwrap_or("unknown")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>();
+    let tls = match t.tls {
+        Some((v, c)) => format!(
+            "\r\n\t(using {} with cipher {})",
+            tls_version(v),
+            cipher_name(c)
+        ),
+        None => String::new(),
+    };
+    let single = match t.recipient {
+        Some(r) => format!("\r\n\tfor <{r}>"),
+        None => String::new(),
+    };
+    format!(
+        "Received: from {helo} ([{}])\r\n\tby {} (postamt) with {} id {id}{tls}{single};\r\n\t{}\r\n",
+        t.peer,
+        t.hostname,
+        protocol_type(t),
+        rfc5322_date(now)
+    )
+}
+
+fn tls_version(v: &str) -> String {
+    // rustls prints TLSv1_3; mail headers write TLSv1.3.
+    v.replace('_', ".")
+}
+
+/// The IANA name of a cipher suite (rustls prints TLS 1.3 suites as
+/// `TLS13_AES_256_GCM_SHA384`; the registry and Postfix say
+/// `TLS_AES_256_GCM_SHA384`).
+fn cipher_name(c: &str) -> String {
+    match c.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => c.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(mode: Mode) -> CheckInput<'static> {
+        CheckInput {
+            mode,
+            spoof_policy: SpoofPolicy::Reject,
+            max_received: 3,
+            user: None,
+            warning: None,
+            hostname: "mx.test",
+            id: "ID1",
+            now: 1_796_461_377,
+        }
+    }
+
+    fn facts(header: &str) -> HeaderFacts {
+        HeaderFacts::read(format!("{header}\r\n\r\nbody\r\n").as_bytes())
+    }
+
+    fn domains() -> Answers {
+        Answers {
+            local_domains: Some(vec!["example.test".into()]),
+            owned: vec![],
+        }
+    }
+
+    #[test]
+    fn header_facts_are_read_from_the_header_only() {
+        let f = facts(
+            "Received: from a\r\nReceived: from b\r\nFrom: A <a@x.test>, b@y.test\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000",
+        );
+        assert_eq!(f.received, 2);
+        assert_eq!(f.from, ["a@x.test", "b@y.test"]);
+        assert!(f.has_date && !f.has_message_id);
+        let f =
+            HeaderFacts::read(b"Subject: x\r\n\r\nReceived: from body\r\nMessage-ID: <b@x>\r\n");
+        assert_eq!(f.received, 0, "a body line is not a header");
+        assert!(!f.has_message_id);
+        assert_eq!(HeaderFacts::read(b""), HeaderFacts::default());
+    }
+
+    /// RFC 5321 §6.3: more Received headers than allowed is a loop; checked
+    /// first, before anything is looked up.
+    #[test]
+    fn rfc5321_6_3_too_many_received_headers_is_a_loop() {
+        let f = facts(
+            "Received: a\r\nReceived: b\r\nReceived: c\r\nReceived: d\r\nFrom: a@example.test",
+        );
+        let r = check_message(&f, &input(Mode::Inbound), &Answers::default());
+        assert_eq!(r, Check::Refuse(Reply::new(R::Loop)));
+        let f = facts("Received: a\r\nReceived: b\r\nReceived: c");
+        assert_eq!(
+            check_message(&f, &input(Mode::Inbound), &domains()),
+            Check::Accept(String::new())
+        );
+    }
+
+    #[test]
+    fn spoofed_from_on_port_25_needs_the_local_domains_then_is_refused() {
+        let f = facts("From: Alice <alice@EXAMPLE.test>");
+        let i = input(Mode::Inbound);
+        assert_eq!(
+            check_message(&f, &i, &Answers::default()),
+            Check::Need(Lookup::LocalDomains)
+        );
+        let Check::Refuse(r) = check_message(&f, &i, &domains()) else {
+            panic!()
+        };
+        assert_eq!((r.code, r.enhanced), (550, Some("5.7.1")));
+        assert_eq!(
+            r.lines[0],
+            "From: <alice@EXAMPLE.test> is in a local domain, but the client did not authenticate"
+        );
+        let honest = facts("From: eve@remote.test");
+        assert_eq!(
+            check_message(&honest, &i, &domains()),
+            Check::Accept(String::new())
+        );
+    }
+
+    #[test]
+    fn spoof_policy_mark_warns_and_off_does_not_look() {
+        let f = facts("From: alice@example.test");
+        let mark = CheckInput {
+            spoof_policy: SpoofPolicy::Mark,
+            ..input(Mode::Inbound)
+        };
+        assert_eq!(
+            check_message(&f, &mark, &domains()),
+            Check::Accept(
+                "X-Postamt-Warning: possibly forged: From: <alice@example.test> claims a local domain, but the client did not authenticate\r\n".into()
+            )
+        );
+        // What MAIL FROM saw comes first.
+        let envelope = CheckInput {
+            warning: Some("envelope sender <x@example.test> claims a local domain"),
+            ..mark
+        };
+        assert_eq!(
+            check_message(&f, &envelope, &domains()),
+            Check::Accept(
+                "X-Postamt-Warning: possibly forged: envelope sender <x@example.test> claims a local domain\r\n".into()
+            )
+        );
+        let off = CheckInput {
+            spoof_policy: SpoofPolicy::Off,
+            ..input(Mode::Inbound)
+        };
+        assert_eq!(
+            check_message(&f, &off, &Answers::default()),
+            Check::Accept(String::new())
+        );
+        // LMTP: the MTA in front decided.
+        assert_eq!(
+            check_message(&f, &input(Mode::Lmtp), &Answers::default()),
+            Check::Accept(String::new())
+        );
+    }
+
+    /// RFC 6409 §8: the From: addresses must be the user's: their own
+    /// address needs no lookup, any other is resolved, one at a time.
+    #[test]
+    fn rfc6409_8_from_must_be_owned_on_submission() {
+        let f = facts("From: Alice <ALICE@example.test>, sales@example.test, bob@example.test");
+        let mut i = input(Mode::Submission);
+        i.user = Some("alice@example.test");
+        let mut a = Answers::default();
+        assert_eq!(
+            check_message(&f, &i, &a),
+            Check::Need(Lookup::Resolve("sales@example.test".into()))
+        );
+        a.owned.push(("sales@example.test".into(), true));
+        assert_eq!(
+            check_message(&f, &i, &a),
+            Check::Need(Lookup::Resolve("bob@example.test".into()))
+        );
+        a.owned.push(("bob@example.test".into(), false));
+        let Check::Refuse(r) = check_message(&f, &i, &a) else {
+            panic!()
+        };
+        assert_eq!((r.code, r.enhanced), (553, Some("5.7.1")));
+        assert_eq!(
+            r.lines[0],
+            "From: <bob@example.test> is not an address of yours"
+        );
+    }
+
+    /// RFC 6409 §8.3 and §8.1: an MSA adds Message-ID and Date when missing.
+    #[test]
+    fn rfc6409_8_submission_adds_message_id_and_date() {
+        let mut i = input(Mode::Submission);
+        i.user = Some("alice@example.test");
+        let f = facts("From: alice@example.test\r\nSubject: x");
+        assert_eq!(
+            check_message(&f, &i, &Answers::default()),
+            Check::Accept(
+                "Message-ID: <ID1@mx.test>\r\nDate: Sat, 05 Dec 2026 09:02:57 +0000\r\n".into()
+            )
+        );
+        let f = facts("Message-ID: <m@x>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000");
+        assert_eq!(
+            check_message(&f, &i, &Answers::default()),
+            Check::Accept(String::new())
+        );
+    }
+
+    fn trace() -> TraceInput<'static> {
+        TraceInput {
+            mode: Mode::Inbound,
+            helo: Some("client.test"),
+            esmtp: true,
+            smtputf8: false,
+            authenticated: false,
+            tls: None,
+            peer: "192.0.2.7".parse().unwrap(),
+            hostname: "mx.test",
+            recipient: None,
+        }
+    }
+
+    /// RFC 3848 §2 and RFC 6531 §3.7.3: the protocol types.
+    #[test]
+    fn rfc3848_protocol_types() {
+        let tls = Some(("TLSv1_3", "TLS13_AES_256_GCM_SHA384"));
+        let cases = [
+            (Mode::Inbound, false, false, None, false, "SMTP"),
+            (Mode::Inbound, false, false, tls, true, "SMTP"),
+            (Mode::Inbound, true, false, None, false, "ESMTP"),
+            (Mode::Inbound, true, false, tls, false, "ESMTPS"),
+            (Mode::Submission, true, false, None, true, "ESMTPA"),
+            (Mode::Submission, true, false, tls, true, "ESMTPSA"),
+            (Mode::Inbound, true, true, None, false, "UTF8SMTP"),
+            (Mode::Submission, true, true, tls, true, "UTF8SMTPSA"),
+            (Mode::Lmtp, true, false, None, false, "LMTP"),
+            (Mode::Lmtp, false, true, tls, false, "UTF8LMTPS"),
+        ];
+        for (mode, esmtp, smtputf8, tls, authenticated, want) in cases {
+            let t = TraceInput {
+                mode,
+                esmtp,
+                smtputf8,
+                tls,
+                authenticated,
+                ..trace()
+            };
+            assert_eq!(
+                protocol_type(&t),
+                want,
+                "{mode:?} {esmtp} {smtputf8} {tls:?}"
+            );
+        }
+    }
+
+    /// RFC 5321 §4.4: `from` the client's greeting and address, `by` us,
+    /// `with` the protocol, the id, `for` a single recipient, the date.
+    #[test]
+    fn rfc5321_4_4_received_header() {
+        assert_eq!(
+            received_header(&trace(), "ID1", 1_796_461_377),
+            "Received: from client.test ([192.0.2.7])\r\n\tby mx.test (postamt) with ESMTP id ID1;\r\n\tSat, 05 Dec 2026 09:02:57 +0000\r\n"
+        );
+        let t = TraceInput {
+            helo: Some("evil\u{7}.test"),
+            tls: Some(("TLSv1_3", "TLS13_AES_256_GCM_SHA384")),
+            recipient: Some("alice@example.test"),
+            peer: "2001:db8::1".parse().unwrap(),
+            ..trace()
+        };
+        assert_eq!(
+            received_header(&t, "ID2", 0),
+            "Received: from evil.test ([2001:db8::1])\r\n\tby mx.test (postamt) with ESMTPS id ID2\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n\tfor <alice@example.test>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+        let t = TraceInput {
+            helo: None,
+            tls: Some(("TLSv1_2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")),
+            ..trace()
+        };
+        assert!(
+            received_header(&t, "x", 0).starts_with(
+                "Received: from unknown ([192.0.2.7])\r\n\tby mx.test (postamt) with ESMTPS id x\r\n\t(using TLSv1.2 with cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256);"
+            )
+        );
+    }
+}
