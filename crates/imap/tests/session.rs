@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use postamt_imap::{Imap, ImapConfig};
-use postamt_server::{
-    AuthPolicy, AuthThrottle, Connection, ConnectionLimits, Protocol, ServerContext,
-    SessionContext, ShutdownController, TlsManager,
-};
+use postamt_server::testing::{self, Pipe};
+use postamt_server::{AuthPolicy, ServerContext, ShutdownController};
 use postamt_store::{AccountId, Delivery, DeliveryTarget, SharedStore, SqliteOptions, SqliteStore};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 const LOOPBACK: &str = "127.0.0.1:4000";
@@ -37,20 +34,13 @@ fn harness(allow_plaintext: bool) -> Harness {
     for i in 1..=3 {
         deliver(&store, alice, &format!("Subject: {i}\n\nbody {i}\n"), &[]);
     }
-    let server = Arc::new(ServerContext {
-        hostname: "mail.test".into(),
-        tls: Arc::new(TlsManager::new(None, dir.path(), "mail.test").unwrap()),
-        limits: ConnectionLimits::new(10, 10),
-        auth: Arc::new(AuthThrottle::new(AuthPolicy {
+    let server = testing::context(
+        dir.path(),
+        AuthPolicy {
             allow_plaintext,
-            failure_delay: Duration::from_secs(2),
-            max_failures: 3,
-            ..AuthPolicy::default()
-        })),
-        transcripts: None,
-        idle_timeout: Duration::from_secs(600),
-        tls_timeout: Duration::from_secs(30),
-    });
+            ..testing::policy()
+        },
+    );
     Harness {
         _dir: dir,
         store,
@@ -70,21 +60,16 @@ fn deliver(store: &SharedStore, account: AccountId, text: &str, keywords: &[&str
         .unwrap();
 }
 
-struct Client {
-    r: BufReader<ReadHalf<DuplexStream>>,
-    w: WriteHalf<DuplexStream>,
-}
+struct Client(Pipe);
 
 impl Client {
     /// One line from the server ("" once the session has closed).
     async fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).await.unwrap();
-        s
+        self.0.line().await
     }
 
-    async fn send(&mut self, bytes: &str) {
-        self.w.write_all(bytes.as_bytes()).await.unwrap();
+    async fn send(&mut self, text: &str) {
+        self.0.send(text.as_bytes()).await;
     }
 
     /// Sends `tag command` and reads up to the tagged reply: (untagged
@@ -126,22 +111,9 @@ impl Client {
 
 /// Starts a session of `imap` for a client at `peer`.
 fn connect(h: &Harness, imap: &Arc<Imap>, peer: &str) -> (Client, tokio::task::JoinHandle<()>) {
-    let (a, b) = tokio::io::duplex(1 << 16);
-    let conn = Connection::new(a, peer.parse().unwrap(), "127.0.0.1:143".parse().unwrap());
-    let ctx = SessionContext {
-        server: Arc::clone(&h.server),
-        shutdown: h.shutdown.handle(),
-        transcript: None,
-    };
-    let task = tokio::spawn(Arc::clone(imap).session(conn, ctx));
-    let (r, w) = tokio::io::split(b);
-    (
-        Client {
-            r: BufReader::new(r),
-            w,
-        },
-        task,
-    )
+    let local = "127.0.0.1:143".parse().unwrap();
+    let (pipe, task) = testing::start(imap, &h.server, &h.shutdown, peer.parse().unwrap(), local);
+    (Client(pipe), task)
 }
 
 fn imap(h: &Harness, config: ImapConfig) -> Arc<Imap> {

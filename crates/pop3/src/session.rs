@@ -86,18 +86,16 @@ const VERBS: &[&str] = &[
 
 fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
     let Some(t) = t else { return };
-    let mut first = true;
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if body && !first {
-            t.server_body(line);
-        } else {
-            t.server(line);
-        }
-        first = false;
+    if !body {
+        return t.server_lines(bytes);
     }
-    if body {
-        t.end_body();
+    let mut lines = bytes.split_inclusive(|&b| b == b'\n');
+    // The status line, then the message lines (cut after the limit).
+    if let Some(first) = lines.next() {
+        t.server(first);
     }
+    lines.for_each(|line| t.server_body(line));
+    t.end_body();
 }
 
 /// Replies held back while pipelined commands are answered; beyond this

@@ -5,15 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postamt_pop3::session::{Pop3Config, run_session};
-use postamt_server::{
-    AuthPolicy, AuthThrottle, Connection, ConnectionLimits, ServerContext, SessionContext,
-    ShutdownController, TlsManager,
-};
+use postamt_pop3::session::{Pop3, Pop3Config};
+use postamt_server::testing::{self, Pipe};
+use postamt_server::{ServerContext, ShutdownController};
 use postamt_store::{
     Delivery, DeliveryTarget, Flags, ModSeq, SharedStore, SqliteOptions, SqliteStore,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -38,43 +35,23 @@ fn harness() -> Harness {
             ))
             .unwrap();
     }
-    let server = Arc::new(ServerContext {
-        hostname: "mail.test".into(),
-        tls: Arc::new(TlsManager::new(None, dir.path(), "mail.test").unwrap()),
-        limits: ConnectionLimits::new(10, 10),
-        auth: Arc::new(AuthThrottle::new(AuthPolicy {
-            failure_delay: Duration::from_secs(2),
-            max_failures: 3,
-            ..AuthPolicy::default()
-        })),
-        transcripts: None,
-        idle_timeout: Duration::from_secs(600),
-        tls_timeout: Duration::from_secs(30),
-    });
     Harness {
+        server: testing::context(dir.path(), testing::policy()),
         _dir: dir,
         store,
-        server,
         shutdown: ShutdownController::new(),
     }
 }
 
-struct Client {
-    r: BufReader<ReadHalf<DuplexStream>>,
-    w: WriteHalf<DuplexStream>,
-}
+struct Client(Pipe);
 
 impl Client {
     async fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).await.unwrap();
-        s
+        self.0.line().await
     }
+
     async fn cmd(&mut self, cmd: &str, expect: &str) -> String {
-        self.w
-            .write_all(format!("{cmd}\r\n").as_bytes())
-            .await
-            .unwrap();
+        self.0.send(format!("{cmd}\r\n").as_bytes()).await;
         let l = self.line().await;
         assert!(
             l.starts_with(expect),
@@ -85,24 +62,10 @@ impl Client {
 }
 
 fn start(h: &Harness, config: Pop3Config) -> (Client, tokio::task::JoinHandle<()>) {
-    let (a, b) = tokio::io::duplex(1 << 16);
+    let pop3 = Arc::new(Pop3::new(Arc::clone(&h.store), config));
     let addr = "127.0.0.1:4000".parse().unwrap();
-    let conn = Connection::new(a, addr, addr);
-    let ctx = SessionContext {
-        server: Arc::clone(&h.server),
-        shutdown: h.shutdown.handle(),
-        transcript: None,
-    };
-    let store = Arc::clone(&h.store);
-    let task = tokio::spawn(async move { run_session(&store, &config, conn, ctx).await });
-    let (r, w) = tokio::io::split(b);
-    (
-        Client {
-            r: BufReader::new(r),
-            w,
-        },
-        task,
-    )
+    let (pipe, task) = testing::start(&pop3, &h.server, &h.shutdown, addr, addr);
+    (Client(pipe), task)
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,9 +183,9 @@ async fn overlong_line_is_drained_and_answered() {
     // 1 MB without a newline, then the end of the line, then a command.
     let chunk = vec![b'A'; 64 * 1024];
     for _ in 0..16 {
-        c.w.write_all(&chunk).await.unwrap();
+        c.0.send(&chunk).await;
     }
-    c.w.write_all(b"\r\nNOOP\r\n").await.unwrap();
+    c.0.send(b"\r\nNOOP\r\n").await;
     assert_eq!(c.line().await, "-ERR line too long\r\n");
     assert_eq!(c.line().await, "-ERR not allowed before login\r\n");
     c.cmd("CAPA", "+OK").await;

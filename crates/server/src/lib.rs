@@ -10,6 +10,8 @@ pub mod limits;
 pub mod listener;
 pub mod sasl;
 pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod transcript;
 

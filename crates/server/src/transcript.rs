@@ -180,6 +180,14 @@ impl Transcript {
         self.write("S:", &printable(line));
     }
 
+    /// What the server sent, a line at a time (a multi-line reply, several
+    /// pipelined replies).
+    pub fn server_lines(&self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            self.server(line);
+        }
+    }
+
     /// A line of a message body the server sent (or received); bodies are
     /// cut after the configured limit.
     pub fn server_body(&self, line: &[u8]) {

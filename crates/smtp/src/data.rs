@@ -178,10 +178,11 @@ impl DataReceiver {
         self.header_line_empty = true;
     }
 
-    /// [`DataReceiver::push`] for a run of bytes: no CR or LF, or whole
-    /// clean lines of the body.
-    fn push_slice(&mut self, bytes: &[u8]) {
-        self.seen += bytes.len();
+    /// Counts `n` more bytes of content against the limits (the header
+    /// limit while in the header, the size limit always); whether to keep
+    /// them. Past the size limit nothing is kept and what was is dropped.
+    fn count(&mut self, n: usize) -> bool {
+        self.seen += n;
         if self.in_header && self.seen > self.max_header && self.flaw.is_none() {
             self.flaw = Some(Flaw::HeaderTooBig);
         }
@@ -190,9 +191,15 @@ impl DataReceiver {
                 self.flaw = Some(Flaw::TooBig);
             }
             self.content = Vec::new();
-            return;
+            return false;
         }
-        if self.flaw.is_none() {
+        self.flaw.is_none()
+    }
+
+    /// [`DataReceiver::push`] for a run of bytes: no CR or LF, or whole
+    /// clean lines of the body.
+    fn push_slice(&mut self, bytes: &[u8]) {
+        if self.count(bytes.len()) {
             if self.content.capacity() - self.content.len() < bytes.len() {
                 // Grow in steps of at least 32 KiB: a 100 KB message is
                 // copied over twice, not at every doubling from 8 bytes.
@@ -203,18 +210,7 @@ impl DataReceiver {
     }
 
     fn push(&mut self, b: u8) {
-        self.seen += 1;
-        if self.in_header && self.seen > self.max_header && self.flaw.is_none() {
-            self.flaw = Some(Flaw::HeaderTooBig);
-        }
-        if self.seen > self.max_size {
-            if self.flaw.is_none() || self.flaw == Some(Flaw::HeaderTooBig) {
-                self.flaw = Some(Flaw::TooBig);
-            }
-            self.content = Vec::new();
-            return;
-        }
-        if self.flaw.is_none() {
+        if self.count(1) {
             self.content.push(b);
         }
     }

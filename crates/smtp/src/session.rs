@@ -272,9 +272,7 @@ fn emit(out: &mut Vec<u8>, transcript: &Option<Transcript>, replies: &[Reply]) {
         let start = out.len();
         r.render(out);
         if let Some(t) = transcript {
-            for l in out[start..].split_inclusive(|&b| b == b'\n') {
-                t.server(l);
-            }
+            t.server_lines(&out[start..]);
         }
     }
 }

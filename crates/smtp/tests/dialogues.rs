@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::{Harness, harness, inbox, normalize, queue, start_from};
 use postamt_smtp::{Mode, SmtpConfig, SpoofPolicy};
-use tokio::io::AsyncWriteExt;
 
 /// Command lines (and message lines) joined with CRLF.
 fn script(lines: &[&str]) -> Vec<u8> {
@@ -38,7 +37,7 @@ async fn run(name: &str, config: SmtpConfig, peer: &str, setup: fn(&Harness), in
     let h = harness();
     setup(&h);
     let (mut c, task) = start_from(&h, config, peer.parse().unwrap());
-    c.w.write_all(&input).await.unwrap();
+    c.send(&input).await;
     let replies = c.rest().await;
     task.await.unwrap();
     let mut got = format!("# replies\n{replies}");

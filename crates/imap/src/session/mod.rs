@@ -523,9 +523,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     fn record_server(&self, bytes: &[u8]) {
         if let Some(t) = &self.transcript {
-            for line in bytes.split_inclusive(|&b| b == b'\n') {
-                t.server(line);
-            }
+            t.server_lines(bytes);
         }
     }
 

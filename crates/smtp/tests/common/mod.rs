@@ -7,17 +7,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use postamt_server::{
-    AuthPolicy, AuthThrottle, Connection, ConnectionLimits, Protocol, ServerContext,
-    SessionContext, ShutdownController, TlsManager,
-};
+use postamt_server::testing::{self, Pipe};
+use postamt_server::{ServerContext, ShutdownController};
 use postamt_smtp::{Smtp, SmtpConfig};
 use postamt_store::{SharedStore, SqliteOptions, SqliteStore};
-use tokio::io::{
-    AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf,
-};
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -44,19 +38,7 @@ pub fn harness() -> Harness {
     store
         .add_alias("fwd@example.test", &["carol@remote.test".to_string()])
         .unwrap();
-    let server = Arc::new(ServerContext {
-        hostname: "mail.test".into(),
-        tls: Arc::new(TlsManager::new(None, dir.path(), "mail.test").unwrap()),
-        limits: ConnectionLimits::new(10, 10),
-        auth: Arc::new(AuthThrottle::new(AuthPolicy {
-            failure_delay: Duration::from_secs(2),
-            max_failures: 3,
-            ..AuthPolicy::default()
-        })),
-        transcripts: None,
-        idle_timeout: Duration::from_secs(600),
-        tls_timeout: Duration::from_secs(30),
-    });
+    let server = testing::context(dir.path(), testing::policy());
     Harness {
         dir,
         store,
@@ -65,16 +47,11 @@ pub fn harness() -> Harness {
     }
 }
 
-pub struct Client {
-    pub r: BufReader<ReadHalf<DuplexStream>>,
-    pub w: WriteHalf<DuplexStream>,
-}
+pub struct Client(pub Pipe);
 
 impl Client {
     pub async fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.r.read_line(&mut s).await.unwrap();
-        s
+        self.0.line().await
     }
 
     /// One reply, all its lines (`250-…` continuation lines included).
@@ -90,7 +67,7 @@ impl Client {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).await.unwrap();
+        self.0.send(bytes).await;
     }
 
     /// Sends a command line and checks the start of its reply.
@@ -115,9 +92,7 @@ impl Client {
 
     /// Everything the server sends until it closes the connection.
     pub async fn rest(&mut self) -> String {
-        let mut v = Vec::new();
-        self.r.read_to_end(&mut v).await.unwrap();
-        String::from_utf8_lossy(&v).into_owned()
+        self.0.rest().await
     }
 }
 
@@ -131,24 +106,10 @@ pub fn start_from(
     config: SmtpConfig,
     peer: SocketAddr,
 ) -> (Client, tokio::task::JoinHandle<()>) {
-    let (a, b) = tokio::io::duplex(1 << 16);
-    let local = "127.0.0.1:25".parse().unwrap();
-    let conn = Connection::new(a, peer, local);
-    let ctx = SessionContext {
-        server: Arc::clone(&h.server),
-        shutdown: h.shutdown.handle(),
-        transcript: None,
-    };
     let smtp = Arc::new(Smtp::new(Arc::clone(&h.store), config));
-    let task = tokio::spawn(async move { smtp.session(conn, ctx).await });
-    let (r, w) = tokio::io::split(b);
-    (
-        Client {
-            r: BufReader::new(r),
-            w,
-        },
-        task,
-    )
+    let local = "127.0.0.1:25".parse().unwrap();
+    let (pipe, task) = testing::start(&smtp, &h.server, &h.shutdown, peer, local);
+    (Client(pipe), task)
 }
 
 /// The messages in `address`'s INBOX, oldest first.

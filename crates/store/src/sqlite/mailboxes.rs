@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::directory::add_used;
-use super::messages::{append_row, remove_messages};
+use super::messages::{copy_in, remove_messages};
 use super::rows::{MAILBOX_COLS, mailbox_from_row, special_use_name};
 use super::{SqliteStore, backend, now};
 use crate::model::*;
@@ -74,7 +74,9 @@ impl Mailboxes for SqliteStore {
                 return Err(StoreError::AlreadyExists(format!("mailbox {to}")));
             }
             if to.starts_with(&format!("{from}/")) {
-                return Err(StoreError::Invalid("cannot rename a mailbox into itself".into()));
+                return Err(StoreError::Invalid(
+                    "cannot rename a mailbox into itself".into(),
+                ));
             }
             let mut changes = Vec::new();
             if from == "INBOX" {
@@ -82,32 +84,12 @@ impl Mailboxes for SqliteStore {
                 // INBOX empty; its inferiors are not renamed.
                 let target = insert_mailbox(c, account, &to, None)?;
                 let uids = all_uids(c, source.id)?;
-                let modseq = bump_modseq(c, source.id)?;
-                for uid in &uids {
-                    let (blob, prefix, size, flags, kw, date): (i64, Vec<u8>, i64, u8, String, i64) = c
-                        .query_row(
-                            "SELECT blob_id, prefix, size, flags, keywords, internaldate FROM messages
-                             WHERE mailbox_id = ?1 AND uid = ?2",
-                            params![source.id.0, uid.0],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-                        )
-                        .map_err(backend)?;
-                    append_row(c, target.id, blob, &prefix, size as u64, Flags::from_bits(flags), &kw, date)?;
-                    c.execute(
-                        "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![source.id.0, uid.0],
-                    )
-                    .map_err(backend)?;
-                    c.execute(
-                        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                        params![source.id.0, uid.0, modseq.0 as i64],
-                    )
-                    .map_err(backend)?;
-                }
-                changes.push(Change::MailboxCreated { account, name: to.clone() });
-                if !uids.is_empty() {
-                    changes.push(Change::Expunged { account, mailbox: source.id, uids, modseq });
-                }
+                changes.push(Change::MailboxCreated {
+                    account,
+                    name: to.clone(),
+                });
+                let (_, moved) = copy_in(c, &source, &uids, &target, true)?;
+                changes.extend(moved);
                 return Ok(((), changes));
             }
             let pattern = format!("{from}/%");

@@ -414,28 +414,12 @@ impl Messages for SqliteStore {
         uids.dedup();
         self.write(move |c| {
             let m = mailbox_by_id(c, mailbox)?;
-            let (removed, freed) = remove_messages(c, mailbox, &uids)?;
-            if removed.is_empty() {
-                return Ok((removed, vec![]));
-            }
-            let modseq = bump_modseq(c, mailbox)?;
-            let mut log = c
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(backend)?;
-            for uid in &removed {
-                log.execute(params![mailbox.0, uid.0, modseq.0 as i64])
-                    .map_err(backend)?;
-            }
-            add_used(c, m.account, -(freed as i64))?;
-            let change = Change::Expunged {
-                account: m.account,
-                mailbox,
-                uids: removed.clone(),
-                modseq,
+            let change = expunge_in(c, &m, &uids)?;
+            let removed = match &change {
+                Some(Change::Expunged { uids, .. }) => uids.clone(),
+                _ => Vec::new(),
             };
-            Ok((removed, vec![change]))
+            Ok((removed, change.into_iter().collect()))
         })
     }
 
@@ -452,98 +436,7 @@ impl Messages for SqliteStore {
         self.write(move |c| {
             let src = mailbox_by_id(c, from)?;
             let dst = mailbox_by_id(c, to)?;
-            let mut rows = Vec::new();
-            {
-                let mut sel = c
-                    .prepare_cached(
-                        "SELECT blob_id, prefix, size, flags, keywords, internaldate FROM messages
-                         WHERE mailbox_id = ?1 AND uid = ?2",
-                    )
-                    .map_err(backend)?;
-                for uid in &uids {
-                    let row = sel
-                        .query_row(params![from.0, uid.0], |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, Vec<u8>>(1)?,
-                                r.get::<_, i64>(2)?,
-                                r.get::<_, u8>(3)?,
-                                r.get::<_, String>(4)?,
-                                r.get::<_, i64>(5)?,
-                            ))
-                        })
-                        .optional()
-                        .map_err(backend)?;
-                    if let Some(row) = row {
-                        rows.push((*uid, row));
-                    }
-                }
-            }
-            if rows.is_empty() {
-                return Ok((Vec::new(), Vec::new()));
-            }
-            let adding: u64 = rows.iter().map(|(_, r)| r.2 as u64).sum();
-            let moving_within = expunge_source && src.account == dst.account;
-            if !moving_within {
-                let (quota, used): (Option<i64>, i64) = c
-                    .query_row(
-                        "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
-                        [dst.account.0],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .map_err(backend)?;
-                if quota.is_some_and(|q| used as u64 + adding > q as u64) {
-                    return Err(StoreError::OverQuota);
-                }
-            }
-            let mut pairs = Vec::with_capacity(rows.len());
-            let mut changes = Vec::new();
-            let mut refs = c
-                .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")
-                .map_err(backend)?;
-            for (uid, (blob, prefix, size, flags, keywords, internaldate)) in &rows {
-                refs.execute([blob]).map_err(backend)?;
-                let (new_uid, modseq, _) = append_row(
-                    c,
-                    to,
-                    *blob,
-                    prefix,
-                    *size as u64,
-                    Flags::from_bits(*flags),
-                    keywords,
-                    *internaldate,
-                )?;
-                pairs.push((*uid, new_uid));
-                changes.push(Change::MessageAdded {
-                    account: dst.account,
-                    mailbox: to,
-                    uid: new_uid,
-                    modseq,
-                });
-            }
-            add_used(c, dst.account, adding as i64)?;
-            if expunge_source {
-                let source: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
-                let (removed, freed) = remove_messages(c, from, &source)?;
-                let modseq = bump_modseq(c, from)?;
-                let mut log = c
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(backend)?;
-                for uid in &removed {
-                    log.execute(params![from.0, uid.0, modseq.0 as i64])
-                        .map_err(backend)?;
-                }
-                add_used(c, src.account, -(freed as i64))?;
-                changes.push(Change::Expunged {
-                    account: src.account,
-                    mailbox: from,
-                    uids: removed,
-                    modseq,
-                });
-            }
-            Ok((pairs, changes))
+            copy_in(c, &src, &uids, &dst, expunge_source)
         })
     }
 
@@ -795,6 +688,141 @@ pub(super) fn append_row(
         ModSeq(modseq as u64),
         UidValidity(uidvalidity as u32),
     ))
+}
+
+/// (source UID, new UID) pairs, and the changes to announce.
+type Copied = (Vec<(Uid, Uid)>, Vec<Change>);
+
+/// Copies messages (sharing their content) from `src` into `dst` inside the
+/// current transaction, keeping flags, keywords and internal date; with
+/// `expunge_source` they leave `src` as an expunge (IMAP MOVE, RFC 6851;
+/// RENAME of INBOX, RFC 9051 §6.3.6). UIDs not in `src` are skipped.
+pub(super) fn copy_in(
+    c: &Connection,
+    src: &Mailbox,
+    uids: &[Uid],
+    dst: &Mailbox,
+    expunge_source: bool,
+) -> Result<Copied> {
+    let mut rows = Vec::new();
+    {
+        let mut sel = c
+            .prepare_cached(
+                "SELECT blob_id, prefix, size, flags, keywords, internaldate FROM messages
+                 WHERE mailbox_id = ?1 AND uid = ?2",
+            )
+            .map_err(backend)?;
+        for uid in uids {
+            let row = sel
+                .query_row(params![src.id.0, uid.0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, u8>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .optional()
+                .map_err(backend)?;
+            if let Some(row) = row {
+                rows.push((*uid, row));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let adding: u64 = rows.iter().map(|(_, r)| r.2 as u64).sum();
+    let moving_within = expunge_source && src.account == dst.account;
+    if !moving_within {
+        let (quota, used): (Option<i64>, i64) = c
+            .query_row(
+                "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+                [dst.account.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)?;
+        if quota.is_some_and(|q| used as u64 + adding > q as u64) {
+            return Err(StoreError::OverQuota);
+        }
+    }
+    let mut pairs = Vec::with_capacity(rows.len());
+    let mut changes = Vec::new();
+    let mut refs = c
+        .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")
+        .map_err(backend)?;
+    for (uid, (blob, prefix, size, flags, keywords, internaldate)) in &rows {
+        refs.execute([blob]).map_err(backend)?;
+        let (new_uid, modseq, _) = append_row(
+            c,
+            dst.id,
+            *blob,
+            prefix,
+            *size as u64,
+            Flags::from_bits(*flags),
+            keywords,
+            *internaldate,
+        )?;
+        pairs.push((*uid, new_uid));
+        changes.push(Change::MessageAdded {
+            account: dst.account,
+            mailbox: dst.id,
+            uid: new_uid,
+            modseq,
+        });
+    }
+    add_used(c, dst.account, adding as i64)?;
+    if expunge_source {
+        let source: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+        changes.extend(expunge_in(c, src, &source)?);
+    }
+    Ok((pairs, changes))
+}
+
+/// Removes messages from `mailbox` as an expunge, inside the current
+/// transaction: one new MODSEQ for all of them (RFC 7162 §3.1.1), each UID
+/// logged with it for `VANISHED (EARLIER)` (RFC 7162 §3.2.10), their
+/// bytes taken off the account's quota usage. Returns the change to
+/// announce, or `None` when none of `uids` was there.
+pub(super) fn expunge_in(
+    c: &Connection,
+    mailbox: &Mailbox,
+    uids: &[Uid],
+) -> Result<Option<Change>> {
+    let (removed, freed) = remove_messages(c, mailbox.id, uids)?;
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let modseq = bump_modseq(c, mailbox.id)?;
+    log_expunged(c, mailbox.id, &removed, modseq)?;
+    add_used(c, mailbox.account, -(freed as i64))?;
+    Ok(Some(Change::Expunged {
+        account: mailbox.account,
+        mailbox: mailbox.id,
+        uids: removed,
+        modseq,
+    }))
+}
+
+/// Logs expunged UIDs with the MODSEQ of their expunge.
+pub(super) fn log_expunged(
+    c: &Connection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    modseq: ModSeq,
+) -> Result<()> {
+    let mut log = c
+        .prepare_cached(
+            "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for uid in uids {
+        log.execute(params![mailbox.0, uid.0, modseq.0 as i64])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Deletes message rows and drops their blob references; returns the
