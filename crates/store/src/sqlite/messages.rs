@@ -177,25 +177,18 @@ impl Messages for SqliteStore {
         struct OnlyEnvelope {
             envelope: crate::meta::Envelope,
         }
-        let (uids, ranges) = uid_ranges(uids);
         self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT m.uid, e.envelope,
-                            CASE WHEN e.envelope IS NULL
-                                 THEN (SELECT meta FROM blobs WHERE id = m.blob_id) END
-                     FROM messages m LEFT JOIN envelopes e ON e.blob_id = m.blob_id
-                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-                )
-                .map_err(backend)?;
             let mut out = Vec::new();
-            for (lo, hi) in &ranges {
-                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let uid = Uid(r.get::<_, i64>(0).map_err(backend)? as u32);
-                    if uids.binary_search(&uid).is_err() {
-                        continue;
-                    }
+            for_each_uid_row(
+                c,
+                "SELECT m.uid, e.envelope,
+                        CASE WHEN e.envelope IS NULL
+                             THEN (SELECT meta FROM blobs WHERE id = m.blob_id) END
+                 FROM messages m LEFT JOIN envelopes e ON e.blob_id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                mailbox,
+                uids,
+                |uid, r| {
                     let data = match r.get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
                         Some(rendered) => StoredEnvelope::Rendered(rendered),
                         None => {
@@ -205,44 +198,33 @@ impl Messages for SqliteStore {
                         }
                     };
                     out.push((uid, data));
-                }
-            }
+                    Ok(())
+                },
+            )?;
             Ok(out)
         })
     }
 
     fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
-        let (uids, ranges) = uid_ranges(uids);
-        let rows: Vec<(u32, Vec<u8>, Option<String>)> = self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT m.uid, m.prefix, b.data, b.file FROM messages m
-                     JOIN blobs b ON b.id = m.blob_id
-                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-                )
-                .map_err(backend)?;
+        let rows: Vec<(Uid, Vec<u8>, Option<String>)> = self.read(|c| {
             let mut out = Vec::new();
-            for (lo, hi) in &ranges {
-                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let uid = r.get::<_, i64>(0).map_err(backend)? as u32;
-                    if uids.binary_search(&Uid(uid)).is_err() {
-                        continue;
-                    }
-                    let prefix = r
-                        .get_ref(1)
-                        .and_then(|v| Ok(v.as_blob()?))
-                        .map_err(backend)?;
-                    let data = r
-                        .get_ref(2)
-                        .and_then(|v| Ok(v.as_blob()?))
-                        .map_err(backend)?;
+            for_each_uid_row(
+                c,
+                "SELECT m.uid, m.prefix, b.data, b.file FROM messages m
+                 JOIN blobs b ON b.id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                mailbox,
+                uids,
+                |uid, r| {
+                    let blob = |i| r.get_ref(i).and_then(|v| Ok(v.as_blob()?)).map_err(backend);
+                    let (prefix, data) = (blob(1)?, blob(2)?);
                     let mut content = Vec::with_capacity(prefix.len() + data.len());
                     content.extend_from_slice(prefix);
                     content.extend_from_slice(data);
                     out.push((uid, content, r.get(3).map_err(backend)?));
-                }
-            }
+                    Ok(())
+                },
+            )?;
             Ok(out)
         })?;
         let mut out = Vec::with_capacity(rows.len());
@@ -252,52 +234,45 @@ impl Messages for SqliteStore {
                     Ok(()) => {}
                     Err(e)
                         if e.kind() == std::io::ErrorKind::NotFound
-                            && !self.message_exists(mailbox, Uid(uid))? =>
+                            && !self.message_exists(mailbox, uid)? =>
                     {
                         continue;
                     }
                     Err(e) => return Err(backend(format!("message file {file}: {e}"))),
                 }
             }
-            out.push((Uid(uid), content));
+            out.push((uid, content));
         }
         Ok(out)
     }
 
     fn message_metas(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, MessageMeta)>> {
-        // Nearby UIDs are read with one range query (one transaction, one
-        // statement step per row) instead of one query each.
-        let (uids, ranges) = uid_ranges(uids);
-        let rows: Vec<(u32, i64, String)> = self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT m.uid, length(m.prefix), b.meta FROM messages m
-                     JOIN blobs b ON b.id = m.blob_id
-                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-                )
-                .map_err(backend)?;
+        let rows: Vec<(Uid, i64, String)> = self.read(|c| {
             let mut out = Vec::new();
-            for (lo, hi) in &ranges {
-                let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let uid = r.get::<_, i64>(0).map_err(backend)? as u32;
-                    if uids.binary_search(&Uid(uid)).is_ok() {
-                        out.push((uid, r.get(1).map_err(backend)?, r.get(2).map_err(backend)?));
-                    }
-                }
-            }
+            for_each_uid_row(
+                c,
+                "SELECT m.uid, length(m.prefix), b.meta FROM messages m
+                 JOIN blobs b ON b.id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+                mailbox,
+                uids,
+                |uid, r| {
+                    out.push((uid, r.get(1).map_err(backend)?, r.get(2).map_err(backend)?));
+                    Ok(())
+                },
+            )?;
             Ok(out)
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (uid, prefix_len, json) in rows {
             match meta_with_prefix(prefix_len, &json) {
-                Ok(m) => out.push((Uid(uid), m)),
+                Ok(m) => out.push((uid, m)),
                 // Stored by an older version that described deeper structure
                 // than the JSON reader accepts: parse the message again.
                 Err(e) => {
-                    tracing::warn!(error = %e, uid, "stored metadata unreadable, parsing again");
-                    if let Some((_, content)) = self.message_contents(mailbox, &[Uid(uid)])?.pop() {
-                        out.push((Uid(uid), MessageMeta::parse(&content)));
+                    tracing::warn!(error = %e, uid = uid.0, "stored metadata unreadable, parsing again");
+                    if let Some((_, content)) = self.message_contents(mailbox, &[uid])?.pop() {
+                        out.push((uid, MessageMeta::parse(&content)));
                     }
                 }
             }
@@ -493,9 +468,18 @@ impl SqliteStore {
     }
 }
 
-/// Sorted, deduplicated UIDs and the ranges that cover them (a gap of up
-/// to 64 UIDs is read through rather than starting another query).
-fn uid_ranges(uids: &[Uid]) -> (Vec<Uid>, Vec<(u32, u32)>) {
+/// Calls `f` with each row of `sql` for the messages `uids` of `mailbox`,
+/// in UID order, leaving out UIDs that were not asked for. `sql` selects the
+/// UID first and takes the mailbox and a UID range (`?1`, `?2`, `?3`).
+/// Nearby UIDs are read with one range query (a gap of up to 64 UIDs is
+/// read through): one statement step per row, not one query per message.
+fn for_each_uid_row(
+    c: &Connection,
+    sql: &str,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    mut f: impl FnMut(Uid, &rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
     let mut uids = uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
@@ -506,7 +490,17 @@ fn uid_ranges(uids: &[Uid]) -> (Vec<Uid>, Vec<(u32, u32)>) {
             _ => ranges.push((u.0, u.0)),
         }
     }
-    (uids, ranges)
+    let mut s = c.prepare_cached(sql).map_err(backend)?;
+    for (lo, hi) in ranges {
+        let mut rows = s.query(params![mailbox.0, lo, hi]).map_err(backend)?;
+        while let Some(r) = rows.next().map_err(backend)? {
+            let uid = Uid(r.get::<_, i64>(0).map_err(backend)? as u32);
+            if uids.binary_search(&uid).is_ok() {
+                f(uid, r)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What `accept` passes to its transaction: see [`accept_args`].

@@ -184,13 +184,8 @@ pub fn date_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::rendered as s;
     use crate::meta::MessageMeta;
-
-    fn s(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut v = Vec::new();
-        f(&mut v);
-        String::from_utf8(v).unwrap()
-    }
 
     #[test]
     fn envelope_of_rfc9051_style_message() {

@@ -70,12 +70,7 @@ pub fn nstring(out: &mut Vec<u8>, s: Option<&str>, utf8: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut v = Vec::new();
-        f(&mut v);
-        String::from_utf8(v).unwrap()
-    }
+    use crate::imap::rendered as s;
 
     #[test]
     fn strings_are_quoted_or_literal() {
