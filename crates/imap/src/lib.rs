@@ -1,5 +1,7 @@
-//! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE,
-//! LITERAL+, SASL-IR, UNSELECT, CHILDREN, SPECIAL-USE and APPENDLIMIT.
+//! IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501), with the extensions
+//! modern clients use (IDLE, UIDPLUS, MOVE, CONDSTORE/QRESYNC, ESEARCH,
+//! SORT/THREAD, LIST-EXTENDED, QUOTA, UTF8=ACCEPT, …; the full list is the
+//! CAPABILITY response, `session/auth.rs`).
 //!
 //! Sans-IO layers: [`frame`] cuts the byte stream into commands (lines and
 //! literals, all bounded), [`command`] parses one command, [`status`] is

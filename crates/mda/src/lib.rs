@@ -1,7 +1,10 @@
 //! Local delivery, the MDA: turns "this message for these addresses" into
 //! messages in INBOXes. Used by `postamt deliver` (for Postfix's
 //! `mailbox_command`, Exim's pipe transport) and by every protocol that
-//! accepts mail, so there is one delivery path.
+//! accepts mail, so there is one delivery path. Here a message is parsed
+//! once (`postamt_wire::meta`) and its IMAP ENVELOPE rendered once
+//! (`postamt_wire::imap::prerendered_envelope`): nothing later parses it
+//! again.
 //!
 //! Recipient resolution, in order (what Postfix `local`/`virtual` users
 //! expect): an account with that address; an alias (recursively, at most

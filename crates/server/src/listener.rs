@@ -36,7 +36,7 @@ pub struct SessionContext {
     pub transcript: Option<Transcript>,
 }
 
-/// A protocol served on a listener (POP3, later SMTP and IMAP).
+/// A protocol served on a listener: POP3, IMAP, SMTP (MTA, submission, LMTP).
 pub trait Protocol: Send + Sync + 'static {
     /// Short name for logs and transcripts (`pop3`).
     fn name(&self) -> &'static str;

@@ -224,7 +224,7 @@ pub async fn run_session<S>(
                     }
                     step = core.login_result(result);
                 }
-                Step::Lookup(lookup) => step = core.answer(look_up(store, &lookup)),
+                Step::Lookup(lookup) => step = core.answer(look_up_inline(store, &lookup)),
                 Step::Deliver(delivery) => {
                     let outcomes = deliver(store, &hostname, ip, delivery).await;
                     step = core.delivered(&outcomes);
@@ -358,7 +358,7 @@ fn password_check(
 /// SMTP benchmark's throughput for the three lookups of a transaction
 /// (bench/README.md, "SMTP"). What writes, fsyncs, hashes a password or
 /// scans a mailbox stays on the blocking pool (`blocking`).
-fn look_up(store: &SharedStore, lookup: &Lookup) -> Answer {
+fn look_up_inline(store: &SharedStore, lookup: &Lookup) -> Answer {
     match lookup {
         Lookup::LocalDomains => Answer::LocalDomains(store.domains().map_err(|e| {
             tracing::warn!(error = %e, "cannot read the local domains");
@@ -373,7 +373,7 @@ fn look_up(store: &SharedStore, lookup: &Lookup) -> Answer {
 /// Stores the message, batch by batch (one for SMTP, one per recipient for
 /// LMTP), and queues the "delivered" reports of each stored batch. No
 /// blocking-pool hop: the store's writer commits (and syncs large content)
-/// and wakes this task (`Store::accept_async`).
+/// and wakes this task (`Messages::accept_async`).
 async fn deliver(
     store: &SharedStore,
     hostname: &str,

@@ -177,7 +177,7 @@ struct Session<'a, S> {
     out: Vec<u8>,
     user: Option<Account>,
     selected: Option<Selected>,
-    /// Changes of the logged-in account (`Store::watch_account`), and the
+    /// Changes of the logged-in account (`Coordination::watch_account`), and the
     /// signal the view was last brought up to date with.
     signal: Option<watch::Receiver<AccountSignal>>,
     seen: AccountSignal,
