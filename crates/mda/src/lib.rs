@@ -73,14 +73,17 @@ fn is_local(domains: &[String], domain: &str) -> bool {
 
 /// Resolves one recipient address.
 pub fn resolve(store: &dyn Store, address: &str) -> Result<Resolution, DeliveryError> {
-    let address = normalize_address(address)
-        .map_err(|_| DeliveryError::UnknownRecipient(address.to_string()))?;
-    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let unknown = || DeliveryError::UnknownRecipient(address.to_string());
+    let (_, domain) = address.trim().rsplit_once('@').ok_or_else(unknown)?;
     // Read once per address, not once per alias step.
     let domains = store.domains().map_err(temp)?;
+    // The domain decides first: another domain's local part is that
+    // domain's business (RFC 5321 §2.3.11), quoted with spaces or not,
+    // and goes out as written; only a local one must name an account.
     if !is_local(&domains, domain) {
-        return Err(DeliveryError::NotLocal(address));
+        return Err(DeliveryError::NotLocal(address.trim().to_string()));
     }
+    let address = normalize_address(address).map_err(|_| unknown())?;
     let mut out = Resolution::default();
     let mut seen = BTreeSet::new();
     expand(store, &domains, &address, 0, &mut seen, &mut out)?;
@@ -369,6 +372,29 @@ mod tests {
         assert_eq!(r.remote, vec!["x@remote.net"]);
         let r = resolve(&s, "loop@example.org").unwrap();
         assert_eq!(r.local.len(), 1);
+    }
+
+    #[test]
+    fn rfc5321_2_3_11_another_domains_local_part_is_not_ours_to_judge() {
+        let (_d, s) = store();
+        for remote in [
+            "\"carol x\"@remote.test",
+            "Carol@Remote.Test",
+            "a..b@remote.test",
+        ] {
+            match resolve(&s, remote) {
+                Err(DeliveryError::NotLocal(a)) => assert_eq!(a, remote),
+                other => panic!("{remote}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            resolve(&s, "\"x y\"@example.org"),
+            Err(DeliveryError::UnknownRecipient(_))
+        ));
+        assert!(matches!(
+            resolve(&s, "no-domain"),
+            Err(DeliveryError::UnknownRecipient(_))
+        ));
     }
 
     #[test]

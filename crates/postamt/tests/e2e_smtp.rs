@@ -375,6 +375,8 @@ fn submission_requires_auth_and_owned_senders() {
     c.smtp("MAIL FROM:<alice@example.test>", "250");
     c.smtp("RCPT TO:<bob@example.test>", "250");
     c.smtp("RCPT TO:<carol@remote.test>", "250");
+    // Another domain's local part is relayed as written (RFC 5321 §2.3.11).
+    c.smtp("RCPT TO:<\"carol x\"@remote.test>", "250");
     c.smtp("DATA", "354");
     c.send(b"From: Alice <alice@example.test>\r\nSubject: no date, no id\r\n\r\nhello\r\n.\r\n");
     let r = c.smtp("", "");
@@ -403,7 +405,8 @@ fn submission_requires_auth_and_owned_senders() {
     let show = s.admin(&["queue", "show", &id]).success().stdout;
     assert!(
         show.contains("Subject: no date, no id")
-            && show.contains("submitted by alice@example.test"),
+            && show.contains("submitted by alice@example.test")
+            && show.contains("\"carol x\"@remote.test"),
         "{show}"
     );
 }
