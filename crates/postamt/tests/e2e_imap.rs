@@ -99,8 +99,7 @@ fn typed_session_select_fetch_store_logout() {
 fn examine_is_read_only_and_recent_belongs_to_one_session() {
     let s = Server::start("");
     deliver(&s, "one", "1\r\n");
-    let mut a = Imap::connect(s.addr("imap"));
-    a.login("alice@example.test", "alice-pw");
+    let mut a = Imap::logged_in(&s, "alice");
     let u = a.ok("a1", "EXAMINE INBOX");
     find(&u, "* 1 RECENT");
     let (_, t) = a.cmd("a2", "STORE 1 +FLAGS \\Seen");
@@ -110,8 +109,7 @@ fn examine_is_read_only_and_recent_belongs_to_one_session() {
     assert!(find(&u, "* 1 FETCH").contains("FLAGS (\\Recent)"));
     // The first SELECT takes \Recent; a second session sees none.
     a.ok("a4", "SELECT INBOX");
-    let mut b = Imap::connect(s.addr("imap"));
-    b.login("alice@example.test", "alice-pw");
+    let mut b = Imap::logged_in(&s, "alice");
     let u = b.ok("b1", "SELECT INBOX");
     find(&u, "* 0 RECENT");
     let u = b.ok("b2", "STATUS INBOX (MESSAGES RECENT UNSEEN UIDNEXT)");
@@ -126,11 +124,9 @@ fn other_sessions_changes_arrive_at_the_right_moments() {
     let s = Server::start("");
     deliver(&s, "one", "1\r\n");
     deliver(&s, "two", "2\r\n");
-    let mut a = Imap::connect(s.addr("imap"));
-    a.login("alice@example.test", "alice-pw");
+    let mut a = Imap::logged_in(&s, "alice");
     a.ok("a1", "SELECT INBOX");
-    let mut b = Imap::connect(s.addr("imap"));
-    b.login("alice@example.test", "alice-pw");
+    let mut b = Imap::logged_in(&s, "alice");
     b.ok("b1", "SELECT INBOX");
     b.ok("b2", "STORE 1 +FLAGS.SILENT (\\Deleted \\Flagged)");
     b.ok("b3", "EXPUNGE");
@@ -156,8 +152,7 @@ fn other_sessions_changes_arrive_at_the_right_moments() {
 #[test]
 fn idle_wakes_on_smtp_delivery() {
     let s = Server::start("");
-    let mut a = Imap::connect(s.addr("imap"));
-    a.login("alice@example.test", "alice-pw");
+    let mut a = Imap::logged_in(&s, "alice");
     a.ok("a1", "SELECT INBOX");
     a.c.send(b"a2 IDLE\r\n");
     assert_eq!(a.c.line(), "+ idling\r\n");
@@ -179,8 +174,7 @@ fn idle_sees_deliveries_by_another_process() {
     // `postamt deliver` (e.g. Postfix's mailbox_command) commits from its
     // own process; the server notices through SQLite's data_version.
     let s = Server::start("");
-    let mut a = Imap::connect(s.addr("imap"));
-    a.login("alice@example.test", "alice-pw");
+    let mut a = Imap::logged_in(&s, "alice");
     a.ok("a1", "SELECT INBOX");
     a.c.send(b"a2 IDLE\r\n");
     assert_eq!(a.c.line(), "+ idling\r\n");
@@ -195,8 +189,7 @@ fn idle_sees_deliveries_by_another_process() {
 #[test]
 fn uidplus_append_copy_move_and_uid_expunge() {
     let s = Server::start("");
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     let (_, t) = c.cmd("a1", "APPEND INBOX (\\Flagged $Work) \"05-Nov-1994 14:12:34 -0800\" {22+}\r\nSubject: one\r\n\r\nbody\r\n");
     assert!(t.starts_with("a1 OK [APPENDUID "), "{t}");
     let uidvalidity: u32 = t.split_whitespace().nth(3).unwrap().parse().unwrap();
@@ -244,8 +237,7 @@ fn search_keys() {
     let s = Server::start("");
     deliver(&s, "Meeting notes", "The budget is fine.\r\n");
     deliver(&s, "lunch", "Pizza?\r\n");
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     c.ok("a1", "SELECT INBOX");
     c.ok("a2", "STORE 2 +FLAGS (\\Flagged)");
     for (query, want) in [
@@ -332,8 +324,7 @@ fn pre_auth_budget_open_parentheses_without_newline() {
     assert!(c.c.line().starts_with("* BYE"));
     assert!(c.c.closed());
     // The server is fine.
-    let mut d = Imap::connect(s.addr("imap"));
-    d.login("alice@example.test", "alice-pw");
+    Imap::logged_in(&s, "alice");
 }
 
 #[test]
@@ -351,8 +342,7 @@ fn too_many_errors_end_the_session() {
 #[test]
 fn mailbox_names_in_modified_utf7() {
     let s = Server::start("");
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     // RFC 3501 §5.1.3: "Entwürfe" and "A&B".
     c.ok("a1", "CREATE Entw&APw-rfe");
     c.ok("a2", "CREATE \"A&-B\"");
@@ -468,8 +458,7 @@ fn condstore_and_qresync_rfc7162() {
     deliver(&s, "one", "1\r\n");
     deliver(&s, "two", "2\r\n");
     deliver(&s, "three", "3\r\n");
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     let u = c.ok("a1", "SELECT INBOX (CONDSTORE)");
     let hms = find(&u, "[HIGHESTMODSEQ ");
     let highest: u64 = hms
@@ -526,8 +515,7 @@ fn condstore_and_qresync_rfc7162() {
     // QRESYNC: a second client that was here at `highest`.
     c.ok("a8", "STORE 3 +FLAGS.SILENT (\\Deleted)");
     c.ok("a9", "EXPUNGE");
-    let mut q = Imap::connect(s.addr("imap"));
-    q.login("alice@example.test", "alice-pw");
+    let mut q = Imap::logged_in(&s, "alice");
     let (_, t) = q.cmd("q0", "SELECT INBOX (QRESYNC (1 1))");
     assert!(t.starts_with("q0 BAD"), "needs ENABLE QRESYNC first: {t}");
     let u = q.ok("q1", "ENABLE QRESYNC");
@@ -569,8 +557,7 @@ fn esearch_and_searchres_rfc4731_rfc5182() {
     for i in 1..=5 {
         deliver(&s, &format!("m{i}"), "x\r\n");
     }
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     c.ok("a1", "SELECT INBOX");
     c.ok("a2", "STORE 2,4:5 +FLAGS (\\Flagged)");
     let u = c.ok("a3", "SEARCH RETURN (MIN MAX COUNT ALL) FLAGGED");
@@ -615,8 +602,7 @@ fn list_extended_list_status_special_use_quota_within() {
         "{}",
         s.admin(&["user", "quota", "--help"]).stdout
     );
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     c.ok("a1", "CREATE Work/Reports");
     c.ok("a2", "SUBSCRIBE Work/Reports");
     c.ok("a3", "SUBSCRIBE Gone/Box");
@@ -685,8 +671,7 @@ fn list_extended_list_status_special_use_quota_within() {
 fn binary_multiappend_utf8_and_imap4rev2() {
     let s = Server::start("");
     let mime = "From: a@b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n";
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     // MULTIAPPEND (RFC 3502): both or neither; APPENDUID with a UID set.
     let (_, t) = c.cmd(
         "a1",
@@ -802,8 +787,7 @@ fn sort_and_thread_rfc5256() {
         s.deliver("x@remote.test", &["alice@example.test"], m.as_bytes())
             .success();
     }
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     c.ok("a1", "SELECT INBOX");
     // Arrival is the INTERNALDATE, in seconds: deliveries in the same
     // second tie, and ties keep mailbox order even with REVERSE (RFC 5256
@@ -907,8 +891,7 @@ fn invalid_mailbox_names_and_wrong_states() {
     find(&u, "MESSAGES 0");
     // The selected mailbox deleted by another session: CLOSED.
     c.ok("d1", "SELECT Old-Inbox");
-    let mut other = Imap::connect(s.addr("imap"));
-    other.login("alice@example.test", "alice-pw");
+    let mut other = Imap::logged_in(&s, "alice");
     other.ok("o1", "DELETE Old-Inbox");
     let u = c.ok("d2", "NOOP");
     assert_eq!(
@@ -944,8 +927,7 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
     );
     s.deliver("x@remote.test", &["alice@example.test"], msg.as_bytes())
         .success();
-    let mut c = Imap::connect(s.addr("imap"));
-    c.login("alice@example.test", "alice-pw");
+    let mut c = Imap::logged_in(&s, "alice");
     c.ok("a1", "SELECT INBOX");
     let u = c.ok("a2", "FETCH 1 (BODYSTRUCTURE BODY.PEEK[])");
     assert!(u[0].contains("BODYSTRUCTURE ((("), "{}", &u[0][..100]);
@@ -960,8 +942,7 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
     c.ok("a7", "SELECT doomed");
     c.c.send(b"a8 IDLE\r\n");
     assert_eq!(c.c.line(), "+ idling\r\n");
-    let mut d = Imap::connect(s.addr("imap"));
-    d.login("alice@example.test", "alice-pw");
+    let mut d = Imap::logged_in(&s, "alice");
     d.ok("d1", "DELETE doomed");
     assert_eq!(
         c.c.line(),
@@ -987,8 +968,7 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
     smtp.send(&deep);
     assert!(smtp.line().starts_with("250 "));
     // The server is still there for everyone.
-    let mut e = Imap::connect(s.addr("imap"));
-    e.login("alice@example.test", "alice-pw");
+    let mut e = Imap::logged_in(&s, "alice");
     e.ok("e1", "SELECT INBOX");
     let u = e.ok("e2", "FETCH 3 (BODYSTRUCTURE)");
     assert!(

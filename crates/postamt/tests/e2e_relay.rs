@@ -238,6 +238,21 @@ fn sender(dns: &Dns, port: u16, extra: &str) -> Server {
     Server::start(&text.replacen("[relay]\n", &set, 1))
 }
 
+/// A relay test's world: a scripted remote server (`script`, see
+/// `Sink`) on 127.0.0.1, a DNS server with `zone`, and the sending postamt
+/// (`extra` config) that finds the remote through it.
+fn relay_to_sink(script: Value, zone: Value, extra: &str) -> (Sink, Dns, Server) {
+    let sink = Sink::start(script, "127.0.0.1");
+    let dns = Dns::start(zone);
+    let s = sender(&dns, sink.port(), extra);
+    (sink, dns, s)
+}
+
+/// Submits the message `mail(subject, body)` from alice to carol@remote.test.
+fn send(server: &Server, subject: &str, body: &str) {
+    submit(server, &["carol@remote.test"], "", "", &mail(subject, body));
+}
+
 /// kill -9, then reap.
 fn kill9(s: &mut Server) {
     s.signal(9);
@@ -262,16 +277,7 @@ fn submit(server: &Server, to: &[&str], params: &str, rcpt_params: &str, message
     }
     c.smtp("DATA", "354");
     let mut data = Vec::new();
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            data.push(b'.');
-        }
-        data.extend_from_slice(line);
-    }
-    if !data.ends_with(b"\r\n") {
-        data.extend_from_slice(b"\r\n");
-    }
-    data.extend_from_slice(b".\r\n");
+    postamt_wire::dot::stuff(message, &mut data);
     c.send(&data);
     let r = c.reply();
     assert!(r.last().unwrap().starts_with("250"), "{r:?}");
@@ -378,9 +384,7 @@ fn rfc5321_4_5_2_dot_stuffing_and_bare_line_ends_on_the_wire() {
         return;
     }
     // No CHUNKING: the relay must use DATA with dot-stuffing.
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
+    let (sink, _dns, s) = relay_to_sink(json!([{}]), zone(), "");
     let body = ".\r\n..\r\n.x\r\nplain\r\n";
     submit(&s, &["carol@remote.test"], "", "", &mail("stuffing", body));
     let t = &sink.wait_txns(1, &s)[0];
@@ -442,7 +446,7 @@ fn rfc3207_opportunistic_starttls_and_verified_tls() {
             cert.display()
         ),
     );
-    submit(&s, &["carol@remote.test"], "", "", &mail("tls", "x\r\n"));
+    send(&s, "tls", "x\r\n");
     let t = sink.wait_txns(1, &s);
     assert!(t[0].tls, "the message went in plaintext");
     drop(s);
@@ -479,7 +483,7 @@ fn rfc3207_opportunistic_starttls_and_verified_tls() {
             other.display()
         ),
     );
-    submit(&s, &["carol@remote.test"], "", "", &mail("tls2", "x\r\n"));
+    send(&s, "tls2", "x\r\n");
     wait_for("a TLS failure", &s, || {
         log_of(&s).contains("TLS handshake").then_some(())
     });
@@ -496,16 +500,8 @@ fn rfc3030_chunking_used_when_offered() {
         return;
     }
     let ehlo = json!(["PIPELINING", "CHUNKING", "8BITMIME", "SIZE 1000000"]);
-    let sink = Sink::start(json!([{ "ehlo": ehlo }]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("bdat", ".dot\r\nx\r\n"),
-    );
+    let (sink, _dns, s) = relay_to_sink(json!([{ "ehlo": ehlo }]), zone(), "");
+    send(&s, "bdat", ".dot\r\nx\r\n");
     let t = &sink.wait_txns(1, &s)[0];
     assert!(sink.log().contains("C: BDAT "), "{}", sink.log());
     // BDAT content is not dot-stuffed.
@@ -518,13 +514,12 @@ fn retry_after_4xx_then_success_and_one_connection_for_many_messages() {
         return;
     }
     // The first RCPT gets 451; then all is well.
-    let sink = Sink::start(
+    let (sink, _dns, s) = relay_to_sink(
         json!([{ "rcpt_first": [1, "451 4.3.0 try again later"] }]),
-        "127.0.0.1",
+        zone(),
+        "[relay]\ndestination_concurrency = 1\n",
     );
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "[relay]\ndestination_concurrency = 1\n");
-    submit(&s, &["carol@remote.test"], "", "", &mail("retry", "x\r\n"));
+    send(&s, "retry", "x\r\n");
     let t = sink.wait_txns(1, &s);
     assert_eq!(t.len(), 1);
     wait_queue_empty(&s);
@@ -559,12 +554,11 @@ fn rfc3464_bounce_after_5xx_with_a_delivery_status_report() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(
+    let (sink, _dns, s) = relay_to_sink(
         json!([{ "rcpt_map": {"nobody@remote.test": "550 5.1.1 <nobody@remote.test>: no such user here"} }]),
-        "127.0.0.1",
+        zone(),
+        "",
     );
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
     submit(
         &s,
         &["nobody@remote.test", "carol@remote.test"],
@@ -612,17 +606,12 @@ fn expiry_bounces_with_a_delay_warning_first() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(
+    let (sink, _dns, s) = relay_to_sink(
         json!([{ "mail": "421 4.3.2 busy, come back later" }]),
-        "127.0.0.1",
-    );
-    let dns = Dns::start(zone());
-    let s = sender(
-        &dns,
-        sink.port(),
+        zone(),
         "[relay]\nmax_lifetime = 4\ndelay_warning = 1\n",
     );
-    submit(&s, &["carol@remote.test"], "", "", &mail("expire", "x\r\n"));
+    send(&s, "expire", "x\r\n");
     let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 2);
     let (warning, bounce) = (&got[0], &got[1]);
     assert!(
@@ -662,13 +651,7 @@ fn rfc5321_5_1_mx_fallback_in_preference_order() {
         "mx3.remote.test": {"A": ["127.0.0.3"]},
     }));
     let s = sender(&dns, port, "");
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("fallback", "x\r\n"),
-    );
+    send(&s, "fallback", "x\r\n");
     good.wait_txns(1, &s);
     assert_eq!(
         busy.connections(),
@@ -690,13 +673,7 @@ fn implicit_mx_aaaa_and_a_when_there_is_no_mx() {
         "remote.test": {"A": ["127.0.0.5"], "AAAA": ["::1"]},
     }));
     let s = sender(&dns, sink.port(), "");
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("implicit", "x\r\n"),
-    );
+    send(&s, "implicit", "x\r\n");
     sink.wait_txns(1, &s);
     wait_queue_empty(&s);
 }
@@ -706,11 +683,13 @@ fn rfc7505_null_mx_and_nxdomain_bounce_at_once() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(json!({
-        "nullmx.test": {"MX": [[0, "."]], "A": ["127.0.0.1"]},
-    }));
-    let s = sender(&dns, sink.port(), "");
+    let (sink, _dns, s) = relay_to_sink(
+        json!([{}]),
+        json!({
+            "nullmx.test": {"MX": [[0, "."]], "A": ["127.0.0.1"]},
+        }),
+        "",
+    );
     submit(
         &s,
         &["a@nullmx.test", "b@nosuchdomain.test"],
@@ -737,15 +716,17 @@ fn mx_without_address_bounces_and_dns_outage_defers() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
     // MX points at a name without addresses: "no address" — then the
     // zone is fixed and the retry delivers.
-    let dns = Dns::start(json!({
-        "remote.test": {"MX": [[10, "mx.remote.test"]]},
-        "mx.remote.test": {"TXT": ["no address yet"]},
-    }));
-    let s = sender(&dns, sink.port(), "");
-    submit(&s, &["carol@remote.test"], "", "", &mail("dnsfix", "x\r\n"));
+    let (_sink, dns, s) = relay_to_sink(
+        json!([{}]),
+        json!({
+            "remote.test": {"MX": [[10, "mx.remote.test"]]},
+            "mx.remote.test": {"TXT": ["no address yet"]},
+        }),
+        "",
+    );
+    send(&s, "dnsfix", "x\r\n");
     // Every MX without an address: that bounces (5.4.4), as in Postfix.
     let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 1);
     assert!(got[0].contains("Status: 5.4.4"), "{}", got[0]);
@@ -767,13 +748,12 @@ fn connection_dropped_in_data_and_stalled_server_are_retried() {
     }
     // 1st connection stalls after the greeting (command timeout 3 s),
     // 2nd drops in DATA, 3rd takes the message.
-    let sink = Sink::start(
+    let (sink, _dns, s) = relay_to_sink(
         json!([{ "stall": "ehlo" }, { "drop_in_data": true }, {}]),
-        "127.0.0.1",
+        zone(),
+        "",
     );
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
-    submit(&s, &["carol@remote.test"], "", "", &mail("flaky", "x\r\n"));
+    send(&s, "flaky", "x\r\n");
     let t = sink.wait_txns(1, &s);
     assert_eq!(t.len(), 1);
     wait_queue_empty(&s);
@@ -788,15 +768,14 @@ fn rfc6531_smtputf8_to_a_server_without_it_bounces_5_6_7() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(
+    let (sink, _dns, s) = relay_to_sink(
         json!([{ "ehlo": ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"] }]),
-        "127.0.0.1",
+        json!({
+            "remote.test": {"MX": [[10, "mx.remote.test"]]},
+            "mx.remote.test": {"A": ["127.0.0.1"]},
+        }),
+        "",
     );
-    let dns = Dns::start(json!({
-        "remote.test": {"MX": [[10, "mx.remote.test"]]},
-        "mx.remote.test": {"A": ["127.0.0.1"]},
-    }));
-    let s = sender(&dns, sink.port(), "");
     let m = "From: alice@example.test\r\nTo: jörg@remote.test\r\nSubject: Grüße\r\n\r\nHallo\r\n";
     submit(&s, &["jörg@remote.test"], " SMTPUTF8", "", m.as_bytes());
     let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 1);
@@ -874,13 +853,7 @@ fn smarthost_with_auth_and_required_tls() {
             hub_addr.port()
         ),
     );
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("smarthost", "via the hub\r\n"),
-    );
+    send(&s, "smarthost", "via the hub\r\n");
     let got = wait_maildrop(&hub, "carol@remote.test", "carol-pw", 1);
     assert!(
         got[0].contains("with ESMTPSA"),
@@ -906,13 +879,7 @@ fn smarthost_with_wrong_password_defers_without_sending() {
             sink.port()
         ),
     );
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("badauth", "x\r\n"),
-    );
+    send(&s, "badauth", "x\r\n");
     let got = wait_maildrop(&s, "alice@example.test", "alice-pw", 1);
     // 535 is permanent: the message bounces with the server's reply.
     assert!(got[0].contains("535 5.7.8"), "{}", got[0]);
@@ -926,16 +893,8 @@ fn required_tls_refuses_a_server_without_starttls() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "[relay]\ntls = \"required\"\n");
-    submit(
-        &s,
-        &["carol@remote.test"],
-        "",
-        "",
-        &mail("needtls", "x\r\n"),
-    );
+    let (sink, _dns, s) = relay_to_sink(json!([{}]), zone(), "[relay]\ntls = \"required\"\n");
+    send(&s, "needtls", "x\r\n");
     wait_for("a TLS deferral", &s, || {
         log_of(&s).contains("4.7.4").then_some(())
     });
@@ -951,9 +910,7 @@ fn loop_detection_bounces_a_message_with_too_many_received_fields() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
+    let (sink, _dns, s) = relay_to_sink(json!([{}]), zone(), "");
     // The alias forwards to remote.test; the message arrives through the
     // MDA (no SMTP hop check there) with 51 Received fields.
     s.admin(&["alias", "add", "fwd@example.test", "carol@remote.test"])
@@ -1107,9 +1064,7 @@ fn rfc6376_postamt_signs_and_dkimpy_verifies_rsa_and_ed25519() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
+    let (sink, dns, s) = relay_to_sink(json!([{}]), zone(), "");
     let mut records = String::new();
     for (n, algo) in [(0, "rsa"), (1, "ed25519")] {
         // The newer key (another selector) becomes the active one.
@@ -1244,9 +1199,7 @@ fn rfc3461_notify_success_on_local_delivery_sends_a_delivered_report() {
     if !python_ready() {
         return;
     }
-    let sink = Sink::start(json!([{}]), "127.0.0.1");
-    let dns = Dns::start(zone());
-    let s = sender(&dns, sink.port(), "");
+    let (sink, _dns, s) = relay_to_sink(json!([{}]), zone(), "");
     // From the outside (port 25 role): the report goes back out via the MX.
     let mut c = smtp(&s, "smtp");
     c.smtp("EHLO mx.remote.test", "250");
@@ -1312,7 +1265,7 @@ fn rfc1870_size_and_rfc6152_8bitmime_checked_before_sending_and_helo_fallback() 
     let old = Sink::start(json!([{ "no_ehlo": true }]), "127.0.0.1");
     let dns = Dns::start(zone());
     let s = sender(&dns, old.port(), "");
-    submit(&s, &["carol@remote.test"], "", "", &mail("helo", "x\r\n"));
+    send(&s, "helo", "x\r\n");
     let t = old.wait_txns(1, &s);
     assert_eq!(
         t[0].mail, "MAIL FROM:<alice@example.test>",

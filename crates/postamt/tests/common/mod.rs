@@ -577,4 +577,12 @@ impl Imap {
     pub fn login(&mut self, user: &str, pass: &str) {
         self.ok("l1", &format!("LOGIN {user} {pass}"));
     }
+
+    /// A session of `name@example.test` (password `name-pw`, as the test
+    /// servers make their users), logged in.
+    pub fn logged_in(server: &Server, name: &str) -> Imap {
+        let mut c = Imap::connect(server.addr("imap"));
+        c.login(&format!("{name}@example.test"), &format!("{name}-pw"));
+        c
+    }
 }
