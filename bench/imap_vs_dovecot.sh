@@ -54,8 +54,8 @@ MAIL_UID=nobody  # Dovecot refuses uid 0; nobody/nogroup exists on Debian
 MAIL_GID=nogroup
 export IDLE_CONCURRENCY MIN_AVAIL_MB
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+# Shared helpers: log, die, free_port, wait_port, stop_pid, rss_kb, ratio, …
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot must start as root)"
 
@@ -100,94 +100,12 @@ POSTAMT_PID=""
 DOVECOT_CONF="$T/dovecot/dovecot.conf"
 DOVECOT_STARTED=""
 
-cleanup() {
-  local rc=$?
-  set +e
-  if [ -n "$POSTAMT_PID" ] && kill -0 "$POSTAMT_PID" 2>/dev/null; then
-    kill -TERM "$POSTAMT_PID"
-    for _ in $(seq 1 150); do kill -0 "$POSTAMT_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$POSTAMT_PID" 2>/dev/null && kill -KILL "$POSTAMT_PID"
-  fi
-  if [ -n "$DOVECOT_STARTED" ]; then
-    local mp
-    mp=$(cat "$T/dovecot/run/master.pid" 2>/dev/null)
-    doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1
-    if [ -n "$mp" ]; then
-      for _ in $(seq 1 150); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$mp" 2>/dev/null && kill -KILL "$mp"
-    fi
-  fi
-  if [ "${KEEP:-0}" = 1 ]; then
-    echo "kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap dovecot_bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT
-wait_port() {
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, limit = int(sys.argv[1]), float(sys.argv[2])
-end = time.time() + limit
-while time.time() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-# -------------------------------------------------- python helpers ----------
-# The same messages as bench_message() in crates/postamt/examples/bench_fill.rs,
-# with the two header lines postamt_mda::deliver prepends (Return-Path,
-# Delivered-To), which a Dovecot delivery would add too.
-cat >"$T/msg.py" <<'EOF'
-LINE = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd\r\n"
-
-def bench_message(i, size):
-    m = (f"From: Bench <bench@remote.test>\r\nTo: user@bench.test\r\nSubject: message {i}\r\n"
-         f"Message-ID: <{i}@bench.test>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n").encode()
-    while len(m) + len(LINE) <= size:
-        m += LINE
-    return m
-
-def delivered(i, size, address):
-    return (f"Return-Path: <bench@remote.test>\r\nDelivered-To: {address}\r\n").encode() + bench_message(i, size)
-EOF
-
-# fill_maildir DIR N SIZE ADDRESS: Maildir/cur files stored with LF line ends
-# (as Dovecot stores them), named with S= (file size) and W= (CRLF size) the
-# way Dovecot's own deliveries name them, no flags (":2,"). No index: Dovecot
-# builds it on the first SELECT.
-cat >"$T/fill_maildir.py" <<'EOF'
-import os, sys
-sys.path.insert(0, os.path.dirname(__file__))
-from msg import delivered
-d, n, size, address = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-for sub in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(d, sub), exist_ok=True)
-total = 0
-for i in range(n):
-    crlf = delivered(i, size, address)
-    lf = crlf.replace(b"\r\n", b"\n")
-    name = f"{1700000000 + i}.M{i}P1.bench,S={len(lf)},W={len(crlf)}:2,"
-    with open(os.path.join(d, "cur", name), "wb") as f:
-        f.write(lf)
-    total += len(crlf)
-print(f"maildir {d}: {n} messages, {total} octets as sent (CRLF)")
-EOF
+# The Python helpers (bench/py/): the messages, a Maildir filler, idle
+# connections; the scripts below import them from $T.
+cp "$ROOT"/bench/py/*.py "$T/"
 
 # The benchmark client (standard library only; see its header).
 cat >"$T/imapc.py" <<'PYEOF'
@@ -206,7 +124,6 @@ from msg import bench_message, delivered
 
 TIMEOUT = float(os.environ.get("IMAP_TIMEOUT", "300"))
 now = time.perf_counter
-
 
 class Imap:
     """One IMAP connection. run() times a command and counts its response
@@ -345,10 +262,8 @@ class Imap:
             pass
         self.s.close()
 
-
 def f2(x):
     return f"{x:.2f}"
-
 
 def cmd_select(port, user, pw, rounds, pause):
     """Round 0 is the cold SELECT (first after server start / after filling);
@@ -374,14 +289,12 @@ def cmd_select(port, user, pw, rounds, pause):
         print(f"select again round={r} exists={exists} select_ms={f2(sms)}", flush=True)
     c.logout()
 
-
 def check_body(c, uid, size, user):
     _, _, _, lits = c.cmd(f"UID FETCH {uid} BODY.PEEK[]")
     got = lits[0]
     i = int(re.search(rb"^Subject: message (\d+)\r$", got, re.M).group(1))
     if got != delivered(i, size, user):
         sys.exit(f"UID {uid} (bench message {i}) differs from bench_message({i}, {size})")
-
 
 def cmd_fetch(port, user, pw, rounds, size):
     """Round 0 is a warm-up (also the first SELECT of this mailbox); each round
@@ -418,7 +331,6 @@ def cmd_fetch(port, user, pw, rounds, size):
               f"client_cpu_env_ms={(cpu1 - cpu0) * 1000:.1f} client_cpu_body_ms={(cpu2 - cpu1) * 1000:.1f} "
               f"body2_ms={f2(b2ms)} body2_msgs_s={exists / b2ms * 1000:.0f}", flush=True)
 
-
 class Lines:
     """Buffered line reader over a socket that select() says is readable."""
 
@@ -454,7 +366,6 @@ class Lines:
             if not r:
                 raise TimeoutError("no SMTP/LMTP reply")
             self.feed()
-
 
 def cmd_latency(port, user, pw, dport, proto, n, size, gap):
     c = Imap(port)
@@ -528,7 +439,6 @@ def cmd_latency(port, user, pw, dport, proto, n, size, gap):
           f"ack_before_exists={sum(1 for x in ack_lat if x >= 0)} exists_before_ack={sum(1 for x in ack_lat if x < 0)}",
           flush=True)
 
-
 def children_map():
     kids = {}
     for p in os.listdir("/proc"):
@@ -542,7 +452,6 @@ def children_map():
         ppid = int(st[st.rindex(")") + 2 :].split()[1])
         kids.setdefault(ppid, []).append(int(p))
     return kids
-
 
 def mem(mode, pid):
     """(processes, sum VmRSS kB, sum Pss kB) of pid (postamt) or of pid and
@@ -569,13 +478,11 @@ def mem(mode, pid):
             pss += s[0] if s else 0
     return count, rss, pss
 
-
 def mem_available_mb():
     with open("/proc/meminfo") as f:
         for l in f:
             if l.startswith("MemAvailable:"):
                 return int(l.split()[1]) // 1024
-
 
 async def idle_main(port, user, pw, n, mode, pid, concurrency, min_avail_mb, deadline_s):
     before = mem(mode, pid)
@@ -641,7 +548,6 @@ async def idle_main(port, user, pw, n, mode, pid, concurrency, min_avail_mb, dea
     gone = mem(mode, pid)
     print(f"idle closed procs={gone[0]} rss_kb={gone[1]} pss_kb={gone[2]}", flush=True)
 
-
 def main():
     a = sys.argv[1:]
     if a[0] == "select":
@@ -658,7 +564,6 @@ def main():
     else:
         sys.exit(f"unknown subcommand {a[0]}")
 
-
 if __name__ == "__main__":
     main()
 PYEOF
@@ -668,9 +573,6 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2)
 raw() { paste -sd' ' -; }
 # fld NAME: the value of " NAME=" on each input line
 fld() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 == 0 || b+0 == 0) print "n/a"; else printf "%.2f", a/b}'; }
-mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
-yes_no() { awk "BEGIN {print ($1) ? \"met\" : \"NOT met\"}"; }
 
 # ---------------------------------------------------------- fill stores ----
 REV=${BENCH_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')}
@@ -722,12 +624,7 @@ start_postamt() {
   : >"$T/postamt/stdout"
   "$POSTAMT" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>>"$T/postamt/stderr" &
   POSTAMT_PID=$!
-  for _ in $(seq 1 300); do
-    grep -q 'postamt: ready' "$T/postamt/stdout" 2>/dev/null && break
-    kill -0 "$POSTAMT_PID" 2>/dev/null || { cat "$T/postamt/stderr" >&2; die "postamt exited"; }
-    sleep 0.1
-  done
-  grep -q 'postamt: ready' "$T/postamt/stdout" || die "postamt not ready after 30 s"
+  wait_ready "$POSTAMT_PID" "$T/postamt"
 }
 POSTAMT_STOP_NOTE=""
 stop_postamt() {

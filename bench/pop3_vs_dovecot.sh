@@ -31,8 +31,8 @@ USER_BIG=big@bench.test
 MAIL_UID=nobody  # Dovecot refuses uid 0; nobody/nogroup exists on Debian
 MAIL_GID=nogroup
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+# Shared helpers: log, die, free_port, wait_port, stop_pid, rss_kb, ratio, …
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot must start as root)"
 
@@ -55,55 +55,8 @@ POSTAMT_PID=""
 DOVECOT_CONF="$T/dovecot/dovecot.conf"
 DOVECOT_STARTED=""
 
-cleanup() {
-  local rc=$?
-  set +e
-  if [ -n "$POSTAMT_PID" ] && kill -0 "$POSTAMT_PID" 2>/dev/null; then
-    kill -TERM "$POSTAMT_PID"
-    for _ in $(seq 1 100); do kill -0 "$POSTAMT_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$POSTAMT_PID" 2>/dev/null && kill -KILL "$POSTAMT_PID"
-  fi
-  if [ -n "$DOVECOT_STARTED" ]; then
-    local mp
-    mp=$(cat "$T/dovecot/run/master.pid" 2>/dev/null)
-    doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1
-    if [ -n "$mp" ]; then
-      for _ in $(seq 1 100); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$mp" 2>/dev/null && kill -KILL "$mp"
-    fi
-  fi
-  if [ "${KEEP:-0}" = 1 ]; then
-    echo "kept $T" >&2
-  else
-    rm -rf "$T"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap dovecot_bench_cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT
-wait_port() {
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, limit = int(sys.argv[1]), float(sys.argv[2])
-end = time.time() + limit
-while time.time() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-rss_detail() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s kB  ", $1, $2}' "/proc/$1/status"; echo; }
 
 # warmup ADDR USER: one session (Dovecot builds its index and, on QUIT, marks
 # every message seen), a pause so the maildir's cur/ mtime is no longer
@@ -115,44 +68,9 @@ warmup() {
   "$EX/pop3_bench" "$1" "$2" "$PASS" 16 2 | sed 's/^/warm-up 2: /'
 }
 
-# -------------------------------------------------- python helpers ----------
-# The same messages as bench_message() in crates/postamt/examples/bench_fill.rs,
-# with the two header lines postamt_mda::deliver prepends (Return-Path,
-# Delivered-To), which a Dovecot LDA delivery would add too.
-cat >"$T/msg.py" <<'EOF'
-LINE = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd\r\n"
-
-def bench_message(i, size):
-    m = (f"From: Bench <bench@remote.test>\r\nTo: user@bench.test\r\nSubject: message {i}\r\n"
-         f"Message-ID: <{i}@bench.test>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n").encode()
-    while len(m) + len(LINE) <= size:
-        m += LINE
-    return m
-
-def delivered(i, size, address):
-    return (f"Return-Path: <bench@remote.test>\r\nDelivered-To: {address}\r\n").encode() + bench_message(i, size)
-EOF
-
-# fill_maildir DIR N SIZE ADDRESS: Maildir/cur files stored with LF line ends
-# (as Dovecot stores them), named with S= (file size) and W= (CRLF size) the
-# way Dovecot's own deliveries name them.
-cat >"$T/fill_maildir.py" <<'EOF'
-import os, sys
-sys.path.insert(0, os.path.dirname(__file__))
-from msg import delivered
-d, n, size, address = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-for sub in ("cur", "new", "tmp"):
-    os.makedirs(os.path.join(d, sub), exist_ok=True)
-total = 0
-for i in range(n):
-    crlf = delivered(i, size, address)
-    lf = crlf.replace(b"\r\n", b"\n")
-    name = f"{1700000000 + i}.M{i}P1.bench,S={len(lf)},W={len(crlf)}:2,"
-    with open(os.path.join(d, "cur", name), "wb") as f:
-        f.write(lf)
-    total += len(crlf)
-print(f"maildir: {n} messages, {total} octets as sent (CRLF)")
-EOF
+# The Python helpers (bench/py/): the messages, a Maildir filler, idle
+# connections; the scripts below import them from $T.
+cp "$ROOT"/bench/py/*.py "$T/"
 
 # verify PORT USER: STAT octets, and message 1 byte-identical to the expected
 # bench message; prints "count octets".
@@ -173,41 +91,6 @@ for num in (1, count):
         sys.exit(f"message {num} (bench message {i}) differs from bench_message({i}, {size})")
 p.quit()
 print(count, octets)
-EOF
-
-# idle_conns PORT PID N: RSS of PID before/after N idle connections that have
-# read the greeting; prints "before_kb after_kb per_conn_bytes".
-cat >"$T/idle_conns.py" <<'EOF'
-import socket, sys, time
-port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-def rss():
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1])
-time.sleep(1)
-before = rss()
-socks = []
-try:
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        g = s.recv(512)
-        if not g.startswith(b"+OK"):
-            sys.exit(f"connection {len(socks)}: greeting {g!r}")
-        socks.append(s)
-    time.sleep(2)
-    # every connection must still be open (nothing closed on us)
-    for s in socks:
-        s.setblocking(False)
-        try:
-            if s.recv(1) == b"":
-                sys.exit("a connection was closed by the server")
-        except BlockingIOError:
-            pass
-    after = rss()
-finally:
-    for s in socks:
-        s.close()
-print(before, after, round((after - before) * 1024 / n))
 EOF
 
 # median of numbers on stdin
@@ -267,18 +150,13 @@ EOF
 log "starting postamt on 127.0.0.1:$P_PORT"
 "$BIN/postamt" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>"$T/postamt/stderr" &
 POSTAMT_PID=$!
-for _ in $(seq 1 300); do
-  grep -q 'postamt: ready' "$T/postamt/stdout" 2>/dev/null && break
-  kill -0 "$POSTAMT_PID" 2>/dev/null || { cat "$T/postamt/stderr" >&2; die "postamt exited"; }
-  sleep 0.1
-done
-grep -q 'postamt: ready' "$T/postamt/stdout" || die "postamt not ready after 30 s"
+wait_ready "$POSTAMT_PID" "$T/postamt"
 sleep 1
 P_IDLE_RSS=$(rss_kb "$POSTAMT_PID")
 echo "postamt idle RSS right after start: $(rss_detail "$POSTAMT_PID")"
 
 log "postamt: $IDLE_CONNS idle connections"
-read -r C_BEFORE C_AFTER C_PER < <(python3 "$T/idle_conns.py" "$P_PORT" "$POSTAMT_PID" "$IDLE_CONNS")
+read -r C_BEFORE C_AFTER C_PER < <(python3 "$T/idle_conns.py" "$P_PORT" "$POSTAMT_PID" "$IDLE_CONNS" "+OK")
 echo "postamt RSS: $C_BEFORE kB before, $C_AFTER kB with $IDLE_CONNS idle connections: $C_PER bytes per connection"
 
 read -r P_COUNT P_OCTETS < <(python3 "$T/verify.py" "$P_PORT" "$USER_A" "$PASS" "$SIZE")
@@ -374,9 +252,6 @@ BLS=$(f_ls "$P_BIG" | median); BMAX=$(f_ls "$P_BIG" | sort -n | tail -1)
 PLS=$(f_ls "$P_D16" | median); DLS=$(f_ls "$D_D16" | median)
 PL=$(f_login <<<"$P_D16" | median); DL=$(f_login <<<"$D_D16" | median)
 BL=$(f_login <<<"$P_BIG" | median); BS=$(f_stat <<<"$P_BIG" | median)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
-yes_no() { awk "BEGIN {print ($1) ? \"met\" : \"NOT met\"}"; }
 
 cat <<EOF
 

@@ -26,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. "$ROOT/bench/lib.sh"
 COUNT=${COUNT:-10000}
 DOMAINS=${DOMAINS:-100}
 CONNS=${CONNS:-32}
@@ -48,8 +49,6 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The zone: dI.bench MX mxI.bench, mxI.bench A 127.0.0.(I+1).
 python3 - "$DOMAINS" >"$TMP/zone.json" <<'PY'

@@ -67,8 +67,8 @@ count_for() {
   echo "${!var:-$(default_count "$1" "$2")}"
 }
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+# Shared helpers: log, die, free_port, wait_port, stop_pid, rss_kb, ratio, …
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix's master and Dovecot start as root)"
 
@@ -128,24 +128,11 @@ stop_postfix() {
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
-stop_dovecot() {
-  local mp
-  mp=$(cat "$T/dovecot/run/master.pid" 2>/dev/null) || true
-  doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || true
-  if [ -n "$mp" ]; then
-    for _ in $(seq 1 100); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$mp" 2>/dev/null && kill -KILL "$mp"
-  fi
-  return 0
-}
+stop_dovecot() { stop_dovecot_instance "$DOVECOT_CONF" "$T/dovecot/run/master.pid"; }
 
 stop_postamt() {
   [ -n "$POSTAMT_PID" ] || return 0
-  if kill -0 "$POSTAMT_PID" 2>/dev/null; then
-    kill -TERM "$POSTAMT_PID"
-    for _ in $(seq 1 150); do kill -0 "$POSTAMT_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$POSTAMT_PID" 2>/dev/null && kill -KILL "$POSTAMT_PID"
-  fi
+  stop_pid "$POSTAMT_PID" 150
   wait "$POSTAMT_PID" 2>/dev/null || true
   POSTAMT_PID=""
 }
@@ -171,28 +158,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT
-wait_port() {
-  python3 - "$1" "$2" <<'EOF'
-import socket, sys, time
-port, limit = int(sys.argv[1]), float(sys.argv[2])
-end = time.time() + limit
-while time.time() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-}
-
-rss_detail() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s kB  ", $1, $2}' "/proc/$1/status"; echo; }
-
 # Wait until nothing is writing back, so one run's dirty pages do not land in
 # the next run's time; then drop the page cache (DROP_CACHES=0: keep it), so
 # each run starts from the same state. On this VM a page cache that grows
@@ -207,46 +172,9 @@ settle() {
   sleep 2
 }
 
-# -------------------------------------------------- python helpers ----------
-# idle_conns PORT PID N: RSS of PID before/after N idle SMTP connections that
-# have read the 220 greeting; prints "before_kb after_kb per_conn_bytes".
-cat >"$T/idle_conns.py" <<'EOF'
-import socket, sys, time
-port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-def rss():
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1])
-time.sleep(1)
-before = rss()
-socks = []
-try:
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        g = b""
-        while not g.endswith(b"\r\n"):
-            d = s.recv(512)
-            if not d:
-                break
-            g += d
-        if not g.startswith(b"220 "):
-            sys.exit(f"connection {len(socks)}: greeting {g!r}")
-        socks.append(s)
-    time.sleep(2)
-    # every connection must still be open (nothing closed on us)
-    for s in socks:
-        s.setblocking(False)
-        try:
-            if s.recv(1) == b"":
-                sys.exit("a connection was closed by the server")
-        except BlockingIOError:
-            pass
-    after = rss()
-finally:
-    for s in socks:
-        s.close()
-print(before, after, round((after - before) * 1024 / n))
-EOF
+# The Python helpers (bench/py/): the messages, a Maildir filler, idle
+# connections; the scripts below import them from $T.
+cp "$ROOT"/bench/py/*.py "$T/"
 
 # run_one.py KIND SMTP_PORT POP3_PORT RCPT SIZE SESSIONS COUNT MAILDIR REUSE WAIT
 # Runs smtp-source, waits until every message is readable in the mailbox,
@@ -378,17 +306,12 @@ done
 log "starting postamt (SMTP 127.0.0.1:$P_SMTP, POP3 127.0.0.1:$P_POP3)"
 "$BIN/postamt" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>"$T/postamt/stderr" &
 POSTAMT_PID=$!
-for _ in $(seq 1 300); do
-  grep -q 'postamt: ready' "$T/postamt/stdout" 2>/dev/null && break
-  kill -0 "$POSTAMT_PID" 2>/dev/null || { cat "$T/postamt/stderr" >&2; die "postamt exited"; }
-  sleep 0.1
-done
-grep -q 'postamt: ready' "$T/postamt/stdout" || die "postamt not ready after 30 s"
+wait_ready "$POSTAMT_PID" "$T/postamt"
 
 # ------------------------------------------------------- memory (fresh) ----
 log "postamt: $IDLE_CONNS idle SMTP connections"
 echo "postamt RSS right after start: $(rss_detail "$POSTAMT_PID")"
-read -r C_BEFORE C_AFTER C_PER < <(python3 "$T/idle_conns.py" "$P_SMTP" "$POSTAMT_PID" "$IDLE_CONNS")
+read -r C_BEFORE C_AFTER C_PER < <(python3 "$T/idle_conns.py" "$P_SMTP" "$POSTAMT_PID" "$IDLE_CONNS" "220 ")
 C_DELTA=$((C_AFTER - C_BEFORE))
 echo "postamt RSS: $C_BEFORE kB before, $C_AFTER kB with $IDLE_CONNS idle SMTP connections:" \
      "+$C_DELTA kB, $C_PER bytes per connection"
@@ -570,9 +493,6 @@ fi
 echo "Postfix log: $(grep -c 'status=sent' "$PF_DIR/maillog" 2>/dev/null || echo 0) deliveries with status=sent"
 
 # -------------------------------------------------------------- summary ----
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
-yes_no() { awk "BEGIN {print ($1) ? \"met\" : \"NOT met\"}"; }
 field() { awk -v k="$1" -v z="$2" -v s="$3" -v f="$4" '$1=="RESULT" && $2==k && $3==z && $4==s {print $f}' "$RESULTS"; }
 
 mode="one message per connection"
