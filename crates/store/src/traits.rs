@@ -132,7 +132,9 @@ pub trait Messages: Send + Sync + 'static {
     /// messages at once (IMAP FETCH of a range); messages that are gone are
     /// left out. In UID order.
     fn message_contents(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>>;
-    /// [`Messages::message_contents`] of one message.
+    /// [`Messages::message_contents`] of one message (POP3 RETR, IMAP
+    /// FETCH of one message). A backend whose bulk read is costly for a
+    /// single message overrides this with a point read (SQLite does).
     fn message_content(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<Vec<u8>>> {
         Ok(self
             .message_contents(mailbox, &[uid])?
