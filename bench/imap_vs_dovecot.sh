@@ -94,14 +94,7 @@ else
 fi
 NOFILE=$(ulimit -n)
 
-T=$(mktemp -d /tmp/imapbench.XXXXXX)
-chmod 755 "$T"   # Dovecot's mail user must traverse it
-POSTAMT_PID=""
-DOVECOT_CONF="$T/dovecot/dovecot.conf"
-DOVECOT_STARTED=""
-
-trap dovecot_bench_cleanup EXIT
-trap 'exit 130' INT TERM
+dovecot_bench_setup imapbench
 
 # The Python helpers (bench/py/): the messages, a Maildir filler, idle
 # connections; the scripts below import them from $T.
@@ -662,33 +655,12 @@ stop_postamt "after the IDLE connections were closed"
 
 # -------------------------------------------------------------- Dovecot ----
 D_IMAP=$(free_port); D_LMTP=$(free_port)
-DOVECOT_VERSION=$(dovecot --version)
-case "$DOVECOT_VERSION" in
-  2.3.*|2.2.*) PLAINTEXT="disable_plaintext_auth = no" ;;
-  *)           PLAINTEXT="auth_allow_cleartext = yes" ;;
-esac
 for u in "$USER_BIG" "$USER_A" "$USER_LAT" "$USER_IDLE"; do echo "$u:{PLAIN}$PASS"; done >"$T/dovecot/passwd"
-cat >"$DOVECOT_CONF" <<EOF
-# Defaults wherever the bench does not need otherwise (no tuning): only the
-# listeners, auth, the mail location and the limits that would otherwise
-# stop $IDLE_CONNS concurrent IMAP sessions of one user from one IP.
-instance_name = imapbench
-base_dir = $T/dovecot/run
-log_path = $T/dovecot/dovecot.log
-protocols = imap lmtp
-listen = 127.0.0.1
-ssl = no
-$PLAINTEXT
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $T/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=$MAIL_UID gid=$MAIL_GID home=$T/dovecot/home/%n
-}
+# Dovecot's defaults (lib.sh) and the limits that would otherwise stop
+# $IDLE_CONNS concurrent IMAP sessions of one user from one IP.
+{
+dovecot_conf imapbench "imap lmtp" "$T/dovecot/home/%n"
+cat <<EOF
 # limits for the $IDLE_CONNS IDLE sessions (defaults: 1000, 1024, 10)
 default_client_limit = $((IDLE_CONNS + 1000))
 protocol imap {
@@ -714,20 +686,10 @@ service imap-login {
   # process then owns the socket (no SSL to proxy)
   process_limit = 1024
 }
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = $D_LMTP
-  }
-}
 EOF
-doveconf -c "$DOVECOT_CONF" -n >/dev/null || die "Dovecot rejects its config"
-
-log "starting Dovecot $DOVECOT_VERSION on 127.0.0.1:$D_IMAP (LMTP :$D_LMTP)"
-DOVECOT_STARTED=1
-dovecot -c "$DOVECOT_CONF" || { cat "$T/dovecot/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
-wait_port "$D_IMAP" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot not listening after 30 s"; }
-wait_port "$D_LMTP" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot LMTP not listening after 30 s"; }
+dovecot_listener lmtp lmtp "$D_LMTP"
+} >"$DOVECOT_CONF"
+start_dovecot "$D_IMAP" "$D_LMTP"
 D_MASTER=$(cat "$T/dovecot/run/master.pid")
 
 log "Dovecot: first SELECT (builds the index) + $ROUNDS warm rounds on $N_BIG messages"

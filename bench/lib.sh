@@ -79,3 +79,72 @@ dovecot_bench_cleanup() {
   fi
   exit $rc
 }
+
+# dovecot_conf NAME PROTOCOLS HOME: the part of a private Dovecot's config
+# every bench shares, on stdout: Dovecot's defaults wherever a bench does
+# not need otherwise (no tuning), loopback only, no TLS, PLAIN logins from
+# $T/dovecot/passwd, Maildirs under HOME (e.g. $T/dovecot/home/%n) owned
+# by $MAIL_UID:$MAIL_GID. Sets DOVECOT_VERSION.
+dovecot_conf() {
+  local plaintext
+  DOVECOT_VERSION=$(dovecot --version)
+  case "$DOVECOT_VERSION" in
+    2.3.*|2.2.*) plaintext="disable_plaintext_auth = no" ;;
+    *)           plaintext="auth_allow_cleartext = yes" ;;
+  esac
+  cat <<CONF
+instance_name = $1
+base_dir = $T/dovecot/run
+log_path = $T/dovecot/dovecot.log
+protocols = $2
+listen = 127.0.0.1
+ssl = no
+$plaintext
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $T/dovecot/passwd
+}
+userdb {
+  driver = static
+  args = uid=$MAIL_UID gid=$MAIL_GID home=$3
+}
+CONF
+}
+
+# dovecot_listener SERVICE NAME PORT: a plaintext listener on 127.0.0.1:PORT
+# (for a *-login service, its TLS twin is turned off: NAMEs, port 0).
+dovecot_listener() {
+  printf 'service %s {\n  inet_listener %s {\n    address = 127.0.0.1\n    port = %s\n  }\n' "$1" "$2" "$3"
+  case "$1" in
+    *-login) printf '  inet_listener %ss {\n    port = 0\n  }\n' "$2" ;;
+  esac
+  printf '}\n'
+}
+
+# start_dovecot PORT...: starts the private Dovecot of $DOVECOT_CONF and
+# waits until each PORT accepts.
+start_dovecot() {
+  local p
+  doveconf -c "$DOVECOT_CONF" -n >/dev/null || die "Dovecot rejects its config"
+  log "starting Dovecot $DOVECOT_VERSION (127.0.0.1, ports $*)"
+  DOVECOT_STARTED=1
+  dovecot -c "$DOVECOT_CONF" || { cat "$T/dovecot/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
+  for p in "$@"; do
+    wait_port "$p" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot not listening on $p after 30 s"; }
+  done
+}
+
+# dovecot_bench_setup NAME: the temp dir $T (/tmp/NAME.XXXXXX, traversable
+# by Dovecot's mail user) and the state dovecot_bench_cleanup reads, which
+# becomes the EXIT trap (INT and TERM exit 130 through it).
+dovecot_bench_setup() {
+  T=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$T"
+  POSTAMT_PID=""
+  DOVECOT_CONF="$T/dovecot/dovecot.conf"
+  DOVECOT_STARTED=""
+  trap dovecot_bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}

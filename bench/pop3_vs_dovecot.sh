@@ -49,14 +49,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
   ulimit -n 8192 || die "cannot raise ulimit -n to 8192"
 fi
 
-T=$(mktemp -d /tmp/pop3bench.XXXXXX)
-chmod 755 "$T"   # Dovecot's mail user must traverse it
-POSTAMT_PID=""
-DOVECOT_CONF="$T/dovecot/dovecot.conf"
-DOVECOT_STARTED=""
-
-trap dovecot_bench_cleanup EXIT
-trap 'exit 130' INT TERM
+dovecot_bench_setup pop3bench
 
 # warmup ADDR USER: one session (Dovecot builds its index and, on QUIT, marks
 # every message seen), a pause so the maildir's cur/ mtime is no longer
@@ -181,46 +174,12 @@ POSTAMT_PID=""
 
 # -------------------------------------------------------------- Dovecot ----
 D_PORT=$(free_port)
-DOVECOT_VERSION=$(dovecot --version)
-case "$DOVECOT_VERSION" in
-  2.3.*|2.2.*) PLAINTEXT="disable_plaintext_auth = no" ;;
-  *)           PLAINTEXT="auth_allow_cleartext = yes" ;;
-esac
 echo "$USER_A:{PLAIN}$PASS" >"$T/dovecot/passwd"
-cat >"$DOVECOT_CONF" <<EOF
-# Defaults wherever the bench does not need otherwise (no tuning).
-instance_name = pop3bench
-base_dir = $T/dovecot/run
-log_path = $T/dovecot/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-$PLAINTEXT
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $T/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=$MAIL_UID gid=$MAIL_GID home=$T/dovecot/home/user
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = $D_PORT
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-EOF
-
-log "starting Dovecot $DOVECOT_VERSION on 127.0.0.1:$D_PORT"
-DOVECOT_STARTED=1
-dovecot -c "$DOVECOT_CONF" || { cat "$T/dovecot/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
-wait_port "$D_PORT" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot not listening after 30 s"; }
+{
+  dovecot_conf pop3bench pop3 "$T/dovecot/home/user"
+  dovecot_listener pop3-login pop3 "$D_PORT"
+} >"$DOVECOT_CONF"
+start_dovecot "$D_PORT"
 
 read -r D_COUNT D_OCTETS < <(python3 "$T/verify.py" "$D_PORT" "$USER_A" "$PASS" "$SIZE")
 echo "Dovecot $USER_A: $D_COUNT messages, $D_OCTETS octets (first/last message verified)"

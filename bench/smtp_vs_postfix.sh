@@ -95,6 +95,7 @@ POSTAMT_PID=""
 DOVECOT_CONF="$T/dovecot/dovecot.conf"
 DOVECOT_STARTED=""
 PF_DIR="$T/postfix"
+PF_INSTANCE="$ROOT/crates/postamt/tests/clients/postfix_instance.sh"
 PF_STARTED=""
 CHILD=""         # the running measurement helper (its own process group)
 
@@ -110,23 +111,7 @@ run_child() {
   return $rc
 }
 
-pf_master_pid() {
-  local f="$PF_DIR/queue/pid/master.pid" pid
-  [ -r "$f" ] || return 1
-  pid=$(tr -dc 0-9 <"$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
-
-stop_postfix() {
-  local pid
-  pid=$(pf_master_pid) || return 0
-  postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
-  # the master leads its own process group; make sure no child lingers
-  for _ in $(seq 1 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
+stop_postfix() { sh "$PF_INSTANCE" stop "$PF_DIR" >/dev/null 2>&1 || true; }
 
 stop_dovecot() { stop_dovecot_instance "$DOVECOT_CONF" "$T/dovecot/run/master.pid"; }
 
@@ -319,11 +304,6 @@ sleep 1   # let postamt see the closes before the load starts
 
 # -------------------------------------------------------------- Dovecot ----
 D_LMTP=$(free_port); D_POP3=$(free_port)
-DOVECOT_VERSION=$(dovecot --version)
-case "$DOVECOT_VERSION" in
-  2.3.*|2.2.*) PLAINTEXT="disable_plaintext_auth = no" ;;
-  *)           PLAINTEXT="auth_allow_cleartext = yes" ;;
-esac
 mkdir -p "$T/dovecot/run" "$T/dovecot/home"
 : >"$T/dovecot/passwd"
 for r in "${RCPTS[@]}"; do
@@ -331,49 +311,16 @@ for r in "${RCPTS[@]}"; do
   mkdir -p "$T/dovecot/home/${r%@*}"
 done
 chown -R "$MAIL_UID:$MAIL_GID" "$T/dovecot/home"
-cat >"$DOVECOT_CONF" <<EOF
-# Defaults wherever the bench does not need otherwise (no tuning); in
-# particular mail_fsync = optimized (the default): a delivered message file
-# is fsync'd before it is renamed into new/ and LMTP answers 250.
-instance_name = smtpbench
-base_dir = $T/dovecot/run
-log_path = $T/dovecot/dovecot.log
-protocols = lmtp pop3
-listen = 127.0.0.1
-ssl = no
-$PLAINTEXT
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-lmtp_save_to_detail_mailbox = no
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $T/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=$MAIL_UID gid=$MAIL_GID home=$T/dovecot/home/%n
-}
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = $D_LMTP
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = $D_POP3
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-EOF
-log "starting Dovecot $DOVECOT_VERSION (LMTP 127.0.0.1:$D_LMTP, POP3 127.0.0.1:$D_POP3)"
-DOVECOT_STARTED=1
-dovecot -c "$DOVECOT_CONF" || { cat "$T/dovecot/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
-wait_port "$D_LMTP" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot LMTP not listening after 30 s"; }
-wait_port "$D_POP3" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot POP3 not listening after 30 s"; }
+# Dovecot's defaults (lib.sh), in particular mail_fsync = optimized: a
+# delivered message file is fsync'd before it is renamed into new/ and LMTP
+# answers 250.
+{
+  dovecot_conf smtpbench "lmtp pop3" "$T/dovecot/home/%n"
+  echo "lmtp_save_to_detail_mailbox = no"
+  dovecot_listener lmtp lmtp "$D_LMTP"
+  dovecot_listener pop3-login pop3 "$D_POP3"
+} >"$DOVECOT_CONF"
+start_dovecot "$D_LMTP" "$D_POP3"
 
 # -------------------------------------------------------------- Postfix ----
 # A private instance (own config, queue and data dirs, log file), loopback
@@ -382,69 +329,13 @@ wait_port "$D_POP3" 30 || { cat "$T/dovecot/dovecot.log" >&2; die "Dovecot POP3 
 # concurrency up to 20 (default_destination_concurrency_limit).
 PF_SMTP=$(free_port)
 POSTFIX_VERSION=$(postconf -d -h mail_version)
-mkdir -p "$PF_DIR/etc" "$PF_DIR/queue" "$PF_DIR/data"
-chmod 755 "$PF_DIR" "$PF_DIR/etc" "$PF_DIR/queue"
-chown postfix "$PF_DIR/data"
-cat >"$PF_DIR/etc/main.cf" <<EOF
-compatibility_level = 3.6
-config_directory = $PF_DIR/etc
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $PF_DIR
-myhostname = relay.test
-mydomain = relay.test
-myorigin = relay.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-relay_domains = bench.test
-relay_recipient_maps =
-transport_maps = inline:{ bench.test=lmtp:inet:127.0.0.1:$D_LMTP }
-smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
-# nothing else is routed anywhere (bounces to the remote sender are dropped)
-default_transport = discard:bench instance delivers nowhere else
-relay_transport = error:no route
-biff = no
-append_dot_mydomain = no
-smtp_dns_support_level = disabled
-EOF
-cat >"$PF_DIR/etc/master.cf" <<EOF
-# service          type  private unpriv chroot wakeup maxproc command
-127.0.0.1:$PF_SMTP inet  n       -      n      -      -       smtpd
-pickup             unix  n       -      n      60     1       pickup
-cleanup            unix  n       -      n      -      0       cleanup
-qmgr               unix  n       -      n      300    1       qmgr
-tlsmgr             unix  -       -      n      1000?  1       tlsmgr
-rewrite            unix  -       -      n      -      -       trivial-rewrite
-bounce             unix  -       -      n      -      0       bounce
-defer              unix  -       -      n      -      0       bounce
-trace              unix  -       -      n      -      0       bounce
-verify             unix  -       -      n      -      1       verify
-flush              unix  n       -      n      1000?  0       flush
-proxymap           unix  -       -      n      -      -       proxymap
-proxywrite         unix  -       -      n      -      1       proxymap
-smtp               unix  -       -      n      -      -       smtp
-relay              unix  -       -      n      -      -       smtp
-showq              unix  n       -      n      -      -       showq
-error              unix  -       -      n      -      -       error
-retry              unix  -       -      n      -      -       error
-discard            unix  -       -      n      -      -       discard
-lmtp               unix  -       -      n      -      -       lmtp
-anvil              unix  -       -      n      -      1       anvil
-scache             unix  -       -      n      -      1       scache
-postlog            unix-dgram n  -      n      -      1       postlogd
-EOF
+# The tests' private instance (crates/postamt/tests/clients/postfix_instance.sh)
+# with Postfix's defaults for everything it does not need.
+POSTFIX_DEFAULTS=1 sh "$PF_INSTANCE" create "$PF_DIR" "$PF_SMTP" "lmtp:inet:127.0.0.1:$D_LMTP" bench.test
+postconf -c "$PF_DIR/etc" -e "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination"
 log "starting Postfix $POSTFIX_VERSION (SMTP 127.0.0.1:$PF_SMTP -> LMTP 127.0.0.1:$D_LMTP)"
-postfix -c "$PF_DIR/etc" check
 PF_STARTED=1
-postfix -c "$PF_DIR/etc" start >/dev/null 2>&1 || { cat "$PF_DIR/maillog" >&2 2>/dev/null; die "postfix did not start"; }
-for _ in $(seq 1 100); do pf_master_pid >/dev/null && break; sleep 0.1; done
-pf_master_pid >/dev/null || die "postfix master did not start"
+sh "$PF_INSTANCE" start "$PF_DIR" >/dev/null || { cat "$PF_DIR/maillog" >&2 2>/dev/null; die "postfix did not start"; }
 wait_port "$PF_SMTP" 30 || { cat "$PF_DIR/maillog" >&2; die "Postfix not listening after 30 s"; }
 
 # ----------------------------------------------------------- throughput ----
