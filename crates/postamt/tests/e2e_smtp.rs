@@ -191,6 +191,33 @@ fn spoofed_local_senders_are_rejected_by_default() {
     assert!(maildrop(&s, "alice@example.test", "alice-pw").is_empty());
 }
 
+/// RFC 5322 §3.6: one From: field with an address. A second From: (the
+/// verifier reads one, the reader sees the other) or a From: without an
+/// address is refused at the end of DATA, and the session goes on.
+#[test]
+fn rfc5322_3_6_two_from_fields_or_none_with_an_address_are_refused() {
+    let s = Server::start("");
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO forger.test", "250");
+    for header in [
+        "From: someone@remote.test\r\nFrom: Bank <ceo@bank.test>\r\n",
+        "From: Your Bank\r\n",
+    ] {
+        c.smtp("MAIL FROM:<forger@remote.test>", "250");
+        c.smtp("RCPT TO:<alice@example.test>", "250");
+        c.smtp("DATA", "354");
+        c.send(format!("{header}Subject: trust me\r\n\r\nsend money\r\n.\r\n").as_bytes());
+        let r = c.reply();
+        assert!(r[0].starts_with("550 5.7.1"), "{r:?}");
+    }
+    c.smtp("MAIL FROM:<friend@remote.test>", "250");
+    c.smtp("RCPT TO:<alice@example.test>", "250");
+    c.smtp("DATA", "354");
+    c.send(b"From: Friend <friend@remote.test>\r\nSubject: hi\r\n\r\nhello\r\n.\r\n");
+    assert!(c.reply()[0].starts_with("250"));
+    assert_eq!(maildrop(&s, "alice@example.test", "alice-pw").len(), 1);
+}
+
 #[test]
 fn spoof_policy_mark_adds_a_warning() {
     let s = Server::start("[smtp]\nspoof_policy = \"mark\"\n");

@@ -26,6 +26,8 @@ pub struct HeaderFacts {
     pub received: usize,
     /// The addresses in `From:`.
     pub from: Vec<String>,
+    /// How many `From:` fields there are (RFC 5322 §3.6: exactly one).
+    pub from_fields: usize,
     pub has_message_id: bool,
     pub has_date: bool,
 }
@@ -52,6 +54,11 @@ impl HeaderFacts {
                         .collect()
                 })
                 .unwrap_or_default(),
+            from_fields: headers
+                .headers()
+                .iter()
+                .filter(|h| h.name == HeaderName::From)
+                .count(),
             has_message_id: has(HeaderName::MessageId),
             has_date: has(HeaderName::Date),
         }
@@ -99,6 +106,27 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     // RFC 5321 §6.3: count Received headers to stop loops.
     if facts.received > input.max_received {
         return Check::Refuse(Reply::new(R::Loop));
+    }
+    // Two From: fields, or one without an address, is the classic bypass
+    // of sender checks: a verifier reads one From, the reader sees the
+    // other (RFC 5322 §3.6 allows exactly one, with a mailbox). LMTP comes
+    // from a trusted MTA that checked already.
+    if input.mode != Mode::Lmtp {
+        if facts.from_fields > 1 {
+            return Check::Refuse(Reply::with(
+                R::BadFromField,
+                format!(
+                    "the message has {} From: fields; exactly one is allowed (RFC 5322 §3.6)",
+                    facts.from_fields
+                ),
+            ));
+        }
+        if facts.from_fields == 1 && facts.from.is_empty() {
+            return Check::Refuse(Reply::with(
+                R::BadFromField,
+                "the From: field has no address (RFC 5322 §3.6.2)",
+            ));
+        }
     }
     let mut headers = String::new();
     let mut warning = input.warning.map(str::to_string);
@@ -288,6 +316,36 @@ mod tests {
         assert_eq!(f.received, 0, "a body line is not a header");
         assert!(!f.has_message_id);
         assert_eq!(HeaderFacts::read(b""), HeaderFacts::default());
+    }
+
+    /// RFC 5322 §3.6: exactly one From: field, with an address. Two fields
+    /// (a verifier reads one, the reader sees the other) or one without a
+    /// mailbox are refused on port 25 and on submission; a message
+    /// without From: is not this rule's business.
+    #[test]
+    fn rfc5322_3_6_one_from_field_with_an_address() {
+        let refused = |header: &str, mode: Mode| {
+            let r = check_message(&facts(header), &input(mode), &domains());
+            matches!(r, Check::Refuse(ref reply) if reply.code == 550 && reply.enhanced == Some("5.7.1"))
+        };
+        for mode in [Mode::Inbound, Mode::Submission] {
+            assert!(refused("From: a@x.test\r\nFrom: ceo@bank.test", mode));
+            assert!(refused(
+                "From: a@x.test\r\nSubject: s\r\nfrom: b@y.test",
+                mode
+            ));
+            assert!(refused("From: undisclosed-recipients:;", mode));
+            assert!(refused("From: Just A Name", mode));
+            assert!(refused("From:", mode));
+        }
+        assert!(!refused("From: Joe <a@x.test>, b@y.test", Mode::Inbound));
+        assert!(!refused("Subject: no From at all", Mode::Inbound));
+        assert!(!refused(
+            "From: a@x.test\r\nFrom: ceo@bank.test",
+            Mode::Lmtp
+        ));
+        let f = facts("From: a@x.test\r\nFrom: ceo@bank.test");
+        assert_eq!(f.from_fields, 2);
     }
 
     /// RFC 5321 §6.3: more Received headers than allowed is a loop; checked

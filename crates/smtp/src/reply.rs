@@ -69,6 +69,7 @@ replies! {
     RelayDenied => 554 Some("5.7.1"), "Relay access denied";
     SpoofedSender => 550 Some("5.7.1"), "Unauthenticated sender claims a local domain";
     NotYourAddress => 553 Some("5.7.1"), "Sender address not owned by the authenticated user";
+    BadFromField => 550 Some("5.7.1"), "The message must have one From: field with an address (RFC 5322 §3.6)";
     NeedSmtpUtf8 => 553 Some("5.6.7"), "Must declare SMTPUTF8 to send a UTF-8 address";
     TooBig => 552 Some("5.3.4"), "Message size exceeds fixed limit";
     HeaderTooBig => 552 Some("5.3.4"), "Message header size exceeds limit";
@@ -206,6 +207,7 @@ mod tests {
             R::RelayDenied,
             R::SpoofedSender,
             R::NotYourAddress,
+            R::BadFromField,
             R::NeedSmtpUtf8,
             R::TooBig,
             R::HeaderTooBig,
