@@ -6,4 +6,6 @@
 //! tests from an in-memory zone ([`dns::Zone`]).
 
 pub mod dns;
+#[cfg(feature = "resolver")]
+pub mod resolver;
 pub mod spf;

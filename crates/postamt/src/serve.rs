@@ -17,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, Endpoint};
 use crate::open::open_store_with;
-use postamt_smtp::{Mode, Smtp, SmtpConfig, SpoofPolicy};
+use postamt_smtp::{Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -116,6 +116,23 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             ..ImapConfig::default()
         },
     ));
+    // SPF asks the `[dns]` servers (hickory's cache keeps answers for
+    // their TTL).
+    let spf = match config.verify.spf.as_str() {
+        "reject" => SpfPolicy::Reject,
+        "mark" => SpfPolicy::Mark,
+        _ => SpfPolicy::Off,
+    };
+    let resolver = if spf == SpfPolicy::Off {
+        None
+    } else {
+        let dns = postamt_auth::resolver::DnsSettings {
+            nameservers: config.dns.nameservers()?,
+            timeout: config.dns.timeout.map(Duration::from_secs),
+        };
+        let r = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
+        Some(postamt_auth::resolver::Resolver::new(r))
+    };
     let smtp_config = |mode| SmtpConfig {
         mode,
         max_line: config.smtp.max_line.max(512),
@@ -131,6 +148,9 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             _ => SpoofPolicy::Reject,
         },
         max_received: config.smtp.max_received,
+        spf,
+        resolver: resolver.clone(),
+        verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
         ..SmtpConfig::default()
     };
     let smtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Inbound)));

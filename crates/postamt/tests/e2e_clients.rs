@@ -8,8 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
-
 /// Delivers three varied messages to alice and writes what RETR must send
 /// (from the store, through the admin-free path: RETR of a fresh session
 /// is checked against these bytes) into `dir/N.eml`.

@@ -9,7 +9,6 @@ use std::process::Command;
 
 use common::*;
 
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 const USER: &str = "alice@example.test";
 const PASS: &str = "alice-pw";
 

@@ -11,95 +11,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 /// How long a delivery (with its retries) may take.
 const DEADLINE: Duration = Duration::from_secs(45);
-
-/// Python with the test modules (dnslib, dkimpy), or a skip.
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import dnslib, dkim"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
-            panic!(
-                "python3 modules dnslib and dkimpy are missing (the test command installs them)"
-            );
-        }
-        eprintln!("skipping: python3 dnslib/dkimpy not installed");
-    }
-    ok
-}
-
-/// A helper process that prints "ready PORT"; killed on drop.
-struct Helper {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Helper {
-    fn start(script: &str, args: &[&str], dir: tempfile::TempDir) -> Helper {
-        let mut child = Command::new("python3")
-            .arg(Path::new(CLIENTS).join(script))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| {
-                let err = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
-                panic!("{script} did not start: {line:?}\n{err}")
-            });
-        Helper { child, port, dir }
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The test's DNS server, with a zone it can change while running.
-struct Dns(Helper);
-
-impl Dns {
-    fn start(zone: Value) -> Dns {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("zone.json");
-        std::fs::write(&file, zone.to_string()).unwrap();
-        let file = file.to_str().unwrap().to_string();
-        Dns(Helper::start("dns_server.py", &[&file], dir))
-    }
-    fn port(&self) -> u16 {
-        self.0.port
-    }
-    fn set(&self, zone: Value) {
-        let file = self.0.dir.path().join("zone.json");
-        std::fs::write(file.with_extension("tmp"), zone.to_string()).unwrap();
-        std::fs::rename(file.with_extension("tmp"), file).unwrap();
-    }
-}
 
 /// A scripted SMTP server on `ip` (port chosen by the kernel, or given).
 struct Sink(Helper);

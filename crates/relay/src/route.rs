@@ -4,12 +4,10 @@
 //! or a configured smarthost instead of all of that.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
+pub use postamt_auth::resolver::{DnsSettings, resolver_config};
 use rand::seq::SliceRandom;
 
 /// One host to try, with the addresses it resolved to.
@@ -37,21 +35,9 @@ pub struct Router {
     max_addrs: usize,
 }
 
-/// `[dns]`: which servers to ask.
-#[derive(Debug, Clone, Default)]
-pub struct DnsSettings {
-    /// `ip` or `ip:port`; empty: the system's resolv.conf.
-    pub nameservers: Vec<SocketAddr>,
-    pub timeout: Option<Duration>,
-}
-
 impl Router {
     pub fn new(dns: &DnsSettings, port: u16) -> Result<Router, String> {
-        let (config, opts) = resolver_config(dns)?;
-        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("resolver: {e}"))?;
+        let resolver = postamt_auth::resolver::build(dns)?;
         Ok(Router {
             resolver,
             port,
@@ -186,52 +172,6 @@ impl Router {
     pub fn resolver(&self) -> &TokioResolver {
         &self.resolver
     }
-}
-
-/// The resolver's configuration from `[dns]`.
-fn resolver_config(dns: &DnsSettings) -> Result<(ResolverConfig, ResolverOpts), String> {
-    let (config, mut opts) = if dns.nameservers.is_empty() {
-        match hickory_resolver::system_conf::read_system_conf() {
-            Ok(c) => c,
-            Err(e) => {
-                // A machine without resolv.conf: the local resolver, as
-                // the C library would assume.
-                tracing::warn!(error = %e, "no system resolver configuration; asking 127.0.0.1:53");
-                let local = NameServerConfig::udp_and_tcp(std::net::Ipv4Addr::LOCALHOST.into());
-                (
-                    ResolverConfig::from_name_servers(vec![local]),
-                    ResolverOpts::default(),
-                )
-            }
-        }
-    } else {
-        let servers = dns
-            .nameservers
-            .iter()
-            .map(|a| {
-                let conn = |mut c: ConnectionConfig| {
-                    c.port = a.port();
-                    c
-                };
-                NameServerConfig::new(
-                    a.ip(),
-                    true,
-                    vec![conn(ConnectionConfig::udp()), conn(ConnectionConfig::tcp())],
-                )
-            })
-            .collect();
-        (
-            ResolverConfig::from_name_servers(servers),
-            ResolverOpts::default(),
-        )
-    };
-    if let Some(t) = dns.timeout {
-        opts.timeout = t;
-    }
-    opts.attempts = 2;
-    // MX and key names are absolute; never append a search domain.
-    opts.ndots = 0;
-    Ok((config, opts))
 }
 
 /// A DKIM/SPF/DMARC authenticator that asks the `[dns]` servers.

@@ -16,8 +16,9 @@ use mail_parser::{HeaderName, MessageParser};
 use postamt_wire::meta::header_len;
 use postamt_wire::time::rfc5322_date;
 
-use crate::core::{Lookup, Mode, SpoofPolicy};
+use crate::core::{Lookup, Mode, SpfPolicy, SpfQuery, SpoofPolicy};
 use crate::reply::{R, Reply};
+use postamt_auth::spf::{SpfResult, Verdict};
 
 /// What the checks read from a message's header block, parsed once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +82,12 @@ pub struct CheckInput<'a> {
     pub id: &'a str,
     /// Unix time, for a `Date` added on submission.
     pub now: u64,
+    /// SPF on the inbound port, and what it checks: the client, its HELO
+    /// name and the MAIL FROM address (empty: the null reverse-path).
+    pub spf: SpfPolicy,
+    pub peer: IpAddr,
+    pub helo: &'a str,
+    pub mail_from: &'a str,
 }
 
 /// The directory's answers to what the checks asked so far.
@@ -89,6 +96,8 @@ pub struct Answers {
     pub local_domains: Option<Vec<String>>,
     /// `From:` addresses, and whether the authenticated user owns each.
     pub owned: Vec<(String, bool)>,
+    /// The SPF verdict (inbound, when checked).
+    pub spf: Option<Verdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,10 +194,148 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
         }
         _ => {}
     }
+    if input.mode == Mode::Inbound && input.spf != SpfPolicy::Off {
+        let Some(verdict) = &answers.spf else {
+            return Check::Need(Lookup::Spf(SpfQuery {
+                ip: input.peer,
+                helo: input.helo.to_string(),
+                mail_from: input.mail_from.to_string(),
+            }));
+        };
+        if input.spf == SpfPolicy::Reject {
+            match verdict.result {
+                SpfResult::Fail => {
+                    let mut text = format!("SPF: {} (RFC 7208)", verdict.reason);
+                    if let Some(e) = &verdict.explanation {
+                        text.push_str(&format!(": {}", clean(e)));
+                    }
+                    return Check::Refuse(Reply::with(R::SpfFail, text));
+                }
+                SpfResult::TempError => {
+                    return Check::Refuse(Reply::with(
+                        R::SpfTempError,
+                        format!("SPF: {}; try again later", verdict.reason),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // RFC 8601 §4: ours goes first, right after our Received:.
+        headers.insert_str(0, &spf_headers(verdict, input));
+    }
     if let Some(w) = &warning {
         headers.push_str(&format!("X-Postamt-Warning: possibly forged: {w}\r\n"));
     }
     Check::Accept(headers)
+}
+
+/// `Authentication-Results:` (RFC 8601 §2.2, `spf` method of §2.7.2) and
+/// `Received-SPF:` (RFC 7208 §9.1) for a verdict.
+pub fn spf_headers(v: &Verdict, input: &CheckInput<'_>) -> String {
+    let result = v.result.as_str();
+    let host = input.hostname;
+    let (property, identity) = if input.mail_from.is_empty() {
+        (format!("smtp.helo={}", value(input.helo)), "helo")
+    } else {
+        (
+            format!("smtp.mailfrom={}", value(input.mail_from)),
+            "mailfrom",
+        )
+    };
+    format!(
+        "Authentication-Results: {host};\r\n\tspf={result} ({reason}) {property}\r\n\
+         Received-SPF: {result} ({host}: {reason}) client-ip={ip};\r\n\
+         \tenvelope-from={from}; helo={helo}; receiver={host}; identity={identity}\r\n",
+        reason = clean(&v.reason),
+        ip = input.peer,
+        from = quoted(input.mail_from),
+        helo = quoted(input.helo),
+    )
+}
+
+/// Text for a header comment or a reply: no parentheses, backslashes or
+/// control characters, at most 200 characters.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '(' => '[',
+            ')' => ']',
+            '\\' => '/',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .take(200)
+        .collect()
+}
+
+/// A dot-atom as it is, anything else as a quoted-string (RFC 5322 §3.2).
+fn value(s: &str) -> String {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@".contains(c);
+    if !s.is_empty() && s.chars().all(atext) {
+        s.to_string()
+    } else {
+        quoted(s)
+    }
+}
+
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Removes the `Authentication-Results:` fields whose authserv-id is
+/// `hostname` from the header block (RFC 8601 §5: a forged verdict of
+/// ours must not reach the reader). Other servers' results stay.
+pub fn remove_our_authentication_results(content: &mut Vec<u8>, hostname: &str) {
+    let end = header_len(content);
+    let mut remove = Vec::new();
+    let mut at = 0;
+    while at < end {
+        // One field: its first line and the folded lines after it.
+        let mut next = at;
+        loop {
+            next += content[next..end]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(end - next, |i| i + 1);
+            if next >= end || !matches!(content[next], b' ' | b'\t') {
+                break;
+            }
+        }
+        if claims(&content[at..next], hostname) {
+            remove.push(at..next);
+        }
+        at = next;
+    }
+    for r in remove.into_iter().rev() {
+        content.drain(r);
+    }
+}
+
+/// Whether a header field is `Authentication-Results:` with `hostname` as
+/// its authserv-id (after optional comments and white space).
+fn claims(field: &[u8], hostname: &str) -> bool {
+    const NAME: &[u8] = b"authentication-results:";
+    if field.len() < NAME.len() || !field[..NAME.len()].eq_ignore_ascii_case(NAME) {
+        return false;
+    }
+    let value = String::from_utf8_lossy(&field[NAME.len()..]);
+    let mut rest = value.trim_start();
+    while let Some(after) = rest.strip_prefix('(') {
+        rest = after.split_once(')').map_or("", |(_, r)| r).trim_start();
+    }
+    let id_end = rest
+        .find(|c: char| c == ';' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..id_end].eq_ignore_ascii_case(hostname)
 }
 
 /// What the `Received:` header says about the session and the message.
@@ -289,6 +436,10 @@ mod tests {
             hostname: "mx.test",
             id: "ID1",
             now: 1_796_461_377,
+            spf: SpfPolicy::Off,
+            peer: "192.0.2.7".parse().unwrap(),
+            helo: "client.test",
+            mail_from: "carol@remote.test",
         }
     }
 
@@ -300,6 +451,7 @@ mod tests {
         Answers {
             local_domains: Some(vec!["example.test".into()]),
             owned: vec![],
+            spf: None,
         }
     }
 

@@ -69,6 +69,8 @@ replies! {
     RelayDenied => 554 Some("5.7.1"), "Relay access denied";
     SpoofedSender => 550 Some("5.7.1"), "Unauthenticated sender claims a local domain";
     NotYourAddress => 553 Some("5.7.1"), "Sender address not owned by the authenticated user";
+    SpfFail => 550 Some("5.7.23"), "SPF validation failed";
+    SpfTempError => 451 Some("4.7.24"), "SPF validation error";
     BadFromField => 550 Some("5.7.1"), "The message must have one From: field with an address (RFC 5322 §3.6)";
     NeedSmtpUtf8 => 553 Some("5.6.7"), "Must declare SMTPUTF8 to send a UTF-8 address";
     TooBig => 552 Some("5.3.4"), "Message size exceeds fixed limit";
@@ -208,6 +210,8 @@ mod tests {
             R::SpoofedSender,
             R::NotYourAddress,
             R::BadFromField,
+            R::SpfFail,
+            R::SpfTempError,
             R::NeedSmtpUtf8,
             R::TooBig,
             R::HeaderTooBig,

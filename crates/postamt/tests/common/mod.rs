@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_postamt");
+/// The test helpers in Python (DNS server, scripted SMTP server, clients).
+pub const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -63,6 +65,10 @@ impl Server {
         // server): no test may send mail, or DNS queries for it, anywhere.
         if !text.contains("[relay]") {
             text.push_str("[relay]\nenabled = false\n");
+        }
+        // Likewise SPF: only against a DNS server the test started.
+        if !text.contains("[verify]") {
+            text.push_str("[verify]\nspf = \"off\"\n");
         }
         std::fs::write(&config, text).unwrap();
         let s = Server {
@@ -584,5 +590,82 @@ impl Imap {
         let mut c = Imap::connect(server.addr("imap"));
         c.login(&format!("{name}@example.test"), &format!("{name}-pw"));
         c
+    }
+}
+
+/// Python with the test modules (dnslib, dkimpy), or a skip.
+pub fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import dnslib, dkim"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
+            panic!(
+                "python3 modules dnslib and dkimpy are missing (the test command installs them)"
+            );
+        }
+        eprintln!("skipping: python3 dnslib/dkimpy not installed");
+    }
+    ok
+}
+
+/// A helper process that prints "ready PORT"; killed on drop.
+pub struct Helper {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Helper {
+    pub fn start(script: &str, args: &[&str], dir: tempfile::TempDir) -> Helper {
+        let mut child = Command::new("python3")
+            .arg(Path::new(CLIENTS).join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                let err = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+                panic!("{script} did not start: {line:?}\n{err}")
+            });
+        Helper { child, port, dir }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test's DNS server, with a zone it can change while running.
+pub struct Dns(pub Helper);
+
+impl Dns {
+    pub fn start(zone: serde_json::Value) -> Dns {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zone.json");
+        std::fs::write(&file, zone.to_string()).unwrap();
+        let file = file.to_str().unwrap().to_string();
+        Dns(Helper::start("dns_server.py", &[&file], dir))
+    }
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+    pub fn set(&self, zone: serde_json::Value) {
+        let file = self.0.dir.path().join("zone.json");
+        std::fs::write(file.with_extension("tmp"), zone.to_string()).unwrap();
+        std::fs::rename(file.with_extension("tmp"), file).unwrap();
     }
 }

@@ -178,6 +178,15 @@ impl SmtpCore {
             hostname: &self.config.hostname,
             id: &arrived.id,
             now: arrived.now,
+            spf: self.config.spf,
+            peer: self.config.peer,
+            helo: self.helo.as_deref().unwrap_or(""),
+            mail_from: &arrived
+                .transaction
+                .from
+                .as_ref()
+                .map(|f| f.address())
+                .unwrap_or_default(),
         };
         match checks::check_message(&arrived.facts, &input, &arrived.answers) {
             Check::Need(asked) => {
@@ -210,6 +219,7 @@ impl SmtpCore {
                 let owned = self.is_users_own(&address) || self.owned_by_user(&r);
                 arrived.answers.owned.push((address, owned));
             }
+            (Lookup::Spf(_), Answer::Spf(verdict)) => arrived.answers.spf = Some(verdict),
             (asked, answer) => {
                 let what = format!("the answer {answer:?}");
                 return self.misuse(State::Lookup(Pending::Message { arrived, asked }), &what);
@@ -245,9 +255,14 @@ impl SmtpCore {
             },
         };
         let received = checks::received_header(&trace, &id, now);
+        let mut content = content;
+        // RFC 8601 §5: nobody but us may claim our verdict (LMTP comes
+        // from an MTA in front that did this already).
+        if self.config.mode != Mode::Lmtp {
+            checks::remove_our_authentication_results(&mut content, &self.config.hostname);
+        }
         // The headers go in front of the content in place (one move of the
         // bytes within their buffer, not a copy of a large message).
-        let mut content = content;
         content.splice(0..0, [received.as_bytes(), headers.as_bytes()].concat());
         let from = t.from.as_ref().map(|f| f.address()).unwrap_or_default();
         let envelope = OutboundEnvelope {

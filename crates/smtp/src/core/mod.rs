@@ -58,6 +58,20 @@ pub enum SpoofPolicy {
     Off,
 }
 
+/// SPF on the inbound port (RFC 7208), `[verify] spf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpfPolicy {
+    /// Not checked.
+    #[default]
+    Off,
+    /// Checked and recorded (`Authentication-Results:`, `Received-SPF:`);
+    /// nothing refused on SPF alone (RFC 7489 §10.1).
+    Mark,
+    /// As `Mark`, and "fail" is refused (`550 5.7.23`), "temperror"
+    /// deferred (`451 4.7.24`, RFC 7372 §3.2).
+    Reject,
+}
+
 /// What the core is told about the session when it starts.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -80,6 +94,8 @@ pub struct CoreConfig {
     pub spoof_policy: SpoofPolicy,
     /// More `Received:` headers than this is a mail loop (RFC 5321 §6.3).
     pub max_received: usize,
+    /// SPF on the inbound port.
+    pub spf: SpfPolicy,
 }
 
 /// What the session must do next.
@@ -122,6 +138,19 @@ pub enum Lookup {
     /// Where an address leads (`mda::resolve`); answered with
     /// [`Answer::Resolved`].
     Resolve(String),
+    /// The SPF check of the MAIL FROM identity (its HELO identity when the
+    /// reverse-path is empty, RFC 7208 §2.4); answered with [`Answer::Spf`].
+    /// Unlike the directory lookups it waits on the network.
+    Spf(SpfQuery),
+}
+
+/// What an SPF check needs to know of the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfQuery {
+    pub ip: IpAddr,
+    pub helo: String,
+    /// The MAIL FROM address; empty for the null reverse-path.
+    pub mail_from: String,
 }
 
 /// The directory's answer to a [`Lookup`].
@@ -129,6 +158,7 @@ pub enum Lookup {
 pub enum Answer {
     LocalDomains(Result<Vec<String>, LookupFailed>),
     Resolved(Resolution),
+    Spf(postamt_auth::spf::Verdict),
 }
 
 /// The store could not answer.

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use postamt_auth::spf::{SpfResult, Verdict};
 use postamt_server::Login;
 use postamt_store::{Account, AccountId, QueueId};
 
@@ -26,6 +27,7 @@ fn config(mode: Mode) -> CoreConfig {
         max_errors: 10,
         spoof_policy: SpoofPolicy::Reject,
         max_received: 5,
+        spf: SpfPolicy::Off,
     }
 }
 
@@ -56,6 +58,21 @@ fn account(address: &str, id: AccountId) -> Account {
 /// the store fail.
 fn directory(lookup: &Lookup) -> Answer {
     match lookup {
+        // SPF as a test DNS would answer it: by the sender's domain.
+        Lookup::Spf(q) => {
+            let domain = q.mail_from.rsplit_once('@').map_or("", |(_, d)| d);
+            let result = match domain {
+                "forged.test" => SpfResult::Fail,
+                "slow.test" => SpfResult::TempError,
+                _ => SpfResult::Pass,
+            };
+            Answer::Spf(Verdict {
+                result,
+                domain: domain.to_string(),
+                explanation: None,
+                reason: format!("{domain}: decided for {}", q.ip),
+            })
+        }
         Lookup::LocalDomains => Answer::LocalDomains(Ok(vec!["example.test".into()])),
         Lookup::Resolve(a) => {
             let a = a.to_ascii_lowercase();
@@ -1067,5 +1084,98 @@ fn check_replies(replies: &[Reply]) {
             let sep = if i + 1 == lines.len() { b' ' } else { b'-' };
             assert_eq!(line[3], sep, "{line:?}");
         }
+    }
+}
+
+fn spf_core(policy: SpfPolicy, mode: Mode) -> SmtpCore {
+    started(CoreConfig {
+        spf: policy,
+        ..config(mode)
+    })
+}
+
+/// RFC 8601 §2.7.2 and RFC 7208 §9.1: the SPF verdict is recorded in the
+/// message, our Authentication-Results first after our Received:, and a
+/// fail is only marked (RFC 7489 §10.1) unless the policy is "reject".
+#[test]
+fn rfc8601_rfc7208_9_1_the_spf_verdict_is_recorded_after_received() {
+    let mut c = spf_core(SpfPolicy::Mark, Mode::Inbound);
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<ceo@forged.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let d = delivery(data(&mut c, "From: ceo@forged.test\r\n\r\nhi\r\n"));
+    let text = String::from_utf8(d.content).unwrap();
+    assert!(
+        text.contains("\r\nAuthentication-Results: mx.test;\r\n\tspf=fail (forged.test: decided for 192.0.2.7) smtp.mailfrom=ceo@forged.test\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Received-SPF: fail (mx.test: forged.test: decided for 192.0.2.7) client-ip=192.0.2.7;\r\n\tenvelope-from=\"ceo@forged.test\"; helo=\"client.test\"; receiver=mx.test; identity=mailfrom\r\n"),
+        "{text}"
+    );
+    let received_end = text.find("\r\nAuthentication-Results:").unwrap();
+    assert!(!text[..received_end].contains("\r\n\r\n"), "{text}");
+    assert!(
+        text[..received_end].starts_with("Received: from client.test"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rfc7372_spf_policy_reject_refuses_fail_and_defers_temperror() {
+    let mut c = spf_core(SpfPolicy::Reject, Mode::Inbound);
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<ceo@forged.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let w = wire(&data(&mut c, "Subject: x\r\n\r\nhi\r\n"));
+    assert!(
+        w.starts_with("550 5.7.23 SPF: forged.test: decided for 192.0.2.7"),
+        "{w}"
+    );
+    cmd(&mut c, "MAIL FROM:<a@slow.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let w = wire(&data(&mut c, "Subject: x\r\n\r\nhi\r\n"));
+    assert!(w.starts_with("451 4.7.24 "), "{w}");
+    cmd(&mut c, "MAIL FROM:<a@fine.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let d = delivery(data(&mut c, "Subject: x\r\n\r\nhi\r\n"));
+    assert!(String::from_utf8(d.content).unwrap().contains("spf=pass"));
+}
+
+/// RFC 8601 §5: an incoming Authentication-Results: that claims our
+/// authserv-id is removed (folded lines too); other servers' stay. LMTP
+/// trusts the MTA in front and neither checks nor removes; without a
+/// policy nothing is checked, but the forged field still goes.
+#[test]
+fn rfc8601_5_forged_results_of_ours_are_removed() {
+    let forged = "Authentication-Results: (sure) MX.TEST;\r\n\tspf=pass smtp.mailfrom=ceo@bank.test\r\n\
+                  Authentication-Results: other.example; dkim=pass\r\n\
+                  Authentication-Results: mx.test.evil; spf=pass\r\n\
+                  Subject: s\r\n\r\n\
+                  Authentication-Results: mx.test; in the body\r\n";
+    for (policy, mode) in [
+        (SpfPolicy::Mark, Mode::Inbound),
+        (SpfPolicy::Off, Mode::Inbound),
+        (SpfPolicy::Off, Mode::Lmtp),
+    ] {
+        let mut c = spf_core(policy, mode);
+        let helo = if mode == Mode::Lmtp { "LHLO" } else { "EHLO" };
+        cmd(&mut c, &format!("{helo} client.test"), "250");
+        cmd(&mut c, "MAIL FROM:<a@fine.test>", "250");
+        cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+        let d = delivery(data(&mut c, forged));
+        let text = String::from_utf8(d.content).unwrap();
+        let kept = mode == Mode::Lmtp;
+        assert_eq!(text.contains("(sure) MX.TEST;"), kept, "{mode:?} {text}");
+        assert_eq!(text.contains("smtp.mailfrom=ceo@bank.test"), kept, "{text}");
+        assert!(text.contains("Authentication-Results: other.example; dkim=pass\r\n"));
+        assert!(text.contains("Authentication-Results: mx.test.evil; spf=pass\r\n"));
+        assert!(text.contains("Authentication-Results: mx.test; in the body\r\n"));
+        assert_eq!(
+            text.contains(
+                "\tspf=pass (fine.test: decided for 192.0.2.7) smtp.mailfrom=a@fine.test"
+            ),
+            policy == SpfPolicy::Mark
+        );
     }
 }

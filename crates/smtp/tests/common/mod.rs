@@ -160,7 +160,7 @@ pub fn normalize(s: &str) -> String {
     while i < chars.len() {
         let run = chars[i..]
             .iter()
-            .take_while(|c| c.is_ascii_digit() || ('a'..='f').contains(c))
+            .take_while(|c| c.is_ascii_digit() || ('a'..='f').contains(*c))
             .count();
         let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
         if boundary && run >= 16 {
