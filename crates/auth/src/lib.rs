@@ -5,6 +5,8 @@
 //! [`dns::Dns`] trait, which the server answers from its resolver and the
 //! tests from an in-memory zone ([`dns::Zone`]).
 
+#[cfg(feature = "resolver")]
+pub mod dkim;
 pub mod dns;
 #[cfg(feature = "resolver")]
 pub mod resolver;

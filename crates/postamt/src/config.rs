@@ -63,6 +63,9 @@ pub struct VerifySection {
     /// refuses "fail" (550 5.7.23) and defers "temperror" (451 4.7.24);
     /// "off".
     pub spf: String,
+    /// Verify DKIM signatures (RFC 6376) and record each result in
+    /// `Authentication-Results:`; nothing is refused on DKIM alone.
+    pub dkim: bool,
     /// Seconds one message's checks may wait for DNS before "temperror".
     pub timeout: u64,
 }
@@ -71,6 +74,7 @@ impl Default for VerifySection {
     fn default() -> Self {
         VerifySection {
             spf: "mark".into(),
+            dkim: true,
             timeout: 20,
         }
     }
@@ -593,6 +597,7 @@ impl Config {
             // resolver about its demo domains.
             verify: VerifySection {
                 spf: "off".into(),
+                dkim: false,
                 ..VerifySection::default()
             },
         }

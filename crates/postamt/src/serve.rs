@@ -123,15 +123,23 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         "mark" => SpfPolicy::Mark,
         _ => SpfPolicy::Off,
     };
+    let dns = postamt_auth::resolver::DnsSettings {
+        nameservers: config.dns.nameservers()?,
+        timeout: config.dns.timeout.map(Duration::from_secs),
+    };
     let resolver = if spf == SpfPolicy::Off {
         None
     } else {
-        let dns = postamt_auth::resolver::DnsSettings {
-            nameservers: config.dns.nameservers()?,
-            timeout: config.dns.timeout.map(Duration::from_secs),
-        };
         let r = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
         Some(postamt_auth::resolver::Resolver::new(r))
+    };
+    // DKIM keys are fetched by mail-auth's own resolver (its cache).
+    let dkim = if config.verify.dkim {
+        let a =
+            postamt_auth::dkim::authenticator(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
+        Some(Arc::new(postamt_auth::dkim::Verifier(a)))
+    } else {
+        None
     };
     let smtp_config = |mode| SmtpConfig {
         mode,
@@ -150,6 +158,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         max_received: config.smtp.max_received,
         spf,
         resolver: resolver.clone(),
+        dkim: dkim.clone(),
         verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
         ..SmtpConfig::default()
     };

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -973,12 +973,6 @@ fn kill_9_during_transfers_loses_nothing() {
 }
 
 // --- DKIM -------------------------------------------------------------------
-
-fn dkim_check(args: &[&str]) -> Output {
-    let mut cmd = Command::new("python3");
-    cmd.arg(Path::new(CLIENTS).join("dkim_check.py")).args(args);
-    run_with_stdin(&mut cmd, b"")
-}
 
 #[test]
 fn rfc6376_postamt_signs_and_dkimpy_verifies_rsa_and_ed25519() {

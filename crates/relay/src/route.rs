@@ -174,11 +174,7 @@ impl Router {
     }
 }
 
-/// A DKIM/SPF/DMARC authenticator that asks the `[dns]` servers.
-pub fn authenticator(dns: &DnsSettings) -> Result<mail_auth::MessageAuthenticator, String> {
-    let (config, opts) = resolver_config(dns)?;
-    mail_auth::MessageAuthenticator::new(config, opts).map_err(|e| format!("resolver: {e}"))
-}
+pub use postamt_auth::dkim::authenticator;
 
 /// Sorts exchanges by preference (lowest first) and shuffles those of equal
 /// preference (RFC 5321 §5.1: "randomize them to spread the load").

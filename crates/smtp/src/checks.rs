@@ -13,11 +13,12 @@
 use std::net::IpAddr;
 
 use mail_parser::{HeaderName, MessageParser};
-use postamt_wire::meta::header_len;
+use postamt_wire::meta::{header_fields, header_len};
 use postamt_wire::time::rfc5322_date;
 
 use crate::core::{Lookup, Mode, SpfPolicy, SpfQuery, SpoofPolicy};
 use crate::reply::{R, Reply};
+use postamt_auth::dkim::Verdict as DkimVerdict;
 use postamt_auth::spf::{SpfResult, Verdict};
 
 /// What the checks read from a message's header block, parsed once.
@@ -85,6 +86,8 @@ pub struct CheckInput<'a> {
     /// SPF on the inbound port, and what it checks: the client, its HELO
     /// name and the MAIL FROM address (empty: the null reverse-path).
     pub spf: SpfPolicy,
+    /// Verify DKIM signatures on the inbound port.
+    pub dkim: bool,
     pub peer: IpAddr,
     pub helo: &'a str,
     pub mail_from: &'a str,
@@ -98,6 +101,8 @@ pub struct Answers {
     pub owned: Vec<(String, bool)>,
     /// The SPF verdict (inbound, when checked).
     pub spf: Option<Verdict>,
+    /// The DKIM verdicts, one per signature (inbound, when checked).
+    pub dkim: Option<Vec<DkimVerdict>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +199,9 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
         }
         _ => {}
     }
-    if input.mode == Mode::Inbound && input.spf != SpfPolicy::Off {
+    let spf_on = input.mode == Mode::Inbound && input.spf != SpfPolicy::Off;
+    let dkim_on = input.mode == Mode::Inbound && input.dkim;
+    if spf_on {
         let Some(verdict) = &answers.spf else {
             return Check::Need(Lookup::Spf(SpfQuery {
                 ip: input.peer,
@@ -220,8 +227,15 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
                 _ => {}
             }
         }
+    }
+    if dkim_on && answers.dkim.is_none() {
+        return Check::Need(Lookup::Dkim);
+    }
+    if spf_on || dkim_on {
         // RFC 8601 §4: ours goes first, right after our Received:.
-        headers.insert_str(0, &spf_headers(verdict, input));
+        let spf = answers.spf.as_ref().filter(|_| spf_on);
+        let dkim = answers.dkim.as_deref().filter(|_| dkim_on);
+        headers.insert_str(0, &verdict_headers(spf, dkim, input));
     }
     if let Some(w) = &warning {
         headers.push_str(&format!("X-Postamt-Warning: possibly forged: {w}\r\n"));
@@ -229,28 +243,63 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     Check::Accept(headers)
 }
 
-/// `Authentication-Results:` (RFC 8601 §2.2, `spf` method of §2.7.2) and
-/// `Received-SPF:` (RFC 7208 §9.1) for a verdict.
-pub fn spf_headers(v: &Verdict, input: &CheckInput<'_>) -> String {
-    let result = v.result.as_str();
+/// `Authentication-Results:` (RFC 8601 §2.2: the `spf` method of §2.7.2,
+/// one `dkim` result per signature, §2.7.1, or `dkim=none`) and, with an
+/// SPF verdict, `Received-SPF:` (RFC 7208 §9.1).
+pub fn verdict_headers(
+    spf: Option<&Verdict>,
+    dkim: Option<&[DkimVerdict]>,
+    input: &CheckInput<'_>,
+) -> String {
     let host = input.hostname;
-    let (property, identity) = if input.mail_from.is_empty() {
-        (format!("smtp.helo={}", value(input.helo)), "helo")
-    } else {
-        (
-            format!("smtp.mailfrom={}", value(input.mail_from)),
-            "mailfrom",
-        )
-    };
-    format!(
-        "Authentication-Results: {host};\r\n\tspf={result} ({reason}) {property}\r\n\
-         Received-SPF: {result} ({host}: {reason}) client-ip={ip};\r\n\
-         \tenvelope-from={from}; helo={helo}; receiver={host}; identity={identity}\r\n",
-        reason = clean(&v.reason),
-        ip = input.peer,
-        from = quoted(input.mail_from),
-        helo = quoted(input.helo),
-    )
+    let mut out = format!("Authentication-Results: {host}");
+    let mut received_spf = String::new();
+    if let Some(v) = spf {
+        let result = v.result.as_str();
+        let (property, identity) = if input.mail_from.is_empty() {
+            (format!("smtp.helo={}", value(input.helo)), "helo")
+        } else {
+            (
+                format!("smtp.mailfrom={}", value(input.mail_from)),
+                "mailfrom",
+            )
+        };
+        out.push_str(&format!(
+            ";\r\n\tspf={result} ({reason}) {property}",
+            reason = clean(&v.reason)
+        ));
+        received_spf = format!(
+            "Received-SPF: {result} ({host}: {reason}) client-ip={ip};\r\n\
+             \tenvelope-from={from}; helo={helo}; receiver={host}; identity={identity}\r\n",
+            reason = clean(&v.reason),
+            ip = input.peer,
+            from = quoted(input.mail_from),
+            helo = quoted(input.helo),
+        );
+    }
+    match dkim {
+        Some([]) => out.push_str(";\r\n\tdkim=none (no signature)"),
+        Some(verdicts) => {
+            for v in verdicts {
+                let comment = if v.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", clean(&v.detail))
+                };
+                out.push_str(&format!(
+                    ";\r\n\tdkim={}{comment} header.d={} header.s={} header.a={}",
+                    v.result,
+                    value(&v.domain),
+                    value(&v.selector),
+                    v.algorithm
+                ));
+            }
+        }
+        None => {}
+    }
+    out.push_str("\r\n");
+    out.push_str(&received_spf);
+    out
 }
 
 /// Text for a header comment or a reply: no parentheses, backslashes or
@@ -295,27 +344,11 @@ fn quoted(s: &str) -> String {
 /// `hostname` from the header block (RFC 8601 §5: a forged verdict of
 /// ours must not reach the reader). Other servers' results stay.
 pub fn remove_our_authentication_results(content: &mut Vec<u8>, hostname: &str) {
-    let end = header_len(content);
-    let mut remove = Vec::new();
-    let mut at = 0;
-    while at < end {
-        // One field: its first line and the folded lines after it.
-        let mut next = at;
-        loop {
-            next += content[next..end]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(end - next, |i| i + 1);
-            if next >= end || !matches!(content[next], b' ' | b'\t') {
-                break;
-            }
-        }
-        if claims(&content[at..next], hostname) {
-            remove.push(at..next);
-        }
-        at = next;
-    }
-    for r in remove.into_iter().rev() {
+    let ours: Vec<_> = header_fields(content)
+        .into_iter()
+        .filter(|r| claims(&content[r.clone()], hostname))
+        .collect();
+    for r in ours.into_iter().rev() {
         content.drain(r);
     }
 }
@@ -437,6 +470,7 @@ mod tests {
             id: "ID1",
             now: 1_796_461_377,
             spf: SpfPolicy::Off,
+            dkim: false,
             peer: "192.0.2.7".parse().unwrap(),
             helo: "client.test",
             mail_from: "carol@remote.test",
@@ -452,6 +486,7 @@ mod tests {
             local_domains: Some(vec!["example.test".into()]),
             owned: vec![],
             spf: None,
+            dkim: None,
         }
     }
 

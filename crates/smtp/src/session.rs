@@ -26,6 +26,7 @@ use crate::core::{Answer, CoreConfig, Delivery, Lookup, LookupFailed, Outcome, S
 pub use crate::core::{Mode, SpfPolicy, SpoofPolicy};
 use crate::dsn;
 use crate::reply::Reply;
+use postamt_auth::dkim::{self, Verifier};
 use postamt_auth::resolver::Resolver;
 use postamt_auth::spf;
 
@@ -53,6 +54,9 @@ pub struct SmtpConfig {
     pub spf: SpfPolicy,
     /// The DNS that SPF asks.
     pub resolver: Option<Resolver>,
+    /// DKIM verification on the inbound port, with the authenticator that
+    /// fetches the keys (`[verify] dkim`; off without one).
+    pub dkim: Option<Arc<Verifier>>,
     /// The most one message's verification may wait for DNS; past it, the
     /// result is "temperror" (`[verify] timeout`).
     pub verify_timeout: Duration,
@@ -74,6 +78,7 @@ impl Default for SmtpConfig {
             max_received: 50,
             spf: SpfPolicy::Off,
             resolver: None,
+            dkim: None,
             verify_timeout: Duration::from_secs(20),
         }
     }
@@ -105,6 +110,7 @@ impl SmtpConfig {
             } else {
                 SpfPolicy::Off
             },
+            dkim: self.dkim.is_some(),
         }
     }
 }
@@ -252,6 +258,18 @@ pub async fn run_session<S>(
                     }
                     step = core.answer(Answer::Spf(verdict));
                 }
+                Step::Lookup(Lookup::Dkim) => {
+                    let verdicts = check_dkim(config, core.pending_message()).await;
+                    if let Some(t) = &transcript {
+                        for v in &verdicts {
+                            t.note(&format!(
+                                "DKIM: {} d={} s={}",
+                                v.result, v.domain, v.selector
+                            ));
+                        }
+                    }
+                    step = core.answer(Answer::Dkim(verdicts));
+                }
                 Step::Lookup(lookup) => step = core.answer(look_up_inline(store, &lookup)),
                 Step::Deliver(delivery) => {
                     let outcomes = deliver(store, &hostname, ip, delivery).await;
@@ -395,8 +413,10 @@ fn look_up_inline(store: &SharedStore, lookup: &Lookup) -> Answer {
         Lookup::Resolve(address) => {
             Answer::Resolved(postamt_mda::resolve(&**store, address).into())
         }
-        // Answered by check_spf; the core asks only with a resolver.
+        // Answered by check_spf and check_dkim; the core asks only when
+        // they are configured.
         Lookup::Spf(_) => Answer::Spf(spf_temperror("no resolver")),
+        Lookup::Dkim => Answer::Dkim(Vec::new()),
     }
 }
 
@@ -416,6 +436,30 @@ async fn check_spf(config: &SmtpConfig, hostname: &str, q: &crate::core::SpfQuer
     match tokio::time::timeout(config.verify_timeout, check).await {
         Ok(v) => v,
         Err(_) => spf_temperror("DNS did not answer in time"),
+    }
+}
+
+/// The DKIM verdicts of a message (RFC 6376 §6), within the verification
+/// time budget; past it, one "temperror".
+async fn check_dkim(config: &SmtpConfig, message: Option<&[u8]>) -> Vec<dkim::Verdict> {
+    let (Some(authenticator), Some(message)) = (&config.dkim, message) else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(
+        config.verify_timeout,
+        dkim::verify(&authenticator.0, message),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(_) => vec![dkim::Verdict {
+            domain: String::new(),
+            selector: String::new(),
+            algorithm: "rsa-sha256",
+            result: "temperror".into(),
+            detail: "DNS did not answer in time".into(),
+            signs_from: false,
+        }],
     }
 }
 

@@ -177,6 +177,41 @@ pub fn header_len(content: &[u8]) -> usize {
         .unwrap_or(content.len())
 }
 
+/// The byte ranges of the header fields, each with its folded
+/// continuation lines and line ending (RFC 5322 §2.2.3), in order; the
+/// empty line that ends the header block is not a field.
+pub fn header_fields(content: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let end = header_len(content);
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while at < end {
+        let mut next = at;
+        loop {
+            next += content[next..end]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(end - next, |i| i + 1);
+            if next >= end || !matches!(content[next], b' ' | b'\t') {
+                break;
+            }
+        }
+        if !matches!(&content[at..next], b"\r\n" | b"\n") {
+            fields.push(at..next);
+        }
+        at = next;
+    }
+    fields
+}
+
+/// Whether the field at `range` of `content` is named `name` (ASCII,
+/// case-insensitive; `name` without the colon).
+pub fn field_is(content: &[u8], range: &std::ops::Range<usize>, name: &str) -> bool {
+    let field = &content[range.clone()];
+    field.len() > name.len()
+        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        && field[name.len()] == b':'
+}
+
 /// Lines of a body as IMAP reports them: its line breaks (an unterminated
 /// last line is not counted, as Dovecot counts).
 fn count_lines(body: &[u8]) -> u64 {
@@ -335,6 +370,19 @@ fn part(message: &Message<'_>, id: usize, content: &[u8], base: u64, depth: u8) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc5322_2_2_3_header_fields_with_folded_lines() {
+        let m = b"A: 1\r\nB: 2\r\n\t2b\r\n c\r\nC: 3\r\n\r\nD: body\r\n";
+        let f = header_fields(m);
+        assert_eq!(f, [0..6, 6..21, 21..27]);
+        assert!(field_is(m, &f[1], "b") && !field_is(m, &f[1], "B2"));
+        assert_eq!(header_fields(b"\r\nbody"), []);
+        assert_eq!(
+            header_fields(b"X: no end"),
+            vec![std::ops::Range { start: 0, end: 9 }]
+        );
+    }
 
     #[test]
     fn plain_message_envelope_and_offsets() {

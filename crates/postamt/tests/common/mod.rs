@@ -68,7 +68,7 @@ impl Server {
         }
         // Likewise SPF: only against a DNS server the test started.
         if !text.contains("[verify]") {
-            text.push_str("[verify]\nspf = \"off\"\n");
+            text.push_str("[verify]\nspf = \"off\"\ndkim = false\n");
         }
         std::fs::write(&config, text).unwrap();
         let s = Server {
@@ -668,4 +668,11 @@ impl Dns {
         std::fs::write(file.with_extension("tmp"), zone.to_string()).unwrap();
         std::fs::rename(file.with_extension("tmp"), file).unwrap();
     }
+}
+
+/// dkimpy (tests/clients/dkim_check.py): `sign` or `verify`.
+pub fn dkim_check(args: &[&str]) -> Output {
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(CLIENTS).join("dkim_check.py")).args(args);
+    run_with_stdin(&mut cmd, b"")
 }

@@ -125,6 +125,14 @@ impl SmtpCore {
         }
     }
 
+    /// The message the checks are looking at (for [`Lookup::Dkim`]).
+    pub fn pending_message(&self) -> Option<&[u8]> {
+        match &self.state {
+            State::Lookup(Pending::Message { arrived, .. }) => Some(&arrived.content),
+            _ => None,
+        }
+    }
+
     /// The message as it arrived, before [`SmtpCore::content_end`] takes it
     /// (for transcripts): only when it is complete and will be checked.
     pub fn message_received(&self) -> Option<&[u8]> {
@@ -179,6 +187,7 @@ impl SmtpCore {
             id: &arrived.id,
             now: arrived.now,
             spf: self.config.spf,
+            dkim: self.config.dkim,
             peer: self.config.peer,
             helo: self.helo.as_deref().unwrap_or(""),
             mail_from: &arrived
@@ -220,6 +229,7 @@ impl SmtpCore {
                 arrived.answers.owned.push((address, owned));
             }
             (Lookup::Spf(_), Answer::Spf(verdict)) => arrived.answers.spf = Some(verdict),
+            (Lookup::Dkim, Answer::Dkim(verdicts)) => arrived.answers.dkim = Some(verdicts),
             (asked, answer) => {
                 let what = format!("the answer {answer:?}");
                 return self.misuse(State::Lookup(Pending::Message { arrived, asked }), &what);

@@ -96,6 +96,9 @@ pub struct CoreConfig {
     pub max_received: usize,
     /// SPF on the inbound port.
     pub spf: SpfPolicy,
+    /// DKIM signatures verified on the inbound port (the results are
+    /// recorded; nothing is refused on DKIM alone, RFC 6376 §6.3).
+    pub dkim: bool,
 }
 
 /// What the session must do next.
@@ -142,6 +145,9 @@ pub enum Lookup {
     /// reverse-path is empty, RFC 7208 §2.4); answered with [`Answer::Spf`].
     /// Unlike the directory lookups it waits on the network.
     Spf(SpfQuery),
+    /// The DKIM signatures of the message being checked
+    /// ([`SmtpCore::pending_message`]); answered with [`Answer::Dkim`].
+    Dkim,
 }
 
 /// What an SPF check needs to know of the session.
@@ -159,6 +165,7 @@ pub enum Answer {
     LocalDomains(Result<Vec<String>, LookupFailed>),
     Resolved(Resolution),
     Spf(postamt_auth::spf::Verdict),
+    Dkim(Vec<postamt_auth::dkim::Verdict>),
 }
 
 /// The store could not answer.

@@ -28,6 +28,7 @@ fn config(mode: Mode) -> CoreConfig {
         spoof_policy: SpoofPolicy::Reject,
         max_received: 5,
         spf: SpfPolicy::Off,
+        dkim: false,
     }
 }
 
@@ -58,6 +59,15 @@ fn account(address: &str, id: AccountId) -> Account {
 /// the store fail.
 fn directory(lookup: &Lookup) -> Answer {
     match lookup {
+        // DKIM: one passing signature by remote.test.
+        Lookup::Dkim => Answer::Dkim(vec![postamt_auth::dkim::Verdict {
+            domain: "remote.test".into(),
+            selector: "s1".into(),
+            algorithm: "ed25519-sha256",
+            result: "pass".into(),
+            detail: String::new(),
+            signs_from: true,
+        }]),
         // SPF as a test DNS would answer it: by the sender's domain.
         Lookup::Spf(q) => {
             let domain = q.mail_from.rsplit_once('@').map_or("", |(_, d)| d);
@@ -1178,4 +1188,25 @@ fn rfc8601_5_forged_results_of_ours_are_removed() {
             policy == SpfPolicy::Mark
         );
     }
+}
+
+/// RFC 8601 §2.7.1: one dkim result per signature in the same
+/// Authentication-Results as SPF's; DKIM alone is recorded, not enforced.
+#[test]
+fn rfc8601_2_7_1_dkim_results_join_spf_in_one_field() {
+    let mut c = started(CoreConfig {
+        spf: SpfPolicy::Mark,
+        dkim: true,
+        ..config(Mode::Inbound)
+    });
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<carol@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let d = delivery(data(&mut c, "From: carol@remote.test\r\n\r\nhi\r\n"));
+    let text = String::from_utf8(d.content).unwrap();
+    assert!(
+        text.contains("Authentication-Results: mx.test;\r\n\tspf=pass (remote.test: decided for 192.0.2.7) smtp.mailfrom=carol@remote.test;\r\n\tdkim=pass header.d=remote.test header.s=s1 header.a=ed25519-sha256\r\nReceived-SPF: pass "),
+        "{text}"
+    );
+    assert_eq!(text.matches("Authentication-Results:").count(), 1);
 }
