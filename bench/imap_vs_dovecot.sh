@@ -607,11 +607,12 @@ imap = "127.0.0.1:$P_IMAP"
 smtp = "127.0.0.1:$P_SMTP"
 lmtp = "127.0.0.1:$P_LMTP"
 
-# Postfix and Dovecot verify nothing here either; SPF and DKIM would
+# Postfix and Dovecot verify nothing here either; SPF, DKIM and DMARC would
 # ask the machine's resolver about bench.test.
 [verify]
 spf = "off"
 dkim = false
+dmarc = "off"
 
 [limits]
 # room for the $IDLE_CONNS IDLE connections, all from 127.0.0.1

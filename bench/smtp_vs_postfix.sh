@@ -279,11 +279,12 @@ data_dir = "$T/postamt/data"
 smtp = "127.0.0.1:$P_SMTP"
 pop3 = "127.0.0.1:$P_POP3"
 
-# Postfix and Dovecot verify nothing here either; SPF and DKIM would
+# Postfix and Dovecot verify nothing here either; SPF, DKIM and DMARC would
 # ask the machine's resolver about bench.test.
 [verify]
 spf = "off"
 dkim = false
+dmarc = "off"
 
 [limits]
 # room for the $IDLE_CONNS idle connections, all from 127.0.0.1

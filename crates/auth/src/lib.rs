@@ -7,6 +7,7 @@
 
 #[cfg(feature = "resolver")]
 pub mod dkim;
+pub mod dmarc;
 pub mod dns;
 #[cfg(feature = "resolver")]
 pub mod resolver;

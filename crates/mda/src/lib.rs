@@ -162,12 +162,28 @@ pub struct Incoming<'a> {
     /// when they already are).
     pub content: Vec<u8>,
     pub internaldate: i64,
+    /// Into each local account's `Junk` mailbox (RFC 6154 `\Junk`), or its
+    /// INBOX when it has none (DMARC `p=quarantine`, RFC 7489 §6.3).
+    pub junk: bool,
 }
+
+/// The mailbox `incoming` goes to for `account`.
+fn target_mailbox(store: &dyn Store, account: AccountId, junk: bool) -> &'static str {
+    if junk && matches!(store.mailbox(account, JUNK), Ok(Some(_))) {
+        JUNK
+    } else {
+        "INBOX"
+    }
+}
+
+/// The Junk mailbox every account is created with (RFC 6154).
+const JUNK: &str = "Junk";
 
 /// Stores `incoming` for its local accounts and queues it for its remote
 /// recipients, in one transaction, durable when this returns.
 pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryReport, DeliveryError> {
-    let p = Prepared::new(incoming)?;
+    let junk = incoming.junk;
+    let p = Prepared::new(incoming, |a| target_mailbox(store, a, junk))?;
     let accepted = store.accept(p.delivery, p.outbound);
     Prepared::report(p.local, p.queued, accepted)
 }
@@ -179,7 +195,8 @@ pub async fn accept_async(
     store: SharedStore,
     incoming: Incoming<'_>,
 ) -> Result<DeliveryReport, DeliveryError> {
-    let p = Prepared::new(incoming)?;
+    let junk = incoming.junk;
+    let p = Prepared::new(incoming, |a| target_mailbox(&*store, a, junk))?;
     let accepted = store.accept_async(p.delivery, p.outbound).await;
     Prepared::report(p.local, p.queued, accepted)
 }
@@ -194,7 +211,10 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(incoming: Incoming<'_>) -> Result<Prepared, DeliveryError> {
+    fn new(
+        incoming: Incoming<'_>,
+        mailbox: impl Fn(AccountId) -> &'static str,
+    ) -> Result<Prepared, DeliveryError> {
         let content = postamt_wire::crlf::normalize_owned(incoming.content);
         let return_path = sanitize_header_value(incoming.from);
         let mut local = incoming.local;
@@ -224,6 +244,7 @@ impl Prepared {
                             sanitize_header_value(address)
                         )
                         .into_bytes(),
+                        mailbox: mailbox(*id).to_string(),
                         ..DeliveryTarget::inbox(*id)
                     })
                     .collect(),
@@ -312,6 +333,7 @@ pub fn deliver(
             envelope: OutboundEnvelope::default(),
             content: message.to_vec(),
             internaldate,
+            junk: false,
         },
     )
 }

@@ -66,6 +66,11 @@ pub struct VerifySection {
     /// Verify DKIM signatures (RFC 6376) and record each result in
     /// `Authentication-Results:`; nothing is refused on DKIM alone.
     pub dkim: bool,
+    /// DMARC (RFC 7489, RFC 9989): "enforce" applies the author domain's
+    /// policy to failing mail (`p=reject`: 550 5.7.26; `p=quarantine`: the
+    /// recipient's Junk mailbox), "mark" only records the result, "off".
+    /// Needs `spf` on.
+    pub dmarc: String,
     /// Seconds one message's checks may wait for DNS before "temperror".
     pub timeout: u64,
 }
@@ -75,6 +80,7 @@ impl Default for VerifySection {
         VerifySection {
             spf: "mark".into(),
             dkim: true,
+            dmarc: "enforce".into(),
             timeout: 20,
         }
     }
@@ -484,6 +490,10 @@ impl Config {
             "reject" | "mark" | "off" => {}
             other => bail!("[verify] spf = {other:?}: use \"mark\", \"reject\" or \"off\""),
         }
+        match self.verify.dmarc.as_str() {
+            "enforce" | "mark" | "off" => {}
+            other => bail!("[verify] dmarc = {other:?}: use \"enforce\", \"mark\" or \"off\""),
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("[tls] needs both cert and key, or neither");
         }
@@ -598,6 +608,7 @@ impl Config {
             verify: VerifySection {
                 spf: "off".into(),
                 dkim: false,
+                dmarc: "off".into(),
                 ..VerifySection::default()
             },
         }

@@ -17,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, Endpoint};
 use crate::open::open_store_with;
-use postamt_smtp::{Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
+use postamt_smtp::{DmarcPolicy, Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -127,7 +127,12 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         nameservers: config.dns.nameservers()?,
         timeout: config.dns.timeout.map(Duration::from_secs),
     };
-    let resolver = if spf == SpfPolicy::Off {
+    let dmarc = match config.verify.dmarc.as_str() {
+        "enforce" => DmarcPolicy::Enforce,
+        "mark" => DmarcPolicy::Mark,
+        _ => DmarcPolicy::Off,
+    };
+    let resolver = if spf == SpfPolicy::Off && dmarc == DmarcPolicy::Off {
         None
     } else {
         let r = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
@@ -159,6 +164,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         spf,
         resolver: resolver.clone(),
         dkim: dkim.clone(),
+        dmarc,
         verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
         ..SmtpConfig::default()
     };

@@ -4,7 +4,9 @@
 //! verdict (RFC 8601 Authentication-Results, RFC 7208 §9.1 Received-SPF),
 //! or refuses a "fail" when `[verify] spf = "reject"`; DKIM signatures
 //! made by dkimpy (an independent implementation) are verified and each
-//! result recorded (RFC 8601 §2.7.1).
+//! result recorded (RFC 8601 §2.7.1); DMARC (RFC 7489) applies the author
+//! domain's policy: `p=reject` refused with 550 5.7.26, `p=quarantine`
+//! into the recipient's Junk mailbox.
 
 mod common;
 
@@ -22,8 +24,13 @@ fn dns() -> Dns {
 }
 
 fn server(dns: &Dns, policy: &str) -> Server {
+    server_with(dns, policy, "off")
+}
+
+fn server_with(dns: &Dns, spf: &str, dmarc: &str) -> Server {
     Server::start(&format!(
-        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n[verify]\nspf = \"{policy}\"\ndkim = true\n",
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+         [verify]\nspf = \"{spf}\"\ndkim = true\ndmarc = \"{dmarc}\"\n",
         dns.port()
     ))
 }
@@ -174,4 +181,75 @@ fn rfc6376_rfc8601_dkim_signatures_by_dkimpy_are_verified_and_recorded() {
         got[1]
     );
     assert!(got[2].contains("\tdkim=none (no signature)"), "{}", got[2]);
+}
+
+/// RFC 7489 §6.3 with `[verify] dmarc = "enforce"`: a forged From: of a
+/// domain with p=reject is refused (RFC 7372: 5.7.26), one with
+/// p=quarantine lands in Junk, a sender whose SPF domain aligns passes;
+/// the session goes on after a refusal.
+#[test]
+fn rfc7489_dmarc_reject_quarantine_and_pass_end_to_end() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"], "A": ["192.0.2.10"]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject; rua=mailto:dmarc@bank.test"]},
+        "shop.test": {"A": ["192.0.2.11"]},
+        "_dmarc.shop.test": {"TXT": ["v=DMARC1; p=quarantine"]},
+        "friend.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "A": ["127.0.0.1"]},
+        "_dmarc.friend.test": {"TXT": ["v=DMARC1; p=reject"]},
+        "mail.friend.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "A": ["127.0.0.1"]},
+    }));
+    let s = server_with(&dns, "mark", "enforce");
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.example", "250");
+    // The classic forgery: any envelope, From: the bank.
+    let r = send(
+        &mut c,
+        "alerts@elsewhere.example",
+        "From: Bank <ceo@bank.test>\r\nSubject: verify your account\r\n\r\nclick\r\n",
+    );
+    assert!(r.starts_with("550 5.7.26 DMARC: neither DKIM nor SPF passed for a domain aligned with From: bank.test"), "{r}");
+    let r = send(
+        &mut c,
+        "deals@elsewhere.example",
+        "From: Shop <sale@shop.test>\r\nSubject: sale\r\n\r\n50% off\r\n",
+    );
+    assert!(r.starts_with("250"), "{r}");
+    // Relaxed alignment: SPF passed for mail.friend.test, From: friend.test.
+    let r = send(
+        &mut c,
+        "pal@mail.friend.test",
+        "From: Pal <pal@friend.test>\r\nSubject: hi\r\n\r\nhello\r\n",
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let inbox = maildrop(&s, "alice@example.test", "alice-pw");
+    assert_eq!(
+        inbox.len(),
+        1,
+        "only the aligned message is in INBOX: {inbox:?}"
+    );
+    assert!(
+        inbox[0].contains("\tdmarc=pass (SPF aligned with From: friend.test) header.from=friend.test policy.dmarc=reject\r\n"),
+        "{}",
+        inbox[0]
+    );
+    let mut imap = Imap::logged_in(&s, "alice");
+    let (untagged, done) = imap.cmd("a1", "SELECT Junk");
+    assert!(done.starts_with("a1 OK"), "{done}");
+    assert!(
+        untagged.iter().any(|l| l.trim_end() == "* 1 EXISTS"),
+        "{untagged:?}"
+    );
+    let (untagged, _) = imap.cmd(
+        "a2",
+        "FETCH 1 BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS SUBJECT)]",
+    );
+    let text = untagged.join("\n");
+    assert!(
+        text.contains("dmarc=fail") && text.contains("policy.dmarc=quarantine"),
+        "{text}"
+    );
+    assert!(text.contains("Subject: sale"), "{text}");
 }

@@ -16,9 +16,10 @@ use mail_parser::{HeaderName, MessageParser};
 use postamt_wire::meta::{header_fields, header_len};
 use postamt_wire::time::rfc5322_date;
 
-use crate::core::{Lookup, Mode, SpfPolicy, SpfQuery, SpoofPolicy};
+use crate::core::{DmarcPolicy, DmarcQuery, Lookup, Mode, SpfPolicy, SpfQuery, SpoofPolicy};
 use crate::reply::{R, Reply};
 use postamt_auth::dkim::Verdict as DkimVerdict;
+use postamt_auth::dmarc::{DmarcResult, Policy, Verdict as DmarcVerdict};
 use postamt_auth::spf::{SpfResult, Verdict};
 
 /// What the checks read from a message's header block, parsed once.
@@ -88,6 +89,7 @@ pub struct CheckInput<'a> {
     pub spf: SpfPolicy,
     /// Verify DKIM signatures on the inbound port.
     pub dkim: bool,
+    pub dmarc: DmarcPolicy,
     pub peer: IpAddr,
     pub helo: &'a str,
     pub mail_from: &'a str,
@@ -103,6 +105,8 @@ pub struct Answers {
     pub spf: Option<Verdict>,
     /// The DKIM verdicts, one per signature (inbound, when checked).
     pub dkim: Option<Vec<DkimVerdict>>,
+    /// The DMARC verdict (inbound, when evaluated).
+    pub dmarc: Option<DmarcVerdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +117,9 @@ pub enum Check {
     Refuse(Reply),
     /// Accept it, with these header lines put in front (after `Received:`).
     Accept(String),
+    /// Accept it as [`Check::Accept`] does, into the recipients' Junk
+    /// mailboxes (DMARC `p=quarantine`, RFC 7489 §6.3).
+    Quarantine(String),
 }
 
 /// The inbound checks between the end of the content and delivery.
@@ -231,16 +238,78 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     if dkim_on && answers.dkim.is_none() {
         return Check::Need(Lookup::Dkim);
     }
-    if spf_on || dkim_on {
+    let dmarc_on = input.mode == Mode::Inbound && input.dmarc != DmarcPolicy::Off;
+    let mut quarantine = false;
+    if dmarc_on {
+        let Some(verdict) = &answers.dmarc else {
+            return Check::Need(Lookup::Dmarc(dmarc_query(facts, input, answers)));
+        };
+        let enforce = input.dmarc == DmarcPolicy::Enforce
+            && verdict.result == DmarcResult::Fail
+            && !verdict.testing;
+        match verdict.policy {
+            Some(Policy::Reject) if enforce => {
+                return Check::Refuse(Reply::with(
+                    R::DmarcReject,
+                    format!(
+                        "DMARC: {} (RFC 7489 §6.3: p=reject)",
+                        clean(&verdict.reason)
+                    ),
+                ));
+            }
+            Some(Policy::Quarantine) if enforce => quarantine = true,
+            _ => {}
+        }
+        if verdict.result == DmarcResult::TempError && input.dmarc == DmarcPolicy::Enforce {
+            return Check::Refuse(Reply::with(
+                R::DmarcTempError,
+                format!("DMARC: {}; try again later", clean(&verdict.reason)),
+            ));
+        }
+    }
+    if spf_on || dkim_on || dmarc_on {
         // RFC 8601 §4: ours goes first, right after our Received:.
         let spf = answers.spf.as_ref().filter(|_| spf_on);
         let dkim = answers.dkim.as_deref().filter(|_| dkim_on);
-        headers.insert_str(0, &verdict_headers(spf, dkim, input));
+        let dmarc = answers.dmarc.as_ref().filter(|_| dmarc_on);
+        headers.insert_str(0, &verdict_headers(spf, dkim, dmarc, facts, input));
     }
     if let Some(w) = &warning {
         headers.push_str(&format!("X-Postamt-Warning: possibly forged: {w}\r\n"));
     }
-    Check::Accept(headers)
+    if quarantine {
+        Check::Quarantine(headers)
+    } else {
+        Check::Accept(headers)
+    }
+}
+
+/// What DMARC is asked about: the `From:` domain and the identities SPF
+/// and DKIM passed for (a DKIM signature counts only if it covers `From:`,
+/// RFC 6376 §5.4; SPF's is MAIL FROM's domain, or HELO's for `<>`).
+fn dmarc_query(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answers) -> DmarcQuery {
+    let domain_of = |a: &str| a.rsplit_once('@').map_or(a, |(_, d)| d).to_string();
+    DmarcQuery {
+        from_domain: facts.from.first().map(|a| domain_of(a)).unwrap_or_default(),
+        spf_pass_domain: answers
+            .spf
+            .as_ref()
+            .filter(|v| v.result == SpfResult::Pass)
+            .map(|_| {
+                if input.mail_from.is_empty() {
+                    input.helo.to_string()
+                } else {
+                    domain_of(input.mail_from)
+                }
+            }),
+        dkim_pass_domains: answers
+            .dkim
+            .iter()
+            .flatten()
+            .filter(|v| v.result == "pass" && v.signs_from)
+            .map(|v| v.domain.clone())
+            .collect(),
+    }
 }
 
 /// `Authentication-Results:` (RFC 8601 §2.2: the `spf` method of §2.7.2,
@@ -249,6 +318,8 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
 pub fn verdict_headers(
     spf: Option<&Verdict>,
     dkim: Option<&[DkimVerdict]>,
+    dmarc: Option<&DmarcVerdict>,
+    facts: &HeaderFacts,
     input: &CheckInput<'_>,
 ) -> String {
     let host = input.hostname;
@@ -296,6 +367,23 @@ pub fn verdict_headers(
             }
         }
         None => {}
+    }
+    if let Some(v) = dmarc {
+        let policy = v
+            .policy
+            .map(|p| format!(" policy.dmarc={}", p.as_str()))
+            .unwrap_or_default();
+        let from = facts
+            .from
+            .first()
+            .and_then(|a| a.rsplit_once('@'))
+            .map_or("", |(_, d)| d);
+        out.push_str(&format!(
+            ";\r\n\tdmarc={} ({}) header.from={}{policy}",
+            v.result.as_str(),
+            clean(&v.reason),
+            value(from)
+        ));
     }
     out.push_str("\r\n");
     out.push_str(&received_spf);
@@ -471,6 +559,7 @@ mod tests {
             now: 1_796_461_377,
             spf: SpfPolicy::Off,
             dkim: false,
+            dmarc: DmarcPolicy::Off,
             peer: "192.0.2.7".parse().unwrap(),
             helo: "client.test",
             mail_from: "carol@remote.test",
@@ -487,6 +576,7 @@ mod tests {
             owned: vec![],
             spf: None,
             dkim: None,
+            dmarc: None,
         }
     }
 

@@ -19,7 +19,7 @@ pub mod dsn;
 pub mod reply;
 pub mod session;
 
-pub use session::{Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
+pub use session::{DmarcPolicy, Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
 
 /// A small deterministic generator (xorshift64) for the property tests.
 #[cfg(test)]

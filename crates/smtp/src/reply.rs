@@ -70,6 +70,8 @@ replies! {
     SpoofedSender => 550 Some("5.7.1"), "Unauthenticated sender claims a local domain";
     NotYourAddress => 553 Some("5.7.1"), "Sender address not owned by the authenticated user";
     SpfFail => 550 Some("5.7.23"), "SPF validation failed";
+    DmarcReject => 550 Some("5.7.26"), "Multiple authentication checks failed (DMARC)";
+    DmarcTempError => 451 Some("4.7.5"), "DMARC could not be evaluated";
     SpfTempError => 451 Some("4.7.24"), "SPF validation error";
     BadFromField => 550 Some("5.7.1"), "The message must have one From: field with an address (RFC 5322 §3.6)";
     NeedSmtpUtf8 => 553 Some("5.6.7"), "Must declare SMTPUTF8 to send a UTF-8 address";
@@ -211,6 +213,8 @@ mod tests {
             R::NotYourAddress,
             R::BadFromField,
             R::SpfFail,
+            R::DmarcReject,
+            R::DmarcTempError,
             R::SpfTempError,
             R::NeedSmtpUtf8,
             R::TooBig,

@@ -23,10 +23,11 @@ use postamt_wire::meta::header_len;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::core::{Answer, CoreConfig, Delivery, Lookup, LookupFailed, Outcome, SmtpCore, Step};
-pub use crate::core::{Mode, SpfPolicy, SpoofPolicy};
+pub use crate::core::{DmarcPolicy, Mode, SpfPolicy, SpoofPolicy};
 use crate::dsn;
 use crate::reply::Reply;
 use postamt_auth::dkim::{self, Verifier};
+use postamt_auth::dmarc;
 use postamt_auth::resolver::Resolver;
 use postamt_auth::spf;
 
@@ -57,6 +58,9 @@ pub struct SmtpConfig {
     /// DKIM verification on the inbound port, with the authenticator that
     /// fetches the keys (`[verify] dkim`; off without one).
     pub dkim: Option<Arc<Verifier>>,
+    /// DMARC on the inbound port (`[verify] dmarc`; off without a
+    /// resolver). It asks the same resolver as SPF.
+    pub dmarc: DmarcPolicy,
     /// The most one message's verification may wait for DNS; past it, the
     /// result is "temperror" (`[verify] timeout`).
     pub verify_timeout: Duration,
@@ -79,6 +83,7 @@ impl Default for SmtpConfig {
             spf: SpfPolicy::Off,
             resolver: None,
             dkim: None,
+            dmarc: DmarcPolicy::Off,
             verify_timeout: Duration::from_secs(20),
         }
     }
@@ -111,6 +116,11 @@ impl SmtpConfig {
                 SpfPolicy::Off
             },
             dkim: self.dkim.is_some(),
+            dmarc: if self.resolver.is_some() {
+                self.dmarc
+            } else {
+                DmarcPolicy::Off
+            },
         }
     }
 }
@@ -270,6 +280,17 @@ pub async fn run_session<S>(
                     }
                     step = core.answer(Answer::Dkim(verdicts));
                 }
+                Step::Lookup(Lookup::Dmarc(query)) => {
+                    let verdict = check_dmarc(config, &query).await;
+                    if let Some(t) = &transcript {
+                        t.note(&format!(
+                            "DMARC: {} ({})",
+                            verdict.result.as_str(),
+                            verdict.reason
+                        ));
+                    }
+                    step = core.answer(Answer::Dmarc(verdict));
+                }
                 Step::Lookup(lookup) => step = core.answer(look_up_inline(store, &lookup)),
                 Step::Deliver(delivery) => {
                     let outcomes = deliver(store, &hostname, ip, delivery).await;
@@ -417,6 +438,7 @@ fn look_up_inline(store: &SharedStore, lookup: &Lookup) -> Answer {
         // they are configured.
         Lookup::Spf(_) => Answer::Spf(spf_temperror("no resolver")),
         Lookup::Dkim => Answer::Dkim(Vec::new()),
+        Lookup::Dmarc(_) => Answer::Dmarc(dmarc_temperror("no resolver")),
     }
 }
 
@@ -463,6 +485,41 @@ async fn check_dkim(config: &SmtpConfig, message: Option<&[u8]>) -> Vec<dkim::Ve
     }
 }
 
+/// DMARC for the message (RFC 7489 §4.3) through the SPF resolver, within
+/// the verification time budget.
+async fn check_dmarc(config: &SmtpConfig, q: &crate::core::DmarcQuery) -> dmarc::Verdict {
+    let Some(resolver) = &config.resolver else {
+        return dmarc_temperror("no resolver");
+    };
+    let input = dmarc::Input {
+        from_domain: &q.from_domain,
+        spf_pass_domain: q.spf_pass_domain.as_deref(),
+        dkim_pass_domains: q.dkim_pass_domains.iter().map(String::as_str).collect(),
+    };
+    if q.from_domain.is_empty() {
+        let mut v = dmarc_temperror("the message has no From: address");
+        v.result = dmarc::DmarcResult::None;
+        return v;
+    }
+    match tokio::time::timeout(config.verify_timeout, dmarc::check(resolver, &input)).await {
+        Ok(v) => v,
+        Err(_) => dmarc_temperror("DNS did not answer in time"),
+    }
+}
+
+fn dmarc_temperror(reason: &str) -> dmarc::Verdict {
+    dmarc::Verdict {
+        result: dmarc::DmarcResult::TempError,
+        policy: None,
+        testing: false,
+        policy_domain: String::new(),
+        record: None,
+        dkim: dmarc::Alignment::None,
+        spf: dmarc::Alignment::None,
+        reason: reason.to_string(),
+    }
+}
+
 fn spf_temperror(reason: &str) -> spf::Verdict {
     spf::Verdict {
         result: spf::SpfResult::TempError,
@@ -489,6 +546,7 @@ async fn deliver(
         now,
         id,
         batches,
+        quarantine,
     } = delivery;
     let header = batches
         .iter()
@@ -512,6 +570,7 @@ async fn deliver(
                 envelope: envelope.clone(),
                 content,
                 internaldate: now as i64,
+                junk: quarantine,
             },
         )
         .await;

@@ -188,6 +188,7 @@ impl SmtpCore {
             now: arrived.now,
             spf: self.config.spf,
             dkim: self.config.dkim,
+            dmarc: self.config.dmarc,
             peer: self.config.peer,
             helo: self.helo.as_deref().unwrap_or(""),
             mail_from: &arrived
@@ -209,7 +210,8 @@ impl SmtpCore {
                 tracing::info!(peer = %self.config.peer, id = %arrived.id, reply = %reply.lines.join(" "), "message refused by the inbound checks");
                 self.reply_each(&arrived.transaction, reply)
             }
-            Check::Accept(headers) => self.deliver(*arrived, &headers),
+            Check::Accept(headers) => self.deliver(*arrived, &headers, false),
+            Check::Quarantine(headers) => self.deliver(*arrived, &headers, true),
         }
     }
 
@@ -230,6 +232,7 @@ impl SmtpCore {
             }
             (Lookup::Spf(_), Answer::Spf(verdict)) => arrived.answers.spf = Some(verdict),
             (Lookup::Dkim, Answer::Dkim(verdicts)) => arrived.answers.dkim = Some(verdicts),
+            (Lookup::Dmarc(_), Answer::Dmarc(verdict)) => arrived.answers.dmarc = Some(verdict),
             (asked, answer) => {
                 let what = format!("the answer {answer:?}");
                 return self.misuse(State::Lookup(Pending::Message { arrived, asked }), &what);
@@ -241,7 +244,7 @@ impl SmtpCore {
     /// The accepted message as a typed delivery: the trace header and the
     /// checks' headers in front, the envelope, and the recipients grouped
     /// into store transactions.
-    fn deliver(&mut self, arrived: Arrived, headers: &str) -> Step {
+    fn deliver(&mut self, arrived: Arrived, headers: &str, quarantine: bool) -> Step {
         let Arrived {
             transaction: t,
             content,
@@ -304,6 +307,7 @@ impl SmtpCore {
             now,
             id,
             batches,
+            quarantine,
         })
     }
 

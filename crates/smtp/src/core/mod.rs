@@ -72,6 +72,19 @@ pub enum SpfPolicy {
     Reject,
 }
 
+/// DMARC on the inbound port (RFC 7489), `[verify] dmarc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DmarcPolicy {
+    /// Not evaluated.
+    #[default]
+    Off,
+    /// Evaluated and recorded; the domain's policy is not applied.
+    Mark,
+    /// The domain's policy is applied to failing mail: `p=reject` is
+    /// refused (`550 5.7.26`), `p=quarantine` goes to the Junk mailbox.
+    Enforce,
+}
+
 /// What the core is told about the session when it starts.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -99,6 +112,8 @@ pub struct CoreConfig {
     /// DKIM signatures verified on the inbound port (the results are
     /// recorded; nothing is refused on DKIM alone, RFC 6376 §6.3).
     pub dkim: bool,
+    /// DMARC on the inbound port (needs SPF and DKIM results to pass).
+    pub dmarc: DmarcPolicy,
 }
 
 /// What the session must do next.
@@ -148,6 +163,20 @@ pub enum Lookup {
     /// The DKIM signatures of the message being checked
     /// ([`SmtpCore::pending_message`]); answered with [`Answer::Dkim`].
     Dkim,
+    /// DMARC for the author domain, given what SPF and DKIM found;
+    /// answered with [`Answer::Dmarc`].
+    Dmarc(DmarcQuery),
+}
+
+/// What a DMARC evaluation needs (RFC 7489 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcQuery {
+    /// The domain of the `From:` address.
+    pub from_domain: String,
+    /// The domain SPF passed for, if it passed.
+    pub spf_pass_domain: Option<String>,
+    /// The `d=` of each DKIM signature that passed and covers `From:`.
+    pub dkim_pass_domains: Vec<String>,
 }
 
 /// What an SPF check needs to know of the session.
@@ -166,6 +195,7 @@ pub enum Answer {
     Resolved(Resolution),
     Spf(postamt_auth::spf::Verdict),
     Dkim(Vec<postamt_auth::dkim::Verdict>),
+    Dmarc(postamt_auth::dmarc::Verdict),
 }
 
 /// The store could not answer.
@@ -222,6 +252,8 @@ pub struct Delivery {
     /// one per recipient, in RCPT order, so that one full mailbox fails
     /// only its own recipient (RFC 2033 §4.2).
     pub batches: Vec<Batch>,
+    /// Into the Junk mailboxes (DMARC `p=quarantine`).
+    pub quarantine: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,7 @@ fn config(mode: Mode) -> CoreConfig {
         max_received: 5,
         spf: SpfPolicy::Off,
         dkim: false,
+        dmarc: DmarcPolicy::Off,
     }
 }
 
@@ -59,6 +60,29 @@ fn account(address: &str, id: AccountId) -> Account {
 /// the store fail.
 fn directory(lookup: &Lookup) -> Answer {
     match lookup {
+        // DMARC: bank.test says reject, shop.test quarantine; both fail.
+        Lookup::Dmarc(q) => {
+            use postamt_auth::dmarc::{Alignment, DmarcResult, Policy, Verdict};
+            let policy = match q.from_domain.as_str() {
+                "bank.test" => Some(Policy::Reject),
+                "shop.test" => Some(Policy::Quarantine),
+                _ => None,
+            };
+            Answer::Dmarc(Verdict {
+                result: if policy.is_some() {
+                    DmarcResult::Fail
+                } else {
+                    DmarcResult::None
+                },
+                policy,
+                testing: false,
+                policy_domain: q.from_domain.clone(),
+                record: None,
+                dkim: Alignment::None,
+                spf: Alignment::NotAligned,
+                reason: format!("nothing aligned with {}", q.from_domain),
+            })
+        }
         // DKIM: one passing signature by remote.test.
         Lookup::Dkim => Answer::Dkim(vec![postamt_auth::dkim::Verdict {
             domain: "remote.test".into(),
@@ -1209,4 +1233,52 @@ fn rfc8601_2_7_1_dkim_results_join_spf_in_one_field() {
         "{text}"
     );
     assert_eq!(text.matches("Authentication-Results:").count(), 1);
+}
+
+/// RFC 7489 §6.3: with DMARC enforced, p=reject is refused with 550 5.7.26
+/// (RFC 7372) and p=quarantine goes to Junk; with "mark", both are only
+/// recorded.
+#[test]
+fn rfc7489_6_3_dmarc_policies_are_applied_when_enforced() {
+    for (dmarc, refused, quarantined) in [
+        (DmarcPolicy::Enforce, true, true),
+        (DmarcPolicy::Mark, false, false),
+    ] {
+        let mut c = started(CoreConfig {
+            spf: SpfPolicy::Mark,
+            dkim: true,
+            dmarc,
+            ..config(Mode::Inbound)
+        });
+        cmd(&mut c, "EHLO client.test", "250");
+        cmd(&mut c, "MAIL FROM:<ceo@remote.test>", "250");
+        cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+        let step = data(&mut c, "From: CEO <ceo@bank.test>\r\n\r\npay\r\n");
+        if refused {
+            let w = wire(&step);
+            assert!(
+                w.starts_with("550 5.7.26 DMARC: nothing aligned with bank.test"),
+                "{w}"
+            );
+        } else {
+            let d = delivery(step);
+            let text = String::from_utf8(d.content).unwrap();
+            assert!(text.contains(";\r\n\tdmarc=fail (nothing aligned with bank.test) header.from=bank.test policy.dmarc=reject\r\n"), "{text}");
+            c.delivered(&[Outcome::Stored { queue_id: None }]);
+        }
+        cmd(&mut c, "MAIL FROM:<shop@remote.test>", "250");
+        cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+        let d = delivery(data(&mut c, "From: shop@shop.test\r\n\r\nsale\r\n"));
+        assert_eq!(d.quarantine, quarantined, "{dmarc:?}");
+        c.delivered(&[Outcome::Stored { queue_id: None }]);
+        cmd(&mut c, "MAIL FROM:<pal@remote.test>", "250");
+        cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+        let d = delivery(data(&mut c, "From: pal@remote.test\r\n\r\nhi\r\n"));
+        assert!(!d.quarantine);
+        assert!(
+            String::from_utf8(d.content)
+                .unwrap()
+                .contains("\tdmarc=none (")
+        );
+    }
 }

@@ -1,0 +1,393 @@
+//! DMARC (RFC 7489, with RFC 9989's DNS tree walk, `np=` and `psd=`):
+//! does the author domain in `From:` stand behind this message, and what
+//! does it ask a receiver to do when it does not?
+//!
+//! The policy record and the organizational domains come from DNS alone
+//! (the tree walk of RFC 9989 §4.10), so no public suffix list is needed;
+//! a domain marks itself as a public suffix domain with `psd=y`.
+
+use crate::dns::{Dns, DnsError};
+
+/// What the domain owner asks for failing mail (RFC 7489 §6.3 `p=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    None,
+    Quarantine,
+    Reject,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::None => "none",
+            Policy::Quarantine => "quarantine",
+            Policy::Reject => "reject",
+        }
+    }
+
+    fn parse(v: &str) -> Option<Policy> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(Policy::None),
+            "quarantine" => Some(Policy::Quarantine),
+            "reject" => Some(Policy::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// `psd=` (RFC 9989): is this a public suffix domain's record?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Psd {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// A DMARC record (RFC 7489 §6.3; RFC 9989 adds `np`, `psd`, `t`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub p: Policy,
+    pub sp: Policy,
+    pub np: Policy,
+    /// Strict DKIM / SPF alignment (`adkim=s`, `aspf=s`).
+    pub strict_dkim: bool,
+    pub strict_spf: bool,
+    pub psd: Psd,
+    /// `t=y`: testing; the policy is not applied (RFC 9989).
+    pub testing: bool,
+    /// Aggregate report addresses (`rua=mailto:`), without size limits.
+    pub rua: Vec<String>,
+}
+
+/// Parses a TXT record; `None` when it is not a valid DMARC record.
+/// Unknown tags are ignored; a missing or invalid `p=` is `none` when
+/// `rua=` is valid (RFC 9989), otherwise the record is invalid.
+pub fn parse(txt: &str) -> Option<Record> {
+    let mut tags = txt.split(';').map(|t| t.trim()).filter(|t| !t.is_empty());
+    let first = tags.next()?;
+    let (k, v) = first.split_once('=')?;
+    if !k.trim().eq_ignore_ascii_case("v") || v.trim() != "DMARC1" {
+        return None;
+    }
+    let (mut p, mut sp, mut np) = (None, None, None);
+    let mut r = Record {
+        p: Policy::None,
+        sp: Policy::None,
+        np: Policy::None,
+        strict_dkim: false,
+        strict_spf: false,
+        psd: Psd::Unknown,
+        testing: false,
+        rua: Vec::new(),
+    };
+    for tag in tags {
+        let Some((k, v)) = tag.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "p" => p = Policy::parse(v),
+            "sp" => sp = Policy::parse(v),
+            "np" => np = Policy::parse(v),
+            "adkim" => r.strict_dkim = v.eq_ignore_ascii_case("s"),
+            "aspf" => r.strict_spf = v.eq_ignore_ascii_case("s"),
+            "psd" => {
+                r.psd = match v.to_ascii_lowercase().as_str() {
+                    "y" => Psd::Yes,
+                    "n" => Psd::No,
+                    _ => Psd::Unknown,
+                }
+            }
+            "t" => r.testing = v.eq_ignore_ascii_case("y"),
+            "rua" => {
+                r.rua = v
+                    .split(',')
+                    .filter_map(|u| {
+                        let u = u.trim();
+                        let addr = u
+                            .get(..7)?
+                            .eq_ignore_ascii_case("mailto:")
+                            .then(|| &u[7..])?;
+                        let addr = addr.split('!').next()?.trim();
+                        Some(addr.replace("%20", ""))
+                    })
+                    .filter(|a| a.contains('@'))
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    r.p = match p {
+        Some(p) => p,
+        None if !r.rua.is_empty() => Policy::None,
+        None => return None,
+    };
+    r.sp = sp.unwrap_or(r.p);
+    r.np = np.unwrap_or(r.sp);
+    Some(r)
+}
+
+/// The DMARC result (RFC 8601 §2.7.4 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmarcResult {
+    None,
+    Pass,
+    Fail,
+    TempError,
+    PermError,
+}
+
+impl DmarcResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcResult::None => "none",
+            DmarcResult::Pass => "pass",
+            DmarcResult::Fail => "fail",
+            DmarcResult::TempError => "temperror",
+            DmarcResult::PermError => "permerror",
+        }
+    }
+}
+
+/// How one mechanism counted for DMARC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alignment {
+    /// It passed, for a domain aligned with the author domain.
+    Pass,
+    /// It passed, but for a domain not aligned with the author domain.
+    NotAligned,
+    /// It did not pass at all.
+    None,
+}
+
+/// What the checks before DMARC found.
+#[derive(Debug, Clone, Default)]
+pub struct Input<'a> {
+    /// The domain of the `From:` address.
+    pub from_domain: &'a str,
+    /// The domain SPF checked (MAIL FROM's, or HELO's for `<>`), when SPF
+    /// passed.
+    pub spf_pass_domain: Option<&'a str>,
+    /// The `d=` of every DKIM signature that passed and covers `From:`.
+    pub dkim_pass_domains: Vec<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub result: DmarcResult,
+    /// The policy that applies to this message (`p`, `sp` or `np`);
+    /// `None` when there is no record.
+    pub policy: Option<Policy>,
+    /// The record's `t=y`: the policy is not to be applied.
+    pub testing: bool,
+    /// Where the record was found.
+    pub policy_domain: String,
+    pub record: Option<Record>,
+    pub dkim: Alignment,
+    pub spf: Alignment,
+    pub reason: String,
+}
+
+/// Most DNS queries of one tree walk (RFC 9989 §4.10).
+const MAX_WALK: usize = 8;
+
+/// The names a tree walk from `domain` asks about, longest first: the
+/// domain itself, then (if it has 8 labels or more) its 7 rightmost
+/// labels, then one label fewer each time, down to a single label.
+fn walk(domain: &str) -> Vec<String> {
+    let labels: Vec<&str> = domain.split('.').filter(|l| !l.is_empty()).collect();
+    let mut names = vec![labels.join(".")];
+    let mut n = labels.len();
+    if n >= 8 {
+        n = 8;
+    }
+    while n > 1 && names.len() < MAX_WALK {
+        n -= 1;
+        names.push(labels[labels.len() - n..].join("."));
+    }
+    names
+}
+
+/// The DMARC record at `_dmarc.name`: `Ok(None)` when there is none
+/// (no valid record, or several, RFC 7489 §6.6.3).
+async fn record_at<D: Dns>(dns: &D, name: &str) -> Result<Option<Record>, DnsError> {
+    let txts = match dns.txt(&format!("_dmarc.{name}")).await {
+        Ok(t) => t,
+        Err(DnsError::NxDomain) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut records = txts.iter().filter_map(|t| parse(t));
+    match (records.next(), records.next()) {
+        (Some(r), None) => Ok(Some(r)),
+        _ => Ok(None),
+    }
+}
+
+/// The organizational domain of `domain` by the tree walk (RFC 9989
+/// §4.10.2): where a `psd=n` record is, one label below a `psd=y` record,
+/// else the shortest name with a record; the domain itself without any.
+pub async fn organizational_domain<D: Dns>(dns: &D, domain: &str) -> Result<String, DnsError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let labels = domain.split('.').count();
+    let mut found = None;
+    for name in walk(&domain) {
+        if let Some(r) = record_at(dns, &name).await? {
+            match r.psd {
+                Psd::No => return Ok(name),
+                Psd::Yes => {
+                    let n = name.split('.').count();
+                    if n < labels {
+                        let below: Vec<&str> = domain.split('.').collect();
+                        return Ok(below[labels - n - 1..].join("."));
+                    }
+                    return Ok(domain);
+                }
+                Psd::Unknown => found = Some(name),
+            }
+        }
+    }
+    Ok(found.unwrap_or(domain))
+}
+
+/// Whether `domain` exists: it has an A, AAAA or MX record (RFC 9989's
+/// test for `np=`).
+async fn exists<D: Dns>(dns: &D, domain: &str) -> Result<bool, DnsError> {
+    for answer in [
+        dns.a(domain).await.map(|v| !v.is_empty()),
+        dns.aaaa(domain).await.map(|v| !v.is_empty()),
+        dns.mx(domain).await.map(|v| !v.is_empty()),
+    ] {
+        match answer {
+            Ok(true) => return Ok(true),
+            Ok(false) | Err(DnsError::NxDomain) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+async fn aligned<D: Dns>(
+    dns: &D,
+    author: &str,
+    other: &str,
+    strict: bool,
+) -> Result<bool, DnsError> {
+    let (a, o) = (
+        author.to_ascii_lowercase(),
+        other.trim_end_matches('.').to_ascii_lowercase(),
+    );
+    if a == o {
+        return Ok(true);
+    }
+    if strict {
+        return Ok(false);
+    }
+    Ok(organizational_domain(dns, &a).await? == organizational_domain(dns, &o).await?)
+}
+
+/// Evaluates DMARC for a message (RFC 7489 §4.3, RFC 9989 §4.7-4.10).
+pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
+    let author = input.from_domain.trim_end_matches('.').to_ascii_lowercase();
+    let mut v = Verdict {
+        result: DmarcResult::None,
+        policy: None,
+        testing: false,
+        policy_domain: String::new(),
+        record: None,
+        dkim: Alignment::None,
+        spf: Alignment::None,
+        reason: String::new(),
+    };
+    let temp = |mut v: Verdict, what: &str| {
+        v.result = DmarcResult::TempError;
+        v.reason = format!("DNS failed while {what}");
+        v
+    };
+    // Policy discovery: the first record of the tree walk.
+    let mut found = None;
+    for name in walk(&author) {
+        match record_at(dns, &name).await {
+            Ok(Some(r)) => {
+                found = Some((name, r));
+                break;
+            }
+            Ok(None) => {}
+            Err(_) => return temp(v, "looking for the DMARC record"),
+        }
+    }
+    let Some((policy_domain, record)) = found else {
+        v.reason = format!("{author} publishes no DMARC record");
+        return v;
+    };
+    let policy = if policy_domain == author {
+        record.p
+    } else {
+        match exists(dns, &author).await {
+            Ok(true) => record.sp,
+            Ok(false) => record.np,
+            Err(_) => return temp(v, "checking that the author domain exists"),
+        }
+    };
+    v.policy = Some(policy);
+    v.testing = record.testing;
+    v.policy_domain = policy_domain;
+    for d in &input.dkim_pass_domains {
+        match aligned(dns, &author, d, record.strict_dkim).await {
+            Ok(true) => {
+                v.dkim = Alignment::Pass;
+                break;
+            }
+            Ok(false) => v.dkim = Alignment::NotAligned,
+            Err(_) => return temp(v, "finding organizational domains"),
+        }
+    }
+    if let Some(d) = input.spf_pass_domain {
+        v.spf = match aligned(dns, &author, d, record.strict_spf).await {
+            Ok(true) => Alignment::Pass,
+            Ok(false) => Alignment::NotAligned,
+            Err(_) => return temp(v, "finding organizational domains"),
+        };
+    }
+    v.record = Some(record);
+    if v.dkim == Alignment::Pass || v.spf == Alignment::Pass {
+        v.result = DmarcResult::Pass;
+        v.reason = format!(
+            "{} aligned with From: {author}",
+            if v.dkim == Alignment::Pass {
+                "DKIM"
+            } else {
+                "SPF"
+            }
+        );
+    } else {
+        v.result = DmarcResult::Fail;
+        v.reason = format!(
+            "neither DKIM nor SPF passed for a domain aligned with From: {author}; \
+             {} asks to {} such mail",
+            v.policy_domain,
+            match policy {
+                Policy::Reject => "reject",
+                Policy::Quarantine => "quarantine",
+                Policy::None => "report, not refuse,",
+            }
+        );
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc9989_4_10_the_tree_walk_asks_at_most_eight_names() {
+        assert_eq!(
+            walk("a.example.org"),
+            ["a.example.org", "example.org", "org"]
+        );
+        let w = walk("a.b.c.d.e.f.g.h.i.j.mail.example.com");
+        assert_eq!(w.len(), 8);
+        assert_eq!(w[1], "g.h.i.j.mail.example.com");
+        assert_eq!(w[7], "com");
+    }
+}
