@@ -178,7 +178,8 @@ pub struct Verdict {
     /// The policy that applies to this message (`p`, `sp` or `np`);
     /// `None` when there is no record.
     pub policy: Option<Policy>,
-    /// The record's `t=y`: the policy is not to be applied.
+    /// The record's `t=y`: the owner is testing, and `policy` is already
+    /// one step milder than the record says (RFC 9989 §5.3).
     pub testing: bool,
     /// Where the record was found.
     pub policy_domain: String,
@@ -208,45 +209,79 @@ fn walk(domain: &str) -> Vec<String> {
     names
 }
 
-/// The DMARC record at `_dmarc.name`: `Ok(None)` when there is none
-/// (no valid record, or several, RFC 7489 §6.6.3).
-async fn record_at<D: Dns>(dns: &D, name: &str) -> Result<Option<Record>, DnsError> {
+/// What `_dmarc.name` holds.
+#[derive(Debug, Clone)]
+enum AtName {
+    /// No valid DMARC record (other TXT records are none of ours).
+    Nothing,
+    One(Record),
+    /// More than one: the set is discarded, and the walk stops
+    /// (RFC 9989 §4.10 step 2).
+    Several,
+}
+
+async fn record_at<D: Dns>(dns: &D, name: &str) -> Result<AtName, DnsError> {
     let txts = match dns.txt(&format!("_dmarc.{name}")).await {
         Ok(t) => t,
-        Err(DnsError::NxDomain) => return Ok(None),
+        Err(DnsError::NxDomain) => return Ok(AtName::Nothing),
         Err(e) => return Err(e),
     };
     let mut records = txts.iter().filter_map(|t| parse(t));
-    match (records.next(), records.next()) {
-        (Some(r), None) => Ok(Some(r)),
-        _ => Ok(None),
-    }
+    Ok(match (records.next(), records.next()) {
+        (None, _) => AtName::Nothing,
+        (Some(r), None) => AtName::One(r),
+        _ => AtName::Several,
+    })
 }
 
-/// The organizational domain of `domain` by the tree walk (RFC 9989
-/// §4.10.2): where a `psd=n` record is, one label below a `psd=y` record,
-/// else the shortest name with a record; the domain itself without any.
-pub async fn organizational_domain<D: Dns>(dns: &D, domain: &str) -> Result<String, DnsError> {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let labels = domain.split('.').count();
-    let mut found = None;
-    for name in walk(&domain) {
-        if let Some(r) = record_at(dns, &name).await? {
-            match r.psd {
-                Psd::No => return Ok(name),
-                Psd::Yes => {
-                    let n = name.split('.').count();
-                    if n < labels {
-                        let below: Vec<&str> = domain.split('.').collect();
-                        return Ok(below[labels - n - 1..].join("."));
-                    }
-                    return Ok(domain);
-                }
-                Psd::Unknown => found = Some(name),
-            }
+/// One tree walk from `domain` (RFC 9989 §4.10): the records found, in
+/// walk order, up to a `psd=n` record (which ends it) or a set of several.
+async fn tree_walk<D: Dns>(dns: &D, domain: &str) -> Result<Vec<(String, AtName)>, DnsError> {
+    let mut found = Vec::new();
+    for name in walk(domain) {
+        let at = record_at(dns, &name).await?;
+        let stop = match &at {
+            AtName::Nothing => continue,
+            AtName::One(r) => r.psd == Psd::No,
+            AtName::Several => true,
+        };
+        found.push((name, at));
+        if stop {
+            break;
         }
     }
-    Ok(found.unwrap_or(domain))
+    Ok(found)
+}
+
+/// The organizational domain from a tree walk's records (RFC 9989
+/// §4.10.2): where a `psd=n` record is, one label below a `psd=y` record,
+/// else the shortest name with a record; the domain itself without any.
+fn organizational_from(domain: &str, found: &[(String, AtName)]) -> String {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let mut shortest = None;
+    for (name, at) in found {
+        let AtName::One(r) = at else { continue };
+        match r.psd {
+            Psd::No => return name.clone(),
+            Psd::Yes => {
+                let n = name.split('.').count();
+                return if n < labels.len() {
+                    labels[labels.len() - n - 1..].join(".")
+                } else {
+                    domain.to_string()
+                };
+            }
+            Psd::Unknown => shortest = Some(name.clone()),
+        }
+    }
+    shortest.unwrap_or_else(|| domain.to_string())
+}
+
+/// The organizational domain of `domain` by the tree walk.
+pub async fn organizational_domain<D: Dns>(dns: &D, domain: &str) -> Result<String, DnsError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let found = tree_walk(dns, &domain).await?;
+    Ok(organizational_from(&domain, &found))
 }
 
 /// Whether `domain` exists: it has an A, AAAA or MX record (RFC 9989's
@@ -266,23 +301,23 @@ async fn exists<D: Dns>(dns: &D, domain: &str) -> Result<bool, DnsError> {
     Ok(false)
 }
 
+/// Whether `other` aligns with the author domain, whose organizational
+/// domain is `author_org`.
 async fn aligned<D: Dns>(
     dns: &D,
     author: &str,
+    author_org: &str,
     other: &str,
     strict: bool,
 ) -> Result<bool, DnsError> {
-    let (a, o) = (
-        author.to_ascii_lowercase(),
-        other.trim_end_matches('.').to_ascii_lowercase(),
-    );
-    if a == o {
+    let o = other.trim_end_matches('.').to_ascii_lowercase();
+    if author == o {
         return Ok(true);
     }
     if strict {
         return Ok(false);
     }
-    Ok(organizational_domain(dns, &a).await? == organizational_domain(dns, &o).await?)
+    Ok(author_org == organizational_domain(dns, &o).await?)
 }
 
 /// Evaluates DMARC for a message (RFC 7489 §4.3, RFC 9989 §4.7-4.10).
@@ -303,21 +338,23 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
         v.reason = format!("DNS failed while {what}");
         v
     };
-    // Policy discovery: the first record of the tree walk.
-    let mut found = None;
-    for name in walk(&author) {
-        match record_at(dns, &name).await {
-            Ok(Some(r)) => {
-                found = Some((name, r));
-                break;
-            }
-            Ok(None) => {}
-            Err(_) => return temp(v, "looking for the DMARC record"),
+    // One tree walk gives the policy record (the first found) and the
+    // author's organizational domain.
+    let walked = match tree_walk(dns, &author).await {
+        Ok(w) => w,
+        Err(_) => return temp(v, "looking for the DMARC record"),
+    };
+    let author_org = organizational_from(&author, &walked);
+    let (policy_domain, record) = match walked.into_iter().next() {
+        Some((name, AtName::One(r))) => (name, r),
+        Some((name, _)) => {
+            v.reason = format!("{name} publishes more than one DMARC record (RFC 9989 §4.10)");
+            return v;
         }
-    }
-    let Some((policy_domain, record)) = found else {
-        v.reason = format!("{author} publishes no DMARC record");
-        return v;
+        None => {
+            v.reason = format!("{author} publishes no DMARC record");
+            return v;
+        }
     };
     let policy = if policy_domain == author {
         record.p
@@ -328,11 +365,17 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
             Err(_) => return temp(v, "checking that the author domain exists"),
         }
     };
+    // t=y (RFC 9989 §5.3): one step milder while the owner is testing.
+    let policy = match (record.testing, policy) {
+        (true, Policy::Reject) => Policy::Quarantine,
+        (true, _) => Policy::None,
+        (false, p) => p,
+    };
     v.policy = Some(policy);
     v.testing = record.testing;
     v.policy_domain = policy_domain;
     for d in &input.dkim_pass_domains {
-        match aligned(dns, &author, d, record.strict_dkim).await {
+        match aligned(dns, &author, &author_org, d, record.strict_dkim).await {
             Ok(true) => {
                 v.dkim = Alignment::Pass;
                 break;
@@ -342,7 +385,7 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
         }
     }
     if let Some(d) = input.spf_pass_domain {
-        v.spf = match aligned(dns, &author, d, record.strict_spf).await {
+        v.spf = match aligned(dns, &author, &author_org, d, record.strict_spf).await {
             Ok(true) => Alignment::Pass,
             Ok(false) => Alignment::NotAligned,
             Err(_) => return temp(v, "finding organizational domains"),

@@ -244,9 +244,8 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
         let Some(verdict) = &answers.dmarc else {
             return Check::Need(Lookup::Dmarc(dmarc_query(facts, input, answers)));
         };
-        let enforce = input.dmarc == DmarcPolicy::Enforce
-            && verdict.result == DmarcResult::Fail
-            && !verdict.testing;
+        // With t=y the verdict's policy is already one step milder.
+        let enforce = input.dmarc == DmarcPolicy::Enforce && verdict.result == DmarcResult::Fail;
         match verdict.policy {
             Some(Policy::Reject) if enforce => {
                 return Check::Refuse(Reply::with(
