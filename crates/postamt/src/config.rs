@@ -601,16 +601,14 @@ impl Config {
                 enabled: false,
                 ..RelaySection::default()
             },
-            dns: DnsSection::default(),
-            dkim: DkimSection::default(),
-            // No lab DNS yet: the playground would ask the machine's
-            // resolver about its demo domains.
-            verify: VerifySection {
-                spf: "off".into(),
-                dkim: false,
-                dmarc: "off".into(),
-                ..VerifySection::default()
+            // The spoofing lab's DNS (lab.rs): the playground never asks
+            // the machine's resolver.
+            dns: DnsSection {
+                nameservers: vec![format!("127.0.0.1:{}", crate::lab::PORT)],
+                timeout: Some(2),
             },
+            dkim: DkimSection::default(),
+            verify: VerifySection::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod lab;
 mod mail;
 mod open;
 mod process;

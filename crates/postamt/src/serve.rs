@@ -53,6 +53,12 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     }
     if dev {
         seed_playground(&*store)?;
+        // The spoofing lab: demo domains' SPF, DKIM and DMARC records on
+        // a DNS of our own (the playground's [dns] asks it).
+        crate::open::create_private_dir(&config.dkim_dir())?;
+        crate::lab::ensure_key(&config.dkim_dir())?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], crate::lab::PORT));
+        crate::lab::serve(crate::lab::zone(&config.dkim_dir()), addr).await?;
     }
     let cert_key = config.tls.cert.clone().zip(config.tls.key.clone());
     let tls = Arc::new(TlsManager::new(
@@ -262,6 +268,11 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             out,
             "postamt: playground data in {}",
             config.data_dir.display()
+        )?;
+        writeln!(
+            out,
+            "postamt: dns         listening on 127.0.0.1:{} (the spoofing lab: bank.test, shop.test, friend.test)",
+            crate::lab::PORT
         )?;
         writeln!(
             out,

@@ -292,7 +292,8 @@ fn dev_playground_telnet_session() {
         "{banner}"
     );
     assert!(
-        banner.contains("alice@postamt.test (password alice)"),
+        banner.contains("alice@postamt.test (password alice)")
+            && banner.contains("dns         listening on 127.0.0.1:2053"),
         "{banner}"
     );
     let mut c = Client::connect("127.0.0.1:2110".parse().unwrap());
@@ -338,6 +339,7 @@ fn dev_playground_telnet_session() {
         b"",
     );
     assert!(out.stdout.contains("pop3"), "{}", out.stdout);
+    spoofing_lab(&data);
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -352,4 +354,59 @@ fn dev_playground_telnet_session() {
         b"",
     );
     assert!(out.stdout.contains("alice@postamt.test"));
+}
+
+/// The spoofing lab of `serve --dev` (its DNS on 127.0.0.1:2053): a forged
+/// `From: ceo@bank.test` typed on port 2025 is refused by DMARC
+/// (`p=reject`, RFC 7489; 550 5.7.26), and the same message signed with
+/// the lab key (`postamt dkim sign`) passes with dkim=pass and dmarc=pass.
+fn spoofing_lab(data: &std::path::Path) {
+    let mut m = Client::connect("127.0.0.1:2025".parse().unwrap());
+    m.line();
+    m.smtp("HELO forger.example", "250");
+    let message = "From: CEO <ceo@bank.test>\r\nTo: bob@postamt.test\r\nSubject: wire the money\r\n\r\nToday, please.\r\n";
+    m.smtp("MAIL FROM:<ceo@bank.test>", "250");
+    m.smtp("RCPT TO:<bob@postamt.test>", "250");
+    m.smtp("DATA", "354");
+    m.send(message.as_bytes());
+    let r = m.smtp(".", "550 5.7.26");
+    assert!(r.contains("bank.test"), "{r}");
+    let file = data.join("forged.eml");
+    std::fs::write(&file, message).unwrap();
+    let signed = run_with_stdin(
+        Command::new(BIN)
+            .args(["dkim", "sign", "--dev", "--data-dir"])
+            .arg(data)
+            .args(["--domain", "bank.test", "--selector", "lab"])
+            .arg(&file),
+        b"",
+    )
+    .success()
+    .stdout;
+    assert!(
+        signed.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"),
+        "{signed}"
+    );
+    m.smtp("MAIL FROM:<ceo@bank.test>", "250");
+    m.smtp("RCPT TO:<bob@postamt.test>", "250");
+    m.smtp("DATA", "354");
+    m.send(signed.as_bytes());
+    m.smtp(".", "250");
+    m.smtp("QUIT", "221");
+    let mut b = Client::connect("127.0.0.1:2110".parse().unwrap());
+    b.line();
+    b.cmd("USER bob@postamt.test", "+OK");
+    b.cmd("PASS bob", "+OK logged in, 3 messages");
+    b.cmd("RETR 3", "+OK");
+    let got = String::from_utf8(b.multiline()).unwrap();
+    assert!(got.contains("\tspf=fail ("), "{got}");
+    assert!(
+        got.contains("\tdkim=pass header.d=bank.test header.s=lab header.a=ed25519-sha256"),
+        "{got}"
+    );
+    assert!(
+        got.contains("\tdmarc=pass (DKIM aligned with From: bank.test)"),
+        "{got}"
+    );
+    b.cmd("QUIT", "+OK");
 }
