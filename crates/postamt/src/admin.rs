@@ -37,9 +37,19 @@ pub enum UserCmd {
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    Add { name: String },
+    Add {
+        name: String,
+    },
     List,
-    Del { name: String },
+    Del {
+        name: String,
+    },
+    /// The DNS records DOMAIN should publish (MX, SPF, DKIM from its
+    /// active key, DMARC) and what DNS says now, each marked ok or wrong;
+    /// asks the [dns] resolver. Exit status 1 when one is wrong.
+    Check {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -245,8 +255,12 @@ fn parse_size(s: &str) -> Result<Option<u64>> {
 }
 
 pub fn domain(config: &Config, cmd: &DomainCmd) -> Result<()> {
+    if let DomainCmd::Check { name } = cmd {
+        return domain_check(config, name);
+    }
     let store = open_store(config)?;
     match cmd {
+        DomainCmd::Check { .. } => unreachable!("answered above"),
         DomainCmd::Add { name } => {
             store.add_domain(name)?;
             println!("added {name}");
@@ -264,6 +278,42 @@ pub fn domain(config: &Config, cmd: &DomainCmd) -> Result<()> {
             store.remove_domain(name)?;
             println!("deleted {name}");
         }
+    }
+    Ok(())
+}
+
+fn domain_check(config: &Config, name: &str) -> Result<()> {
+    let domain = name.trim_end_matches('.').to_ascii_lowercase();
+    let store = open_store(config)?;
+    if !store
+        .domains()?
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(&domain))
+    {
+        println!("note: {domain} is not a local domain of this server");
+    }
+    let key = postamt_relay::dkim::list(&config.dkim_dir())
+        .into_iter()
+        .find(|(d, _, _)| d.eq_ignore_ascii_case(&domain))
+        .map(|(_, selector, record)| (selector, record));
+    let dns = postamt_auth::resolver::DnsSettings {
+        nameservers: config.dns.nameservers()?,
+        timeout: config.dns.timeout.map(std::time::Duration::from_secs),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let findings = rt.block_on(async {
+        let resolver = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!(e))?;
+        let resolver = postamt_auth::resolver::Resolver::new(resolver);
+        Ok::<_, anyhow::Error>(
+            crate::domain_check::check(&resolver, &domain, &config.hostname, key).await,
+        )
+    })?;
+    print!("{}", crate::domain_check::render(&findings));
+    let wrong = findings.iter().filter(|f| !f.ok).count();
+    if wrong > 0 {
+        bail!("{wrong} of {} records are missing or wrong", findings.len());
     }
     Ok(())
 }

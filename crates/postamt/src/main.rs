@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod domain_check;
 mod lab;
 mod mail;
 mod open;

@@ -253,3 +253,55 @@ fn rfc7489_dmarc_reject_quarantine_and_pass_end_to_end() {
     );
     assert!(text.contains("Subject: sale"), "{text}");
 }
+
+/// `postamt domain check`: what example.test should publish, checked
+/// against the test DNS; a missing record is named and fails the command.
+#[test]
+fn domain_check_names_each_record_ok_or_wrong() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({}));
+    let s = server_with(&dns, "mark", "off");
+    let out = s
+        .admin(&[
+            "dkim",
+            "keygen",
+            "example.test",
+            "--selector",
+            "k1",
+            "--algorithm",
+            "ed25519",
+        ])
+        .success()
+        .stdout;
+    let line = out.lines().find(|l| l.contains("._domainkey.")).unwrap();
+    let (_, rest) = line.split_once(" IN TXT ").unwrap();
+    let dkim: String = rest.split('"').skip(1).step_by(2).collect();
+    let mut zone = json!({
+        "example.test": {"MX": [[10, "mail.test"]], "TXT": ["v=spf1 mx -all"]},
+        "k1._domainkey.example.test": {"TXT": [dkim]},
+        "_dmarc.example.test": {"TXT": ["v=DMARC1; p=reject"]},
+    });
+    dns.set(zone.clone());
+    let ok = s.admin(&["domain", "check", "example.test"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    for what in ["MX     ok", "SPF    ok", "DKIM   ok", "DMARC  ok"] {
+        assert!(ok.stdout.contains(what), "{}", ok.stdout);
+    }
+    zone.as_object_mut().unwrap().remove("_dmarc.example.test");
+    dns.set(zone);
+    let bad = s.admin(&["domain", "check", "example.test"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stdout.contains("DMARC  wrong"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("publish: _dmarc.example.test. TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test\""),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stderr.contains("1 of 4 records are missing or wrong"),
+        "{}",
+        bad.stderr
+    );
+}
