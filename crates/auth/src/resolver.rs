@@ -3,8 +3,10 @@
 //! cache keeps positive and negative answers for their TTL). Answers are
 //! bounded: at most [`MAX_RECORDS`] records of a type are used.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -80,11 +82,32 @@ pub fn build(dns: &DnsSettings) -> Result<TokioResolver, String> {
         .map_err(|e| format!("resolver: {e}"))
 }
 
-/// The [`Dns`] of mail authentication, answered by hickory.
+/// The [`Dns`] of mail authentication, answered by hickory. Positive
+/// answers are cached by hickory for their TTL; negative ones (NXDOMAIN,
+/// NODATA) here too, for [`NEGATIVE_TTL`] — hickory caches them only when
+/// the server sends an SOA, and a resolver that does not would otherwise
+/// be asked about every unknown sender domain for every message.
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    negative: Arc<NegativeCache>,
 }
+
+/// Negative answers by (record type, lower-case name), until when.
+type NegativeCache = Mutex<HashMap<(u8, String), (Negative, Instant)>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Negative {
+    NoData,
+    NxDomain,
+}
+
+/// How long a negative answer is kept (RFC 2308 §5 caps it at hours; the
+/// SOA's minimum is not seen through hickory's lookup API).
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(300);
+
+/// Most negative answers kept; beyond, the oldest half is dropped.
+const NEGATIVE_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,10 +117,57 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     pub fn new(inner: TokioResolver) -> Resolver {
-        Resolver { inner }
+        Resolver {
+            inner,
+            negative: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A cached negative answer for (kind, name), if fresh.
+    fn cached<T>(&self, kind: u8, name: &str) -> Option<Answer<T>> {
+        let map = self.negative.lock().ok()?;
+        let (e, until) = map.get(&(kind, name.to_ascii_lowercase()))?;
+        if *until < Instant::now() {
+            return None;
+        }
+        Some(match e {
+            Negative::NoData => Ok(Vec::new()),
+            Negative::NxDomain => Err(DnsError::NxDomain),
+        })
+    }
+
+    fn remember<T>(&self, kind: u8, name: &str, answer: &Answer<T>) {
+        let e = match answer {
+            Ok(v) if v.is_empty() => Negative::NoData,
+            Err(DnsError::NxDomain) => Negative::NxDomain,
+            _ => return,
+        };
+        let Ok(mut map) = self.negative.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if map.len() >= NEGATIVE_MAX {
+            map.retain(|_, (_, until)| *until > now + NEGATIVE_TTL / 2);
+        }
+        map.insert((kind, name.to_ascii_lowercase()), (e, now + NEGATIVE_TTL));
     }
 
     async fn records<T>(
+        &self,
+        name: &str,
+        kind: Kind,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Answer<T> {
+        let key = kind as u8;
+        if let Some(a) = self.cached(key, name) {
+            return a;
+        }
+        let answer = self.lookup(name, kind, pick).await;
+        self.remember(key, name, &answer);
+        answer
+    }
+
+    async fn lookup<T>(
         &self,
         name: &str,
         kind: Kind,
@@ -139,6 +209,7 @@ impl Resolver {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Kind {
     Txt,
     A,

@@ -97,6 +97,28 @@ fn rfc7208_rfc8601_spf_verdicts_are_recorded_in_the_message() {
         "{}",
         got[2]
     );
+    // Negative answers are cached (by hickory when the server sends an SOA,
+    // as this one does; by auth::resolver for 5 minutes otherwise): a record
+    // published a moment later is seen only after the cache time.
+    dns.set(json!({
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"]},
+        "friend.test": {"TXT": ["some other record", "v=spf1 ip4:127.0.0.0/8 -all"]},
+        "nospf.test": {"A": ["192.0.2.99"], "TXT": ["v=spf1 +all"]},
+    }));
+    assert!(
+        send(
+            &mut c,
+            "x@nospf.test",
+            "From: x@nospf.test\r\n\r\nagain\r\n"
+        )
+        .starts_with("250")
+    );
+    let got = maildrop(&s, "alice@example.test", "alice-pw");
+    assert!(
+        got[3].contains("\tspf=none (nospf.test publishes no SPF record)"),
+        "{}",
+        got[3]
+    );
 }
 
 #[test]
