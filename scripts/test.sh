@@ -48,11 +48,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Python modules for the relay tests: an authoritative DNS server (dnslib),
-# the independent DKIM implementation (dkimpy, with PyNaCl for Ed25519).
-if ! python3 -c "import dnslib, dkim, nacl" 2>/dev/null; then
-  echo "installing python test modules: dnslib dkimpy pynacl"
-  python3 -m pip install -q dnslib dkimpy pynacl 2>&1 | grep -v "Running pip as the 'root' user" || true
-  python3 -c "import dnslib, dkim, nacl"
+# the independent DKIM implementation (dkimpy, with PyNaCl for Ed25519 and
+# authres for its ARC sealing).
+if ! python3 -c "import dnslib, dkim, nacl, authres" 2>/dev/null; then
+  echo "installing python test modules: dnslib dkimpy pynacl authres"
+  python3 -m pip install -q dnslib dkimpy pynacl authres 2>&1 | grep -v "Running pip as the 'root' user" || true
+  python3 -c "import dnslib, dkim, nacl, authres"
 fi
 
 # Missing clients are failures from here on, not skips.

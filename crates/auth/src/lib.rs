@@ -6,6 +6,8 @@
 //! tests from an in-memory zone ([`dns::Zone`]).
 
 #[cfg(feature = "resolver")]
+pub mod arc;
+#[cfg(feature = "resolver")]
 pub mod dkim;
 pub mod dmarc;
 pub mod dns;

@@ -71,6 +71,10 @@ pub struct VerifySection {
     /// recipient's Junk mailbox), "mark" only records the result, "off".
     /// Needs `spf` on.
     pub dmarc: String,
+    /// Mailing lists and forwarders whose passing ARC chain (RFC 8617)
+    /// excuses a DMARC failure: the ARC-Seal `d=` domains of the newest
+    /// seal to trust.
+    pub trusted_arc_sealers: Vec<String>,
     /// Seconds one message's checks may wait for DNS before "temperror".
     pub timeout: u64,
 }
@@ -81,6 +85,7 @@ impl Default for VerifySection {
             spf: "mark".into(),
             dkim: true,
             dmarc: "enforce".into(),
+            trusted_arc_sealers: Vec::new(),
             timeout: 20,
         }
     }

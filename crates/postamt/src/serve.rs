@@ -171,6 +171,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         resolver: resolver.clone(),
         dkim: dkim.clone(),
         dmarc,
+        trusted_arc_sealers: config.verify.trusted_arc_sealers.clone(),
         verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
         ..SmtpConfig::default()
     };

@@ -327,3 +327,70 @@ fn domain_check_names_each_record_ok_or_wrong() {
         bad.stderr
     );
 }
+
+/// RFC 8617 §7.2: a mailing list (lists.test) passes on a bank.test
+/// message it received with a good verdict, seals an ARC set (dkimpy),
+/// and sends it from its own domain: DMARC for bank.test fails (p=reject),
+/// but a server that trusts lists.test as a sealer delivers it and says
+/// why; one that does not refuses it.
+#[test]
+fn rfc8617_a_trusted_arc_sealer_excuses_dmarc_end_to_end() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({}));
+    let config = |trusted: &str| {
+        format!(
+            "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+             [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\ntrusted_arc_sealers = [{trusted}]\n",
+            dns.port()
+        )
+    };
+    let trusting = Server::start(&config("\"lists.test\""));
+    let strict = Server::start(&config(""));
+    let out = trusting
+        .admin(&["dkim", "keygen", "lists.test", "--selector", "arc"])
+        .success()
+        .stdout;
+    let line = out.lines().find(|l| l.contains("._domainkey.")).unwrap();
+    let (_, rest) = line.split_once(" IN TXT ").unwrap();
+    let key_record: String = rest.split('"').skip(1).step_by(2).collect();
+    dns.set(json!({
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"], "A": ["192.0.2.10"]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+        "lists.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "A": ["127.0.0.1"]},
+        "arc._domainkey.lists.test": {"TXT": [key_record]},
+    }));
+    let msg = "Authentication-Results: lists.test; dkim=pass header.d=bank.test; dmarc=pass\r\n\
+               From: CEO <ceo@bank.test>\r\nTo: staff@lists.test\r\nSubject: [staff] quarterly news\r\n\
+               Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <n1@bank.test>\r\n\r\nAll well.\r\n";
+    let file = trusting.dir.path().join("list.eml");
+    std::fs::write(&file, msg).unwrap();
+    let key = trusting.dir.path().join("dkim/lists.test/arc.pem");
+    let sealed = dkim_check(&[
+        "arc-sign",
+        file.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "arc",
+        "lists.test",
+        "lists.test",
+    ]);
+    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    let sealed = sealed.stdout.replace("\r\n", "\n").replace('\n', "\r\n");
+    assert!(sealed.contains("ARC-Seal: "), "{sealed}");
+    let mut c = smtp(&strict, "smtp");
+    c.smtp("EHLO lists.test", "250");
+    let r = send(&mut c, "staff-bounces@lists.test", &sealed);
+    assert!(r.starts_with("550 5.7.26"), "{r}");
+    let mut c = smtp(&trusting, "smtp");
+    c.smtp("EHLO lists.test", "250");
+    let r = send(&mut c, "staff-bounces@lists.test", &sealed);
+    assert!(r.starts_with("250"), "{r}");
+    let got = maildrop(&trusting, "alice@example.test", "alice-pw");
+    let text = &got[0];
+    assert!(text.contains("\tarc=pass (sealed by lists.test)"), "{text}");
+    assert!(
+        text.contains("policy not applied: ARC chain sealed by trusted lists.test, RFC 8617"),
+        "{text}"
+    );
+}

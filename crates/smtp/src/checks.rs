@@ -18,6 +18,7 @@ use postamt_wire::time::rfc5322_date;
 
 use crate::core::{DmarcPolicy, DmarcQuery, Lookup, Mode, SpfPolicy, SpfQuery, SpoofPolicy};
 use crate::reply::{R, Reply};
+use postamt_auth::arc::Verdict as ArcVerdict;
 use postamt_auth::dkim::Verdict as DkimVerdict;
 use postamt_auth::dmarc::{DmarcResult, Policy, Verdict as DmarcVerdict};
 use postamt_auth::spf::{SpfResult, Verdict};
@@ -90,6 +91,7 @@ pub struct CheckInput<'a> {
     /// Verify DKIM signatures on the inbound port.
     pub dkim: bool,
     pub dmarc: DmarcPolicy,
+    pub trusted_arc_sealers: &'a [String],
     pub peer: IpAddr,
     pub helo: &'a str,
     pub mail_from: &'a str,
@@ -107,6 +109,8 @@ pub struct Answers {
     pub dkim: Option<Vec<DkimVerdict>>,
     /// The DMARC verdict (inbound, when evaluated).
     pub dmarc: Option<DmarcVerdict>,
+    /// The ARC verdict (inbound, with DMARC).
+    pub arc: Option<ArcVerdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,12 +244,29 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     }
     let dmarc_on = input.mode == Mode::Inbound && input.dmarc != DmarcPolicy::Off;
     let mut quarantine = false;
+    if dmarc_on && dkim_on && answers.arc.is_none() {
+        return Check::Need(Lookup::Arc);
+    }
+    // RFC 8617 §7.2: a passing chain sealed last by a trusted forwarder
+    // or list excuses a DMARC failure (the list broke the signature).
+    let excused_by = answers
+        .arc
+        .as_ref()
+        .and_then(|a| a.newest_passing_sealer())
+        .filter(|s| {
+            input
+                .trusted_arc_sealers
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(s))
+        });
     if dmarc_on {
         let Some(verdict) = &answers.dmarc else {
             return Check::Need(Lookup::Dmarc(dmarc_query(facts, input, answers)));
         };
         // With t=y the verdict's policy is already one step milder.
-        let enforce = input.dmarc == DmarcPolicy::Enforce && verdict.result == DmarcResult::Fail;
+        let enforce = input.dmarc == DmarcPolicy::Enforce
+            && verdict.result == DmarcResult::Fail
+            && excused_by.is_none();
         match verdict.policy {
             Some(Policy::Reject) if enforce => {
                 return Check::Refuse(Reply::with(
@@ -271,7 +292,11 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
         let spf = answers.spf.as_ref().filter(|_| spf_on);
         let dkim = answers.dkim.as_deref().filter(|_| dkim_on);
         let dmarc = answers.dmarc.as_ref().filter(|_| dmarc_on);
-        headers.insert_str(0, &verdict_headers(spf, dkim, dmarc, facts, input));
+        let arc = answers.arc.as_ref().filter(|_| dmarc_on);
+        headers.insert_str(
+            0,
+            &verdict_headers(spf, dkim, dmarc, arc, excused_by, facts, input),
+        );
     }
     if let Some(w) = &warning {
         headers.push_str(&format!("X-Postamt-Warning: possibly forged: {w}\r\n"));
@@ -318,6 +343,8 @@ pub fn verdict_headers(
     spf: Option<&Verdict>,
     dkim: Option<&[DkimVerdict]>,
     dmarc: Option<&DmarcVerdict>,
+    arc: Option<&ArcVerdict>,
+    excused_by: Option<&str>,
     facts: &HeaderFacts,
     input: &CheckInput<'_>,
 ) -> String {
@@ -367,6 +394,14 @@ pub fn verdict_headers(
         }
         None => {}
     }
+    if let Some(a) = arc {
+        let sealers = if a.sealers.is_empty() {
+            String::new()
+        } else {
+            format!(" (sealed by {})", clean(&a.sealers.join(", ")))
+        };
+        out.push_str(&format!(";\r\n\tarc={}{sealers}", a.result));
+    }
     if let Some(v) = dmarc {
         let policy = v
             .policy
@@ -377,10 +412,17 @@ pub fn verdict_headers(
             .first()
             .and_then(|a| a.rsplit_once('@'))
             .map_or("", |(_, d)| d);
+        let excuse = match (v.result, excused_by) {
+            (DmarcResult::Fail, Some(s)) => {
+                format!("; policy not applied: ARC chain sealed by trusted {s}, RFC 8617")
+            }
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            ";\r\n\tdmarc={} ({}) header.from={}{policy}",
+            ";\r\n\tdmarc={} ({}{}) header.from={}{policy}",
             v.result.as_str(),
             clean(&v.reason),
+            clean(&excuse),
             value(from)
         ));
     }
@@ -559,6 +601,7 @@ mod tests {
             spf: SpfPolicy::Off,
             dkim: false,
             dmarc: DmarcPolicy::Off,
+            trusted_arc_sealers: &[],
             peer: "192.0.2.7".parse().unwrap(),
             helo: "client.test",
             mail_from: "carol@remote.test",
@@ -576,6 +619,7 @@ mod tests {
             spf: None,
             dkim: None,
             dmarc: None,
+            arc: None,
         }
     }
 

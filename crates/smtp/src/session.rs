@@ -27,9 +27,9 @@ pub use crate::core::{DmarcPolicy, Mode, SpfPolicy, SpoofPolicy};
 use crate::dsn;
 use crate::reply::Reply;
 use postamt_auth::dkim::{self, Verifier};
-use postamt_auth::dmarc;
 use postamt_auth::resolver::Resolver;
 use postamt_auth::spf;
+use postamt_auth::{arc, dmarc};
 
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
@@ -61,6 +61,9 @@ pub struct SmtpConfig {
     /// DMARC on the inbound port (`[verify] dmarc`; off without a
     /// resolver). It asks the same resolver as SPF.
     pub dmarc: DmarcPolicy,
+    /// ARC sealers trusted to excuse a DMARC failure (`[verify]
+    /// trusted_arc_sealers`).
+    pub trusted_arc_sealers: Vec<String>,
     /// The most one message's verification may wait for DNS; past it, the
     /// result is "temperror" (`[verify] timeout`).
     pub verify_timeout: Duration,
@@ -84,6 +87,7 @@ impl Default for SmtpConfig {
             resolver: None,
             dkim: None,
             dmarc: DmarcPolicy::Off,
+            trusted_arc_sealers: Vec::new(),
             verify_timeout: Duration::from_secs(20),
         }
     }
@@ -121,6 +125,7 @@ impl SmtpConfig {
             } else {
                 DmarcPolicy::Off
             },
+            trusted_arc_sealers: self.trusted_arc_sealers.clone(),
         }
     }
 }
@@ -279,6 +284,13 @@ pub async fn run_session<S>(
                         }
                     }
                     step = core.answer(Answer::Dkim(verdicts));
+                }
+                Step::Lookup(Lookup::Arc) => {
+                    let verdict = check_arc(config, core.pending_message()).await;
+                    if let Some(t) = &transcript {
+                        t.note(&format!("ARC: {} {:?}", verdict.result, verdict.sealers));
+                    }
+                    step = core.answer(Answer::Arc(verdict));
                 }
                 Step::Lookup(Lookup::Dmarc(query)) => {
                     let verdict = check_dmarc(config, &query).await;
@@ -439,6 +451,7 @@ fn look_up_inline(store: &SharedStore, lookup: &Lookup) -> Answer {
         Lookup::Spf(_) => Answer::Spf(spf_temperror("no resolver")),
         Lookup::Dkim => Answer::Dkim(Vec::new()),
         Lookup::Dmarc(_) => Answer::Dmarc(dmarc_temperror("no resolver")),
+        Lookup::Arc => Answer::Arc(arc_none()),
     }
 }
 
@@ -504,6 +517,29 @@ async fn check_dmarc(config: &SmtpConfig, q: &crate::core::DmarcQuery) -> dmarc:
     match tokio::time::timeout(config.verify_timeout, dmarc::check(resolver, &input)).await {
         Ok(v) => v,
         Err(_) => dmarc_temperror("DNS did not answer in time"),
+    }
+}
+
+/// The ARC chain of the message (RFC 8617), within the time budget.
+async fn check_arc(config: &SmtpConfig, message: Option<&[u8]>) -> arc::Verdict {
+    let (Some(verifier), Some(message)) = (&config.dkim, message) else {
+        return arc_none();
+    };
+    match tokio::time::timeout(config.verify_timeout, arc::verify(verifier, message)).await {
+        Ok(v) => v,
+        Err(_) => arc::Verdict {
+            result: "temperror",
+            sealers: Vec::new(),
+            detail: "DNS did not answer in time".into(),
+        },
+    }
+}
+
+fn arc_none() -> arc::Verdict {
+    arc::Verdict {
+        result: "none",
+        sealers: Vec::new(),
+        detail: String::new(),
     }
 }
 

@@ -7,6 +7,9 @@ check postamt against.
       "name TXT-value" per key) instead of DNS. Exit 0 when all pass.
   dkim_check.py sign MESSAGE_FILE KEY_PEM SELECTOR DOMAIN [ed25519]
       prints the message with a dkimpy signature (relaxed/relaxed) on top.
+  dkim_check.py arc-sign MESSAGE_FILE KEY_PEM SELECTOR DOMAIN SRV_ID
+      prints the message with a dkimpy ARC set (RFC 8617) on top, sealed as
+      DOMAIN; the message must carry an Authentication-Results of SRV_ID.
 """
 import sys
 
@@ -35,6 +38,10 @@ def main():
         sys.exit(0 if ok else 1)
     key = open(sys.argv[3], "rb").read()
     selector, domain = sys.argv[4].encode(), sys.argv[5].encode()
+    if mode == "arc-sign":
+        headers = dkim.arc_sign(message, selector, domain, key, sys.argv[6].encode())
+        sys.stdout.buffer.write(b"".join(headers) + message)
+        return
     algo = b"ed25519-sha256" if len(sys.argv) > 6 else b"rsa-sha256"
     sig = dkim.sign(message, selector, domain, key,
                     canonicalize=(b"relaxed", b"relaxed"), signature_algorithm=algo,

@@ -596,14 +596,14 @@ impl Imap {
 /// Python with the test modules (dnslib, dkimpy), or a skip.
 pub fn python_ready() -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import dnslib, dkim"])
+        .args(["-c", "import dnslib, dkim, authres"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
             panic!(
-                "python3 modules dnslib and dkimpy are missing (the test command installs them)"
+                "python3 modules dnslib, dkimpy and authres are missing (the test command installs them)"
             );
         }
         eprintln!("skipping: python3 dnslib/dkimpy not installed");

@@ -189,6 +189,7 @@ impl SmtpCore {
             spf: self.config.spf,
             dkim: self.config.dkim,
             dmarc: self.config.dmarc,
+            trusted_arc_sealers: &self.config.trusted_arc_sealers,
             peer: self.config.peer,
             helo: self.helo.as_deref().unwrap_or(""),
             mail_from: &arrived
@@ -233,6 +234,7 @@ impl SmtpCore {
             (Lookup::Spf(_), Answer::Spf(verdict)) => arrived.answers.spf = Some(verdict),
             (Lookup::Dkim, Answer::Dkim(verdicts)) => arrived.answers.dkim = Some(verdicts),
             (Lookup::Dmarc(_), Answer::Dmarc(verdict)) => arrived.answers.dmarc = Some(verdict),
+            (Lookup::Arc, Answer::Arc(verdict)) => arrived.answers.arc = Some(verdict),
             (asked, answer) => {
                 let what = format!("the answer {answer:?}");
                 return self.misuse(State::Lookup(Pending::Message { arrived, asked }), &what);

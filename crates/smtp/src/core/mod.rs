@@ -114,6 +114,9 @@ pub struct CoreConfig {
     pub dkim: bool,
     /// DMARC on the inbound port (needs SPF and DKIM results to pass).
     pub dmarc: DmarcPolicy,
+    /// ARC sealers whose passing chain excuses a DMARC failure (RFC 8617
+    /// §7.2: mailing lists and forwarders the operator trusts).
+    pub trusted_arc_sealers: Vec<String>,
 }
 
 /// What the session must do next.
@@ -163,6 +166,9 @@ pub enum Lookup {
     /// The DKIM signatures of the message being checked
     /// ([`SmtpCore::pending_message`]); answered with [`Answer::Dkim`].
     Dkim,
+    /// The ARC chain of the message being checked; answered with
+    /// [`Answer::Arc`].
+    Arc,
     /// DMARC for the author domain, given what SPF and DKIM found;
     /// answered with [`Answer::Dmarc`].
     Dmarc(DmarcQuery),
@@ -196,6 +202,7 @@ pub enum Answer {
     Spf(postamt_auth::spf::Verdict),
     Dkim(Vec<postamt_auth::dkim::Verdict>),
     Dmarc(postamt_auth::dmarc::Verdict),
+    Arc(postamt_auth::arc::Verdict),
 }
 
 /// The store could not answer.

@@ -30,6 +30,7 @@ fn config(mode: Mode) -> CoreConfig {
         spf: SpfPolicy::Off,
         dkim: false,
         dmarc: DmarcPolicy::Off,
+        trusted_arc_sealers: Vec::new(),
     }
 }
 
@@ -83,6 +84,12 @@ fn directory(lookup: &Lookup) -> Answer {
                 reason: format!("nothing aligned with {}", q.from_domain),
             })
         }
+        // ARC: a passing chain sealed by lists.test for mail via the list.
+        Lookup::Arc => Answer::Arc(postamt_auth::arc::Verdict {
+            result: "pass",
+            sealers: vec!["lists.test".into()],
+            detail: String::new(),
+        }),
         // DKIM: one passing signature by remote.test.
         Lookup::Dkim => Answer::Dkim(vec![postamt_auth::dkim::Verdict {
             domain: "remote.test".into(),
@@ -1280,5 +1287,35 @@ fn rfc7489_6_3_dmarc_policies_are_applied_when_enforced() {
                 .unwrap()
                 .contains("\tdmarc=none (")
         );
+    }
+}
+
+/// RFC 8617 §7.2, RFC 7489 §10.4: a DMARC failure under p=reject is not
+/// applied when the ARC chain passed and its newest seal is from a
+/// trusted sealer (a mailing list that broke the author's signature); an
+/// untrusted sealer excuses nothing.
+#[test]
+fn rfc8617_7_2_a_trusted_arc_sealer_excuses_a_dmarc_failure() {
+    for (trusted, refused) in [(vec!["LISTS.test".to_string()], false), (vec![], true)] {
+        let mut c = started(CoreConfig {
+            spf: SpfPolicy::Mark,
+            dkim: true,
+            dmarc: DmarcPolicy::Enforce,
+            trusted_arc_sealers: trusted,
+            ..config(Mode::Inbound)
+        });
+        cmd(&mut c, "EHLO lists.test", "250");
+        cmd(&mut c, "MAIL FROM:<list-bounces@remote.test>", "250");
+        cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+        let step = data(&mut c, "From: CEO <ceo@bank.test>\r\n\r\nto the list\r\n");
+        if refused {
+            assert!(wire(&step).starts_with("550 5.7.26"), "{}", wire(&step));
+            continue;
+        }
+        let d = delivery(step);
+        assert!(!d.quarantine);
+        let text = String::from_utf8(d.content).unwrap();
+        assert!(text.contains(";\r\n\tarc=pass (sealed by lists.test);\r\n\tdmarc=fail (nothing aligned with bank.test; policy not applied: ARC chain sealed by trusted lists.test, RFC 8617) header.from=bank.test policy.dmarc=reject\r\n"), "{text}");
+        c.delivered(&[Outcome::Stored { queue_id: None }]);
     }
 }
