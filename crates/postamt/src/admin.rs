@@ -296,10 +296,7 @@ fn domain_check(config: &Config, name: &str) -> Result<()> {
         .into_iter()
         .find(|(d, _, _)| d.eq_ignore_ascii_case(&domain))
         .map(|(_, selector, record)| (selector, record));
-    let dns = postamt_auth::resolver::DnsSettings {
-        nameservers: config.dns.nameservers()?,
-        timeout: config.dns.timeout.map(std::time::Duration::from_secs),
-    };
+    let dns = config.dns.settings()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -523,10 +520,7 @@ pub fn dkim(config: &Config, cmd: &DkimCmd) -> Result<()> {
         }
         DkimCmd::Verify { file } => {
             let message = read_message(file)?;
-            let dns = postamt_relay::route::DnsSettings {
-                nameservers: config.dns.nameservers()?,
-                timeout: config.dns.timeout.map(std::time::Duration::from_secs),
-            };
+            let dns = config.dns.settings()?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -179,6 +179,15 @@ pub struct DnsSection {
 }
 
 impl DnsSection {
+    /// The resolver settings for the relay, verification and the admin
+    /// commands.
+    pub fn settings(&self) -> Result<postamt_auth::resolver::DnsSettings> {
+        Ok(postamt_auth::resolver::DnsSettings {
+            nameservers: self.nameservers()?,
+            timeout: self.timeout.map(std::time::Duration::from_secs),
+        })
+    }
+
     pub fn nameservers(&self) -> Result<Vec<SocketAddr>> {
         self.nameservers
             .iter()

@@ -129,10 +129,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         "mark" => SpfPolicy::Mark,
         _ => SpfPolicy::Off,
     };
-    let dns = postamt_auth::resolver::DnsSettings {
-        nameservers: config.dns.nameservers()?,
-        timeout: config.dns.timeout.map(Duration::from_secs),
-    };
+    let dns = config.dns.settings()?;
     let dmarc = match config.verify.dmarc.as_str() {
         "enforce" => DmarcPolicy::Enforce,
         "mark" => DmarcPolicy::Mark,
@@ -373,10 +370,7 @@ pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_re
             .map(|h| config.smarthost(h))
             .transpose()?,
         client,
-        dns: postamt_relay::route::DnsSettings {
-            nameservers: config.dns.nameservers()?,
-            timeout: config.dns.timeout.map(Duration::from_secs),
-        },
+        dns: config.dns.settings()?,
         retry_initial: secs(r.retry_initial),
         retry_max: secs(r.retry_max.max(r.retry_initial)),
         max_lifetime: Duration::from_secs(r.max_lifetime),

@@ -293,31 +293,17 @@ impl<D: Dns> Check<'_, D> {
 
     fn count_term(&mut self) -> Result<(), Outcome> {
         self.dns_terms += 1;
-        if self.dns_terms > self.limits.dns_terms {
-            return Err(Outcome::new(
-                SpfResult::PermError,
-                format!(
-                    "more than {} DNS-querying terms (RFC 7208 §4.6.4)",
-                    self.limits.dns_terms
-                ),
-            ));
-        }
-        Ok(())
+        over(self.dns_terms, self.limits.dns_terms, "DNS-querying terms")
     }
 
     /// Counts a lookup that found nothing (§4.6.4).
     fn void(&mut self) -> Result<(), Outcome> {
         self.voids += 1;
-        if self.voids > self.limits.void_lookups {
-            return Err(Outcome::new(
-                SpfResult::PermError,
-                format!(
-                    "more than {} DNS lookups found nothing (RFC 7208 §4.6.4)",
-                    self.limits.void_lookups
-                ),
-            ));
-        }
-        Ok(())
+        over(
+            self.voids,
+            self.limits.void_lookups,
+            "DNS lookups found nothing",
+        )
     }
 
     async fn matches(&mut self, m: &Mechanism, domain: &str) -> Eval {
@@ -598,6 +584,17 @@ impl<D: Dns> Check<'_, D> {
             _ => String::new(),
         }
     }
+}
+
+/// A permerror once `count` passes a limit of §4.6.4.
+fn over(count: u32, max: u32, what: &str) -> Result<(), Outcome> {
+    if count > max {
+        return Err(Outcome::new(
+            SpfResult::PermError,
+            format!("more than {max} {what} (RFC 7208 §4.6.4)"),
+        ));
+    }
+    Ok(())
 }
 
 fn temp(name: &str, what: &str) -> Outcome {

@@ -676,3 +676,24 @@ pub fn dkim_check(args: &[&str]) -> Output {
     cmd.arg(Path::new(CLIENTS).join("dkim_check.py")).args(args);
     run_with_stdin(&mut cmd, b"")
 }
+
+impl Server {
+    /// `postamt dkim keygen DOMAIN --selector S [ARGS]`: the TXT value to
+    /// publish (the quoted strings of the printed record, joined).
+    pub fn dkim_keygen(&self, domain: &str, selector: &str, args: &[&str]) -> String {
+        let mut cmd = vec!["dkim", "keygen", domain, "--selector", selector];
+        cmd.extend_from_slice(args);
+        let out = self.admin(&cmd).success().stdout;
+        let line = out.lines().find(|l| l.contains("._domainkey.")).unwrap();
+        let (_, rest) = line.split_once(" IN TXT ").unwrap();
+        rest.split('"').skip(1).step_by(2).collect()
+    }
+}
+
+/// dkimpy's `sign` or `arc-sign` of FILE with the key (tests/clients/
+/// dkim_check.py): the signed message, CRLF line ends.
+pub fn dkimpy_sign(args: &[&str]) -> String {
+    let out = dkim_check(args);
+    assert_eq!(out.code, 0, "dkimpy {args:?}: {}", out.stderr);
+    out.stdout.replace("\r\n", "\n").replace('\n', "\r\n")
+}
