@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use postamt_wire::meta::{BodyPart, MessageMeta};
 
 fn check(p: &BodyPart, len: u64) {
-    assert!(p.body_start <= p.body_end && p.body_end <= len, "{p:?} {len}");
+    assert!(
+        p.body_start <= p.body_end && p.body_end <= len,
+        "{p:?} {len}"
+    );
     for c in &p.parts {
         check(c, len);
     }

@@ -77,6 +77,9 @@ pub fn parse(txt: &str) -> Result<Record, String> {
     if !txt.is_ascii() {
         return Err("the record is not 7-bit ASCII (RFC 7208 §3.1)".into());
     }
+    if !is_spf1(txt) {
+        return Err("not an SPF version 1 record (RFC 7208 §4.5)".into());
+    }
     let mut record = Record::default();
     for term in txt[6..].split(' ').filter(|t| !t.is_empty()) {
         if let Some((name, value)) = modifier(term) {
