@@ -17,7 +17,8 @@ use std::collections::BTreeSet;
 
 use postamt_store::{
     Accepted, AccountId, Delivered, Delivery, DeliveryTarget, MessageMeta, Outbound,
-    OutboundEnvelope, QueueId, QueuedRecipient, SharedStore, Store, StoreError, normalize_address,
+    OutboundEnvelope, QueueId, QueuedRecipient, SharedStore, SpecialUse, Store, StoreError,
+    normalize_address,
 };
 
 /// How deep alias chains are followed.
@@ -162,17 +163,28 @@ pub struct Incoming<'a> {
     /// when they already are).
     pub content: Vec<u8>,
     pub internaldate: i64,
-    /// Into each local account's `Junk` mailbox (RFC 6154 `\Junk`), or its
-    /// INBOX when it has none (DMARC `p=quarantine`, RFC 7489 §6.3).
+    /// Into each local account's `Junk` mailbox (RFC 6154 `\Junk`), made
+    /// again when the user deleted it (DMARC `p=quarantine`, RFC 7489 §6.3).
     pub junk: bool,
 }
 
-/// The mailbox `incoming` goes to for `account`.
+/// The mailbox `incoming` goes to for `account`: for quarantined mail the
+/// account's `Junk`, created (with `\Junk`, RFC 6154) when the user deleted
+/// it, as Dovecot's autocreate would; INBOX if even that fails.
 fn target_mailbox(store: &dyn Store, account: AccountId, junk: bool) -> &'static str {
-    if junk && matches!(store.mailbox(account, JUNK), Ok(Some(_))) {
-        JUNK
-    } else {
-        "INBOX"
+    if !junk {
+        return "INBOX";
+    }
+    match store.mailbox(account, JUNK) {
+        Ok(Some(_)) => JUNK,
+        Ok(None) => match store.create_mailbox(account, JUNK, Some(SpecialUse::Junk)) {
+            Ok(_) => JUNK,
+            Err(e) => {
+                tracing::warn!(account = account.0, error = %e, "cannot create Junk; quarantined mail goes to INBOX");
+                "INBOX"
+            }
+        },
+        Err(_) => "INBOX",
     }
 }
 

@@ -70,7 +70,7 @@ fn rfc7208_rfc8601_spf_verdicts_are_recorded_in_the_message() {
     assert_eq!(got.len(), 3);
     let forged = &got[0];
     assert!(
-        forged.contains("Authentication-Results: mail.test;\r\n\tspf=fail (bank.test: -all matched 127.0.0.1) smtp.mailfrom=ceo@bank.test;\r\n\tdkim=none (no signature)\r\n"),
+        forged.contains("Authentication-Results: mail.test;\r\n\tspf=fail (bank.test: -all matched 127.0.0.1) smtp.mailfrom=ceo@bank.test;\r\n\tspf=none (client.example does not exist) smtp.helo=client.example;\r\n\tdkim=none (no signature)\r\n"),
         "{forged}"
     );
     assert!(
@@ -266,6 +266,28 @@ fn rfc7489_dmarc_reject_quarantine_and_pass_end_to_end() {
         "{text}"
     );
     assert!(text.contains("Subject: sale"), "{text}");
+    // A user who deleted Junk gets it back (with \Junk) for the next one.
+    imap.cmd("a3", "CLOSE");
+    let (_, done) = imap.cmd("a4", "DELETE Junk");
+    assert!(done.starts_with("a4 OK"), "{done}");
+    let r = send(
+        &mut c,
+        "deals@elsewhere.example",
+        "From: Shop <sale@shop.test>\r\nSubject: sale 2\r\n\r\n60% off\r\n",
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let (untagged, done) = imap.cmd("a5", "SELECT Junk");
+    assert!(done.starts_with("a5 OK"), "{done}");
+    assert!(
+        untagged.iter().any(|l| l.trim_end() == "* 1 EXISTS"),
+        "{untagged:?}"
+    );
+    let (untagged, _) = imap.cmd("a6", "LIST \"\" Junk");
+    assert!(
+        untagged.iter().any(|l| l.contains("\\Junk")),
+        "{untagged:?}"
+    );
+    assert_eq!(maildrop(&s, "alice@example.test", "alice-pw").len(), 1);
 }
 
 /// `postamt domain check`: what example.test should publish, checked

@@ -105,6 +105,9 @@ pub struct Answers {
     pub owned: Vec<(String, bool)>,
     /// The SPF verdict (inbound, when checked).
     pub spf: Option<Verdict>,
+    /// The SPF verdict for the HELO identity (RFC 7208 §2.3), when MAIL
+    /// FROM is not empty (for `<>` the MAIL FROM check is HELO's).
+    pub spf_helo: Option<Verdict>,
     /// The DKIM verdicts, one per signature (inbound, when checked).
     pub dkim: Option<Vec<DkimVerdict>>,
     /// The DMARC verdict (inbound, when evaluated).
@@ -213,13 +216,20 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     let spf_on = input.mode == Mode::Inbound && input.spf != SpfPolicy::Off;
     let dkim_on = input.mode == Mode::Inbound && input.dkim;
     if spf_on {
-        let Some(verdict) = &answers.spf else {
-            return Check::Need(Lookup::Spf(SpfQuery {
+        let query = |helo_identity| {
+            Check::Need(Lookup::Spf(SpfQuery {
                 ip: input.peer,
                 helo: input.helo.to_string(),
                 mail_from: input.mail_from.to_string(),
-            }));
+                helo_identity,
+            }))
         };
+        let Some(verdict) = &answers.spf else {
+            return query(false);
+        };
+        if !input.mail_from.is_empty() && !input.helo.is_empty() && answers.spf_helo.is_none() {
+            return query(true);
+        }
         if input.spf == SpfPolicy::Reject {
             match verdict.result {
                 SpfResult::Fail => {
@@ -290,12 +300,24 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     if spf_on || dkim_on || dmarc_on {
         // RFC 8601 §4: ours goes first, right after our Received:.
         let spf = answers.spf.as_ref().filter(|_| spf_on);
+        let spf_helo = answers.spf_helo.as_ref().filter(|_| spf_on);
         let dkim = answers.dkim.as_deref().filter(|_| dkim_on);
         let dmarc = answers.dmarc.as_ref().filter(|_| dmarc_on);
         let arc = answers.arc.as_ref().filter(|_| dmarc_on);
         headers.insert_str(
             0,
-            &verdict_headers(spf, dkim, dmarc, arc, excused_by, facts, input),
+            &verdict_headers(
+                Spf {
+                    mail_from: spf,
+                    helo: spf_helo,
+                },
+                dkim,
+                dmarc,
+                arc,
+                excused_by,
+                facts,
+                input,
+            ),
         );
     }
     if let Some(w) = &warning {
@@ -339,8 +361,15 @@ fn dmarc_query(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answers) -
 /// `Authentication-Results:` (RFC 8601 §2.2: the `spf` method of §2.7.2,
 /// one `dkim` result per signature, §2.7.1, or `dkim=none`) and, with an
 /// SPF verdict, `Received-SPF:` (RFC 7208 §9.1).
+/// The SPF verdicts of the two identities (RFC 7208 §2.3, §2.4).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spf<'a> {
+    pub mail_from: Option<&'a Verdict>,
+    pub helo: Option<&'a Verdict>,
+}
+
 pub fn verdict_headers(
-    spf: Option<&Verdict>,
+    spf: Spf<'_>,
     dkim: Option<&[DkimVerdict]>,
     dmarc: Option<&DmarcVerdict>,
     arc: Option<&ArcVerdict>,
@@ -351,7 +380,7 @@ pub fn verdict_headers(
     let host = input.hostname;
     let mut out = format!("Authentication-Results: {host}");
     let mut received_spf = String::new();
-    if let Some(v) = spf {
+    if let Some(v) = spf.mail_from {
         let result = v.result.as_str();
         let (property, identity) = if input.mail_from.is_empty() {
             (format!("smtp.helo={}", value(input.helo)), "helo")
@@ -373,6 +402,14 @@ pub fn verdict_headers(
             from = quoted(input.mail_from),
             helo = quoted(input.helo),
         );
+    }
+    if let Some(v) = spf.helo {
+        out.push_str(&format!(
+            ";\r\n\tspf={} ({}) smtp.helo={}",
+            v.result.as_str(),
+            clean(&v.reason),
+            value(input.helo)
+        ));
     }
     match dkim {
         Some([]) => out.push_str(";\r\n\tdkim=none (no signature)"),
@@ -617,6 +654,7 @@ mod tests {
             local_domains: Some(vec!["example.test".into()]),
             owned: vec![],
             spf: None,
+            spf_helo: None,
             dkim: None,
             dmarc: None,
             arc: None,

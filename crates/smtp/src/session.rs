@@ -467,7 +467,14 @@ async fn check_spf(config: &SmtpConfig, hostname: &str, q: &crate::core::SpfQuer
         receiver: hostname,
         now: postamt_wire::time::unix_now(),
     };
-    let check = spf::verify_mail_from(resolver, &req, &q.mail_from, spf::Limits::default());
+    let limits = spf::Limits::default();
+    let check = async {
+        if q.helo_identity {
+            spf::verify_helo(resolver, &req, limits).await
+        } else {
+            spf::verify_mail_from(resolver, &req, &q.mail_from, limits).await
+        }
+    };
     match tokio::time::timeout(config.verify_timeout, check).await {
         Ok(v) => v,
         Err(_) => spf_temperror("DNS did not answer in time"),

@@ -591,6 +591,30 @@ const SMTP_REPLIES: &[Entry] = &[
         "RFC 3463 §3.8",
     ),
     (
+        "550:5.7.23",
+        "Refused: SPF says the sending machine may not send for this sender's domain.",
+        "Abgelehnt: Laut SPF darf der sendende Rechner nicht für die Domain dieses Absenders senden.",
+        "RFC 7208 §8.4, RFC 7372 §3.2",
+    ),
+    (
+        "550:5.7.26",
+        "Refused: the From: domain asks to reject mail that neither SPF nor DKIM vouches for (DMARC p=reject) — a forged sender.",
+        "Abgelehnt: Die From:-Domain verlangt, Mail abzuweisen, für die weder SPF noch DKIM bürgt (DMARC p=reject) — ein gefälschter Absender.",
+        "RFC 7489 §6.3, RFC 7372 §3.2",
+    ),
+    (
+        "451:4.7.24",
+        "Not now: the SPF check could not be finished (DNS trouble); the sender tries again later.",
+        "Jetzt nicht: Die SPF-Prüfung ließ sich nicht abschließen (DNS-Probleme); der Absender versucht es später erneut.",
+        "RFC 7208 §8.6, RFC 7372 §3.2",
+    ),
+    (
+        "451:4.7.5",
+        "Not now: the DMARC check could not be finished (DNS trouble); the sender tries again later.",
+        "Jetzt nicht: Die DMARC-Prüfung ließ sich nicht abschließen (DNS-Probleme); der Absender versucht es später erneut.",
+        "RFC 7489 §6.6.3",
+    ),
+    (
         "552:",
         "The message is too big for the server.",
         "Die Nachricht ist zu groß für den Server.",
@@ -881,6 +905,12 @@ mod tests {
         let e = reply(Proto::Smtp, "550 5.1.1 no such user", "RCPT", Lang::De).unwrap();
         assert!(e.text.contains("Postfach"));
         assert!(reply(Proto::Smtp, "599 9.9.9 odd", "X", Lang::En).is_some());
+        // The verdicts of mail authentication, in both languages.
+        let e = reply(Proto::Smtp, "550 5.7.26 DMARC: no", ".", Lang::De).unwrap();
+        assert!(e.text.contains("gefälschter Absender"), "{}", e.text);
+        assert_eq!(e.rfc, "RFC 7489 §6.3, RFC 7372 §3.2");
+        let e = reply(Proto::Smtp, "550 5.7.23 SPF: no", ".", Lang::En).unwrap();
+        assert!(e.text.contains("SPF"), "{}", e.text);
         let e = reply(Proto::Pop3, "+OK 2 320", "STAT", Lang::En).unwrap();
         assert!(e.text.contains("Number of messages"));
         assert!(reply(Proto::Pop3, "garbage", "STAT", Lang::En).is_none());

@@ -231,6 +231,9 @@ impl SmtpCore {
                 let owned = self.is_users_own(&address) || self.owned_by_user(&r);
                 arrived.answers.owned.push((address, owned));
             }
+            (Lookup::Spf(q), Answer::Spf(verdict)) if q.helo_identity => {
+                arrived.answers.spf_helo = Some(verdict)
+            }
             (Lookup::Spf(_), Answer::Spf(verdict)) => arrived.answers.spf = Some(verdict),
             (Lookup::Dkim, Answer::Dkim(verdicts)) => arrived.answers.dkim = Some(verdicts),
             (Lookup::Dmarc(_), Answer::Dmarc(verdict)) => arrived.answers.dmarc = Some(verdict),

@@ -192,6 +192,8 @@ pub struct SpfQuery {
     pub helo: String,
     /// The MAIL FROM address; empty for the null reverse-path.
     pub mail_from: String,
+    /// Check the HELO identity (RFC 7208 §2.3) instead of MAIL FROM's.
+    pub helo_identity: bool,
 }
 
 /// The directory's answer to a [`Lookup`].

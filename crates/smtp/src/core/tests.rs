@@ -100,6 +100,12 @@ fn directory(lookup: &Lookup) -> Answer {
             signs_from: true,
         }]),
         // SPF as a test DNS would answer it: by the sender's domain.
+        Lookup::Spf(q) if q.helo_identity => Answer::Spf(Verdict {
+            result: SpfResult::None,
+            domain: q.helo.clone(),
+            explanation: None,
+            reason: format!("{} publishes no SPF record", q.helo),
+        }),
         Lookup::Spf(q) => {
             let domain = q.mail_from.rsplit_once('@').map_or("", |(_, d)| d);
             let result = match domain {
@@ -1135,7 +1141,8 @@ fn spf_core(policy: SpfPolicy, mode: Mode) -> SmtpCore {
     })
 }
 
-/// RFC 8601 §2.7.2 and RFC 7208 §9.1: the SPF verdict is recorded in the
+/// RFC 8601 §2.7.2 and RFC 7208 §9.1: the SPF verdicts (MAIL FROM, then
+/// HELO, RFC 7208 §2.3) are recorded in the
 /// message, our Authentication-Results first after our Received:, and a
 /// fail is only marked (RFC 7489 §10.1) unless the policy is "reject".
 #[test]
@@ -1147,7 +1154,7 @@ fn rfc8601_rfc7208_9_1_the_spf_verdict_is_recorded_after_received() {
     let d = delivery(data(&mut c, "From: ceo@forged.test\r\n\r\nhi\r\n"));
     let text = String::from_utf8(d.content).unwrap();
     assert!(
-        text.contains("\r\nAuthentication-Results: mx.test;\r\n\tspf=fail (forged.test: decided for 192.0.2.7) smtp.mailfrom=ceo@forged.test\r\n"),
+        text.contains("\r\nAuthentication-Results: mx.test;\r\n\tspf=fail (forged.test: decided for 192.0.2.7) smtp.mailfrom=ceo@forged.test;\r\n\tspf=none (client.test publishes no SPF record) smtp.helo=client.test\r\n"),
         "{text}"
     );
     assert!(
@@ -1236,7 +1243,7 @@ fn rfc8601_2_7_1_dkim_results_join_spf_in_one_field() {
     let d = delivery(data(&mut c, "From: carol@remote.test\r\n\r\nhi\r\n"));
     let text = String::from_utf8(d.content).unwrap();
     assert!(
-        text.contains("Authentication-Results: mx.test;\r\n\tspf=pass (remote.test: decided for 192.0.2.7) smtp.mailfrom=carol@remote.test;\r\n\tdkim=pass header.d=remote.test header.s=s1 header.a=ed25519-sha256\r\nReceived-SPF: pass "),
+        text.contains("Authentication-Results: mx.test;\r\n\tspf=pass (remote.test: decided for 192.0.2.7) smtp.mailfrom=carol@remote.test;\r\n\tspf=none (client.test publishes no SPF record) smtp.helo=client.test;\r\n\tdkim=pass header.d=remote.test header.s=s1 header.a=ed25519-sha256\r\nReceived-SPF: pass "),
         "{text}"
     );
     assert_eq!(text.matches("Authentication-Results:").count(), 1);
