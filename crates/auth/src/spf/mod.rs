@@ -412,19 +412,7 @@ impl<D: Dns> Check<'_, D> {
             }
             return Ok(Vec::new());
         }
-        let answer = match self.ip {
-            IpAddr::V4(_) => self
-                .dns
-                .a(name)
-                .await
-                .map(|v| v.into_iter().map(IpAddr::V4).collect::<Vec<_>>()),
-            IpAddr::V6(_) => self
-                .dns
-                .aaaa(name)
-                .await
-                .map(|v| v.into_iter().map(IpAddr::V6).collect()),
-        };
-        match answer {
+        match self.forward(name).await {
             Ok(a) if !a.is_empty() => Ok(a),
             Ok(_) | Err(DnsError::NxDomain) => {
                 if counts_void {
@@ -433,6 +421,23 @@ impl<D: Dns> Check<'_, D> {
                 Ok(Vec::new())
             }
             Err(DnsError::Temporary) => Err(temp(name, "address")),
+        }
+    }
+
+    /// The A records of `name` for an IPv4 client, AAAA for an IPv6 one
+    /// (RFC 7208 §5.3: the address family of the client decides).
+    async fn forward(&self, name: &str) -> crate::dns::Answer<IpAddr> {
+        match self.ip {
+            IpAddr::V4(_) => self
+                .dns
+                .a(name)
+                .await
+                .map(|v| v.into_iter().map(IpAddr::V4).collect()),
+            IpAddr::V6(_) => self
+                .dns
+                .aaaa(name)
+                .await
+                .map(|v| v.into_iter().map(IpAddr::V6).collect()),
         }
     }
 
@@ -465,19 +470,11 @@ impl<D: Dns> Check<'_, D> {
         let mut valid = Vec::new();
         for name in names.into_iter().take(self.limits.names) {
             let name = name.trim_end_matches('.').to_string();
-            let forward = match self.ip {
-                IpAddr::V4(_) => self
-                    .dns
-                    .a(&name)
-                    .await
-                    .map(|v| v.into_iter().map(IpAddr::V4).collect::<Vec<_>>()),
-                IpAddr::V6(_) => self
-                    .dns
-                    .aaaa(&name)
-                    .await
-                    .map(|v| v.into_iter().map(IpAddr::V6).collect()),
-            };
-            if forward.is_ok_and(|f| f.contains(&self.ip)) {
+            if self
+                .forward(&name)
+                .await
+                .is_ok_and(|f| f.contains(&self.ip))
+            {
                 valid.push(name);
             }
         }

@@ -156,25 +156,11 @@ fn directive(term: &str) -> Result<Directive, String> {
             }
         }
         "ip4" => {
-            let value = args.strip_prefix(':').ok_or_else(unknown)?;
-            let (addr, len) = match value.split_once('/') {
-                Some((a, l)) => (a, cidr(l, 32, term)?),
-                None => (value, 32),
-            };
-            let ip = addr
-                .parse::<Ipv4Addr>()
-                .map_err(|_| format!("{term:?}: not an IPv4 address"))?;
+            let (ip, len) = network(args, 32, term)?;
             Mechanism::Ip4(ip, len)
         }
         "ip6" => {
-            let value = args.strip_prefix(':').ok_or_else(unknown)?;
-            let (addr, len) = match value.split_once('/') {
-                Some((a, l)) => (a, cidr(l, 128, term)?),
-                None => (value, 128),
-            };
-            let ip = addr
-                .parse::<Ipv6Addr>()
-                .map_err(|_| format!("{term:?}: not an IPv6 address"))?;
+            let (ip, len) = network(args, 128, term)?;
             Mechanism::Ip6(ip, len)
         }
         _ => return Err(unknown()),
@@ -184,6 +170,22 @@ fn directive(term: &str) -> Result<Directive, String> {
         mechanism,
         text: term.to_string(),
     })
+}
+
+/// `:address[/prefix]` of ip4 or ip6 (§5.6): the address and the prefix
+/// length (`max` when none is given).
+fn network<T: std::str::FromStr>(args: &str, max: u8, term: &str) -> Result<(T, u8), String> {
+    let value = args
+        .strip_prefix(':')
+        .ok_or_else(|| format!("{term:?} needs an address"))?;
+    let (addr, len) = match value.split_once('/') {
+        Some((a, l)) => (a, cidr(l, max, term)?),
+        None => (value, max),
+    };
+    let ip = addr
+        .parse::<T>()
+        .map_err(|_| format!("{term:?}: not an IP address of its family"))?;
+    Ok((ip, len))
 }
 
 /// Splits `[:domain][/v4][//v6]` into the domain part and the prefix
