@@ -386,3 +386,40 @@ fn rfc8617_a_trusted_arc_sealer_excuses_dmarc_end_to_end() {
         "{text}"
     );
 }
+
+/// A DNS server that never answers (it takes the queries, UDP and TCP,
+/// and says nothing): the message's checks share one `[verify] timeout`
+/// budget, so the end of DATA is answered within about that time — with
+/// 451 4.7.5, the sender retries (RFC 7489 §6.6.3: a temporary failure) —
+/// not after one timeout per check, and the session goes on.
+#[test]
+fn a_dns_server_that_never_answers_costs_one_budget_per_message() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let _udp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    // Accept and hold TCP connections without reading them.
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for s in tcp.incoming().take(64).flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let s = Server::start(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{port}\"]\ntimeout = 30\n\
+         [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\ntimeout = 2\n"
+    ));
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.example", "250");
+    let started = std::time::Instant::now();
+    let r = send(
+        &mut c,
+        "a@slow.example",
+        "From: a@slow.example\r\n\r\nhi\r\n",
+    );
+    let took = started.elapsed();
+    assert!(r.starts_with("451 4.7.5"), "{r}");
+    // SPF (MAIL FROM and HELO) and DMARC each waiting 2 s would be 6 s.
+    assert!(took < std::time::Duration::from_millis(4500), "{took:?}");
+    c.smtp("NOOP", "250");
+}

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 use postamt_mda::{DeliveryError, Incoming};
 use postamt_server::{Connection, Line, Login, Protocol, SessionContext, Transcript};
@@ -196,6 +197,8 @@ pub async fn run_session<S>(
     let transcript = ctx.transcript.clone();
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut step = core.greeting();
+    // The verification budget of the message being checked (see deadline).
+    let mut budget: Option<Instant> = None;
     'session: loop {
         // Perform the steps until the core waits for the next line.
         loop {
@@ -209,6 +212,7 @@ pub async fn run_session<S>(
                     break 'session;
                 }
                 Step::ReadData(reply) => {
+                    budget = None;
                     emit(&mut out, &transcript, &[reply]);
                     if !flush(&mut conn, &mut out).await {
                         break 'session;
@@ -220,6 +224,7 @@ pub async fn run_session<S>(
                     };
                 }
                 Step::ReadChunk { size } => {
+                    budget = None;
                     step = match read_content(&mut conn, &mut core, config.data_timeout).await {
                         Read::Done => {
                             if let Some(t) = &transcript {
@@ -263,7 +268,8 @@ pub async fn run_session<S>(
                     step = core.login_result(result);
                 }
                 Step::Lookup(Lookup::Spf(query)) => {
-                    let verdict = check_spf(config, &hostname, &query).await;
+                    let verdict =
+                        check_spf(config, &hostname, &query, deadline(&mut budget, config)).await;
                     if let Some(t) = &transcript {
                         t.note(&format!(
                             "SPF: {} ({})",
@@ -274,7 +280,12 @@ pub async fn run_session<S>(
                     step = core.answer(Answer::Spf(verdict));
                 }
                 Step::Lookup(Lookup::Dkim) => {
-                    let verdicts = check_dkim(config, core.pending_message()).await;
+                    let verdicts = check_dkim(
+                        config,
+                        core.pending_message(),
+                        deadline(&mut budget, config),
+                    )
+                    .await;
                     if let Some(t) = &transcript {
                         for v in &verdicts {
                             t.note(&format!(
@@ -286,14 +297,19 @@ pub async fn run_session<S>(
                     step = core.answer(Answer::Dkim(verdicts));
                 }
                 Step::Lookup(Lookup::Arc) => {
-                    let verdict = check_arc(config, core.pending_message()).await;
+                    let verdict = check_arc(
+                        config,
+                        core.pending_message(),
+                        deadline(&mut budget, config),
+                    )
+                    .await;
                     if let Some(t) = &transcript {
                         t.note(&format!("ARC: {} {:?}", verdict.result, verdict.sealers));
                     }
                     step = core.answer(Answer::Arc(verdict));
                 }
                 Step::Lookup(Lookup::Dmarc(query)) => {
-                    let verdict = check_dmarc(config, &query).await;
+                    let verdict = check_dmarc(config, &query, deadline(&mut budget, config)).await;
                     if let Some(t) = &transcript {
                         t.note(&format!(
                             "DMARC: {} ({})",
@@ -455,9 +471,21 @@ fn look_up_inline(store: &SharedStore, lookup: &Lookup) -> Answer {
     }
 }
 
+/// When the current message's checks must be done: `[verify] timeout`
+/// from its first check on, shared by SPF, DKIM, ARC and DMARC (one budget
+/// per message, not one per check).
+fn deadline(budget: &mut Option<Instant>, config: &SmtpConfig) -> Instant {
+    *budget.get_or_insert_with(|| Instant::now() + config.verify_timeout)
+}
+
 /// The SPF check of a message (RFC 7208), within the verification time
 /// budget: the DNS waits, the session's task does not block a worker.
-async fn check_spf(config: &SmtpConfig, hostname: &str, q: &crate::core::SpfQuery) -> spf::Verdict {
+async fn check_spf(
+    config: &SmtpConfig,
+    hostname: &str,
+    q: &crate::core::SpfQuery,
+    deadline: Instant,
+) -> spf::Verdict {
     let Some(resolver) = &config.resolver else {
         return spf_temperror("no resolver");
     };
@@ -475,7 +503,7 @@ async fn check_spf(config: &SmtpConfig, hostname: &str, q: &crate::core::SpfQuer
             spf::verify_mail_from(resolver, &req, &q.mail_from, limits).await
         }
     };
-    match tokio::time::timeout(config.verify_timeout, check).await {
+    match tokio::time::timeout_at(deadline, check).await {
         Ok(v) => v,
         Err(_) => spf_temperror("DNS did not answer in time"),
     }
@@ -483,16 +511,15 @@ async fn check_spf(config: &SmtpConfig, hostname: &str, q: &crate::core::SpfQuer
 
 /// The DKIM verdicts of a message (RFC 6376 §6), within the verification
 /// time budget; past it, one "temperror".
-async fn check_dkim(config: &SmtpConfig, message: Option<&[u8]>) -> Vec<dkim::Verdict> {
+async fn check_dkim(
+    config: &SmtpConfig,
+    message: Option<&[u8]>,
+    deadline: Instant,
+) -> Vec<dkim::Verdict> {
     let (Some(authenticator), Some(message)) = (&config.dkim, message) else {
         return Vec::new();
     };
-    match tokio::time::timeout(
-        config.verify_timeout,
-        dkim::verify(&authenticator.0, message),
-    )
-    .await
-    {
+    match tokio::time::timeout_at(deadline, dkim::verify(&authenticator.0, message)).await {
         Ok(v) => v,
         Err(_) => vec![dkim::Verdict {
             domain: String::new(),
@@ -507,7 +534,11 @@ async fn check_dkim(config: &SmtpConfig, message: Option<&[u8]>) -> Vec<dkim::Ve
 
 /// DMARC for the message (RFC 7489 §4.3) through the SPF resolver, within
 /// the verification time budget.
-async fn check_dmarc(config: &SmtpConfig, q: &crate::core::DmarcQuery) -> dmarc::Verdict {
+async fn check_dmarc(
+    config: &SmtpConfig,
+    q: &crate::core::DmarcQuery,
+    deadline: Instant,
+) -> dmarc::Verdict {
     let Some(resolver) = &config.resolver else {
         return dmarc_temperror("no resolver");
     };
@@ -521,18 +552,18 @@ async fn check_dmarc(config: &SmtpConfig, q: &crate::core::DmarcQuery) -> dmarc:
         v.result = dmarc::DmarcResult::None;
         return v;
     }
-    match tokio::time::timeout(config.verify_timeout, dmarc::check(resolver, &input)).await {
+    match tokio::time::timeout_at(deadline, dmarc::check(resolver, &input)).await {
         Ok(v) => v,
         Err(_) => dmarc_temperror("DNS did not answer in time"),
     }
 }
 
 /// The ARC chain of the message (RFC 8617), within the time budget.
-async fn check_arc(config: &SmtpConfig, message: Option<&[u8]>) -> arc::Verdict {
+async fn check_arc(config: &SmtpConfig, message: Option<&[u8]>, deadline: Instant) -> arc::Verdict {
     let (Some(verifier), Some(message)) = (&config.dkim, message) else {
         return arc_none();
     };
-    match tokio::time::timeout(config.verify_timeout, arc::verify(verifier, message)).await {
+    match tokio::time::timeout_at(deadline, arc::verify(verifier, message)).await {
         Ok(v) => v,
         Err(_) => arc::Verdict {
             result: "temperror",
