@@ -24,7 +24,9 @@ pub mod conformance;
 pub use meta::MessageMeta;
 pub use model::*;
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use traits::{Coordination, Directory, Mailboxes, Messages, Queue, SharedStore, Store};
+pub use traits::{
+    Coordination, Directory, Mailboxes, Messages, Queue, Reports, SharedStore, Store,
+};
 
 /// Errors classified by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]

@@ -456,6 +456,21 @@ pub struct Outbound {
     pub content: Vec<u8>,
 }
 
+/// Messages counted for a DMARC aggregate report ([`crate::Reports`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportCount {
+    /// The reporting period, seconds since the epoch: [begin, end).
+    pub begin: i64,
+    pub end: i64,
+    /// The policy domain the report is about.
+    pub domain: String,
+    /// The published policy (opaque to the store).
+    pub published: String,
+    /// The row (opaque to the store): equal rows are counted together.
+    pub row: String,
+    pub count: u64,
+}
+
 /// A queue entry as `postamt queue list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {

@@ -8,8 +8,10 @@
 //! - [`Queue`]: the outbound queue, as the relay and the admin see it.
 //! - [`Coordination`]: what concurrent sessions coordinate through: change
 //!   notices and the POP3 maildrop lock.
+//! - [`Reports`]: DMARC aggregate report counts waiting for their period
+//!   to end (RFC 9990).
 //!
-//! A backend implements all five; [`Store`] is implemented for it by a
+//! A backend implements all six; [`Store`] is implemented for it by a
 //! blanket impl, and servers pass one [`SharedStore`] around. Every method is
 //! one atomic operation. The methods are synchronous: they may block on disk
 //! (and on the group commit); async code calls them through
@@ -254,17 +256,31 @@ pub trait Coordination: Send + Sync + 'static {
     fn watch_account(&self, account: AccountId) -> watch::Receiver<AccountSignal>;
 }
 
+/// DMARC aggregate report counts (RFC 9990): per reporting period, policy
+/// domain and row, how many messages. The published policy and the row
+/// are opaque strings to the store (JSON made by `postamt_auth::report`).
+pub trait Reports: Send + Sync + 'static {
+    /// Adds counts: a row already stored for the same period and domain
+    /// grows by the count; the domain's published policy becomes the one
+    /// given last (RFC 9990 §2.1: the final configuration observed).
+    fn report_add(&self, counts: Vec<ReportCount>) -> Result<()>;
+    /// The counts of every period that ended at or before `now`.
+    fn report_due(&self, now: i64) -> Result<Vec<ReportCount>>;
+    /// Removes one report's counts once it was queued (or dropped).
+    fn report_remove(&self, domain: &str, begin: i64) -> Result<()>;
+}
+
 /// The whole store: every concern in one handle, as the servers pass it
-/// around. Implemented for every type that implements the five traits.
+/// around. Implemented for every type that implements the six traits.
 ///
 /// Calls through `dyn Store` (a [`SharedStore`]) need no import; code that
 /// holds a concrete backend imports the traits whose methods it calls.
 pub trait Store:
-    Directory + Mailboxes + Messages + Queue + Coordination + Send + Sync + 'static
+    Directory + Mailboxes + Messages + Queue + Coordination + Reports + Send + Sync + 'static
 {
 }
 
-impl<T: Directory + Mailboxes + Messages + Queue + Coordination> Store for T {}
+impl<T: Directory + Mailboxes + Messages + Queue + Coordination + Reports> Store for T {}
 
 /// A shared handle, as the servers pass it around.
 pub type SharedStore = Arc<dyn Store>;

@@ -1,6 +1,6 @@
 //! The conformance suite every [`Store`] backend must pass unchanged, in
 //! one file per store trait (`directory.rs`, `mailboxes.rs`, `messages.rs`,
-//! `queue.rs`, `coordination.rs`).
+//! `queue.rs`, `coordination.rs`, `reports.rs`).
 //!
 //! A backend's test file calls the macro with an expression that makes a
 //! fresh, empty store:
@@ -18,6 +18,7 @@ pub mod directory;
 pub mod mailboxes;
 pub mod messages;
 pub mod queue;
+pub mod reports;
 
 use crate::*;
 
@@ -46,6 +47,7 @@ macro_rules! store_conformance_tests {
             queue: outbound_queue_keeps_envelope_and_content, queue_claims_settles_and_schedules;
             coordination: change_feed_reports_commits, account_signals_wake_only_that_account,
                 maildrop_lock_is_exclusive;
+            reports: report_counts_add_up_and_fall_due;
         );
     };
     (@each $make:expr; $($module:ident: $($name:ident),+;)+) => {

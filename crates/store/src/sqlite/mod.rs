@@ -30,6 +30,7 @@ mod files;
 mod mailboxes;
 mod messages;
 mod queue;
+mod reports;
 mod rows;
 mod schema;
 mod writer;

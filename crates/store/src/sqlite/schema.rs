@@ -131,6 +131,19 @@ ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN active INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX queue_by_next_attempt ON queue (next_attempt);
 "#,
+    // 8: DMARC aggregate report counts (RFC 9990), until their period ends.
+    r#"
+CREATE TABLE report_counts (
+    begin_at  INTEGER NOT NULL,
+    end_at    INTEGER NOT NULL,
+    domain    TEXT NOT NULL,
+    published TEXT NOT NULL,
+    row       TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (begin_at, domain, row)
+) WITHOUT ROWID;
+CREATE INDEX report_counts_by_end ON report_counts (end_at);
+"#,
 ];
 
 /// Brings the schema to the newest version. Says once (INFO) which
