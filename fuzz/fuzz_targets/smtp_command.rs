@@ -130,6 +130,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             vec![]
         },
+        dmarc_reports: knobs & 2 != 0,
     });
     let mut step = core.greeting();
     loop {

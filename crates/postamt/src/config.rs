@@ -77,6 +77,16 @@ pub struct VerifySection {
     pub trusted_arc_sealers: Vec<String>,
     /// Seconds one message's checks may wait for DNS before "temperror".
     pub timeout: u64,
+    /// DMARC aggregate reports (RFC 9990) to the `rua=` addresses of the
+    /// domains whose mail was checked (with DMARC on).
+    pub dmarc_reports: bool,
+    /// The reporting period in seconds (RFC 9990: a day; periods start at
+    /// multiples of it since 1970, UTC).
+    pub report_interval: u64,
+    /// The reports' From: and `email`; default `noreply-dmarc@<hostname>`.
+    pub report_from: Option<String>,
+    /// The reports' `org_name` and Submitter; default the hostname.
+    pub report_org: Option<String>,
 }
 
 impl Default for VerifySection {
@@ -87,6 +97,10 @@ impl Default for VerifySection {
             dmarc: "enforce".into(),
             trusted_arc_sealers: Vec::new(),
             timeout: 20,
+            dmarc_reports: true,
+            report_interval: 86_400,
+            report_from: None,
+            report_org: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, Endpoint};
 use crate::open::open_store_with;
+use postamt_auth::report::{Collector, Reporter};
 use postamt_smtp::{DmarcPolicy, Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
 
 pub fn run(config: Config, dev: bool) -> Result<()> {
@@ -149,6 +150,9 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     } else {
         None
     };
+    // DMARC aggregate reports (RFC 9990): port 25 counts, a task sends.
+    let dmarc_reports = (config.verify.dmarc_reports && dmarc != DmarcPolicy::Off)
+        .then(|| Arc::new(Collector::new(config.verify.report_interval.max(1))));
     let smtp_config = |mode| SmtpConfig {
         mode,
         max_line: config.smtp.max_line.max(512),
@@ -170,6 +174,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         dmarc,
         trusted_arc_sealers: config.verify.trusted_arc_sealers.clone(),
         verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
+        dmarc_reports: dmarc_reports.clone(),
         ..SmtpConfig::default()
     };
     let smtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Inbound)));
@@ -242,6 +247,26 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
                 _ => tokio::spawn(run(listener, false, Arc::clone(&lmtp), ctx, shutdown)),
             };
         }
+    }
+    if let (Some(collector), Some(dns)) = (&dmarc_reports, &resolver) {
+        let reports = postamt_relay::report::Reports {
+            reporter: Reporter {
+                org_name: config
+                    .verify
+                    .report_org
+                    .clone()
+                    .unwrap_or_else(|| config.hostname.clone()),
+                email: config
+                    .verify
+                    .report_from
+                    .clone()
+                    .unwrap_or_else(|| format!("noreply-dmarc@{}", config.hostname)),
+            },
+            collector: Arc::clone(collector),
+            dns: dns.clone(),
+        };
+        let mut stop = controller.handle();
+        tokio::spawn(reports.run(store.clone(), async move { stop.recv().await }));
     }
     if config.relay.enabled {
         let relay = build_relay(&config, store.clone())?;

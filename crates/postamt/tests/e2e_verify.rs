@@ -423,3 +423,134 @@ fn a_dns_server_that_never_answers_costs_one_budget_per_message() {
     assert!(took < std::time::Duration::from_millis(4500), "{took:?}");
     c.smtp("NOOP", "250");
 }
+
+/// Reads a DMARC report mail with Python's email, gzip and ElementTree
+/// (independent parsers): the attachment's file name, the policy domain
+/// and one line per record.
+fn read_report(mail: &str) -> serde_json::Value {
+    use std::io::Write;
+    let script = r#"
+import sys, email, gzip, json, xml.etree.ElementTree as ET
+m = email.message_from_bytes(sys.stdin.buffer.read())
+ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+for part in m.walk():
+    if part.get_content_type() == "application/gzip":
+        root = ET.fromstring(gzip.decompress(part.get_payload(decode=True)))
+        rows = []
+        for r in root.findall("d:record", ns):
+            rows.append("%s count=%s disposition=%s dkim=%s spf=%s from=%s" % (
+                r.findtext("d:row/d:source_ip", namespaces=ns),
+                r.findtext("d:row/d:count", namespaces=ns),
+                r.findtext("d:row/d:policy_evaluated/d:disposition", namespaces=ns),
+                r.findtext("d:row/d:policy_evaluated/d:dkim", namespaces=ns),
+                r.findtext("d:row/d:policy_evaluated/d:spf", namespaces=ns),
+                r.findtext("d:identifiers/d:header_from", namespaces=ns)))
+        print(json.dumps({
+            "subject": m["Subject"],
+            "file": part.get_filename(),
+            "domain": root.findtext("d:policy_published/d:domain", namespaces=ns),
+            "p": root.findtext("d:policy_published/d:p", namespaces=ns),
+            "org": root.findtext("d:report_metadata/d:org_name", namespaces=ns),
+            "rows": rows}))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(mail.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{mail}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("no report in {mail}"))
+}
+
+/// RFC 9990: what DMARC saw is counted per policy domain and period and
+/// mailed, once the period is over, to the `rua=` addresses that may
+/// receive it: here a local mailbox, outside the policy domains, that
+/// consents by `<domain>._report._dmarc.example.test` (§4); the victim
+/// address of the same record does not consent and gets nothing. The
+/// reports are read by Python's email, gzip and XML parsers.
+#[test]
+fn rfc9990_aggregate_reports_reach_consenting_rua_addresses() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({
+        "friend.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "A": ["127.0.0.1"]},
+        "_dmarc.friend.test": {"TXT": ["v=DMARC1; p=reject; rua=mailto:bob@example.test,mailto:victim@victim.test"]},
+        "friend.test._report._dmarc.example.test": {"TXT": ["v=DMARC1"]},
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"], "A": ["192.0.2.10"]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject; rua=mailto:bob@example.test"]},
+        "bank.test._report._dmarc.example.test": {"TXT": ["v=DMARC1;"]},
+    }));
+    let s = Server::start(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+         [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\n\
+         report_interval = 1\nreport_from = \"noreply-dmarc@example.test\"\n\
+         [relay]\nenabled = true\n",
+        dns.port()
+    ));
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.example", "250");
+    for _ in 0..2 {
+        let r = send(
+            &mut c,
+            "pal@friend.test",
+            "From: pal@friend.test\r\n\r\nhi\r\n",
+        );
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let r = send(
+        &mut c,
+        "x@elsewhere.example",
+        "From: ceo@bank.test\r\n\r\npay\r\n",
+    );
+    assert!(r.starts_with("550 5.7.26"), "{r}");
+    c.smtp("QUIT", "221");
+    // Periods are one second long here; the reports follow within a few.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let reports = loop {
+        let got = maildrop(&s, "bob@example.test", "bob-pw");
+        if got.len() >= 2 || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let mut seen: Vec<serde_json::Value> = reports.iter().map(|m| read_report(m)).collect();
+    seen.sort_by_key(|v| v["domain"].as_str().unwrap_or("").to_string());
+    let (bank, friend) = (&seen[0], &seen[1]);
+    assert_eq!(bank["domain"], "bank.test");
+    assert_eq!(
+        bank["rows"],
+        json!(["127.0.0.1 count=1 disposition=reject dkim=fail spf=fail from=bank.test"])
+    );
+    assert_eq!(friend["domain"], "friend.test");
+    assert_eq!(friend["p"], "reject");
+    assert_eq!(friend["org"], "mail.test");
+    assert_eq!(
+        friend["rows"],
+        json!(["127.0.0.1 count=2 disposition=none dkim=fail spf=pass from=friend.test"])
+    );
+    let subject = friend["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(
+            "Report Domain: friend.test Submitter: mail.test Report-ID: <friend.test."
+        ),
+        "{subject}"
+    );
+    let file = friend["file"].as_str().unwrap();
+    assert!(
+        file.starts_with("mail.test!friend.test!") && file.ends_with(".xml.gz"),
+        "{file}"
+    );
+    // Nothing is left for the victim (nor anyone) in the queue.
+    let queue = s.admin(&["queue", "list"]).success().stdout;
+    assert!(!queue.contains("victim"), "{queue}");
+}

@@ -8,6 +8,7 @@
 //!   [`postamt_wire::smtp`].
 //! * [`postamt_smtp::dsn`]: delivery status notifications.
 //! * [`dkim`]: signing of outbound mail, key generation, verification.
+//! * [`report`]: DMARC aggregate reports (RFC 9990), queued like any mail.
 //!
 //! The scheduler here claims due entries from the store (marking them
 //! active), splits each entry's pending recipients by destination, and
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod dkim;
+pub mod report;
 pub mod route;
 
 use std::collections::{HashMap, VecDeque};

@@ -7,8 +7,10 @@
 //!
 //! The checks may need the directory (the local domains, whether the user
 //! owns an address); they say so with [`Check::Need`], and the core asks the
-//! session and calls them again with the answer. SPF/DKIM/DMARC
-//! verification will be one more check here.
+//! session and calls them again with the answer. SPF, DKIM, ARC and DMARC
+//! are such checks on the inbound port; what DMARC saw of a message is
+//! also kept for the domain owner's aggregate report
+//! ([`dmarc_observation`], RFC 9990).
 
 use std::net::IpAddr;
 
@@ -20,7 +22,8 @@ use crate::core::{DmarcPolicy, DmarcQuery, Lookup, Mode, SpfPolicy, SpfQuery, Sp
 use crate::reply::{R, Reply};
 use postamt_auth::arc::Verdict as ArcVerdict;
 use postamt_auth::dkim::Verdict as DkimVerdict;
-use postamt_auth::dmarc::{DmarcResult, Policy, Verdict as DmarcVerdict};
+use postamt_auth::dmarc::{Alignment, DmarcResult, Policy, Verdict as DmarcVerdict};
+use postamt_auth::report::{DkimResult, Observation, Override, Published, Row};
 use postamt_auth::spf::{SpfResult, Verdict};
 
 /// What the checks read from a message's header block, parsed once.
@@ -257,18 +260,7 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     if dmarc_on && dkim_on && answers.arc.is_none() {
         return Check::Need(Lookup::Arc);
     }
-    // RFC 8617 §7.2: a passing chain sealed last by a trusted forwarder
-    // or list excuses a DMARC failure (the list broke the signature).
-    let excused_by = answers
-        .arc
-        .as_ref()
-        .and_then(|a| a.newest_passing_sealer())
-        .filter(|s| {
-            input
-                .trusted_arc_sealers
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(s))
-        });
+    let excused_by = excused_by(input, answers);
     if dmarc_on {
         let Some(verdict) = &answers.dmarc else {
             return Check::Need(Lookup::Dmarc(dmarc_query(facts, input, answers)));
@@ -328,6 +320,108 @@ pub fn check_message(facts: &HeaderFacts, input: &CheckInput<'_>, answers: &Answ
     } else {
         Check::Accept(headers)
     }
+}
+
+/// The trusted sealer whose passing ARC chain excuses a DMARC failure:
+/// RFC 8617 §7.2, a chain sealed last by a trusted forwarder or list (the
+/// list broke the signature).
+fn excused_by<'a>(input: &CheckInput<'_>, answers: &'a Answers) -> Option<&'a str> {
+    answers
+        .arc
+        .as_ref()
+        .and_then(|a| a.newest_passing_sealer())
+        .filter(|s| {
+            input
+                .trusted_arc_sealers
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(s))
+        })
+}
+
+/// What the aggregate report (RFC 9990) says about a message that DMARC
+/// evaluated under a record asking for reports (`rua=`); `None` for any
+/// other. `disposition` is what became of the message: `reject` (refused),
+/// `quarantine` (delivered to Junk) or `none`.
+pub fn dmarc_observation(
+    facts: &HeaderFacts,
+    input: &CheckInput<'_>,
+    answers: &Answers,
+    disposition: Policy,
+) -> Option<Observation> {
+    let verdict = answers.dmarc.as_ref()?;
+    let record = verdict.record.as_ref()?;
+    if record.rua.is_empty() || input.mode != Mode::Inbound {
+        return None;
+    }
+    let query = dmarc_query(facts, input, answers);
+    let mut reasons = Vec::new();
+    // RFC 9990 §2.1.7: a reason whenever a failing message was treated
+    // more mildly than the policy domain asked: by this receiver (a
+    // trusted ARC sealer, or DMARC not enforced), or by the record's own
+    // testing mode (the verdict's policy is already the milder one).
+    let from_domain = query.from_domain.to_ascii_lowercase();
+    let applied = verdict.policy.unwrap_or(Policy::None);
+    let requested = if verdict.policy_domain == from_domain {
+        record.p
+    } else {
+        record.sp
+    };
+    if verdict.result == DmarcResult::Fail {
+        if disposition != applied {
+            if let Some(sealer) = excused_by(input, answers) {
+                reasons.push((
+                    Override::TrustedForwarder,
+                    format!("passing ARC chain sealed by {sealer}, a trusted sealer"),
+                ));
+            } else {
+                reasons.push((
+                    Override::LocalPolicy,
+                    "the receiver records DMARC results without enforcing them".to_string(),
+                ));
+            }
+        }
+        if record.testing && requested != applied {
+            reasons.push((Override::PolicyTestMode, "t=y".to_string()));
+        }
+    }
+    let pass_fail = |a: Alignment| if a == Alignment::Pass { "pass" } else { "fail" };
+    let envelope_from = input
+        .mail_from
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase();
+    let spf_domain = if input.mail_from.is_empty() {
+        input.helo.to_ascii_lowercase()
+    } else {
+        envelope_from.clone()
+    };
+    Some(Observation {
+        published: Published::new(&verdict.policy_domain, record),
+        row: Row {
+            source_ip: input.peer.to_canonical().to_string(),
+            header_from: from_domain,
+            envelope_from,
+            disposition: disposition.as_str().to_string(),
+            dkim: pass_fail(verdict.dkim).to_string(),
+            spf: pass_fail(verdict.spf).to_string(),
+            reasons,
+            dkim_results: answers
+                .dkim
+                .iter()
+                .flatten()
+                .take(100)
+                .map(|d| DkimResult {
+                    domain: d.domain.to_ascii_lowercase(),
+                    selector: d.selector.clone(),
+                    result: d.result.clone(),
+                })
+                .collect(),
+            spf_result: answers
+                .spf
+                .as_ref()
+                .map(|v| (spf_domain, v.result.as_str().to_string())),
+        },
+    })
 }
 
 /// What DMARC is asked about: the `From:` domain and the identities SPF

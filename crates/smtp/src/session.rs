@@ -68,6 +68,9 @@ pub struct SmtpConfig {
     /// The most one message's verification may wait for DNS; past it, the
     /// result is "temperror" (`[verify] timeout`).
     pub verify_timeout: Duration,
+    /// Counts what DMARC saw of each message whose policy domain asks for
+    /// aggregate reports (`[verify] dmarc_reports`; with DMARC on).
+    pub dmarc_reports: Option<Arc<postamt_auth::report::Collector>>,
 }
 
 impl Default for SmtpConfig {
@@ -90,6 +93,7 @@ impl Default for SmtpConfig {
             dmarc: DmarcPolicy::Off,
             trusted_arc_sealers: Vec::new(),
             verify_timeout: Duration::from_secs(20),
+            dmarc_reports: None,
         }
     }
 }
@@ -127,6 +131,9 @@ impl SmtpConfig {
                 DmarcPolicy::Off
             },
             trusted_arc_sealers: self.trusted_arc_sealers.clone(),
+            dmarc_reports: self.dmarc_reports.is_some()
+                && self.resolver.is_some()
+                && self.dmarc != DmarcPolicy::Off,
         }
     }
 }
@@ -202,6 +209,9 @@ pub async fn run_session<S>(
     'session: loop {
         // Perform the steps until the core waits for the next line.
         loop {
+            if let (Some(reports), Some(seen)) = (&config.dmarc_reports, core.take_report()) {
+                reports.add(unix_now(), seen);
+            }
             match step {
                 Step::Reply(replies) => {
                     emit(&mut out, &transcript, &replies);
@@ -712,4 +722,11 @@ async fn report_success(
     if let Err(e) = blocking(move || store.enqueue(notice)).await {
         tracing::warn!(error = %e, "cannot queue a delivery report");
     }
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

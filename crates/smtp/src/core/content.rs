@@ -3,6 +3,7 @@
 //! replies to the delivery's outcome: one, or in LMTP one per recipient
 //! (RFC 2033 §4.2).
 
+use postamt_auth::dmarc::Policy;
 use postamt_store::{OutboundEnvelope, QueuedRecipient};
 
 use super::{
@@ -199,7 +200,20 @@ impl SmtpCore {
                 .map(|f| f.address())
                 .unwrap_or_default(),
         };
-        match checks::check_message(&arrived.facts, &input, &arrived.answers) {
+        let check = checks::check_message(&arrived.facts, &input, &arrived.answers);
+        if self.config.dmarc_reports {
+            let disposition = match &check {
+                Check::Need(_) => None,
+                Check::Refuse(_) => Some(Policy::Reject),
+                Check::Quarantine(_) => Some(Policy::Quarantine),
+                Check::Accept(_) => Some(Policy::None),
+            };
+            if let Some(d) = disposition {
+                self.report =
+                    checks::dmarc_observation(&arrived.facts, &input, &arrived.answers, d);
+            }
+        }
+        match check {
             Check::Need(asked) => {
                 self.state = State::Lookup(Pending::Message {
                     arrived,

@@ -117,6 +117,9 @@ pub struct CoreConfig {
     /// ARC sealers whose passing chain excuses a DMARC failure (RFC 8617
     /// §7.2: mailing lists and forwarders the operator trusts).
     pub trusted_arc_sealers: Vec<String>,
+    /// Keep what DMARC saw of each message for aggregate reports (RFC
+    /// 9990): [`SmtpCore::take_report`].
+    pub dmarc_reports: bool,
 }
 
 /// What the session must do next.
@@ -404,6 +407,8 @@ pub struct SmtpCore {
     transaction: Option<Transaction>,
     /// Replies of 500 and above so far.
     errors: u32,
+    /// What DMARC saw of the last message, for an aggregate report.
+    report: Option<postamt_auth::report::Observation>,
 }
 
 impl SmtpCore {
@@ -418,7 +423,15 @@ impl SmtpCore {
             user: None,
             transaction: None,
             errors: 0,
+            report: None,
         }
+    }
+
+    /// What DMARC saw of the message just checked, for the policy domain's
+    /// aggregate report (RFC 9990), when it asks for reports and
+    /// [`CoreConfig::dmarc_reports`] is on; taken once.
+    pub fn take_report(&mut self) -> Option<postamt_auth::report::Observation> {
+        self.report.take()
     }
 
     /// The authenticated user.

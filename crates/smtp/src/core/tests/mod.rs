@@ -31,6 +31,7 @@ fn config(mode: Mode) -> CoreConfig {
         dkim: false,
         dmarc: DmarcPolicy::Off,
         trusted_arc_sealers: Vec::new(),
+        dmarc_reports: false,
     }
 }
 
@@ -78,7 +79,15 @@ fn directory(lookup: &Lookup) -> Answer {
                 policy,
                 testing: false,
                 policy_domain: q.from_domain.clone(),
-                record: None,
+                // Both ask for aggregate reports (RFC 9990).
+                record: policy.map(|p| {
+                    postamt_auth::dmarc::parse(&format!(
+                        "v=DMARC1; p={}; rua=mailto:dmarc@{}",
+                        p.as_str(),
+                        q.from_domain
+                    ))
+                    .unwrap()
+                }),
                 dkim: Alignment::None,
                 spf: Alignment::NotAligned,
                 reason: format!("nothing aligned with {}", q.from_domain),

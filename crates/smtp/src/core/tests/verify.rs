@@ -197,3 +197,108 @@ fn rfc8617_7_2_a_trusted_arc_sealer_excuses_a_dmarc_failure() {
         c.delivered(&[Outcome::Stored { queue_id: None }]);
     }
 }
+
+/// RFC 9990 §2.1: what DMARC saw of each message whose policy domain asks
+/// for reports is kept for the aggregate report: the disposition this
+/// receiver chose, the alignment results, the identifiers and the raw
+/// results, and the reason when the disposition is milder than asked.
+#[test]
+fn rfc9990_2_1_what_dmarc_saw_is_kept_for_the_aggregate_report() {
+    use postamt_auth::report::Override;
+    let reporting = |dmarc, trusted: Vec<String>| {
+        started(CoreConfig {
+            spf: SpfPolicy::Mark,
+            dkim: true,
+            dmarc,
+            trusted_arc_sealers: trusted,
+            dmarc_reports: true,
+            ..config(Mode::Inbound)
+        })
+    };
+    // Refused under p=reject.
+    let mut c = reporting(DmarcPolicy::Enforce, vec![]);
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<ceo@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    assert!(c.take_report().is_none(), "nothing before the message");
+    let w = wire(&data(&mut c, "From: CEO <ceo@bank.test>\r\n\r\npay\r\n"));
+    assert!(w.starts_with("550 5.7.26"), "{w}");
+    let seen = c.take_report().expect("a report row");
+    assert!(c.take_report().is_none(), "taken once");
+    assert_eq!(seen.published.domain, "bank.test");
+    assert_eq!(seen.published.p, "reject");
+    assert_eq!(seen.published.rua, ["dmarc@bank.test"]);
+    let row = &seen.row;
+    assert_eq!(row.source_ip, "192.0.2.7");
+    assert_eq!(row.header_from, "bank.test");
+    assert_eq!(row.envelope_from, "remote.test");
+    assert_eq!(
+        (
+            row.disposition.as_str(),
+            row.dkim.as_str(),
+            row.spf.as_str()
+        ),
+        ("reject", "fail", "fail")
+    );
+    assert!(row.reasons.is_empty());
+    assert_eq!(row.spf_result, Some(("remote.test".into(), "pass".into())));
+    assert_eq!(row.dkim_results.len(), 1);
+    // Quarantined under p=quarantine.
+    cmd(&mut c, "MAIL FROM:<shop@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    let d = delivery(data(&mut c, "From: shop@shop.test\r\n\r\nsale\r\n"));
+    assert!(d.quarantine);
+    let seen = c.take_report().unwrap();
+    assert_eq!(
+        (
+            seen.published.domain.as_str(),
+            seen.row.disposition.as_str()
+        ),
+        ("shop.test", "quarantine")
+    );
+    c.delivered(&[Outcome::Stored { queue_id: None }]);
+    // No DMARC record: nothing to report.
+    cmd(&mut c, "MAIL FROM:<pal@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    delivery(data(&mut c, "From: pal@remote.test\r\n\r\nhi\r\n"));
+    assert!(c.take_report().is_none());
+    c.delivered(&[Outcome::Stored { queue_id: None }]);
+
+    // Excused by a trusted ARC sealer: delivered, and the report says why.
+    let mut c = reporting(DmarcPolicy::Enforce, vec!["lists.test".into()]);
+    cmd(&mut c, "EHLO lists.test", "250");
+    cmd(&mut c, "MAIL FROM:<list-bounces@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    delivery(data(
+        &mut c,
+        "From: CEO <ceo@bank.test>\r\n\r\nto the list\r\n",
+    ));
+    let seen = c.take_report().unwrap();
+    assert_eq!(seen.row.disposition, "none");
+    assert_eq!(seen.row.reasons.len(), 1);
+    assert_eq!(seen.row.reasons[0].0, Override::TrustedForwarder);
+    assert!(seen.row.reasons[0].1.contains("lists.test"));
+
+    // Only marked: delivered, reason local_policy.
+    let mut c = reporting(DmarcPolicy::Mark, vec![]);
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<ceo@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    delivery(data(&mut c, "From: ceo@bank.test\r\n\r\npay\r\n"));
+    let seen = c.take_report().unwrap();
+    assert_eq!(seen.row.disposition, "none");
+    assert_eq!(seen.row.reasons[0].0, Override::LocalPolicy);
+
+    // Reports off: nothing kept.
+    let mut c = started(CoreConfig {
+        spf: SpfPolicy::Mark,
+        dkim: true,
+        dmarc: DmarcPolicy::Enforce,
+        ..config(Mode::Inbound)
+    });
+    cmd(&mut c, "EHLO client.test", "250");
+    cmd(&mut c, "MAIL FROM:<ceo@remote.test>", "250");
+    cmd(&mut c, "RCPT TO:<alice@example.test>", "250");
+    data(&mut c, "From: ceo@bank.test\r\n\r\npay\r\n");
+    assert!(c.take_report().is_none());
+}
