@@ -3,6 +3,9 @@
 //! does not list is NXDOMAIN (so nothing waits on the network), and the
 //! resolver itself points at a port where nothing listens.
 
+// Each test file uses what it needs of this module.
+#![allow(dead_code)]
+
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
