@@ -22,10 +22,8 @@ pub struct Tracer {
     /// Explanations in this language, or none.
     pub explain: Option<Lang>,
     pub out: Box<dyn Write + Send>,
-    /// The verb of the last command sent (replies are explained by it).
-    last_verb: String,
-    /// Lines of the current multi-line reply seen so far.
-    reply_lines: usize,
+    /// Follows the dialogue to explain each line.
+    annotator: explain::Annotator,
     /// The start of a server line whose end has not come yet.
     partial: Vec<u8>,
 }
@@ -36,8 +34,7 @@ impl Tracer {
             proto,
             explain,
             out,
-            last_verb: "GREETING".into(),
-            reply_lines: 0,
+            annotator: explain::Annotator::new(proto, explain.unwrap_or(Lang::En)),
             partial: Vec::new(),
         }
     }
@@ -50,42 +47,13 @@ impl Tracer {
 
     fn client(&mut self, shown: &str, verb: &str) {
         let _ = writeln!(self.out, "C: {shown}");
-        // IMAP: the verb follows the tag; `UID x` is one command.
-        let imap_verb;
-        let verb = if self.proto == Proto::Imap && verb != "MESSAGE" {
-            let mut w = shown.split(' ').skip(1);
-            let first = w.next().unwrap_or("").to_ascii_uppercase();
-            imap_verb = if first == "UID" {
-                format!("UID {}", w.next().unwrap_or("").to_ascii_uppercase())
-            } else {
-                first
-            };
-            imap_verb.as_str()
-        } else {
-            verb
-        };
-        self.last_verb = verb.to_ascii_uppercase();
-        self.reply_lines = 0;
-        let lang = self.explain.unwrap_or(Lang::En);
-        let e = explain::command(self.proto, verb, lang);
+        let e = self.annotator.client(shown, verb);
         self.note(e);
     }
 
     fn server(&mut self, line: &str) {
         let _ = writeln!(self.out, "S: {line}");
-        let lang = self.explain.unwrap_or(Lang::En);
-        let e = if self.proto == Proto::Smtp && self.last_verb == "EHLO" && self.reply_lines > 0 {
-            explain::ehlo_keyword(line.get(4..).unwrap_or(""), lang)
-        } else if self.reply_lines == 0 || self.proto == Proto::Imap {
-            // An IMAP server line is a response of its own.
-            explain::reply(self.proto, line, &self.last_verb, lang)
-        } else {
-            None
-        };
-        self.reply_lines += 1;
-        if self.proto == Proto::Smtp && line.as_bytes().get(3) == Some(&b' ') {
-            self.reply_lines = 0;
-        }
+        let e = self.annotator.server(line);
         self.note(e);
     }
 

@@ -147,7 +147,16 @@ pub enum TraceCmd {
     /// List recorded session transcripts, oldest first.
     List,
     /// Print one transcript (an id, or a unique part of one).
-    Show { id: String },
+    Show {
+        id: String,
+        /// Explain each line: commands, replies and the verdicts of SPF,
+        /// DKIM, ARC and DMARC, with the RFC that defines them.
+        #[arg(long)]
+        explain: bool,
+        /// Language of the explanations: en or de (default: from LANG).
+        #[arg(long)]
+        lang: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -580,7 +589,15 @@ pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {
                 println!("{id}\t{what}");
             }
         }
-        TraceCmd::Show { id } => print!("{}", postamt_server::transcript::show(&dir, id)?),
+        TraceCmd::Show { id, explain, lang } => {
+            let text = postamt_server::transcript::show(&dir, id)?;
+            if *explain {
+                let lang = crate::mail::language(lang.as_deref());
+                print!("{}", postamt_server::transcript::explain(&text, lang));
+            } else {
+                print!("{text}");
+            }
+        }
     }
     Ok(())
 }

@@ -157,6 +157,19 @@ pub struct SendArgs {
     raw: Option<PathBuf>,
 }
 
+/// The explanations' language: `--lang`, else the locale (LC_ALL,
+/// LC_MESSAGES, LANG), else English.
+pub fn language(flag: Option<&str>) -> Lang {
+    flag.map(Lang::from_locale)
+        .or_else(|| {
+            ["LC_ALL", "LC_MESSAGES", "LANG"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+                .map(|s| Lang::from_locale(&s))
+        })
+        .unwrap_or(Lang::En)
+}
+
 pub fn run(args: &MailArgs) -> Result<()> {
     let path = ClientConfig::path(args.client_config.as_deref());
     if let MailCmd::Account(cmd) = &args.cmd {
@@ -164,17 +177,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
     }
     let config = ClientConfig::load(&path)?;
     let (_, account) = config.account(args.account.as_deref())?;
-    let lang = args
-        .lang
-        .as_deref()
-        .map(Lang::from_locale)
-        .or_else(|| {
-            ["LC_ALL", "LC_MESSAGES", "LANG"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-                .map(|s| Lang::from_locale(&s))
-        })
-        .unwrap_or(Lang::En);
+    let lang = language(args.lang.as_deref());
     let tracer = |proto| {
         (args.trace || args.explain).then(|| {
             Tracer::new(

@@ -554,3 +554,65 @@ fn rfc9990_aggregate_reports_reach_consenting_rua_addresses() {
     let queue = s.admin(&["queue", "list"]).success().stdout;
     assert!(!queue.contains("victim"), "{queue}");
 }
+
+/// The issue's lab promise: the transcript of a refused forgery shows the
+/// verdicts with their explanation, in English and German
+/// (`postamt trace show ID --explain --lang de`).
+#[test]
+fn transcripts_explain_the_verdicts_in_english_and_german() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({
+        "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"], "A": ["192.0.2.10"]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+    }));
+    let s = Server::start(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+         [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\n\
+         [transcripts]\nenabled = true\n",
+        dns.port()
+    ));
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.example", "250");
+    let r = send(
+        &mut c,
+        "ceo@bank.test",
+        "From: ceo@bank.test\r\n\r\npay\r\n",
+    );
+    assert!(r.starts_with("550 5.7.26"), "{r}");
+    c.smtp("QUIT", "221");
+    let list = s.admin(&["trace", "list"]).success().stdout;
+    let id = list
+        .lines()
+        .find(|l| l.contains("smtp"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    let de = s
+        .admin(&["trace", "show", &id, "--explain", "--lang", "de"])
+        .success()
+        .stdout;
+    for expected in [
+        "-- SPF: fail (bank.test: -all matched 127.0.0.1)\n     ^ SPF: Die Domain des Umschlag-Absenders sagt, dass diese IP ihre Mail nicht senden darf. (RFC 7208 §2.6.4)",
+        "-- DMARC: fail (",
+        "     ^ DMARC: Nichts bürgt für die From:-Domain",
+        "S: 550 5.7.26 DMARC: neither DKIM nor SPF passed for a domain aligned with From: bank.test",
+        "     ^ Abgelehnt: Die From:-Domain verlangt, Mail abzuweisen",
+        "C: EHLO client.example\n     ^ Der Client begrüßt den Server",
+    ] {
+        assert!(de.contains(expected), "{expected:?} missing in\n{de}");
+    }
+    let en = s
+        .admin(&["trace", "show", &id, "--explain", "--lang", "en"])
+        .success()
+        .stdout;
+    assert!(
+        en.contains("     ^ DMARC: nothing vouches for the From: domain"),
+        "{en}"
+    );
+    let raw = s.admin(&["trace", "show", &id]).success().stdout;
+    assert!(!raw.contains("     ^ "), "plain show stays plain: {raw}");
+}

@@ -308,6 +308,76 @@ pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
     }
 }
 
+/// A transcript with each line explained (`postamt trace show
+/// --explain`): commands and replies by the same table as the client's
+/// `--explain` ([`postamt_wire::explain::Annotator`]), the verification
+/// notes (SPF, DKIM, ARC, DMARC) by what their result means. Message
+/// content (after `354`, in a BDAT chunk) is not taken for commands.
+pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
+    use postamt_wire::explain::{self, Annotator, Proto};
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut annotator: Option<Annotator> = None;
+    // Client lines that are message content, not commands.
+    let mut content = false;
+    let mut first_content_line = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(rest) = line.strip_prefix("# postamt transcript ") {
+            // "ID: PROTOCOL session from …"
+            let protocol = rest
+                .split_once(": ")
+                .and_then(|(_, r)| r.split(' ').next())
+                .unwrap_or("");
+            let proto = match protocol {
+                "pop3" | "pop3s" => Proto::Pop3,
+                "imap" | "imaps" => Proto::Imap,
+                _ => Proto::Smtp,
+            };
+            annotator = Some(Annotator::new(proto, lang));
+            continue;
+        }
+        let Some(a) = annotator.as_mut() else {
+            continue;
+        };
+        let mut parts = line.splitn(3, ' ');
+        let (_, who, said) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let e = match who {
+            Some("C:") if content => {
+                if said == "." {
+                    content = false;
+                    a.client(said, ".")
+                } else if std::mem::take(&mut first_content_line) {
+                    a.client(said, "MESSAGE")
+                } else {
+                    None
+                }
+            }
+            Some("C:") => {
+                let verb = said.split(' ').next().unwrap_or("");
+                if a.proto == Proto::Smtp && verb.eq_ignore_ascii_case("BDAT") {
+                    content = true;
+                    first_content_line = false;
+                }
+                a.client(said, verb)
+            }
+            Some("S:") => {
+                if a.proto == Proto::Smtp {
+                    content = said.starts_with("354");
+                    first_content_line = content;
+                }
+                a.server(said)
+            }
+            Some("--") => explain::verification(said, lang),
+            _ => None,
+        };
+        if let Some(e) = e {
+            out.push_str(&format!("     ^ {} ({})\n", e.text, e.rfc));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +442,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("18 more bytes"));
+    }
+
+    #[test]
+    fn explained_transcripts_annotate_commands_replies_and_verdicts() {
+        use postamt_wire::explain::Lang;
+        let t = "# postamt transcript 1-2-3-smtp: smtp session from 127.0.0.1:5 at 1.000000\n\
+                 1.1 S: 220 mx.test ESMTP\n\
+                 1.2 C: EHLO client.test\n\
+                 1.3 S: 250-mx.test\n\
+                 1.4 S: 250 PIPELINING\n\
+                 1.5 C: MAIL FROM:<ceo@bank.test>\n\
+                 1.6 S: 250 2.1.0 OK\n\
+                 1.7 C: DATA\n\
+                 1.8 S: 354 go ahead\n\
+                 1.9 C: From: ceo@bank.test\n\
+                 1.10 C: QUIT\n\
+                 1.11 C: .\n\
+                 1.12 -- SPF: fail (bank.test: -all matched 127.0.0.1)\n\
+                 1.13 -- DMARC: fail (nothing aligned)\n\
+                 1.14 S: 550 5.7.26 DMARC: forged\n";
+        let en = explain(t, Lang::En);
+        let notes: Vec<&str> = en.lines().filter(|l| l.starts_with("     ^ ")).collect();
+        // Greeting, EHLO, its reply, one keyword, MAIL, 250, DATA, 354,
+        // the message, its end, SPF, DMARC, 550: and "QUIT" inside the
+        // message is content, not a command.
+        assert_eq!(notes.len(), 13, "{en}");
+        let quit = en.find("C: QUIT\n").unwrap();
+        assert!(en[quit..].lines().nth(1).unwrap().contains("C: ."), "{en}");
+        assert!(en.contains("SPF: the envelope sender's domain says this IP must not send"));
+        let de = explain(t, Lang::De);
+        assert!(
+            de.contains("DMARC: Nichts bürgt für die From:-Domain"),
+            "{de}"
+        );
+        assert_eq!(
+            explain("no header\n1.1 C: EHLO x\n", Lang::En),
+            "no header\n1.1 C: EHLO x\n",
+            "not a transcript: unchanged"
+        );
     }
 }

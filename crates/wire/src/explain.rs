@@ -893,6 +893,214 @@ pub fn ehlo_keyword(keyword: &str, lang: Lang) -> Option<Explanation> {
     K.iter().find(|e| e.0 == k).map(|e| pick(e, lang))
 }
 
+/// The server's notes on a message's authentication in a transcript
+/// (`SPF: fail (…)`, `DKIM: pass d=… s=…`, `ARC: …`, `DMARC: …`): what
+/// the result means, keyed by check and result.
+const VERIFICATION: &[Entry] = &[
+    (
+        "SPF: pass",
+        "SPF: the sending IP is allowed to send for the envelope sender's domain.",
+        "SPF: Die sendende IP darf für die Domain des Umschlag-Absenders senden.",
+        "RFC 7208 §2.6.3",
+    ),
+    (
+        "SPF: fail",
+        "SPF: the envelope sender's domain says this IP must not send its mail.",
+        "SPF: Die Domain des Umschlag-Absenders sagt, dass diese IP ihre Mail nicht senden darf.",
+        "RFC 7208 §2.6.4",
+    ),
+    (
+        "SPF: softfail",
+        "SPF: the domain says this IP is probably not allowed (~all): suspicious, not refused.",
+        "SPF: Die Domain sagt, diese IP ist wahrscheinlich nicht erlaubt (~all): verdächtig, nicht abgelehnt.",
+        "RFC 7208 §2.6.5",
+    ),
+    (
+        "SPF: neutral",
+        "SPF: the domain makes no statement about this IP.",
+        "SPF: Die Domain macht über diese IP keine Aussage.",
+        "RFC 7208 §2.6.2",
+    ),
+    (
+        "SPF: none",
+        "SPF: the domain publishes no SPF record (or does not exist).",
+        "SPF: Die Domain veröffentlicht keinen SPF-Eintrag (oder existiert nicht).",
+        "RFC 7208 §2.6.1",
+    ),
+    (
+        "SPF: temperror",
+        "SPF: DNS failed for now; the sender should try again later.",
+        "SPF: DNS ist gerade gestört; der Absender soll es später noch einmal versuchen.",
+        "RFC 7208 §2.6.6",
+    ),
+    (
+        "SPF: permerror",
+        "SPF: the domain's SPF record is broken and cannot be evaluated.",
+        "SPF: Der SPF-Eintrag der Domain ist fehlerhaft und nicht auswertbar.",
+        "RFC 7208 §2.6.7",
+    ),
+    (
+        "DKIM: pass",
+        "DKIM: the signature is valid: domain d= vouches for the signed header fields and body, unchanged.",
+        "DKIM: Die Signatur ist gültig: Die Domain d= bürgt für die signierten Kopfzeilen und den Rumpf, unverändert.",
+        "RFC 6376 §6.3",
+    ),
+    (
+        "DKIM: fail",
+        "DKIM: the signature does not verify: the message was changed after signing, or the signature is forged.",
+        "DKIM: Die Signatur stimmt nicht: Die Nachricht wurde nach dem Signieren verändert, oder die Signatur ist gefälscht.",
+        "RFC 6376 §6.3",
+    ),
+    (
+        "DKIM: policy",
+        "DKIM: the signature may verify, but with a method this server does not trust (rsa-sha1, a key under 1,024 bits).",
+        "DKIM: Die Signatur mag stimmen, aber mit einem Verfahren, dem dieser Server nicht traut (rsa-sha1, ein Schlüssel unter 1.024 Bit).",
+        "RFC 8301 §3",
+    ),
+    (
+        "DKIM: neutral",
+        "DKIM: the signature could not be checked (syntax or an unsupported feature).",
+        "DKIM: Die Signatur konnte nicht geprüft werden (Syntax oder ein nicht unterstütztes Merkmal).",
+        "RFC 8601 §2.7.1",
+    ),
+    (
+        "DKIM: permerror",
+        "DKIM: the signature or its key record is unusable.",
+        "DKIM: Die Signatur oder ihr Schlüsseleintrag ist unbrauchbar.",
+        "RFC 8601 §2.7.1",
+    ),
+    (
+        "DKIM: temperror",
+        "DKIM: the key could not be fetched from DNS for now.",
+        "DKIM: Der Schlüssel konnte gerade nicht aus dem DNS geholt werden.",
+        "RFC 8601 §2.7.1",
+    ),
+    (
+        "ARC: pass",
+        "ARC: the chain of seals by forwarders is intact; the newest sealer vouches for what it saw.",
+        "ARC: Die Kette der Siegel von Weiterleitern ist intakt; der letzte Versiegler bürgt für das, was er sah.",
+        "RFC 8617 §5.2",
+    ),
+    (
+        "ARC: fail",
+        "ARC: the chain of seals is broken: something changed the message or the seals are forged.",
+        "ARC: Die Siegelkette ist gebrochen: Etwas hat die Nachricht verändert, oder die Siegel sind gefälscht.",
+        "RFC 8617 §5.2",
+    ),
+    (
+        "ARC: none",
+        "ARC: no forwarder sealed this message.",
+        "ARC: Kein Weiterleiter hat diese Nachricht versiegelt.",
+        "RFC 8617 §5.2",
+    ),
+    (
+        "DMARC: pass",
+        "DMARC: SPF or DKIM passed for a domain that matches the From: the reader sees.",
+        "DMARC: SPF oder DKIM hat für eine Domain bestanden, die zum From: passt, das der Leser sieht.",
+        "RFC 7489 §4.2",
+    ),
+    (
+        "DMARC: fail",
+        "DMARC: nothing vouches for the From: domain: the sender is probably forged, and the domain's policy (p=) applies.",
+        "DMARC: Nichts bürgt für die From:-Domain: Der Absender ist wahrscheinlich gefälscht, und die Richtlinie der Domain (p=) gilt.",
+        "RFC 7489 §6.6.2",
+    ),
+    (
+        "DMARC: none",
+        "DMARC: the From: domain publishes no DMARC policy.",
+        "DMARC: Die From:-Domain veröffentlicht keine DMARC-Richtlinie.",
+        "RFC 7489 §6.6.3",
+    ),
+    (
+        "DMARC: temperror",
+        "DMARC: DNS failed for now; the sender should try again later.",
+        "DMARC: DNS ist gerade gestört; der Absender soll es später noch einmal versuchen.",
+        "RFC 7489 §6.6.3",
+    ),
+    (
+        "DMARC: permerror",
+        "DMARC: the policy record is broken.",
+        "DMARC: Der Richtlinien-Eintrag ist fehlerhaft.",
+        "RFC 7489 §6.6.3",
+    ),
+];
+
+/// Explains a note the server wrote into a transcript about a message's
+/// authentication (`SPF: fail (…)`, `DKIM: pass d=…`, `DMARC: …`).
+pub fn verification(note: &str, lang: Lang) -> Option<Explanation> {
+    let (check, rest) = note.split_once(": ")?;
+    let result = rest.split([' ', '(']).next().unwrap_or("");
+    let key = format!("{check}: {}", result.to_ascii_lowercase());
+    VERIFICATION
+        .iter()
+        .find(|e| e.0 == key)
+        .map(|e| pick(e, lang))
+}
+
+/// Follows a dialogue line by line and explains each: commands by their
+/// verb, replies by their code and the command they answer (only the
+/// first line of a multi-line SMTP reply, except EHLO keywords). The
+/// client's `--trace --explain` and `postamt trace show --explain` both
+/// use it.
+#[derive(Debug, Clone)]
+pub struct Annotator {
+    pub proto: Proto,
+    pub lang: Lang,
+    /// The verb of the last command (replies are explained by it).
+    last_verb: String,
+    /// Lines of the current multi-line reply seen so far.
+    reply_lines: usize,
+}
+
+impl Annotator {
+    pub fn new(proto: Proto, lang: Lang) -> Annotator {
+        Annotator {
+            proto,
+            lang,
+            last_verb: "GREETING".into(),
+            reply_lines: 0,
+        }
+    }
+
+    /// A line the client sent; `verb` is its first word (`MESSAGE` for
+    /// message content). IMAP's verb follows the tag; `UID x` is one.
+    pub fn client(&mut self, shown: &str, verb: &str) -> Option<Explanation> {
+        let imap_verb;
+        let verb = if self.proto == Proto::Imap && verb != "MESSAGE" {
+            let mut w = shown.split(' ').skip(1);
+            let first = w.next().unwrap_or("").to_ascii_uppercase();
+            imap_verb = if first == "UID" {
+                format!("UID {}", w.next().unwrap_or("").to_ascii_uppercase())
+            } else {
+                first
+            };
+            imap_verb.as_str()
+        } else {
+            verb
+        };
+        self.last_verb = verb.to_ascii_uppercase();
+        self.reply_lines = 0;
+        command(self.proto, verb, self.lang)
+    }
+
+    /// A line the server sent.
+    pub fn server(&mut self, line: &str) -> Option<Explanation> {
+        let e = if self.proto == Proto::Smtp && self.last_verb == "EHLO" && self.reply_lines > 0 {
+            ehlo_keyword(line.get(4..).unwrap_or(""), self.lang)
+        } else if self.reply_lines == 0 || self.proto == Proto::Imap {
+            // An IMAP server line is a response of its own.
+            reply(self.proto, line, &self.last_verb, self.lang)
+        } else {
+            None
+        };
+        self.reply_lines += 1;
+        if self.proto == Proto::Smtp && line.as_bytes().get(3) == Some(&b' ') {
+            self.reply_lines = 0;
+        }
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,5 +1155,36 @@ mod tests {
         }
         assert_eq!(Lang::from_locale("de_DE.UTF-8"), Lang::De);
         assert_eq!(Lang::from_locale("C.UTF-8"), Lang::En);
+    }
+
+    #[test]
+    fn verification_notes_are_explained_in_both_languages() {
+        let e = verification("DMARC: fail (neither DKIM nor SPF passed)", Lang::De).unwrap();
+        assert!(e.text.contains("gefälscht"), "{}", e.text);
+        assert_eq!(e.rfc, "RFC 7489 §6.6.2");
+        let e = verification("DKIM: pass d=bank.test s=lab", Lang::En).unwrap();
+        assert!(e.text.starts_with("DKIM: the signature is valid"));
+        assert!(verification("SPF: softfail (x)", Lang::En).is_some());
+        assert!(verification("ARC: none []", Lang::De).is_some());
+        assert!(verification("TLS started: TLSv1_3", Lang::En).is_none());
+        assert!(verification("DMARC: maybe", Lang::En).is_none());
+        for e in VERIFICATION {
+            assert!(e.3.starts_with("RFC "), "{}", e.0);
+        }
+    }
+
+    #[test]
+    fn the_annotator_explains_the_first_line_of_a_reply_and_ehlo_keywords() {
+        let mut a = Annotator::new(Proto::Smtp, Lang::En);
+        assert!(a.server("220 mx.test ESMTP").is_some(), "greeting");
+        assert!(a.client("EHLO c.test", "EHLO").is_some());
+        assert!(a.server("250-mx.test").is_some());
+        assert!(a.server("250-PIPELINING").unwrap().text.contains("groups"));
+        assert!(a.server("250 SIZE 100").unwrap().text.contains("largest"));
+        a.client("DATA", "DATA");
+        let e = a.server("550 5.7.26 DMARC: forged").unwrap();
+        assert!(e.rfc.contains("7372") || e.text.contains("DMARC"), "{e:?}");
+        let mut i = Annotator::new(Proto::Imap, Lang::De);
+        assert!(i.client("a1 UID FETCH 1 FLAGS", "a1").is_some());
     }
 }
