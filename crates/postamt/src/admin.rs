@@ -122,7 +122,7 @@ pub enum DkimCmd {
     },
 }
 
-fn read_message(file: &std::path::Path) -> Result<Vec<u8>> {
+pub fn read_message(file: &std::path::Path) -> Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut v = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;

@@ -8,11 +8,15 @@
 //! | `bank.test` | SPF `-all` for 192.0.2.25 only, a DKIM key (`lab`), DMARC `p=reject` |
 //! | `shop.test` | SPF `~all` for 192.0.2.26, DMARC `p=none` (report only) |
 //! | `friend.test` | SPF for 127.0.0.1 (this machine), DMARC `p=reject` |
+//! | `lists.test` | a mailing list on this machine: SPF for 127.0.0.1, a DKIM key (`lab`) it seals with (ARC, RFC 8617), DMARC `p=none`; the playground trusts it as a sealer |
 //!
 //! The playground's server asks this DNS (`[dns] nameservers`), so mail on
 //! port 2025 claiming `bank.test` fails SPF (it comes from 127.0.0.1) and
 //! DMARC rejects it; signed with the lab key (`postamt dkim sign --domain
-//! bank.test --selector lab FILE`), the same message passes.
+//! bank.test --selector lab FILE`), the same message passes. Passed on by
+//! the list, which tags the subject (`postamt arc seal --domain lists.test
+//! --subject-prefix "[staff] " FILE`), the bank's signature breaks, DMARC
+//! fails, and the trusted seal of lists.test excuses it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,22 +34,26 @@ use tokio::net::{TcpListener, UdpSocket};
 /// Where the lab DNS listens.
 pub const PORT: u16 = 2053;
 
-/// The lab domain with a DKIM key, and its selector.
-pub const SIGNED_DOMAIN: &str = "bank.test";
+/// The lab domains with a DKIM key (the bank signs, the list seals), and
+/// their selector.
+pub const SIGNED_DOMAINS: &[&str] = &["bank.test", "lists.test"];
 pub const SELECTOR: &str = "lab";
 
-/// Makes the lab's DKIM key on first start (Ed25519, RFC 8463: quick to
+/// The lab's mailing list, trusted as an ARC sealer by the playground.
+pub const LIST_DOMAIN: &str = "lists.test";
+
+/// Makes the lab's DKIM keys on first start (Ed25519, RFC 8463: quick to
 /// make, short to read in a transcript).
 pub fn ensure_key(dkim_dir: &Path) -> Result<()> {
-    if dkim::list(dkim_dir)
-        .iter()
-        .any(|(d, s, _)| d == SIGNED_DOMAIN && s == SELECTOR)
-    {
-        return Ok(());
+    let have = dkim::list(dkim_dir);
+    for domain in SIGNED_DOMAINS {
+        if have.iter().any(|(d, s, _)| d == domain && s == SELECTOR) {
+            continue;
+        }
+        dkim::generate(dkim_dir, domain, SELECTOR, dkim::Algorithm::Ed25519)
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("making the lab's DKIM key for {domain}"))?;
     }
-    dkim::generate(dkim_dir, SIGNED_DOMAIN, SELECTOR, dkim::Algorithm::Ed25519)
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("making the lab's DKIM key")?;
     Ok(())
 }
 
@@ -63,8 +71,10 @@ pub fn zone(dkim_dir: &Path) -> Zone {
     txt("_dmarc.shop.test", "v=DMARC1; p=none");
     txt("friend.test", "v=spf1 ip4:127.0.0.1 -all");
     txt("_dmarc.friend.test", "v=DMARC1; p=reject");
+    txt(LIST_DOMAIN, "v=spf1 ip4:127.0.0.1 -all");
+    txt(&format!("_dmarc.{LIST_DOMAIN}"), "v=DMARC1; p=none");
     for (domain, selector, record) in dkim::list(dkim_dir) {
-        if domain == SIGNED_DOMAIN {
+        if SIGNED_DOMAINS.contains(&domain.as_str()) {
             txt(&format!("{selector}._domainkey.{domain}"), &record);
         }
     }
@@ -73,6 +83,7 @@ pub fn zone(dkim_dir: &Path) -> Zone {
     a(&mut z, "mail.bank.test", "192.0.2.25");
     a(&mut z, "shop.test", "192.0.2.26");
     a(&mut z, "friend.test", "127.0.0.1");
+    a(&mut z, LIST_DOMAIN, "127.0.0.1");
     z.add("bank.test", Some(Record::Mx(10, "mail.bank.test".into())));
     z
 }

@@ -3,6 +3,7 @@
 //! the logic lives in the libraries.
 
 mod admin;
+mod arc;
 mod config;
 mod domain_check;
 mod lab;
@@ -69,6 +70,9 @@ enum Command {
     /// DKIM keys for signing outbound mail, and verifying signatures.
     #[command(subcommand)]
     Dkim(admin::DkimCmd),
+    /// ARC (RFC 8617): seal a message as a mailing list does, verify a chain.
+    #[command(subcommand)]
+    Arc(arc::ArcCmd),
     /// The mail client: send, list, read and fetch, with --trace/--explain.
     Mail(Box<mail::MailArgs>),
 }
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Queue(c) => load_config(&cli).and_then(|cfg| admin::queue(&cfg, c)),
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
         Command::Dkim(c) => load_config(&cli).and_then(|cfg| admin::dkim(&cfg, c)),
+        Command::Arc(c) => load_config(&cli).and_then(|cfg| arc::run(&cfg, c)),
         Command::Mail(m) => mail::run(m),
     };
     match result {

@@ -294,7 +294,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         )?;
         writeln!(
             out,
-            "postamt: dns         listening on 127.0.0.1:{} (the spoofing lab: bank.test, shop.test, friend.test)",
+            "postamt: dns         listening on 127.0.0.1:{} (the spoofing lab: bank.test, shop.test, friend.test, lists.test)",
             crate::lab::PORT
         )?;
         writeln!(

@@ -392,11 +392,75 @@ fn spoofing_lab(data: &std::path::Path) {
     m.smtp("DATA", "354");
     m.send(signed.as_bytes());
     m.smtp(".", "250");
+    // The lab's mailing list passes the signed message on with a tag in
+    // the subject: the bank's signature breaks, and DMARC refuses it ...
+    let signed_file = data.join("signed.eml");
+    std::fs::write(&signed_file, &signed).unwrap();
+    let tagged = signed.replace("Subject: wire", "Subject: [staff] wire");
+    m.smtp("MAIL FROM:<staff-bounces@lists.test>", "250");
+    m.smtp("RCPT TO:<bob@postamt.test>", "250");
+    m.smtp("DATA", "354");
+    m.send(tagged.as_bytes());
+    m.smtp(".", "550 5.7.26");
+    // ... unless the list seals it (RFC 8617), a sealer the playground trusts.
+    let sealed = run_with_stdin(
+        Command::new(BIN)
+            .args(["arc", "seal", "--dev", "--data-dir"])
+            .arg(data)
+            .args(["--domain", "lists.test", "--subject-prefix", "[staff] "])
+            .arg(&signed_file),
+        b"",
+    )
+    .success()
+    .stdout;
+    assert!(
+        sealed.starts_with("ARC-Seal: i=1; a=ed25519-sha256;"),
+        "{sealed}"
+    );
+    assert!(
+        sealed.contains("Subject: [staff] wire the money"),
+        "{sealed}"
+    );
+    assert!(
+        sealed.contains("ARC-Authentication-Results: i=1; lists.test;")
+            && sealed.contains("dkim=pass"),
+        "the list saw the bank's signature pass: {sealed}"
+    );
+    let sealed_file = data.join("sealed.eml");
+    std::fs::write(&sealed_file, &sealed).unwrap();
+    let verified = run_with_stdin(
+        Command::new(BIN)
+            .args(["arc", "verify", "--dev", "--data-dir"])
+            .arg(data)
+            .arg(&sealed_file),
+        b"",
+    )
+    .success()
+    .stdout;
+    assert!(
+        verified.starts_with("arc=pass sealers=lists.test"),
+        "{verified}"
+    );
+    m.smtp("MAIL FROM:<staff-bounces@lists.test>", "250");
+    m.smtp("RCPT TO:<bob@postamt.test>", "250");
+    m.smtp("DATA", "354");
+    m.send(sealed.as_bytes());
+    m.smtp(".", "250");
     m.smtp("QUIT", "221");
     let mut b = Client::connect("127.0.0.1:2110".parse().unwrap());
     b.line();
     b.cmd("USER bob@postamt.test", "+OK");
-    b.cmd("PASS bob", "+OK logged in, 3 messages");
+    b.cmd("PASS bob", "+OK logged in, 4 messages");
+    b.cmd("RETR 4", "+OK");
+    let listed = String::from_utf8(b.multiline()).unwrap();
+    assert!(
+        listed.contains("	arc=pass (sealed by lists.test)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("policy not applied: ARC chain sealed by trusted lists.test"),
+        "{listed}"
+    );
     b.cmd("RETR 3", "+OK");
     let got = String::from_utf8(b.multiline()).unwrap();
     assert!(got.contains("\tspf=fail ("), "{got}");

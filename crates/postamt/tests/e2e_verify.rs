@@ -616,3 +616,95 @@ fn transcripts_explain_the_verdicts_in_english_and_german() {
     let raw = s.admin(&["trace", "show", &id]).success().stdout;
     assert!(!raw.contains("     ^ "), "plain show stays plain: {raw}");
 }
+
+/// `postamt arc seal` against an independent verifier: a message signed
+/// by bank.test (`postamt dkim sign`, Ed25519), passed on by lists.test with a
+/// subject tag and sealed by `postamt arc seal` (RSA), verifies with
+/// dkimpy's `arc_verify` (RFC 8617 §5.2), and the seal's
+/// ARC-Authentication-Results says what the list saw: the bank's
+/// signature passing before the tag broke it.
+#[test]
+fn rfc8617_postamt_seals_verify_with_dkimpy() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({}));
+    let s = server_with(&dns, "mark", "enforce");
+    let bank_key = s.dkim_keygen("bank.test", "s1", &["--algorithm", "ed25519"]);
+    let list_key = s.dkim_keygen("lists.test", "arc", &[]);
+    dns.set(json!({
+        "s1._domainkey.bank.test": {"TXT": [bank_key.clone()]},
+        "arc._domainkey.lists.test": {"TXT": [list_key.clone()]},
+    }));
+    let msg = "From: CEO <ceo@bank.test>\r\nTo: staff@lists.test\r\nSubject: quarterly news\r\n\
+               Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <n2@bank.test>\r\n\r\nAll well.\r\n";
+    let file = s.dir.path().join("news.eml");
+    std::fs::write(&file, msg).unwrap();
+    let signed = s
+        .admin(&[
+            "dkim",
+            "sign",
+            "--domain",
+            "bank.test",
+            file.to_str().unwrap(),
+        ])
+        .success()
+        .stdout;
+    std::fs::write(&file, &signed).unwrap();
+    let sealed = s
+        .admin(&[
+            "arc",
+            "seal",
+            "--domain",
+            "lists.test",
+            "--subject-prefix",
+            "[staff] ",
+            file.to_str().unwrap(),
+        ])
+        .success()
+        .stdout;
+    assert!(
+        sealed.starts_with("ARC-Seal: i=1; a=rsa-sha256;"),
+        "{sealed}"
+    );
+    assert!(sealed.contains("cv=none"), "{sealed}");
+    assert!(
+        sealed.contains("Subject: [staff] quarterly news"),
+        "{sealed}"
+    );
+    let aar = &sealed[sealed.find("ARC-Authentication-Results:").unwrap()..];
+    assert!(
+        aar.starts_with("ARC-Authentication-Results: i=1; lists.test;")
+            && aar.contains("dkim=pass"),
+        "{sealed}"
+    );
+    let sealed_file = s.dir.path().join("sealed.eml");
+    std::fs::write(&sealed_file, &sealed).unwrap();
+    let records = s.dir.path().join("records.txt");
+    std::fs::write(
+        &records,
+        format!("s1._domainkey.bank.test {bank_key}\narc._domainkey.lists.test {list_key}\n"),
+    )
+    .unwrap();
+    let out = dkim_check(&[
+        "arc-verify",
+        sealed_file.to_str().unwrap(),
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "dkimpy: {} {}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("pass"), "{}", out.stdout);
+    // The bank's own signature no longer verifies (the tag changed the
+    // Subject it signed): that is what the seal is for.
+    let out = dkim_check(&[
+        "verify",
+        sealed_file.to_str().unwrap(),
+        records.to_str().unwrap(),
+    ]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    // postamt's own verifier agrees with dkimpy.
+    let v = s
+        .admin(&["arc", "verify", sealed_file.to_str().unwrap()])
+        .success()
+        .stdout;
+    assert!(v.starts_with("arc=pass sealers=lists.test"), "{v}");
+}

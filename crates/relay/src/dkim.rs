@@ -324,6 +324,68 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// Three ARC header fields (RFC 8617 §4.1, CRLF-terminated, to go on
+    /// top of `message`) sealing it as `domain` with its active key, as a
+    /// mailing list or forwarder does (§5.1): the ARC-Authentication-Results
+    /// carry `results`, the verdicts on the message as it arrived; the
+    /// ARC-Message-Signature signs the message as it leaves; the ARC-Seal
+    /// signs the chain, `cv=` from `arc`, the chain as it arrived. A chain
+    /// that arrived failed is not sealed (§5.1.2).
+    pub fn arc_seal(
+        &self,
+        domain: &str,
+        message: &[u8],
+        results: &mail_auth::AuthenticationResults<'_>,
+        arc: &mail_auth::ArcOutput<'_>,
+    ) -> Result<Vec<u8>, String> {
+        let domain = domain.to_ascii_lowercase();
+        let (selector, key) = self
+            .key(&domain)
+            .ok_or_else(|| format!("{domain} has no DKIM key (postamt dkim keygen {domain})"))?;
+        let canonical = strip_trailing_blank_lines(message);
+        let parsed = mail_auth::AuthenticatedMessage::parse(&canonical)
+            .ok_or("the message cannot be parsed")?;
+        let set = match key {
+            Key::Rsa(k) => seal_with(
+                mail_auth::arc::ArcSealer::from_key(k),
+                &domain,
+                &selector,
+                &parsed,
+                results,
+                arc,
+            ),
+            Key::Ed25519(k) => seal_with(
+                mail_auth::arc::ArcSealer::from_key(k),
+                &domain,
+                &selector,
+                &parsed,
+                results,
+                arc,
+            ),
+        };
+        set.map_err(|e| e.to_string())
+    }
+}
+
+fn seal_with<T: mail_auth::common::crypto::SigningKey<Hasher = Sha256>>(
+    sealer: mail_auth::arc::ArcSealer<T, mail_auth::dkim::NeedDomain>,
+    domain: &str,
+    selector: &str,
+    message: &mail_auth::AuthenticatedMessage<'_>,
+    results: &mail_auth::AuthenticationResults<'_>,
+    arc: &mail_auth::ArcOutput<'_>,
+) -> Result<Vec<u8>, mail_auth::Error> {
+    let set = sealer
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_HEADERS.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
+        .seal(message, results, arc)?;
+    Ok(set.to_header().into_bytes())
+}
+
 fn sign_with<T: mail_auth::common::crypto::SigningKey>(
     signer: DkimSigner<T, mail_auth::dkim::NeedDomain>,
     domain: &str,

@@ -5,6 +5,9 @@ check postamt against.
   dkim_check.py verify MESSAGE_FILE RECORD_FILE
       verifies every signature; keys come from RECORD_FILE (one line
       "name TXT-value" per key) instead of DNS. Exit 0 when all pass.
+  dkim_check.py arc-verify MESSAGE_FILE RECORD_FILE
+      verifies the ARC chain (RFC 8617) with keys from RECORD_FILE; prints
+      the chain validation status. Exit 0 when it is "pass".
   dkim_check.py sign MESSAGE_FILE KEY_PEM SELECTOR DOMAIN [ed25519]
       prints the message with a dkimpy signature (relaxed/relaxed) on top.
   dkim_check.py arc-sign MESSAGE_FILE KEY_PEM SELECTOR DOMAIN SRV_ID
@@ -19,7 +22,7 @@ import dkim
 def main():
     mode, path = sys.argv[1], sys.argv[2]
     message = open(path, "rb").read()
-    if mode == "verify":
+    if mode in ("verify", "arc-verify"):
         records = {}
         for line in open(sys.argv[3]):
             name, _, value = line.strip().partition(" ")
@@ -27,6 +30,11 @@ def main():
 
         def dnsfunc(name, timeout=5):
             return records.get(name.decode().rstrip(".").lower())
+
+        if mode == "arc-verify":
+            cv, _results, comment = dkim.arc_verify(message, dnsfunc=dnsfunc)
+            print(cv.decode(), comment)
+            sys.exit(0 if cv == b"pass" else 1)
 
         d = dkim.DKIM(message)
         n = len([h for h in d.headers if h[0].lower() == b"dkim-signature"])
