@@ -88,6 +88,74 @@ impl ResolverCache<Box<str>, Txt> for TxtCache {
     }
 }
 
+impl TxtCache {
+    /// Asks `dns` (the server's one resolver, whose cache SPF and DMARC
+    /// share) for each key record name and records the answers as
+    /// mail-auth would, so that verification finds every key here and
+    /// asks no DNS of its own: the first record that parses as a DKIM key,
+    /// a parse error, NXDOMAIN, or a temporary failure (a temperror).
+    pub async fn fetch<D: crate::dns::Dns>(&self, dns: &D, names: &[String]) {
+        use mail_auth::common::parse::TxtRecordParser;
+        use mail_auth::hickory_resolver::proto::op::ResponseCode;
+        use mail_auth::{DnsError as E, Error};
+        for name in names {
+            let answer = match dns.txt(name).await {
+                Ok(records) => {
+                    let mut parsed = Err(Error::Dns(E::InvalidRecordType));
+                    for r in &records {
+                        parsed = DomainKey::parse(r.as_bytes());
+                        if parsed.is_ok() {
+                            break;
+                        }
+                    }
+                    match parsed {
+                        Ok(key) => Txt::DomainKey(std::sync::Arc::new(key)),
+                        Err(e) => Txt::Error(e),
+                    }
+                }
+                Err(crate::dns::DnsError::NxDomain) => {
+                    Txt::Error(Error::Dns(E::RecordNotFound(ResponseCode::NXDomain)))
+                }
+                Err(crate::dns::DnsError::Temporary) => {
+                    Txt::Error(Error::Dns(E::Resolver(format!("DNS failed for {name}"))))
+                }
+            };
+            self.put(name, answer);
+        }
+    }
+}
+
+/// The key record names (`selector._domainkey.domain`, RFC 6376 §3.6.2.1)
+/// that verifying `message` needs: its first [`MAX_SIGNATURES`] DKIM
+/// signatures' and, with `arc`, every ARC-Seal's and
+/// ARC-Message-Signature's (at most [`crate::arc::MAX_SETS`] sets), once
+/// each.
+pub fn key_names(message: &[u8], arc: bool) -> Vec<String> {
+    let Some(parsed) = mail_auth::AuthenticatedMessage::parse(message) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |s: &str, d: &str| {
+        let name = format!("{s}._domainkey.{d}").to_ascii_lowercase();
+        if !s.is_empty() && !d.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    if arc {
+        for h in parsed.as_headers.iter().take(crate::arc::MAX_SETS) {
+            add(&h.header.s, &h.header.d);
+        }
+        for h in parsed.ams_headers.iter().take(crate::arc::MAX_SETS) {
+            add(&h.header.s, &h.header.d);
+        }
+    } else {
+        for h in parsed.dkim_headers.iter().take(MAX_SIGNATURES) {
+            add(&h.header.s, &h.header.d);
+        }
+    }
+    names
+}
+
 /// The size in bits of an RSA key record's modulus, as mail-auth reads it
 /// (whole bytes: a 1,020-bit modulus counts as 1,024). `None` for keys
 /// that are not RSA or whose modulus cannot be read.
@@ -614,5 +682,71 @@ OIXZW0AJ6rf0Ehd6hu2ewp/srgeQCrM2pda0f5crYPByaTsBEfTz\n\
             at_most_signatures(few.as_bytes(), 10),
             Cow::Borrowed(_)
         ));
+    }
+
+    /// The server's one resolver serves the keys: fetched through a
+    /// [`crate::dns::Dns`] into the per-message cache, verification needs
+    /// nothing of mail-auth's own resolver (here it points where nothing
+    /// listens); a missing key and a DNS failure come out as mail-auth's
+    /// own lookups would (permerror, temperror).
+    #[test]
+    fn keys_fetched_through_our_dns_serve_verification() {
+        use crate::dns::{Record, Zone};
+        use base64::Engine;
+        use mail_auth::common::crypto::Ed25519Key;
+        use mail_auth::dkim::DkimSigner;
+        use mail_auth::dkim::generate::DkimKeyPair;
+        let pair = DkimKeyPair::generate_ed25519().unwrap();
+        let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(pair.private_key()).unwrap();
+        let body = "From: a@bank.test\r\nSubject: hi\r\n\r\nhello\r\n";
+        let sig = DkimSigner::from_key(key)
+            .domain("bank.test")
+            .selector("s1")
+            .headers(["From", "Subject"])
+            .sign(body.as_bytes())
+            .unwrap();
+        use mail_auth::common::headers::HeaderWriter;
+        let message = format!("{}{body}", sig.to_header());
+        assert_eq!(
+            key_names(message.as_bytes(), false),
+            ["s1._domainkey.bank.test"]
+        );
+        assert!(
+            key_names(message.as_bytes(), true).is_empty(),
+            "no ARC sets"
+        );
+        let record = format!(
+            "v=DKIM1; k=ed25519; p={}",
+            base64::engine::general_purpose::STANDARD.encode(pair.public_key())
+        );
+        let nowhere = authenticator(&DnsSettings {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            timeout: Some(std::time::Duration::from_millis(50)),
+        })
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let verdict = |zone: &Zone| {
+            rt.block_on(async {
+                let keys = TxtCache::default();
+                keys.fetch(zone, &key_names(message.as_bytes(), false))
+                    .await;
+                verify_with(&nowhere, message.as_bytes(), &keys).await
+            })
+        };
+        let mut zone = Zone::new();
+        zone.add(
+            "s1._domainkey.bank.test",
+            Some(Record::Txt("not a key".into())),
+        );
+        zone.add("s1._domainkey.bank.test", Some(Record::Txt(record)));
+        let v = verdict(&zone);
+        assert_eq!((v.len(), v[0].result.as_str()), (1, "pass"), "{v:?}");
+        assert_eq!(verdict(&Zone::new())[0].result, "permerror", "NXDOMAIN");
+        let mut broken = Zone::new();
+        broken.add("s1._domainkey.bank.test", Some(Record::Timeout));
+        assert_eq!(verdict(&broken)[0].result, "temperror");
     }
 }

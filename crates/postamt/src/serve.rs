@@ -136,13 +136,13 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         "mark" => DmarcPolicy::Mark,
         _ => DmarcPolicy::Off,
     };
-    let resolver = if spf == SpfPolicy::Off && dmarc == DmarcPolicy::Off {
-        None
-    } else {
-        let r = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
-        Some(postamt_auth::resolver::Resolver::new(r))
-    };
-    // DKIM keys are fetched by mail-auth's own resolver (its cache).
+    // One resolver and one cache for SPF, DKIM and ARC keys, DMARC and
+    // the relay's MX lookups (a clone of hickory's resolver shares it).
+    let hickory = postamt_auth::resolver::build(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
+    let resolver = (spf != SpfPolicy::Off || dmarc != DmarcPolicy::Off || config.verify.dkim)
+        .then(|| postamt_auth::resolver::Resolver::new(hickory.clone()));
+    // DKIM and ARC keys are fetched through `resolver` into a per-message
+    // cache that mail-auth reads (its own resolver is not asked).
     let dkim = if config.verify.dkim {
         let a =
             postamt_auth::dkim::authenticator(&dns).map_err(|e| anyhow::anyhow!("[dns] {e}"))?;
@@ -269,7 +269,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         tokio::spawn(reports.run(store.clone(), async move { stop.recv().await }));
     }
     if config.relay.enabled {
-        let relay = build_relay(&config, store.clone())?;
+        let relay = build_relay(&config, store.clone(), Some(hickory.clone()))?;
         let mut stop = controller.handle();
         tokio::spawn(relay.run(async move { stop.recv().await }));
         match &config.relay.smarthost {
@@ -347,7 +347,11 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
 }
 
 /// The outbound MTA from `[relay]`, `[dns]` and `[dkim]`.
-pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_relay::Relay>> {
+pub fn build_relay(
+    config: &Config,
+    store: SharedStore,
+    resolver: Option<hickory_resolver::TokioResolver>,
+) -> Result<Arc<postamt_relay::Relay>> {
     use postamt_relay::client::{ClientSettings, Login, Timeouts, TlsPolicy, tls_config};
     let r = &config.relay;
     let secs = |s: u64| Duration::from_secs(s.max(1));
@@ -396,6 +400,7 @@ pub fn build_relay(config: &Config, store: SharedStore) -> Result<Arc<postamt_re
             .transpose()?,
         client,
         dns: config.dns.settings()?,
+        resolver,
         retry_initial: secs(r.retry_initial),
         retry_max: secs(r.retry_max.max(r.retry_initial)),
         max_lifetime: Duration::from_secs(r.max_lifetime),

@@ -49,6 +49,9 @@ pub struct RelayConfig {
     pub smarthost: Option<(String, u16)>,
     pub client: ClientSettings,
     pub dns: DnsSettings,
+    /// The server's resolver, whose cache mail authentication shares;
+    /// `None`: one of the relay's own, built from `dns`.
+    pub resolver: Option<hickory_resolver::TokioResolver>,
     /// First retry delay; doubles per attempt up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -132,7 +135,10 @@ fn domain_of(address: &str) -> String {
 
 impl Relay {
     pub fn new(store: SharedStore, config: RelayConfig) -> Result<Arc<Relay>, String> {
-        let router = Router::new(&config.dns, config.port)?;
+        let router = match &config.resolver {
+            Some(r) => Router::with_resolver(r.clone(), config.port),
+            None => Router::new(&config.dns, config.port)?,
+        };
         let reporter = Reporter {
             hostname: config.hostname.clone(),
             return_limit: config.bounce_size_limit,
@@ -765,6 +771,7 @@ mod tests {
                 nameservers: vec!["127.0.0.1:9".parse().unwrap()],
                 timeout: Some(Duration::from_millis(200)),
             },
+            resolver: None,
             retry_initial: Duration::from_secs(3600),
             retry_max: Duration::from_secs(3600),
             max_lifetime: Duration::from_secs(86400),

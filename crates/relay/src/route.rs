@@ -37,12 +37,19 @@ pub struct Router {
 
 impl Router {
     pub fn new(dns: &DnsSettings, port: u16) -> Result<Router, String> {
-        let resolver = postamt_auth::resolver::build(dns)?;
-        Ok(Router {
+        Ok(Router::with_resolver(
+            postamt_auth::resolver::build(dns)?,
+            port,
+        ))
+    }
+
+    /// A router that asks `resolver` (a clone shares its cache).
+    pub fn with_resolver(resolver: TokioResolver, port: u16) -> Router {
+        Router {
             resolver,
             port,
             max_addrs: 10,
-        })
+        }
     }
 
     /// The hosts for `domain`, in the order to try them.

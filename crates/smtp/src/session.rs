@@ -529,7 +529,16 @@ async fn check_dkim(
     let (Some(authenticator), Some(message)) = (&config.dkim, message) else {
         return Vec::new();
     };
-    match tokio::time::timeout_at(deadline, dkim::verify(&authenticator.0, message)).await {
+    // The keys come through the server's resolver (one cache for all the
+    // checks and the relay), into a cache mail-auth reads.
+    let keys = dkim::TxtCache::default();
+    let work = async {
+        if let Some(dns) = &config.resolver {
+            keys.fetch(dns, &dkim::key_names(message, false)).await;
+        }
+        dkim::verify_with(&authenticator.0, message, &keys).await
+    };
+    match tokio::time::timeout_at(deadline, work).await {
         Ok(v) => v,
         Err(_) => vec![dkim::Verdict {
             domain: String::new(),
@@ -573,7 +582,14 @@ async fn check_arc(config: &SmtpConfig, message: Option<&[u8]>, deadline: Instan
     let (Some(verifier), Some(message)) = (&config.dkim, message) else {
         return arc_none();
     };
-    match tokio::time::timeout_at(deadline, arc::verify(verifier, message)).await {
+    let keys = dkim::TxtCache::default();
+    let work = async {
+        if let Some(dns) = &config.resolver {
+            keys.fetch(dns, &dkim::key_names(message, true)).await;
+        }
+        arc::verify_with(verifier, message, &keys).await
+    };
+    match tokio::time::timeout_at(deadline, work).await {
         Ok(v) => v,
         Err(_) => arc::Verdict {
             result: "temperror",
