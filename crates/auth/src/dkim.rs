@@ -748,5 +748,16 @@ OIXZW0AJ6rf0Ehd6hu2ewp/srgeQCrM2pda0f5crYPByaTsBEfTz\n\
         let mut broken = Zone::new();
         broken.add("s1._domainkey.bank.test", Some(Record::Timeout));
         assert_eq!(verdict(&broken)[0].result, "temperror");
+        // 1,000 signatures (the hostile input): ten are verified,
+        // one key is asked for.
+        let many = format!("{}{body}", sig.to_header().repeat(1000));
+        assert_eq!(key_names(many.as_bytes(), false).len(), 1);
+        let v = rt.block_on(async {
+            let keys = TxtCache::default();
+            keys.fetch(&zone, &key_names(many.as_bytes(), false)).await;
+            verify_with(&nowhere, many.as_bytes(), &keys).await
+        });
+        assert_eq!(v.len(), MAX_SIGNATURES);
+        assert!(v.iter().all(|v| v.result == "pass"), "{v:?}");
     }
 }
