@@ -74,6 +74,7 @@ fn directory(lookup: &Lookup) -> Answer {
             ][q.from_domain.len() % 3],
             testing: false,
             policy_domain: q.from_domain.clone(),
+            discovery: "treewalk",
             record: None,
             dkim: postamt_auth::dmarc::Alignment::None,
             spf: postamt_auth::dmarc::Alignment::NotAligned,

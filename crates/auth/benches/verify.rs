@@ -242,6 +242,7 @@ fn main() {
                 from_domain: DOMAIN,
                 spf_pass_domain: (spf.result == spf::SpfResult::Pass).then_some(DOMAIN),
                 dkim_pass_domains: pass_domains,
+                ..Default::default()
             },
         )
         .await;
@@ -286,6 +287,7 @@ fn main() {
                 from_domain: DOMAIN,
                 spf_pass_domain: Some(DOMAIN),
                 dkim_pass_domains: vec![DOMAIN],
+                ..Default::default()
             },
         )
         .await;

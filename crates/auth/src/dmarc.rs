@@ -3,8 +3,12 @@
 //! does it ask a receiver to do when it does not?
 //!
 //! The policy record and the organizational domains come from DNS alone
-//! (the tree walk of RFC 9989 §4.10), so no public suffix list is needed;
-//! a domain marks itself as a public suffix domain with `psd=y`.
+//! (the tree walk of RFC 9989 §4.10, [`Discovery::TreeWalk`], the
+//! default): no public suffix list is needed, and a domain marks itself
+//! as a public suffix domain with `psd=y`. [`Discovery::Psl`] is RFC
+//! 7489's way: organizational domains from the Public Suffix List
+//! ([`crate::psl`]), the record at the author domain or else at its
+//! organizational domain.
 
 use crate::dns::{Dns, DnsError};
 
@@ -160,9 +164,42 @@ pub enum Alignment {
     None,
 }
 
+/// How policy records and organizational domains are found.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Discovery<'a> {
+    /// RFC 9989 §4.10: the DNS tree walk.
+    #[default]
+    TreeWalk,
+    /// RFC 7489 §3.2, §6.6.3: the Public Suffix List.
+    Psl(&'a crate::psl::Suffixes),
+}
+
+impl Discovery<'_> {
+    /// The name RFC 9990 reports use (`discovery_method`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Discovery::TreeWalk => "treewalk",
+            Discovery::Psl(_) => "psl",
+        }
+    }
+
+    /// The organizational domain of `domain` (lower case, no final dot).
+    async fn organizational<D: Dns>(&self, dns: &D, domain: &str) -> Result<String, DnsError> {
+        match self {
+            Discovery::TreeWalk => organizational_domain(dns, domain).await,
+            Discovery::Psl(list) => {
+                let d = domain.trim_end_matches('.').to_ascii_lowercase();
+                Ok(list.organizational(&d).unwrap_or(d))
+            }
+        }
+    }
+}
+
 /// What the checks before DMARC found.
 #[derive(Debug, Clone, Default)]
 pub struct Input<'a> {
+    /// Tree walk (default) or Public Suffix List.
+    pub discovery: Discovery<'a>,
     /// The domain of the `From:` address.
     pub from_domain: &'a str,
     /// The domain SPF checked (MAIL FROM's, or HELO's for `<>`), when SPF
@@ -183,6 +220,8 @@ pub struct Verdict {
     pub testing: bool,
     /// Where the record was found.
     pub policy_domain: String,
+    /// How it was found: `treewalk` or `psl` ([`Discovery::as_str`]).
+    pub discovery: &'static str,
     pub record: Option<Record>,
     pub dkim: Alignment,
     pub spf: Alignment,
@@ -305,6 +344,7 @@ async fn exists<D: Dns>(dns: &D, domain: &str) -> Result<bool, DnsError> {
 /// domain is `author_org`.
 async fn aligned<D: Dns>(
     dns: &D,
+    discovery: &Discovery<'_>,
     author: &str,
     author_org: &str,
     other: &str,
@@ -317,7 +357,34 @@ async fn aligned<D: Dns>(
     if strict {
         return Ok(false);
     }
-    Ok(author_org == organizational_domain(dns, &o).await?)
+    Ok(author_org == discovery.organizational(dns, &o).await?)
+}
+
+/// RFC 7489 §6.6.3: the record at the author domain, or else at its
+/// organizational domain by the Public Suffix List; the organizational
+/// domain too.
+async fn psl_lookup<D: Dns>(
+    dns: &D,
+    list: &crate::psl::Suffixes,
+    author: &str,
+) -> Result<(Vec<(String, AtName)>, String), DnsError> {
+    let org = list
+        .organizational(author)
+        .unwrap_or_else(|| author.to_string());
+    let mut found = Vec::new();
+    for name in [author, org.as_str()] {
+        match record_at(dns, name).await? {
+            AtName::Nothing => {}
+            at => {
+                found.push((name.to_string(), at));
+                break;
+            }
+        }
+        if name == org {
+            break;
+        }
+    }
+    Ok((found, org))
 }
 
 /// Evaluates DMARC for a message (RFC 7489 §4.3, RFC 9989 §4.7-4.10).
@@ -328,6 +395,7 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
         policy: None,
         testing: false,
         policy_domain: String::new(),
+        discovery: input.discovery.as_str(),
         record: None,
         dkim: Alignment::None,
         spf: Alignment::None,
@@ -339,12 +407,20 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
         v
     };
     // One tree walk gives the policy record (the first found) and the
-    // author's organizational domain.
-    let walked = match tree_walk(dns, &author).await {
-        Ok(w) => w,
-        Err(_) => return temp(v, "looking for the DMARC record"),
+    // author's organizational domain (or the list gives the latter).
+    let (walked, author_org) = match &input.discovery {
+        Discovery::TreeWalk => match tree_walk(dns, &author).await {
+            Ok(w) => {
+                let org = organizational_from(&author, &w);
+                (w, org)
+            }
+            Err(_) => return temp(v, "looking for the DMARC record"),
+        },
+        Discovery::Psl(list) => match psl_lookup(dns, list, &author).await {
+            Ok(found) => found,
+            Err(_) => return temp(v, "looking for the DMARC record"),
+        },
     };
-    let author_org = organizational_from(&author, &walked);
     let (policy_domain, record) = match walked.into_iter().next() {
         Some((name, AtName::One(r))) => (name, r),
         Some((name, _)) => {
@@ -375,7 +451,16 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
     v.testing = record.testing;
     v.policy_domain = policy_domain;
     for d in &input.dkim_pass_domains {
-        match aligned(dns, &author, &author_org, d, record.strict_dkim).await {
+        match aligned(
+            dns,
+            &input.discovery,
+            &author,
+            &author_org,
+            d,
+            record.strict_dkim,
+        )
+        .await
+        {
             Ok(true) => {
                 v.dkim = Alignment::Pass;
                 break;
@@ -385,7 +470,16 @@ pub async fn check<D: Dns>(dns: &D, input: &Input<'_>) -> Verdict {
         }
     }
     if let Some(d) = input.spf_pass_domain {
-        v.spf = match aligned(dns, &author, &author_org, d, record.strict_spf).await {
+        v.spf = match aligned(
+            dns,
+            &input.discovery,
+            &author,
+            &author_org,
+            d,
+            record.strict_spf,
+        )
+        .await
+        {
             Ok(true) => Alignment::Pass,
             Ok(false) => Alignment::NotAligned,
             Err(_) => return temp(v, "finding organizational domains"),
@@ -432,5 +526,53 @@ mod tests {
         assert_eq!(w.len(), 8);
         assert_eq!(w[1], "g.h.i.j.mail.example.com");
         assert_eq!(w[7], "com");
+    }
+
+    /// RFC 7489 §6.6.3 with the Public Suffix List: the record at the
+    /// author domain, else at its organizational domain (the list's
+    /// registrable domain, not a DNS walk); relaxed alignment compares
+    /// the list's organizational domains.
+    #[test]
+    fn rfc7489_6_6_3_discovery_by_the_public_suffix_list() {
+        use crate::dns::{Record as Rr, Zone};
+        let list = crate::psl::Suffixes::Embedded;
+        let mut z = Zone::new();
+        z.add(
+            "_dmarc.example.co.uk",
+            Some(Rr::Txt("v=DMARC1; p=quarantine; sp=reject".into())),
+        );
+        // A record at the public suffix is never consulted.
+        z.add("_dmarc.co.uk", Some(Rr::Txt("v=DMARC1; p=none".into())));
+        z.add(
+            "mail.example.co.uk",
+            Some(Rr::A("192.0.2.1".parse().unwrap())),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let run = |from: &str, dkim: Vec<&str>| {
+            rt.block_on(check(
+                &z,
+                &Input {
+                    discovery: Discovery::Psl(&list),
+                    from_domain: from,
+                    spf_pass_domain: None,
+                    dkim_pass_domains: dkim,
+                },
+            ))
+        };
+        let v = run("mail.example.co.uk", vec!["example.co.uk"]);
+        assert_eq!(v.policy_domain, "example.co.uk");
+        assert_eq!(v.policy, Some(Policy::Reject), "sp= for a subdomain");
+        assert_eq!(v.result, DmarcResult::Pass, "{v:?}");
+        let v = run("mail.example.co.uk", vec!["other.co.uk"]);
+        assert_eq!(v.result, DmarcResult::Fail, "{v:?}");
+        let v = run("shop.co.uk", vec![]);
+        assert_eq!(
+            v.result,
+            DmarcResult::None,
+            "no record at shop.co.uk: {v:?}"
+        );
+        assert_eq!(Discovery::Psl(&list).as_str(), "psl");
     }
 }

@@ -12,6 +12,7 @@ pub mod arc;
 pub mod dkim;
 pub mod dmarc;
 pub mod dns;
+pub mod psl;
 pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;

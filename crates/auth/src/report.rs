@@ -37,12 +37,19 @@ pub struct Published {
     pub aspf: String,
     /// `y` or `n`.
     pub testing: String,
+    /// `treewalk` (RFC 9989) or `psl` (RFC 7489).
+    #[serde(default = "treewalk")]
+    pub discovery_method: String,
     /// The `rua=` addresses (mailto: only), in the record's order.
     pub rua: Vec<String>,
 }
 
+fn treewalk() -> String {
+    "treewalk".into()
+}
+
 impl Published {
-    pub fn new(domain: &str, r: &Record) -> Published {
+    pub fn new(domain: &str, r: &Record, discovery_method: &str) -> Published {
         let rs = |strict| if strict { "s" } else { "r" };
         Published {
             domain: domain.to_ascii_lowercase(),
@@ -52,6 +59,7 @@ impl Published {
             adkim: rs(r.strict_dkim).into(),
             aspf: rs(r.strict_spf).into(),
             testing: if r.testing { "y" } else { "n" }.into(),
+            discovery_method: discovery_method.into(),
             rua: r.rua.clone(),
         }
     }
@@ -315,7 +323,7 @@ pub fn aggregate_xml(reporter: &Reporter, r: &Report) -> String {
     let p = &r.published;
     x.push_str("  <policy_published>\n");
     el(&mut x, 4, "domain", &p.domain);
-    el(&mut x, 4, "discovery_method", "treewalk");
+    el(&mut x, 4, "discovery_method", &p.discovery_method);
     el(&mut x, 4, "p", &p.p);
     el(&mut x, 4, "sp", &p.sp);
     el(&mut x, 4, "np", &p.np);
@@ -568,7 +576,7 @@ mod tests {
                 .join(",")
         ))
         .unwrap();
-        Published::new(domain, &r)
+        Published::new(domain, &r, "treewalk")
     }
 
     fn row(ip: &str, disposition: &str) -> Row {

@@ -103,6 +103,7 @@ fn mail_auth_dmarc_cases() {
                 from_domain,
                 spf_pass_domain: spf_pass,
                 dkim_pass_domains: dkim_pass,
+                ..Input::default()
             };
             let v = rt.block_on(dmarc::check(&z, &input));
             if !expect["policy"].is_badvalue() {

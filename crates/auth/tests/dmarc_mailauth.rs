@@ -148,6 +148,7 @@ fn mailauth_dmarc_cases() {
                     from_domain,
                     spf_pass_domain: spf.first().map(String::as_str),
                     dkim_pass_domains: dkim.iter().map(String::as_str).collect(),
+                    ..Input::default()
                 };
                 let v = rt.block_on(dmarc::check(&dns, &input));
                 let asked = dns.txt.lock().unwrap().clone();

@@ -87,6 +87,12 @@ pub struct VerifySection {
     pub report_from: Option<String>,
     /// The reports' `org_name` and Submitter; default the hostname.
     pub report_org: Option<String>,
+    /// How DMARC finds organizational domains: "treewalk" (RFC 9989 §4.10,
+    /// DNS only) or "psl" (RFC 7489 §3.2, the Public Suffix List).
+    pub organizational_domain: String,
+    /// With "psl": a list file in the Public Suffix List's format instead
+    /// of the one compiled into the binary.
+    pub public_suffix_list: Option<PathBuf>,
 }
 
 impl Default for VerifySection {
@@ -101,6 +107,8 @@ impl Default for VerifySection {
             report_interval: 86_400,
             report_from: None,
             report_org: None,
+            organizational_domain: "treewalk".into(),
+            public_suffix_list: None,
         }
     }
 }
@@ -522,6 +530,18 @@ impl Config {
             "enforce" | "mark" | "off" => {}
             other => bail!("[verify] dmarc = {other:?}: use \"enforce\", \"mark\" or \"off\""),
         }
+        match self.verify.organizational_domain.as_str() {
+            "treewalk" | "psl" => {}
+            other => {
+                bail!("[verify] organizational_domain = {other:?}: use \"treewalk\" or \"psl\"")
+            }
+        }
+        if self.verify.public_suffix_list.is_some() && self.verify.organizational_domain != "psl" {
+            bail!("[verify] public_suffix_list needs organizational_domain = \"psl\"");
+        }
+        if self.verify.report_interval == 0 {
+            bail!("[verify] report_interval must be at least 1 second");
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             bail!("[tls] needs both cert and key, or neither");
         }
@@ -708,5 +728,28 @@ max_connections_per_ip = 5
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn verify_discovery_and_report_settings() {
+        let base = "hostname = \"mx.example.org\"\ndata_dir = \"/t\"\n[verify]\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.verify.organizational_domain, "treewalk");
+        assert!(c.verify.dmarc_reports);
+        assert_eq!(c.verify.report_interval, 86_400);
+        let c = Config::parse(&format!(
+            "{base}organizational_domain = \"psl\"\npublic_suffix_list = \"/usr/share/publicsuffix/public_suffix_list.dat\"\nreport_interval = 3600\nreport_from = \"dmarc@example.org\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.verify.organizational_domain, "psl");
+        assert_eq!(c.verify.report_from.as_deref(), Some("dmarc@example.org"));
+        for bad in [
+            "organizational_domain = \"dns\"\n",
+            "public_suffix_list = \"/x\"\n",
+            "report_interval = 0\n",
+        ] {
+            let e = Config::parse(&format!("{base}{bad}")).unwrap_err();
+            assert!(format!("{e:#}").contains("[verify]"), "{bad}: {e:#}");
+        }
     }
 }

@@ -153,6 +153,14 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     // DMARC aggregate reports (RFC 9990): port 25 counts, a task sends.
     let dmarc_reports = (config.verify.dmarc_reports && dmarc != DmarcPolicy::Off)
         .then(|| Arc::new(Collector::new(config.verify.report_interval.max(1))));
+    let public_suffixes = match config.verify.organizational_domain.as_str() {
+        "psl" => Some(Arc::new(match &config.verify.public_suffix_list {
+            Some(path) => postamt_auth::psl::Suffixes::from_file(path)
+                .map_err(|e| anyhow::anyhow!("[verify] public_suffix_list: {e}"))?,
+            None => postamt_auth::psl::Suffixes::Embedded,
+        })),
+        _ => None,
+    };
     let smtp_config = |mode| SmtpConfig {
         mode,
         max_line: config.smtp.max_line.max(512),
@@ -175,6 +183,7 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         trusted_arc_sealers: config.verify.trusted_arc_sealers.clone(),
         verify_timeout: Duration::from_secs(config.verify.timeout.max(1)),
         dmarc_reports: dmarc_reports.clone(),
+        public_suffixes: public_suffixes.clone(),
         ..SmtpConfig::default()
     };
     let smtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Inbound)));

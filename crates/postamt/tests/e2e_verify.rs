@@ -708,3 +708,57 @@ fn rfc8617_postamt_seals_verify_with_dkimpy() {
         .stdout;
     assert!(v.starts_with("arc=pass sealers=lists.test"), "{v}");
 }
+
+/// `[verify] organizational_domain`: the same mail, the same DNS, three
+/// answers. SPF passes for bounce.bank.test, From: is mail.bank.test,
+/// whose own record says p=reject. The tree walk (RFC 9989) finds no
+/// record that joins the two names, so they are not aligned: refused.
+/// The Public Suffix List (RFC 7489) makes bank.test the organizational
+/// domain of both: aligned, delivered. A list file that makes bank.test a
+/// public suffix separates them again.
+#[test]
+fn rfc7489_rfc9989_organizational_domains_by_tree_walk_or_public_suffix_list() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({
+        "bounce.bank.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"], "A": ["127.0.0.1"]},
+        "mail.bank.test": {"A": ["192.0.2.10"]},
+        "_dmarc.mail.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+    }));
+    let list_dir = tempfile::tempdir().unwrap();
+    let list = list_dir.path().join("suffixes.dat");
+    std::fs::write(
+        &list,
+        "// ===BEGIN ICANN DOMAINS===\ntest\nbank.test\n// ===END ICANN DOMAINS===\n",
+    )
+    .unwrap();
+    for (setting, expected) in [
+        (
+            "organizational_domain = \"treewalk\"\n".to_string(),
+            "550 5.7.26",
+        ),
+        ("organizational_domain = \"psl\"\n".to_string(), "250"),
+        (
+            format!(
+                "organizational_domain = \"psl\"\npublic_suffix_list = \"{}\"\n",
+                list.display()
+            ),
+            "550 5.7.26",
+        ),
+    ] {
+        let s = Server::start(&format!(
+            "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+             [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\n{setting}",
+            dns.port()
+        ));
+        let mut c = smtp(&s, "smtp");
+        c.smtp("EHLO client.example", "250");
+        let r = send(
+            &mut c,
+            "news@bounce.bank.test",
+            "From: CEO <ceo@mail.bank.test>\r\nSubject: news\r\n\r\nhi\r\n",
+        );
+        assert!(r.starts_with(expected), "{setting}: {r}");
+    }
+}

@@ -141,7 +141,7 @@ mod tests {
     fn observation(domain: &str, rua: &str, ip: &str) -> Observation {
         let r = dmarc::parse(&format!("v=DMARC1; p=reject; rua={rua}")).unwrap();
         Observation {
-            published: Published::new(domain, &r),
+            published: Published::new(domain, &r, "psl"),
             row: Row {
                 source_ip: ip.into(),
                 header_from: domain.into(),

@@ -396,7 +396,7 @@ pub fn dmarc_observation(
         envelope_from.clone()
     };
     Some(Observation {
-        published: Published::new(&verdict.policy_domain, record),
+        published: Published::new(&verdict.policy_domain, record, verdict.discovery),
         row: Row {
             source_ip: input.peer.to_canonical().to_string(),
             header_from: from_domain,

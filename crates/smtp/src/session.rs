@@ -71,6 +71,10 @@ pub struct SmtpConfig {
     /// Counts what DMARC saw of each message whose policy domain asks for
     /// aggregate reports (`[verify] dmarc_reports`; with DMARC on).
     pub dmarc_reports: Option<Arc<postamt_auth::report::Collector>>,
+    /// Organizational domains by this Public Suffix List (RFC 7489);
+    /// `None`: by the DNS tree walk (RFC 9989, `[verify]
+    /// organizational_domain`).
+    pub public_suffixes: Option<Arc<postamt_auth::psl::Suffixes>>,
 }
 
 impl Default for SmtpConfig {
@@ -94,6 +98,7 @@ impl Default for SmtpConfig {
             trusted_arc_sealers: Vec::new(),
             verify_timeout: Duration::from_secs(20),
             dmarc_reports: None,
+            public_suffixes: None,
         }
     }
 }
@@ -562,6 +567,10 @@ async fn check_dmarc(
         return dmarc_temperror("no resolver");
     };
     let input = dmarc::Input {
+        discovery: match &config.public_suffixes {
+            Some(list) => dmarc::Discovery::Psl(list),
+            None => dmarc::Discovery::TreeWalk,
+        },
         from_domain: &q.from_domain,
         spf_pass_domain: q.spf_pass_domain.as_deref(),
         dkim_pass_domains: q.dkim_pass_domains.iter().map(String::as_str).collect(),
@@ -613,6 +622,7 @@ fn dmarc_temperror(reason: &str) -> dmarc::Verdict {
         policy: None,
         testing: false,
         policy_domain: String::new(),
+        discovery: "treewalk",
         record: None,
         dkim: dmarc::Alignment::None,
         spf: dmarc::Alignment::None,

@@ -79,6 +79,7 @@ fn directory(lookup: &Lookup) -> Answer {
                 policy,
                 testing: false,
                 policy_domain: q.from_domain.clone(),
+                discovery: "treewalk",
                 // Both ask for aggregate reports (RFC 9990).
                 record: policy.map(|p| {
                     postamt_auth::dmarc::parse(&format!(
