@@ -24,6 +24,7 @@ command -v fincore   >/dev/null || need+=(util-linux-extra)  # page-cache reside
 [ -x /usr/lib/dovecot/imap ]    || need+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/pop3 ]    || need+=(dovecot-pop3d)
 [ -x /usr/lib/dovecot/lmtp ]    || need+=(dovecot-lmtpd)
+[ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)  # OpenDKIM signs, postamt verifies
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test clients: ${need[*]}"
   SUDO=""

@@ -762,3 +762,70 @@ fn rfc7489_rfc9989_organizational_domains_by_tree_walk_or_public_suffix_list() {
         assert!(r.starts_with(expected), "{setting}: {r}");
     }
 }
+
+/// OpenDKIM (libopendkim, Debian's opendkim-tools) as the signer:
+/// `opendkim-genkey` makes an RSA-2048 key, `opendkim-testmsg` signs with
+/// it — rsa-sha1, relaxed/simple, the only algorithm that tool uses — and
+/// postamt verifies. The signature's mathematics passes, and postamt
+/// answers `policy` (RFC 8301 §3.1: rsa-sha1 is not trusted); published
+/// as opendkim-genkey writes it (`h=sha256`), the key itself forbids
+/// sha1, a permerror (RFC 6376 §3.6.1). A message changed after signing
+/// fails.
+#[test]
+fn opendkim_signed_mail_is_verified_rsa_sha1_is_policy() {
+    if !python_ready() || !require("/usr/sbin/opendkim-testmsg") {
+        return;
+    }
+    let dns = Dns::start(json!({}));
+    let s = server_with(&dns, "off", "off");
+    let dir = s.dir.path().join("opendkim");
+    std::fs::create_dir_all(&dir).unwrap();
+    let genkey = std::process::Command::new("/usr/sbin/opendkim-genkey")
+        .args(["-d", "bank.test", "-s", "od", "-b", "2048", "-D"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(genkey.status.success(), "{genkey:?}");
+    // od.txt: the zone-file record, its quoted strings joined.
+    let zone = std::fs::read_to_string(dir.join("od.txt")).unwrap();
+    let record: String = zone.split('"').skip(1).step_by(2).collect();
+    assert!(
+        record.contains("h=sha256") && record.contains("p="),
+        "{record}"
+    );
+    let message = "From: CEO <ceo@bank.test>\r\nTo: alice@example.test\r\nSubject: hello\r\n\
+                   Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <o1@bank.test>\r\n\r\n\
+                   Signed by OpenDKIM.\r\n";
+    let signed = run_with_stdin(
+        std::process::Command::new("/usr/sbin/opendkim-testmsg")
+            .args(["-C", "-d", "bank.test", "-s", "od", "-k"])
+            .arg(dir.join("od.private")),
+        message.as_bytes(),
+    )
+    .success()
+    .stdout;
+    assert!(
+        signed.starts_with("DKIM-Signature: v=1; a=rsa-sha1;"),
+        "{signed}"
+    );
+    let file = s.dir.path().join("opendkim.eml");
+    let verify = |record: &str, content: &str| {
+        dns.set(json!({"od._domainkey.bank.test": {"TXT": [record]}}));
+        std::fs::write(&file, content).unwrap();
+        let out = s.admin(&["dkim", "verify", file.to_str().unwrap()]);
+        out.stdout
+    };
+    let without_h = record.replace("h=sha256; ", "");
+    let v = verify(&without_h, &signed);
+    assert!(
+        v.starts_with("dkim=policy header.d=bank.test header.s=od (rsa-sha1 is not trusted"),
+        "{v}"
+    );
+    let v = verify(&record, &signed);
+    assert!(v.starts_with("dkim=permerror header.d=bank.test"), "{v}");
+    let v = verify(
+        &without_h,
+        &signed.replace("Signed by OpenDKIM.", "Changed."),
+    );
+    assert!(v.starts_with("dkim=fail header.d=bank.test"), "{v}");
+}

@@ -394,6 +394,7 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
     ("/usr/lib/dovecot/imap", &["dovecot-imapd"], ""),
     ("/usr/lib/dovecot/pop3", &["dovecot-pop3d"], ""),
     ("/usr/lib/dovecot/lmtp", &["dovecot-lmtpd"], ""),
+    ("/usr/sbin/opendkim-testmsg", &["opendkim-tools"], ""),
 ];
 
 /// Whether `tool` is installed and passes its check in [`TOOLS`]; `Err`
