@@ -411,12 +411,21 @@ fn a_dns_server_that_never_answers_costs_one_budget_per_message() {
     ));
     let mut c = smtp(&s, "smtp");
     c.smtp("EHLO client.example", "250");
+    c.smtp("MAIL FROM:<a@slow.example>", "250");
+    c.smtp("RCPT TO:<alice@example.test>", "250");
+    c.smtp("DATA", "354");
     let started = std::time::Instant::now();
-    let r = send(
-        &mut c,
-        "a@slow.example",
-        "From: a@slow.example\r\n\r\nhi\r\n",
+    c.send(b"From: a@slow.example\r\n\r\nhi\r\n.\r\n");
+    // While that message waits for DNS, another session is served at once.
+    let mut other = smtp(&s, "smtp");
+    other.smtp("EHLO other.example", "250");
+    other.smtp("NOOP", "250");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "another session waited: {:?}",
+        started.elapsed()
     );
+    let r = c.reply().join("\n");
     let took = started.elapsed();
     assert!(r.starts_with("451 4.7.5"), "{r}");
     // SPF (MAIL FROM and HELO) and DMARC each waiting 2 s would be 6 s.
