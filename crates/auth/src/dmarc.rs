@@ -61,6 +61,29 @@ pub struct Record {
     pub testing: bool,
     /// Aggregate report addresses (`rua=mailto:`), without size limits.
     pub rua: Vec<String>,
+    /// The size limits some of them carry (`mailto:a@b.example!10m`,
+    /// RFC 7489 §6.2), in octets.
+    pub rua_limits: Vec<(String, u64)>,
+}
+
+/// `10m` → 10 MiB (RFC 7489 §6.2: `1*DIGIT [ "k" / "m" / "g" / "t" ]`,
+/// powers of two); `None` when it is not a size.
+fn size_limit(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, ' '),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        ' ' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        't' => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 /// Parses a TXT record; `None` when it is not a valid DMARC record.
@@ -83,6 +106,7 @@ pub fn parse(txt: &str) -> Option<Record> {
         psd: Psd::Unknown,
         testing: false,
         rua: Vec::new(),
+        rua_limits: Vec::new(),
     };
     for tag in tags {
         let Some((k, v)) = tag.split_once('=') else {
@@ -104,19 +128,27 @@ pub fn parse(txt: &str) -> Option<Record> {
             }
             "t" => r.testing = v.eq_ignore_ascii_case("y"),
             "rua" => {
-                r.rua = v
+                let uris: Vec<(String, Option<u64>)> = v
                     .split(',')
                     .filter_map(|u| {
                         let u = u.trim();
-                        let addr = u
+                        let rest = u
                             .get(..7)?
                             .eq_ignore_ascii_case("mailto:")
                             .then(|| &u[7..])?;
-                        let addr = addr.split('!').next()?.trim();
-                        Some(addr.replace("%20", ""))
+                        let (addr, limit) = match rest.split_once('!') {
+                            Some((a, l)) => (a, size_limit(l)),
+                            None => (rest, None),
+                        };
+                        Some((addr.trim().replace("%20", ""), limit))
                     })
-                    .filter(|a| a.contains('@'))
+                    .filter(|(a, _)| a.contains('@'))
                     .collect();
+                r.rua_limits = uris
+                    .iter()
+                    .filter_map(|(a, l)| l.map(|l| (a.clone(), l)))
+                    .collect();
+                r.rua = uris.into_iter().map(|(a, _)| a).collect();
             }
             _ => {}
         }
@@ -574,5 +606,24 @@ mod tests {
             "no record at shop.co.uk: {v:?}"
         );
         assert_eq!(Discovery::Psl(&list).as_str(), "psl");
+    }
+
+    #[test]
+    fn rfc7489_6_2_rua_size_limits() {
+        let r = parse("v=DMARC1; p=none; rua=mailto:a@x.example!10m, mailto:b@y.example,mailto:c@z.example!500k")
+            .unwrap();
+        assert_eq!(r.rua, ["a@x.example", "b@y.example", "c@z.example"]);
+        assert_eq!(
+            r.rua_limits,
+            [
+                ("a@x.example".to_string(), 10 << 20),
+                ("c@z.example".to_string(), 500 << 10)
+            ]
+        );
+        assert_eq!(size_limit("7"), Some(7));
+        assert_eq!(size_limit("2G"), Some(2 << 30));
+        assert_eq!(size_limit("1x"), None);
+        assert_eq!(size_limit("m"), None);
+        assert_eq!(size_limit("99999999999999t"), None, "overflow");
     }
 }

@@ -42,6 +42,9 @@ pub struct Published {
     pub discovery_method: String,
     /// The `rua=` addresses (mailto: only), in the record's order.
     pub rua: Vec<String>,
+    /// Size limits of some of them, in octets (RFC 7489 §6.2 `!10m`).
+    #[serde(default)]
+    pub rua_limits: Vec<(String, u64)>,
 }
 
 fn treewalk() -> String {
@@ -61,6 +64,7 @@ impl Published {
             testing: if r.testing { "y" } else { "n" }.into(),
             discovery_method: discovery_method.into(),
             rua: r.rua.clone(),
+            rua_limits: r.rua_limits.clone(),
         }
     }
 }

@@ -108,9 +108,25 @@ impl<D: Dns + Send + 'static> Reports<D> {
             for (address, why) in &refused {
                 tracing::info!(%domain, %address, reason = %why, "DMARC report: destination refused (RFC 9990 §4)");
             }
+            let date = postamt_wire::time::rfc5322_date(now.max(0) as u64);
+            let mut content = report::report_message(&self.reporter, &r, &to, &date);
+            // RFC 9990 §3: a destination whose size limit the report
+            // exceeds MUST NOT be used.
+            let fits = |a: &String| {
+                r.published
+                    .rua_limits
+                    .iter()
+                    .find(|(l, _)| l.eq_ignore_ascii_case(a))
+                    .is_none_or(|(_, max)| content.len() as u64 <= *max)
+            };
+            let (to, too_big): (Vec<String>, Vec<String>) = to.into_iter().partition(fits);
+            for address in &too_big {
+                tracing::info!(%domain, %address, octets = content.len(), "DMARC report: larger than the address's size limit (RFC 9990 §3)");
+            }
+            if !too_big.is_empty() && !to.is_empty() {
+                content = report::report_message(&self.reporter, &r, &to, &date);
+            }
             if !to.is_empty() {
-                let date = postamt_wire::time::rfc5322_date(now.max(0) as u64);
-                let content = report::report_message(&self.reporter, &r, &to, &date);
                 let entry = Outbound {
                     sender: self.reporter.email.clone(),
                     recipients: to.iter().map(QueuedRecipient::new).collect(),
@@ -182,7 +198,8 @@ mod tests {
             collector: Arc::clone(&collector),
             dns: zone,
         };
-        let rua = "mailto:d@bank.example,mailto:r@consumer.example,mailto:v@victim.example";
+        let rua = "mailto:d@bank.example,mailto:r@consumer.example,mailto:v@victim.example,\
+                   mailto:tiny@bank.example!1k";
         collector.add(10, observation("bank.example", rua, "192.0.2.1"));
         collector.add(20, observation("bank.example", rua, "192.0.2.1"));
         collector.add(
@@ -203,7 +220,11 @@ mod tests {
             .iter()
             .map(|r| r.address.as_str())
             .collect();
-        assert_eq!(to, ["d@bank.example", "r@consumer.example"]);
+        assert_eq!(
+            to,
+            ["d@bank.example", "r@consumer.example"],
+            "tiny@ takes at most 1 KiB, less than the report"
+        );
         assert_eq!(queue[0].sender, "noreply-dmarc@mx.local.example");
         let (_, content) = store.queue_entry(queue[0].id).unwrap().unwrap();
         let text = String::from_utf8(content).unwrap();
