@@ -1,0 +1,122 @@
+//! SpamAssassin's Received-parser table (`../shared/corpus/headers/
+//! received-parsing/spamassassin-rcvd_parser.json`, Apache-2.0): 144
+//! fields, 34 of which carry no relay and must be ignored; for the others
+//! the client IP, reverse name, HELO, receiving host, ident, envelope
+//! sender, id and authentication. Cases answered differently are listed
+//! with the reason, and the list must stay true.
+
+use postamt_analyze::received::{Parsed, parse};
+use serde_json::Value;
+
+fn corpus(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/headers/received-parsing")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the corpus")).unwrap()
+}
+
+/// (start of the field, the field that differs, why).
+const DIFFERENT: &[(&str, &str, &str)] = &[
+    (
+        "from [127.0.0.1] ([127.0.0.1:50024]) by bm1-13.ed10.com",
+        "helo",
+        "ecelerity writes `from <HELO> ([ip:port])`: the client's HELO was the \
+         literal [127.0.0.1], and we keep what it said; SpamAssassin drops a \
+         literal here but keeps one elsewhere (`from [86.122.158.69] by …`)",
+    ),
+    (
+        "from stgt-5f70f8a3.pool.mediaWays.net (EHLO user588a01834c)",
+        "auth",
+        "SpamAssassin knows that GMX's `(mp033)` marks an authenticated \
+         submission; the field itself (`with SMTP`, no AUTH comment) does not say so",
+    ),
+];
+
+fn field(h: &postamt_analyze::received::Hop, name: &str) -> String {
+    match name {
+        "ip" => h.ip.map(|i| i.to_string()).unwrap_or_default(),
+        "rdns" => h.rdns.clone(),
+        "helo" => h.helo.clone(),
+        "by" => h.by.clone(),
+        "ident" => h.ident.clone(),
+        "envfrom" => h.envfrom.clone(),
+        "id" => h.id.clone(),
+        "auth" => h.auth.clone(),
+        _ => String::new(),
+    }
+}
+
+#[test]
+fn spamassassin_received_parser_table() {
+    let table = corpus("spamassassin-rcvd_parser.json");
+    let cases = table["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 144);
+    let mut wrong = Vec::new();
+    let mut listed_seen = 0;
+    for c in cases {
+        let received = c["received"].as_str().unwrap();
+        let got = parse(received);
+        let listed = DIFFERENT
+            .iter()
+            .find(|(start, _, _)| received.starts_with(start));
+        let mut diffs = Vec::new();
+        match (&c["expected"], &got) {
+            (Value::Null, Parsed::Local(..)) => {}
+            (Value::Null, Parsed::Relay(h)) => {
+                diffs.push(format!("relay, expected ignored: {h:?}"))
+            }
+            (exp, Parsed::Local(why, h)) if !exp.is_null() => {
+                diffs.push(format!("ignored ({why}), expected {exp}: {h:?}"))
+            }
+            (exp, Parsed::Relay(h)) => {
+                for name in ["ip", "rdns", "helo", "by", "ident", "envfrom", "id", "auth"] {
+                    let want = exp[name].as_str().unwrap_or("");
+                    // SpamAssassin writes an address-literal HELO as
+                    // `!1.2.3.4!`, we as it was sent, `[1.2.3.4]`.
+                    let want = match want.strip_prefix('!').and_then(|w| w.strip_suffix('!')) {
+                        Some(ip) => format!("[{ip}]"),
+                        None => want.to_string(),
+                    };
+                    let have = field(h, name);
+                    // SpamAssassin names the software that authenticated
+                    // (`Sendmail`, `CriticalPath`, `Postfix`, `LOGIN`); we
+                    // record how (`ESMTPA`, `HTTP`) or that it happened:
+                    // compared is whether the hop was authenticated.
+                    let same = if name == "auth" {
+                        want.is_empty() == have.is_empty()
+                    } else {
+                        want.eq_ignore_ascii_case(&have)
+                    };
+                    if !same {
+                        diffs.push(format!("{name}: expected {want:?}, got {have:?}"));
+                    }
+                }
+            }
+            _ => unreachable!(),
+        }
+        match listed {
+            Some((_, what, _)) => {
+                listed_seen += 1;
+                assert!(
+                    diffs.iter().any(|d| d.starts_with(what)),
+                    "{received}: listed as different in {what}, but: {diffs:?}"
+                );
+            }
+            None if !diffs.is_empty() => {
+                wrong.push(format!("{received}\n    {}", diffs.join("\n    ")))
+            }
+            None => {}
+        }
+    }
+    assert_eq!(
+        listed_seen,
+        DIFFERENT.len(),
+        "a DIFFERENT entry matches no case"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of 144 differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
