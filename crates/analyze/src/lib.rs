@@ -5,3 +5,4 @@
 //! (later) the web interface.
 
 pub mod received;
+pub mod trust;

@@ -120,3 +120,68 @@ fn spamassassin_received_parser_table() {
         wrong.join("\n")
     );
 }
+
+/// SpamAssassin's trust-path cases (`spamassassin-trust_path.json`): 32
+/// header sets with trusted, internal and MSA networks; which relays are
+/// trusted and which not, newest first. `X-Originating-IP` (a webmail
+/// client) counts as the oldest relay, as SpamAssassin counts it.
+#[test]
+fn spamassassin_trust_path_cases() {
+    use postamt_analyze::trust::{Networks, TrustConfig, trusted_count};
+    let table = corpus("spamassassin-trust_path.json");
+    let cases = table["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 32);
+    let mut wrong = Vec::new();
+    for (n, c) in cases.iter().enumerate() {
+        let mut config = TrustConfig::default();
+        for line in c["config"].as_array().unwrap() {
+            let (key, nets) = line.as_str().unwrap().split_once(' ').unwrap();
+            let nets = Networks::parse(nets).unwrap();
+            match key {
+                "trusted_networks" => config.trusted = nets,
+                "internal_networks" => config.internal = nets,
+                "msa_networks" => config.msa = nets,
+                other => panic!("{other}"),
+            }
+        }
+        let mut ips = Vec::new();
+        for h in c["headers"].as_array().unwrap() {
+            let h = h.as_str().unwrap();
+            if let Some(v) = h.strip_prefix("Received: ") {
+                ips.push(parse(v).hop().ip);
+            } else if let Some(v) = h.strip_prefix("X-Originating-IP: ") {
+                ips.push(postamt_analyze::received::ip_in(v));
+            }
+        }
+        let trusted = trusted_count(&ips, &config);
+        let ip_of = |relay: &Value| {
+            let s = relay.as_str().unwrap();
+            s.split_whitespace()
+                .find_map(|w| w.strip_prefix("ip="))
+                .unwrap()
+                .parse::<std::net::IpAddr>()
+                .unwrap()
+        };
+        let want_trusted: Vec<_> = c["expected"]["trusted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(ip_of)
+            .collect();
+        let want_untrusted: Vec<_> = c["expected"]["untrusted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(ip_of)
+            .collect();
+        let got_trusted: Vec<_> = ips[..trusted].iter().map(|i| i.unwrap()).collect();
+        let got_untrusted: Vec<_> = ips[trusted..].iter().flatten().copied().collect();
+        if got_trusted != want_trusted || got_untrusted != want_untrusted {
+            wrong.push(format!(
+                "case {n} {:?}: trusted {got_trusted:?} / {got_untrusted:?}, expected {want_trusted:?} / {want_untrusted:?}",
+                c["config"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
