@@ -4,5 +4,6 @@
 //! library with a JSON-serialisable result, used by `postamt analyze` and
 //! (later) the web interface.
 
+pub mod date;
 pub mod received;
 pub mod trust;

@@ -59,9 +59,9 @@ pub struct Hop {
     /// How the client authenticated: `ESMTPA`, `ESMTPSA`, `HTTP`, or the
     /// user of Postfix's `(Authenticated sender: …)`.
     pub auth: String,
-    /// The date after `;`, seconds since the epoch; `None` when missing
-    /// or unreadable.
-    pub date: Option<i64>,
+    /// The date after `;`, milliseconds since the epoch; `None` when
+    /// missing or unreadable.
+    pub date_ms: Option<i64>,
     /// The date as written.
     pub date_text: String,
 }
@@ -233,9 +233,7 @@ pub fn parse(value: &str) -> Parsed {
     };
     let mut hop = Hop {
         date_text: date_text.to_string(),
-        date: mail_parser::DateTime::parse_rfc822(date_text)
-            .filter(|d| d.is_valid())
-            .map(|d| d.to_timestamp()),
+        date_ms: crate::date::parse(date_text),
         ..Hop::default()
     };
     let lower = value.to_ascii_lowercase();
@@ -262,13 +260,36 @@ pub fn parse(value: &str) -> Parsed {
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.as_slice())
     };
+    // No `;` (SendGrid: `… id X 2018-03-26 13:35:36 +0000 UTC`): the date
+    // may follow the last clause's value.
+    if hop.date_ms.is_none()
+        && date_text.is_empty()
+        && let Some((_, last)) = parts.last()
+    {
+        let rest: Vec<&str> = last
+            .iter()
+            .skip(1)
+            .filter_map(|t| match t {
+                Token::Word(w) => Some(*w),
+                _ => None,
+            })
+            .collect();
+        let text = rest.join(" ");
+        if let Some(ms) = crate::date::parse(&text) {
+            hop.date_ms = Some(ms);
+            hop.date_text = text;
+        }
+    }
     if let Some(by) = clause("by") {
+        // A host name or an address literal; anything else (an address
+        // `user@host` in a forged line) is no receiving host.
         hop.by = by
             .iter()
             .find_map(|t| match t {
                 Token::Word(w) => Some(unquote(w).to_string()),
                 _ => None,
             })
+            .filter(|b| hostish(b) || ip_in(b).is_some())
             .unwrap_or_default();
     }
     if let Some(with) = clause("with") {
@@ -678,7 +699,7 @@ mod tests {
             ("mx.example.net", "ESMTPS", "4ABC12")
         );
         assert_eq!(h.for_, "bob@example.net");
-        assert_eq!(h.date, Some(1_795_694_402));
+        assert_eq!(h.date_ms, Some(1_795_694_402_000));
         let h = relay(
             "from client.test (unknown [IPv6:2001:db8::5]) by mail.test (postamt) with ESMTPS (TLSv1_3 TLS13_AES_256_GCM_SHA384) id 01J; Sat, 5 Dec 2026 14:00:00 +0000",
         );
@@ -730,6 +751,6 @@ mod tests {
         let _ = parse(";;;;");
         let _ = parse("from \u{fffd}\u{fffd} ([1.2.3.4]) by ü; Mon, 1 Jan 0000 00:00:00 +0000");
         let h = relay("from x ([1.2.3.4]) by y; Fri, 31 Dec 9999 23:59:59 +0000");
-        assert!(h.date.is_some() || h.date_text.contains("9999"));
+        assert!(h.date_ms.is_some());
     }
 }

@@ -185,3 +185,130 @@ fn spamassassin_trust_path_cases() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// rspamd cases answered differently: (start of the field, field, why).
+const RSPAMD_DIFFERENT: &[(&str, &str, &str)] = &[
+    (
+        "from localhost ([127.0.0.1]:49019 helo=hummus",
+        "from_hostname",
+        "rspamd's from_hostname is the first word after `from` (Exim's reverse \
+         name); the client's HELO is in `helo=`, and we report the HELO as the HELO",
+    ),
+    (
+        "from smtp.spodhuis.org ([2a02:898:31:0:48:4558:736d:7470]:38689",
+        "from_hostname",
+        "as above: `helo=mx.spodhuis.org` is the HELO, smtp.spodhuis.org the reverse name",
+    ),
+    (
+        "from [192.83.172.101] (HELLO 148.251.238.35) (148.251.238.35)",
+        "from_ip",
+        "a forged line (`by` is a mail address): qmail's `(ip)` form names \
+         148.251.238.35 as the client, rspamd takes the bracketed word after \
+         `from`; neither is a fact, and the analysis marks the hop as claimed",
+    ),
+];
+
+/// rspamd's Received cases (`rspamd-received.json`): the client's
+/// address and reverse name, the HELO, the receiving host.
+#[test]
+fn rspamd_received_cases() {
+    let table = corpus("rspamd-received.json");
+    let mut wrong = Vec::new();
+    for c in table["cases"].as_array().unwrap() {
+        let received = c["received"].as_str().unwrap();
+        let h = parse(received).hop().clone();
+        let exp = &c["expected"];
+        let check = |name: &str, have: String, wrong: &mut Vec<String>| {
+            if let Some(want) = exp[name].as_str()
+                && !want.eq_ignore_ascii_case(&have)
+            {
+                wrong.push(format!(
+                    "{received:?}: {name} expected {want:?}, got {have:?}"
+                ));
+            }
+        };
+        // Addresses compared as addresses (IPv6 has several spellings).
+        let ip = h.ip.map(|i| i.to_string()).unwrap_or_default();
+        for name in ["real_ip", "from_ip"] {
+            let want = exp[name]
+                .as_str()
+                .and_then(|w| w.parse::<std::net::IpAddr>().ok());
+            if want.is_some() && want != h.ip {
+                wrong.push(format!(
+                    "{received:?}: {name} expected {want:?}, got {ip:?}"
+                ));
+            }
+        }
+        check("real_hostname", h.rdns.clone(), &mut wrong);
+        check("from_hostname", h.helo.clone(), &mut wrong);
+        check("by_hostname", h.by.clone(), &mut wrong);
+    }
+    for (start, field, _) in RSPAMD_DIFFERENT {
+        let before = wrong.len();
+        wrong.retain(|w| {
+            !(w.starts_with(format!("{:?}", start).trim_end_matches('"'))
+                && w.contains(&format!(": {field} ")))
+        });
+        assert!(
+            wrong.len() < before,
+            "{start}: no longer different in {field}"
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Microsoft Message Header Analyzer's date and single-header cases
+/// (`mha-received.json`): the date of each field in milliseconds, and the
+/// receiving host, id and protocol.
+#[test]
+fn mha_dates_and_fields() {
+    let table = corpus("mha-received.json");
+    let mut wrong = Vec::new();
+    for c in table["dates"].as_array().unwrap() {
+        let header = c["header"].as_str().unwrap();
+        let want = c["expected"]["dateNum"].as_i64().unwrap();
+        let got = parse(header.trim_start_matches("Received:")).hop().date_ms;
+        if got != Some(want) {
+            wrong.push(format!("{header:?}: date {got:?}, expected {want}"));
+        }
+    }
+    for c in table["single"].as_array().unwrap() {
+        let header = c["header"].as_str().unwrap_or("");
+        let Some(exp) = c["expected"].as_object() else {
+            continue;
+        };
+        let h = parse(header.trim_start_matches("Received:")).hop().clone();
+        if let Some(want) = exp.get("dateNum").and_then(Value::as_i64)
+            && h.date_ms != Some(want)
+        {
+            wrong.push(format!("{header:?}: date {:?}, expected {want}", h.date_ms));
+        }
+        for (name, have) in [("id", &h.id), ("with", &h.with)] {
+            if let Some(want) = exp.get(name).and_then(Value::as_str)
+                && !want
+                    .split("; ")
+                    .next()
+                    .unwrap_or("")
+                    .eq_ignore_ascii_case(have)
+            {
+                wrong.push(format!("{header:?}: {name} {have:?}, expected {want:?}"));
+            }
+        }
+        // MHA reads qmail's local hand-over `(qmail 10876 invoked from
+        // network)` as a hop by "qmail"; it names no receiving host, and
+        // we read it as a local hop (SpamAssassin ignores it too).
+        if header.contains("invoked from network") {
+            assert!(matches!(parse(&header[9..]), Parsed::Local(..)));
+            continue;
+        }
+        if let Some(want) = exp.get("by").and_then(Value::as_str) {
+            // MHA keeps the comment after the host (`host (SG)`) and
+            // joins repeated clauses with `; `: the host is the first word.
+            let host = want.split([' ', ';']).next().unwrap_or("");
+            if !host.eq_ignore_ascii_case(&h.by) {
+                wrong.push(format!("{header:?}: by {:?}, expected {host:?}", h.by));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
