@@ -59,7 +59,7 @@ pub fn text(a: &Analysis, lang: Lang) -> String {
             let _ = write!(o, " {d}");
         }
         if let Some(s) = h.delay_s {
-            let _ = write!(o, " (+{s:.0} s)");
+            let _ = write!(o, " ({s:+.0} s)");
         }
         if h.local {
             let _ = write!(o, " [{}]", l(lang, "local", "lokal"));

@@ -52,6 +52,25 @@ pub struct Config {
     pub dkim: DkimSection,
     #[serde(default)]
     pub verify: VerifySection,
+    #[serde(default)]
+    pub analyze: AnalyzeSection,
+}
+
+/// `[analyze]`: what `postamt analyze` trusts and protects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyzeSection {
+    /// Relays outside our own networks whose Received lines are believed
+    /// (a smarthost, a forwarder): addresses or CIDR blocks, `!` excludes.
+    pub trusted_relays: Vec<String>,
+    /// Our own MX hosts and relays (addresses or CIDR blocks).
+    pub internal_networks: Vec<String>,
+    /// Submission servers (their clients logged in).
+    pub msa_networks: Vec<String>,
+    /// Domains besides the local ones whose look-alikes are flagged.
+    pub protected_domains: Vec<String>,
+    /// Display names that only local senders may use (`CEO`, people's names).
+    pub protected_names: Vec<String>,
 }
 
 /// `[verify]`: authentication of inbound mail on port 25.
@@ -656,6 +675,7 @@ impl Config {
                 timeout: Some(2),
             },
             dkim: DkimSection::default(),
+            analyze: AnalyzeSection::default(),
             // The lab's mailing list may excuse a DMARC failure (ARC).
             verify: VerifySection {
                 trusted_arc_sealers: vec![crate::lab::LIST_DOMAIN.to_string()],

@@ -3,6 +3,7 @@
 //! the logic lives in the libraries.
 
 mod admin;
+mod analyze;
 mod arc;
 mod config;
 mod domain_check;
@@ -70,6 +71,10 @@ enum Command {
     /// DKIM keys for signing outbound mail, and verifying signatures.
     #[command(subcommand)]
     Dkim(admin::DkimCmd),
+    /// Header forensics: where a message really came from, which Received
+    /// lines can be believed, who it claims to be from, and whether it is
+    /// forged (DKIM and ARC re-checked unless --offline).
+    Analyze(analyze::AnalyzeArgs),
     /// ARC (RFC 8617): seal a message as a mailing list does, verify a chain.
     #[command(subcommand)]
     Arc(arc::ArcCmd),
@@ -131,6 +136,16 @@ fn main() -> ExitCode {
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
         Command::Dkim(c) => load_config(&cli).and_then(|cfg| admin::dkim(&cfg, c)),
         Command::Arc(c) => load_config(&cli).and_then(|cfg| arc::run(&cfg, c)),
+        // A config is used when there is one (our hostname, our networks,
+        // [dns]); without, the message is analysed from the outside.
+        Command::Analyze(a) => {
+            let explicit = cli.config.is_some() || cli.dev;
+            match load_config(&cli) {
+                Ok(cfg) => analyze::run(Some(&cfg), a),
+                Err(e) if explicit => Err(e),
+                Err(_) => analyze::run(None, a),
+            }
+        }
         Command::Mail(m) => mail::run(m),
     };
     match result {

@@ -23,6 +23,10 @@ fn every_subcommand_has_help() {
         vec!["deliver", "--help"],
         vec!["trace", "--help"],
         vec!["trace", "show", "--help"],
+        vec!["analyze", "--help"],
+        vec!["arc", "seal", "--help"],
+        vec!["arc", "verify", "--help"],
+        vec!["dkim", "sign", "--help"],
     ] {
         let out = run_with_stdin(Command::new(BIN).args(&args), b"");
         assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
