@@ -19,6 +19,16 @@
 #        WAIT=600      seconds to wait for Postfix+Dovecot to deliver a run
 #        BENCH_REV=..  label for the source revision in the summary
 #        DROP_CACHES=0 do not drop the page cache before each run
+#        VERIFY=1      postamt verifies as by default (SPF, DKIM, DMARC), asking
+#                      the machine's resolver; otherwise [verify] is off
+#        SIGNED=1      implies VERIFY=1: every message is the same bench
+#                      message signed once with RSA-2048 (dkimpy; d=remote.test),
+#                      sent with smtp-source -F to both servers, and postamt
+#                      asks a local authoritative DNS (dnslib,
+#                      crates/postamt/tests/clients/dns_server.py) that serves
+#                      remote.test's SPF (ip4:127.0.0.1), DKIM key and DMARC
+#                      (p=reject) records; the first and last message in each
+#                      postamt mailbox must say spf=pass, dkim=pass, dmarc=pass
 #
 # Per cell (size x sessions) it runs postamt first, then Postfix+Dovecot, with
 # the same smtp-source command and message count, each into a fresh mailbox
@@ -98,6 +108,7 @@ PF_DIR="$T/postfix"
 PF_INSTANCE="$ROOT/crates/postamt/tests/clients/postfix_instance.sh"
 PF_STARTED=""
 CHILD=""         # the running measurement helper (its own process group)
+DNS_PID=""       # SIGNED=1: the local authoritative DNS
 
 # run_child CMD...: runs CMD in its own process group, in the background, and
 # waits for it, so that a signal to this script is handled at once and the
@@ -131,6 +142,7 @@ cleanup() {
     kill -KILL -- "-$CHILD" 2>/dev/null
   fi
   stop_postamt
+  [ -n "$DNS_PID" ] && stop_pid "$DNS_PID" 50
   [ -n "$PF_STARTED" ] && stop_postfix
   [ -n "$DOVECOT_STARTED" ] && stop_dovecot
   if [ "${KEEP:-0}" = 1 ]; then
@@ -181,7 +193,11 @@ def files(d):
             pass
     return out
 
-cmd = [smtp_source, "-4", "-s", str(sess), "-m", str(count), "-l", str(size),
+# MSG_FILE (SIGNED=1): this prepared message (LF line ends) instead of
+# smtp-source's own of -l SIZE bytes.
+msg_file = os.environ.get("MSG_FILE")
+body = ["-F", msg_file] if msg_file else ["-l", str(size)]
+cmd = [smtp_source, "-4", "-s", str(sess), "-m", str(count), *body,
        "-f", sender, "-t", rcpt, "-M", "client.test"]
 if reuse == "1":
     cmd.append("-d")
@@ -238,9 +254,18 @@ pop = poplib.POP3("127.0.0.1", int(pop3port), timeout=300)
 pop.user(rcpt)
 pop.pass_(pw)
 n, octets = pop.stat()
-pop.quit()
 if n != count:
     sys.exit(f"{kind}: POP3 STAT for {rcpt} says {n} messages, expected {count}")
+if kind == "postamt" and os.environ.get("CHECK_AUTH") == "1":
+    # postamt's verdicts on the first and the last message stored
+    for i in (1, n):
+        header = b"\r\n".join(pop.retr(i)[1]).split(b"\r\n\r\n", 1)[0].decode()
+        fields = header.replace("\r\n\t", " ").replace("\r\n ", " ").split("\r\n")
+        ar = [f for f in fields if f.lower().startswith("authentication-results:")]
+        print(f"AUTHRES {kind} {size} {sess} message {i}: {ar[0] if ar else '(none)'}")
+        if not ar or not all(f"{m}=pass" in ar[0] for m in ("spf", "dkim", "dmarc")):
+            sys.exit(f"{kind}: message {i} in {rcpt} does not say spf, dkim and dmarc pass")
+pop.quit()
 total = tend - t0
 print(f"RESULT {kind} {size} {sess} {count} {t1 - t0:.3f} {total:.3f} {count / total:.1f} {octets}")
 # CPU while the load ran (up to the last message readable, or the poll that
@@ -256,6 +281,9 @@ EOF
 # VERIFY=1: postamt checks SPF, DKIM and DMARC of every message as it does
 # by default (asking the machine's resolver about the senders' domains);
 # otherwise off, as Postfix and Dovecot here verify nothing either.
+# SIGNED=1 (implies VERIFY=1): signed messages, and a local DNS for them.
+SIGNED=${SIGNED:-0}
+[ "$SIGNED" = 1 ] && VERIFY=1
 if [ "${VERIFY:-0}" = 1 ]; then
   VERIFY_SECTION=""
 else
@@ -275,6 +303,30 @@ for size in $SIZES; do
   done
 done
 
+# ------------------------------------------------ signed mail (SIGNED=1) ----
+# An RSA-2048 key made here; one signed message per size (dkimpy, once; every
+# session sends the same bytes); the zone of remote.test, served by the
+# tests' dnslib server to postamt only (Postfix verifies nothing).
+DNS_SECTION=""
+if [ "$SIGNED" = 1 ]; then
+  python3 -c "import dkim, dnslib" 2>/dev/null || die "SIGNED=1 needs the Python modules dkimpy and dnslib (pip install dkimpy dnslib)"
+  mkdir -p "$T/signed"
+  openssl genrsa -traditional -out "$T/signed/key.pem" 2048 2>/dev/null || die "openssl genrsa failed"
+  openssl rsa -in "$T/signed/key.pem" -pubout -outform DER 2>/dev/null | base64 -w0 >"$T/signed/pub.b64"
+  for size in $SIZES; do
+    n=$(cd "$T" && python3 signed_msg.py "$T/signed/key.pem" "$T/signed/pub.b64" "$size" \
+        "$T/signed/msg-$size.txt" "$T/signed/zone.json") || die "signing the $size B message failed"
+    log "signed message for $size B: $n bytes on the wire (rsa-sha256, 2048 bits, d=remote.test)"
+  done
+  python3 "$ROOT/crates/postamt/tests/clients/dns_server.py" "$T/signed/zone.json" >"$T/signed/dns.out" 2>"$T/signed/dns.err" &
+  DNS_PID=$!
+  for _ in $(seq 1 100); do grep -q '^ready ' "$T/signed/dns.out" && break; sleep 0.1; done
+  DNS_PORT=$(awk '$1 == "ready" {print $2}' "$T/signed/dns.out")
+  [ -n "$DNS_PORT" ] || { cat "$T/signed/dns.err" >&2; die "the local DNS did not start"; }
+  log "local DNS for remote.test on 127.0.0.1:$DNS_PORT (UDP and TCP)"
+  DNS_SECTION=$'[dns]\nnameservers = ["127.0.0.1:'"$DNS_PORT"$'"]'
+fi
+
 # -------------------------------------------------------------- postamt ----
 P_SMTP=$(free_port); P_POP3=$(free_port)
 mkdir -p "$T/postamt/data"
@@ -288,6 +340,8 @@ smtp = "127.0.0.1:$P_SMTP"
 pop3 = "127.0.0.1:$P_POP3"
 
 $VERIFY_SECTION
+
+$DNS_SECTION
 
 [limits]
 # room for the $IDLE_CONNS idle connections, all from 127.0.0.1
@@ -355,14 +409,16 @@ for size in $SIZES; do
   for s in $SESSIONS; do
     n=$(count_for "$size" "$s")
     r="u${size}s${s}@bench.test"
+    msg_env=()
+    [ "$SIGNED" = 1 ] && msg_env=(MSG_FILE="$T/signed/msg-$size.txt" CHECK_AUTH=1)
     settle
     log "postamt: $n x $size B, $s sessions"
-    run_child env CPU_PID="$POSTAMT_PID" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
+    run_child env CPU_PID="$POSTAMT_PID" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
       "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
     cat "$T/one.txt" | tee -a "$RESULTS"
     settle
     log "Postfix+Dovecot: $n x $size B, $s sessions"
-    run_child python3 "$T/run_one.py" postfix "$PF_SMTP" "$D_POP3" "$r" "$size" "$s" "$n" \
+    run_child env "${msg_env[@]}" python3 "$T/run_one.py" postfix "$PF_SMTP" "$D_POP3" "$r" "$size" "$s" "$n" \
       "$T/dovecot/home/${r%@*}/Maildir" "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
     cat "$T/one.txt" | tee -a "$RESULTS"
   done
@@ -398,6 +454,11 @@ field() { awk -v k="$1" -v z="$2" -v s="$3" -v f="$4" '$1=="RESULT" && $2==k && 
 
 mode="one message per connection"
 [ "$REUSE" = 1 ] && mode="several messages per connection (smtp-source -d)"
+if [ "$SIGNED" = 1 ]; then
+  mode="$mode; postamt verifying (SPF, DKIM, DMARC; local DNS); messages signed with RSA-2048 (smtp-source -F)"
+elif [ "${VERIFY:-0}" = 1 ]; then
+  mode="$mode; postamt verifying (SPF, DKIM, DMARC; the machine's resolver)"
+fi
 cat <<EOF
 
 ================================ summary ================================
