@@ -61,6 +61,21 @@ pub enum MailCmd {
     Headers { id: u32 },
     /// The whole message as stored.
     Raw { id: u32 },
+    /// Header forensics of a message (as `postamt analyze`): hops, trust
+    /// boundary, identities, findings, verdict.
+    Analyze {
+        id: u32,
+        /// Print the analysis as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Do not ask DNS: signatures are reported as not checkable.
+        #[arg(long)]
+        offline: bool,
+        /// Believe the Authentication-Results of this authserv-id (your
+        /// provider's receiving host).
+        #[arg(long = "authserv-id")]
+        authserv_ids: Vec<String>,
+    },
     /// Save attachment N (from `read`) of a message to a file.
     Save {
         id: u32,
@@ -212,6 +227,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
             cmd,
             args.mailbox.as_deref().unwrap_or("INBOX"),
             tracer(Proto::Imap),
+            lang,
         ),
         MailCmd::Flag { .. } | MailCmd::Move { .. } => {
             bail!(
@@ -229,7 +245,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
             {
                 bail!("--mailbox needs IMAP; POP3 has one mailbox");
             }
-            read_cmd(account, cmd, tracer(Proto::Pop3))
+            read_cmd(account, cmd, tracer(Proto::Pop3), lang)
         }
     }
 }
@@ -408,7 +424,13 @@ fn open_imap(account: &Account, trace: Option<Tracer>) -> Result<Imap> {
 }
 
 /// The commands over IMAP; IDs are UIDs.
-fn imap_cmd(account: &Account, cmd: &MailCmd, mailbox: &str, trace: Option<Tracer>) -> Result<()> {
+fn imap_cmd(
+    account: &Account,
+    cmd: &MailCmd,
+    mailbox: &str,
+    trace: Option<Tracer>,
+    lang: Lang,
+) -> Result<()> {
     let mut c = open_imap(account, trace)?;
     match cmd {
         MailCmd::List { unseen, search } => {
@@ -452,6 +474,11 @@ fn imap_cmd(account: &Account, cmd: &MailCmd, mailbox: &str, trace: Option<Trace
         MailCmd::Raw { id } => {
             c.select(mailbox, true)?;
             std::io::stdout().write_all(&c.body(*id, "")?)?;
+        }
+        MailCmd::Analyze { id, .. } => {
+            c.select(mailbox, true)?;
+            let raw = c.body(*id, "")?;
+            analyze(&raw, cmd, lang)?;
         }
         MailCmd::Save {
             id,
@@ -569,7 +596,30 @@ fn open_pop3(account: &Account, trace: Option<Tracer>) -> Result<Pop3> {
     )?)
 }
 
-fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<()> {
+/// `mail analyze`: the message read through the account, analysed from
+/// the outside (this machine's config is not the receiving server's).
+fn analyze(raw: &[u8], cmd: &MailCmd, lang: Lang) -> Result<()> {
+    let MailCmd::Analyze {
+        json,
+        offline,
+        authserv_ids,
+        ..
+    } = cmd
+    else {
+        return Ok(());
+    };
+    let lang = match lang {
+        Lang::De => postamt_analyze::text::Lang::De,
+        Lang::En => postamt_analyze::text::Lang::En,
+    };
+    let mut o = crate::analyze::options(None, lang, authserv_ids)?;
+    if !offline {
+        o.recheck = Some(crate::analyze::recheck(None, raw)?);
+    }
+    crate::analyze::print(&postamt_analyze::analyze(raw, &o), *json, lang)
+}
+
+fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>, lang: Lang) -> Result<()> {
     if let MailCmd::List { unseen, search } = cmd
         && (*unseen || search.is_some())
     {
@@ -608,6 +658,10 @@ fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>) -> Result<(
         MailCmd::Raw { id } => {
             let m = p.retr(*id)?;
             std::io::stdout().write_all(&m)?;
+        }
+        MailCmd::Analyze { id, .. } => {
+            let m = p.retr(*id)?;
+            analyze(&m, cmd, lang)?;
         }
         MailCmd::Save {
             id,

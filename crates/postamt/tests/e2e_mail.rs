@@ -600,3 +600,56 @@ fn imap_trace_is_explained_and_hides_the_password() {
         }
     }
 }
+
+/// `postamt mail analyze ID` (issue 14): a message read through the
+/// account, over POP3 and IMAP, analysed; `--authserv-id` believes the
+/// receiving server's recorded results; JSON and German.
+#[test]
+fn mail_analyze_reads_and_analyses_a_message() {
+    let s = Server::start("");
+    let cfg = client_config(&s, &pin(&s));
+    let imap_cfg = client_config_imap(&s, &pin(&s));
+    let sent = "From: \"billing@bank.example\" <alice@example.test>\r\nTo: bob@example.test\r\n\
+                Subject: invoice\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\
+                Message-ID: <a1@example.test>\r\n\r\npay\r\n";
+    send_raw_as_alice(&s, &cfg, "analyze.eml", sent);
+    for c in [&cfg, &imap_cfg] {
+        let out = mail(
+            c,
+            &["--account", "bob", "analyze", "--offline", "--json", "1"],
+        )
+        .success()
+        .stdout;
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["identities"]["from"], "alice@example.test", "{out}");
+        assert!(a["received_count"].as_u64().unwrap() >= 1);
+        let codes: Vec<&str> = a["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"display_name_address"), "{codes:?}");
+    }
+    let de = mail(
+        &cfg,
+        &[
+            "--account",
+            "bob",
+            "--lang",
+            "de",
+            "analyze",
+            "--offline",
+            "--authserv-id",
+            "mail.test",
+            "1",
+        ],
+    )
+    .success()
+    .stdout;
+    assert!(de.starts_with("Urteil:"), "{de}");
+    assert!(
+        de.contains("Der Anzeigename zeigt die Adresse billing@bank.example"),
+        "{de}"
+    );
+}
