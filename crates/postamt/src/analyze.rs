@@ -4,7 +4,7 @@
 //! nothing is ours, and the newest Received line (the provider the
 //! message was read from) is the one fact.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use postamt_analyze::analysis::{Options, Recheck};
 use postamt_analyze::text::Lang;
@@ -89,8 +89,7 @@ pub fn recheck(config: Option<&Config>, message: &[u8]) -> Result<Recheck> {
 }
 
 pub fn run(config: Option<&Config>, args: &AnalyzeArgs) -> Result<()> {
-    let message = crate::admin::read_message(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let message = crate::admin::read_message(&args.file)?;
     let lang = match crate::mail::language(args.lang.as_deref()) {
         postamt_wire::explain::Lang::De => Lang::De,
         postamt_wire::explain::Lang::En => Lang::En,
