@@ -353,16 +353,22 @@ pub fn analyze(message: &[u8], o: &Options) -> Analysis {
             }
             n
         }
-        None if !o.hostnames.is_empty()
-            || !o.trust.trusted.is_empty()
-            || !o.trust.internal.is_empty() =>
-        {
+        None if !o.trust.trusted.is_empty() || !o.trust.internal.is_empty() => {
             trust::trusted_count(&ips[..relays.len()], &o.trust)
         }
-        // Nothing configured and nothing of ours: the newest relay line
-        // was written by the recipient's own provider (where the message
-        // was read from), so it is the one fact.
-        None => usize::from(!relays.is_empty()),
+        // Nothing of ours and no networks: the newest relay line was
+        // written by the recipient's own provider (where the message was
+        // read from), and a private or loopback client of a believed line
+        // is one of the provider's own hosts, so the line it wrote is
+        // believed too (SpamAssassin's inference), up to the first public
+        // client: the origin.
+        None => {
+            let mut n = usize::from(!relays.is_empty());
+            while n < relays.len() && relays[n - 1].ip.is_some_and(trust::private) {
+                n += 1;
+            }
+            n
+        }
     };
     // The origin: the client of the oldest believed hop; the entry: the
     // client of the oldest hop written inside our own systems.
