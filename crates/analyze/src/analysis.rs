@@ -105,6 +105,9 @@ pub struct Signature {
     pub covers: Vec<String>,
     /// `pass`, `fail`, … or `not checkable` (offline).
     pub result: String,
+    /// What our server recorded for it on arrival (RFC 8601 `dkim=` with
+    /// this `header.d=`/`header.s=`), if it did.
+    pub recorded: Option<String>,
 }
 
 /// One result of our own `Authentication-Results:` (RFC 8601).
@@ -479,6 +482,7 @@ pub fn analyze(message: &[u8], o: &Options) -> Analysis {
                     .filter(|h| !h.is_empty())
                     .collect(),
                 result: t(lang, "not_checkable", &[]),
+                recorded: None,
             }
         })
         .collect();
@@ -761,18 +765,36 @@ pub fn analyze(message: &[u8], o: &Options) -> Analysis {
             _ => {}
         }
     }
+    // Each signature against what our server recorded for it on arrival.
+    for s in &mut signatures {
+        s.recorded = recorded_results
+            .iter()
+            .find(|r| {
+                r.method == "dkim"
+                    && r.detail.contains(&format!("header.d={}", s.domain))
+                    && (s.selector.is_empty()
+                        || !r.detail.contains("header.s=")
+                        || r.detail.contains(&format!("header.s={}", s.selector)))
+            })
+            .map(|r| r.result.clone());
+    }
     for s in &signatures {
-        if s.result == "fail"
-            && !recorded_results
-                .iter()
-                .any(|r| r.method == "dkim" && r.result == "fail")
-        {
-            add(
+        match (s.recorded.as_deref(), s.result.as_str()) {
+            // Passed on arrival, fails now: changed since it arrived.
+            (Some("pass"), "fail") => add(
+                "dkim_fail",
+                Severity::Medium,
+                "changed_since_arrival",
+                &[&s.domain, &s.selector],
+            ),
+            (Some("fail"), _) => {}
+            (_, "fail") => add(
                 "dkim_fail",
                 Severity::Medium,
                 "recheck_dkim_fail",
                 &[&s.domain, &s.selector],
-            );
+            ),
+            _ => {}
         }
         if !s.covers.iter().any(|h| h == "from") {
             add(

@@ -126,9 +126,14 @@ pub fn text(a: &Analysis, lang: Lang) -> String {
             );
         }
         for s in &a.signatures {
+            let on_arrival = s
+                .recorded
+                .as_deref()
+                .map(|r| format!(", {} {r}", l(lang, "on arrival", "bei Ankunft")))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "  DKIM d={} s={}: {} ({} {})",
+                "  DKIM d={} s={}: {}{on_arrival} ({} {})",
                 s.domain,
                 s.selector,
                 s.result,

@@ -132,6 +132,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Die DKIM-Signatur von {0} (Selektor {1}) stimmt jetzt nicht: Die Nachricht wurde nach dem Signieren verändert (RFC 6376 §6.3).",
     ),
     (
+        "changed_since_arrival",
+        "The DKIM signature of {0} (selector {1}) passed when the message arrived and fails now: it was changed since (RFC 6376 §6.3).",
+        "Die DKIM-Signatur von {0} (Selektor {1}) stimmte bei der Ankunft und stimmt jetzt nicht: Die Nachricht wurde seitdem verändert (RFC 6376 §6.3).",
+    ),
+    (
         "dkim_from_unsigned",
         "The DKIM signature of {0} does not cover From:, so it does not vouch for the sender (RFC 6376 §5.4).",
         "Die DKIM-Signatur von {0} deckt From: nicht ab und bürgt daher nicht für den Absender (RFC 6376 §5.4).",

@@ -210,3 +210,37 @@ fn hostile_headers_give_bounded_reports() {
     let a = analyze(b"\r\njust a body\r\n", &Options::default());
     assert!(!a.unreadable.is_empty());
 }
+
+/// RFC 8601: a signature our server recorded as passing on arrival that
+/// fails a re-check now was changed since it arrived.
+#[test]
+fn rfc8601_a_signature_that_passed_on_arrival_and_fails_now() {
+    let m = "Received: from out.shop.example (out.shop.example [192.0.2.5]) by mail.example.org with ESMTPS; Thu, 26 Nov 2026 12:00:05 +0000\r\n\
+Authentication-Results: mail.example.org; dkim=pass header.d=shop.example header.s=s1 header.a=rsa-sha256; dmarc=pass header.from=shop.example\r\n\
+DKIM-Signature: v=1; a=rsa-sha256; d=shop.example; s=s1; h=from:to:subject:date; bh=x; b=y\r\n\
+From: news@shop.example\r\nTo: bob@example.org\r\nSubject: changed\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n";
+    let o = Options {
+        recheck: Some(Recheck {
+            dkim: vec![("shop.example".into(), "s1".into(), "fail".into())],
+            arc: None,
+        }),
+        ..ours()
+    };
+    let a = analyze(m.as_bytes(), &o);
+    assert_eq!(a.signatures[0].recorded.as_deref(), Some("pass"));
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.code == "dkim_fail")
+        .expect("dkim_fail");
+    assert!(
+        f.detail.contains("passed when the message arrived"),
+        "{}",
+        f.detail
+    );
+    let text = report::text(&a, Lang::En);
+    assert!(
+        text.contains("DKIM d=shop.example s=s1: fail, on arrival pass"),
+        "{text}"
+    );
+}
