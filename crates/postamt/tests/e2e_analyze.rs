@@ -126,3 +126,82 @@ fn corpus_messages_from_the_outside_json_and_german() {
     let missing = analyze_in(dir.path(), &["--offline", "/nonexistent.eml"]);
     assert_ne!(missing.code, 0);
 }
+
+/// The re-check with DNS (not `--offline`): a message signed for
+/// bank.test (postamt's own key, published in the test's DNS) is verified
+/// on arrival and again by `postamt analyze` — genuine; the same message
+/// changed after arrival fails the re-check, and the analysis says it was
+/// changed since it arrived (RFC 6376 §6.3, RFC 8601).
+#[test]
+fn rfc6376_dkim_rechecked_through_dns() {
+    if !python_ready() {
+        return;
+    }
+    let dns = Dns::start(json!({}));
+    let s = Server::start(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = 5\n\
+         [verify]\nspf = \"mark\"\ndkim = true\ndmarc = \"enforce\"\n",
+        dns.port()
+    ));
+    let key = s.dkim_keygen("bank.test", "s1", &["--algorithm", "ed25519"]);
+    dns.set(json!({
+        "s1._domainkey.bank.test": {"TXT": [key]},
+        "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+        "bank.test": {"A": ["192.0.2.10"]},
+    }));
+    let file = s.dir.path().join("news.eml");
+    std::fs::write(
+        &file,
+        "From: Bank <news@bank.test>\r\nTo: alice@example.test\r\nSubject: statement\r\n\
+         Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <s1@bank.test>\r\n\r\nYour statement.\r\n",
+    )
+    .unwrap();
+    let signed = s
+        .admin(&[
+            "dkim",
+            "sign",
+            "--domain",
+            "bank.test",
+            file.to_str().unwrap(),
+        ])
+        .success()
+        .stdout;
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.example", "250");
+    c.smtp("MAIL FROM:<news@bank.test>", "250");
+    c.smtp("RCPT TO:<alice@example.test>", "250");
+    c.smtp("DATA", "354");
+    c.send(format!("{signed}.\r\n").as_bytes());
+    assert!(c.reply()[0].starts_with("250"));
+    let stored = maildrop(&s, "alice@example.test", "alice-pw").remove(0);
+    let got = s.dir.path().join("got.eml");
+    std::fs::write(&got, &stored).unwrap();
+    let out = s
+        .admin(&["analyze", "--json", got.to_str().unwrap()])
+        .success()
+        .stdout;
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(a["signatures"][0]["result"], "pass", "{out}");
+    assert_eq!(a["signatures"][0]["recorded"], "pass", "{out}");
+    assert_eq!(a["verdict"], "genuine", "{out}");
+    std::fs::write(
+        &got,
+        stored.replace("Subject: statement", "Subject: pay now"),
+    )
+    .unwrap();
+    let out = s
+        .admin(&["analyze", "--json", got.to_str().unwrap()])
+        .success()
+        .stdout;
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(a["signatures"][0]["result"], "fail", "{out}");
+    let changed = a["findings"].as_array().unwrap().iter().any(|f| {
+        f["code"] == "dkim_fail"
+            && f["detail"]
+                .as_str()
+                .unwrap()
+                .contains("passed when the message arrived")
+    });
+    assert!(changed, "{out}");
+    assert_ne!(a["verdict"], "genuine");
+}
