@@ -40,6 +40,18 @@ pub fn options(config: Option<&Config>, lang: Lang, extra_ids: &[String]) -> Res
     if let Some(c) = config {
         o.hostnames.push(c.hostname.clone());
         o.local_domains = c.domains.clone();
+        // Domains added with `postamt domain add` live in the store; a
+        // store that cannot be opened (another machine's config) adds none.
+        if c.data_dir.exists()
+            && let Ok(store) = crate::open::open_store(c)
+        {
+            use postamt_store::Directory;
+            for d in store.domains().unwrap_or_default() {
+                if !o.local_domains.iter().any(|l| l.eq_ignore_ascii_case(&d)) {
+                    o.local_domains.push(d);
+                }
+            }
+        }
         let a = &c.analyze;
         let nets = |v: &[String], what: &str| {
             Networks::parse(&v.join(" ")).map_err(|e| anyhow::anyhow!("[analyze] {what}: {e}"))
