@@ -1,0 +1,267 @@
+//! A small certificate authority (for a course or an organisation) and the
+//! S/MIME certificates it issues (RFC 8550 §3, RFC 5280): the address as
+//! rfc822Name subjectAltName, extended key usage emailProtection, key
+//! usages for signing and key encipherment (RSA) or key agreement (EC);
+//! RSA-2048 or ECDSA P-256. Identities travel as PKCS#12.
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::stack::Stack;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
+
+use crate::{Error, Result};
+
+/// The key algorithm of a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa2048,
+    EcP256,
+}
+
+impl KeyKind {
+    pub fn parse(s: &str) -> Result<KeyKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "rsa" | "rsa2048" | "rsa-2048" => Ok(KeyKind::Rsa2048),
+            "ec" | "ecdsa" | "p256" | "p-256" => Ok(KeyKind::EcP256),
+            other => Err(Error(format!(
+                "unknown key algorithm {other:?}: use rsa or ec"
+            ))),
+        }
+    }
+
+    fn key(self) -> Result<PKey<Private>> {
+        Ok(match self {
+            KeyKind::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?)?,
+            KeyKind::EcP256 => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+                PKey::from_ec_key(EcKey::generate(&group)?)?
+            }
+        })
+    }
+}
+
+/// A certificate authority: its certificate and key.
+pub struct Ca {
+    pub cert: X509,
+    pub key: PKey<Private>,
+}
+
+/// A certificate with its private key and the chain above it.
+pub struct Identity {
+    pub cert: X509,
+    pub key: PKey<Private>,
+    pub chain: Vec<X509>,
+}
+
+fn serial() -> Result<Asn1Integer> {
+    let mut bn = BigNum::new()?;
+    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    Ok(bn.to_asn1_integer()?)
+}
+
+impl Ca {
+    /// A new self-signed CA named `name`, valid for `days`.
+    pub fn new(name: &str, kind: KeyKind, days: u32) -> Result<Ca> {
+        let key = kind.key()?;
+        let mut n = X509NameBuilder::new()?;
+        n.append_entry_by_nid(Nid::COMMONNAME, name)?;
+        n.append_entry_by_nid(Nid::ORGANIZATIONNAME, name)?;
+        let n = n.build();
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        b.set_serial_number(serial()?.as_ref())?;
+        b.set_subject_name(&n)?;
+        b.set_issuer_name(&n)?;
+        b.set_pubkey(&key)?;
+        b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+        b.set_not_after(&*Asn1Time::days_from_now(days)?)?;
+        b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+        b.append_extension(ski)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        Ok(Ca {
+            cert: b.build(),
+            key,
+        })
+    }
+
+    /// Reads a CA from its PEM certificate and key.
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Ca> {
+        Ok(Ca {
+            cert: X509::from_pem(cert)?,
+            key: PKey::private_key_from_pem(key)?,
+        })
+    }
+
+    /// Issues an S/MIME certificate for `address`, valid for `days`.
+    pub fn issue(&self, address: &str, kind: KeyKind, days: u32) -> Result<Identity> {
+        let address = address.trim();
+        if !address.contains('@') || address.contains(char::is_whitespace) {
+            return Err(Error(format!("{address:?} is not a mail address")));
+        }
+        let key = kind.key()?;
+        let mut n = X509NameBuilder::new()?;
+        n.append_entry_by_nid(Nid::COMMONNAME, address)?;
+        n.append_entry_by_nid(Nid::PKCS9_EMAILADDRESS, address)?;
+        let n = n.build();
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        b.set_serial_number(serial()?.as_ref())?;
+        b.set_subject_name(&n)?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_pubkey(&key)?;
+        b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+        b.set_not_after(&*Asn1Time::days_from_now(days)?)?;
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        let mut usage = KeyUsage::new();
+        usage.critical().digital_signature().non_repudiation();
+        match kind {
+            KeyKind::Rsa2048 => usage.key_encipherment(),
+            KeyKind::EcP256 => usage.key_agreement(),
+        };
+        b.append_extension(usage.build()?)?;
+        b.append_extension(ExtendedKeyUsage::new().email_protection().build()?)?;
+        let san = SubjectAlternativeName::new()
+            .email(address)
+            .build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(san)?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(ski)?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(false)
+            .build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(aki)?;
+        b.sign(&self.key, MessageDigest::sha256())?;
+        Ok(Identity {
+            cert: b.build(),
+            key,
+            chain: vec![self.cert.clone()],
+        })
+    }
+}
+
+impl Identity {
+    /// The identity as PKCS#12 (OpenSSL 3's defaults: AES-256-CBC with
+    /// PBKDF2, SHA-256 MAC), with the chain, under `password`.
+    pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>> {
+        let mut chain = Stack::new()?;
+        for c in &self.chain {
+            chain.push(c.clone())?;
+        }
+        let name = addresses(&self.cert).into_iter().next().unwrap_or_default();
+        let p12 = Pkcs12::builder()
+            .name(&name)
+            .pkey(&self.key)
+            .cert(&self.cert)
+            .ca(chain)
+            .build2(password)?;
+        Ok(p12.to_der()?)
+    }
+
+    /// Reads a PKCS#12 identity.
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Identity> {
+        let p = Pkcs12::from_der(der)
+            .map_err(|e| Error(format!("not a PKCS#12 file: {}", crate::openssl_reason(&e))))?
+            .parse2(password)
+            .map_err(|e| {
+                Error(format!(
+                    "cannot open the PKCS#12 file (wrong password?): {}",
+                    crate::openssl_reason(&e)
+                ))
+            })?;
+        let (Some(cert), Some(key)) = (p.cert, p.pkey) else {
+            return Err(Error(
+                "the PKCS#12 file holds no certificate and key".into(),
+            ));
+        };
+        Ok(Identity {
+            cert,
+            key,
+            chain: p.ca.map(|s| s.into_iter().collect()).unwrap_or_default(),
+        })
+    }
+}
+
+/// The mail addresses a certificate names: rfc822Name subjectAltNames,
+/// then the subject's emailAddress (RFC 8550 §3), lower case.
+pub fn addresses(cert: &openssl::x509::X509Ref) -> Vec<String> {
+    let mut out: Vec<String> = cert
+        .subject_alt_names()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.email().map(|e| e.to_ascii_lowercase()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in cert.subject_name().entries_by_nid(Nid::PKCS9_EMAILADDRESS) {
+        if let Ok(s) = e.data().to_string() {
+            let s = s.to_ascii_lowercase();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// A certificate's subject as one line (`CN=…, O=…`).
+pub fn subject(cert: &openssl::x509::X509Ref) -> String {
+    cert.subject_name()
+        .entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8550_3_issued_certificates_name_the_address_and_their_use() {
+        for kind in [KeyKind::Rsa2048, KeyKind::EcP256] {
+            let ca = Ca::new("Course 2026", kind, 3650).unwrap();
+            let id = ca.issue("Alice@Example.org", kind, 365).unwrap();
+            assert_eq!(addresses(&id.cert), ["alice@example.org"]);
+            assert!(id.cert.verify(&ca.key).unwrap(), "signed by the CA");
+            let text = String::from_utf8(id.cert.to_text().unwrap()).unwrap();
+            assert!(text.contains("E-mail Protection"), "{text}");
+            assert!(text.contains("Digital Signature"), "{text}");
+            assert!(text.contains("CA:FALSE"), "{text}");
+            let p12 = id.to_pkcs12("secret").unwrap();
+            let back = Identity::from_pkcs12(&p12, "secret").unwrap();
+            assert_eq!(back.cert.to_der().unwrap(), id.cert.to_der().unwrap());
+            assert_eq!(back.chain.len(), 1);
+            assert!(Identity::from_pkcs12(&p12, "wrong").is_err());
+        }
+        assert!(
+            Ca::new("x", KeyKind::Rsa2048, 1)
+                .unwrap()
+                .issue("no address", KeyKind::Rsa2048, 1)
+                .is_err()
+        );
+        assert!(KeyKind::parse("dsa").is_err());
+    }
+}

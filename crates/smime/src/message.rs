@@ -1,0 +1,620 @@
+//! Signed and encrypted messages (RFC 8551): `multipart/signed` with an
+//! `application/pkcs7-signature` (detached, SHA-256) or an opaque
+//! `application/pkcs7-mime; smime-type=signed-data`; EnvelopedData with
+//! AES-256-CBC as `smime-type=enveloped-data`. The outer header fields
+//! (From, To, Subject …) stay outside the protected entity, as RFC 8551
+//! does without RFC 9788 header protection — and the verification says so.
+
+// A layer that could not be opened is reported as fully as one that could:
+// the error side of these results is a whole `Layer`, by design.
+#![allow(clippy::result_large_err)]
+
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509, X509PurposeId};
+use serde::Serialize;
+
+use crate::ca::{Identity, addresses, subject};
+use crate::mime::{self, ContentType};
+use crate::{Error, Result};
+
+/// Most nested S/MIME layers unwrapped.
+pub const MAX_LAYERS: usize = 8;
+
+fn boundary(tag: &str) -> String {
+    let mut b = [0u8; 12];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("postamt-{tag}-{hex}")
+}
+
+/// The entity made 7-bit safe: an 8-bit or long-lined single part is
+/// re-encoded as base64 (a relay that re-encodes 8-bit content would break
+/// the signature, RFC 8551 §3.1.2). A multipart with 8-bit content is
+/// refused: its parts would each need re-encoding.
+fn seven_bit_entity(entity: Vec<u8>) -> Result<Vec<u8>> {
+    if mime::seven_bit(&entity) {
+        return Ok(entity);
+    }
+    let ct = mime::field(&entity, "Content-Type").unwrap_or_default();
+    if ContentType::parse(&ct).mime.starts_with("multipart/") {
+        return Err(Error(
+            "a multipart entity with 8-bit content: encode its parts as quoted-printable or base64 first"
+                .into(),
+        ));
+    }
+    let start = mime::body_start(&entity);
+    let mut out = Vec::new();
+    for r in postamt_wire::meta::header_fields(&entity) {
+        if r.start >= start {
+            continue;
+        }
+        if !postamt_wire::meta::field_is(&entity, &r, "Content-Transfer-Encoding") {
+            out.extend_from_slice(&entity[r]);
+        }
+    }
+    out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
+    out.extend_from_slice(mime::base64_lines(&entity[start..]).as_bytes());
+    Ok(out)
+}
+
+/// Signs `message` (a whole message, or a MIME entity) with `id`: the
+/// entity (Content-* fields and body, made 7-bit safe) is signed, the
+/// other fields stay outside. `opaque`: signed-data carrying the content.
+pub fn sign(message: &[u8], id: &Identity, opaque: bool) -> Result<Vec<u8>> {
+    let message = mime::canonical(message);
+    let (outer, entity) = mime::split(&message);
+    let entity = seven_bit_entity(entity)?;
+    let mut chain = Stack::new()?;
+    for c in &id.chain {
+        chain.push(c.clone())?;
+    }
+    // BINARY: the entity is canonical already (CRLF), sign it as it is.
+    let mut flags = CMSOptions::BINARY;
+    if !opaque {
+        flags |= CMSOptions::DETACHED;
+    }
+    let cms = CmsContentInfo::sign(
+        Some(&id.cert),
+        Some(&id.key),
+        Some(&chain),
+        Some(&entity),
+        flags,
+    )?;
+    let der = cms.to_der()?;
+    let mut out = outer;
+    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    if opaque {
+        out.extend_from_slice(
+            b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n\
+              Content-Transfer-Encoding: base64\r\n\
+              Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n",
+        );
+        out.extend_from_slice(mime::base64_lines(&der).as_bytes());
+        return Ok(out);
+    }
+    let b = boundary("signed");
+    out.extend_from_slice(
+        format!(
+            "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n\tboundary=\"{b}\"\r\n\r\n\
+             This is a signed message (S/MIME, RFC 8551).\r\n--{b}\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&entity);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{b}\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(mime::base64_lines(&der).as_bytes());
+    out.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    Ok(out)
+}
+
+/// Encrypts `message`'s entity to `recipients` (EnvelopedData,
+/// AES-256-CBC, RFC 8551 §2.7); the other fields stay outside.
+pub fn encrypt(message: &[u8], recipients: &[X509]) -> Result<Vec<u8>> {
+    if recipients.is_empty() {
+        return Err(Error("no recipient certificate".into()));
+    }
+    let message = mime::canonical(message);
+    let (outer, entity) = mime::split(&message);
+    let mut certs = Stack::new()?;
+    for c in recipients {
+        certs.push(c.clone())?;
+    }
+    let cms = CmsContentInfo::encrypt(&certs, &entity, Cipher::aes_256_cbc(), CMSOptions::BINARY)?;
+    let der = cms.to_der()?;
+    let mut out = outer;
+    out.extend_from_slice(
+        b"MIME-Version: 1.0\r\n\
+          Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"\r\n\
+          Content-Transfer-Encoding: base64\r\n\
+          Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n",
+    );
+    out.extend_from_slice(mime::base64_lines(&der).as_bytes());
+    Ok(out)
+}
+
+/// What a layer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Detached,
+    Opaque,
+    Enveloped,
+    Plain,
+}
+
+fn kind(message: &[u8]) -> (Kind, ContentType) {
+    let ct = ContentType::parse(&mime::field(message, "Content-Type").unwrap_or_default());
+    let k = match ct.mime.as_str() {
+        "multipart/signed" => Kind::Detached,
+        "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
+            match ct.param("smime-type").map(|s| s.to_ascii_lowercase()) {
+                Some(t) if t == "signed-data" => Kind::Opaque,
+                Some(t) if t == "enveloped-data" || t == "authenveloped-data" => Kind::Enveloped,
+                // Without smime-type, the name says (`smime.p7m` is both):
+                // try as signed first, then as enveloped.
+                _ => Kind::Opaque,
+            }
+        }
+        _ => Kind::Plain,
+    };
+    (k, ct)
+}
+
+/// Decrypts an enveloped message with `id`: the outer fields and the
+/// decrypted entity, as one message.
+pub fn decrypt(message: &[u8], id: &Identity) -> Result<Vec<u8>> {
+    let message = mime::canonical(message);
+    let (k, _) = kind(&message);
+    if k != Kind::Enveloped && k != Kind::Opaque {
+        return Err(Error(
+            "not an encrypted message (application/pkcs7-mime)".into(),
+        ));
+    }
+    let der = mime::base64_body(&message)
+        .ok_or_else(|| Error("the encrypted body is not base64".into()))?;
+    let cms = CmsContentInfo::from_der(&der)
+        .map_err(|e| Error(format!("not CMS: {}", crate::openssl_reason(&e))))?;
+    let entity = cms.decrypt(&id.key, &id.cert).map_err(|e| {
+        Error(format!(
+            "cannot decrypt (not encrypted to this certificate?): {}",
+            crate::openssl_reason(&e)
+        ))
+    })?;
+    let (outer, _) = mime::split(&message);
+    let mut out = outer;
+    out.extend_from_slice(&entity);
+    Ok(out)
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The signature matches the content and the certificate chains to a
+    /// trusted CA.
+    Valid,
+    /// The signature does not match the content (changed, or forged).
+    Invalid,
+    /// The signature matches, but the certificate is not trusted
+    /// (unknown CA, expired, not yet valid, not for e-mail).
+    Untrusted,
+    /// Not signed, or not checkable (encrypted without a key, garbage).
+    NotSigned,
+}
+
+/// One layer of a message, outermost first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layer {
+    /// `signed (detached)`, `signed (opaque)`, `encrypted`.
+    pub kind: String,
+    pub status: Status,
+    pub detail: String,
+    pub signer: Option<String>,
+    pub signer_addresses: Vec<String>,
+    pub not_after: Option<String>,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// The verdict on the whole: the worst of the signed layers.
+    pub status: Status,
+    pub layers: Vec<Layer>,
+    /// The `From:` address, and whether a signer's certificate names it
+    /// (RFC 8550 §3).
+    pub from: Option<String>,
+    pub from_matches: Option<bool>,
+    /// RFC 8551 without RFC 9788: the outer Subject, From, To are not
+    /// covered by the signature.
+    pub headers_protected: bool,
+    /// The innermost content, once every layer that could be opened is.
+    #[serde(skip)]
+    pub content: Vec<u8>,
+}
+
+/// Verifies `message`: every signed layer (nested ones too, decrypting
+/// with `id` where one is given), against the trusted CAs `trust` at
+/// `at` (seconds since the epoch; now when `None`).
+pub fn verify(
+    message: &[u8],
+    trust: &[X509],
+    at: Option<i64>,
+    id: Option<&Identity>,
+) -> Verification {
+    let message = mime::canonical(message);
+    let from = mime::field(&message, "From").and_then(|f| {
+        let f = f
+            .rsplit('<')
+            .next()
+            .unwrap_or(&f)
+            .trim_end_matches('>')
+            .trim()
+            .to_ascii_lowercase();
+        f.contains('@').then_some(f)
+    });
+    let mut layers = Vec::new();
+    let mut current = message.clone();
+    for _ in 0..MAX_LAYERS {
+        let (k, ct) = kind(&current);
+        let step = match k {
+            Kind::Plain => break,
+            Kind::Detached => detached(&current, &ct, trust, at),
+            Kind::Opaque => opaque(&current, trust, at, id),
+            Kind::Enveloped => enveloped(&current, id),
+        };
+        match step {
+            Ok((layer, inner)) => {
+                layers.push(layer);
+                match inner {
+                    Some(inner) => current = inner,
+                    None => break,
+                }
+            }
+            Err(layer) => {
+                layers.push(layer);
+                break;
+            }
+        }
+    }
+    if layers.len() == MAX_LAYERS {
+        layers.push(Layer {
+            kind: "nested".into(),
+            status: Status::NotSigned,
+            detail: format!("more than {MAX_LAYERS} nested layers: the rest was not opened"),
+            signer: None,
+            signer_addresses: vec![],
+            not_after: None,
+        });
+    }
+    let signed: Vec<&Layer> = layers
+        .iter()
+        .filter(|l| l.kind.starts_with("signed"))
+        .collect();
+    let status = if signed.is_empty() {
+        Status::NotSigned
+    } else if signed.iter().any(|l| l.status == Status::Invalid) {
+        Status::Invalid
+    } else if signed.iter().any(|l| l.status == Status::Untrusted) {
+        Status::Untrusted
+    } else if signed.iter().all(|l| l.status == Status::Valid) {
+        Status::Valid
+    } else {
+        Status::NotSigned
+    };
+    let from_matches = from.as_ref().and_then(|f| {
+        (!signed.is_empty()).then(|| {
+            signed
+                .iter()
+                .any(|l| l.signer_addresses.iter().any(|a| a == f))
+        })
+    });
+    Verification {
+        status,
+        layers,
+        from,
+        from_matches,
+        headers_protected: false,
+        content: current,
+    }
+}
+
+fn layer(kind: &str, status: Status, detail: String) -> Layer {
+    Layer {
+        kind: kind.into(),
+        status,
+        detail,
+        signer: None,
+        signer_addresses: vec![],
+        not_after: None,
+    }
+}
+
+/// Checks a signature: first its mathematics (does it match the
+/// content?), then the signer's certificate (chain, validity, purpose).
+fn check(
+    der: &[u8],
+    detached: Option<&[u8]>,
+    what: &str,
+    trust: &[X509],
+    at: Option<i64>,
+) -> std::result::Result<(Layer, Vec<u8>), Layer> {
+    let mut cms = CmsContentInfo::from_der(der).map_err(|e| {
+        layer(
+            what,
+            Status::NotSigned,
+            format!("the signature is not CMS: {}", crate::openssl_reason(&e)),
+        )
+    })?;
+    let mut content = Vec::new();
+    if let Err(e) = cms.verify(
+        None,
+        None,
+        detached,
+        Some(&mut content),
+        CMSOptions::NOVERIFY | CMSOptions::BINARY,
+    ) {
+        return Err(layer(
+            what,
+            Status::Invalid,
+            format!(
+                "INVALID: the signature does not match the content — the message was changed after signing, or the signature is forged ({})",
+                crate::openssl_reason(&e)
+            ),
+        ));
+    }
+    let mut l = layer(what, Status::Valid, String::new());
+    if let Ok(p7) = Pkcs7::from_der(der)
+        && let Ok(empty) = Stack::new()
+        && let Ok(signers) = p7.signers(&empty, Pkcs7Flags::empty())
+        && let Some(cert) = signers.iter().next()
+    {
+        l.signer = Some(subject(cert));
+        l.signer_addresses = addresses(cert);
+        l.not_after = Some(cert.not_after().to_string());
+    }
+    let trusted = (|| -> std::result::Result<(), String> {
+        let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+        for c in trust {
+            store.add_cert(c.clone()).map_err(|e| e.to_string())?;
+        }
+        let mut param = openssl::x509::verify::X509VerifyParam::new().map_err(|e| e.to_string())?;
+        param
+            .set_purpose(X509PurposeId::SMIME_SIGN)
+            .map_err(|e| e.to_string())?;
+        if let Some(t) = at {
+            param.set_time(t as _);
+            param
+                .set_flags(X509VerifyFlags::USE_CHECK_TIME)
+                .map_err(|e| e.to_string())?;
+        }
+        store.set_param(&param).map_err(|e| e.to_string())?;
+        let store = store.build();
+        let mut again = CmsContentInfo::from_der(der).map_err(|e| e.to_string())?;
+        again
+            .verify(None, Some(&store), detached, None, CMSOptions::BINARY)
+            .map_err(|e| crate::openssl_reason(&e))
+    })();
+    match trusted {
+        Ok(()) => {
+            l.detail =
+                "valid: the content is as signed, and the certificate chains to a trusted CA"
+                    .into();
+        }
+        Err(why) => {
+            l.status = Status::Untrusted;
+            l.detail =
+                format!("the content is as signed, but the certificate is not trusted: {why}");
+        }
+    }
+    Ok((l, content))
+}
+
+type Step = std::result::Result<(Layer, Option<Vec<u8>>), Layer>;
+
+fn detached(message: &[u8], ct: &ContentType, trust: &[X509], at: Option<i64>) -> Step {
+    let what = "signed (detached)";
+    let Some(b) = ct.param("boundary") else {
+        return Err(layer(
+            what,
+            Status::NotSigned,
+            "multipart/signed without a boundary".into(),
+        ));
+    };
+    let body = &message[mime::body_start(message)..];
+    let Some((entity, signature)) = mime::signed_parts(body, b) else {
+        return Err(layer(
+            what,
+            Status::NotSigned,
+            "multipart/signed without its two parts".into(),
+        ));
+    };
+    let Some(der) = mime::base64_body(signature) else {
+        return Err(layer(
+            what,
+            Status::NotSigned,
+            "the signature part is not base64".into(),
+        ));
+    };
+    let (l, _) = check(&der, Some(entity), what, trust, at)?;
+    let (outer, _) = mime::split(message);
+    let mut inner = outer;
+    inner.extend_from_slice(entity);
+    Ok((l, Some(inner)))
+}
+
+fn opaque(message: &[u8], trust: &[X509], at: Option<i64>, id: Option<&Identity>) -> Step {
+    let Some(der) = mime::base64_body(message) else {
+        return Err(layer(
+            "signed (opaque)",
+            Status::NotSigned,
+            "the body is not base64".into(),
+        ));
+    };
+    // smime.p7m without smime-type may be enveloped.
+    if let Ok(cms) = CmsContentInfo::from_der(&der)
+        && let Ok(p7) = Pkcs7::from_der(&der)
+        && p7.type_().map(|t| t.nid()) == Some(openssl::nid::Nid::PKCS7_ENVELOPED)
+    {
+        drop(cms);
+        return enveloped(message, id);
+    }
+    let (l, content) = check(&der, None, "signed (opaque)", trust, at)?;
+    let (outer, _) = mime::split(message);
+    let mut inner = outer;
+    inner.extend_from_slice(&content);
+    Ok((l, Some(inner)))
+}
+
+fn enveloped(message: &[u8], id: Option<&Identity>) -> Step {
+    let what = "encrypted";
+    let Some(id) = id else {
+        return Err(layer(
+            what,
+            Status::NotSigned,
+            "encrypted: no key given to open it (--identity)".into(),
+        ));
+    };
+    match decrypt(message, id) {
+        Ok(inner) => Ok((
+            layer(
+                what,
+                Status::Valid,
+                "decrypted with the given identity".into(),
+            ),
+            Some(inner),
+        )),
+        Err(e) => Err(layer(what, Status::NotSigned, e.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{Ca, KeyKind};
+
+    const MSG: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nHello Bob.\r\n";
+
+    fn setup() -> (Ca, Identity, Identity) {
+        let ca = Ca::new("Test CA", KeyKind::EcP256, 30).unwrap();
+        let alice = ca.issue("alice@example.org", KeyKind::Rsa2048, 30).unwrap();
+        let bob = ca.issue("bob@example.org", KeyKind::Rsa2048, 30).unwrap();
+        (ca, alice, bob)
+    }
+
+    #[test]
+    fn rfc8551_sign_verify_detached_and_opaque() {
+        let (ca, alice, _) = setup();
+        for opaque in [false, true] {
+            let signed = sign(MSG, &alice, opaque).unwrap();
+            let v = verify(&signed, std::slice::from_ref(&ca.cert), None, None);
+            assert_eq!(v.status, Status::Valid, "{v:?}");
+            assert_eq!(v.from_matches, Some(true));
+            assert_eq!(v.layers[0].signer_addresses, ["alice@example.org"]);
+            assert!(v.content.ends_with(b"Hello Bob.\r\n"));
+            // Unknown CA: the mathematics holds, the trust does not.
+            let v = verify(&signed, &[], None, None);
+            assert_eq!(v.status, Status::Untrusted, "{v:?}");
+        }
+        let signed = sign(MSG, &alice, false).unwrap();
+        let tampered = String::from_utf8(signed)
+            .unwrap()
+            .replace("Hello Bob.", "Hello Eve.");
+        let v = verify(
+            tampered.as_bytes(),
+            std::slice::from_ref(&ca.cert),
+            None,
+            None,
+        );
+        assert_eq!(v.status, Status::Invalid);
+        assert!(v.layers[0].detail.starts_with("INVALID"));
+        assert_eq!(
+            verify(MSG, std::slice::from_ref(&ca.cert), None, None).status,
+            Status::NotSigned
+        );
+    }
+
+    #[test]
+    fn rfc8551_encrypt_decrypt_and_sign_then_encrypt() {
+        let (ca, alice, bob) = setup();
+        let enc = encrypt(
+            &sign(MSG, &alice, false).unwrap(),
+            &[bob.cert.clone(), alice.cert.clone()],
+        )
+        .unwrap();
+        assert!(!enc.windows(10).any(|w| w == b"Hello Bob."), "encrypted");
+        let plain = decrypt(&enc, &bob).unwrap();
+        assert!(plain.starts_with(b"From: Alice <alice@example.org>"));
+        let v = verify(&enc, std::slice::from_ref(&ca.cert), None, Some(&bob));
+        assert_eq!(v.layers.len(), 2, "{v:?}");
+        assert_eq!(v.status, Status::Valid);
+        let eve = ca.issue("eve@example.org", KeyKind::Rsa2048, 30).unwrap();
+        assert!(decrypt(&enc, &eve).is_err());
+        assert_eq!(
+            verify(&enc, std::slice::from_ref(&ca.cert), None, None).status,
+            Status::NotSigned
+        );
+    }
+
+    #[test]
+    fn rfc8550_expired_and_other_addresses() {
+        let (ca, alice, _) = setup();
+        let signed = sign(MSG, &alice, false).unwrap();
+        let later = 4_102_444_800; // 2100
+        let v = verify(&signed, std::slice::from_ref(&ca.cert), Some(later), None);
+        assert_eq!(v.status, Status::Untrusted);
+        assert!(
+            v.layers[0].detail.contains("expired"),
+            "{}",
+            v.layers[0].detail
+        );
+        let forged_from = String::from_utf8(signed)
+            .unwrap()
+            .replace("From: Alice <alice@example.org>", "From: ceo@example.org");
+        let v = verify(
+            forged_from.as_bytes(),
+            std::slice::from_ref(&ca.cert),
+            None,
+            None,
+        );
+        assert_eq!(
+            v.status,
+            Status::Valid,
+            "the From: is outside the signature"
+        );
+        assert_eq!(v.from_matches, Some(false));
+    }
+
+    #[test]
+    fn bad_input_is_refused_in_words() {
+        let (ca, _, bob) = setup();
+        let garbage = b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\nnot base64 !!\r\n";
+        assert_eq!(
+            verify(garbage, std::slice::from_ref(&ca.cert), None, None).status,
+            Status::NotSigned
+        );
+        let junk =
+            b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\nQUJDRA==\r\n";
+        assert!(decrypt(junk, &bob).unwrap_err().0.starts_with("not CMS"));
+        let eight = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n\xc3\xa4\r\n--x--\r\n";
+        assert!(sign(eight, &bob, false).is_err());
+        let single =
+            b"From: a@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\xa4\r\n";
+        let s = sign(single, &bob, false).unwrap();
+        assert!(s.is_ascii(), "8-bit text re-encoded as base64");
+        assert_eq!(
+            verify(&s, std::slice::from_ref(&ca.cert), None, None).status,
+            Status::Valid
+        );
+    }
+}
