@@ -12,6 +12,7 @@ mod mail;
 mod open;
 mod process;
 mod serve;
+mod smime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,10 @@ enum Command {
     /// lines can be believed, who it claims to be from, and whether it is
     /// forged (DKIM and ARC re-checked unless --offline).
     Analyze(analyze::AnalyzeArgs),
+    /// S/MIME: a small CA and certificates; sign, encrypt, verify and
+    /// decrypt messages (like `openssl cms`).
+    #[command(subcommand)]
+    Smime(smime::SmimeCmd),
     /// ARC (RFC 8617): seal a message as a mailing list does, verify a chain.
     #[command(subcommand)]
     Arc(arc::ArcCmd),
@@ -128,6 +133,16 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve => load_config(&cli).and_then(|c| serve::run(c, cli.dev)),
         Command::Deliver(args) => return admin::deliver(load_config(&cli), args),
+        Command::Smime(c) => {
+            return match smime::run(load_config(&cli), c) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("postamt: {e:#}");
+                    // Not checkable (verify's exit 2); other commands fail.
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::User(c) => load_config(&cli).and_then(|cfg| admin::user(&cfg, c)),
         Command::Domain(c) => load_config(&cli).and_then(|cfg| admin::domain(&cfg, c)),
         Command::Alias(c) => load_config(&cli).and_then(|cfg| admin::alias(&cfg, c)),
