@@ -45,6 +45,12 @@ pub struct Account {
     pub default: bool,
     /// Display name for From: (optional).
     pub name: Option<String>,
+    /// S/MIME: the PKCS#12 file with this account's certificate and key.
+    pub smime_identity: Option<String>,
+    pub smime_password_command: Option<String>,
+    pub smime_password_env: Option<String>,
+    /// S/MIME: trusted CA certificates (PEM) for verifying signatures.
+    pub smime_ca: Option<String>,
 }
 
 impl Account {
@@ -75,6 +81,42 @@ impl Account {
                 .map_err(|_| ClientError::Config(format!("password_env: ${var} is not set")));
         }
         prompt_password(&format!("password for {}: ", self.login()))
+    }
+
+    /// The S/MIME identity's password: `smime_password_command`,
+    /// `smime_password_env`, or asked for on the terminal.
+    pub fn smime_password(&self) -> Result<String> {
+        if let Some(cmd) = &self.smime_password_command {
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| ClientError::Config(format!("smime_password_command: {e}")))?;
+            if !out.status.success() {
+                return Err(ClientError::Config(format!(
+                    "smime_password_command failed ({})",
+                    out.status
+                )));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            return Ok(text.lines().next().unwrap_or("").to_string());
+        }
+        if let Some(var) = &self.smime_password_env {
+            return std::env::var(var).map_err(|_| {
+                ClientError::Config(format!("smime_password_env: ${var} is not set"))
+            });
+        }
+        prompt_password("password of the S/MIME identity: ")
+    }
+}
+
+/// `~/…` expanded.
+pub fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(rest)
+        }
+        None => PathBuf::from(path),
     }
 }
 

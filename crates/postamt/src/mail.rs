@@ -170,6 +170,21 @@ pub struct SendArgs {
     /// else its To/Cc/Bcc headers).
     #[arg(long, conflicts_with_all = ["subject", "attach", "body"])]
     raw: Option<PathBuf>,
+    /// S/MIME-sign with the account's `smime_identity` (RFC 8551,
+    /// multipart/signed, SHA-256).
+    #[arg(long)]
+    sign: bool,
+    /// With --sign: application/pkcs7-mime signed-data instead.
+    #[arg(long, requires = "sign")]
+    opaque: bool,
+    /// S/MIME-encrypt to every recipient (and to the sender, so the Sent
+    /// copy stays readable); certificates from --recipient-cert or the
+    /// client's certificate store. With --sign: signed, then encrypted.
+    #[arg(long)]
+    encrypt: bool,
+    /// Recipient certificates (PEM) to encrypt to.
+    #[arg(long = "recipient-cert")]
+    recipient_certs: Vec<PathBuf>,
 }
 
 /// The explanations' language: `--lang`, else the locale (LC_ALL,
@@ -206,7 +221,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
     match &args.cmd {
         MailCmd::Account(_) => unreachable!("handled above"),
         MailCmd::Send(s) => {
-            let content = send(account, s, tracer(Proto::Smtp))?;
+            let content = send(account, s, tracer(Proto::Smtp), &cert_dir(&path))?;
             // A copy in the Sent mailbox, as mail clients keep one.
             if account.imap.is_some() {
                 let copy = open_imap(account, tracer(Proto::Imap)).and_then(|mut c| {
@@ -228,6 +243,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
             args.mailbox.as_deref().unwrap_or("INBOX"),
             tracer(Proto::Imap),
             lang,
+            &cert_dir(&path),
         ),
         MailCmd::Flag { .. } | MailCmd::Move { .. } => {
             bail!(
@@ -245,7 +261,7 @@ pub fn run(args: &MailArgs) -> Result<()> {
             {
                 bail!("--mailbox needs IMAP; POP3 has one mailbox");
             }
-            read_cmd(account, cmd, tracer(Proto::Pop3), lang)
+            read_cmd(account, cmd, tracer(Proto::Pop3), lang, &cert_dir(&path))
         }
     }
 }
@@ -327,7 +343,155 @@ fn account_cmd(path: &Path, cmd: &AccountCmd) -> Result<()> {
     }
 }
 
-fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<Vec<u8>> {
+/// The client's certificate store: `certs/` beside the client config,
+/// one `ADDRESS.pem` per correspondent (RFC 8550 §3).
+fn cert_dir(client_config: &Path) -> PathBuf {
+    client_config
+        .parent()
+        .map(|p| p.join("certs"))
+        .unwrap_or_else(|| PathBuf::from("certs"))
+}
+
+fn smime_identity(account: &Account) -> Result<postamt_smime::Identity> {
+    let path = account
+        .smime_identity
+        .as_deref()
+        .context("this account has no smime_identity (a PKCS#12 file)")?;
+    let path = postamt_client::account::expand_home(path);
+    let der = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let pw = account.smime_password()?;
+    postamt_smime::Identity::from_pkcs12(&der, &pw)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Signs and/or encrypts a composed message as asked (RFC 8551 §3.5:
+/// signed first, then encrypted).
+fn protect(
+    account: &Account,
+    s: &SendArgs,
+    content: Vec<u8>,
+    rcpts: &[String],
+    certs: &Path,
+) -> Result<Vec<u8>> {
+    if !s.sign && !s.encrypt {
+        return Ok(content);
+    }
+    let id = if s.sign || account.smime_identity.is_some() {
+        Some(smime_identity(account)?)
+    } else {
+        None
+    };
+    let mut content = content;
+    if s.sign {
+        let id = id
+            .as_ref()
+            .context("--sign needs the account's smime_identity")?;
+        content = postamt_smime::sign(&content, id, s.opaque).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if s.encrypt {
+        let mut recipients = Vec::new();
+        for f in &s.recipient_certs {
+            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            recipients.extend(
+                openssl::x509::X509::stack_from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+            );
+        }
+        if s.recipient_certs.is_empty() {
+            for r in rcpts {
+                let file = certs.join(format!("{}.pem", r.to_ascii_lowercase()));
+                let pem = std::fs::read(&file).with_context(|| {
+                    format!("no certificate for {r}: --recipient-cert FILE, or read a signed message of theirs first")
+                })?;
+                recipients.extend(openssl::x509::X509::stack_from_pem(&pem)?);
+            }
+        }
+        // The sender too: the Sent copy stays readable.
+        if let Some(id) = &id {
+            recipients.push(id.cert.clone());
+        }
+        content = postamt_smime::encrypt(&content, &recipients).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(content)
+}
+
+/// `mail read` of an S/MIME message: every layer opened (decrypted with
+/// the account's identity, verified against `smime_ca`), a summary on
+/// top, then the innermost content. A signer whose certificate is trusted
+/// and names the From: address goes into the certificate store (RFC 8550
+/// §3), for encrypting to them later. Encrypted layers are whole-message
+/// layers only: no decrypted part is ever shown inside another message's
+/// view (EFAIL).
+fn smime_view(account: &Account, raw: &[u8], certs: &Path) -> Result<Option<String>> {
+    use mail_parser::MimeHeaders;
+    let ct = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| {
+            m.content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if ct != "multipart/signed" && !ct.ends_with("pkcs7-mime") {
+        return Ok(None);
+    }
+    let id = account
+        .smime_identity
+        .as_ref()
+        .map(|_| smime_identity(account))
+        .transpose()?;
+    let mut trust = Vec::new();
+    if let Some(ca) = &account.smime_ca {
+        let path = postamt_client::account::expand_home(ca);
+        let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        trust.extend(openssl::x509::X509::stack_from_pem(&pem)?);
+    }
+    let v = postamt_smime::verify(raw, &trust, None, id.as_ref());
+    let mut out = String::new();
+    let verdict = match v.status {
+        postamt_smime::Status::Valid => "signature VALID, signer trusted",
+        postamt_smime::Status::Invalid => {
+            "signature INVALID: the message was changed after signing, or the signature is forged. Do not trust it."
+        }
+        postamt_smime::Status::Untrusted => "signature matches, but the signer is NOT TRUSTED",
+        postamt_smime::Status::NotSigned => "not signed",
+    };
+    out.push_str(&format!("S/MIME: {verdict}\n"));
+    for (i, l) in v.layers.iter().enumerate() {
+        out.push_str(&format!("  layer {}: {}: {}\n", i + 1, l.kind, l.detail));
+        if let Some(s) = &l.signer {
+            out.push_str(&format!(
+                "    signer: {s} ({})\n",
+                l.signer_addresses.join(", ")
+            ));
+        }
+    }
+    match (&v.from, v.from_matches) {
+        (Some(f), Some(true)) => out.push_str(&format!("  From: {f} is the signer's address\n")),
+        (Some(f), Some(false)) => out.push_str(&format!(
+            "  From: {f} is NOT the signer's address (RFC 8550 §3)\n"
+        )),
+        _ => {}
+    }
+    out.push_str("  Subject, From and To are outside the signature: not protected (no RFC 9788 header protection).\n\n");
+    // Remember a trusted signer for encrypting to them later.
+    if v.status == postamt_smime::Status::Valid
+        && v.from_matches == Some(true)
+        && let (Some(from), Some(cert)) =
+            (&v.from, v.layers.iter().find_map(|l| l.signer_pem.clone()))
+    {
+        // An address is a file name here: nothing that could leave the
+        // directory.
+        if !from.contains(['/', '\\']) && !from.starts_with('.') {
+            std::fs::create_dir_all(certs)?;
+            std::fs::write(certs.join(format!("{from}.pem")), cert)?;
+        }
+    }
+    out.push_str(&render(&v.content));
+    Ok(Some(out))
+}
+
+fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>, certs: &Path) -> Result<Vec<u8>> {
     let endpoint = account
         .smtp
         .as_deref()
@@ -371,6 +535,7 @@ fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>) -> Result<Vec<u8
     if rcpts.is_empty() {
         bail!("no recipients");
     }
+    let content = protect(account, s, content, &rcpts, certs)?;
     let password = account.password()?;
     let sub = postamt_client::smtp::Submission {
         endpoint,
@@ -430,6 +595,7 @@ fn imap_cmd(
     mailbox: &str,
     trace: Option<Tracer>,
     lang: Lang,
+    certs: &Path,
 ) -> Result<()> {
     let mut c = open_imap(account, trace)?;
     match cmd {
@@ -463,7 +629,10 @@ fn imap_cmd(
         MailCmd::Read { id } => {
             c.select(mailbox, false)?;
             let raw = c.body(*id, "")?;
-            print!("{}", render(&raw));
+            match smime_view(account, &raw, certs)? {
+                Some(view) => print!("{view}"),
+                None => print!("{}", render(&raw)),
+            }
             // Reading marks it seen, as a mail client does.
             c.store(*id, "+FLAGS", "\\Seen")?;
         }
@@ -619,7 +788,13 @@ fn analyze(raw: &[u8], cmd: &MailCmd, lang: Lang) -> Result<()> {
     crate::analyze::print(&postamt_analyze::analyze(raw, &o), *json, lang)
 }
 
-fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>, lang: Lang) -> Result<()> {
+fn read_cmd(
+    account: &Account,
+    cmd: &MailCmd,
+    trace: Option<Tracer>,
+    lang: Lang,
+    certs: &Path,
+) -> Result<()> {
     if let MailCmd::List { unseen, search } = cmd
         && (*unseen || search.is_some())
     {
@@ -649,7 +824,10 @@ fn read_cmd(account: &Account, cmd: &MailCmd, trace: Option<Tracer>, lang: Lang)
         }
         MailCmd::Read { id } => {
             let raw = p.retr(*id)?;
-            print!("{}", render(&raw));
+            match smime_view(account, &raw, certs)? {
+                Some(view) => print!("{view}"),
+                None => print!("{}", render(&raw)),
+            }
         }
         MailCmd::Headers { id } => {
             let h = p.header(*id)?;

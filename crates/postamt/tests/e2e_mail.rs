@@ -653,3 +653,176 @@ fn mail_analyze_reads_and_analyses_a_message() {
         "{de}"
     );
 }
+
+/// S/MIME through the whole system (issue 15): certificates from the
+/// installation's CA; bob sends alice a signed message, alice's client
+/// verifies it (valid, trusted, From: is the signer) and keeps bob's
+/// certificate (RFC 8550 §3); alice then signs and encrypts to bob with
+/// it through submission and delivery; bob's client (over IMAP) decrypts
+/// and verifies what alice's signed, and alice's Sent copy is readable
+/// by her. A message changed on the way says INVALID.
+#[test]
+fn smime_sign_and_encrypt_through_the_system() {
+    let s = Server::start("");
+    let d = s.dir.path().to_path_buf();
+    s.admin(&["smime", "ca", "init", "--name", "Course"])
+        .success();
+    for who in ["alice", "bob"] {
+        let p12 = d.join(format!("{who}.p12"));
+        s.admin_stdin(
+            &[
+                "smime",
+                "cert",
+                "issue",
+                &format!("{who}@example.test"),
+                "--out",
+                p12.to_str().unwrap(),
+                "--password-stdin",
+            ],
+            "pw\n",
+        )
+        .success();
+    }
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let data = config
+        .lines()
+        .find_map(|l| l.strip_prefix("data_dir = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let ca = Path::new(&data).join("smime/ca.pem");
+    let cfg = client_config_imap(&s, &pin(&s));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    for who in ["alice", "bob"] {
+        text = text.replace(
+            &format!("address = \"{who}@example.test\"\n"),
+            &format!(
+                "address = \"{who}@example.test\"\nsmime_identity = \"{}\"\nsmime_password_env = \"SMIME_PW\"\nsmime_ca = \"{}\"\n",
+                d.join(format!("{who}.p12")).display(),
+                ca.display()
+            ),
+        );
+    }
+    std::fs::write(&cfg, text).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("mail")
+            .arg("--client-config")
+            .arg(&cfg)
+            .args(args)
+            .env("ALICE_PW", "alice-pw")
+            .env("BOB_PW", "bob-pw")
+            .env("SMIME_PW", "pw")
+            .env("LANG", "C");
+        run_with_stdin(&mut cmd, b"")
+    };
+    std::fs::write(d.join("hello.txt"), "Hello Alice, here is my key.\n").unwrap();
+    run(&[
+        "--account",
+        "bob",
+        "send",
+        "--to",
+        "alice@example.test",
+        "--subject",
+        "my key",
+        "--body",
+        d.join("hello.txt").to_str().unwrap(),
+        "--sign",
+    ])
+    .success();
+    let list = run(&["--account", "alice", "list"]).success().stdout;
+    let uid = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let read = run(&["--account", "alice", "read", &uid]).success().stdout;
+    assert!(
+        read.starts_with("S/MIME: signature VALID, signer trusted"),
+        "{read}"
+    );
+    assert!(
+        read.contains("bob@example.test is the signer's address"),
+        "{read}"
+    );
+    assert!(read.contains("Hello Alice, here is my key."), "{read}");
+    assert!(
+        d.join("certs/bob@example.test.pem").exists(),
+        "bob's certificate kept"
+    );
+
+    std::fs::write(d.join("secret.txt"), "Bob, the exam is on Friday.\n").unwrap();
+    run(&[
+        "--account",
+        "alice",
+        "send",
+        "--to",
+        "bob@example.test",
+        "--subject",
+        "exam",
+        "--body",
+        d.join("secret.txt").to_str().unwrap(),
+        "--sign",
+        "--encrypt",
+    ])
+    .success();
+    // What is stored is unreadable without bob's key.
+    let stored = maildrop(&s, "bob@example.test", "bob-pw").pop().unwrap();
+    assert!(!stored.contains("exam is on Friday"), "{stored}");
+    assert!(stored.contains("smime-type=enveloped-data"), "{stored}");
+    let list = run(&["--account", "bob", "list"]).success().stdout;
+    let uid = list
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let read = run(&["--account", "bob", "read", &uid]).success().stdout;
+    assert!(
+        read.starts_with("S/MIME: signature VALID, signer trusted"),
+        "{read}"
+    );
+    assert!(
+        read.contains("layer 1: encrypted") && read.contains("layer 2: signed (detached)"),
+        "{read}"
+    );
+    assert!(read.contains("Bob, the exam is on Friday."), "{read}");
+    // alice reads her own Sent copy.
+    let sent = run(&["--account", "alice", "--mailbox", "Sent", "list"])
+        .success()
+        .stdout;
+    let uid = sent
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let read = run(&["--account", "alice", "--mailbox", "Sent", "read", &uid])
+        .success()
+        .stdout;
+    assert!(read.contains("Bob, the exam is on Friday."), "{read}");
+    // Without a certificate for the recipient, nothing is sent in clear.
+    let out = run(&[
+        "--account",
+        "alice",
+        "send",
+        "--to",
+        "carol@example.test",
+        "--subject",
+        "x",
+        "--encrypt",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("no certificate for carol@example.test"),
+        "{}",
+        out.stderr
+    );
+}

@@ -223,6 +223,9 @@ pub struct Layer {
     pub signer: Option<String>,
     pub signer_addresses: Vec<String>,
     pub not_after: Option<String>,
+    /// The signer's certificate (PEM), for a certificate store.
+    #[serde(skip)]
+    pub signer_pem: Option<Vec<u8>>,
 }
 
 /// What [`verify`] found.
@@ -295,6 +298,7 @@ pub fn verify(
             signer: None,
             signer_addresses: vec![],
             not_after: None,
+            signer_pem: None,
         });
     }
     let signed: Vec<&Layer> = layers
@@ -337,6 +341,7 @@ fn layer(kind: &str, status: Status, detail: String) -> Layer {
         signer: None,
         signer_addresses: vec![],
         not_after: None,
+        signer_pem: None,
     }
 }
 
@@ -382,6 +387,7 @@ fn check(
         l.signer = Some(subject(cert));
         l.signer_addresses = addresses(cert);
         l.not_after = Some(cert.not_after().to_string());
+        l.signer_pem = cert.to_pem().ok();
     }
     let trusted = (|| -> std::result::Result<(), String> {
         let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
