@@ -455,6 +455,7 @@ fn smime_view(account: &Account, raw: &[u8], certs: &Path) -> Result<Option<Stri
         }
         postamt_smime::Status::Untrusted => "signature matches, but the signer is NOT TRUSTED",
         postamt_smime::Status::NotSigned => "not signed",
+        postamt_smime::Status::Policy => "signature matches, but is NOT ACCEPTED (see below)",
     };
     out.push_str(&format!("S/MIME: {verdict}\n"));
     for (i, l) in v.layers.iter().enumerate() {

@@ -308,7 +308,7 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
             }
             return Ok(ExitCode::from(match v.status {
                 Status::Valid => 0,
-                Status::Invalid | Status::Untrusted => 1,
+                Status::Invalid | Status::Untrusted | Status::Policy => 1,
                 Status::NotSigned => 2,
             }));
         }
@@ -367,6 +367,7 @@ fn print_verification(v: &postamt_smime::Verification) {
         Status::Invalid => "INVALID — do not trust this message",
         Status::Untrusted => "NOT TRUSTED — the signature matches, the signer is not trusted",
         Status::NotSigned => "NOT SIGNED (or not checkable)",
+        Status::Policy => "NOT ACCEPTED — the signature matches, but is refused by policy",
     };
     println!("S/MIME: {verdict}");
     for (i, l) in v.layers.iter().enumerate() {

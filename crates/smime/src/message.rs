@@ -211,6 +211,11 @@ pub enum Status {
     Untrusted,
     /// Not signed, or not checkable (encrypted without a key, garbage).
     NotSigned,
+    /// The signature matches, but this verifier does not accept it:
+    /// SHA-1 (RFC 8551 §2.1), a signature around an encrypted layer (the
+    /// signer need not have seen the content), a signing time after the
+    /// message's Date:.
+    Policy,
 }
 
 /// One layer of a message, outermost first.
@@ -226,6 +231,9 @@ pub struct Layer {
     /// The signer's certificate (PEM), for a certificate store.
     #[serde(skip)]
     pub signer_pem: Option<Vec<u8>>,
+    /// When the signer says it signed (RFC 5652 signingTime), seconds
+    /// since the epoch.
+    pub signing_time: Option<i64>,
 }
 
 /// What [`verify`] found.
@@ -277,10 +285,19 @@ pub fn verify(
             Kind::Enveloped => enveloped(&current, id),
         };
         match step {
-            Ok((layer, inner)) => {
+            Ok((mut layer, inner)) => {
+                // A signature around an encrypted layer vouches for
+                // ciphertext only (Thunderbird ignores it too).
+                if layer.kind.starts_with("signed")
+                    && layer.status == Status::Valid
+                    && inner.as_ref().is_some_and(|i| kind(i).0 == Kind::Enveloped)
+                {
+                    layer.status = Status::Policy;
+                    layer.detail = "the signature wraps an encrypted part: the signer need not have seen the content, so it is not counted".into();
+                }
                 layers.push(layer);
                 match inner {
-                    Some(inner) => current = inner,
+                    Some(inner) => current = mime::canonical(&inner),
                     None => break,
                 }
             }
@@ -299,7 +316,39 @@ pub fn verify(
             signer_addresses: vec![],
             not_after: None,
             signer_pem: None,
+            signing_time: None,
         });
+    }
+    // A signing time more than an hour away from the message's Date: is
+    // a signature not made when the message says.
+    let date = mime::field(&message, "Date")
+        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d))
+        .filter(|d| d.is_valid())
+        .map(|d| d.to_timestamp());
+    for l in &mut layers {
+        if l.status == Status::Valid
+            && let (Some(signed_at), Some(date)) = (l.signing_time, date)
+            && (signed_at - date).abs() > 3600
+        {
+            l.status = Status::Policy;
+            l.detail = "the signing time and the message's Date: differ by more than an hour: the signature was not made when the message says (as Thunderbird judges it)".into();
+        }
+    }
+    // RFC 8550 §3: the signer's certificate must name the From: address;
+    // a signature by someone else does not vouch for this sender.
+    if let Some(f) = &from {
+        for l in &mut layers {
+            if l.kind.starts_with("signed")
+                && l.status == Status::Valid
+                && !l.signer_addresses.iter().any(|a| a == f)
+            {
+                l.status = Status::Policy;
+                l.detail = format!(
+                    "the signer's certificate ({}) does not name the From: address {f} (RFC 8550 §3)",
+                    l.signer_addresses.join(", ")
+                );
+            }
+        }
     }
     let signed: Vec<&Layer> = layers
         .iter()
@@ -311,6 +360,8 @@ pub fn verify(
         Status::Invalid
     } else if signed.iter().any(|l| l.status == Status::Untrusted) {
         Status::Untrusted
+    } else if signed.iter().any(|l| l.status == Status::Policy) {
+        Status::Policy
     } else if signed.iter().all(|l| l.status == Status::Valid) {
         Status::Valid
     } else {
@@ -342,6 +393,7 @@ fn layer(kind: &str, status: Status, detail: String) -> Layer {
         signer_addresses: vec![],
         not_after: None,
         signer_pem: None,
+        signing_time: None,
     }
 }
 
@@ -369,16 +421,23 @@ fn check(
         Some(&mut content),
         CMSOptions::NOVERIFY | CMSOptions::BINARY,
     ) {
-        return Err(layer(
+        let invalid = layer(
             what,
             Status::Invalid,
             format!(
                 "INVALID: the signature does not match the content — the message was changed after signing, or the signature is forged ({})",
                 crate::openssl_reason(&e)
             ),
-        ));
+        );
+        // A detached signature's content is at hand: it is shown (and
+        // opened further), under the INVALID verdict.
+        return match detached {
+            Some(content) => Ok((invalid, content.to_vec())),
+            None => Err(invalid),
+        };
     }
     let mut l = layer(what, Status::Valid, String::new());
+    l.signing_time = signing_time(der);
     if let Ok(p7) = Pkcs7::from_der(der)
         && let Ok(empty) = Stack::new()
         && let Ok(signers) = p7.signers(&empty, Pkcs7Flags::empty())
@@ -412,6 +471,12 @@ fn check(
             .map_err(|e| crate::openssl_reason(&e))
     })();
     match trusted {
+        Ok(()) if uses_only_sha1(der) => {
+            l.status = Status::Policy;
+            l.detail =
+                "signed with SHA-1, which is no longer accepted (RFC 8551 §2.1): refused by policy"
+                    .into();
+        }
         Ok(()) => {
             l.detail =
                 "valid: the content is as signed, and the certificate chains to a trusted CA"
@@ -427,6 +492,50 @@ fn check(
 }
 
 type Step = std::result::Result<(Layer, Option<Vec<u8>>), Layer>;
+
+/// DER of the digest algorithm OIDs: SHA-1 (1.3.14.3.2.26) and the
+/// SHA-2 family (2.16.840.1.101.3.4.2.x).
+const SHA1_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a];
+const SHA2_PREFIX: &[u8] = &[0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02];
+
+/// Whether a SignedData names SHA-1 and no SHA-2 digest (its
+/// digestAlgorithms and signer infos), read from the DER bytes.
+fn uses_only_sha1(der: &[u8]) -> bool {
+    let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+    has(SHA1_OID) && !has(SHA2_PREFIX)
+}
+
+/// The signingTime attribute (RFC 5652 §11.3) of a SignedData, seconds
+/// since the epoch, read from the DER bytes (UTCTime or GeneralizedTime).
+pub fn signing_time(der: &[u8]) -> Option<i64> {
+    const OID: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05,
+    ];
+    let p = der.windows(OID.len()).position(|w| w == OID)? + OID.len();
+    // SET { time }
+    let rest = der.get(p..)?;
+    if rest.first() != Some(&0x31) {
+        return None;
+    }
+    let t = rest.get(2..)?;
+    let (tag, len) = (*t.first()?, *t.get(1)? as usize);
+    let text = std::str::from_utf8(t.get(2..2 + len)?).ok()?;
+    let digits: String = text.trim_end_matches('Z').chars().take(14).collect();
+    let (y, rest) = match tag {
+        0x17 => {
+            let yy: i64 = digits.get(..2)?.parse().ok()?;
+            (
+                if yy < 50 { 2000 + yy } else { 1900 + yy },
+                digits.get(2..)?.to_string(),
+            )
+        }
+        0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?.to_string()),
+        _ => return None,
+    };
+    let n = |i: usize| rest.get(i..i + 2).and_then(|s| s.parse::<i64>().ok());
+    let days = postamt_wire::time::days_from_civil(y, n(0)? as u32, n(2)? as u32);
+    Some(days * 86_400 + n(4)? * 3600 + n(6)? * 60 + n(8).unwrap_or(0))
+}
 
 fn detached(message: &[u8], ct: &ContentType, trust: &[X509], at: Option<i64>) -> Step {
     let what = "signed (detached)";
@@ -593,9 +702,11 @@ mod tests {
             None,
             None,
         );
+        // The From: is outside the signature, and the certificate does not
+        // name it: refused (RFC 8550 §3).
         assert_eq!(
             v.status,
-            Status::Valid,
+            Status::Policy,
             "the From: is outside the signature"
         );
         assert_eq!(v.from_matches, Some(false));
@@ -615,7 +726,7 @@ mod tests {
         let eight = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n\xc3\xa4\r\n--x--\r\n";
         assert!(sign(eight, &bob, false).is_err());
         let single =
-            b"From: a@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\xa4\r\n";
+            b"From: bob@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\xa4\r\n";
         let s = sign(single, &bob, false).unwrap();
         assert!(s.is_ascii(), "8-bit text re-encoded as base64");
         assert_eq!(
