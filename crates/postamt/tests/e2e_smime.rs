@@ -38,7 +38,7 @@ fn setup() -> (Server, std::path::PathBuf) {
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for (who, algo) in [("alice", "rsa"), ("bob", "ec")] {
+    for (who, algo) in [("alice", "ec"), ("bob", "rsa")] {
         let p12 = d.join(format!("{who}.p12"));
         let out = smime(
             &s,
@@ -371,5 +371,270 @@ fn rfc8551_postamt_and_openssl_cms_both_ways() {
     assert!(
         list.contains("alice@example.test") && list.contains("bob@example.test"),
         "{list}"
+    );
+}
+
+/// The DER of a MIME part: `which` = "signature" (the .p7s of a
+/// multipart/signed), "entity" (its signed part, byte-exact) or "body"
+/// (a pkcs7-mime body), by Python's email module.
+fn part(path: &Path, which: &str, out: &Path) {
+    let script = r#"
+import sys, email
+raw = open(sys.argv[1], 'rb').read()
+m = email.message_from_bytes(raw)
+which, out = sys.argv[2], sys.argv[3]
+if which == 'body':
+    data = m.get_payload(decode=True)
+elif which == 'signature':
+    data = m.get_payload()[1].get_payload(decode=True)
+else:
+    b = ('--' + m.get_boundary()).encode()
+    body = raw.split(b'\r\n\r\n', 1)[1]
+    data = body.split(b + b'\r\n', 1)[1].split(b'\r\n' + b, 1)[0]
+open(out, 'wb').write(data)
+"#;
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .arg(which)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// NSS (Thunderbird's S/MIME engine) both ways, with `cmsutil`: it
+/// verifies our opaque and detached signatures and decrypts what we
+/// encrypted to bob; we decrypt what it encrypted and verify what it
+/// signed.
+#[test]
+fn rfc8551_postamt_and_nss_cmsutil_both_ways() {
+    if !require("openssl") || !require("cmsutil") {
+        return;
+    }
+    let (s, d) = setup();
+    let ca = ca_path(&s);
+    let db = format!("sql:{}", d.join("nssdb").display());
+    std::fs::create_dir_all(d.join("nssdb")).unwrap();
+    let nss = |tool: &str, args: &[&str]| {
+        run_with_stdin(Command::new(tool).current_dir(&d).args(args), b"")
+    };
+    assert_eq!(
+        nss("certutil", &["-N", "-d", &db, "--empty-password"]).code,
+        0
+    );
+    assert_eq!(
+        nss(
+            "pk12util",
+            &["-i", "bob.p12", "-d", &db, "-W", "pw", "-K", ""]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        nss(
+            "certutil",
+            &[
+                "-A",
+                "-n",
+                "course-ca",
+                "-t",
+                "C,C,C",
+                "-i",
+                ca.to_str().unwrap(),
+                "-d",
+                &db
+            ]
+        )
+        .code,
+        0
+    );
+    std::fs::write(d.join("msg.eml"), MESSAGE).unwrap();
+    let postamt = |args: &[&str]| {
+        run_with_stdin(
+            Command::new(BIN)
+                .current_dir(&d)
+                .args(args)
+                .env("POSTAMT_TEST_PW", "pw"),
+            b"",
+        )
+    };
+    // Our opaque and detached signatures: GoodSignature for NSS.
+    let opaque = postamt(&[
+        "smime",
+        "sign",
+        "msg.eml",
+        "--identity",
+        "alice.p12",
+        "--password-env",
+        "POSTAMT_TEST_PW",
+        "--opaque",
+    ])
+    .success()
+    .stdout;
+    std::fs::write(d.join("opaque.eml"), &opaque).unwrap();
+    part(&d.join("opaque.eml"), "body", &d.join("opaque.der"));
+    let out = nss(
+        "cmsutil",
+        &["-D", "-i", "opaque.der", "-d", &db, "-n", "-h", "2"],
+    );
+    assert!(
+        out.stdout.contains("signer0.status=GoodSignature"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let detached = postamt(&[
+        "smime",
+        "sign",
+        "msg.eml",
+        "--identity",
+        "alice.p12",
+        "--password-env",
+        "POSTAMT_TEST_PW",
+    ])
+    .success()
+    .stdout;
+    std::fs::write(d.join("detached.eml"), &detached).unwrap();
+    part(&d.join("detached.eml"), "signature", &d.join("sig.der"));
+    part(&d.join("detached.eml"), "entity", &d.join("entity.bin"));
+    let out = nss(
+        "cmsutil",
+        &[
+            "-D",
+            "-i",
+            "sig.der",
+            "-c",
+            "entity.bin",
+            "-d",
+            &db,
+            "-n",
+            "-h",
+            "2",
+        ],
+    );
+    assert!(
+        out.stdout.contains("signer0.status=GoodSignature"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Changed content: NSS sees it too.
+    let entity = std::fs::read_to_string(d.join("entity.bin")).unwrap();
+    std::fs::write(
+        d.join("entity.bin"),
+        entity.replace("grade is A", "grade is F"),
+    )
+    .unwrap();
+    let out = nss(
+        "cmsutil",
+        &[
+            "-D",
+            "-i",
+            "sig.der",
+            "-c",
+            "entity.bin",
+            "-d",
+            &db,
+            "-n",
+            "-h",
+            "2",
+        ],
+    );
+    assert!(!out.stdout.contains("GoodSignature"), "{}", out.stdout);
+    // We encrypt to bob, NSS decrypts with bob's key.
+    let enc = postamt(&["smime", "encrypt", "msg.eml", "--recipient-cert", "bob.crt"])
+        .success()
+        .stdout;
+    std::fs::write(d.join("enc.eml"), &enc).unwrap();
+    part(&d.join("enc.eml"), "body", &d.join("enc.der"));
+    let out = nss("cmsutil", &["-D", "-i", "enc.der", "-d", &db]);
+    assert!(
+        out.stdout.contains("Bob, your grade is A."),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // NSS encrypts to bob and signs as bob; we decrypt and verify.
+    std::fs::write(
+        d.join("nss-entity.txt"),
+        "Content-Type: text/plain\r\n\r\nfrom NSS\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        nss(
+            "cmsutil",
+            &[
+                "-E",
+                "-i",
+                "nss-entity.txt",
+                "-r",
+                "bob@example.test",
+                "-d",
+                &db,
+                "-o",
+                "nss-enc.der"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        nss(
+            "cmsutil",
+            &[
+                "-S",
+                "-N",
+                "bob@example.test",
+                "-G",
+                "-i",
+                "nss-entity.txt",
+                "-d",
+                &db,
+                "-o",
+                "nss-sig.der"
+            ]
+        )
+        .code,
+        0
+    );
+    for (der, smime_type, file) in [
+        ("nss-enc.der", "enveloped-data", "nss-enc.eml"),
+        ("nss-sig.der", "signed-data", "nss-sig.eml"),
+    ] {
+        use base64::Engine;
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode(std::fs::read(d.join(der)).unwrap());
+        let mail = format!(
+            "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: nss\r\nMIME-Version: 1.0\r\n\
+             Content-Type: application/pkcs7-mime; smime-type={smime_type}; name=smime.p7m\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        );
+        std::fs::write(d.join(file), mail).unwrap();
+    }
+    let out = postamt(&[
+        "smime",
+        "decrypt",
+        "nss-enc.eml",
+        "--identity",
+        "bob.p12",
+        "--password-env",
+        "POSTAMT_TEST_PW",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("from NSS"), "{}", out.stdout);
+    let out = postamt(&[
+        "smime",
+        "verify",
+        "--ca",
+        ca.to_str().unwrap(),
+        "nss-sig.eml",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("bob@example.test is the signer's address"),
+        "{}",
+        out.stdout
     );
 }

@@ -395,6 +395,7 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
     ("/usr/lib/dovecot/pop3", &["dovecot-pop3d"], ""),
     ("/usr/lib/dovecot/lmtp", &["dovecot-lmtpd"], ""),
     ("/usr/sbin/opendkim-testmsg", &["opendkim-tools"], ""),
+    ("cmsutil", &["libnss3-tools"], ""),
 ];
 
 /// Whether `tool` is installed and passes its check in [`TOOLS`]; `Err`
