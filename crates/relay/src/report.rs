@@ -30,12 +30,6 @@ pub struct Reports<D> {
 /// once per reporting period.
 const FLUSH: Duration = Duration::from_secs(60);
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl<D: Dns + Send + 'static> Reports<D> {
     /// Flushes and sends until `stop`, then flushes once more (the counts
     /// of the current period wait in the store for the next start).
@@ -49,7 +43,10 @@ impl<D: Dns + Send + 'static> Reports<D> {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.pass(&store, unix_now()).await {
+            if let Err(e) = self
+                .pass(&store, postamt_wire::time::unix_now() as i64)
+                .await
+            {
                 tracing::warn!(error = %e, "DMARC reports: pass failed");
             }
         }

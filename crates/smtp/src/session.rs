@@ -215,7 +215,7 @@ pub async fn run_session<S>(
         // Perform the steps until the core waits for the next line.
         loop {
             if let (Some(reports), Some(seen)) = (&config.dmarc_reports, core.take_report()) {
-                reports.add(unix_now(), seen);
+                reports.add(postamt_wire::time::unix_now() as i64, seen);
             }
             match step {
                 Step::Reply(replies) => {
@@ -748,11 +748,4 @@ async fn report_success(
     if let Err(e) = blocking(move || store.enqueue(notice)).await {
         tracing::warn!(error = %e, "cannot queue a delivery report");
     }
-}
-
-/// Seconds since the epoch.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
