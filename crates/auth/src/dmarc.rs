@@ -66,6 +66,27 @@ pub struct Record {
     pub rua_limits: Vec<(String, u64)>,
 }
 
+/// The `mailto:` addresses of a `rua=` value (RFC 7489 §6.2, other URI
+/// schemes skipped), each with its size limit (`!10m`) if it has one.
+pub fn mailto_uris(value: &str) -> Vec<(String, Option<u64>)> {
+    value
+        .split(',')
+        .filter_map(|u| {
+            let u = u.trim();
+            let rest = u
+                .get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("mailto:"))
+                .map(|_| &u[7..])?;
+            let (addr, limit) = match rest.split_once('!') {
+                Some((a, l)) => (a, size_limit(l)),
+                None => (rest, None),
+            };
+            Some((addr.trim().replace("%20", ""), limit))
+        })
+        .filter(|(a, _)| a.contains('@'))
+        .collect()
+}
+
 /// `10m` → 10 MiB (RFC 7489 §6.2: `1*DIGIT [ "k" / "m" / "g" / "t" ]`,
 /// powers of two); `None` when it is not a size.
 fn size_limit(s: &str) -> Option<u64> {
@@ -128,22 +149,7 @@ pub fn parse(txt: &str) -> Option<Record> {
             }
             "t" => r.testing = v.eq_ignore_ascii_case("y"),
             "rua" => {
-                let uris: Vec<(String, Option<u64>)> = v
-                    .split(',')
-                    .filter_map(|u| {
-                        let u = u.trim();
-                        let rest = u
-                            .get(..7)?
-                            .eq_ignore_ascii_case("mailto:")
-                            .then(|| &u[7..])?;
-                        let (addr, limit) = match rest.split_once('!') {
-                            Some((a, l)) => (a, size_limit(l)),
-                            None => (rest, None),
-                        };
-                        Some((addr.trim().replace("%20", ""), limit))
-                    })
-                    .filter(|(a, _)| a.contains('@'))
-                    .collect();
+                let uris = mailto_uris(v);
                 r.rua_limits = uris
                     .iter()
                     .filter_map(|(a, l)| l.map(|l| (a.clone(), l)))

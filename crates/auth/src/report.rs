@@ -553,16 +553,8 @@ fn override_rua(record: &str) -> Vec<String> {
         .split(';')
         .filter_map(|t| t.split_once('='))
         .filter(|(k, _)| k.trim().eq_ignore_ascii_case("rua"))
-        .flat_map(|(_, v)| v.split(','))
-        .filter_map(|u| {
-            let u = u.trim();
-            let rest = u
-                .get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("mailto:"))
-                .map(|_| &u[7..])?;
-            let a = rest.split('!').next()?.trim();
-            a.contains('@').then(|| a.to_string())
-        })
+        .flat_map(|(_, v)| dmarc::mailto_uris(v))
+        .map(|(a, _)| a)
         .collect()
 }
 
