@@ -61,53 +61,54 @@ impl Account {
     /// The password: from `password_command` (its first line), from
     /// `password_env`, or asked for on the terminal.
     pub fn password(&self) -> Result<String> {
-        if let Some(cmd) = &self.password_command {
-            let out = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| ClientError::Config(format!("password_command: {e}")))?;
-            if !out.status.success() {
-                return Err(ClientError::Config(format!(
-                    "password_command failed ({})",
-                    out.status
-                )));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            return Ok(text.lines().next().unwrap_or("").to_string());
-        }
-        if let Some(var) = &self.password_env {
-            return std::env::var(var)
-                .map_err(|_| ClientError::Config(format!("password_env: ${var} is not set")));
-        }
-        prompt_password(&format!("password for {}: ", self.login()))
+        secret(
+            ("password_command", self.password_command.as_deref()),
+            ("password_env", self.password_env.as_deref()),
+            &format!("password for {}: ", self.login()),
+        )
     }
 
     /// The S/MIME identity's password: `smime_password_command`,
     /// `smime_password_env`, or asked for on the terminal.
     pub fn smime_password(&self) -> Result<String> {
-        if let Some(cmd) = &self.smime_password_command {
-            let out = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| ClientError::Config(format!("smime_password_command: {e}")))?;
-            if !out.status.success() {
-                return Err(ClientError::Config(format!(
-                    "smime_password_command failed ({})",
-                    out.status
-                )));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            return Ok(text.lines().next().unwrap_or("").to_string());
-        }
-        if let Some(var) = &self.smime_password_env {
-            return std::env::var(var).map_err(|_| {
-                ClientError::Config(format!("smime_password_env: ${var} is not set"))
-            });
-        }
-        prompt_password("password of the S/MIME identity: ")
+        secret(
+            (
+                "smime_password_command",
+                self.smime_password_command.as_deref(),
+            ),
+            ("smime_password_env", self.smime_password_env.as_deref()),
+            "password of the S/MIME identity: ",
+        )
     }
+}
+
+/// A secret from a command (its first line), else an environment
+/// variable, else the terminal; each source named by its config key.
+fn secret(
+    (command_key, command): (&str, Option<&str>),
+    (env_key, env): (&str, Option<&str>),
+    prompt: &str,
+) -> Result<String> {
+    if let Some(cmd) = command {
+        let out = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| ClientError::Config(format!("{command_key}: {e}")))?;
+        if !out.status.success() {
+            return Err(ClientError::Config(format!(
+                "{command_key} failed ({})",
+                out.status
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        return Ok(text.lines().next().unwrap_or("").to_string());
+    }
+    if let Some(var) = env {
+        return std::env::var(var)
+            .map_err(|_| ClientError::Config(format!("{env_key}: ${var} is not set")));
+    }
+    prompt_password(prompt)
 }
 
 /// `~/…` expanded.
