@@ -420,7 +420,7 @@ pub fn analyze(message: &[u8], o: &Options) -> Analysis {
         hops.push(HopReport {
             index: k + 1,
             from_helo: h.helo.clone(),
-            from_rdns: h.rdns.trim_end_matches('.').to_string(),
+            from_rdns: h.rdns.clone(),
             from_ip: h.ip.map(|i| i.to_string()),
             by: h.by.clone(),
             with: h.with.clone(),

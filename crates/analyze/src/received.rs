@@ -485,6 +485,10 @@ fn read_from(from: &[Token<'_>], lower: &str, hop: &mut Hop) {
         });
         hop.rdns = notes.rdns.filter(|r| fqdn(r)).unwrap_or_default();
     }
+    // Gmail writes the reverse name fully qualified (`host.example.`).
+    if hop.rdns.ends_with('.') {
+        hop.rdns.pop();
+    }
 }
 
 /// One comment of the `from` clause. `before_bracket`: a bracketed
