@@ -1,23 +1,8 @@
 //! Every sentence of the analysis in English and German, with the RFC it
 //! rests on where there is one. `{0}`, `{1}` … are the arguments.
 
-/// The language of the report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Lang {
-    #[default]
-    En,
-    De,
-}
-
-impl Lang {
-    pub fn from_tag(s: &str) -> Lang {
-        if s.to_ascii_lowercase().starts_with("de") {
-            Lang::De
-        } else {
-            Lang::En
-        }
-    }
-}
+/// The language of the report: the one of the explanation table.
+pub use postamt_wire::explain::Lang;
 
 /// (key, English, German).
 const TEXTS: &[(&str, &str, &str)] = &[

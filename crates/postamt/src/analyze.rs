@@ -102,10 +102,7 @@ pub fn recheck(config: Option<&Config>, message: &[u8]) -> Result<Recheck> {
 
 pub fn run(config: Option<&Config>, args: &AnalyzeArgs) -> Result<()> {
     let message = crate::admin::read_message(&args.file)?;
-    let lang = match crate::mail::language(args.lang.as_deref()) {
-        postamt_wire::explain::Lang::De => Lang::De,
-        postamt_wire::explain::Lang::En => Lang::En,
-    };
+    let lang = crate::mail::language(args.lang.as_deref());
     let mut o = options(config, lang, &args.authserv_ids)?;
     if !args.offline {
         o.recheck = Some(recheck(config, &message)?);

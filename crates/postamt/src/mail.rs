@@ -423,16 +423,7 @@ fn protect(
 /// layers only: no decrypted part is ever shown inside another message's
 /// view (EFAIL).
 fn smime_view(account: &Account, raw: &[u8], certs: &Path) -> Result<Option<String>> {
-    use mail_parser::MimeHeaders;
-    let ct = mail_parser::MessageParser::default()
-        .parse_headers(raw)
-        .and_then(|m| {
-            m.content_type()
-                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-        })
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if ct != "multipart/signed" && !ct.ends_with("pkcs7-mime") {
+    if !postamt_smime::message::is_smime(raw) {
         return Ok(None);
     }
     let id = account
@@ -458,23 +449,8 @@ fn smime_view(account: &Account, raw: &[u8], certs: &Path) -> Result<Option<Stri
         postamt_smime::Status::Policy => "signature matches, but is NOT ACCEPTED (see below)",
     };
     out.push_str(&format!("S/MIME: {verdict}\n"));
-    for (i, l) in v.layers.iter().enumerate() {
-        out.push_str(&format!("  layer {}: {}: {}\n", i + 1, l.kind, l.detail));
-        if let Some(s) = &l.signer {
-            out.push_str(&format!(
-                "    signer: {s} ({})\n",
-                l.signer_addresses.join(", ")
-            ));
-        }
-    }
-    match (&v.from, v.from_matches) {
-        (Some(f), Some(true)) => out.push_str(&format!("  From: {f} is the signer's address\n")),
-        (Some(f), Some(false)) => out.push_str(&format!(
-            "  From: {f} is NOT the signer's address (RFC 8550 §3)\n"
-        )),
-        _ => {}
-    }
-    out.push_str("  Subject, From and To are outside the signature: not protected (no RFC 9788 header protection).\n\n");
+    out.push_str(&v.details());
+    out.push('\n');
     // Remember a trusted signer for encrypting to them later.
     if v.status == postamt_smime::Status::Valid
         && v.from_matches == Some(true)
@@ -777,10 +753,6 @@ fn analyze(raw: &[u8], cmd: &MailCmd, lang: Lang) -> Result<()> {
     } = cmd
     else {
         return Ok(());
-    };
-    let lang = match lang {
-        Lang::De => postamt_analyze::text::Lang::De,
-        Lang::En => postamt_analyze::text::Lang::En,
     };
     let mut o = crate::analyze::options(None, lang, authserv_ids)?;
     if !offline {

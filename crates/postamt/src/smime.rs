@@ -370,25 +370,5 @@ fn print_verification(v: &postamt_smime::Verification) {
         Status::Policy => "NOT ACCEPTED — the signature matches, but is refused by policy",
     };
     println!("S/MIME: {verdict}");
-    for (i, l) in v.layers.iter().enumerate() {
-        println!("  layer {}: {} — {}", i + 1, l.kind, l.detail);
-        if let Some(s) = &l.signer {
-            println!("    signer: {s} ({})", l.signer_addresses.join(", "));
-        }
-        if let Some(n) = &l.not_after {
-            println!("    certificate valid until {n}");
-        }
-    }
-    match (&v.from, v.from_matches) {
-        (Some(f), Some(true)) => println!("  From: {f} is the signer's address"),
-        (Some(f), Some(false)) => {
-            println!("  From: {f} is NOT an address of the signer's certificate (RFC 8550 §3)")
-        }
-        _ => {}
-    }
-    if !v.layers.is_empty() {
-        println!(
-            "  The header fields outside the signed part (Subject, From, To) are not protected by the signature (RFC 8551; no RFC 9788 header protection)."
-        );
-    }
+    print!("{}", v.details());
 }

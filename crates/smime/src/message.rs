@@ -254,6 +254,46 @@ pub struct Verification {
     pub content: Vec<u8>,
 }
 
+/// Whether `message` is S/MIME at its top (signed or encrypted).
+pub fn is_smime(message: &[u8]) -> bool {
+    kind(&mime::canonical(message)).0 != Kind::Plain
+}
+
+impl Verification {
+    /// What was found, a line per fact, for a person: each layer with its
+    /// signer and certificate, whether From: is the signer's, and that the
+    /// outer header fields are not protected. The verdict line is the
+    /// caller's.
+    pub fn details(&self) -> String {
+        let mut out = String::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push_str(&format!("  layer {}: {} — {}\n", i + 1, l.kind, l.detail));
+            if let Some(s) = &l.signer {
+                out.push_str(&format!(
+                    "    signer: {s} ({})\n",
+                    l.signer_addresses.join(", ")
+                ));
+            }
+            if let Some(n) = &l.not_after {
+                out.push_str(&format!("    certificate valid until {n}\n"));
+            }
+        }
+        match (&self.from, self.from_matches) {
+            (Some(f), Some(true)) => {
+                out.push_str(&format!("  From: {f} is the signer's address\n"))
+            }
+            (Some(f), Some(false)) => out.push_str(&format!(
+                "  From: {f} is NOT an address of the signer's certificate (RFC 8550 §3)\n"
+            )),
+            _ => {}
+        }
+        if !self.layers.is_empty() {
+            out.push_str("  The header fields outside the signed part (Subject, From, To) are not protected by the signature (RFC 8551; no RFC 9788 header protection).\n");
+        }
+        out
+    }
+}
+
 /// Verifies `message`: every signed layer (nested ones too, decrypting
 /// with `id` where one is given), against the trusted CAs `trust` at
 /// `at` (seconds since the epoch; now when `None`).

@@ -6,9 +6,10 @@
 //! three digits, refined by the enhanced status code and the command they
 //! answer; POP3: `+OK`/`-ERR` and the command they answer).
 
-/// The language of the explanations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The language of the explanations (and of `postamt analyze`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Lang {
+    #[default]
     En,
     De,
 }
