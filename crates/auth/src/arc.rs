@@ -43,16 +43,45 @@ pub async fn verify_with<C: ResolverCache<Box<str>, Txt>>(
     message: &[u8],
     keys: &C,
 ) -> Verdict {
+    match mail_auth::AuthenticatedMessage::parse(message) {
+        Some(parsed) => verify_parsed(verifier, message, &parsed, keys).await,
+        None => unparsable(),
+    }
+}
+
+/// [`verify`] with the seal and signature keys asked of `dns` (the
+/// server's one resolver and its cache) first, from the one parse of the
+/// message that verification uses too.
+pub async fn verify_through<D: crate::dns::Dns>(
+    verifier: &Verifier,
+    dns: &D,
+    message: &[u8],
+) -> Verdict {
     let Some(parsed) = mail_auth::AuthenticatedMessage::parse(message) else {
-        return Verdict {
-            result: "none",
-            sealers: Vec::new(),
-            detail: "the message could not be parsed".into(),
-        };
+        return unparsable();
     };
+    let keys = TxtCache::default();
+    keys.fetch(dns, &crate::dkim::names_of(&parsed, true)).await;
+    verify_parsed(verifier, message, &parsed, &keys).await
+}
+
+fn unparsable() -> Verdict {
+    Verdict {
+        result: "none",
+        sealers: Vec::new(),
+        detail: "the message could not be parsed".into(),
+    }
+}
+
+async fn verify_parsed<C: ResolverCache<Box<str>, Txt>>(
+    verifier: &Verifier,
+    message: &[u8],
+    parsed: &mail_auth::AuthenticatedMessage<'_>,
+    keys: &C,
+) -> Verdict {
     let out = verifier
         .0
-        .verify_arc(mail_auth::Parameters::new(&parsed).with_txt_cache(keys))
+        .verify_arc(mail_auth::Parameters::new(parsed).with_txt_cache(keys))
         .await;
     let mut sets: Vec<(u32, String)> = out
         .sets()

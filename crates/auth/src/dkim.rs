@@ -131,9 +131,13 @@ impl TxtCache {
 /// ARC-Message-Signature's (at most [`crate::arc::MAX_SETS`] sets), once
 /// each.
 pub fn key_names(message: &[u8], arc: bool) -> Vec<String> {
-    let Some(parsed) = mail_auth::AuthenticatedMessage::parse(message) else {
-        return Vec::new();
-    };
+    mail_auth::AuthenticatedMessage::parse(message)
+        .map(|parsed| names_of(&parsed, arc))
+        .unwrap_or_default()
+}
+
+/// [`key_names`] of a message mail-auth parsed already.
+pub(crate) fn names_of(parsed: &mail_auth::AuthenticatedMessage<'_>, arc: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut add = |s: &str, d: &str| {
         let name = format!("{s}._domainkey.{d}").to_ascii_lowercase();
@@ -265,6 +269,23 @@ pub async fn verify(authenticator: &MessageAuthenticator, message: &[u8]) -> Vec
     verify_with(authenticator, message, &TxtCache::default()).await
 }
 
+/// [`verify`] with the keys asked of `dns` (the server's one resolver and
+/// its cache) before mail-auth needs them, from the one parse of the
+/// message that verification uses too; mail-auth's resolver is not asked.
+pub async fn verify_through<D: crate::dns::Dns>(
+    authenticator: &MessageAuthenticator,
+    dns: &D,
+    message: &[u8],
+) -> Vec<Verdict> {
+    let message = at_most_signatures(message, MAX_SIGNATURES);
+    let Some(parsed) = mail_auth::AuthenticatedMessage::parse(&message) else {
+        return vec![];
+    };
+    let keys = TxtCache::default();
+    keys.fetch(dns, &names_of(&parsed, false)).await;
+    verify_parsed(authenticator, &message, &parsed, &keys).await
+}
+
 /// [`verify`], with key records answered from `keys` first (what it
 /// lacks is asked of `authenticator`'s resolver and added to it).
 pub async fn verify_with<C: ResolverCache<Box<str>, Txt>>(
@@ -273,12 +294,29 @@ pub async fn verify_with<C: ResolverCache<Box<str>, Txt>>(
     keys: &C,
 ) -> Vec<Verdict> {
     let message = at_most_signatures(message, MAX_SIGNATURES);
-    let verdicts = verify_once(authenticator, &message, keys).await;
-    let stripped = strip_trailing_blank_lines(&message);
+    let Some(parsed) = mail_auth::AuthenticatedMessage::parse(&message) else {
+        return vec![];
+    };
+    verify_parsed(authenticator, &message, &parsed, keys).await
+}
+
+/// Verifies `parsed` (the parse of `message`), and once more without
+/// trailing blank lines when a signature failed.
+async fn verify_parsed<C: ResolverCache<Box<str>, Txt>>(
+    authenticator: &MessageAuthenticator,
+    message: &[u8],
+    parsed: &mail_auth::AuthenticatedMessage<'_>,
+    keys: &C,
+) -> Vec<Verdict> {
+    let verdicts = verify_once(authenticator, parsed, keys).await;
+    let stripped = strip_trailing_blank_lines(message);
     if matches!(stripped, Cow::Borrowed(_)) || verdicts.iter().all(|v| v.result == "pass") {
         return verdicts;
     }
-    let again = verify_once(authenticator, &stripped, keys).await;
+    let Some(again) = mail_auth::AuthenticatedMessage::parse(&stripped) else {
+        return verdicts;
+    };
+    let again = verify_once(authenticator, &again, keys).await;
     verdicts
         .into_iter()
         .zip(again)
@@ -294,15 +332,12 @@ pub async fn verify_with<C: ResolverCache<Box<str>, Txt>>(
 
 async fn verify_once<C: ResolverCache<Box<str>, Txt>>(
     authenticator: &MessageAuthenticator,
-    message: &[u8],
+    parsed: &mail_auth::AuthenticatedMessage<'_>,
     keys: &C,
 ) -> Vec<Verdict> {
     use mail_auth::DkimResult;
-    let Some(parsed) = mail_auth::AuthenticatedMessage::parse(message) else {
-        return vec![];
-    };
     let outputs = authenticator
-        .verify_dkim(mail_auth::Parameters::new(&parsed).with_txt_cache(keys))
+        .verify_dkim(mail_auth::Parameters::new(parsed).with_txt_cache(keys))
         .await;
     outputs
         .iter()

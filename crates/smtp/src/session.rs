@@ -536,12 +536,11 @@ async fn check_dkim(
     };
     // The keys come through the server's resolver (one cache for all the
     // checks and the relay), into a cache mail-auth reads.
-    let keys = dkim::TxtCache::default();
     let work = async {
-        if let Some(dns) = &config.resolver {
-            keys.fetch(dns, &dkim::key_names(message, false)).await;
+        match &config.resolver {
+            Some(dns) => dkim::verify_through(&authenticator.0, dns, message).await,
+            None => dkim::verify(&authenticator.0, message).await,
         }
-        dkim::verify_with(&authenticator.0, message, &keys).await
     };
     match tokio::time::timeout_at(deadline, work).await {
         Ok(v) => v,
@@ -591,12 +590,11 @@ async fn check_arc(config: &SmtpConfig, message: Option<&[u8]>, deadline: Instan
     let (Some(verifier), Some(message)) = (&config.dkim, message) else {
         return arc_none();
     };
-    let keys = dkim::TxtCache::default();
     let work = async {
-        if let Some(dns) = &config.resolver {
-            keys.fetch(dns, &dkim::key_names(message, true)).await;
+        match &config.resolver {
+            Some(dns) => arc::verify_through(verifier, dns, message).await,
+            None => arc::verify(verifier, message).await,
         }
-        arc::verify_with(verifier, message, &keys).await
     };
     match tokio::time::timeout_at(deadline, work).await {
         Ok(v) => v,
