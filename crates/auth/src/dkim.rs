@@ -47,14 +47,16 @@ pub const MAX_RSA_BITS: usize = 8192;
 pub struct TxtCache(Mutex<HashMap<Box<str>, Txt>>);
 
 impl TxtCache {
+    /// The answers (a poisoned lock still holds usable answers).
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Txt>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records `answer` for `name` (any case, with or without the final
     /// dot; looked up as mail-auth asks, lower case and fully qualified).
     pub fn put(&self, name: &str, answer: Txt) {
         let name = name.to_fqdn().into_owned().into_boxed_str();
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, answer);
+        self.answers().insert(name, answer);
     }
 }
 
@@ -64,27 +66,17 @@ impl ResolverCache<Box<str>, Txt> for TxtCache {
         Box<str>: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        self.answers().get(name).cloned()
     }
     fn remove<Q>(&self, name: &Q) -> Option<Txt>
     where
         Box<str>: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)
+        self.answers().remove(name)
     }
     fn insert(&self, key: Box<str>, value: Txt, _valid_until: std::time::Instant) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, value);
+        self.answers().insert(key, value);
     }
 }
 
