@@ -195,8 +195,9 @@ const JUNK: &str = "Junk";
 /// recipients, in one transaction, durable when this returns.
 pub fn accept(store: &dyn Store, incoming: Incoming<'_>) -> Result<DeliveryReport, DeliveryError> {
     let junk = incoming.junk;
-    let p = Prepared::new(incoming, |a| target_mailbox(store, a, junk))?;
-    let accepted = store.accept(p.delivery, p.outbound);
+    let sealing = certificates(store, &incoming.local)?;
+    let p = Prepared::new(incoming, sealing, |a| target_mailbox(store, a, junk))?;
+    let accepted = store.accept(p.deliveries, p.outbound);
     Prepared::report(p.local, p.queued, accepted)
 }
 
@@ -208,15 +209,28 @@ pub async fn accept_async(
     incoming: Incoming<'_>,
 ) -> Result<DeliveryReport, DeliveryError> {
     let junk = incoming.junk;
-    let p = Prepared::new(incoming, |a| target_mailbox(&*store, a, junk))?;
-    let accepted = store.accept_async(p.delivery, p.outbound).await;
+    let sealing = certificates(&*store, &incoming.local)?;
+    let p = Prepared::new(incoming, sealing, |a| target_mailbox(&*store, a, junk))?;
+    let accepted = store.accept_async(p.deliveries, p.outbound).await;
     Prepared::report(p.local, p.queued, accepted)
+}
+
+/// The S/MIME certificates of those `local` accounts whose mail is
+/// encrypted at rest (`postamt user smime`).
+fn certificates(
+    store: &dyn Store,
+    local: &[(String, AccountId)],
+) -> Result<Vec<(AccountId, Vec<u8>)>, DeliveryError> {
+    let ids: Vec<AccountId> = local.iter().map(|(_, id)| *id).collect();
+    store.smime_certificates(&ids).map_err(temp)
 }
 
 /// What the store is given for one accepted message, and what the report
 /// needs afterwards.
 struct Prepared {
-    delivery: Option<Delivery>,
+    /// The shared content for every target, then one delivery per account
+    /// whose copy is encrypted at rest; `local` is in the same order.
+    deliveries: Vec<Delivery>,
     outbound: Option<Outbound>,
     local: Vec<(String, AccountId)>,
     queued: Vec<String>,
@@ -225,6 +239,7 @@ struct Prepared {
 impl Prepared {
     fn new(
         incoming: Incoming<'_>,
+        sealing: Vec<(AccountId, Vec<u8>)>,
         mailbox: impl Fn(AccountId) -> &'static str,
     ) -> Result<Prepared, DeliveryError> {
         let content = postamt_wire::crlf::normalize_owned(incoming.content);
@@ -232,14 +247,39 @@ impl Prepared {
         let mut local = incoming.local;
         let mut seen = BTreeSet::new();
         local.retain(|(_, id)| seen.insert(*id));
-        // The content is copied only when both a delivery and the queue need it.
-        let (delivery_content, queue_content) = match (local.is_empty(), incoming.remote.is_empty())
-        {
-            (false, false) => (Some(content.clone()), Some(content)),
-            (false, true) => (Some(content), None),
-            (true, _) => (None, Some(content)),
+        // Encryption at rest: a copy of its own, encrypted to the
+        // account's certificate, for each account that has one (unless the
+        // message is encrypted already). The sender's 250 waits for it, so
+        // a certificate that cannot be used is a temporary failure: the
+        // message is never stored in the clear instead.
+        let mut sealed = Vec::new();
+        for (id, pem) in &sealing {
+            let Some(pos) = local.iter().position(|(_, a)| a == id) else {
+                continue;
+            };
+            match postamt_smime::encrypt_at_rest(&content, pem) {
+                Ok(Some(c)) => sealed.push((local.remove(pos), c)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(account = id.0, error = %e, "cannot encrypt at rest");
+                    return Err(DeliveryError::Temporary(format!(
+                        "cannot encrypt for {} at rest: {e}",
+                        local[pos].0
+                    )));
+                }
+            }
+        }
+        let target = |address: &str, id: AccountId| DeliveryTarget {
+            // RFC 5321 §4.4: the delivering MTA records the reverse-path.
+            prefix: format!(
+                "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
+                sanitize_header_value(address)
+            )
+            .into_bytes(),
+            mailbox: mailbox(id).to_string(),
+            ..DeliveryTarget::inbox(id)
         };
-        let delivery = delivery_content.map(|content| {
+        let new_delivery = |content: Vec<u8>, targets: Vec<DeliveryTarget>| {
             let meta = MessageMeta::parse(&content);
             Delivery {
                 // Parsed and rendered once, here (ARCHITECTURE.md, step 4).
@@ -247,21 +287,27 @@ impl Prepared {
                 meta,
                 content,
                 internaldate: incoming.internaldate,
-                targets: local
-                    .iter()
-                    .map(|(address, id)| DeliveryTarget {
-                        // RFC 5321 §4.4: the delivering MTA records the reverse-path.
-                        prefix: format!(
-                            "Return-Path: <{return_path}>\r\nDelivered-To: {}\r\n",
-                            sanitize_header_value(address)
-                        )
-                        .into_bytes(),
-                        mailbox: mailbox(*id).to_string(),
-                        ..DeliveryTarget::inbox(*id)
-                    })
-                    .collect(),
+                targets,
             }
-        });
+        };
+        // The content is copied only when both a delivery and the queue need it.
+        let (delivery_content, queue_content) = match (local.is_empty(), incoming.remote.is_empty())
+        {
+            (false, false) => (Some(content.clone()), Some(content)),
+            (false, true) => (Some(content), None),
+            (true, _) => (None, Some(content)),
+        };
+        let mut deliveries: Vec<Delivery> = delivery_content
+            .map(|content| {
+                let targets = local.iter().map(|(a, id)| target(a, *id)).collect();
+                new_delivery(content, targets)
+            })
+            .into_iter()
+            .collect();
+        for ((address, id), content) in sealed {
+            deliveries.push(new_delivery(content, vec![target(&address, id)]));
+            local.push((address, id));
+        }
         let queued: Vec<String> = incoming.remote.iter().map(|r| r.address.clone()).collect();
         let outbound = match queue_content {
             Some(content) if !incoming.remote.is_empty() => Some(Outbound {
@@ -272,11 +318,11 @@ impl Prepared {
             }),
             _ => None,
         };
-        if delivery.is_none() && outbound.is_none() {
+        if deliveries.is_empty() && outbound.is_none() {
             return Err(DeliveryError::Invalid("no recipients".into()));
         }
         Ok(Prepared {
-            delivery,
+            deliveries,
             outbound,
             local,
             queued,
@@ -506,5 +552,92 @@ mod tests {
         let a = s.account("alice@example.org").unwrap().unwrap();
         let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
         assert!(s.messages(inbox.id, ModSeq(0)).unwrap().is_empty());
+    }
+
+    /// Encryption at rest (`postamt user smime`): in one delivery to two
+    /// local accounts and a remote one, only bob's copy is encrypted (to
+    /// his certificate: his key opens it, and it is the message as sent
+    /// with our trace fields outside); alice and the queue get the message
+    /// as sent. An encrypted message is stored as it is; a certificate
+    /// that cannot be used is a temporary failure, never a clear copy.
+    #[test]
+    fn rfc8551_encryption_at_rest_for_accounts_with_a_certificate() {
+        use postamt_smime::{Ca, KeyKind};
+        let (_d, s) = store();
+        let ca = Ca::new("Course", KeyKind::Rsa2048, 30).unwrap();
+        let bob = ca.issue("bob@example.org", KeyKind::Rsa2048, 30).unwrap();
+        let b = s.account("bob@example.org").unwrap().unwrap();
+        let a = s.account("alice@example.org").unwrap().unwrap();
+        s.set_smime_certificate(b.id, Some(&bob.cert.to_pem().unwrap()))
+            .unwrap();
+        let msg = b"From: x@remote.net\r\nSubject: secret plan\r\n\r\nthe body nobody may read\r\n";
+        s.add_alias("fwd@example.org", &["y@remote.net".into()])
+            .unwrap();
+        let to = [
+            "alice@example.org".into(),
+            "bob@example.org".into(),
+            "fwd@example.org".into(),
+        ];
+        let rep = deliver(&s, "x@remote.net", &to, msg, 0).unwrap();
+        assert_eq!(rep.delivered.len(), 2);
+        assert_eq!(rep.queued, vec!["y@remote.net"]);
+        let stored = |addr: &str| {
+            let (_, d) = rep.delivered.iter().find(|(x, _)| x == addr).unwrap();
+            s.message_content(d.mailbox, d.uid).unwrap().unwrap()
+        };
+        let (plain, sealed) = (stored("alice@example.org"), stored("bob@example.org"));
+        assert!(plain.ends_with(b"the body nobody may read\r\n"));
+        let text = String::from_utf8_lossy(&sealed);
+        assert!(!text.contains("nobody may read"), "{text}");
+        assert!(text.contains("smime-type=enveloped-data"), "{text}");
+        assert!(
+            text.starts_with("Return-Path: <x@remote.net>\r\nDelivered-To: bob@example.org\r\n")
+        );
+        assert!(
+            text.contains("Subject: secret plan\r\n"),
+            "outer fields stay readable"
+        );
+        let opened = postamt_smime::decrypt(&sealed, &bob).unwrap();
+        let opened = String::from_utf8(opened).unwrap();
+        assert!(
+            opened.ends_with("\r\n\r\nthe body nobody may read\r\n"),
+            "{opened}"
+        );
+        assert!(postamt_smime::is_encrypted(&sealed));
+        let queued = s.queue().unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            s.queue_entry(queued[0].id).unwrap().unwrap().1,
+            msg.to_vec()
+        );
+        // Already encrypted: stored as it came, not encrypted twice.
+        let body = sealed
+            .split_at(
+                sealed
+                    .windows(11)
+                    .position(|w| w == b"Subject: se")
+                    .unwrap(),
+            )
+            .1
+            .to_vec();
+        let rep = deliver(&s, "", &["bob@example.org".into()], &body, 0).unwrap();
+        let (_, d) = &rep.delivered[0];
+        let again = s.message_content(d.mailbox, d.uid).unwrap().unwrap();
+        assert!(again.ends_with(&body), "stored as it came");
+        // A certificate that cannot be used: 4xx, nothing stored for anyone.
+        s.set_smime_certificate(b.id, Some(b"not a certificate"))
+            .unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
+        let before = s.messages(inbox.id, ModSeq(0)).unwrap().len();
+        let e = deliver(
+            &s,
+            "",
+            &["alice@example.org".into(), "bob@example.org".into()],
+            msg,
+            0,
+        )
+        .unwrap_err();
+        assert!(matches!(e, DeliveryError::Temporary(_)), "{e}");
+        assert_eq!(s.messages(inbox.id, ModSeq(0)).unwrap().len(), before);
     }
 }

@@ -33,6 +33,18 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Encryption at rest: store CERT (PEM or DER, the user's S/MIME
+    /// certificate; default: ADDRESS's in the certificate store of `smime
+    /// cert issue` / `smime import`) and encrypt every message delivered to
+    /// ADDRESS to it from now on; `--remove` stops that (messages stay as
+    /// stored).
+    Smime {
+        address: String,
+        #[arg(conflicts_with = "remove")]
+        cert: Option<std::path::PathBuf>,
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,12 +144,17 @@ pub fn read_message(file: &std::path::Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 fn default_selector() -> String {
     // Dated selectors make key rotation obvious: s202611.
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86400)
-        .unwrap_or(0) as i64;
+    let days = now() / 86400;
     let (y, m, _) = postamt_wire::time::civil_from_days(days);
     format!("s{y:04}{m:02}")
 }
@@ -200,13 +217,21 @@ pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
             println!("created {}", a.address);
         }
         UserCmd::List => {
-            for a in store.accounts()? {
+            let accounts = store.accounts()?;
+            let ids: Vec<_> = accounts.iter().map(|a| a.id).collect();
+            let sealed = store.smime_certificates(&ids)?;
+            for a in accounts {
                 let quota = a
                     .quota_bytes
                     .map(|q| q.to_string())
                     .unwrap_or_else(|| "unlimited".into());
+                let at_rest = if sealed.iter().any(|(id, _)| *id == a.id) {
+                    "\tencrypted at rest (S/MIME)"
+                } else {
+                    ""
+                };
                 println!(
-                    "{}\t{} bytes used\tquota {}",
+                    "{}\t{} bytes used\tquota {}{at_rest}",
                     a.address, a.used_bytes, quota
                 );
             }
@@ -239,6 +264,47 @@ pub fn user(config: &Config, cmd: &UserCmd) -> Result<()> {
             let pw = read_password(address, *password_stdin)?;
             store.set_password(address, &pw)?;
             println!("password changed for {address}");
+        }
+        UserCmd::Smime {
+            address,
+            cert,
+            remove,
+        } => {
+            let account = store
+                .account(address)?
+                .with_context(|| format!("no account {address}"))?;
+            if *remove {
+                store.set_smime_certificate(account.id, None)?;
+                println!(
+                    "{}: new mail is stored as it arrives (messages encrypted so far stay encrypted)",
+                    account.address
+                );
+                return Ok(());
+            }
+            let path = cert
+                .clone()
+                .unwrap_or_else(|| crate::smime::store_cert_path(config, &account.address));
+            let path = &path;
+            let bytes = std::fs::read(path).with_context(|| match cert {
+                Some(_) => format!("cannot read {}", path.display()),
+                None => format!(
+                    "no certificate of {} in the certificate store ({}): name CERT, or `postamt smime cert issue` / `smime import` first",
+                    account.address,
+                    path.display()
+                ),
+            })?;
+            let cert = postamt_smime::encryption_certificate(&bytes, &account.address, now())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            store.set_smime_certificate(account.id, Some(&cert.to_pem()?))?;
+            println!(
+                "{}: every message delivered from now on is stored encrypted to {} (valid until {})",
+                account.address,
+                postamt_smime::ca::subject(&cert),
+                cert.not_after()
+            );
+            println!(
+                "  only the holder of its private key can read those messages; the server can no longer search their text"
+            );
         }
     }
     Ok(())
@@ -640,11 +706,7 @@ pub fn deliver(config: Result<Config>, args: &DeliverArgs) -> ExitCode {
             return ExitCode::from(EX_TEMPFAIL);
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    match postamt_mda::deliver(&*store, &args.from, &args.to, &message, now) {
+    match postamt_mda::deliver(&*store, &args.from, &args.to, &message, now()) {
         Ok(report) => {
             for (address, d) in &report.delivered {
                 eprintln!(

@@ -108,6 +108,11 @@ pub enum CertCmd {
         out: Option<PathBuf>,
         #[arg(long)]
         password_stdin: bool,
+        /// PKCS#12 under PBE-SHA1-3DES with a SHA-1 MAC, for tools that
+        /// cannot read OpenSSL 3's AES-256 (gpgsm before 2.2.42 / 2.4.4,
+        /// older Windows and macOS).
+        #[arg(long)]
+        legacy_p12: bool,
     },
 }
 
@@ -210,6 +215,7 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
             algorithm,
             out,
             password_stdin,
+            legacy_p12,
         }) => {
             let config = config?;
             let d = dir(&config);
@@ -237,7 +243,12 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
             let out = out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{address}.p12")));
-            write_private(&out, &id.to_pkcs12(&pw).map_err(|e| anyhow::anyhow!(e))?)?;
+            let p12 = if *legacy_p12 {
+                id.to_legacy_pkcs12(&pw)
+            } else {
+                id.to_pkcs12(&pw)
+            };
+            write_private(&out, &p12.map_err(|e| anyhow::anyhow!(e))?)?;
             store_cert(&d, &id.cert)?;
             println!(
                 "issued to {address}: {} (certificate and key, with the CA)",
@@ -350,6 +361,13 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
 }
 
 /// The certificate store: `<data_dir>/smime/certs/ADDRESS.pem`.
+/// Where the certificate store keeps `address`'s certificate.
+pub fn store_cert_path(config: &Config, address: &str) -> PathBuf {
+    dir(config)
+        .join("certs")
+        .join(format!("{}.pem", address.to_ascii_lowercase()))
+}
+
 fn store_cert(d: &Path, cert: &X509) -> Result<()> {
     let certs = d.join("certs");
     std::fs::create_dir_all(&certs)?;

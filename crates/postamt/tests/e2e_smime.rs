@@ -30,7 +30,11 @@ fn smime(s: &Server, args: &[&str], stdin: &[u8]) -> Output {
 /// The CA, alice's and bob's identities, and their certificates and keys
 /// extracted by OpenSSL from our PKCS#12 files.
 fn setup() -> (Server, std::path::PathBuf) {
-    let s = Server::prepare("");
+    setup_with("")
+}
+
+fn setup_with(extra: &str) -> (Server, std::path::PathBuf) {
+    let s = Server::prepare(extra);
     let d = s.dir.path().to_path_buf();
     let out = smime(
         &s,
@@ -637,4 +641,286 @@ fn rfc8551_postamt_and_nss_cmsutil_both_ways() {
         "{}",
         out.stdout
     );
+}
+
+/// Every file under `dir` (database, its WAL, content packs, transcripts)
+/// that holds `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Sends `message` over SMTP (port 25 of the test server) to `to`; from a
+/// local sender over LMTP (port 25 refuses a local sender unauthenticated).
+fn smtp_send(s: &Server, from: &str, to: &str, message: &str) {
+    let lmtp = from.ends_with("@example.test");
+    let mut c = smtp(s, if lmtp { "lmtp" } else { "smtp" });
+    c.smtp(
+        if lmtp {
+            "LHLO client.test"
+        } else {
+            "EHLO client.test"
+        },
+        "250",
+    );
+    c.smtp(&format!("MAIL FROM:<{from}>"), "250");
+    c.smtp(&format!("RCPT TO:<{to}>"), "250");
+    c.smtp("DATA", "354");
+    c.send(message.as_bytes());
+    c.smtp(".", "250");
+    c.smtp("QUIT", "221");
+}
+
+/// Python's imaplib fetches bob's INBOX: each message's bytes into
+/// `dir/bob-N.eml`, and prints BODYSTRUCTURE lines and what `SEARCH BODY
+/// needle` found.
+fn imaplib_fetch(s: &Server, dir: &Path, needle: &str) -> String {
+    let script = r#"
+import imaplib, sys
+port, out, needle = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login("bob@example.test", "bob-pw")
+m.select("INBOX", readonly=True)
+typ, data = m.uid("SEARCH", None, "ALL")
+for uid in data[0].split():
+    typ, msg = m.uid("FETCH", uid, "(BODY.PEEK[] BODYSTRUCTURE)")
+    open("%s/bob-%s.eml" % (out, uid.decode()), "wb").write(msg[0][1])
+    print("structure", uid.decode(), msg[0][0].decode(), msg[1].decode() if isinstance(msg[1], bytes) else "")
+typ, data = m.uid("SEARCH", None, "BODY", needle)
+print("search", data[0].decode())
+m.logout()
+"#;
+    let out = run_with_stdin(
+        Command::new("python3").args([
+            "-c",
+            script,
+            &s.addr("imap").port().to_string(),
+            dir.to_str().unwrap(),
+            needle,
+        ]),
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+}
+
+/// Encryption at rest (`postamt user smime`): a certificate for another
+/// address is refused; once bob's is set, what is delivered to him is
+/// stored encrypted to it — no file of the data directory (database,
+/// WAL, packs, transcripts) holds the text — and an IMAP client (Python's
+/// imaplib) fetches the enveloped message, which OpenSSL opens with bob's
+/// key to the message as sent; a signed message stays verifiable inside.
+/// Alice's mail is untouched, SEARCH BODY cannot see into bob's, and
+/// `--remove` turns it off for new mail.
+#[test]
+fn rfc8551_encryption_at_rest_through_smtp_and_imap() {
+    if !require("openssl") || !require("python3") {
+        return;
+    }
+    let (mut s, d) = setup_with("[transcripts]\nenabled = true\n");
+    let ca = ca_path(&s);
+    let out = s.admin(&[
+        "user",
+        "smime",
+        "alice@example.test",
+        d.join("bob.crt").to_str().unwrap(),
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("not for alice@example.test"),
+        "{}",
+        out.stderr
+    );
+    // Without CERT: bob's from the certificate store (`smime cert issue`).
+    let out = s.admin(&["user", "smime", "bob@example.test"]).success();
+    assert!(out.stdout.contains("stored encrypted to"), "{}", out.stdout);
+    let list = s.admin(&["user", "list"]).success().stdout;
+    assert!(
+        list.lines().any(|l| l.starts_with("bob@example.test") && l.ends_with("encrypted at rest (S/MIME)")),
+        "{list}"
+    );
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.starts_with("alice@") && l.contains("encrypted")),
+        "{list}"
+    );
+    s.spawn();
+    // Files with the message texts live outside the data directory.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let key = |f: &str| d.join(f).to_str().unwrap().to_string();
+
+    smtp_send(
+        &s,
+        "x@remote.test",
+        "alice@example.test",
+        "Subject: to alice\r\n\r\nMARKER-in-the-clear\r\n",
+    );
+    smtp_send(
+        &s,
+        "x@remote.test",
+        "bob@example.test",
+        "Subject: to bob\r\n\r\nMARKER-sealed-at-rest\r\n",
+    );
+    // A signed message from alice: encrypted at rest around the signature.
+    std::fs::write(
+        w.join("signed-src.eml"),
+        "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: signed\r\n\r\nMARKER-signed-inside\r\n",
+    )
+    .unwrap();
+    let signed = run_with_stdin(
+        Command::new(BIN)
+            .current_dir(w)
+            .args([
+                "smime",
+                "sign",
+                "signed-src.eml",
+                "--identity",
+                &key("alice.p12"),
+                "--password-env",
+                "PW",
+            ])
+            .env("PW", "pw"),
+        b"",
+    )
+    .success()
+    .stdout;
+    smtp_send(&s, "alice@example.test", "bob@example.test", &signed);
+
+    let data_dir = s.dir.path();
+    assert!(
+        !files_holding(data_dir, b"MARKER-in-the-clear").is_empty(),
+        "alice's mail is stored as it came (and the search works)"
+    );
+    for sealed in ["MARKER-sealed-at-rest", "MARKER-signed-inside"] {
+        let found = files_holding(data_dir, sealed.as_bytes());
+        assert!(found.is_empty(), "{sealed} readable in {found:?}");
+    }
+    let transcripts = files_holding(
+        data_dir,
+        b"not recorded: a recipient's mail is encrypted at rest",
+    );
+    assert_eq!(transcripts.len(), 2, "the two SMTP sessions to bob say why");
+
+    let fetched = imaplib_fetch(&s, w, "MARKER");
+    assert!(
+        fetched.lines().any(|l| l.trim_end() == "search"),
+        "SEARCH BODY cannot see into bob's mail (RFC 8551: only his key opens it): {fetched}"
+    );
+    assert_eq!(
+        fetched
+            .to_ascii_lowercase()
+            .matches("(\"application\" \"pkcs7-mime\" (\"smime-type\" \"enveloped-data\"")
+            .count(),
+        2,
+        "{fetched}"
+    );
+    for (uid, inner) in [(1, "MARKER-sealed-at-rest"), (2, "MARKER-signed-inside")] {
+        let eml = format!("bob-{uid}.eml");
+        let m = std::fs::read_to_string(w.join(&eml)).unwrap();
+        assert!(
+            m.contains("smime-type=enveloped-data") && !m.contains(inner),
+            "{m}"
+        );
+        assert!(
+            m.starts_with("Return-Path: <"),
+            "our trace fields stay outside: {m}"
+        );
+        let out = openssl(
+            w,
+            &[
+                "cms",
+                "-decrypt",
+                "-in",
+                &eml,
+                "-inkey",
+                &key("bob.key"),
+                "-recip",
+                &key("bob.crt"),
+                "-out",
+                "opened.eml",
+            ],
+            b"",
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let opened = std::fs::read_to_string(w.join("opened.eml")).unwrap();
+        if uid == 1 {
+            assert!(
+                opened.ends_with("\r\n\r\nMARKER-sealed-at-rest\r\n"),
+                "{opened}"
+            );
+        } else {
+            // OpenSSL checks alice's signature on what was inside.
+            assert!(
+                opened.starts_with("Content-Type: multipart/signed"),
+                "{opened}"
+            );
+            let out = openssl(
+                w,
+                &[
+                    "cms",
+                    "-verify",
+                    "-in",
+                    "opened.eml",
+                    "-CAfile",
+                    ca.to_str().unwrap(),
+                ],
+                b"",
+            );
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert!(
+                out.stdout.contains("MARKER-signed-inside"),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+    // postamt's own verification opens the layer with bob's identity.
+    let out = run_with_stdin(
+        Command::new(BIN)
+            .current_dir(w)
+            .args([
+                "smime",
+                "verify",
+                "bob-2.eml",
+                "--identity",
+                &key("bob.p12"),
+                "--password-env",
+                "PW",
+                "--config",
+                s.config.to_str().unwrap(),
+            ])
+            .env("PW", "pw"),
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("layer 1: encrypted") && out.stdout.contains("layer 2: signed"),
+        "{}",
+        out.stdout
+    );
+
+    s.admin(&["user", "smime", "bob@example.test", "--remove"])
+        .success();
+    smtp_send(
+        &s,
+        "x@remote.test",
+        "bob@example.test",
+        "Subject: later\r\n\r\nMARKER-after-removal\r\n",
+    );
+    assert!(!files_holding(data_dir, b"MARKER-after-removal").is_empty());
 }

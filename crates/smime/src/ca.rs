@@ -10,14 +10,14 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::{X509, X509Builder, X509ExtendedKeyUsage, X509KeyUsage, X509NameBuilder};
 
 use crate::{Error, Result};
 
@@ -161,18 +161,31 @@ impl Identity {
     /// The identity as PKCS#12 (OpenSSL 3's defaults: AES-256-CBC with
     /// PBKDF2, SHA-256 MAC), with the chain, under `password`.
     pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>> {
+        self.pkcs12(password, false)
+    }
+
+    /// The identity as PKCS#12 the way older tools read it: key and
+    /// certificates under PBE-SHA1-3DES, a SHA-1 MAC. gpgsm before 2.2.42
+    /// and 2.4.4 cannot read OpenSSL 3's PBES2 (AES-256, hmacWithSHA256),
+    /// nor can some older Windows and macOS versions.
+    pub fn to_legacy_pkcs12(&self, password: &str) -> Result<Vec<u8>> {
+        self.pkcs12(password, true)
+    }
+
+    fn pkcs12(&self, password: &str, legacy: bool) -> Result<Vec<u8>> {
         let mut chain = Stack::new()?;
         for c in &self.chain {
             chain.push(c.clone())?;
         }
         let name = addresses(&self.cert).into_iter().next().unwrap_or_default();
-        let p12 = Pkcs12::builder()
-            .name(&name)
-            .pkey(&self.key)
-            .cert(&self.cert)
-            .ca(chain)
-            .build2(password)?;
-        Ok(p12.to_der()?)
+        let mut b = Pkcs12::builder();
+        b.name(&name).pkey(&self.key).cert(&self.cert).ca(chain);
+        if legacy {
+            b.key_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+                .cert_algorithm(Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC)
+                .mac_md(MessageDigest::sha1());
+        }
+        Ok(b.build2(password)?.to_der()?)
     }
 
     /// Reads a PKCS#12 identity.
@@ -222,6 +235,73 @@ pub fn addresses(cert: &openssl::x509::X509Ref) -> Vec<String> {
     out
 }
 
+/// A certificate checked for encryption to `address` (encryption at
+/// rest, `postamt user smime`): it names the address (RFC 8550 §3), is
+/// valid at `now`, is meant for e-mail (extended key usage
+/// emailProtection, when it has one) and for encryption (key usage
+/// keyEncipherment for RSA, keyAgreement for EC, when it has one: RFC
+/// 8550 §4.4.2), and OpenSSL can encrypt to its key.
+pub fn encryption_certificate(cert: &[u8], address: &str, now: i64) -> Result<X509> {
+    let cert = X509::from_pem(cert)
+        .or_else(|_| X509::from_der(cert))
+        .map_err(|_| Error("not a certificate (PEM or DER)".into()))?;
+    let address = address.trim().to_ascii_lowercase();
+    let named = addresses(&cert);
+    if !named.contains(&address) {
+        return Err(Error(format!(
+            "the certificate is for {}, not for {address} (RFC 8550 §3)",
+            if named.is_empty() {
+                "no address".to_string()
+            } else {
+                named.join(", ")
+            }
+        )));
+    }
+    let t = Asn1Time::from_unix(now)?;
+    if cert.not_after() < t {
+        return Err(Error(format!(
+            "the certificate expired on {}",
+            cert.not_after()
+        )));
+    }
+    if cert.not_before() > t {
+        return Err(Error(format!(
+            "the certificate is not valid before {}",
+            cert.not_before()
+        )));
+    }
+    if cert
+        .extended_key_usage()
+        .is_some_and(|x| !x.contains(X509ExtendedKeyUsage::SMIME))
+    {
+        return Err(Error(
+            "the certificate is not for e-mail (no emailProtection in its extended key usage)"
+                .into(),
+        ));
+    }
+    let key = cert.public_key()?;
+    let needed = match key.id() {
+        Id::EC => X509KeyUsage::KEY_AGREEMENT,
+        _ => X509KeyUsage::KEY_ENCIPHERMENT,
+    };
+    if cert.key_usage().is_some_and(|u| !u.contains(needed)) {
+        return Err(Error(format!(
+            "the certificate's key usage does not allow encryption (needs {})",
+            if needed == X509KeyUsage::KEY_AGREEMENT {
+                "keyAgreement"
+            } else {
+                "keyEncipherment"
+            }
+        )));
+    }
+    crate::encrypt(
+        b"Subject: test\r\n\r\ntest\r\n",
+        std::slice::from_ref(&cert),
+    )
+    .map_err(|e| Error(format!("cannot encrypt to this certificate: {e}")))?;
+    Ok(cert)
+}
+
 /// A certificate's subject as one line (`CN=…, O=…`).
 pub fn subject(cert: &openssl::x509::X509Ref) -> String {
     cert.subject_name()
@@ -251,10 +331,16 @@ mod tests {
             assert!(text.contains("Digital Signature"), "{text}");
             assert!(text.contains("CA:FALSE"), "{text}");
             let p12 = id.to_pkcs12("secret").unwrap();
-            let back = Identity::from_pkcs12(&p12, "secret").unwrap();
-            assert_eq!(back.cert.to_der().unwrap(), id.cert.to_der().unwrap());
-            assert_eq!(back.chain.len(), 1);
-            assert!(Identity::from_pkcs12(&p12, "wrong").is_err());
+            for p12 in [p12, id.to_legacy_pkcs12("secret").unwrap()] {
+                let back = Identity::from_pkcs12(&p12, "secret").unwrap();
+                assert_eq!(back.cert.to_der().unwrap(), id.cert.to_der().unwrap());
+                assert_eq!(
+                    back.key.public_key_to_der().unwrap(),
+                    id.key.public_key_to_der().unwrap()
+                );
+                assert_eq!(back.chain.len(), 1);
+                assert!(Identity::from_pkcs12(&p12, "wrong").is_err());
+            }
         }
         assert!(
             Ca::new("x", KeyKind::Rsa2048, 1)
@@ -263,5 +349,36 @@ mod tests {
                 .is_err()
         );
         assert!(KeyKind::parse("dsa").is_err());
+    }
+
+    #[test]
+    fn rfc8550_encryption_certificates_are_checked_for_address_time_and_use() {
+        let now = 1_800_000_000;
+        let ca = Ca::new("Course", KeyKind::Rsa2048, 3650).unwrap();
+        for kind in [KeyKind::Rsa2048, KeyKind::EcP256] {
+            let id = ca.issue("bob@example.org", kind, 365).unwrap();
+            let pem = id.cert.to_pem().unwrap();
+            let der = id.cert.to_der().unwrap();
+            let t = Asn1Time::from_unix(0)
+                .unwrap()
+                .diff(id.cert.not_before())
+                .unwrap();
+            let issued = i64::from(t.days) * 86400 + i64::from(t.secs);
+            for c in [&pem, &der] {
+                encryption_certificate(c, "Bob@example.org", issued + 60).unwrap();
+            }
+            let e = encryption_certificate(&pem, "carol@example.org", issued + 60).unwrap_err();
+            assert!(e.0.contains("for bob@example.org, not for carol"), "{e}");
+            let e =
+                encryption_certificate(&pem, "bob@example.org", issued + 400 * 86400).unwrap_err();
+            assert!(e.0.contains("expired"), "{e}");
+            let e = encryption_certificate(&pem, "bob@example.org", issued - 86400).unwrap_err();
+            assert!(e.0.contains("not valid before"), "{e}");
+        }
+        // The CA's own certificate names no address and is no e-mail certificate.
+        let e =
+            encryption_certificate(&ca.cert.to_pem().unwrap(), "bob@example.org", now).unwrap_err();
+        assert!(e.0.contains("no address"), "{e}");
+        assert!(encryption_certificate(b"garbage", "bob@example.org", now).is_err());
     }
 }

@@ -7,8 +7,10 @@ pub mod ca;
 pub mod message;
 mod mime;
 
-pub use ca::{Ca, Identity, KeyKind};
-pub use message::{Layer, Status, Verification, decrypt, encrypt, sign, verify};
+pub use ca::{Ca, Identity, KeyKind, encryption_certificate};
+pub use message::{
+    Layer, Status, Verification, decrypt, encrypt, encrypt_at_rest, is_encrypted, sign, verify,
+};
 
 /// What went wrong, in words.
 #[derive(Debug)]

@@ -144,6 +144,51 @@ pub fn encrypt(message: &[u8], recipients: &[X509]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether `message` is encrypted at its top: `smime-type=enveloped-data`
+/// or `authEnveloped-data`, or an `application/pkcs7-mime` without
+/// `smime-type` whose CMS content type says so.
+pub fn is_encrypted(message: &[u8]) -> bool {
+    let message = mime::canonical(message);
+    match kind(&message) {
+        (Kind::Enveloped, _) => true,
+        (Kind::Opaque, ct) if ct.param("smime-type").is_none() => {
+            // ContentInfo ::= SEQUENCE { contentType OID, ... } (RFC 5652
+            // §3): the OID is within the first bytes.
+            let head = mime::base64_body(&message).unwrap_or_default();
+            let head = &head[..head.len().min(24)];
+            [ENVELOPED_DATA, AUTH_ENVELOPED_DATA]
+                .iter()
+                .any(|oid| head.windows(oid.len()).any(|w| w == *oid))
+        }
+        _ => false,
+    }
+}
+
+/// DER of the OIDs id-envelopedData (1.2.840.113549.1.7.3, RFC 5652 §6)
+/// and id-ct-authEnvelopedData (1.2.840.113549.1.9.16.1.23, RFC 5083).
+const ENVELOPED_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03,
+];
+const AUTH_ENVELOPED_DATA: &[u8] = &[
+    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17,
+];
+
+/// Encryption at rest: `message` encrypted to the certificate `cert_pem`
+/// (as [`encrypt`] does: the entity is encrypted, the other header fields
+/// stay readable), or `None` when it is encrypted already.
+pub fn encrypt_at_rest(message: &[u8], cert_pem: &[u8]) -> Result<Option<Vec<u8>>> {
+    if is_encrypted(message) {
+        return Ok(None);
+    }
+    let cert = X509::from_pem(cert_pem).map_err(|e| {
+        Error(format!(
+            "the stored certificate: {}",
+            crate::openssl_reason(&e)
+        ))
+    })?;
+    encrypt(message, &[cert]).map(Some)
+}
+
 /// What a layer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

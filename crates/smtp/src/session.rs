@@ -233,7 +233,7 @@ pub async fn run_session<S>(
                         break 'session;
                     }
                     step = match read_content(&mut conn, &mut core, config.data_timeout).await {
-                        Read::Done => content_end(&mut core, &transcript),
+                        Read::Done => content_end(&mut core, &transcript, store),
                         Read::Timeout => core.timeout(),
                         Read::Closed => break 'session,
                     };
@@ -245,7 +245,7 @@ pub async fn run_session<S>(
                             if let Some(t) = &transcript {
                                 t.note(&format!("client sent a BDAT chunk of {size} bytes"));
                             }
-                            content_end(&mut core, &transcript)
+                            content_end(&mut core, &transcript, store)
                         }
                         Read::Timeout => core.timeout(),
                         Read::Closed => break 'session,
@@ -428,9 +428,23 @@ where
     Read::Done
 }
 
-fn content_end(core: &mut SmtpCore, transcript: &Option<Transcript>) -> Step {
+fn content_end(core: &mut SmtpCore, transcript: &Option<Transcript>, store: &SharedStore) -> Step {
     if let (Some(t), Some(message)) = (transcript, core.message_received()) {
-        t.client_body(message);
+        // A recipient whose mail is encrypted at rest: the transcript on
+        // the same disk must not hold the message in the clear.
+        let accounts = core.local_accounts();
+        let sealed = !accounts.is_empty()
+            && store
+                .smime_certificates(&accounts)
+                .map_or(true, |c| !c.is_empty());
+        if sealed {
+            t.note(&format!(
+                "client sent {} bytes of message content, not recorded: a recipient's mail is encrypted at rest",
+                message.len()
+            ));
+        } else {
+            t.client_body(message);
+        }
     }
     core.content_end(postamt_wire::time::unix_now(), &new_id())
 }

@@ -49,6 +49,13 @@ pub trait Directory: Send + Sync + 'static {
     /// not the account exists.
     fn verify_password(&self, address: &str, password: &str) -> Result<Option<Account>>;
     fn set_quota(&self, account: AccountId, bytes: Option<u64>) -> Result<()>;
+    /// The S/MIME certificate (PEM) every message delivered to the account
+    /// is encrypted to before it is stored (encryption at rest); `None`
+    /// turns that off. Checking the certificate is the caller's business.
+    fn set_smime_certificate(&self, account: AccountId, pem: Option<&[u8]>) -> Result<()>;
+    /// The certificates of those of `accounts` that have one (one read for
+    /// a whole delivery).
+    fn smime_certificates(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, Vec<u8>)>>;
 
     // --- aliases -----------------------------------------------------------
     /// Adds targets to `alias` (`user@domain`, or `@domain` for a catch-all).
@@ -89,20 +96,22 @@ pub trait Mailboxes: Send + Sync + 'static {
 /// the same transaction), listings, content and metadata, flags, expunge,
 /// copy and move, and IMAP4rev1 `\Recent`.
 pub trait Messages: Send + Sync + 'static {
-    /// Stores a delivery for local targets and queues a message for remote
-    /// recipients in one transaction: both or neither (an SMTP `250` covers
-    /// both).
-    fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted>;
+    /// Stores deliveries for local targets and queues a message for remote
+    /// recipients in one transaction: all or none (an SMTP `250` covers
+    /// all). Several deliveries when targets get different content (a
+    /// copy encrypted at rest for one of them). `Accepted::delivered`
+    /// lists the targets in order, delivery after delivery.
+    fn accept(&self, deliveries: Vec<Delivery>, outbound: Option<Outbound>) -> Result<Accepted>;
     /// [`Messages::accept`] for async callers: the future resolves when the
     /// commit is durable, and no thread waits for it meanwhile (an SMTP
     /// session delivers without a hop to the blocking pool). The default
     /// runs `accept` on the blocking pool.
     fn accept_async(
         self: Arc<Self>,
-        delivery: Option<Delivery>,
+        deliveries: Vec<Delivery>,
         outbound: Option<Outbound>,
     ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send>> {
-        Box::pin(blocking(move || self.accept(delivery, outbound)))
+        Box::pin(blocking(move || self.accept(deliveries, outbound)))
     }
     /// Stores one message for all targets atomically: all or none. The
     /// content is stored once and referenced by every target. Returns when
@@ -112,12 +121,12 @@ pub trait Messages: Send + Sync + 'static {
         if delivery.targets.is_empty() {
             return Ok(Vec::new());
         }
-        self.accept(Some(delivery), None).map(|a| a.delivered)
+        self.accept(vec![delivery], None).map(|a| a.delivered)
     }
     /// Puts a message for other domains into the durable queue; returns when
     /// it is committed. `accept` without a local delivery.
     fn enqueue(&self, message: Outbound) -> Result<QueueId> {
-        self.accept(None, Some(message))?
+        self.accept(Vec::new(), Some(message))?
             .queued
             .ok_or_else(|| StoreError::Backend("nothing queued".into()))
     }

@@ -234,22 +234,26 @@ fn accept_async_stores_delivers_and_queues_and_cleans_up_after_failures() {
             envelope: Default::default(),
             content: content.clone(),
         };
+        // Two large deliveries of different content (one encrypted at
+        // rest, say) and the queue entry, in one call.
+        let other = big("sealed copy");
         let accepted = rt
-            .block_on(
-                std::sync::Arc::clone(&store)
-                    .accept_async(Some(delivery(&content, &[a.id])), Some(outbound)),
-            )
+            .block_on(std::sync::Arc::clone(&store).accept_async(
+                vec![delivery(&content, &[a.id]), delivery(&other, &[a.id])],
+                Some(outbound),
+            ))
             .unwrap();
-        assert_eq!(accepted.delivered.len(), 1);
+        assert_eq!(accepted.delivered.len(), 2);
         let q = accepted.queued.expect("queued");
         assert_eq!(store.queue_entry(q).unwrap().unwrap().1, content);
-        let t = &accepted.delivered[0];
-        let mut want = b"Delivered-To: x\r\n".to_vec();
-        want.extend_from_slice(&content);
-        assert_eq!(
-            store.message_content(t.mailbox, t.uid).unwrap().unwrap(),
-            want
-        );
+        for (t, c) in accepted.delivered.iter().zip([&content, &other]) {
+            let mut want = b"Delivered-To: x\r\n".to_vec();
+            want.extend_from_slice(c);
+            assert_eq!(
+                store.message_content(t.mailbox, t.uid).unwrap().unwrap(),
+                want
+            );
+        }
         let before = held(dir.path());
         assert!(before >= content.len() as u64);
 
@@ -258,7 +262,7 @@ fn accept_async_stores_delivers_and_queues_and_cleans_up_after_failures() {
         let err = rt
             .block_on(
                 std::sync::Arc::clone(&store)
-                    .accept_async(Some(delivery(&big("too big"), &[a.id])), None),
+                    .accept_async(vec![delivery(&big("too big"), &[a.id])], None),
             )
             .unwrap_err();
         assert!(matches!(err, postamt_store::StoreError::OverQuota), "{err}");
@@ -269,7 +273,7 @@ fn accept_async_stores_delivers_and_queues_and_cleans_up_after_failures() {
         let futures: Vec<_> = (0..40)
             .map(|i| {
                 std::sync::Arc::clone(&store)
-                    .accept_async(Some(delivery(&big(&format!("m{i}")), &[a.id])), None)
+                    .accept_async(vec![delivery(&big(&format!("m{i}")), &[a.id])], None)
             })
             .collect();
         let results = rt.block_on(async {
@@ -320,7 +324,7 @@ fn accept_async_with_large_content_on_a_multi_threaded_runtime() {
                 };
                 tokio::spawn(async move {
                     let d = delivery(&content, &[a.id]);
-                    let r = store.accept_async(Some(d), None).await.unwrap();
+                    let r = store.accept_async(vec![d], None).await.unwrap();
                     (content, r)
                 })
             })

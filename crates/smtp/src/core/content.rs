@@ -4,7 +4,7 @@
 //! (RFC 2033 §4.2).
 
 use postamt_auth::dmarc::Policy;
-use postamt_store::{OutboundEnvelope, QueuedRecipient};
+use postamt_store::{AccountId, OutboundEnvelope, QueuedRecipient};
 
 use super::{
     Answer, Arrived, Batch, Delivery, Lookup, Mode, Outcome, Pending, Rcpt, SmtpCore, State, Step,
@@ -132,6 +132,19 @@ impl SmtpCore {
             State::Lookup(Pending::Message { arrived, .. }) => Some(&arrived.content),
             _ => None,
         }
+    }
+
+    /// The local accounts the current transaction delivers to (for the
+    /// transcript: the mail of an account encrypted at rest is not written
+    /// there in the clear either).
+    pub fn local_accounts(&self) -> Vec<AccountId> {
+        let rcpts = self.transaction.iter().flat_map(|t| &t.rcpts);
+        rcpts
+            .flat_map(|r| match r {
+                Rcpt::Local { accounts, .. } => accounts.iter().map(|(_, id)| *id).collect(),
+                Rcpt::Remote(_) => Vec::new(),
+            })
+            .collect()
     }
 
     /// The message as it arrived, before [`SmtpCore::content_end`] takes it

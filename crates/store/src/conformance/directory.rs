@@ -135,3 +135,39 @@ pub fn delete_mailbox_and_account(store: Arc<dyn Store>) {
             .is_empty()
     );
 }
+
+/// The S/MIME certificate of encryption at rest: set, read for several
+/// accounts at once (only those with one), replaced, removed; an unknown
+/// account is NotFound; a new account of a deleted one's address has none.
+pub fn smime_certificates_per_account(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let b = store.create_account("bob@example.org", "pw").unwrap();
+    assert!(store.smime_certificates(&[a.id, b.id]).unwrap().is_empty());
+    store
+        .set_smime_certificate(b.id, Some(b"PEM of bob"))
+        .unwrap();
+    assert_eq!(
+        store.smime_certificates(&[a.id, b.id]).unwrap(),
+        vec![(b.id, b"PEM of bob".to_vec())]
+    );
+    store.set_smime_certificate(b.id, Some(b"renewed")).unwrap();
+    store
+        .set_smime_certificate(a.id, Some(b"PEM of alice"))
+        .unwrap();
+    assert_eq!(
+        store.smime_certificates(&[b.id, a.id]).unwrap(),
+        vec![
+            (b.id, b"renewed".to_vec()),
+            (a.id, b"PEM of alice".to_vec())
+        ]
+    );
+    store.set_smime_certificate(a.id, None).unwrap();
+    assert_eq!(store.smime_certificates(&[a.id]).unwrap(), vec![]);
+    assert!(matches!(
+        store.set_smime_certificate(AccountId(999_999), Some(b"x")),
+        Err(StoreError::NotFound(_))
+    ));
+    store.delete_account("bob@example.org").unwrap();
+    let again = store.create_account("bob@example.org", "pw").unwrap();
+    assert!(store.smime_certificates(&[again.id]).unwrap().is_empty());
+}

@@ -399,28 +399,56 @@ pub fn accept_delivers_and_queues_atomically(store: Arc<dyn Store>) {
     };
     let acc = store
         .accept(
-            Some(delivery(b"Subject: both\r\n\r\n", vec![to_inbox(a.id, "")])),
+            vec![delivery(b"Subject: both\r\n\r\n", vec![to_inbox(a.id, "")])],
             Some(out.clone()),
         )
         .unwrap();
     assert_eq!(acc.delivered.len(), 1);
     assert!(acc.queued.is_some());
-    // A failing local part (unknown mailbox) queues nothing either.
+    // A failing local part (unknown mailbox) queues nothing either, and
+    // the delivery before it in the same call is not stored.
     let mut bad = to_inbox(a.id, "");
     bad.mailbox = "Nope".into();
     assert!(
         store
-            .accept(Some(delivery(b"S: x\r\n\r\n", vec![bad])), Some(out))
+            .accept(
+                vec![
+                    delivery(b"S: first\r\n\r\n", vec![to_inbox(a.id, "")]),
+                    delivery(b"S: x\r\n\r\n", vec![bad]),
+                ],
+                Some(out.clone())
+            )
             .is_err()
     );
     assert_eq!(store.queue().unwrap().len(), 1);
+    let id = inbox(&*store, a.id).id;
+    assert_eq!(store.messages(id, ModSeq(0)).unwrap().len(), 1);
+    // Several deliveries of different content (one copy encrypted at rest
+    // for one target) and the queue entry in one call: each target gets
+    // its own content, `delivered` lists them in order.
+    let b = store.create_account("bob@example.org", "pw").unwrap();
+    let acc = store
+        .accept(
+            vec![
+                delivery(b"Subject: plain\r\n\r\nfor a\r\n", vec![to_inbox(a.id, "")]),
+                delivery(
+                    b"Subject: sealed\r\n\r\nfor b\r\n",
+                    vec![to_inbox(b.id, "")],
+                ),
+            ],
+            Some(out),
+        )
+        .unwrap();
+    assert_eq!(acc.delivered.len(), 2);
     assert_eq!(
-        store
-            .messages(inbox(&*store, a.id).id, ModSeq(0))
-            .unwrap()
-            .len(),
-        1
+        (acc.delivered[0].account, acc.delivered[1].account),
+        (a.id, b.id)
     );
+    assert!(acc.queued.is_some());
+    assert_eq!(store.queue().unwrap().len(), 2);
+    let read = |d: &Delivered| store.message_content(d.mailbox, d.uid).unwrap().unwrap();
+    assert!(read(&acc.delivered[0]).ends_with(b"for a\r\n"));
+    assert!(read(&acc.delivered[1]).ends_with(b"for b\r\n"));
 }
 
 pub fn deliver_many_is_all_or_nothing(store: Arc<dyn Store>) {

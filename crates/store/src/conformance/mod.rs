@@ -29,7 +29,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $make;
             directory: domains_and_accounts, special_use_mailboxes_with_each_account,
                 passwords_are_argon2id_and_verified, aliases_and_catch_all,
-                delete_mailbox_and_account;
+                delete_mailbox_and_account, smime_certificates_per_account;
             mailboxes: uidvalidity_is_new_for_a_recreated_mailbox, rename_mailbox_and_children,
                 rename_inbox_moves_messages, subscriptions_work, inbox_is_case_insensitive;
             messages: delivery_shares_content_and_keeps_prefixes,

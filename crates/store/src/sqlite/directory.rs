@@ -182,6 +182,43 @@ impl Directory for SqliteStore {
         })
     }
 
+    fn set_smime_certificate(&self, account: AccountId, pem: Option<&[u8]>) -> Result<()> {
+        let pem = pem.map(<[u8]>::to_vec);
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET smime_cert = ?2 WHERE id = ?1",
+                    params![account.0, pem],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {}", account.0)));
+            }
+            Ok(((), vec![]))
+        })
+    }
+
+    fn smime_certificates(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, Vec<u8>)>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT smime_cert FROM accounts WHERE id = ?1 AND smime_cert IS NOT NULL",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for a in accounts {
+                let pem: Option<Vec<u8>> = s
+                    .query_row([a.0], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if let Some(pem) = pem {
+                    out.push((*a, pem));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn add_alias(&self, alias: &str, targets: &[String]) -> Result<()> {
         let alias = alias.trim().to_lowercase();
         let valid = match alias.strip_prefix('@') {

@@ -19,41 +19,33 @@ use crate::model::*;
 use crate::{Messages, Result, StoreError, canonical_mailbox_name};
 
 impl Messages for SqliteStore {
-    fn accept(&self, delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
-        let (delivery, meta, outbound, envelope) = accept_args(delivery, outbound)?;
+    fn accept(&self, deliveries: Vec<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
+        let (deliveries, outbound, envelope) = accept_args(deliveries, outbound)?;
         // Large content is written (and made durable) here, on the caller's
         // thread, before the commit that will reference it.
-        let file = match &delivery {
-            Some(d) if self.files.wants(d.content.len()) => {
-                Some(self.files.write(&d.content).map_err(backend)?)
-            }
-            _ => None,
-        };
-        let job_file = file.clone();
-        let result = self
-            .write(move |c| accept_in(c, delivery, meta, outbound, envelope, job_file.as_deref()));
-        if result.is_err()
-            && let Some(f) = &file
-        {
-            self.files.remove(f);
+        let files = self.write_files(deliveries.iter().map(|(d, _)| d))?;
+        let job_files = files.clone();
+        let result = self.write(move |c| accept_in(c, deliveries, outbound, envelope, &job_files));
+        if result.is_err() {
+            self.remove_files(&files);
         }
         result
     }
 
     fn accept_async(
         self: Arc<Self>,
-        delivery: Option<Delivery>,
+        deliveries: Vec<Delivery>,
         outbound: Option<Outbound>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted>> + Send>> {
-        let large = delivery
-            .as_ref()
-            .is_some_and(|d| !d.targets.is_empty() && self.files.wants(d.content.len()));
+        let large = deliveries
+            .iter()
+            .any(|d| !d.targets.is_empty() && self.files.wants(d.content.len()));
         if large && !self.files.packs() {
             // A file of its own costs an fsync of the file and of its
             // directory: not on the writer thread.
-            return Box::pin(crate::blocking(move || self.accept(delivery, outbound)));
+            return Box::pin(crate::blocking(move || self.accept(deliveries, outbound)));
         }
-        let (delivery, meta, outbound, envelope) = match accept_args(delivery, outbound) {
+        let (deliveries, outbound, envelope) = match accept_args(deliveries, outbound) {
             Ok(a) => a,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
@@ -63,22 +55,29 @@ impl Messages for SqliteStore {
         // the packs of its batch before the commit (see `writer_loop`), and
         // the content is removed again if the job or the commit fails.
         let mut appended = Appended::default();
-        let mut name = None;
-        if let Some(d) = delivery.as_ref().filter(|_| large) {
-            match append_here(&self.files, &d.content) {
+        let mut names = Vec::with_capacity(deliveries.len());
+        for (d, _) in &deliveries {
+            if !self.files.wants(d.content.len()) {
+                names.push(None);
+                continue;
+            }
+            let failed = match append_here(&self.files, &d.content) {
                 Some(Ok((n, unsynced))) => {
                     appended.names.push(n.clone());
                     appended.unsynced.push(unsynced);
-                    name = Some(n);
+                    names.push(Some(n));
+                    continue;
                 }
-                Some(Err(e)) => return Box::pin(async move { Err(backend(e)) }),
-                None => return Box::pin(async { Err(backend("packs are off")) }),
-            }
+                Some(Err(e)) => backend(e),
+                None => backend("packs are off"),
+            };
+            self.remove_files(&names);
+            return Box::pin(async move { Err(failed) });
         }
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Accepted>>();
         let sent = self.submit(
             appended,
-            move |c| accept_in(c, delivery, meta, outbound, envelope, name.as_deref()),
+            move |c| accept_in(c, deliveries, outbound, envelope, &names),
             move |r| {
                 let _ = tx.send(r);
             },
@@ -91,34 +90,16 @@ impl Messages for SqliteStore {
 
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>> {
         let mut prepared = Vec::with_capacity(deliveries.len());
-        let mut files = Vec::new();
-        let cleanup = |files: &[String]| {
-            for f in files {
-                self.files.remove(f);
-            }
-        };
         for d in deliveries {
             let meta = serde_json::to_string(&d.meta).map_err(backend)?;
-            let file = if self.files.wants(d.content.len()) {
-                match self.files.write(&d.content) {
-                    Ok(f) => {
-                        files.push(f.clone());
-                        Some(f)
-                    }
-                    Err(e) => {
-                        cleanup(&files);
-                        return Err(backend(e));
-                    }
-                }
-            } else {
-                None
-            };
-            prepared.push((d, meta, file));
+            prepared.push((d, meta));
         }
+        let files = self.write_files(prepared.iter().map(|(d, _)| d))?;
+        let job_files = files.clone();
         let result = self.write(move |c| {
             let mut out = Vec::with_capacity(prepared.len());
             let mut changes = Vec::new();
-            for (d, meta, file) in prepared {
+            for ((d, meta), file) in prepared.into_iter().zip(job_files) {
                 if d.targets.is_empty() {
                     out.push(Vec::new());
                     continue;
@@ -130,7 +111,7 @@ impl Messages for SqliteStore {
             Ok((out, changes))
         });
         if result.is_err() {
-            cleanup(&files);
+            self.remove_files(&files);
         }
         result
     }
@@ -548,21 +529,16 @@ fn for_each_uid_row(
 }
 
 /// What `accept` passes to its transaction: see [`accept_args`].
-type AcceptArgs = (
-    Option<Delivery>,
-    Option<String>,
-    Option<Outbound>,
-    Option<String>,
-);
+type AcceptArgs = (Vec<(Delivery, String)>, Option<Outbound>, Option<String>);
 
-/// A delivery with targets and its metadata as JSON, and the outbound
-/// message with its envelope as JSON.
-fn accept_args(delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result<AcceptArgs> {
-    let delivery = delivery.filter(|d| !d.targets.is_empty());
-    let meta = match &delivery {
-        Some(d) => Some(serde_json::to_string(&d.meta).map_err(backend)?),
-        None => None,
-    };
+/// The deliveries with targets, each with its metadata as JSON, and the
+/// outbound message with its envelope as JSON.
+fn accept_args(deliveries: Vec<Delivery>, outbound: Option<Outbound>) -> Result<AcceptArgs> {
+    let mut out = Vec::with_capacity(deliveries.len());
+    for d in deliveries.into_iter().filter(|d| !d.targets.is_empty()) {
+        let meta = serde_json::to_string(&d.meta).map_err(backend)?;
+        out.push((d, meta));
+    }
     let envelope = match &outbound {
         Some(o) if o.recipients.is_empty() => {
             return Err(StoreError::Invalid("no recipients".into()));
@@ -570,23 +546,25 @@ fn accept_args(delivery: Option<Delivery>, outbound: Option<Outbound>) -> Result
         Some(o) => Some(serde_json::to_string(&o.envelope).map_err(backend)?),
         None => None,
     };
-    Ok((delivery, meta, outbound, envelope))
+    Ok((out, outbound, envelope))
 }
 
-/// The transaction of `accept`: the local delivery (its large content
-/// already in `file`) and the queue entry.
+/// The transaction of `accept`: the local deliveries (the large content of
+/// each already in its `files` entry) and the queue entry.
 fn accept_in(
     c: &Connection,
-    delivery: Option<Delivery>,
-    meta: Option<String>,
+    deliveries: Vec<(Delivery, String)>,
     outbound: Option<Outbound>,
     envelope: Option<String>,
-    file: Option<&str>,
+    files: &[Option<String>],
 ) -> Result<(Accepted, Vec<Change>)> {
-    let (delivered, mut changes) = match (delivery, meta) {
-        (Some(d), Some(meta)) => deliver_in(c, d, meta, file)?,
-        _ => (Vec::new(), Vec::new()),
-    };
+    let mut delivered = Vec::new();
+    let mut changes = Vec::new();
+    for ((d, meta), file) in deliveries.into_iter().zip(files) {
+        let (mut these, ch) = deliver_in(c, d, meta, file.as_deref())?;
+        delivered.append(&mut these);
+        changes.extend(ch);
+    }
     let queued = match (outbound, envelope) {
         (Some(o), Some(e)) => Some(enqueue_in(c, o, e)?),
         _ => None,
@@ -595,6 +573,38 @@ fn accept_in(
         changes.push(Change::Queued);
     }
     Ok((Accepted { delivered, queued }, changes))
+}
+
+impl SqliteStore {
+    /// Writes the large content of `deliveries` to files of their own (made
+    /// durable), one entry per delivery (`None`: kept in the database). On
+    /// failure the files already written are removed.
+    fn write_files<'a>(
+        &self,
+        deliveries: impl Iterator<Item = &'a Delivery>,
+    ) -> Result<Vec<Option<String>>> {
+        let mut files = Vec::new();
+        for d in deliveries {
+            if d.targets.is_empty() || !self.files.wants(d.content.len()) {
+                files.push(None);
+                continue;
+            }
+            match self.files.write(&d.content) {
+                Ok(f) => files.push(Some(f)),
+                Err(e) => {
+                    self.remove_files(&files);
+                    return Err(backend(e));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    fn remove_files(&self, files: &[Option<String>]) {
+        for f in files.iter().flatten() {
+            self.files.remove(f);
+        }
+    }
 }
 
 /// Stores one delivery inside the current transaction (see

@@ -144,6 +144,11 @@ CREATE TABLE report_counts (
 ) WITHOUT ROWID;
 CREATE INDEX report_counts_by_end ON report_counts (end_at);
 "#,
+    // 9: S/MIME encryption at rest: the certificate (PEM) an account's
+    // deliveries are encrypted to.
+    r#"
+ALTER TABLE accounts ADD COLUMN smime_cert BLOB;
+"#,
 ];
 
 /// Brings the schema to the newest version. Says once (INFO) which
