@@ -26,6 +26,7 @@ command -v fincore   >/dev/null || need+=(util-linux-extra)  # page-cache reside
 [ -x /usr/lib/dovecot/lmtp ]    || need+=(dovecot-lmtpd)
 [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)  # OpenDKIM signs, postamt verifies
 command -v cmsutil   >/dev/null || need+=(libnss3-tools)    # NSS (Thunderbird's engine) for S/MIME interop
+command -v gpg-agent >/dev/null && command -v gpgsm >/dev/null || need+=(gpgsm gpg-agent)  # GnuPG's S/MIME
 # Build dependencies of the openssl crate (S/MIME): headers and pkg-config.
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then

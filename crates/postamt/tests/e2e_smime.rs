@@ -924,3 +924,333 @@ fn rfc8551_encryption_at_rest_through_smtp_and_imap() {
     );
     assert!(!files_holding(data_dir, b"MARKER-after-removal").is_empty());
 }
+
+/// gpgsm in a throwaway home: offline (no CRL or policy checks, no
+/// dirmngr), the CA trusted, passphrases by loopback, and a cheap key
+/// protection (the default calibration costs half a second a use).
+struct Gpgsm {
+    home: tempfile::TempDir,
+}
+
+impl Gpgsm {
+    fn new(ca: &Path) -> Gpgsm {
+        // Short path: gpg-agent's sockets live in the home.
+        let home = tempfile::Builder::new()
+            .prefix("g")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let h = home.path().to_path_buf();
+        std::fs::write(
+            h.join("gpgsm.conf"),
+            "disable-crl-checks\ndisable-policy-checks\ndisable-dirmngr\n",
+        )
+        .unwrap();
+        std::fs::write(
+            h.join("gpg-agent.conf"),
+            "allow-loopback-pinentry\ns2k-count 65536\n",
+        )
+        .unwrap();
+        let g = Gpgsm { home };
+        g.run(&["--import", ca.to_str().unwrap()], b"").success();
+        let fpr = openssl(
+            &h,
+            &[
+                "x509",
+                "-in",
+                ca.to_str().unwrap(),
+                "-noout",
+                "-fingerprint",
+                "-sha1",
+            ],
+            b"",
+        )
+        .success()
+        .stdout;
+        let fpr = fpr.trim().rsplit('=').next().unwrap().to_string();
+        std::fs::write(h.join("trustlist.txt"), format!("{fpr} S relax\n")).unwrap();
+        g
+    }
+
+    /// gpgsm with status lines on stdout; the passphrase `pw` on stdin.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_with_stdin(
+            Command::new("timeout")
+                .args(["60", "gpgsm", "--batch", "--status-fd", "1"])
+                .args(["--pinentry-mode", "loopback", "--passphrase-fd", "0"])
+                .args(args)
+                .env("GNUPGHOME", self.home.path())
+                .env("LC_ALL", "C"),
+            stdin,
+        )
+    }
+}
+
+impl Drop for Gpgsm {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "all"])
+            .env("GNUPGHOME", self.home.path())
+            .status();
+    }
+}
+
+/// GnuPG's gpgsm both ways: it imports a PKCS#12 made by `smime cert
+/// issue --legacy-p12` (gpgsm 2.2 cannot read OpenSSL 3's AES PKCS#12),
+/// verifies our opaque and detached signatures (GOODSIG and TRUST_FULLY:
+/// the chain to our CA), and decrypts what we encrypted; we verify its
+/// opaque and detached signatures and decrypt what it encrypted
+/// (AES-256). A changed byte is BADSIG there and INVALID here.
+#[test]
+fn rfc8551_postamt_and_gpgsm_both_ways() {
+    if !require("openssl") || !require("gpgsm") || !require("python3") {
+        return;
+    }
+    let (s, d) = setup();
+    let ca = ca_path(&s);
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let out = smime(
+        &s,
+        &[
+            "cert",
+            "issue",
+            "bob@example.test",
+            "--legacy-p12",
+            "--out",
+            &p("bob-legacy.p12"),
+            "--password-stdin",
+        ],
+        b"pw\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    openssl(
+        &d,
+        &[
+            "pkcs12",
+            "-in",
+            &p("bob-legacy.p12"),
+            "-passin",
+            "pass:pw",
+            "-nokeys",
+            "-clcerts",
+            "-out",
+            "bobl.crt",
+        ],
+        b"",
+    )
+    .success();
+    let g = Gpgsm::new(&ca);
+    let imported = g
+        .run(&["--import", &p("bob-legacy.p12")], b"pw\n")
+        .success()
+        .stdout;
+    // IMPORT_RES: … secret keys read, secret keys imported.
+    assert!(
+        imported
+            .lines()
+            .any(|l| l.starts_with("[GNUPG:] IMPORT_RES") && l.ends_with(" 1 1 0 0 0")),
+        "{imported}"
+    );
+    let good = |o: &Output| {
+        o.code == 0
+            && o.stdout.contains("[GNUPG:] GOODSIG")
+            && o.stdout.contains("[GNUPG:] TRUST_FULLY")
+    };
+    let postamt = |args: &[&str]| {
+        run_with_stdin(
+            Command::new(BIN)
+                .current_dir(&d)
+                .arg("smime")
+                .args(args)
+                .args(["--config", s.config.to_str().unwrap()])
+                .env("PW", "pw"),
+            b"",
+        )
+    };
+    std::fs::write(
+        d.join("g.eml"),
+        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: gpgsm\r\n\r\nChecked by GnuPG.\r\n",
+    )
+    .unwrap();
+
+    // Ours, opaque: gpgsm verifies and gives back the signed entity.
+    let signed = postamt(&[
+        "sign",
+        "g.eml",
+        "--identity",
+        &p("bob-legacy.p12"),
+        "--password-env",
+        "PW",
+        "--opaque",
+    ])
+    .success()
+    .stdout;
+    std::fs::write(d.join("o.eml"), &signed).unwrap();
+    part(&d.join("o.eml"), "body", &d.join("o.p7m"));
+    let out = g.run(&["--verify", "--output", &p("o.out"), &p("o.p7m")], b"");
+    assert!(good(&out), "{}{}", out.stdout, out.stderr);
+    assert!(
+        std::fs::read_to_string(d.join("o.out"))
+            .unwrap()
+            .ends_with("\r\n\r\nChecked by GnuPG.\r\n")
+    );
+    // Ours, detached: the signed part's bytes and the signature.
+    let signed = postamt(&[
+        "sign",
+        "g.eml",
+        "--identity",
+        &p("bob-legacy.p12"),
+        "--password-env",
+        "PW",
+    ])
+    .success()
+    .stdout;
+    std::fs::write(d.join("det.eml"), &signed).unwrap();
+    part(&d.join("det.eml"), "content", &d.join("det.content"));
+    part(&d.join("det.eml"), "signature", &d.join("det.p7s"));
+    let out = g.run(&["--verify", &p("det.p7s"), &p("det.content")], b"");
+    assert!(good(&out), "{}{}", out.stdout, out.stderr);
+    let mut changed = std::fs::read(d.join("det.content")).unwrap();
+    *changed
+        .iter_mut()
+        .rev()
+        .find(|b| b.is_ascii_alphabetic())
+        .unwrap() ^= 0x20;
+    std::fs::write(d.join("det.changed"), changed).unwrap();
+    let out = g.run(&["--verify", &p("det.p7s"), &p("det.changed")], b"");
+    assert!(
+        out.code != 0 && out.stdout.contains("[GNUPG:] BADSIG"),
+        "{}",
+        out.stdout
+    );
+    // Ours, encrypted to bob: gpgsm decrypts with the imported key.
+    let sealed = postamt(&["encrypt", "g.eml", "--recipient-cert", &p("bobl.crt")])
+        .success()
+        .stdout;
+    std::fs::write(d.join("e.eml"), &sealed).unwrap();
+    part(&d.join("e.eml"), "body", &d.join("e.p7m"));
+    let out = g.run(
+        &["--decrypt", "--output", &p("e.out"), &p("e.p7m")],
+        b"pw\n",
+    );
+    assert!(
+        out.stdout.contains("[GNUPG:] DECRYPTION_OKAY"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        std::fs::read_to_string(d.join("e.out"))
+            .unwrap()
+            .ends_with("Checked by GnuPG.\r\n")
+    );
+
+    // Theirs: gpgsm signs (opaque, detached) and encrypts; postamt reads.
+    let entity = "Content-Type: text/plain; charset=us-ascii\r\n\r\nSigned by gpgsm.\r\n";
+    std::fs::write(d.join("entity.txt"), entity).unwrap();
+    let outer = "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: from gpgsm\r\nMIME-Version: 1.0\r\n";
+    let b64 = |f: &str| {
+        use base64::Engine;
+        let der = std::fs::read(d.join(f)).unwrap();
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        text.as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect::<String>()
+    };
+    g.run(
+        &[
+            "-u",
+            "bob@example.test",
+            "--sign",
+            "--output",
+            &p("t.p7m"),
+            &p("entity.txt"),
+        ],
+        b"pw\n",
+    )
+    .success();
+    std::fs::write(
+        d.join("t.eml"),
+        format!(
+            "{outer}Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            b64("t.p7m")
+        ),
+    )
+    .unwrap();
+    let out = postamt(&["verify", "t.eml", "--ca", ca.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("S/MIME: VALID")
+            && out
+                .stdout
+                .contains("bob@example.test is the signer's address"),
+        "{}",
+        out.stdout
+    );
+    g.run(
+        &[
+            "-u",
+            "bob@example.test",
+            "--detach-sign",
+            "--output",
+            &p("t.p7s"),
+            &p("entity.txt"),
+        ],
+        b"pw\n",
+    )
+    .success();
+    let detached = |entity: &str| {
+        format!(
+            "{outer}Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"b1\"\r\n\r\n--b1\r\n{entity}\r\n--b1\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--b1--\r\n",
+            b64("t.p7s")
+        )
+    };
+    std::fs::write(d.join("td.eml"), detached(entity)).unwrap();
+    let out = postamt(&["verify", "td.eml", "--ca", ca.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    std::fs::write(
+        d.join("tx.eml"),
+        detached(&entity.replace("gpgsm", "gpgSM")),
+    )
+    .unwrap();
+    let out = postamt(&["verify", "tx.eml", "--ca", ca.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("INVALID"), "{}", out.stdout);
+    g.run(&["--import", &p("bobl.crt")], b"").success();
+    g.run(
+        &[
+            "--cipher-algo",
+            "AES256",
+            "-r",
+            "bob@example.test",
+            "--encrypt",
+            "--output",
+            &p("t.enc"),
+            &p("entity.txt"),
+        ],
+        b"",
+    )
+    .success();
+    std::fs::write(
+        d.join("te.eml"),
+        format!(
+            "{outer}Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            b64("t.enc")
+        ),
+    )
+    .unwrap();
+    let out = postamt(&[
+        "decrypt",
+        "te.eml",
+        "--identity",
+        &p("bob-legacy.p12"),
+        "--password-env",
+        "PW",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.ends_with("\r\n\r\nSigned by gpgsm.\r\n"),
+        "{}",
+        out.stdout
+    );
+}

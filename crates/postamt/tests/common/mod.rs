@@ -396,6 +396,7 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
     ("/usr/lib/dovecot/lmtp", &["dovecot-lmtpd"], ""),
     ("/usr/sbin/opendkim-testmsg", &["opendkim-tools"], ""),
     ("cmsutil", &["libnss3-tools"], ""),
+    ("gpgsm", &["gpgsm", "gpg-agent"], "command -v gpg-agent"),
 ];
 
 /// Whether `tool` is installed and passes its check in [`TOOLS`]; `Err`
