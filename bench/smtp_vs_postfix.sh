@@ -21,6 +21,11 @@
 #        DROP_CACHES=0 do not drop the page cache before each run
 #        VERIFY=1      postamt verifies as by default (SPF, DKIM, DMARC), asking
 #                      the machine's resolver; otherwise [verify] is off
+#        AT_REST=1     S/MIME encryption at rest for every postamt mailbox
+#                      (`postamt user smime` with an RSA-2048 certificate of
+#                      the installation's CA): each message is stored
+#                      encrypted; the first and last message in each postamt
+#                      mailbox must be enveloped-data
 #        SIGNED=1      implies VERIFY=1: every message is the same bench
 #                      message signed once with RSA-2048 (dkimpy; d=remote.test),
 #                      sent with smtp-source -F to both servers, and postamt
@@ -265,6 +270,12 @@ if kind == "postamt" and os.environ.get("CHECK_AUTH") == "1":
         print(f"AUTHRES {kind} {size} {sess} message {i}: {ar[0] if ar else '(none)'}")
         if not ar or not all(f"{m}=pass" in ar[0] for m in ("spf", "dkim", "dmarc")):
             sys.exit(f"{kind}: message {i} in {rcpt} does not say spf, dkim and dmarc pass")
+if kind == "postamt" and os.environ.get("CHECK_SEALED") == "1":
+    for i in (1, n):
+        raw = b"\r\n".join(pop.retr(i)[1])
+        if b"smime-type=enveloped-data" not in raw:
+            sys.exit(f"{kind}: message {i} in {rcpt} is not stored encrypted")
+    print(f"SEALED {kind} {size} {sess}: messages 1 and {n} are enveloped-data")
 pop.quit()
 total = tend - t0
 print(f"RESULT {kind} {size} {sess} {count} {t1 - t0:.3f} {total:.3f} {count / total:.1f} {octets}")
@@ -351,6 +362,16 @@ EOF
 for r in "${RCPTS[@]}"; do
   echo "$PASS" | "$BIN/postamt" user add "$r" --password-stdin --config "$T/postamt/postamt.toml" >/dev/null
 done
+AT_REST=${AT_REST:-0}
+if [ "$AT_REST" = 1 ]; then
+  "$BIN/postamt" smime ca init --name "Bench CA" --config "$T/postamt/postamt.toml" >/dev/null
+  for r in "${RCPTS[@]}"; do
+    echo "$PASS" | "$BIN/postamt" smime cert issue "$r" --out "$T/postamt/$r.p12" --password-stdin \
+      --config "$T/postamt/postamt.toml" >/dev/null
+    "$BIN/postamt" user smime "$r" --config "$T/postamt/postamt.toml" >/dev/null
+  done
+  log "encryption at rest on for ${#RCPTS[@]} postamt mailboxes"
+fi
 
 log "starting postamt (SMTP 127.0.0.1:$P_SMTP, POP3 127.0.0.1:$P_POP3)"
 "$BIN/postamt" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>"$T/postamt/stderr" &
@@ -411,6 +432,7 @@ for size in $SIZES; do
     r="u${size}s${s}@bench.test"
     msg_env=()
     [ "$SIGNED" = 1 ] && msg_env=(MSG_FILE="$T/signed/msg-$size.txt" CHECK_AUTH=1)
+    [ "$AT_REST" = 1 ] && msg_env+=(CHECK_SEALED=1)
     settle
     log "postamt: $n x $size B, $s sessions"
     run_child env CPU_PID="$POSTAMT_PID" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \

@@ -364,6 +364,13 @@ fn smime_identity(account: &Account) -> Result<postamt_smime::Identity> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// The content encryption `address`'s client announced in its last
+/// trusted signed message (`certs/ADDRESS.caps`, one per line), if known.
+fn read_capabilities(certs: &Path, address: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(certs.join(format!("{address}.caps"))).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
 /// Signs and/or encrypts a composed message as asked (RFC 8551 §3.5:
 /// signed first, then encrypted).
 fn protect(
@@ -397,20 +404,32 @@ fn protect(
                     .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
             );
         }
+        // What each recipient's client announced it reads (None: not
+        // known, a certificate from the command line).
+        let mut caps: Vec<Option<Vec<String>>> = Vec::new();
         if s.recipient_certs.is_empty() {
             for r in rcpts {
-                let file = certs.join(format!("{}.pem", r.to_ascii_lowercase()));
+                let r = r.to_ascii_lowercase();
+                let file = certs.join(format!("{r}.pem"));
                 let pem = std::fs::read(&file).with_context(|| {
                     format!("no certificate for {r}: --recipient-cert FILE, or read a signed message of theirs first")
                 })?;
                 recipients.extend(openssl::x509::X509::stack_from_pem(&pem)?);
+                caps.push(read_capabilities(certs, &r));
             }
+        } else {
+            caps.push(None);
         }
-        // The sender too: the Sent copy stays readable.
+        // The sender too: the Sent copy stays readable (by this client,
+        // which reads every cipher it may choose).
         if let Some(id) = &id {
             recipients.push(id.cert.clone());
         }
-        content = postamt_smime::encrypt(&content, &recipients).map_err(|e| anyhow::anyhow!(e))?;
+        // RFC 8551 §2.7.1: AES-GCM (AuthEnvelopedData) only when every
+        // recipient announced it.
+        let cipher = postamt_smime::Cipher::for_recipients(caps.iter().map(|c| c.as_deref()));
+        content = postamt_smime::encrypt_with(&content, &recipients, cipher)
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(content)
 }
@@ -462,6 +481,14 @@ fn smime_view(account: &Account, raw: &[u8], certs: &Path) -> Result<Option<Stri
         if !from.contains(['/', '\\']) && !from.starts_with('.') {
             std::fs::create_dir_all(certs)?;
             std::fs::write(certs.join(format!("{from}.pem")), cert)?;
+            // The newest announcement counts (RFC 8551 §2.7.1).
+            let caps = v
+                .layers
+                .iter()
+                .find(|l| l.signer_pem.is_some())
+                .map(|l| l.capabilities.join("\n"))
+                .unwrap_or_default();
+            std::fs::write(certs.join(format!("{from}.caps")), caps)?;
         }
     }
     out.push_str(&render(&v.content));

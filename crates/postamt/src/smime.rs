@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use openssl::x509::X509;
+use openssl::x509::{X509, X509Crl};
 use postamt_smime::ca::{addresses, subject};
 use postamt_smime::{Ca, Identity, KeyKind, Status};
 
@@ -39,6 +39,10 @@ pub enum SmimeCmd {
         /// Trusted CA certificates (PEM); default: this installation's CA.
         #[arg(long)]
         ca: Vec<PathBuf>,
+        /// Certificate revocation lists (PEM or DER, RFC 5280); default:
+        /// this installation's (`smime cert revoke`) with its CA.
+        #[arg(long)]
+        crl: Vec<PathBuf>,
         /// Check the certificates at this time (RFC 3339 or seconds since 1970).
         #[arg(long)]
         at: Option<String>,
@@ -75,6 +79,10 @@ pub enum SmimeCmd {
         file: PathBuf,
         #[arg(long = "recipient-cert", required = true)]
         recipient_certs: Vec<PathBuf>,
+        /// aes-256-cbc (EnvelopedData, what every client reads),
+        /// aes-128-gcm or aes-256-gcm (AuthEnvelopedData, RFC 5083/5084).
+        #[arg(long, default_value = "aes-256-cbc")]
+        cipher: String,
     },
 }
 
@@ -114,6 +122,11 @@ pub enum CertCmd {
         #[arg(long)]
         legacy_p12: bool,
     },
+    /// Revoke a certificate this CA issued: ADDRESS's in the certificate
+    /// store, or the one in a PEM file; writes the revocation list
+    /// `<data_dir>/smime/crl.pem` (RFC 5280 §5, signed by the CA, due
+    /// again in 30 days) that `smime verify` checks.
+    Revoke { certificate: String },
 }
 
 fn dir(config: &Config) -> PathBuf {
@@ -255,6 +268,60 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
                 out.display()
             );
         }
+        SmimeCmd::Cert(CertCmd::Revoke { certificate }) => {
+            let config = config?;
+            let d = dir(&config);
+            let ca = Ca::from_pem(
+                &std::fs::read(d.join("ca.pem"))
+                    .context("no CA yet: postamt smime ca init --name NAME")?,
+                &std::fs::read(d.join("ca.key"))?,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let path = if Path::new(certificate).exists() {
+                PathBuf::from(certificate)
+            } else {
+                store_cert_path(&config, certificate)
+            };
+            let cert = X509::from_pem(&std::fs::read(&path).with_context(|| {
+                format!("no certificate {certificate} (a file, or an address in the store)")
+            })?)
+            .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+            let ours = cert.issuer_name().to_der()? == ca.cert.subject_name().to_der()?
+                && cert.verify(&ca.key).unwrap_or(false);
+            if !ours {
+                bail!("{} was not issued by this CA", path.display());
+            }
+            let serial = cert.serial_number().to_bn()?.to_hex_str()?.to_string();
+            let list = d.join("revoked.txt");
+            let mut revoked: Vec<(String, i64)> = std::fs::read_to_string(&list)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+                })
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            if revoked.iter().any(|(s, _)| *s == serial) {
+                println!("{serial} was revoked already");
+            } else {
+                revoked.push((serial.clone(), now));
+                let mut text = std::fs::read_to_string(&list).unwrap_or_default();
+                text.push_str(&format!("{serial} {now} {}\n", addresses(&cert).join(",")));
+                std::fs::write(&list, text)?;
+            }
+            let crl = ca
+                .crl(&revoked, revoked.len() as u64, now, 30)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            std::fs::write(d.join("crl.pem"), crl.to_pem()?)?;
+            println!(
+                "revoked {} (serial {serial}); the revocation list is {} (publish it; `smime verify` checks it)",
+                subject(&cert),
+                d.join("crl.pem").display()
+            );
+        }
         SmimeCmd::Import {
             file,
             password_stdin: _,
@@ -290,6 +357,7 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
         SmimeCmd::Verify {
             file,
             ca,
+            crl,
             at,
             json,
             identity: id,
@@ -300,18 +368,29 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
             for p in ca {
                 trust.extend(certs_pem(p)?);
             }
+            let mut crls = Vec::new();
+            for p in crl {
+                crls.extend(crls_pem(p)?);
+            }
+            // Without --ca: this installation's CA, and its revocation
+            // list when it has revoked anything.
             if ca.is_empty()
                 && let Ok(c) = &config
                 && let Ok(certs) = certs_pem(&dir(c).join("ca.pem"))
             {
                 trust.extend(certs);
+                if crl.is_empty()
+                    && let Ok(list) = crls_pem(&dir(c).join("crl.pem"))
+                {
+                    crls.extend(list);
+                }
             }
             let at = at.as_deref().map(time).transpose()?;
             let id = id
                 .as_ref()
                 .map(|p| identity(p, password_env.as_deref()))
                 .transpose()?;
-            let v = postamt_smime::verify(&message, &trust, at, id.as_ref());
+            let v = postamt_smime::verify_with_crls(&message, &trust, &crls, at, id.as_ref());
             if *json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -347,12 +426,14 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
         SmimeCmd::Encrypt {
             file,
             recipient_certs,
+            cipher,
         } => {
             let mut certs = Vec::new();
             for p in recipient_certs {
                 certs.extend(certs_pem(p)?);
             }
-            let out = postamt_smime::encrypt(&read_file(file)?, &certs)
+            let cipher = postamt_smime::Cipher::parse(cipher).map_err(|e| anyhow::anyhow!(e))?;
+            let out = postamt_smime::encrypt_with(&read_file(file)?, &certs, cipher)
                 .map_err(|e| anyhow::anyhow!(e))?;
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
         }
@@ -360,12 +441,33 @@ pub fn run(config: Result<Config>, cmd: &SmimeCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The certificate store: `<data_dir>/smime/certs/ADDRESS.pem`.
-/// Where the certificate store keeps `address`'s certificate.
+/// Where the certificate store (`<data_dir>/smime/certs/ADDRESS.pem`)
+/// keeps `address`'s certificate.
 pub fn store_cert_path(config: &Config, address: &str) -> PathBuf {
     dir(config)
         .join("certs")
         .join(format!("{}.pem", address.to_ascii_lowercase()))
+}
+
+/// The CRLs in a PEM file (or one in DER).
+fn crls_pem(p: &Path) -> Result<Vec<X509Crl>> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains("-----BEGIN X509 CRL-----") {
+        return Ok(vec![X509Crl::from_der(&bytes).with_context(|| {
+            format!("{}: not a certificate revocation list", p.display())
+        })?]);
+    }
+    let mut out = Vec::new();
+    for block in text.split("-----END X509 CRL-----") {
+        if let Some(i) = block.find("-----BEGIN X509 CRL-----") {
+            let pem = format!("{}-----END X509 CRL-----\n", &block[i..]);
+            out.push(
+                X509Crl::from_pem(pem.as_bytes()).with_context(|| format!("{}", p.display()))?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn store_cert(d: &Path, cert: &X509) -> Result<()> {

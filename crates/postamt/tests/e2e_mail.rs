@@ -753,6 +753,11 @@ fn smime_sign_and_encrypt_through_the_system() {
         d.join("certs/bob@example.test.pem").exists(),
         "bob's certificate kept"
     );
+    // With what his client announced it reads (SMIMECapabilities, RFC
+    // 8551 §2.5.2): OpenSSL's list, AES-256-CBC first, no GCM.
+    let caps = std::fs::read_to_string(d.join("certs/bob@example.test.caps")).unwrap();
+    assert_eq!(caps.lines().next(), Some("AES-256-CBC"), "{caps}");
+    assert!(!caps.contains("GCM"), "{caps}");
 
     std::fs::write(d.join("secret.txt"), "Bob, the exam is on Friday.\n").unwrap();
     run(&[
@@ -807,6 +812,40 @@ fn smime_sign_and_encrypt_through_the_system() {
     let read = run(&["--account", "alice", "--mailbox", "Sent", "read", &uid])
         .success()
         .stdout;
+    assert!(read.contains("Bob, the exam is on Friday."), "{read}");
+    // Had bob's client announced AES-GCM, alice's would use it
+    // (AuthEnvelopedData, RFC 5083), and bob's reads it as well.
+    std::fs::write(
+        d.join("certs/bob@example.test.caps"),
+        "AES-256-GCM\nAES-256-CBC\n",
+    )
+    .unwrap();
+    run(&[
+        "--account",
+        "alice",
+        "send",
+        "--to",
+        "bob@example.test",
+        "--subject",
+        "gcm",
+        "--body",
+        d.join("secret.txt").to_str().unwrap(),
+        "--encrypt",
+    ])
+    .success();
+    let stored = maildrop(&s, "bob@example.test", "bob-pw").pop().unwrap();
+    assert!(stored.contains("smime-type=authEnveloped-data"), "{stored}");
+    let list = run(&["--account", "bob", "list"]).success().stdout;
+    let uid = list
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let read = run(&["--account", "bob", "read", &uid]).success().stdout;
+    assert!(read.contains("layer 1: encrypted"), "{read}");
     assert!(read.contains("Bob, the exam is on Friday."), "{read}");
     // Without a certificate for the recipient, nothing is sent in clear.
     let out = run(&[

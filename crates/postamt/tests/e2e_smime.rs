@@ -1254,3 +1254,212 @@ fn rfc8551_postamt_and_gpgsm_both_ways() {
         out.stdout
     );
 }
+
+/// `smime cert revoke` (RFC 5280 §5): the CRL our CA writes is one
+/// OpenSSL accepts (its signature, bob's serial in it, and `cms -verify
+/// -crl_check` refusing bob); `smime verify` with the installation's CA
+/// uses it (bob: REVOKED, exit 1; alice still valid), and `--crl` does the
+/// same with a CA given. AES-GCM (AuthEnvelopedData, RFC 5083/5084) both
+/// ways: `smime encrypt --cipher aes-256-gcm` opens in `openssl cms`, and
+/// OpenSSL's `-aes-256-gcm` opens in `smime decrypt`.
+#[test]
+fn rfc5280_revocation_and_rfc5083_gcm_with_openssl() {
+    if !require("openssl") {
+        return;
+    }
+    let (s, d) = setup();
+    let ca = ca_path(&s);
+    let ca = ca.to_str().unwrap();
+    std::fs::write(
+        d.join("bob-msg.eml"),
+        "From: bob@example.test\r\nSubject: x\r\n\r\nfrom bob\r\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("alice-msg.eml"), MESSAGE).unwrap();
+    let sign_as = |who: &str, file: &str, out: &str| {
+        let signed = run_with_stdin(
+            Command::new(BIN)
+                .current_dir(&d)
+                .args([
+                    "smime",
+                    "sign",
+                    file,
+                    "--identity",
+                    &format!("{who}.p12"),
+                    "--password-env",
+                    "PW",
+                ])
+                .env("PW", "pw"),
+            b"",
+        )
+        .success()
+        .stdout;
+        std::fs::write(d.join(out), signed).unwrap();
+    };
+    sign_as("bob", "bob-msg.eml", "bob-signed.eml");
+    sign_as("alice", "alice-msg.eml", "alice-signed.eml");
+    let verify = |file: &str, extra: &[&str]| {
+        let f = d.join(file);
+        let mut args = vec!["verify", f.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        smime(&s, &args, b"")
+    };
+    assert_eq!(verify("bob-signed.eml", &[]).code, 0, "before revocation");
+
+    let out = smime(&s, &["cert", "revoke", "bob@example.test"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("revoked"), "{}", out.stdout);
+    let crl = Path::new(ca).with_file_name("crl.pem");
+    let crl = crl.to_str().unwrap();
+    let out = openssl(
+        &d,
+        &["crl", "-in", crl, "-CAfile", ca, "-noout", "-text"],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("verify OK") || out.stdout.contains("verify OK"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let serial = openssl(&d, &["x509", "-in", "bob.crt", "-noout", "-serial"], b"")
+        .success()
+        .stdout;
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    assert!(
+        out.stdout.contains(&format!("Serial Number: {serial}")),
+        "{serial}: {}",
+        out.stdout
+    );
+    // OpenSSL refuses bob with our CRL too (CRLs are read from its CAfile).
+    let mut both = std::fs::read(ca).unwrap();
+    both.extend(std::fs::read(crl).unwrap());
+    std::fs::write(d.join("ca-and-crl.pem"), both).unwrap();
+    let out = openssl(
+        &d,
+        &[
+            "cms",
+            "-verify",
+            "-in",
+            "bob-signed.eml",
+            "-CAfile",
+            "ca-and-crl.pem",
+            "-crl_check",
+            "-out",
+            "/dev/null",
+        ],
+        b"",
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("certificate revoked"), "{}", out.stderr);
+
+    let out = verify("bob-signed.eml", &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("REVOKED") && out.stdout.contains("revocation list"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        verify("alice-signed.eml", &[]).code,
+        0,
+        "alice is not revoked"
+    );
+    assert_eq!(
+        verify("bob-signed.eml", &["--ca", ca]).code,
+        0,
+        "a CA given: only the CRLs given"
+    );
+    assert_eq!(
+        verify("bob-signed.eml", &["--ca", ca, "--crl", crl]).code,
+        1
+    );
+    let again = smime(
+        &s,
+        &["cert", "revoke", d.join("bob.crt").to_str().unwrap()],
+        b"",
+    );
+    assert!(again.stdout.contains("revoked already"), "{}", again.stdout);
+
+    // AES-256-GCM, postamt -> OpenSSL.
+    let sealed = smime(
+        &s,
+        &[
+            "encrypt",
+            d.join("alice-msg.eml").to_str().unwrap(),
+            "--recipient-cert",
+            d.join("bob.crt").to_str().unwrap(),
+            "--cipher",
+            "aes-256-gcm",
+        ],
+        b"",
+    );
+    assert_eq!(sealed.code, 0, "{}", sealed.stderr);
+    assert!(sealed.stdout.contains("smime-type=authEnveloped-data"));
+    std::fs::write(d.join("gcm.eml"), &sealed.stdout).unwrap();
+    let out = openssl(
+        &d,
+        &[
+            "cms", "-decrypt", "-in", "gcm.eml", "-inkey", "bob.key", "-recip", "bob.crt",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Bob, your grade is A."),
+        "{}",
+        out.stdout
+    );
+    let out = openssl(&d, &["cms", "-cmsout", "-print", "-in", "gcm.eml"], b"");
+    assert!(
+        out.stdout.contains("aes-256-gcm") || out.stdout.contains("id-aes256-GCM"),
+        "{}",
+        out.stdout
+    );
+    // OpenSSL -> postamt.
+    std::fs::write(
+        d.join("entity.txt"),
+        "Content-Type: text/plain\r\n\r\nGCM by OpenSSL.\r\n",
+    )
+    .unwrap();
+    let out = openssl(
+        &d,
+        &[
+            "cms",
+            "-encrypt",
+            "-aes-256-gcm",
+            "-in",
+            "entity.txt",
+            "-binary",
+            "-out",
+            "ogcm.eml",
+            "-to",
+            "bob@example.test",
+            "bob.crt",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run_with_stdin(
+        Command::new(BIN)
+            .current_dir(&d)
+            .args([
+                "smime",
+                "decrypt",
+                "ogcm.eml",
+                "--identity",
+                "bob.p12",
+                "--password-env",
+                "PW",
+            ])
+            .env("PW", "pw"),
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.ends_with("GCM by OpenSSL.\r\n"),
+        "{}",
+        out.stdout
+    );
+}

@@ -4,7 +4,7 @@
 //! usages for signing and key encipherment (RSA) or key agreement (EC);
 //! RSA-2048 or ECDSA P-256. Identities travel as PKCS#12.
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -14,10 +14,13 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, ExtendedKeyUsage, KeyUsage,
+    SubjectAlternativeName, SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509ExtendedKeyUsage, X509KeyUsage, X509NameBuilder};
+use openssl::x509::{
+    X509, X509Builder, X509Crl, X509CrlBuilder, X509ExtendedKeyUsage, X509Extension, X509KeyUsage,
+    X509NameBuilder, X509RevokedBuilder,
+};
 
 use crate::{Error, Result};
 
@@ -110,6 +113,54 @@ impl Ca {
         })
     }
 
+    /// A certificate revocation list (RFC 5280 §5) of this CA: the
+    /// certificates with serial numbers `revoked` (hex, with the time of
+    /// revocation in seconds since the epoch), number `number`, issued
+    /// `now` and due again in `days`.
+    pub fn crl(
+        &self,
+        revoked: &[(String, i64)],
+        number: u64,
+        now: i64,
+        days: u32,
+    ) -> Result<X509Crl> {
+        let mut b = X509CrlBuilder::new()?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_last_update(&*Asn1Time::from_unix(now)?)?;
+        b.set_next_update(&*Asn1Time::from_unix(now + i64::from(days) * 86_400)?)?;
+        // authorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier }
+        let kid = self
+            .cert
+            .subject_key_id()
+            .ok_or_else(|| Error("the CA certificate has no subject key identifier".into()))?
+            .as_slice()
+            .to_vec();
+        if kid.len() > 120 {
+            return Err(Error("the CA's key identifier is too long".into()));
+        }
+        let mut aki = vec![0x30, kid.len() as u8 + 2, 0x80, kid.len() as u8];
+        aki.extend_from_slice(&kid);
+        let oid = Asn1Object::from_str("2.5.29.35")?;
+        b.append_extension(X509Extension::new_from_der(
+            &oid,
+            false,
+            &*Asn1OctetString::new_from_bytes(&aki)?,
+        )?)?;
+        let number = BigNum::from_u32(u32::try_from(number).unwrap_or(u32::MAX))?;
+        b.append_extension(CrlNumber::new(number)?.build()?)?;
+        for (serial, when) in revoked {
+            let n = BigNum::from_hex_str(serial)
+                .map_err(|_| Error(format!("{serial:?} is not a hex serial number")))?;
+            let mut r = X509RevokedBuilder::new()?;
+            r.set_serial_number(&*n.to_asn1_integer()?)?;
+            r.set_revocation_date(&*Asn1Time::from_unix(*when)?)?;
+            b.add_revoked(r.build())?;
+        }
+        b.sort()?;
+        b.sign(&self.key, MessageDigest::sha256())?;
+        Ok(b.build()?)
+    }
+
     /// Issues an S/MIME certificate for `address`, valid for `days`.
     pub fn issue(&self, address: &str, kind: KeyKind, days: u32) -> Result<Identity> {
         let address = address.trim();
@@ -189,16 +240,28 @@ impl Identity {
     }
 
     /// Reads a PKCS#12 identity.
+    /// Files exported by older Windows, macOS and browsers protect the
+    /// certificates with RC2-40, which OpenSSL 3 keeps in its "legacy"
+    /// provider: it is loaded (beside the default one) when such a file is
+    /// met, for reading only (what we write names its algorithms).
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Identity> {
-        let p = Pkcs12::from_der(der)
-            .map_err(|e| Error(format!("not a PKCS#12 file: {}", crate::openssl_reason(&e))))?
-            .parse2(password)
-            .map_err(|e| {
-                Error(format!(
-                    "cannot open the PKCS#12 file (wrong password?): {}",
-                    crate::openssl_reason(&e)
-                ))
-            })?;
+        let parse = || {
+            Pkcs12::from_der(der)
+                .map_err(|e| Error(format!("not a PKCS#12 file: {}", crate::openssl_reason(&e))))?
+                .parse2(password)
+                .map_err(|e| {
+                    let reason = crate::openssl_reason(&e);
+                    Error(if reason.contains("unsupported") {
+                        format!("cannot open the PKCS#12 file: an algorithm OpenSSL does not support here ({reason})")
+                    } else {
+                        format!("cannot open the PKCS#12 file (wrong password?): {reason}")
+                    })
+                })
+        };
+        let p = match parse() {
+            Err(e) if e.0.contains("does not support") && legacy_provider() => parse()?,
+            r => r?,
+        };
         let (Some(cert), Some(key)) = (p.cert, p.pkey) else {
             return Err(Error(
                 "the PKCS#12 file holds no certificate and key".into(),
@@ -210,6 +273,16 @@ impl Identity {
             chain: p.ca.map(|s| s.into_iter().collect()).unwrap_or_default(),
         })
     }
+}
+
+/// Loads OpenSSL's legacy provider once (RC2, DES for old PKCS#12
+/// files), keeping the default provider; whether it is there.
+fn legacy_provider() -> bool {
+    static LEGACY: std::sync::OnceLock<Option<openssl::provider::Provider>> =
+        std::sync::OnceLock::new();
+    LEGACY
+        .get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok())
+        .is_some()
 }
 
 /// The mail addresses a certificate names: rfc822Name subjectAltNames,

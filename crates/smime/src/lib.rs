@@ -9,7 +9,8 @@ mod mime;
 
 pub use ca::{Ca, Identity, KeyKind, encryption_certificate};
 pub use message::{
-    Layer, Status, Verification, decrypt, encrypt, encrypt_at_rest, is_encrypted, sign, verify,
+    Cipher, Layer, Status, Verification, decrypt, encrypt, encrypt_at_rest, encrypt_with,
+    is_encrypted, sign, verify, verify_with_crls,
 };
 
 /// What went wrong, in words.

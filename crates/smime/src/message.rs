@@ -12,10 +12,10 @@
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
-use openssl::symm::Cipher;
+use openssl::symm;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509, X509PurposeId};
+use openssl::x509::{CrlStatus, X509, X509Crl, X509PurposeId, X509Ref};
 use serde::Serialize;
 
 use crate::ca::{Identity, addresses, subject};
@@ -32,31 +32,71 @@ fn boundary(tag: &str) -> String {
     format!("postamt-{tag}-{hex}")
 }
 
-/// The entity made 7-bit safe: an 8-bit or long-lined single part is
-/// re-encoded as base64 (a relay that re-encodes 8-bit content would break
-/// the signature, RFC 8551 §3.1.2). A multipart with 8-bit content is
-/// refused: its parts would each need re-encoding.
+/// How deep multiparts inside multiparts are re-encoded.
+const MAX_PART_DEPTH: usize = 20;
+
+/// The entity made 7-bit safe (RFC 8551 §3.1.2: a relay that re-encodes
+/// 8-bit content would break the signature): every 8-bit or long-lined
+/// leaf part is re-encoded as base64, a multipart part by part (its
+/// structure and boundaries kept, an 8-bit preamble or epilogue left
+/// out). An 8-bit `message/*` part is refused: RFC 2046 §5.2.1 allows it
+/// no base64.
 fn seven_bit_entity(entity: Vec<u8>) -> Result<Vec<u8>> {
     if mime::seven_bit(&entity) {
         return Ok(entity);
     }
-    let ct = mime::field(&entity, "Content-Type").unwrap_or_default();
-    if ContentType::parse(&ct).mime.starts_with("multipart/") {
-        return Err(Error(
-            "a multipart entity with 8-bit content: encode its parts as quoted-printable or base64 first"
-                .into(),
-        ));
-    }
-    let start = mime::body_start(&entity);
+    seven_bit_part(&entity, 0)
+}
+
+/// The header fields of `entity` before `start`, without its
+/// Content-Transfer-Encoding.
+fn fields_without_cte(entity: &[u8], start: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    for r in postamt_wire::meta::header_fields(&entity) {
-        if r.start >= start {
-            continue;
-        }
-        if !postamt_wire::meta::field_is(&entity, &r, "Content-Transfer-Encoding") {
+    for r in postamt_wire::meta::header_fields(entity) {
+        if r.start < start && !postamt_wire::meta::field_is(entity, &r, "Content-Transfer-Encoding")
+        {
             out.extend_from_slice(&entity[r]);
         }
     }
+    out
+}
+
+fn seven_bit_part(entity: &[u8], depth: usize) -> Result<Vec<u8>> {
+    if mime::seven_bit(entity) {
+        return Ok(entity.to_vec());
+    }
+    let ct = ContentType::parse(&mime::field(entity, "Content-Type").unwrap_or_default());
+    let start = mime::body_start(entity);
+    if ct.mime.starts_with("multipart/") {
+        let Some(b) = ct.param("boundary") else {
+            return Err(Error("a multipart part without a boundary".into()));
+        };
+        if depth >= MAX_PART_DEPTH {
+            return Err(Error(format!(
+                "multiparts nested more than {MAX_PART_DEPTH} deep"
+            )));
+        }
+        let parts = mime::multipart_parts(&entity[start..], b)
+            .ok_or_else(|| Error("a multipart part without its parts".into()))?;
+        // A multipart's own encoding may only be 7bit, 8bit or binary
+        // (RFC 2045 §6.4): without the field it is 7bit, as it now is.
+        let mut out = fields_without_cte(entity, start);
+        out.extend_from_slice(b"\r\n");
+        for p in parts {
+            out.extend_from_slice(format!("--{b}\r\n").as_bytes());
+            out.extend_from_slice(&seven_bit_part(p, depth + 1)?);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+        return Ok(out);
+    }
+    if ct.mime.starts_with("message/") {
+        return Err(Error(format!(
+            "an 8-bit {} part cannot be re-encoded (RFC 2046 §5.2.1 allows it no base64): attach it as application/octet-stream",
+            ct.mime
+        )));
+    }
+    let mut out = fields_without_cte(entity, start);
     out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
     out.extend_from_slice(mime::base64_lines(&entity[start..]).as_bytes());
     Ok(out)
@@ -122,6 +162,13 @@ pub fn sign(message: &[u8], id: &Identity, opaque: bool) -> Result<Vec<u8>> {
 /// Encrypts `message`'s entity to `recipients` (EnvelopedData,
 /// AES-256-CBC, RFC 8551 §2.7); the other fields stay outside.
 pub fn encrypt(message: &[u8], recipients: &[X509]) -> Result<Vec<u8>> {
+    encrypt_with(message, recipients, Cipher::Aes256Cbc)
+}
+
+/// [`encrypt`] with the content encryption `cipher`: a GCM cipher makes
+/// AuthEnvelopedData (RFC 5083, RFC 5084; `smime-type=authEnveloped-data`,
+/// RFC 8551 §3.2.2), which OpenSSL 3 writes for an AEAD cipher.
+pub fn encrypt_with(message: &[u8], recipients: &[X509], cipher: Cipher) -> Result<Vec<u8>> {
     if recipients.is_empty() {
         return Err(Error("no recipient certificate".into()));
     }
@@ -131,14 +178,22 @@ pub fn encrypt(message: &[u8], recipients: &[X509]) -> Result<Vec<u8>> {
     for c in recipients {
         certs.push(c.clone())?;
     }
-    let cms = CmsContentInfo::encrypt(&certs, &entity, Cipher::aes_256_cbc(), CMSOptions::BINARY)?;
+    let (evp, smime_type) = match cipher {
+        Cipher::Aes256Cbc => (symm::Cipher::aes_256_cbc(), "enveloped-data"),
+        Cipher::Aes128Gcm => (symm::Cipher::aes_128_gcm(), "authEnveloped-data"),
+        Cipher::Aes256Gcm => (symm::Cipher::aes_256_gcm(), "authEnveloped-data"),
+    };
+    let cms = CmsContentInfo::encrypt(&certs, &entity, evp, CMSOptions::BINARY)?;
     let der = cms.to_der()?;
     let mut out = outer;
     out.extend_from_slice(
-        b"MIME-Version: 1.0\r\n\
-          Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"\r\n\
-          Content-Transfer-Encoding: base64\r\n\
-          Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n",
+        format!(
+            "MIME-Version: 1.0\r\n\
+             Content-Type: application/pkcs7-mime; smime-type={smime_type}; name=\"smime.p7m\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(mime::base64_lines(&der).as_bytes());
     Ok(out)
@@ -231,10 +286,15 @@ pub fn decrypt(message: &[u8], id: &Identity) -> Result<Vec<u8>> {
     let cms = CmsContentInfo::from_der(&der)
         .map_err(|e| Error(format!("not CMS: {}", crate::openssl_reason(&e))))?;
     let entity = cms.decrypt(&id.key, &id.cert).map_err(|e| {
-        Error(format!(
-            "cannot decrypt (not encrypted to this certificate?): {}",
-            crate::openssl_reason(&e)
-        ))
+        let reason = crate::openssl_reason(&e);
+        let why = match not_checkable(&reason) {
+            Some(why) => why,
+            None if reason.contains("no matching recipient") => {
+                "not encrypted to this certificate, or to it with a key agreement OpenSSL does not support"
+            }
+            None => "not encrypted to this certificate?",
+        };
+        Error(format!("cannot decrypt: {why} ({reason})"))
     })?;
     let (outer, _) = mime::split(&message);
     let mut out = outer;
@@ -279,6 +339,9 @@ pub struct Layer {
     /// When the signer says it signed (RFC 5652 signingTime), seconds
     /// since the epoch.
     pub signing_time: Option<i64>,
+    /// The content encryption the signer's client announces it can read
+    /// (smimeCapabilities, RFC 8551 §2.5.2), in its order of preference.
+    pub capabilities: Vec<String>,
 }
 
 /// What [`verify`] found.
@@ -322,6 +385,18 @@ impl Verification {
             if let Some(n) = &l.not_after {
                 out.push_str(&format!("    certificate valid until {n}\n"));
             }
+            if let Some(t) = l.signing_time.and_then(|t| u64::try_from(t).ok()) {
+                out.push_str(&format!(
+                    "    signed at {} (the signer's own clock: RFC 5652 signingTime)\n",
+                    postamt_wire::time::rfc5322_date(t)
+                ));
+            }
+            if !l.capabilities.is_empty() {
+                out.push_str(&format!(
+                    "    the signer's client reads: {} (SMIMECapabilities)\n",
+                    l.capabilities.join(", ")
+                ));
+            }
         }
         match (&self.from, self.from_matches) {
             (Some(f), Some(true)) => {
@@ -348,6 +423,28 @@ pub fn verify(
     at: Option<i64>,
     id: Option<&Identity>,
 ) -> Verification {
+    verify_with_crls(message, trust, &[], at, id)
+}
+
+/// What a signer's certificate is checked against.
+#[derive(Clone, Copy)]
+struct Anchors<'a> {
+    cas: &'a [X509],
+    crls: &'a [X509Crl],
+}
+
+/// [`verify`], with certificate revocation lists (RFC 5280 §5): a signer
+/// whose certificate a CRL revokes is not trusted. A CRL counts when it
+/// is signed by one of the trusted CAs `trust` that issued the
+/// certificate.
+pub fn verify_with_crls(
+    message: &[u8],
+    trust: &[X509],
+    crls: &[X509Crl],
+    at: Option<i64>,
+    id: Option<&Identity>,
+) -> Verification {
+    let trust = Anchors { cas: trust, crls };
     let message = mime::canonical(message);
     let from = mime::field(&message, "From").and_then(|f| {
         let f = f
@@ -402,6 +499,7 @@ pub fn verify(
             not_after: None,
             signer_pem: None,
             signing_time: None,
+            capabilities: Vec::new(),
         });
     }
     // A signing time more than an hour away from the message's Date: is
@@ -479,6 +577,7 @@ fn layer(kind: &str, status: Status, detail: String) -> Layer {
         not_after: None,
         signer_pem: None,
         signing_time: None,
+        capabilities: Vec::new(),
     }
 }
 
@@ -488,7 +587,7 @@ fn check(
     der: &[u8],
     detached: Option<&[u8]>,
     what: &str,
-    trust: &[X509],
+    trust: Anchors,
     at: Option<i64>,
 ) -> std::result::Result<(Layer, Vec<u8>), Layer> {
     let mut cms = CmsContentInfo::from_der(der).map_err(|e| {
@@ -506,6 +605,16 @@ fn check(
         Some(&mut content),
         CMSOptions::NOVERIFY | CMSOptions::BINARY,
     ) {
+        let reason = crate::openssl_reason(&e);
+        // Only a signature that was checked and failed is INVALID; one
+        // that cannot be checked here is no verdict on the message.
+        if let Some(why) = not_checkable(&reason) {
+            return Err(layer(
+                what,
+                Status::NotSigned,
+                format!("not checkable: {why} ({reason})"),
+            ));
+        }
         let invalid = layer(
             what,
             Status::Invalid,
@@ -522,7 +631,9 @@ fn check(
         };
     }
     let mut l = layer(what, Status::Valid, String::new());
+    let mut revoked = None;
     l.signing_time = signing_time(der);
+    l.capabilities = capabilities(der);
     if let Ok(p7) = Pkcs7::from_der(der)
         && let Ok(empty) = Stack::new()
         && let Ok(signers) = p7.signers(&empty, Pkcs7Flags::empty())
@@ -532,10 +643,11 @@ fn check(
         l.signer_addresses = addresses(cert);
         l.not_after = Some(cert.not_after().to_string());
         l.signer_pem = cert.to_pem().ok();
+        revoked = revocation(cert, trust);
     }
     let trusted = (|| -> std::result::Result<(), String> {
         let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
-        for c in trust {
+        for c in trust.cas {
             store.add_cert(c.clone()).map_err(|e| e.to_string())?;
         }
         let mut param = openssl::x509::verify::X509VerifyParam::new().map_err(|e| e.to_string())?;
@@ -556,6 +668,13 @@ fn check(
             .map_err(|e| crate::openssl_reason(&e))
     })();
     match trusted {
+        Ok(()) if revoked.is_some() => {
+            l.status = Status::Untrusted;
+            l.detail = format!(
+                "the content is as signed, but the certificate was REVOKED: {}",
+                revoked.unwrap_or_default()
+            );
+        }
         Ok(()) if uses_only_sha1(der) => {
             l.status = Status::Policy;
             l.detail =
@@ -576,6 +695,69 @@ fn check(
     Ok((l, content))
 }
 
+/// Why OpenSSL could not check a signature at all, from its error
+/// reasons: an algorithm it does not support (Ed25519 in CMS on OpenSSL
+/// 3.0, ChaCha20-Poly1305, …), no certificate of the signer in the
+/// message, or a detached signature without its content. `None`: the
+/// check ran and failed.
+fn not_checkable(reason: &str) -> Option<&'static str> {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("signer certificate not found") {
+        Some("the signer's certificate is not in the message")
+    } else if r.contains("no content") {
+        Some("a detached signature without the content it signs")
+    } else if [
+        "invalid digest",
+        "unsupported",
+        "unknown digest",
+        "unknown cipher",
+        "unknown algorithm",
+        "no such algorithm",
+        "not supported",
+    ]
+    .iter()
+    .any(|n| r.contains(n))
+    {
+        Some("unsupported algorithm")
+    } else {
+        None
+    }
+}
+
+/// Whether a CRL in `a`, signed by the trusted CA that issued `cert`,
+/// revokes it: when and by whom, in words.
+fn revocation(cert: &X509Ref, a: Anchors) -> Option<String> {
+    let issuer = cert.issuer_name().to_der().ok()?;
+    let cert = cert.to_owned();
+    for crl in a.crls {
+        if crl.issuer_name().to_der().ok().as_deref() != Some(&issuer[..]) {
+            continue;
+        }
+        let Some(ca) = a
+            .cas
+            .iter()
+            .find(|c| c.subject_name().to_der().ok().as_deref() == Some(&issuer[..]))
+        else {
+            continue;
+        };
+        let signed_by_ca = ca
+            .public_key()
+            .and_then(|k| crl.verify(&k))
+            .unwrap_or(false);
+        if !signed_by_ca {
+            continue;
+        }
+        if let CrlStatus::Revoked(r) = crl.get_by_cert(&cert) {
+            return Some(format!(
+                "revoked on {} (in the revocation list of {})",
+                r.revocation_date(),
+                subject(ca)
+            ));
+        }
+    }
+    None
+}
+
 type Step = std::result::Result<(Layer, Option<Vec<u8>>), Layer>;
 
 /// DER of the digest algorithm OIDs: SHA-1 (1.3.14.3.2.26) and the
@@ -588,6 +770,146 @@ const SHA2_PREFIX: &[u8] = &[0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x0
 fn uses_only_sha1(der: &[u8]) -> bool {
     let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
     has(SHA1_OID) && !has(SHA2_PREFIX)
+}
+
+/// One DER element at the start of `b`: (tag, contents, what follows).
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    let (len, header) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 {
+            return None; // indefinite (BER) or absurd
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *b.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((tag, b.get(header..end)?, b.get(end..)?))
+}
+
+/// An OBJECT IDENTIFIER's contents as dotted text.
+fn oid_text(b: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut n: u64 = 0;
+    for &x in b {
+        n = (n << 7) | u64::from(x & 0x7f);
+        if x & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (n / 40).min(2);
+                arcs.push(first);
+                arcs.push(n - first * 40);
+            } else {
+                arcs.push(n);
+            }
+            n = 0;
+        }
+    }
+    arcs.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The content-encryption algorithms a signer's client announces in the
+/// smimeCapabilities attribute (RFC 8551 §2.5.2), in its order of
+/// preference, by name (`AES-256-GCM`, `AES-256-CBC`, `3DES`, `RC2-128`
+/// …; another algorithm as its dotted OID). Read from the DER bytes of
+/// the SignedData; empty when it announces none.
+pub fn capabilities(der: &[u8]) -> Vec<String> {
+    const OID: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f,
+    ];
+    let Some(p) = der.windows(OID.len()).position(|w| w == OID) else {
+        return Vec::new();
+    };
+    // SET { SMIMECapabilities ::= SEQUENCE OF SEQUENCE { OID, params } }
+    let Some((0x31, set, _)) = tlv(&der[p + OID.len()..]) else {
+        return Vec::new();
+    };
+    let Some((0x30, mut list, _)) = tlv(set) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Some((0x30, cap, rest)) = tlv(list) {
+        list = rest;
+        let Some((0x06, oid, params)) = tlv(cap) else {
+            continue;
+        };
+        let bits = match tlv(params) {
+            Some((0x02, n, _)) if n.len() <= 4 => {
+                Some(n.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)))
+            }
+            _ => None,
+        };
+        let oid = oid_text(oid);
+        let name = match oid.as_str() {
+            "2.16.840.1.101.3.4.1.2" => "AES-128-CBC".to_string(),
+            "2.16.840.1.101.3.4.1.22" => "AES-192-CBC".to_string(),
+            "2.16.840.1.101.3.4.1.42" => "AES-256-CBC".to_string(),
+            "2.16.840.1.101.3.4.1.6" => "AES-128-GCM".to_string(),
+            "2.16.840.1.101.3.4.1.26" => "AES-192-GCM".to_string(),
+            "2.16.840.1.101.3.4.1.46" => "AES-256-GCM".to_string(),
+            "1.2.840.113549.1.9.16.3.18" => "ChaCha20-Poly1305".to_string(),
+            "1.2.840.113549.3.7" => "3DES".to_string(),
+            "1.3.14.3.2.7" => "DES".to_string(),
+            // RFC 8551 §2.7.1.1: the parameter is the key size in bits.
+            "1.2.840.113549.3.2" => format!("RC2-{}", bits.unwrap_or(40)),
+            _ => oid,
+        };
+        out.push(name);
+    }
+    out
+}
+
+/// The content encryption of [`encrypt_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    /// EnvelopedData with AES-256-CBC: what every S/MIME client reads.
+    Aes256Cbc,
+    /// AuthEnvelopedData (RFC 5083, RFC 5084) with AES-128-GCM.
+    Aes128Gcm,
+    /// AuthEnvelopedData with AES-256-GCM.
+    Aes256Gcm,
+}
+
+impl Cipher {
+    pub fn parse(s: &str) -> Result<Cipher> {
+        match s.to_ascii_lowercase().as_str() {
+            "aes-256-cbc" | "aes256-cbc" => Ok(Cipher::Aes256Cbc),
+            "aes-128-gcm" | "aes128-gcm" => Ok(Cipher::Aes128Gcm),
+            "aes-256-gcm" | "aes256-gcm" => Ok(Cipher::Aes256Gcm),
+            _ => Err(Error(format!(
+                "unknown cipher {s:?}: aes-256-cbc, aes-128-gcm or aes-256-gcm"
+            ))),
+        }
+    }
+
+    /// What every recipient can read (RFC 8551 §2.7.1: an algorithm all
+    /// of them announced): AES-256-GCM when all announce it, AES-128-GCM
+    /// when all announce a GCM (RFC 8551 §2.7 makes AES-128-GCM a MUST),
+    /// otherwise AES-256-CBC. `None` for a recipient whose capabilities
+    /// are not known (a certificate given on the command line).
+    pub fn for_recipients<'a>(caps: impl IntoIterator<Item = Option<&'a [String]>>) -> Cipher {
+        let (mut all256, mut all_gcm, mut any) = (true, true, false);
+        for c in caps {
+            any = true;
+            let c = c.unwrap_or(&[]);
+            let has = |n: &str| c.iter().any(|x| x == n);
+            all256 &= has("AES-256-GCM");
+            all_gcm &= has("AES-256-GCM") || has("AES-128-GCM");
+        }
+        match (any, all256, all_gcm) {
+            (true, true, _) => Cipher::Aes256Gcm,
+            (true, false, true) => Cipher::Aes128Gcm,
+            _ => Cipher::Aes256Cbc,
+        }
+    }
 }
 
 /// The signingTime attribute (RFC 5652 §11.3) of a SignedData, seconds
@@ -622,7 +944,7 @@ pub fn signing_time(der: &[u8]) -> Option<i64> {
     Some(days * 86_400 + n(4)? * 3600 + n(6)? * 60 + n(8).unwrap_or(0))
 }
 
-fn detached(message: &[u8], ct: &ContentType, trust: &[X509], at: Option<i64>) -> Step {
+fn detached(message: &[u8], ct: &ContentType, trust: Anchors, at: Option<i64>) -> Step {
     let what = "signed (detached)";
     let Some(b) = ct.param("boundary") else {
         return Err(layer(
@@ -653,7 +975,7 @@ fn detached(message: &[u8], ct: &ContentType, trust: &[X509], at: Option<i64>) -
     Ok((l, Some(inner)))
 }
 
-fn opaque(message: &[u8], trust: &[X509], at: Option<i64>, id: Option<&Identity>) -> Step {
+fn opaque(message: &[u8], trust: Anchors, at: Option<i64>, id: Option<&Identity>) -> Step {
     let Some(der) = mime::base64_body(message) else {
         return Err(layer(
             "signed (opaque)",
@@ -797,6 +1119,93 @@ mod tests {
         assert_eq!(v.from_matches, Some(false));
     }
 
+    /// RFC 8551 §3.1.2: a multipart with 8-bit parts is signed with each
+    /// 8-bit leaf re-encoded as base64 (nested multiparts too), the 7-bit
+    /// parts and the structure untouched; it verifies, and the decoded
+    /// parts are the originals.
+    #[test]
+    fn rfc8551_3_1_2_multipart_with_8bit_parts_is_made_7bit_part_by_part() {
+        let (ca, _, bob) = setup();
+        let m = "From: bob@example.org\r\nSubject: mixed\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/mixed; boundary=\"outer\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+                 pr\u{e4}amble\r\n--outer\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nplain part\r\n\
+                 --outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n\
+                 --inner\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e\r\n\
+                 --inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Gr\u{fc}\u{df}e</p>\r\n--inner--\r\n\
+                 --outer--\r\n";
+        for opaque in [false, true] {
+            let signed = sign(m.as_bytes(), &bob, opaque).unwrap();
+            assert!(signed.is_ascii(), "{}", String::from_utf8_lossy(&signed));
+            let v = verify(&signed, std::slice::from_ref(&ca.cert), None, None);
+            assert_eq!(v.status, Status::Valid, "{v:?}");
+            let inner = String::from_utf8(v.content.clone()).unwrap();
+            assert!(inner.contains("\r\n--outer\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nplain part\r\n--outer\r\n"), "{inner}");
+            assert!(
+                !inner.contains("Content-Transfer-Encoding: 8bit"),
+                "{inner}"
+            );
+            assert!(
+                !inner.contains("amble"),
+                "the 8-bit preamble is left out: {inner}"
+            );
+            let parsed = mail_parser::MessageParser::default()
+                .parse(v.content.as_slice())
+                .unwrap();
+            let texts: Vec<String> = parsed
+                .parts
+                .iter()
+                .filter_map(|p| match &p.body {
+                    mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => {
+                        Some(t.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            // RFC 2046 §5.1.1: the CRLF before a delimiter is the delimiter's.
+            assert_eq!(
+                texts,
+                ["plain part", "Gr\u{fc}\u{df}e", "<p>Gr\u{fc}\u{df}e</p>"],
+                "{inner}"
+            );
+        }
+    }
+
+    /// RFC 5083/5084: AuthEnvelopedData with AES-GCM, and the choice of
+    /// the cipher from the recipients' SMIMECapabilities (RFC 8551
+    /// §2.7.1); our own signatures announce OpenSSL's list.
+    #[test]
+    fn rfc5083_auth_enveloped_gcm_and_the_choice_from_capabilities() {
+        let (ca, alice, bob) = setup();
+        for c in [Cipher::Aes128Gcm, Cipher::Aes256Gcm] {
+            let sealed = encrypt_with(MSG, std::slice::from_ref(&bob.cert), c).unwrap();
+            let text = String::from_utf8_lossy(&sealed);
+            assert!(text.contains("smime-type=authEnveloped-data"), "{text}");
+            assert!(is_encrypted(&sealed));
+            assert!(decrypt(&sealed, &bob).unwrap().ends_with(b"Hello Bob.\r\n"));
+            assert!(decrypt(&sealed, &alice).is_err());
+            let v = verify(&sealed, std::slice::from_ref(&ca.cert), None, Some(&bob));
+            assert_eq!(v.layers[0].kind, "encrypted");
+        }
+        let signed = sign(MSG, &alice, false).unwrap();
+        let v = verify(&signed, std::slice::from_ref(&ca.cert), None, None);
+        assert_eq!(
+            v.layers[0].capabilities.first().map(String::as_str),
+            Some("AES-256-CBC"),
+            "{v:?}"
+        );
+        let gcm256 = vec!["AES-256-GCM".to_string(), "AES-256-CBC".to_string()];
+        let gcm128 = vec!["AES-128-GCM".to_string()];
+        let cbc = vec!["AES-256-CBC".to_string()];
+        let pick = |caps: &[Option<&[String]>]| Cipher::for_recipients(caps.iter().copied());
+        assert_eq!(pick(&[Some(&gcm256), Some(&gcm256)]), Cipher::Aes256Gcm);
+        assert_eq!(pick(&[Some(&gcm256), Some(&gcm128)]), Cipher::Aes128Gcm);
+        assert_eq!(pick(&[Some(&gcm256), Some(&cbc)]), Cipher::Aes256Cbc);
+        assert_eq!(pick(&[Some(&gcm256), None]), Cipher::Aes256Cbc);
+        assert_eq!(pick(&[]), Cipher::Aes256Cbc);
+        assert_eq!(Cipher::parse("AES-256-GCM").unwrap(), Cipher::Aes256Gcm);
+        assert!(Cipher::parse("des").is_err());
+    }
+
     #[test]
     fn bad_input_is_refused_in_words() {
         let (ca, _, bob) = setup();
@@ -808,8 +1217,9 @@ mod tests {
         let junk =
             b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\nQUJDRA==\r\n";
         assert!(decrypt(junk, &bob).unwrap_err().0.starts_with("not CMS"));
-        let eight = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n\xc3\xa4\r\n--x--\r\n";
-        assert!(sign(eight, &bob, false).is_err());
+        let rfc822 = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: \xc3\xa4\r\n\r\nx\r\n--x--\r\n";
+        let e = sign(rfc822, &bob, false).unwrap_err();
+        assert!(e.0.contains("message/rfc822"), "{e}");
         let single =
             b"From: bob@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\xa4\r\n";
         let s = sign(single, &bob, false).unwrap();

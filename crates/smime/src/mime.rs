@@ -103,25 +103,19 @@ impl ContentType {
 /// entity exactly as signed (the CRLF before the next delimiter belongs
 /// to the delimiter, RFC 2046 §5.1.1) and the signature part.
 pub fn signed_parts<'a>(body: &'a [u8], boundary: &str) -> Option<(&'a [u8], &'a [u8])> {
+    match multipart_parts(body, boundary)?[..] {
+        [entity, signature, ..] => Some((entity, signature)),
+        _ => None,
+    }
+}
+
+/// The body parts of a multipart body (RFC 2046 §5.1.1), each as it is
+/// between its delimiter lines (the CRLF before a delimiter belongs to
+/// the delimiter); the preamble and the epilogue are left out. `None`
+/// without a delimiter line.
+pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<&'a [u8]>> {
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + d.len() <= body.len() {
-        let at_line_start = i == 0 || body[i - 1] == b'\n';
-        if at_line_start && &body[i..i + d.len()] == d {
-            starts.push(i);
-            if starts.len() == 3 {
-                break;
-            }
-            i += d.len();
-        } else {
-            i += 1;
-        }
-    }
-    let [a, b, c, ..] = starts[..] else {
-        return None;
-    };
     let after = |p: usize| {
         body[p..]
             .iter()
@@ -137,9 +131,29 @@ pub fn signed_parts<'a>(body: &'a [u8], boundary: &str) -> Option<(&'a [u8], &'a
             p
         }
     };
-    let first = &body[after(a)..before(b).max(after(a))];
-    let second = &body[after(b)..before(c).max(after(b))];
-    Some((first, second))
+    let mut parts = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut i = 0;
+    while i + d.len() <= body.len() {
+        let at_line_start = i == 0 || body[i - 1] == b'\n';
+        if !(at_line_start && &body[i..i + d.len()] == d) {
+            i += 1;
+            continue;
+        }
+        if let Some(start) = open {
+            parts.push(&body[start..before(i).max(start)]);
+        }
+        if body[i + d.len()..].starts_with(b"--") {
+            return Some(parts);
+        }
+        open = Some(after(i));
+        i = after(i);
+    }
+    // No close delimiter: the last part runs to the end.
+    if let Some(start) = open {
+        parts.push(&body[start..]);
+    }
+    (!parts.is_empty()).then_some(parts)
 }
 
 /// The base64 body of a part (its header fields skipped), decoded.
