@@ -285,9 +285,12 @@ pub struct ImapSection {
 impl Default for ImapSection {
     fn default() -> Self {
         ImapSection {
-            max_line: 8192,
-            max_command: 64 * 1024,
-            max_command_preauth: 4096,
+            // Dovecot's imap_max_line_length.
+            max_line: 64 * 1024,
+            max_command: 128 * 1024,
+            // Room for an ID of 30 pairs of 1,024-octet values (RFC 2971
+            // §3.3), which clients may send before login.
+            max_command_preauth: 40 * 1024,
             max_append: None,
             autologout: 1800,
             idle_max: 7200,

@@ -307,9 +307,47 @@ fn bad_input_gets_clear_errors_and_the_session_goes_on() {
     assert!(c.c.line().starts_with("z2 BAD [TOOBIG]"));
     c.ok("n1", "NOOP");
     // A long line after login: BAD, and the session continues.
-    let (_, t) = c.cmd("l1", &format!("NOOP {}", "a".repeat(10_000)));
+    let (_, t) = c.cmd("l1", &format!("NOOP {}", "a".repeat(70_000)));
     assert!(t.starts_with("l1 BAD [TOOBIG]"), "{t}");
     c.ok("n2", "NOOP");
+}
+
+/// RFC 2971 §3.3: an ID of 30 field/value pairs with values of 1,024
+/// octets is accepted, before login and after, as quoted strings and as
+/// literals; more pairs than 30 are read and the rest ignored; the
+/// session goes on. Past the pre-login budget it is still refused.
+#[test]
+fn rfc2971_3_3_id_with_30_pairs_of_1024_octets() {
+    let s = Server::start("");
+    let value = "v".repeat(1024);
+    let quoted: Vec<String> = (0..30)
+        .map(|i| format!("\"field-{i:02}-padded-to-thirty-oct\" \"{value}\""))
+        .collect();
+    let id_quoted = format!("ID ({})", quoted.join(" "));
+    let literal: Vec<String> = (0..31)
+        .map(|i| format!("\"f{i}\" {{1024+}}\r\n{value}"))
+        .collect();
+    let id_literal = format!("ID ({})", literal.join(" "));
+    for login in [false, true] {
+        let mut c = Imap::connect(s.addr("imap"));
+        if login {
+            c.login("alice@example.test", "alice-pw");
+        }
+        for (tag, cmd) in [("i1", &id_quoted), ("i2", &id_literal)] {
+            let u = c.ok(tag, cmd);
+            assert!(u.iter().any(|l| l.starts_with("* ID (\"name\" \"postamt\"")), "{u:?}");
+        }
+        c.ok("n", "NOOP");
+        if !login {
+            c.login("alice@example.test", "alice-pw");
+            c.ok("n2", "NOOP");
+        }
+    }
+    // Before login, far past the budget: refused and closed.
+    let mut c = Imap::connect(s.addr("imap"));
+    let huge = format!("ID (\"x\" \"{}\")", "v".repeat(60_000));
+    let (_, t) = c.cmd("h", &huge);
+    assert!(t.starts_with("h BAD [TOOBIG]"), "{t}");
 }
 
 #[test]
@@ -318,7 +356,7 @@ fn pre_auth_budget_open_parentheses_without_newline() {
     let mut c = Imap::connect(s.addr("imap"));
     // The Dovecot CVE-2026-27857 class: no newline, ever more "(".
     c.c.send(b"a LOGIN ");
-    c.c.send(&vec![b'('; 20_000]);
+    c.c.send(&vec![b'('; 50_000]);
     let r = c.c.line();
     assert!(r.starts_with("a BAD [TOOBIG]"), "{r}");
     assert!(c.c.line().starts_with("* BYE"));
@@ -879,8 +917,8 @@ fn invalid_mailbox_names_and_wrong_states() {
             &cmd[..cmd.len().min(40)]
         );
     }
-    // A 10 KB name on one line is over the line limit: BAD, session goes on.
-    let (_, t) = c.cmd("l", &format!("CREATE {long}"));
+    // A 70 KB name on one line is over the line limit: BAD, session goes on.
+    let (_, t) = c.cmd("l", &format!("CREATE {}", "n".repeat(70 * 1024)));
     assert!(t.starts_with("l BAD [TOOBIG]"), "{t}");
     // RENAME INBOX moves its messages (RFC 9051 §6.3.6).
     deliver(&s, "in inbox", "x\r\n");

@@ -65,9 +65,9 @@ pub struct ImapConfig {
 impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
-            max_line: 8192,
-            max_command: 64 * 1024,
-            max_command_preauth: 4096,
+            max_line: 64 * 1024,
+            max_command: 128 * 1024,
+            max_command_preauth: 40 * 1024,
             max_append: 50 * 1024 * 1024,
             max_errors: 20,
             idle_timeout: Duration::from_secs(30 * 60),
