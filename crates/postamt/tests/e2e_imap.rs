@@ -335,7 +335,11 @@ fn rfc2971_3_3_id_with_30_pairs_of_1024_octets() {
         }
         for (tag, cmd) in [("i1", &id_quoted), ("i2", &id_literal)] {
             let u = c.ok(tag, cmd);
-            assert!(u.iter().any(|l| l.starts_with("* ID (\"name\" \"postamt\"")), "{u:?}");
+            assert!(
+                u.iter()
+                    .any(|l| l.starts_with("* ID (\"name\" \"postamt\"")),
+                "{u:?}"
+            );
         }
         c.ok("n", "NOOP");
         if !login {
@@ -655,6 +659,62 @@ fn list_extended_list_status_special_use_quota_within() {
     // RECURSIVEMATCH: a parent whose child is subscribed gets CHILDINFO.
     let u = c.ok("a5", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"");
     find(&u, "\"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    // RFC 5258 §3.5, answered as Dovecot 2.3 answers (checked side by
+    // side): Foo subscribed with a subscribed grandchild, Qux not with a
+    // subscribed child, Solo subscribed alone.
+    for m in ["Foo", "Foo/Bar", "Foo/Bar/Baz", "Qux", "Qux/Sub", "Solo"] {
+        c.ok("m", &format!("CREATE {m}"));
+    }
+    for m in ["Foo", "Foo/Bar/Baz", "Qux/Sub", "Solo"] {
+        c.ok("m", &format!("SUBSCRIBE {m}"));
+    }
+    let childinfo = " (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n";
+    let lines = |u: Vec<String>| -> Vec<String> {
+        u.into_iter()
+            .filter(|l| {
+                ["Foo", "Qux", "Solo"]
+                    .iter()
+                    .any(|m| l.contains(&format!("\"{m}")))
+            })
+            .collect()
+    };
+    let u = lines(c.ok("r1", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\""));
+    assert_eq!(
+        u,
+        [
+            format!("* LIST (\\HasChildren \\Subscribed) \"/\" \"Foo\"{childinfo}"),
+            format!("* LIST (\\HasChildren) \"/\" \"Qux\"{childinfo}"),
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Solo\"\r\n".to_string(),
+        ]
+    );
+    // `*` reaches every subscribed descendant: Foo/Bar and Qux are not
+    // listed for them, Foo keeps its CHILDINFO.
+    let u = lines(c.ok("r2", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\""));
+    assert_eq!(
+        u,
+        [
+            format!("* LIST (\\HasChildren \\Subscribed) \"/\" \"Foo\"{childinfo}"),
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Foo/Bar/Baz\"\r\n".to_string(),
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Qux/Sub\"\r\n".to_string(),
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Solo\"\r\n".to_string(),
+        ]
+    );
+    let u = lines(c.ok("r3", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"Foo/%\""));
+    assert_eq!(
+        u,
+        [format!(
+            "* LIST (\\HasChildren) \"/\" \"Foo/Bar\"{childinfo}"
+        )]
+    );
+    // Without RECURSIVEMATCH: no CHILDINFO, Qux not listed.
+    let u = lines(c.ok("r4", "LIST (SUBSCRIBED) \"\" \"%\""));
+    assert_eq!(
+        u,
+        [
+            "* LIST (\\HasChildren \\Subscribed) \"/\" \"Foo\"\r\n".to_string(),
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Solo\"\r\n".to_string(),
+        ]
+    );
     // Several patterns, RETURN (SPECIAL-USE STATUS …) (RFC 5819).
     let u = c.ok(
         "a6",

@@ -231,10 +231,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let passes = if lsub {
                 subscribed || child_subscribed
             } else if sel_subscribed {
+                // RFC 5258 §3.5 (and Dovecot): with RECURSIVEMATCH, a match
+                // with a subscribed descendant carries CHILDINFO; a mailbox
+                // that is not subscribed is listed, with CHILDINFO, when a
+                // subscribed descendant is not listed itself (the pattern
+                // does not reach it).
                 if subscribed {
+                    childinfo = recursive && child_subscribed;
                     true
-                } else if recursive && child_subscribed {
-                    // RFC 5258 §3.5: a parent of a match, with CHILDINFO.
+                } else if recursive && subs.iter().any(|s| s.starts_with(&prefix) && !matching(s)) {
                     childinfo = true;
                     true
                 } else {
