@@ -551,6 +551,43 @@ fn condstore_and_qresync_rfc7162() {
     assert!(u[0].starts_with("* 1 FETCH (MODSEQ ("), "{u:?}");
     let u = c.ok("a6", &format!("SEARCH MODSEQ {}", highest + 1));
     assert!(u[0].starts_with("* SEARCH 1 2 (MODSEQ "), "{u:?}");
+    // RFC 7162 §3.1.5 with ESEARCH (RFC 4731): MODSEQ of what is returned
+    // (the highest of all matches; of MIN and MAX alone when only they are
+    // asked for), and none when the search did not use MODSEQ.
+    let modseq_of = |n: u32, c: &mut Imap| -> u64 {
+        let u = c.ok("m", &format!("FETCH {n} (MODSEQ)"));
+        u[0].split("MODSEQ (")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (m1, m2) = (modseq_of(1, &mut c), modseq_of(2, &mut c));
+    let u = c.ok("e1", "SEARCH RETURN (ALL) MODSEQ 1");
+    assert_eq!(
+        u,
+        [format!(
+            "* ESEARCH (TAG \"e1\") ALL 1:3 MODSEQ {}\r\n",
+            m1.max(m2).max(modseq_of(3, &mut c))
+        )]
+    );
+    let u = c.ok("e2", "SEARCH RETURN (MIN) MODSEQ 1");
+    assert_eq!(u, [format!("* ESEARCH (TAG \"e2\") MIN 1 MODSEQ {m1}\r\n")]);
+    let u = c.ok("e3", "UID SEARCH RETURN (COUNT) MODSEQ 1");
+    assert!(
+        u[0].starts_with("* ESEARCH (TAG \"e3\") UID COUNT 3 MODSEQ "),
+        "{u:?}"
+    );
+    let u = c.ok("e4", "SEARCH RETURN (MIN MAX) ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"e4\") MIN 1 MAX 3\r\n"]);
+    let u = c.ok(
+        "e5",
+        &format!("SEARCH RETURN (ALL) MODSEQ {}", u64::MAX / 2),
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"e5\")\r\n"], "no match, no MODSEQ");
     let u = c.ok("a7", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)");
     assert!(u[0].contains("HIGHESTMODSEQ "), "{u:?}");
 

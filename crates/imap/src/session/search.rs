@@ -174,7 +174,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if has(SearchReturn::All) && !nums.is_empty() {
             line.push_str(&format!(" ALL {}", SequenceSet::compact(&nums)));
         }
-        if let Some(m) = modseq_suffix {
+        // RFC 7162 §3.1.5: the highest MODSEQ of the messages returned: of
+        // MIN and MAX alone when only they are asked for.
+        let returned_modseq = if has(SearchReturn::All) || has(SearchReturn::Count) {
+            modseq_suffix
+        } else {
+            let ends = [
+                min.filter(|_| has(SearchReturn::Min)),
+                max.filter(|_| has(SearchReturn::Max)),
+            ];
+            let sel = self.selected.as_ref().expect("selected");
+            ends.iter()
+                .flatten()
+                .map(|&i| sel.msgs[i].modseq)
+                .max()
+                .filter(|_| modseq_key)
+        };
+        if let Some(m) = returned_modseq {
             line.push_str(&format!(" MODSEQ {m}"));
         }
         self.untagged(&line);
