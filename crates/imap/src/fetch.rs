@@ -140,20 +140,44 @@ pub fn decode_base64(data: &[u8]) -> Vec<u8> {
 }
 
 /// Undoes quoted-printable (RFC 2045 §6.7): `=XX` and soft line breaks;
-/// a malformed `=` is kept as it is.
+/// a malformed `=` is kept as it is. Rule 3: white space at the end of an
+/// encoded line was added in transport and is deleted (also between a
+/// soft line break's `=` and the line end).
 pub fn decode_qp(data: &[u8]) -> Vec<u8> {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
     let mut out = Vec::with_capacity(data.len());
+    // Where the current output line starts: trailing blanks are dropped
+    // back to there only (never into decoded `=20` of an earlier line).
+    let mut protected = 0;
     let mut i = 0;
     while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') || data[i] == b'\n' {
+            while out.len() > protected && out.last().is_some_and(blank) {
+                out.pop();
+            }
+            let n = if data[i] == b'\r' { 2 } else { 1 };
+            out.extend_from_slice(&data[i..i + n]);
+            i += n;
+            protected = out.len();
+            continue;
+        }
         if data[i] == b'=' {
-            if data[i + 1..].starts_with(b"\r\n") {
-                i += 3;
+            let after = data[i + 1..].iter().take_while(|c| blank(c)).count();
+            let rest = &data[i + 1 + after..];
+            if rest.starts_with(b"\r\n") {
+                i += 3 + after;
+                protected = out.len();
                 continue;
             }
-            if data[i + 1..].starts_with(b"\n") {
-                i += 2;
+            if rest.starts_with(b"\n") {
+                i += 2 + after;
+                protected = out.len();
                 continue;
+            }
+            if rest.is_empty() {
+                // A soft break at the very end of the part.
+                break;
             }
             if let (Some(h), Some(l)) = (
                 data.get(i + 1).and_then(|&c| hex(c)),
@@ -161,11 +185,16 @@ pub fn decode_qp(data: &[u8]) -> Vec<u8> {
             ) {
                 out.push(h << 4 | l);
                 i += 3;
+                // A decoded blank is data, not transport padding.
+                protected = out.len();
                 continue;
             }
         }
         out.push(data[i]);
         i += 1;
+    }
+    while out.len() > protected && out.last().is_some_and(blank) {
+        out.pop();
     }
     out
 }
@@ -251,6 +280,25 @@ mod tests {
     fn get(part: &[u32], text: Option<SectionText>) -> Option<String> {
         let meta = MessageMeta::parse(NESTED);
         section(NESTED, &meta, &sec(part, text)).map(|c| String::from_utf8(c.into_owned()).unwrap())
+    }
+
+    /// RFC 2045 §6.7: `=XX`, soft line breaks (also with padding after
+    /// the `=`), trailing white space of a line deleted, `=20` kept, a
+    /// malformed `=` left as it is.
+    #[test]
+    fn rfc2045_6_7_quoted_printable() {
+        let d = |s: &str| String::from_utf8(decode_qp(s.as_bytes())).unwrap();
+        assert_eq!(d("Gr=C3=BC=C3=9Fe"), "Grüße");
+        assert_eq!(d("a=3Db"), "a=b");
+        assert_eq!(d("soft=\r\nbreak"), "softbreak");
+        assert_eq!(d("soft=  \r\nbreak"), "softbreak");
+        assert_eq!(d("padded   \r\nline\t\r\n"), "padded\r\nline\r\n");
+        assert_eq!(d("kept=20\r\n"), "kept \r\n");
+        assert_eq!(d("a =20 \r\n"), "a  \r\n");
+        assert_eq!(d("end  "), "end");
+        assert_eq!(d("bad=ZZ and = alone"), "bad=ZZ and = alone");
+        assert_eq!(d("lf only  \nx"), "lf only\nx");
+        assert_eq!(d("last="), "last");
     }
 
     #[test]

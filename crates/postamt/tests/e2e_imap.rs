@@ -831,6 +831,33 @@ fn binary_multiappend_utf8_and_imap4rev2() {
     assert!(f.contains("BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2}"), "{f:?}");
     let u = c.ok("a4", "FETCH 1 (BINARY.PEEK[1]<2.3>)");
     assert!(u[0].contains("BINARY[1]<2> {3}\r\nü"), "{u:?}");
+    // RFC 3516 §4.2: BINARY.SIZE is the decoded size, for
+    // quoted-printable as for base64.
+    let u = c.ok("a4b", "FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2])");
+    assert!(
+        u[0].contains("BINARY.SIZE[1] 7") && u[0].contains("BINARY.SIZE[2] 3"),
+        "{u:?}"
+    );
+    // RFC 3516 §4.4: APPEND with a literal8 carries binary content (NUL
+    // octets in a `binary` part); BINARY gives it back as a literal8.
+    let bin = "From: a@b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\u{0}\u{1}\u{0}x\r\n--b--\r\n";
+    let (_, t) = c.cmd("a4c", &format!("APPEND INBOX ~{{{}+}}\r\n{bin}", bin.len()));
+    assert!(t.starts_with("a4c OK [APPENDUID "), "{t}");
+    let n = t
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches(']')
+        .to_string();
+    let u = c.ok(
+        "a4d",
+        &format!("UID FETCH {n} (BINARY.PEEK[1] BINARY.SIZE[1])"),
+    );
+    let f = u.iter().find(|l| l.contains("BINARY[1]")).unwrap();
+    assert!(f.contains("BINARY[1] ~{4}\r\n\u{0}\u{1}\u{0}x"), "{f:?}");
+    assert!(f.contains("BINARY.SIZE[1] 4"), "{f:?}");
+    c.ok("a4e", &format!("UID STORE {n} +FLAGS.SILENT (\\Deleted)"));
+    c.ok("a4f", &format!("UID EXPUNGE {n}"));
     // UTF8=ACCEPT (RFC 6855): UTF-8 names on the wire, APPEND UTF8.
     let (_, t) = c.cmd("a5", "APPEND INBOX UTF8 (~{3+}\r\nx\r\n)");
     assert!(t.starts_with("a5 BAD"), "needs ENABLE: {t}");
