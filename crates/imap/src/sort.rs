@@ -34,6 +34,16 @@ pub struct Item {
     pub references: Option<String>,
 }
 
+/// The comparison form of a string under `i;unicode-casemap` (RFC 5051,
+/// the collation of RFC 5255 that Dovecot sorts with): each character's
+/// upper-case form, decomposed (NFKD); compared octet by octet. So `re`
+/// and `RE` are one, `[` sorts after the letters, and `Ärger` between
+/// `Alice` and `Bob`.
+pub fn casemap(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.chars().flat_map(char::to_uppercase).nfkd().collect()
+}
+
 /// A header value with RFC 2047 encoded words decoded (mail-parser).
 fn decode(name: &str, raw: &str) -> String {
     let text = format!("{name}: {raw}\r\n\r\n");
@@ -94,7 +104,7 @@ pub fn base_subject(raw: &str) -> (String, bool) {
         }
         break;
     }
-    (s.to_lowercase(), is_reply)
+    (casemap(&s), is_reply)
 }
 
 /// `[blob]` followed by spaces at the start, if any.
@@ -137,64 +147,70 @@ pub fn sent_date(item: &Item) -> i64 {
         .unwrap_or(item.internaldate)
 }
 
+/// The SORT keys of an address header: the first address's mailbox
+/// (RFC 5256 §3 `addr-mailbox`), and its display name, or when it has none
+/// (or an empty one) the address `mailbox@host` (RFC 5957 §3); both empty
+/// without an address.
 fn first_address(raw: Option<&str>) -> (String, String) {
-    let Some(raw) = raw else {
+    let Some(a) = raw.and_then(|raw| parse_addresses(raw).into_iter().find(|a| a.host.is_some()))
+    else {
         return (String::new(), String::new());
     };
-    let a = parse_addresses(raw)
-        .into_iter()
-        .find(|a| a.host.is_some())
-        .unwrap_or_default();
     let mailbox = a.mailbox.unwrap_or_default();
-    let display = match a.name {
-        Some(n) => decode("Subject", &n),
+    let name = a
+        .name
+        .map(|n| decode("Subject", &n))
+        .filter(|n| !n.trim().is_empty());
+    let display = match name {
+        Some(n) => n,
         None => format!("{mailbox}@{}", a.host.unwrap_or_default()),
     };
-    (mailbox.to_lowercase(), display.to_lowercase())
+    (casemap(&mailbox), casemap(&display))
 }
 
-fn key_cmp(a: &Item, b: &Item, key: SortKey) -> Ordering {
-    let e = (&a.envelope, &b.envelope);
+/// One SORT key's value for one message (computed once per message, not
+/// once per comparison: decoding subjects and addresses is the costly
+/// part).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyValue {
+    Int(i64),
+    Text(String),
+}
+
+fn key_value(item: &Item, key: SortKey) -> KeyValue {
+    let e = &item.envelope;
     match key {
-        SortKey::Arrival => a.internaldate.cmp(&b.internaldate),
-        SortKey::Date => sent_date(a).cmp(&sent_date(b)),
-        SortKey::Size => a.size.cmp(&b.size),
-        SortKey::Subject => base_subject(e.0.subject.as_deref().unwrap_or(""))
-            .0
-            .cmp(&base_subject(e.1.subject.as_deref().unwrap_or("")).0),
-        SortKey::From => first_address(e.0.from.as_deref())
-            .0
-            .cmp(&first_address(e.1.from.as_deref()).0),
-        SortKey::To => first_address(e.0.to.as_deref())
-            .0
-            .cmp(&first_address(e.1.to.as_deref()).0),
-        SortKey::Cc => first_address(e.0.cc.as_deref())
-            .0
-            .cmp(&first_address(e.1.cc.as_deref()).0),
-        SortKey::DisplayFrom => first_address(e.0.from.as_deref())
-            .1
-            .cmp(&first_address(e.1.from.as_deref()).1),
-        SortKey::DisplayTo => first_address(e.0.to.as_deref())
-            .1
-            .cmp(&first_address(e.1.to.as_deref()).1),
+        SortKey::Arrival => KeyValue::Int(item.internaldate),
+        SortKey::Date => KeyValue::Int(sent_date(item)),
+        SortKey::Size => KeyValue::Int(item.size as i64),
+        SortKey::Subject => KeyValue::Text(base_subject(e.subject.as_deref().unwrap_or("")).0),
+        SortKey::From => KeyValue::Text(first_address(e.from.as_deref()).0),
+        SortKey::To => KeyValue::Text(first_address(e.to.as_deref()).0),
+        SortKey::Cc => KeyValue::Text(first_address(e.cc.as_deref()).0),
+        SortKey::DisplayFrom => KeyValue::Text(first_address(e.from.as_deref()).1),
+        SortKey::DisplayTo => KeyValue::Text(first_address(e.to.as_deref()).1),
     }
 }
 
 /// SORT: the numbers in order of `criteria` ((reverse, key) pairs); ties
 /// keep sequence order (RFC 5256 §3).
 pub fn sort(items: &[Item], criteria: &[(bool, SortKey)]) -> Vec<u32> {
-    let mut v: Vec<&Item> = items.iter().collect();
-    v.sort_by(|a, b| {
-        for &(reverse, key) in criteria {
-            let o = key_cmp(a, b, key);
+    let keys: Vec<Vec<KeyValue>> = items
+        .iter()
+        .map(|i| criteria.iter().map(|&(_, k)| key_value(i, k)).collect())
+        .collect();
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        for (n, &(reverse, _)) in criteria.iter().enumerate() {
+            let o = keys[a][n].cmp(&keys[b][n]);
             let o = if reverse { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
             }
         }
-        a.number.cmp(&b.number)
+        items[a].number.cmp(&items[b].number)
     });
-    v.into_iter().map(|i| i.number).collect()
+    order.into_iter().map(|i| items[i].number).collect()
 }
 
 /// A thread tree node: a message (index into the items) or a dummy.
@@ -246,20 +262,27 @@ fn render(nodes: &[Node], items: &[Item], roots: &[usize]) -> String {
 }
 
 /// The date a node sorts by: its message's, or its first child's.
-fn node_date(nodes: &[Node], items: &[Item], n: usize) -> (i64, u32) {
+/// `dates[i]`: item i's (sent date, number), computed once ([`dates`]).
+fn node_date(nodes: &[Node], dates: &[(i64, u32)], n: usize) -> (i64, u32) {
     match nodes[n].item {
-        Some(i) => (sent_date(&items[i]), items[i].number),
+        Some(i) => dates[i],
         None => nodes[n]
             .children
             .first()
-            .map(|&c| node_date(nodes, items, c))
+            .map(|&c| node_date(nodes, dates, c))
             .unwrap_or((0, 0)),
     }
+}
+
+/// Each item's (sent date, number): parsed once, compared many times.
+fn dates(items: &[Item]) -> Vec<(i64, u32)> {
+    items.iter().map(|i| (sent_date(i), i.number)).collect()
 }
 
 /// THREAD=ORDEREDSUBJECT (RFC 5256 §3): grouped by base subject, each
 /// thread's first message the parent of the others, by sent date.
 pub fn thread_orderedsubject(items: &[Item]) -> String {
+    let dates = dates(items);
     let mut order: Vec<usize> = (0..items.len()).collect();
     let subjects: Vec<String> = items
         .iter()
@@ -268,7 +291,7 @@ pub fn thread_orderedsubject(items: &[Item]) -> String {
     order.sort_by(|&a, &b| {
         subjects[a]
             .cmp(&subjects[b])
-            .then(sent_date(&items[a]).cmp(&sent_date(&items[b])))
+            .then(dates[a].0.cmp(&dates[b].0))
             .then(items[a].number.cmp(&items[b].number))
     });
     let mut nodes: Vec<Node> = Vec::new();
@@ -289,7 +312,7 @@ pub fn thread_orderedsubject(items: &[Item]) -> String {
             last_subject = Some(subjects[i].as_str());
         }
     }
-    roots.sort_by_key(|&r| node_date(&nodes, items, r));
+    roots.sort_by_key(|&r| node_date(&nodes, &dates, r));
     render(&nodes, items, &roots)
 }
 
@@ -325,8 +348,10 @@ pub fn thread_references(items: &[Item]) -> String {
             .name("imap-thread".into())
             .stack_size(512 << 20)
             .spawn_scoped(s, || thread_references_here(items))
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
+            .ok()
+            .and_then(|h| h.join().ok())
+            // Never an empty answer: each message a thread of its own.
+            .unwrap_or_else(|| items.iter().map(|i| format!("({})", i.number)).collect())
     })
 }
 
@@ -459,14 +484,18 @@ fn thread_references_here(items: &[Item]) -> String {
         nodes[r].parent = None;
     }
     // Step 4: sort siblings by sent date.
-    fn sort_tree(nodes: &mut Vec<Node>, items: &[Item], list: &mut [usize]) {
+    fn sort_tree(nodes: &mut Vec<Node>, dates: &[(i64, u32)], list: &mut [usize]) {
         for &n in list.iter() {
             let mut kids = std::mem::take(&mut nodes[n].children);
-            sort_tree(nodes, items, &mut kids);
+            sort_tree(nodes, dates, &mut kids);
             nodes[n].children = kids;
         }
-        list.sort_by_key(|&n| node_date(nodes, items, n));
+        list.sort_by_key(|&n| node_date(nodes, dates, n));
     }
+    let dates = dates(items);
+    // Step 4: siblings (the root set too) by sent date, before the
+    // subject merge walks the root set (RFC 5256 §3, REFERENCES (4)).
+    sort_tree(&mut nodes, &dates, &mut roots);
     // Step 5: merge threads with the same base subject.
     let subject_of = |nodes: &[Node], n: usize| -> Option<(String, bool)> {
         let i = nodes[n]
@@ -475,49 +504,55 @@ fn thread_references_here(items: &[Item]) -> String {
         let (s, reply) = base_subject(items[i].envelope.subject.as_deref().unwrap_or(""));
         (!s.is_empty()).then_some((s, reply))
     };
+    // (B) One root per base subject: a dummy before a message, a message
+    // before a reply or forward to it.
     let mut table: HashMap<String, usize> = HashMap::new();
     for &r in &roots {
-        if let Some((s, _)) = subject_of(&nodes, r) {
-            let replace = match table.get(&s) {
-                None => true,
-                Some(&old) => {
-                    (nodes[r].item.is_none() && nodes[old].item.is_some())
-                        || (subject_of(&nodes, old).is_some_and(|(_, re)| re)
-                            && !subject_of(&nodes, r).is_some_and(|(_, re)| re))
-                }
-            };
-            if replace {
-                table.insert(s, r);
+        let Some((s, reply)) = subject_of(&nodes, r) else {
+            continue;
+        };
+        let replace = match table.get(&s) {
+            None => true,
+            Some(&old) => {
+                let (old_dummy, r_dummy) = (nodes[old].item.is_none(), nodes[r].item.is_none());
+                // A dummy wins over a message; between messages, the
+                // original over a reply or forward.
+                !old_dummy
+                    && (r_dummy || !reply && subject_of(&nodes, old).is_some_and(|(_, re)| re))
             }
+        };
+        if replace {
+            table.insert(s, r);
         }
     }
-    let mut merged: Vec<usize> = Vec::new();
-    for r in roots.clone() {
+    // (C) Merge every other root with that subject into the table's. A
+    // root merged away leaves the root set; a new dummy takes the table
+    // root's place there.
+    let mut slots: Vec<Option<usize>> = roots.iter().copied().map(Some).collect();
+    for i in 0..slots.len() {
+        let Some(r) = slots[i] else { continue };
         let Some((s, reply)) = subject_of(&nodes, r) else {
-            merged.push(r);
             continue;
         };
         let target = table[&s];
         if target == r {
-            merged.push(r);
             continue;
         }
         let t_dummy = nodes[target].item.is_none();
         let r_dummy = nodes[r].item.is_none();
         if t_dummy && r_dummy {
+            // Both dummies: the current one's children join the table's.
             let kids = std::mem::take(&mut nodes[r].children);
             for &k in &kids {
                 nodes[k].parent = Some(target);
             }
             nodes[target].children.extend(kids);
-        } else if (t_dummy && !r_dummy)
-            || (!r_dummy && reply && !subject_of(&nodes, target).is_some_and(|(_, re)| re))
-        {
+        } else if t_dummy || (reply && !subject_of(&nodes, target).is_some_and(|(_, re)| re)) {
             // Into the dummy, or a reply under the original.
             nodes[r].parent = Some(target);
             nodes[target].children.push(r);
         } else {
-            // A new dummy holding both.
+            // A new dummy holding both, in the table root's place.
             let d = nodes.len();
             nodes.push(Node {
                 item: None,
@@ -526,13 +561,15 @@ fn thread_references_here(items: &[Item]) -> String {
             });
             nodes[target].parent = Some(d);
             nodes[r].parent = Some(d);
-            if let Some(pos) = merged.iter().position(|&m| m == target) {
-                merged[pos] = d;
+            if let Some(slot) = slots.iter_mut().find(|x| **x == Some(target)) {
+                *slot = Some(d);
             }
             table.insert(s, d);
         }
+        slots[i] = None;
     }
-    sort_tree(&mut nodes, items, &mut merged);
+    let mut merged: Vec<usize> = slots.into_iter().flatten().collect();
+    sort_tree(&mut nodes, &dates, &mut merged);
     render(&nodes, items, &merged)
 }
 
@@ -572,8 +609,22 @@ mod tests {
             ("ßßßßß (fwd)", "ßßßßß", true),
             ("Grüße aus (fwd)", "grüße aus", true),
         ] {
-            assert_eq!(base_subject(raw), (base.to_string(), reply), "{raw}");
+            // Compared in their i;unicode-casemap form.
+            assert_eq!(base_subject(raw), (casemap(base), reply), "{raw}");
         }
+    }
+
+    /// RFC 5051 i;unicode-casemap: case folded to upper case and
+    /// decomposed, so `[` sorts after letters and accented letters next
+    /// to their base letter.
+    #[test]
+    fn rfc5051_unicode_casemap() {
+        assert_eq!(casemap("re: Hello"), "RE: HELLO");
+        assert_eq!(casemap("Grüße"), "GRU\u{308}SSE");
+        assert!(casemap("[blob]") > casemap("zebra"));
+        let mut names = vec!["Bob", "Ärger", "alice", "Zoe", "ärger"];
+        names.sort_by_key(|n| casemap(n));
+        assert_eq!(names, ["alice", "Ärger", "ärger", "Bob", "Zoe"]);
     }
 
     #[test]
