@@ -15,6 +15,7 @@ pub mod command;
 pub mod fetch;
 pub mod frame;
 pub mod listing;
+pub mod search_text;
 pub mod sequence;
 pub mod session;
 pub mod sort;

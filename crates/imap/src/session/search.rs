@@ -24,12 +24,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             msgs: &sel.msgs,
             saved: &sel.saved,
             cache: None,
+            text: None,
         };
         for i in 0..sel.msgs.len() {
             if sel.msgs[i].gone {
                 continue;
             }
             ctx.cache = None;
+            ctx.text = None;
             if keys.iter().all(|k| ctx.matches(i, k)) {
                 hits.push(i);
             }
@@ -206,6 +208,8 @@ struct SearchContext<'a> {
     msgs: &'a [Msg],
     saved: &'a [Uid],
     cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
+    /// What BODY and TEXT look into, extracted once per message.
+    text: Option<crate::search_text::SearchText>,
 }
 
 /// Whether any key (at any depth) is MODSEQ.
@@ -236,77 +240,27 @@ impl SearchContext<'_> {
         (c.0.as_ref(), c.1.as_deref())
     }
 
-    /// The values of header `name`, raw and decoded (RFC 2047), joined.
-    fn header_text(&mut self, i: usize, name: &str) -> String {
+    /// The values of header `name`, decoded ([`crate::search_text::header_values`]);
+    /// `None` without such a field.
+    fn header_text(&mut self, i: usize, name: &str) -> Option<String> {
         let (meta, content) = self.content(i);
         let (Some(meta), Some(content)) = (meta, content) else {
-            return String::new();
+            return None;
         };
         let header = &content[..(meta.header_len as usize).min(content.len())];
-        let raw = String::from_utf8_lossy(&crate::fetch::header_fields(
-            header,
-            &[name.to_string()],
-            false,
-        ))
-        .into_owned();
-        let mut text = raw.clone();
-        if let Some(msg) = mail_parser::MessageParser::default().parse_headers(header) {
-            for h in msg.headers() {
-                if h.name().eq_ignore_ascii_case(name) {
-                    match h.value() {
-                        mail_parser::HeaderValue::Text(t) => text.push_str(&format!(" {t}")),
-                        mail_parser::HeaderValue::TextList(l) => {
-                            text.push_str(&format!(" {}", l.join(" ")))
-                        }
-                        mail_parser::HeaderValue::Address(a) => {
-                            for x in a.iter() {
-                                text.push_str(&format!(
-                                    " {} {}",
-                                    x.name().unwrap_or(""),
-                                    x.address().unwrap_or("")
-                                ));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        text
+        crate::search_text::header_values(header, name)
     }
 
-    fn body_text(&mut self, i: usize, with_header: bool) -> String {
-        let (_, content) = self.content(i);
-        let Some(content) = content else {
-            return String::new();
-        };
-        let mut text = String::new();
-        let parsed = if postamt_wire::meta::safe_to_parse(content) {
-            mail_parser::MessageParser::default().parse(content)
-        } else {
-            None
-        };
-        if let Some(msg) = parsed {
-            if with_header {
-                text.push_str(&String::from_utf8_lossy(
-                    &content[..msg.root_part().offset_body as usize],
-                ));
-            }
-            for n in 0..msg.text_body_count() {
-                if let Some(t) = msg.body_text(n) {
-                    text.push_str(&t);
-                    text.push('\n');
-                }
-            }
-            for n in 0..msg.html_body_count() {
-                if let Some(t) = msg.body_html(n) {
-                    text.push_str(&t);
-                }
-            }
-        } else {
-            text = String::from_utf8_lossy(content).into_owned();
+    /// The decoded text of every text part (BODY), and with it every
+    /// header field of the message and its parts (TEXT): see
+    /// [`crate::search_text`].
+    fn search_text(&mut self, i: usize) -> &crate::search_text::SearchText {
+        if self.text.is_none() {
+            let (_, content) = self.content(i);
+            let t = content.map(crate::search_text::extract).unwrap_or_default();
+            self.text = Some(t);
         }
-        text
+        self.text.as_ref().expect("filled")
     }
 
     fn sent_day(&mut self, i: usize) -> Option<i64> {
@@ -356,18 +310,18 @@ impl SearchContext<'_> {
             K::ModSeq(n) => m.modseq >= *n,
             K::Older(secs) => m.internaldate < now - *secs as i64,
             K::Younger(secs) => m.internaldate >= now - *secs as i64,
-            K::Header(name, value) => {
-                let text = self.header_text(i, name);
+            K::Header(name, value) => match self.header_text(i, name) {
                 // RFC 9051 §6.4.4: HEADER with an empty value matches every
                 // message that has the field.
-                if value.is_empty() {
-                    !text.trim().is_empty()
-                } else {
-                    contains_ci(&text, value)
-                }
+                Some(_) if value.is_empty() => true,
+                Some(text) => contains_ci(&text, value),
+                None => false,
+            },
+            K::Body(s) => contains_ci(&self.search_text(i).body, s),
+            K::Text(s) => {
+                let t = self.search_text(i);
+                contains_ci(&t.headers, s) || contains_ci(&t.body, s)
             }
-            K::Body(s) => contains_ci(&self.body_text(i, false), s),
-            K::Text(s) => contains_ci(&self.body_text(i, true), s),
             K::Not(k) => !self.matches(i, k),
             K::Or(a, b) => self.matches(i, a) || self.matches(i, b),
             K::And(ks) => ks.iter().all(|k| self.matches(i, k)),
