@@ -480,6 +480,10 @@ pub struct Auth {
     /// Failed logins from one IP within the window before it is refused.
     pub max_failures: u32,
     pub failure_window: u64,
+    /// Seconds a verified password is remembered (as Dovecot's
+    /// auth_cache_ttl), so that logins do not pay Argon2id each time; 0:
+    /// off. A changed password or deleted account is never served from it.
+    pub cache_ttl: u64,
 }
 
 impl Default for Auth {
@@ -489,6 +493,7 @@ impl Default for Auth {
             failure_delay_ms: 2000,
             max_failures: 10,
             failure_window: 300,
+            cache_ttl: 3600,
         }
     }
 }

@@ -79,6 +79,9 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     } else {
         None
     };
+    // Verified logins skip Argon2id for `[auth] cache_ttl` (IMAP, POP3,
+    // SMTP AUTH alike: the cache sits in the store's password check).
+    postamt_store::password::set_cache_ttl(Some(Duration::from_secs(config.auth.cache_ttl)));
     let ctx = Arc::new(ServerContext {
         hostname: config.hostname.clone(),
         tls: Arc::clone(&tls),

@@ -1139,3 +1139,38 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
         &u[0][..u[0].len().min(200)]
     );
 }
+
+/// The verified-credentials cache (`[auth] cache_ttl`, as Dovecot's
+/// auth_cache): repeated logins work, and it never outlives the password:
+/// after `user passwd` (another process) the old password is refused and
+/// the new one works; after `user del` nothing logs in; a wrong password
+/// is refused every time.
+#[test]
+fn login_cache_never_outlives_the_password() {
+    let s = Server::start("");
+    let login = |pw: &str| {
+        let mut c = Imap::connect(s.addr("imap"));
+        let (_, t) = c.cmd("l", &format!("LOGIN bob@example.test {pw}"));
+        t
+    };
+    for _ in 0..3 {
+        assert!(login("bob-pw").starts_with("l OK"));
+        assert!(login("wrong").starts_with("l NO"));
+    }
+    s.admin_stdin(
+        &["user", "passwd", "bob@example.test", "--password-stdin"],
+        "new-pw\n",
+    )
+    .success();
+    assert!(
+        login("bob-pw").starts_with("l NO"),
+        "the old password is gone"
+    );
+    assert!(login("new-pw").starts_with("l OK"));
+    assert!(login("new-pw").starts_with("l OK"));
+    // POP3 and SMTP AUTH go through the same check.
+    let mut p = pop3(&s);
+    p.login("bob@example.test", "new-pw");
+    s.admin(&["user", "del", "bob@example.test"]).success();
+    assert!(login("new-pw").starts_with("l NO"), "a deleted account");
+}

@@ -162,7 +162,9 @@ impl Directory for SqliteStore {
             .map_err(backend)
         })?;
         match row {
-            Some((account, hash)) => Ok(password::verify(pw, &hash).then_some(account)),
+            Some((account, hash)) => {
+                Ok(password::verify_cached(&address, pw, &hash).then_some(account))
+            }
             None => {
                 // Same work as for a real account: no user enumeration by timing.
                 let _ = password::verify(pw, password::dummy_hash());
