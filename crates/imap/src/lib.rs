@@ -15,7 +15,9 @@ pub mod command;
 pub mod fetch;
 pub mod frame;
 pub mod listing;
-pub mod search_text;
+/// What SEARCH BODY, TEXT and the header keys look into (in the wire
+/// crate, so that delivery can keep the header values beside the message).
+pub use postamt_wire::search as search_text;
 pub mod sequence;
 pub mod session;
 pub mod sort;

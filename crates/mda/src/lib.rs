@@ -284,6 +284,7 @@ impl Prepared {
             Delivery {
                 // Parsed and rendered once, here (ARCHITECTURE.md, step 4).
                 imap_envelope: postamt_wire::imap::prerendered_envelope(&meta.envelope),
+                search_headers: Some(postamt_store::SearchHeaders::of(&content)),
                 meta,
                 content,
                 internaldate: incoming.internaldate,

@@ -23,6 +23,7 @@ pub mod conformance;
 
 pub use meta::MessageMeta;
 pub use model::*;
+pub use postamt_wire::search::SearchHeaders;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{
     Coordination, Directory, Mailboxes, Messages, Queue, Reports, SharedStore, Store,

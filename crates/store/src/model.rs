@@ -212,6 +212,11 @@ pub struct Delivery {
     /// rendering; `None` when there is no form that suits every client.
     /// The store never renders IMAP syntax itself.
     pub imap_envelope: Option<Vec<u8>>,
+    /// The header values SEARCH FROM/TO/CC/BCC/SUBJECT match
+    /// (`postamt_wire::search::SearchHeaders::of`), computed by the caller
+    /// and kept beside the content; `None`: not kept (searches then read
+    /// the message).
+    pub search_headers: Option<crate::SearchHeaders>,
     pub internaldate: i64,
     pub targets: Vec<DeliveryTarget>,
 }
@@ -223,6 +228,7 @@ impl Delivery {
         let content = postamt_wire::crlf::normalize_owned(content);
         Delivery {
             meta: MessageMeta::parse(&content),
+            search_headers: Some(crate::SearchHeaders::of(&content)),
             content,
             imap_envelope: None,
             internaldate,

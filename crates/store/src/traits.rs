@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::meta::MessageMeta;
 use crate::model::*;
-use crate::{Result, StoreError, blocking};
+use crate::{Result, SearchHeaders, StoreError, blocking};
 
 /// Local domains, accounts and aliases: who has a mailbox here, with which
 /// password and quota, and which addresses forward where.
@@ -160,6 +160,9 @@ pub trait Messages: Send + Sync + 'static {
     fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
         Ok(self.message_metas(mailbox, &[uid])?.pop().map(|(_, m)| m))
     }
+    /// The kept SEARCH header values of every message of `mailbox`, in UID
+    /// order (`None`: none kept for it: the message must be read).
+    fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>>;
     /// What FETCH ENVELOPE sends, for many messages at once (in UID order;
     /// messages that are gone are left out): rendered at delivery, or the
     /// raw values for the caller to render.

@@ -20,6 +20,7 @@ pub mod dot;
 pub mod explain;
 pub mod imap;
 pub mod meta;
+pub mod search;
 pub mod secret;
 pub mod smtp;
 pub mod time;

@@ -38,6 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             deliveries.push(Delivery {
                 // Rendered once, here, as at SMTP delivery (`postamt_mda`).
                 imap_envelope: postamt_wire::imap::prerendered_envelope(&meta.envelope),
+                search_headers: Some(postamt_store::SearchHeaders::of(&content)),
                 meta,
                 content,
                 internaldate: m

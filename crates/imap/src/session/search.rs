@@ -18,6 +18,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
         let sel = self.selected.as_ref().expect("selected");
         let mut hits: Vec<usize> = Vec::new();
+        // FROM, TO, CC, BCC, SUBJECT are answered from the values kept at
+        // delivery (one read for the mailbox, no message read).
+        let kept = if uses_kept_header(keys) {
+            self.store
+                .read_search_headers(sel.mailbox.id)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let mut ctx = SearchContext {
             store: self.store,
             mailbox: sel.mailbox.id,
@@ -25,6 +34,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             saved: &sel.saved,
             cache: None,
             text: None,
+            kept: &kept,
         };
         for i in 0..sel.msgs.len() {
             if sel.msgs[i].gone {
@@ -210,6 +220,24 @@ struct SearchContext<'a> {
     cache: Option<(Option<MessageMeta>, Option<Vec<u8>>)>,
     /// What BODY and TEXT look into, extracted once per message.
     text: Option<crate::search_text::SearchText>,
+    /// Kept header values by UID (UID order), when the search needs them.
+    kept: &'a [(Uid, Option<postamt_store::SearchHeaders>)],
+}
+
+/// Whether any key (at any depth) is one of the header keys whose values
+/// are kept at delivery (FROM, TO, CC, BCC, SUBJECT).
+fn uses_kept_header(keys: &[SearchKey]) -> bool {
+    keys.iter().any(|k| match k {
+        SearchKey::Header(name, value) => {
+            !value.is_empty() && postamt_store::SearchHeaders::default().get(name).is_some()
+        }
+        SearchKey::Not(k) => uses_kept_header(std::slice::from_ref(k)),
+        SearchKey::Or(a, b) => {
+            uses_kept_header(std::slice::from_ref(a)) || uses_kept_header(std::slice::from_ref(b))
+        }
+        SearchKey::And(ks) => uses_kept_header(ks),
+        _ => false,
+    })
 }
 
 /// Whether any key (at any depth) is MODSEQ.
@@ -310,6 +338,15 @@ impl SearchContext<'_> {
             K::ModSeq(n) => m.modseq >= *n,
             K::Older(secs) => m.internaldate < now - *secs as i64,
             K::Younger(secs) => m.internaldate >= now - *secs as i64,
+            K::Header(name, value)
+                if !value.is_empty()
+                    && let Ok(at) = self.kept.binary_search_by_key(&m.uid, |(u, _)| *u)
+                    && let Some(kept) = &self.kept[at].1
+                    && let Some(v) = kept.get(name) =>
+            {
+                // Kept lower-cased at delivery.
+                v.is_some_and(|v| v.contains(&value.to_lowercase()))
+            }
             K::Header(name, value) => match self.header_text(i, name) {
                 // RFC 9051 §6.4.4: HEADER with an empty value matches every
                 // message that has the field.

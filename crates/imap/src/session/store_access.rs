@@ -180,6 +180,14 @@ impl<'a> StoreAccess<'a> {
 
     /// One message's metadata, and its content if `with_content` (SEARCH
     /// keys on headers and text, THREAD=REFERENCES).
+    /// The kept SEARCH header values of the mailbox's messages, by UID.
+    pub(super) fn read_search_headers(
+        &self,
+        mailbox: MailboxId,
+    ) -> Result<Vec<(Uid, Option<postamt_store::SearchHeaders>)>> {
+        read_inline(|| self.store.search_headers(mailbox))
+    }
+
     pub(super) fn read_message(
         &self,
         mailbox: MailboxId,

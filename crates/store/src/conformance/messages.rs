@@ -700,3 +700,34 @@ pub fn recent_from_claims_nothing(store: Arc<dyn Store>) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+/// The SEARCH header values kept with a delivery: listed per message (in
+/// UID order), shared by a copy, gone with the last message of the content;
+/// a delivery without them lists `None`.
+pub fn search_headers_are_kept_with_the_content(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let archive = store.mailbox(a.id, "Archive").unwrap().unwrap();
+    let with = deliver_one(&*store, a.id, "kept");
+    let mut d = delivery(b"Subject: not kept\r\n\r\nx\r\n", vec![to_inbox(a.id, "")]);
+    d.search_headers = None;
+    let without = store.deliver(d).unwrap()[0];
+    let listed = store.search_headers(inbox.id).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].0, with.uid);
+    let kept = listed[0].1.clone().expect("kept");
+    assert_eq!(kept.subject.as_deref(), Some("test\n"), "{kept:?}");
+    assert_eq!(listed[1], (without.uid, None));
+    let copied = store
+        .copy_messages(inbox.id, &[with.uid], archive.id, false)
+        .unwrap();
+    store.expunge(inbox.id, &[with.uid]).unwrap();
+    let in_archive = store.search_headers(archive.id).unwrap();
+    assert_eq!(
+        in_archive,
+        vec![(copied[0].1, Some(kept))],
+        "shared by the copy"
+    );
+    store.expunge(archive.id, &[copied[0].1]).unwrap();
+    assert!(store.search_headers(archive.id).unwrap().is_empty());
+}

@@ -43,7 +43,7 @@ macro_rules! store_conformance_tests {
                 deliver_and_enqueue_are_halves_of_accept,
                 listing_since_a_modseq_is_part_of_the_whole,
                 store_flags_with_and_without_unchanged_since, reads_of_missing_messages_are_empty,
-                recent_from_claims_nothing;
+                recent_from_claims_nothing, search_headers_are_kept_with_the_content;
             queue: outbound_queue_keeps_envelope_and_content, queue_claims_settles_and_schedules;
             coordination: change_feed_reports_commits, account_signals_wake_only_that_account,
                 maildrop_lock_is_exclusive;

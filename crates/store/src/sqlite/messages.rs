@@ -16,7 +16,7 @@ use super::writer::{Appended, append_here};
 use super::{SqliteStore, backend};
 use crate::meta::MessageMeta;
 use crate::model::*;
-use crate::{Messages, Result, StoreError, canonical_mailbox_name};
+use crate::{Messages, Result, SearchHeaders, StoreError, canonical_mailbox_name};
 
 impl Messages for SqliteStore {
     fn accept(&self, deliveries: Vec<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
@@ -183,6 +183,37 @@ impl Messages for SqliteStore {
                 },
             )?;
             Ok(out)
+        })
+    }
+
+    fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT m.uid, h.blob_id, h.subject, h.from_, h.to_, h.cc, h.bcc
+                     FROM messages m LEFT JOIN search_headers h ON h.blob_id = m.blob_id
+                     WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+                )
+                .map_err(backend)?;
+            s.query_map([mailbox.0], |r| {
+                let uid = Uid(r.get::<_, i64>(0)? as u32);
+                let kept: Option<i64> = r.get(1)?;
+                Ok((
+                    uid,
+                    kept.map(|_| -> rusqlite::Result<SearchHeaders> {
+                        Ok(SearchHeaders {
+                            subject: r.get(2)?,
+                            from: r.get(3)?,
+                            to: r.get(4)?,
+                            cc: r.get(5)?,
+                            bcc: r.get(6)?,
+                        })
+                    })
+                    .transpose()?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(backend)
         })
     }
 
@@ -659,6 +690,14 @@ fn deliver_in(
             .and_then(|mut s| s.execute(params![blob, envelope]))
             .map_err(backend)?;
     }
+    if let Some(h) = &delivery.search_headers {
+        c.prepare_cached(
+            "INSERT INTO search_headers(blob_id, subject, from_, to_, cc, bcc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| s.execute(params![blob, h.subject, h.from, h.to, h.cc, h.bcc]))
+        .map_err(backend)?;
+    }
     let mut out = Vec::with_capacity(resolved.len());
     let mut changes = Vec::with_capacity(resolved.len());
     for (m, t, size) in resolved {
@@ -896,6 +935,9 @@ pub(super) fn remove_messages(
     let mut drop_envelope = conn
         .prepare_cached("DELETE FROM envelopes WHERE blob_id = ?1")
         .map_err(backend)?;
+    let mut drop_search = conn
+        .prepare_cached("DELETE FROM search_headers WHERE blob_id = ?1")
+        .map_err(backend)?;
     let mut to_trash = conn
         .prepare_cached("INSERT OR IGNORE INTO blob_trash(file) VALUES (?1)")
         .map_err(backend)?;
@@ -915,6 +957,7 @@ pub(super) fn remove_messages(
                     .map_err(backend)?
                     .flatten();
                 drop_envelope.execute([blob]).map_err(backend)?;
+                drop_search.execute([blob]).map_err(backend)?;
                 if let Some(file) = file {
                     to_trash.execute([file]).map_err(backend)?;
                 }

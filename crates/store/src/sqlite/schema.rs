@@ -149,6 +149,20 @@ CREATE INDEX report_counts_by_end ON report_counts (end_at);
     r#"
 ALTER TABLE accounts ADD COLUMN smime_cert BLOB;
 "#,
+    // 10: the header values SEARCH FROM/TO/CC/BCC/SUBJECT match, kept per
+    // content at delivery (lower-cased; NULL: no such field), so those
+    // searches read no message. Content stored before has no row: its
+    // searches read the message as before.
+    r#"
+CREATE TABLE search_headers (
+    blob_id  INTEGER PRIMARY KEY,
+    subject  TEXT,
+    from_    TEXT,
+    to_      TEXT,
+    cc       TEXT,
+    bcc      TEXT
+);
+"#,
 ];
 
 /// Brings the schema to the newest version. Says once (INFO) which

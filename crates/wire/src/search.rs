@@ -31,10 +31,66 @@ pub struct SearchText {
     pub body: String,
 }
 
+/// The header fields SEARCH has keys of its own for (FROM, TO, CC, BCC,
+/// SUBJECT), rendered as [`header_values`] renders them and lower-cased
+/// (matching is case-insensitive): computed once at delivery and kept
+/// beside the message, so such a search reads no message. `None`: the
+/// message has no such field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchHeaders {
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+}
+
+impl SearchHeaders {
+    /// The fields of the message `content` (its header block is enough).
+    pub fn of(content: &[u8]) -> SearchHeaders {
+        let end = crate::meta::header_len(content).min(content.len());
+        let Some(msg) = MessageParser::default().parse_headers(&content[..end]) else {
+            return SearchHeaders::default();
+        };
+        let value = |name: &str| {
+            let mut out = String::new();
+            let mut found = false;
+            for h in msg.headers() {
+                if h.name().eq_ignore_ascii_case(name) {
+                    found = true;
+                    render(&h.value, &msg, h.offset_start, h.offset_end, &mut out);
+                    out.push('\n');
+                }
+            }
+            found.then(|| out.to_lowercase())
+        };
+        SearchHeaders {
+            subject: value("Subject"),
+            from: value("From"),
+            to: value("To"),
+            cc: value("Cc"),
+            bcc: value("Bcc"),
+        }
+    }
+
+    /// The kept value of header `name`, if it is one of the five.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        let v = match name.to_ascii_lowercase().as_str() {
+            "subject" => &self.subject,
+            "from" => &self.from,
+            "to" => &self.to,
+            "cc" => &self.cc,
+            "bcc" => &self.bcc,
+            _ => return None,
+        };
+        Some(v.as_deref())
+    }
+}
+
 /// The searchable text of `content`; empty for what cannot be parsed.
 pub fn extract(content: &[u8]) -> SearchText {
     let mut out = SearchText::default();
-    if !postamt_wire::meta::safe_to_parse(content) {
+    if !crate::meta::safe_to_parse(content) {
         return out;
     }
     if let Some(msg) = MessageParser::default().parse(content) {
@@ -190,6 +246,25 @@ mod tests {
         assert!(t.body.contains("<p>html part</p>"), "{t:?}");
         assert!(!t.body.contains("secret binary"), "{t:?}");
         assert!(t.headers.contains("café.txt"), "{t:?}");
+    }
+
+    /// The kept header values equal what a search of the message would
+    /// render, lower-cased; absent fields are `None`.
+    #[test]
+    fn search_headers_are_the_rendered_values() {
+        let m = b"From: =?utf-8?q?J=C3=B6rg?= <J@Example.org>\r\nTo: Team: a@x.test, b@x.test;\r\nSubject: Hello World\r\n\r\nbody\r\n";
+        let h = SearchHeaders::of(m);
+        assert_eq!(h.from.as_deref(), Some("jörg <j@example.org>\n"));
+        assert_eq!(h.to.as_deref(), Some("team: <a@x.test>, <b@x.test>;\n"));
+        assert_eq!(h.subject.as_deref(), Some("hello world\n"));
+        assert_eq!(h.cc, None);
+        assert_eq!(h.get("SUBJECT"), Some(Some("hello world\n")));
+        assert_eq!(h.get("X-Other"), None);
+        assert_eq!(
+            header_values(&m[..], "From").map(|v| v.to_lowercase()),
+            h.from,
+            "one rendering"
+        );
     }
 
     #[test]
