@@ -151,9 +151,17 @@ pub fn sent_date(item: &Item) -> i64 {
 /// (RFC 5256 §3 `addr-mailbox`), and its display name, or when it has none
 /// (or an empty one) the address `mailbox@host` (RFC 5957 §3); both empty
 /// without an address.
+///
+/// The first address is the first in the ENVELOPE's list: for a group
+/// (`Team: a@x, b@y;`) its start marker, whose mailbox is the group name
+/// (RFC 9051 §7.5.2), so a group sorts by its name, as Dovecot sorts it.
 fn first_address(raw: Option<&str>) -> (String, String) {
-    let Some(a) = raw.and_then(|raw| parse_addresses(raw).into_iter().find(|a| a.host.is_some()))
-    else {
+    let first = raw.and_then(|raw| {
+        parse_addresses(raw)
+            .into_iter()
+            .find(|a| a.mailbox.is_some())
+    });
+    let Some(a) = first else {
         return (String::new(), String::new());
     };
     let mailbox = a.mailbox.unwrap_or_default();
@@ -161,9 +169,11 @@ fn first_address(raw: Option<&str>) -> (String, String) {
         .name
         .map(|n| decode("Subject", &n))
         .filter(|n| !n.trim().is_empty());
-    let display = match name {
-        Some(n) => n,
-        None => format!("{mailbox}@{}", a.host.unwrap_or_default()),
+    let display = match (name, a.host) {
+        (Some(n), _) => n,
+        (None, Some(host)) => format!("{mailbox}@{host}"),
+        // A group's start marker: its name.
+        (None, None) => mailbox.clone(),
     };
     (casemap(&mailbox), casemap(&display))
 }

@@ -154,7 +154,12 @@ struct Session {
     /// The last lines, for the failure report.
     log: VecDeque<String>,
     rng: u64,
+    /// Which session saw each (mailbox, UID) with \Recent (RFC 3501
+    /// §2.3.2: one session at most), shared by all sessions.
+    recent: Recent,
 }
+
+type Recent = std::sync::Arc<std::sync::Mutex<HashMap<(String, u32), String>>>;
 
 /// Keywords, one of them in two spellings (keywords are atoms compared
 /// as the server keeps them).
@@ -164,7 +169,7 @@ const KEYWORDS: &[&str] = &[
 const MAILBOXES: &[&str] = &["INBOX", "Shared"];
 
 impl Session {
-    fn new(addr: std::net::SocketAddr, name: String, seed: u64) -> Session {
+    fn new(addr: std::net::SocketAddr, name: String, seed: u64, recent: Recent) -> Session {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -181,6 +186,7 @@ impl Session {
             qresync: false,
             log: VecDeque::new(),
             rng: seed | 1,
+            recent,
         };
         let greeting = s.read_response();
         assert!(
@@ -472,6 +478,11 @@ impl Session {
             }
             i += 2;
         }
+        // RFC 7162 §3.2.4: with QRESYNC every FETCH response has the UID.
+        if self.qresync && uid.is_none() {
+            self.fail("a FETCH response without UID while QRESYNC is enabled");
+        }
+        let Some(v) = &mut self.view else { return };
         if let Some(u) = uid {
             let at = v.uids[n - 1];
             if at != 0 && at != u {
@@ -491,6 +502,23 @@ impl Session {
             v.uids[n - 1] = u;
             v.known.insert(u);
         }
+        if let (Some(f), Some(u)) = (&flags, uid.or(Some(v.uids[n - 1])).filter(|&u| u != 0))
+            && f.iter().any(|x| x.eq_ignore_ascii_case("\\Recent"))
+        {
+            let key = (self.mailbox.clone(), u);
+            let mine = self.name.clone();
+            let other = {
+                let mut r = self.recent.lock().unwrap();
+                let holder = r.entry(key).or_insert_with(|| mine.clone());
+                (holder != &mine).then(|| holder.clone())
+            };
+            if let Some(other) = other {
+                self.fail(&format!(
+                    "UID {u} is \\Recent here and in session {other} (RFC 3501 §2.3.2)"
+                ));
+            }
+        }
+        let Some(v) = &mut self.view else { return };
         if let Some(f) = flags {
             for k in f.iter().filter(|f| !f.starts_with('\\')) {
                 if !v.keywords.contains(k) {
@@ -706,7 +734,7 @@ fn rfc9051_sessions_stay_consistent_under_concurrent_changes() {
     let s = Server::start("");
     let addr = s.addr("imap");
     {
-        let mut setup = Session::new(addr, "setup".into(), 1);
+        let mut setup = Session::new(addr, "setup".into(), 1, Recent::default());
         setup.ok("LOGIN alice@example.test alice-pw");
         setup.ok("CREATE Shared");
         for m in MAILBOXES {
@@ -730,14 +758,17 @@ fn rfc9051_sessions_stay_consistent_under_concurrent_changes() {
         .unwrap_or(400);
     let deadline = Instant::now() + Duration::from_secs(60);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let recent = Recent::default();
     let threads: Vec<_> = (0..8u64)
         .map(|i| {
             let barrier = std::sync::Arc::clone(&barrier);
+            let recent = std::sync::Arc::clone(&recent);
             std::thread::spawn(move || {
                 let mut s = Session::new(
                     addr,
                     format!("s{i}"),
                     0x9e37_79b9_7f4a_7c15 ^ (i * 7919 + 1),
+                    recent,
                 );
                 s.ok("LOGIN alice@example.test alice-pw");
                 match i % 4 {

@@ -209,7 +209,12 @@ pub trait Messages: Send + Sync + 'static {
     /// Takes the recent messages for the caller: moves the mark to UIDNEXT
     /// atomically and returns where it was, so each message is recent in
     /// one session only (a second call returns the new mark).
-    fn claim_recent(&self, mailbox: MailboxId) -> Result<Uid>;
+    ///
+    /// Returns the claimed range (from, to): the messages with from <= UID
+    /// < to are recent in the caller's session, and in no other; a message
+    /// with a UID at or above `to` arrived after the claim and is someone
+    /// else's to claim (the caller's own next claim, perhaps).
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)>;
 }
 
 /// The outbound queue: messages for other domains waiting for the relay.

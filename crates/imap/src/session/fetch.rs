@@ -37,9 +37,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let utf8 = self.utf8();
         let rev2 = self.rev2;
+        let qresync = self.qresync;
         if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
             // RFC 7162 §3.1: these make the client CONDSTORE-aware.
-            self.condstore = true;
+            self.enable_condstore();
         }
         // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
         let mut items = items.to_vec();
@@ -202,7 +203,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
                 first = false;
             };
-            if uid && !items.contains(&FetchItem::Uid) {
+            // RFC 7162 §3.2.4: with QRESYNC every FETCH response carries UID.
+            if (uid || qresync) && !items.contains(&FetchItem::Uid) {
                 sep(&mut out);
                 let _ = write!(out, "UID {}", m.uid.0);
             }

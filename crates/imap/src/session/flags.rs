@@ -70,7 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         unchanged_since: Option<u64>,
     ) -> Reply {
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let sel = self.selected.as_ref().expect("selected");
         if sel.read_only {
@@ -121,7 +121,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             if !silent {
                 lines.push(self.flags_line(i + 1, m, uid));
             } else if self.condstore && updated.contains(&i) {
-                let uid_item = if uid {
+                // RFC 7162 §3.2.4: with QRESYNC every FETCH carries UID.
+                let uid_item = if uid || self.qresync {
                     format!("UID {} ", m.uid.0)
                 } else {
                     String::new()

@@ -346,7 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let name = self.name_in(raw)?;
         let mailbox = self.find_mailbox(&name)?;
         if items.contains(&StatusItem::HighestModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let line = self.status_line(&name, &mailbox, items)?;
         self.push_raw(&line);

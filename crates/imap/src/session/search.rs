@@ -11,7 +11,7 @@ use super::view::Msg;
 use super::{Reply, Session};
 use crate::command::{SearchKey, SearchReturn};
 use crate::sequence::SequenceSet;
-use crate::status::Status;
+use crate::status::{Code, Status};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Indices of the selected messages that match all `keys`.
@@ -60,6 +60,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     ) -> Reply {
         let hits = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
+        // RFC 5530 §3: messages another session expunged (not announced to
+        // this one yet) could not be looked at; the answer says so.
+        let expunge_issued = sel.msgs.iter().any(|m| m.gone);
+        let done = move |s: Status| {
+            if expunge_issued {
+                s.with_code(Code::ExpungeIssued)
+            } else {
+                s
+            }
+        };
         let mailbox = sel.mailbox.id;
         // Only THREAD=REFERENCES needs a header outside the envelope.
         let with_references = references && criteria.is_none();
@@ -91,7 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     .map(|n| format!(" {n}"))
                     .collect();
                 self.untagged(&format!("SORT{line}"));
-                Ok(Status::ok("SORT completed"))
+                Ok(done(Status::ok("SORT completed")))
             }
             None => {
                 let t = if references {
@@ -101,7 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 };
                 let sp = if t.is_empty() { "" } else { " " };
                 self.untagged(&format!("THREAD{sp}{t}"));
-                Ok(Status::ok("THREAD completed"))
+                Ok(done(Status::ok("THREAD completed")))
             }
         }
     }
@@ -115,10 +125,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     ) -> Reply {
         let modseq_key = uses_modseq(keys);
         if modseq_key {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let hits = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
+        // RFC 5530 §3: messages another session expunged (not announced to
+        // this one yet) could not be searched; the answer says so.
+        let expunge_issued = sel.msgs.iter().any(|m| m.gone);
+        let done = move |text: &'static str| {
+            let s = Status::ok(text);
+            if expunge_issued {
+                s.with_code(Code::ExpungeIssued)
+            } else {
+                s
+            }
+        };
+        let completed = done("SEARCH completed");
         let num = |i: usize| if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 };
         // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
         let modseq = hits.iter().map(|&i| sel.msgs[i].modseq).max();
@@ -137,7 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 line.push_str(&format!(" (MODSEQ {m})"));
             }
             self.untagged(&line);
-            return Ok(Status::ok("SEARCH completed"));
+            return Ok(completed);
         };
         let has = |r: SearchReturn| ret.contains(&r);
         let nums: Vec<u32> = hits.iter().map(|&i| num(i)).collect();
@@ -162,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             let uids: Vec<Uid> = chosen.iter().map(|&i| sel.msgs[i].uid).collect();
             self.selected.as_mut().expect("selected").saved = uids;
             if ret.iter().all(|r| *r == SearchReturn::Save) {
-                return Ok(Status::ok("SEARCH completed, result saved"));
+                return Ok(done("SEARCH completed, result saved"));
             }
         }
         // RFC 4731 §3.1: the ESEARCH response.
@@ -206,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             line.push_str(&format!(" MODSEQ {m}"));
         }
         self.untagged(&line);
-        Ok(Status::ok("SEARCH completed"))
+        Ok(completed)
     }
 }
 

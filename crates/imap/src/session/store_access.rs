@@ -244,7 +244,7 @@ impl<'a> StoreAccess<'a> {
     /// Takes the mailbox's `\Recent` messages for this session (RFC 3501
     /// §2.3.2: recent in one session only): the mark moves to UIDNEXT.
     /// Returns the first UID that is recent here.
-    pub(super) async fn write_claim_recent(&self, mailbox: MailboxId) -> Result<Uid> {
+    pub(super) async fn write_claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)> {
         let store = Arc::clone(self.store);
         blocking(move || store.claim_recent(mailbox)).await
     }

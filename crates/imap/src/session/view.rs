@@ -120,9 +120,28 @@ pub(super) struct Selected {
     /// Catch up by re-reading the whole listing (events were lost, or
     /// another process wrote).
     pub(super) full: bool,
+    /// The UID ranges whose `\Recent` this session claimed (RFC 3501
+    /// §2.3.2: one session only), the latest few.
+    pub(super) claimed: Vec<(u32, u32)>,
 }
 
 impl Selected {
+    /// Whether this session claimed `\Recent` for `uid`.
+    pub(super) fn claimed(&self, uid: Uid) -> bool {
+        self.claimed.iter().any(|&(a, b)| a <= uid.0 && uid.0 < b)
+    }
+
+    /// Records a claimed range (the latest 16 are kept: messages arrive in
+    /// UID order, older ranges hold nothing that can still join the view).
+    fn claim(&mut self, (from, to): (Uid, Uid)) {
+        if from < to {
+            self.claimed.push((from.0, to.0));
+            if self.claimed.len() > 16 {
+                self.claimed.remove(0);
+            }
+        }
+    }
+
     /// Adds `names` to the keywords the client knows; whether any was new
     /// (then FLAGS must be sent again: [`Session::announce_keywords`]).
     pub(super) fn learn_keywords(&mut self, names: &[String]) -> bool {
@@ -189,6 +208,17 @@ fn permanent_flags(keywords: &BTreeSet<String>, read_only: bool) -> Status {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    /// A CONDSTORE-enabling command (FETCH MODSEQ or CHANGEDSINCE, STORE
+    /// UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ) turns CONDSTORE
+    /// on; with a mailbox selected, the client learns its HIGHESTMODSEQ
+    /// now (RFC 7162 §3.1).
+    pub(super) fn enable_condstore(&mut self) {
+        if !self.condstore {
+            self.condstore = true;
+            self.announce_highestmodseq();
+        }
+    }
+
     /// `* OK [HIGHESTMODSEQ n]` for the selected mailbox (RFC 7162 §3.1.2.1).
     pub(super) fn announce_highestmodseq(&mut self) {
         let Some(sel) = &self.selected else { return };
@@ -219,7 +249,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// One message's flags as an untagged FETCH (with MODSEQ for
     /// CONDSTORE-aware clients).
     pub(super) fn flags_line(&self, seq: usize, m: &Msg, with_uid: bool) -> String {
-        let uid = if with_uid {
+        // RFC 7162 §3.2.4: with QRESYNC enabled, every FETCH carries UID.
+        let uid = if with_uid || self.qresync {
             format!("UID {} ", m.uid.0)
         } else {
             String::new()
@@ -284,11 +315,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // The view will be up to date with this MODSEQ: read before the
         // listing, so nothing committed meanwhile is missed later.
         let view_modseq = mailbox.highestmodseq.0;
-        // \Recent: only a session that finds unclaimed messages writes.
-        let mut recent_from = self.store.read_recent_from(mailbox.id)?;
-        if !read_only && recent_from < mailbox.uidnext {
-            recent_from = self.store.write_claim_recent(mailbox.id).await?;
-        }
+        // \Recent: only a session that finds unclaimed messages writes;
+        // what it claims is the range up to UIDNEXT at the claim (a message
+        // delivered after it is not this session's, RFC 3501 §2.3.2). A
+        // read-only session claims nothing and shows what is unclaimed.
+        let recent_from = self.store.read_recent_from(mailbox.id)?;
+        let claimed = if !read_only && recent_from < mailbox.uidnext {
+            Some(self.store.write_claim_recent(mailbox.id).await?)
+        } else {
+            None
+        };
+        let recent = |uid: Uid| match claimed {
+            Some((from, to)) => from <= uid && uid < to,
+            None => read_only && uid >= recent_from,
+        };
         let listing = self.store.read_listing(&mailbox)?;
         let mut msgs = if reuse.capacity() >= listing.msgs.len() {
             reuse
@@ -296,10 +336,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             self.spare_views.give(reuse);
             self.spare_views.take(listing.msgs.len())
         };
-        msgs.extend(listing.msgs.iter().map(|m| {
-            let recent = m.uid >= recent_from;
-            Msg::from_summary(m.clone(), recent)
-        }));
+        msgs.extend(
+            listing
+                .msgs
+                .iter()
+                .map(|m| Msg::from_summary(m.clone(), recent(m.uid))),
+        );
         // The listing may be newer than the mailbox row read before it.
         let mut mailbox = mailbox;
         if let Some(last) = msgs.last() {
@@ -385,6 +427,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             modseq: view_modseq,
             full: false,
             keywords,
+            claimed: claimed.map(|(a, b)| vec![(a.0, b.0)]).unwrap_or_default(),
         });
         Ok(if read_only {
             Status::ok("EXAMINE completed").with_code(Code::ReadOnly)
@@ -496,14 +539,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let mut lines: Vec<String> = Vec::new();
         if !new.is_empty() {
-            let recent_from = if read_only {
-                Uid(u32::MAX)
-            } else {
-                let claimed = self.store.write_claim_recent(id).await;
-                claimed.unwrap_or(Uid(u32::MAX))
-            };
+            if !read_only && let Ok(range) = self.store.write_claim_recent(id).await {
+                sel.claim(range);
+                // Messages this session showed before its claim covered
+                // them (they arrived between a listing and a claim)
+                // become recent here, and nowhere else.
+                for (i, m) in sel.msgs.iter_mut().enumerate() {
+                    if !m.recent && !m.gone && range.0 <= m.uid && m.uid < range.1 {
+                        m.recent = true;
+                        flag_changes.push(i);
+                    }
+                }
+            }
             for m in new {
-                let recent = m.uid >= recent_from;
+                let recent = sel.claimed(m.uid);
                 sel.msgs.push(Msg::from_summary(m, recent));
             }
             lines.push(format!("{} EXISTS", sel.msgs.len()));
@@ -514,6 +563,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 ));
             }
         }
+        flag_changes.sort_unstable();
+        flag_changes.dedup();
         let sel = self.selected.as_ref().expect("selected");
         let flag_lines: Vec<String> = flag_changes
             .iter()

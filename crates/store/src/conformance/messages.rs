@@ -560,12 +560,15 @@ pub fn recent_is_claimed_once(store: Arc<dyn Store>) {
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
     let m1 = deliver_one(&*store, a.id, "one");
     assert_eq!(store.recent_from(inbox.id).unwrap(), Uid(1));
-    assert_eq!(store.claim_recent(inbox.id).unwrap(), Uid(1));
+    let (from, to) = store.claim_recent(inbox.id).unwrap();
+    assert_eq!(from, Uid(1));
+    assert!(to > m1.uid, "the claimed range holds m1");
     // The first claimer got m1; a second session sees nothing recent.
-    assert!(store.claim_recent(inbox.id).unwrap() > m1.uid);
+    let (from, to) = store.claim_recent(inbox.id).unwrap();
+    assert!(from > m1.uid && from == to, "nothing left to claim");
     let m2 = deliver_one(&*store, a.id, "two");
     assert_eq!(store.recent_from(inbox.id).unwrap(), m2.uid);
-    assert_eq!(store.claim_recent(inbox.id).unwrap(), m2.uid);
+    assert_eq!(store.claim_recent(inbox.id).unwrap().0, m2.uid);
     assert!(store.recent_from(inbox.id).unwrap() > m2.uid);
 }
 
@@ -683,11 +686,15 @@ pub fn recent_from_claims_nothing(store: Arc<dyn Store>) {
     let id = m1.mailbox;
     assert_eq!(store.recent_from(id).unwrap(), m1.uid);
     assert_eq!(store.recent_from(id).unwrap(), m1.uid, "a read claimed");
-    assert_eq!(store.claim_recent(id).unwrap(), m1.uid);
+    assert_eq!(store.claim_recent(id).unwrap().0, m1.uid);
     let uidnext = inbox(&*store, a.id).uidnext;
     assert!(uidnext > m2.uid);
     assert_eq!(store.recent_from(id).unwrap(), uidnext);
-    assert_eq!(store.claim_recent(id).unwrap(), uidnext, "claimed twice");
+    assert_eq!(
+        store.claim_recent(id).unwrap(),
+        (uidnext, uidnext),
+        "claimed twice"
+    );
     // A mailbox that is gone has no mark.
     let gone = store.create_mailbox(a.id, "Gone", None).unwrap();
     store.delete_mailbox(a.id, "Gone").unwrap();

@@ -439,7 +439,7 @@ impl Messages for SqliteStore {
         self.read(|c| recent_mark(c, mailbox).map(|(r, _)| Uid(r as u32)))
     }
 
-    fn claim_recent(&self, mailbox: MailboxId) -> Result<Uid> {
+    fn claim_recent(&self, mailbox: MailboxId) -> Result<(Uid, Uid)> {
         self.write(move |c| {
             let (recent, uidnext) = recent_mark(c, mailbox)?;
             if recent != uidnext {
@@ -449,7 +449,7 @@ impl Messages for SqliteStore {
                 )
                 .map_err(backend)?;
             }
-            Ok((Uid(recent as u32), Vec::new()))
+            Ok(((Uid(recent as u32), Uid(uidnext as u32)), Vec::new()))
         })
     }
 
