@@ -311,20 +311,22 @@ impl Parser<'_> {
                         date = Some(self.date_time()?);
                         self.sp()?;
                     }
-                    let (content, utf8) = if self.eat_word("UTF8") {
+                    let (content, utf8, binary) = if self.eat_word("UTF8") {
                         self.sp()?;
                         self.open()?;
                         let c = self.literal()?;
                         self.close()?;
-                        (c, true)
+                        (c, true, false)
                     } else {
-                        (self.literal()?, false)
+                        let binary = self.peek() == Some(b'~');
+                        (self.literal()?, false, binary)
                     };
                     messages.push(AppendMessage {
                         flags,
                         date,
                         content,
                         utf8,
+                        binary,
                     });
                 }
                 if messages.is_empty() {

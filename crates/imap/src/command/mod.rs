@@ -197,6 +197,9 @@ pub struct AppendMessage {
     pub content: Vec<u8>,
     /// Sent as `UTF8 (~{n})` (RFC 6855 §4).
     pub utf8: bool,
+    /// Sent as a literal8 (`~{n}`, RFC 3516 §4.4): binary content, stored
+    /// as it is (bare LFs and NULs included).
+    pub binary: bool,
 }
 
 /// LIST return options (RFC 5258 §3.2, RFC 5819 STATUS, RFC 6154).

@@ -28,12 +28,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
             let (flags, keywords) = split_flags(&m.flags)?;
             // Stored as sent, except that line ends become CRLF (no CRLF
-            // is added after an unterminated last line).
-            let unterminated = !m.content.ends_with(b"\n") && !m.content.ends_with(b"\r");
-            let mut content = postamt_wire::crlf::normalize_owned(m.content);
-            if unterminated {
-                content.truncate(content.len() - 2);
-            }
+            // is added after an unterminated last line); binary content
+            // (a literal8, RFC 3516 §4.4) exactly as sent.
+            let content = if m.binary {
+                m.content
+            } else {
+                let unterminated = !m.content.ends_with(b"\n") && !m.content.ends_with(b"\r");
+                let mut content = postamt_wire::crlf::normalize_owned(m.content);
+                if unterminated {
+                    content.truncate(content.len() - 2);
+                }
+                content
+            };
             let meta = MessageMeta::parse(&content);
             deliveries.push(Delivery {
                 // Rendered once, here, as at SMTP delivery (`postamt_mda`).
