@@ -443,20 +443,15 @@ fn thread_references_here(items: &[Item]) -> String {
             }
             prev = Some(c);
         }
-        // 1.C: the message's parent is the last reference.
-        match prev {
-            Some(p) if !is_ancestor(&nodes, me, p) => {
-                unlink(&mut nodes, me);
-                nodes[me].parent = Some(p);
-                nodes[p].children.push(me);
-            }
-            _ => {
-                if prev.is_some() {
-                    // A loop: keep the message where it is.
-                } else {
-                    unlink(&mut nodes, me);
-                }
-            }
+        // 1.C: the message's parent is the last reference. A parent it
+        // had already (from a truncated References elsewhere) is let go
+        // first; the new link is not made if it would close a loop.
+        unlink(&mut nodes, me);
+        if let Some(p) = prev
+            && !is_ancestor(&nodes, me, p)
+        {
+            nodes[me].parent = Some(p);
+            nodes[p].children.push(me);
         }
     }
     // Step 2: the root set.
@@ -734,6 +729,18 @@ mod tests {
             ),
         ];
         assert_eq!(thread_references(&items), "(5)(1 (2 3)(4))((6)(7))");
+        // imaptest's `thread` case (RFC 5256 §3 1.C): message 3 is <c>,
+        // which message 2 named as its parent after <a>; message 3 names 2
+        // as its own parent. The old link (c under a) is broken, the new
+        // one would be a loop: 3 heads a thread of its own with 2 under it.
+        let itemd = |n: u32, date: &str, id: &str, refs: &str| item(n, "", date, id, refs);
+        let imaptest = vec![
+            itemd(1, "Fri, 22 Feb 2008 17:06:23 +0000", "a@b", ""),
+            itemd(2, "Fri, 22 Feb 2008 15:06:23 +0000", "b@b", "<a@b> <c@b>"),
+            itemd(3, "Fri, 22 Feb 2008 16:06:25 +0000", "c@b", "<b@b>"),
+        ];
+        assert_eq!(thread_references(&imaptest), "(3 2)(1)");
+        assert_eq!(thread_references(&imaptest[1..]), "(3 2)");
         // A loop in References does not hang or panic.
         let loopy = vec![item(1, "x", "", "a", "<b>"), item(2, "x", "", "b", "<a>")];
         let t = thread_references(&loopy);
