@@ -1175,3 +1175,31 @@ fn login_cache_never_outlives_the_password() {
     s.admin(&["user", "del", "bob@example.test"]).success();
     assert!(login("new-pw").starts_with("l NO"), "a deleted account");
 }
+
+/// Keyword bounds (RFC 5530 §3 LIMIT): a STORE naming more keywords than a
+/// message may carry, or one too long, or taking a message past the limit,
+/// is refused with NO [LIMIT]; a huge STORE line is BAD [TOOBIG]; the
+/// session goes on and the message keeps its flags.
+#[test]
+fn keyword_limits_and_a_huge_store() {
+    let s = Server::start("");
+    deliver(&s, "kw", "x\r\n");
+    let mut c = Imap::logged_in(&s, "alice");
+    c.ok("s", "SELECT INBOX");
+    let many: Vec<String> = (0..129).map(|i| format!("$k{i}")).collect();
+    let (_, t) = c.cmd("a", &format!("STORE 1 +FLAGS ({})", many.join(" ")));
+    assert!(t.starts_with("a NO [LIMIT]"), "{t}");
+    let (_, t) = c.cmd("b", &format!("STORE 1 +FLAGS ({})", "k".repeat(129)));
+    assert!(t.starts_with("b NO [LIMIT]"), "{t}");
+    c.ok("c", &format!("STORE 1 +FLAGS ({})", many[..128].join(" ")));
+    let (_, t) = c.cmd("d", "STORE 1 +FLAGS ($one-more)");
+    assert!(t.starts_with("d NO [LIMIT]"), "{t}");
+    // Replacing is fine.
+    c.ok("e", "STORE 1 FLAGS ($one-more)");
+    // A million keywords do not fit a command line.
+    let huge: String = (0..1_000_000).map(|i| format!(" $x{i}")).collect();
+    let (_, t) = c.cmd("f", &format!("STORE 1 +FLAGS ({huge})"));
+    assert!(t.starts_with("f BAD [TOOBIG]"), "{}", &t[..t.len().min(80)]);
+    let u = c.ok("g", "FETCH 1 (FLAGS)");
+    assert!(u[0].contains("$one-more))"), "{u:?}");
+}

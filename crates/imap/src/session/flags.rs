@@ -39,6 +39,21 @@ pub(super) fn flag_names(flags: Flags, keywords: &[String], recent: bool) -> Str
     format!("({})", v.join(" "))
 }
 
+/// Most keywords one message may carry (Dovecot keeps keyword names in a
+/// per-mailbox list too): a STORE or APPEND beyond it is refused with
+/// `NO [LIMIT]` (RFC 5530 §3), so FLAGS responses and stored flags stay
+/// bounded.
+pub(super) const MAX_KEYWORDS: usize = 128;
+/// Longest keyword name, in octets.
+pub(super) const MAX_KEYWORD_LEN: usize = 128;
+
+fn too_many_keywords() -> Status {
+    Status::no(format!(
+        "at most {MAX_KEYWORDS} keywords per message, of at most {MAX_KEYWORD_LEN} octets"
+    ))
+    .with_code(Code::Limit)
+}
+
 /// Splits client flag names into system flags and keywords; `\Recent` is
 /// ignored (it cannot be stored, RFC 3501 §2.3.2).
 pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Status> {
@@ -53,6 +68,9 @@ pub(super) fn split_flags(names: &[String]) -> Result<(Flags, Vec<String>), Stat
                 .ok_or_else(|| Status::bad(format!("unknown system flag \\{sys}")))?;
             flags = flags.union(flag);
         } else if !keywords.contains(n) {
+            if n.len() > MAX_KEYWORD_LEN || keywords.len() >= MAX_KEYWORDS {
+                return Err(too_many_keywords());
+            }
             keywords.push(n.clone());
         }
     }
@@ -78,6 +96,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let idx = sel.resolve(set, uid)?;
         let (flags, keywords) = split_flags(names)?;
+        // Adding must not take any message past the keyword limit.
+        if matches!(mode, StoreMode::Add)
+            && idx.iter().any(|&i| {
+                let have = &sel.msgs[i].keywords;
+                have.len() + keywords.iter().filter(|k| !have.contains(k)).count() > MAX_KEYWORDS
+            })
+        {
+            return Err(too_many_keywords());
+        }
         let uids: Vec<Uid> = idx
             .iter()
             .filter(|&&i| !sel.msgs[i].gone)
