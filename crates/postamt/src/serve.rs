@@ -42,6 +42,8 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     crate::open::create_private_dir(&config.data_dir)?;
     let store = open_store_with(&config, Some(Duration::from_millis(200)))?;
     crate::process::spawn_memory_trimmer();
+    // The full-text index of SEARCH BODY/TEXT, filled in the background.
+    store.start_indexer()?;
     {
         // Content files left by a crash before their commit (in the
         // background: it reads every fan-out directory).

@@ -160,6 +160,21 @@ pub trait Messages: Send + Sync + 'static {
     fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
         Ok(self.message_metas(mailbox, &[uid])?.pop().map(|(_, m)| m))
     }
+    /// The messages of `mailbox` whose text may contain `needle`
+    /// (case-insensitively): for SEARCH BODY the text of the body parts,
+    /// with `headers_too` (TEXT) the header fields as well, as
+    /// `postamt_wire::search::extract` gives them. A superset, in UID
+    /// order, that the caller checks; `None`: the backend cannot narrow
+    /// (no index, or a needle too short for it) and every message is a
+    /// candidate.
+    fn text_candidates(
+        &self,
+        _mailbox: MailboxId,
+        _needle: &str,
+        _headers_too: bool,
+    ) -> Result<Option<Vec<Uid>>> {
+        Ok(None)
+    }
     /// The kept SEARCH header values of every message of `mailbox`, in UID
     /// order (`None`: none kept for it: the message must be read).
     fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>>;

@@ -15,7 +15,9 @@ use crate::status::{Code, Status};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// Indices of the selected messages that match all `keys`.
-    fn search_hits(&self, keys: &[SearchKey]) -> Vec<usize> {
+    /// The matching messages (view indexes), and whether some message could
+    /// not be read because another session expunged it meanwhile.
+    fn search_hits(&self, keys: &[SearchKey]) -> (Vec<usize>, bool) {
         let sel = self.selected.as_ref().expect("selected");
         let mut hits: Vec<usize> = Vec::new();
         // FROM, TO, CC, BCC, SUBJECT are answered from the values kept at
@@ -27,6 +29,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         } else {
             Vec::new()
         };
+        // BODY and TEXT: the full-text index names the messages that may
+        // match; only those are read and checked.
+        let mut needles = Vec::new();
+        text_keys(keys, &mut needles);
+        let mut candidates = std::collections::HashMap::new();
+        for (needle, headers_too) in needles {
+            if let Ok(Some(uids)) =
+                self.store
+                    .read_text_candidates(sel.mailbox.id, &needle, headers_too)
+            {
+                candidates.insert((needle, headers_too), uids);
+            }
+        }
         let mut ctx = SearchContext {
             store: self.store,
             mailbox: sel.mailbox.id,
@@ -35,6 +50,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             cache: None,
             text: None,
             kept: &kept,
+            candidates: &candidates,
+            missing: false,
         };
         for i in 0..sel.msgs.len() {
             if sel.msgs[i].gone {
@@ -46,7 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 hits.push(i);
             }
         }
-        hits
+        (hits, ctx.missing)
     }
 
     /// SORT (`criteria`) or THREAD (RFC 5256) over the messages matching
@@ -58,11 +75,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         criteria: Option<&[(bool, crate::sort::SortKey)]>,
         references: bool,
     ) -> Reply {
-        let hits = self.search_hits(keys);
+        let (hits, missing) = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
         // RFC 5530 §3: messages another session expunged (not announced to
         // this one yet) could not be looked at; the answer says so.
-        let expunge_issued = sel.msgs.iter().any(|m| m.gone);
+        let expunge_issued = missing || sel.msgs.iter().any(|m| m.gone);
         let done = move |s: Status| {
             if expunge_issued {
                 s.with_code(Code::ExpungeIssued)
@@ -127,11 +144,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if modseq_key {
             self.enable_condstore();
         }
-        let hits = self.search_hits(keys);
+        let (hits, missing) = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
         // RFC 5530 §3: messages another session expunged (not announced to
         // this one yet) could not be searched; the answer says so.
-        let expunge_issued = sel.msgs.iter().any(|m| m.gone);
+        let expunge_issued = missing || sel.msgs.iter().any(|m| m.gone);
         let done = move |text: &'static str| {
             let s = Status::ok(text);
             if expunge_issued {
@@ -244,6 +261,29 @@ struct SearchContext<'a> {
     text: Option<crate::search_text::SearchText>,
     /// Kept header values by UID (UID order), when the search needs them.
     kept: &'a [(Uid, Option<postamt_store::SearchHeaders>)],
+    /// For a BODY or TEXT needle (and whether TEXT): the only messages
+    /// that may match it (UID order), from the full-text index.
+    candidates: &'a std::collections::HashMap<(String, bool), Vec<Uid>>,
+    /// A message was gone from the store when it was read (expunged by
+    /// another session, not yet announced to this one).
+    missing: bool,
+}
+
+/// The BODY and TEXT needles of `keys` (at any depth), with whether TEXT.
+fn text_keys(keys: &[SearchKey], out: &mut Vec<(String, bool)>) {
+    for k in keys {
+        match k {
+            SearchKey::Body(s) => out.push((s.clone(), false)),
+            SearchKey::Text(s) => out.push((s.clone(), true)),
+            SearchKey::Not(k) => text_keys(std::slice::from_ref(k), out),
+            SearchKey::Or(a, b) => {
+                text_keys(std::slice::from_ref(a), out);
+                text_keys(std::slice::from_ref(b), out);
+            }
+            SearchKey::And(ks) => text_keys(ks, out),
+            _ => {}
+        }
+    }
 }
 
 /// Whether any key (at any depth) is one of the header keys whose values
@@ -284,7 +324,9 @@ impl SearchContext<'_> {
         if self.cache.is_none() {
             let uid = self.msgs[i].uid;
             let r = self.store.read_message(self.mailbox, uid, true);
-            self.cache = Some(r.unwrap_or((None, None)));
+            let r = r.unwrap_or((None, None));
+            self.missing |= r.0.is_none() || r.1.is_none();
+            self.cache = Some(r);
         }
         let c = self.cache.as_ref().expect("filled");
         (c.0.as_ref(), c.1.as_deref())
@@ -376,6 +418,15 @@ impl SearchContext<'_> {
                 Some(text) => contains_ci(&text, value),
                 None => false,
             },
+            K::Body(s) | K::Text(s)
+                if self
+                    .candidates
+                    .get(&(s.clone(), matches!(key, K::Text(_))))
+                    .is_some_and(|c| c.binary_search(&m.uid).is_err()) =>
+            {
+                // Not a candidate: the index says it does not contain it.
+                false
+            }
             K::Body(s) => contains_ci(&self.search_text(i).body, s),
             K::Text(s) => {
                 let t = self.search_text(i);

@@ -180,6 +180,17 @@ impl<'a> StoreAccess<'a> {
 
     /// One message's metadata, and its content if `with_content` (SEARCH
     /// keys on headers and text, THREAD=REFERENCES).
+    /// The messages that may contain `needle` (the full-text index), or
+    /// `None`: every message may.
+    pub(super) fn read_text_candidates(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+        headers_too: bool,
+    ) -> Result<Option<Vec<Uid>>> {
+        read_inline(|| self.store.text_candidates(mailbox, needle, headers_too))
+    }
+
     /// The kept SEARCH header values of the mailbox's messages, by UID.
     pub(super) fn read_search_headers(
         &self,

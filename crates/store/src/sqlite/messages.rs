@@ -186,6 +186,55 @@ impl Messages for SqliteStore {
         })
     }
 
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+        headers_too: bool,
+    ) -> Result<Option<Vec<Uid>>> {
+        let Some(query) = super::search::fts_query(needle, headers_too) else {
+            return Ok(None);
+        };
+        self.read(|c| {
+            let mut uids: Vec<Uid> = Vec::new();
+            let mut collect = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<()> {
+                let mut s = c.prepare_cached(sql).map_err(backend)?;
+                let rows = s
+                    .query_map(p, |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
+                    .map_err(backend)?;
+                for u in rows {
+                    uids.push(u.map_err(backend)?);
+                }
+                Ok(())
+            };
+            // What the index says (by content, then its messages here).
+            collect(
+                "SELECT m.uid FROM messages m
+                 WHERE m.blob_id IN (SELECT rowid FROM s.fts WHERE fts MATCH ?2)
+                   AND m.mailbox_id = ?1",
+                &[&mailbox.0, &query],
+            )?;
+            // Content the indexer has not reached yet: a candidate.
+            collect(
+                "SELECT m.uid FROM blobs b JOIN messages m ON m.blob_id = b.id
+                 WHERE b.indexed = 0 AND m.mailbox_id = ?1",
+                &[&mailbox.0],
+            )?;
+            if headers_too {
+                // TEXT also looks at the fields delivery put in front of
+                // each message (Return-Path, Delivered-To): not indexed.
+                collect(
+                    "SELECT uid FROM messages WHERE mailbox_id = ?1 AND length(prefix) > 0
+                       AND instr(lower(CAST(prefix AS TEXT)), ?2) > 0",
+                    &[&mailbox.0, &needle.to_lowercase()],
+                )?;
+            }
+            uids.sort_unstable();
+            uids.dedup();
+            Ok(Some(uids))
+        })
+    }
+
     fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>> {
         self.read(|c| {
             let mut s = c

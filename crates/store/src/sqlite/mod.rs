@@ -33,6 +33,7 @@ mod queue;
 mod reports;
 mod rows;
 mod schema;
+mod search;
 mod writer;
 
 use std::collections::HashSet;
@@ -92,6 +93,8 @@ impl SqliteOptions {
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The full-text index beside the store (search.rs).
+    search_path: PathBuf,
     busy_timeout: Duration,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -129,6 +132,14 @@ impl SqliteStore {
         )
         .map_err(backend)?;
         migrate(&mut conn)?;
+        // A new (or lost) index file: every content is indexed again, in
+        // the background (search.rs).
+        let search_path = search::path(&options.path);
+        let (_, created) = search::open(&search_path)?;
+        if created {
+            conn.execute("UPDATE blobs SET indexed = 0 WHERE indexed != 0", [])
+                .map_err(backend)?;
+        }
         let blob_dir = options.blob_dir.clone().unwrap_or_else(|| {
             options
                 .path
@@ -160,6 +171,7 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(SqliteStore {
             path: options.path,
+            search_path,
             busy_timeout: options.busy_timeout,
             jobs: Some(tx),
             writer: Some(writer),
@@ -199,6 +211,12 @@ impl SqliteStore {
             Some(c) => c,
             None => {
                 let c = connect(&self.path, self.busy_timeout)?;
+                // The full-text index, for SEARCH BODY/TEXT (search.rs).
+                c.execute(
+                    "ATTACH DATABASE ?1 AS s",
+                    [self.search_path.to_string_lossy()],
+                )
+                .map_err(backend)?;
                 c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
                 c.set_prepared_statement_cache_capacity(128);
                 c

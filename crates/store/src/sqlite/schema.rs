@@ -163,6 +163,14 @@ CREATE TABLE search_headers (
     bcc      TEXT
 );
 "#,
+    // 11: the full-text index of SEARCH BODY/TEXT (search.rs): which
+    // contents it holds (every one stored so far is indexed in the
+    // background), and messages by content, to turn its answers into UIDs.
+    r#"
+ALTER TABLE blobs ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX blobs_unindexed ON blobs (id) WHERE indexed = 0;
+CREATE INDEX messages_by_blob ON messages (blob_id);
+"#,
 ];
 
 /// Brings the schema to the newest version. Says once (INFO) which
