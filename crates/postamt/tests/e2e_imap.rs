@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -1202,4 +1203,92 @@ fn keyword_limits_and_a_huge_store() {
     assert!(t.starts_with("f BAD [TOOBIG]"), "{}", &t[..t.len().min(80)]);
     let u = c.ok("g", "FETCH 1 (FLAGS)");
     assert!(u[0].contains("$one-more))"), "{u:?}");
+}
+
+/// SEARCH BODY and TEXT through the full-text index (the server's indexer
+/// fills `store.db.search.db` in the background): once every content is
+/// indexed, the answers are the exact substring matches — case-insensitive,
+/// inside a text attachment and an encapsulated message, a needle only in
+/// the delivery's Delivered-To field for TEXT, NOT, OR, a needle too short
+/// for the index — and a message delivered after that (not indexed yet)
+/// is found as well.
+#[test]
+fn search_body_and_text_through_the_index() {
+    if !python_ready() {
+        return;
+    }
+    let s = Server::start("");
+    deliver(&s, "plain", "The Cafeteria opens at noon.\r\n");
+    s.deliver(
+        "x@remote.test",
+        &["alice@example.test"],
+        b"Subject: bounce\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nnot delivered\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nattached minutes\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: Quarterly numbers\r\n\r\nthe returned text\r\n--b--\r\n",
+    )
+    .success();
+    for i in 0..20 {
+        deliver(&s, &format!("filler {i}"), "nothing to see\r\n");
+    }
+    // Wait (bounded) until the indexer has every content.
+    let db = s.dir.path().join("postamt.db");
+    let mut indexed = false;
+    for _ in 0..200 {
+        let out = run_with_stdin(
+            Command::new("python3").args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print(c.execute('select count(*) from blobs where indexed=0').fetchone()[0])",
+                db.to_str().unwrap(),
+            ]),
+            b"",
+        );
+        if out.stdout.trim() == "0" {
+            indexed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(indexed, "the indexer did not catch up");
+    let mut c = Imap::logged_in(&s, "alice");
+    c.ok("s", "SELECT INBOX");
+    for (cmd, want) in [
+        ("SEARCH BODY cafeteria", "* SEARCH 1"),
+        ("SEARCH BODY \"attached minutes\"", "* SEARCH 2"),
+        ("SEARCH BODY \"returned text\"", "* SEARCH 2"),
+        ("SEARCH BODY quarterly", "* SEARCH"),
+        ("SEARCH TEXT quarterly", "* SEARCH 2"),
+        (
+            "SEARCH TEXT \"Delivered-To: alice@example.test\"",
+            "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22",
+        ),
+        ("SEARCH NOT BODY nothing", "* SEARCH 1 2"),
+        ("SEARCH OR BODY cafeteria BODY minutes", "* SEARCH 1 2"),
+        (
+            "SEARCH BODY no",
+            "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22",
+        ),
+        ("SEARCH BODY nowhere-at-all", "* SEARCH"),
+    ] {
+        let u = c.ok("q", cmd);
+        assert_eq!(u[0].trim_end(), want, "{cmd}");
+    }
+    deliver(&s, "late", "a late cafeteria note\r\n");
+    // `postamt deliver` is another process: the server sees its commit
+    // at its next look (bounded wait).
+    let mut seen = false;
+    for _ in 0..100 {
+        if c.ok("n", "NOOP")
+            .iter()
+            .any(|l| l.starts_with("* 23 EXISTS"))
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen, "the late message did not arrive");
+    let u = c.ok("q", "SEARCH BODY cafeteria");
+    assert_eq!(
+        u[0].trim_end(),
+        "* SEARCH 1 23",
+        "not indexed yet, still found"
+    );
 }
