@@ -18,6 +18,7 @@
 #        IDLE_CONNS=1000  idle SMTP connections for the memory figure
 #        WAIT=600      seconds to wait for Postfix+Dovecot to deliver a run
 #        BENCH_REV=..  label for the source revision in the summary
+#        NO_BUILD=1    do not run cargo: use target/release/postamt as it is
 #        DROP_CACHES=0 do not drop the page cache before each run
 #        VERIFY=1      postamt verifies as by default (SPF, DKIM, DMARC), asking
 #                      the machine's resolver; otherwise [verify] is off
@@ -223,8 +224,23 @@ def proc_cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])   # utime + stime
 
+def thread_cpu(pid, name):
+    # utime + stime of PID's threads called NAME (postamt's store-indexer)
+    if not pid:
+        return 0
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{t}/comm").read().strip() == name:
+                f = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
+                total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total
+
 cpu_pid = os.environ.get("CPU_PID")
 c0, pc0 = machine_cpu(), proc_cpu(cpu_pid)
+ic0 = thread_cpu(cpu_pid, "store-indexer")
 t0 = time.time()
 try:
     p = subprocess.run(cmd, capture_output=True, timeout=wait)
@@ -239,6 +255,7 @@ if kind == "postamt":
     # 250 was sent only after the message was durable in the store
     tend = t1
     c1, pc1 = machine_cpu(), proc_cpu(cpu_pid)
+    ic1 = thread_cpu(cpu_pid, "store-indexer")
 else:
     deadline = time.time() + wait
     while True:
@@ -254,6 +271,32 @@ else:
     tend = max(max(os.stat(f).st_ctime, os.stat(f).st_mtime) for f in fs)
     if tend > tpoll + 0.01:
         sys.exit(f"{kind}: file times after the poll ({tend} > {tpoll}): clock oddity")
+
+# INDEX_DB (postamt): wait until postamt's search indexer has caught up
+# (no blobs row with indexed = 0), so that it does not run during the next
+# run (Postfix+Dovecot's); the time from the end of smtp-source, and
+# postamt's CPU meanwhile. Stores without the column print nothing.
+index_db = os.environ.get("INDEX_DB")
+if kind == "postamt" and index_db:
+    import sqlite3
+    con = sqlite3.connect(f"file:{index_db}?mode=ro", uri=True, timeout=30)
+    try:
+        first = con.execute("SELECT count(*) FROM blobs WHERE indexed = 0").fetchone()[0]
+    except sqlite3.OperationalError:
+        first = None
+    if first is not None:
+        ti, pci, left = time.time(), proc_cpu(cpu_pid), first
+        while left:
+            if time.time() - ti > wait:
+                sys.exit(f"{kind}: search indexer still {left} contents behind after {wait:.0f} s")
+            time.sleep(0.05)
+            left = con.execute("SELECT count(*) FROM blobs WHERE indexed = 0").fetchone()[0]
+        hz = os.sysconf("SC_CLK_TCK")
+        print(f"INDEX {kind} {size} {sess} backlog_at_end {first} caught_up_s {time.time() - t1:.2f}"
+              f" postamt_cpu_s {(proc_cpu(cpu_pid) - pci) / hz:.2f}"
+              f" indexer_thread_cpu_s_during_run {(ic1 - ic0) / hz:.2f}"
+              f" indexer_thread_cpu_s_after {(thread_cpu(cpu_pid, 'store-indexer') - ic1) / hz:.2f}")
+    con.close()
 
 pop = poplib.POP3("127.0.0.1", int(pop3port), timeout=300)
 pop.user(rcpt)
@@ -301,8 +344,12 @@ else
   VERIFY_SECTION=$'[verify]\nspf = "off"\ndkim = false\ndmarc = "off"'
 fi
 REV=${BENCH_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')}
-log "building (cargo build --release --bins -p postamt)"
-cargo build --release --bins -p postamt >&2
+if [ "${NO_BUILD:-0}" = 1 ]; then
+  log "NO_BUILD=1: not building, using target/release/postamt as it is"
+else
+  log "building (cargo build --release --bins -p postamt)"
+  cargo build --release --bins -p postamt >&2
+fi
 BIN=$ROOT/target/release
 [ -x "$BIN/postamt" ] || die "missing $BIN/postamt"
 
@@ -435,7 +482,7 @@ for size in $SIZES; do
     [ "$AT_REST" = 1 ] && msg_env+=(CHECK_SEALED=1)
     settle
     log "postamt: $n x $size B, $s sessions"
-    run_child env CPU_PID="$POSTAMT_PID" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
+    run_child env CPU_PID="$POSTAMT_PID" INDEX_DB="$T/postamt/data/postamt.db" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
       "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
     cat "$T/one.txt" | tee -a "$RESULTS"
     settle
@@ -511,6 +558,15 @@ for size in $SIZES; do
     echo "| $size | $s | $(cpuf postamt "$size" "$s" 6) / $(cpuf postamt "$size" "$s" 8) | $(cpuf postamt "$size" "$s" 10) | $(cpuf postfix "$size" "$s" 6) / $(cpuf postfix "$size" "$s" 8) |"
   done
 done
+if grep -q '^INDEX ' "$RESULTS"; then
+  cat <<EOF
+
+postamt's search indexer after each postamt run (waited for before the POP3 check and the Postfix+Dovecot run):
+| size | sessions | contents not indexed when smtp-source ended | caught up (s after smtp-source ended) | postamt CPU s meanwhile | indexer thread CPU s during the run / after |
+|---|---:|---:|---:|---:|---:|
+EOF
+  awk '$1=="INDEX" {print "| " $3 " | " $4 " | " $6 " | " $8 " | " $10 " | " $12 " / " $14 " |"}' "$RESULTS"
+fi
 TGT_SIZE=$(echo "$SIZES" | awk '{print $1}')
 P32=$(field postamt "$TGT_SIZE" 32 8); D32=$(field postfix "$TGT_SIZE" 32 8)
 cat <<EOF
