@@ -25,6 +25,18 @@ pub struct Listing {
 #[derive(Default)]
 pub struct ListingCache {
     inner: Mutex<Inner>,
+    kept: Mutex<KeptInner>,
+}
+
+/// The SEARCH header values kept at delivery, by UID (UID order), of a
+/// recently searched mailbox: values never change for a UID, so a later
+/// search reads only the UIDs above the last one kept.
+pub type Kept = Arc<Vec<(Uid, Option<postamt_store::SearchHeaders>)>>;
+
+#[derive(Default)]
+struct KeptInner {
+    map: HashMap<MailboxId, (u64, Kept)>,
+    clock: u64,
 }
 
 #[derive(Default)]
@@ -62,6 +74,50 @@ impl ListingCache {
                 None => break,
             };
         }
+    }
+
+    /// The kept SEARCH header values of `mailbox`'s messages: what the cache
+    /// has, with the messages delivered since read from the store. Entries
+    /// of expunged messages may stay (a search looks up the UIDs it has).
+    pub fn kept_headers(&self, store: &dyn Store, mailbox: MailboxId) -> Result<Kept, StoreError> {
+        let cached = self.kept.lock().ok().and_then(|mut k| {
+            k.clock += 1;
+            let now = k.clock;
+            k.map.get_mut(&mailbox).map(|(used, v)| {
+                *used = now;
+                Arc::clone(v)
+            })
+        });
+        let after = cached
+            .as_ref()
+            .and_then(|v| v.last().map(|(u, _)| *u))
+            .unwrap_or(Uid(0));
+        let new = store.search_headers(mailbox, after)?;
+        if new.is_empty()
+            && let Some(c) = cached
+        {
+            return Ok(c);
+        }
+        let mut all: Vec<_> = cached.map(|c| c.as_ref().clone()).unwrap_or_default();
+        all.extend(new);
+        let all = Arc::new(all);
+        if let Ok(mut k) = self.kept.lock() {
+            k.clock += 1;
+            let now = k.clock;
+            k.map.insert(mailbox, (now, Arc::clone(&all)));
+            while k.map.len() > MAX_LISTINGS {
+                let oldest = k
+                    .map
+                    .iter()
+                    .min_by_key(|(_, (used, _))| *used)
+                    .map(|(id, _)| *id);
+                match oldest {
+                    Some(id) => k.map.remove(&id),
+                    None => break,
+                };
+            }
+        }
+        Ok(all)
     }
 
     /// The listing of `mailbox` (freshly read from the store), at least as

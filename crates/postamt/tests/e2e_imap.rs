@@ -1292,3 +1292,40 @@ fn search_body_and_text_through_the_index() {
         "not indexed yet, still found"
     );
 }
+
+/// SUBJECT (and FROM, TO, CC, BCC) answered from the values kept at
+/// delivery, cached per mailbox across sessions: a message delivered after
+/// a search is found by the next one, an expunged one is not.
+#[test]
+fn search_header_keys_follow_new_and_expunged_messages() {
+    let s = Server::start("");
+    deliver(&s, "budget one", "x\r\n");
+    let mut c = Imap::logged_in(&s, "alice");
+    c.ok("s", "SELECT INBOX");
+    assert_eq!(
+        c.ok("a", "SEARCH SUBJECT budget")[0].trim_end(),
+        "* SEARCH 1"
+    );
+    let mut other = Imap::logged_in(&s, "alice");
+    other.ok("s", "SELECT INBOX");
+    other.ok(
+        "p",
+        "APPEND INBOX {37+}\r\nSubject: BUDGET two\r\nFrom: a@b.test\r\n\r\n",
+    );
+    c.ok("n", "NOOP");
+    assert_eq!(
+        c.ok("b", "SEARCH SUBJECT budget")[0].trim_end(),
+        "* SEARCH 1 2"
+    );
+    assert_eq!(
+        c.ok("c", "SEARCH FROM \"<a@b.test>\"")[0].trim_end(),
+        "* SEARCH 2"
+    );
+    other.ok("d", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    other.ok("e", "EXPUNGE");
+    c.ok("n", "NOOP");
+    assert_eq!(
+        c.ok("f", "SEARCH SUBJECT budget")[0].trim_end(),
+        "* SEARCH 1"
+    );
+}

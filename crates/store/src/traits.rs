@@ -175,9 +175,15 @@ pub trait Messages: Send + Sync + 'static {
     ) -> Result<Option<Vec<Uid>>> {
         Ok(None)
     }
-    /// The kept SEARCH header values of every message of `mailbox`, in UID
-    /// order (`None`: none kept for it: the message must be read).
-    fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>>;
+    /// The kept SEARCH header values of the messages of `mailbox` with a
+    /// UID above `after`, in UID order (`None`: none kept for it: the
+    /// message must be read). Values never change for a UID, so a caller
+    /// may keep them and ask only for what is new.
+    fn search_headers(
+        &self,
+        mailbox: MailboxId,
+        after: Uid,
+    ) -> Result<Vec<(Uid, Option<SearchHeaders>)>>;
     /// What FETCH ENVELOPE sends, for many messages at once (in UID order;
     /// messages that are gone are left out): rendered at delivery, or the
     /// raw values for the caller to render.

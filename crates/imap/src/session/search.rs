@@ -27,7 +27,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 .read_search_headers(sel.mailbox.id)
                 .unwrap_or_default()
         } else {
-            Vec::new()
+            Default::default()
         };
         // BODY and TEXT: the full-text index names the messages that may
         // match; only those are read and checked.

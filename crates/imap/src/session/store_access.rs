@@ -192,11 +192,8 @@ impl<'a> StoreAccess<'a> {
     }
 
     /// The kept SEARCH header values of the mailbox's messages, by UID.
-    pub(super) fn read_search_headers(
-        &self,
-        mailbox: MailboxId,
-    ) -> Result<Vec<(Uid, Option<postamt_store::SearchHeaders>)>> {
-        read_inline(|| self.store.search_headers(mailbox))
+    pub(super) fn read_search_headers(&self, mailbox: MailboxId) -> Result<crate::listing::Kept> {
+        read_inline(|| self.listings.kept_headers(&**self.store, mailbox))
     }
 
     pub(super) fn read_message(

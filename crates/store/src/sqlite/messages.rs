@@ -215,9 +215,13 @@ impl Messages for SqliteStore {
                 &[&mailbox.0, &query],
             )?;
             // Content the indexer has not reached yet: a candidate.
+            // (The few unindexed contents first, by their partial index, then
+            // their messages by `messages_by_blob`: not a pass over the
+            // whole mailbox.)
             collect(
-                "SELECT m.uid FROM blobs b JOIN messages m ON m.blob_id = b.id
-                 WHERE b.indexed = 0 AND m.mailbox_id = ?1",
+                "SELECT m.uid FROM messages m
+                 WHERE m.blob_id IN (SELECT id FROM blobs WHERE indexed = 0)
+                   AND m.mailbox_id = ?1",
                 &[&mailbox.0],
             )?;
             if headers_too {
@@ -235,16 +239,20 @@ impl Messages for SqliteStore {
         })
     }
 
-    fn search_headers(&self, mailbox: MailboxId) -> Result<Vec<(Uid, Option<SearchHeaders>)>> {
+    fn search_headers(
+        &self,
+        mailbox: MailboxId,
+        after: Uid,
+    ) -> Result<Vec<(Uid, Option<SearchHeaders>)>> {
         self.read(|c| {
             let mut s = c
                 .prepare_cached(
                     "SELECT m.uid, h.blob_id, h.subject, h.from_, h.to_, h.cc, h.bcc
                      FROM messages m LEFT JOIN search_headers h ON h.blob_id = m.blob_id
-                     WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+                     WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid",
                 )
                 .map_err(backend)?;
-            s.query_map([mailbox.0], |r| {
+            s.query_map(params![mailbox.0, after.0], |r| {
                 let uid = Uid(r.get::<_, i64>(0)? as u32);
                 let kept: Option<i64> = r.get(1)?;
                 Ok((
