@@ -159,16 +159,45 @@ impl SqliteStore {
     }
 }
 
+/// How long deliveries must pause before the indexer works (unless the
+/// backlog has grown past [`MAX_DEFERRED`]).
+const QUIET: Duration = Duration::from_millis(100);
+/// Unindexed contents the indexer lets wait for a quiet moment.
+const MAX_DEFERRED: usize = 10_000;
+
 /// The indexer: batches while there is work, a look every quarter second
-/// when there is none; at nice 19, so deliveries and sessions always come
-/// first on a busy machine.
+/// when there is none; at nice 19, and out of the way of a burst of
+/// deliveries (it waits for a tenth of a second without new messages,
+/// unless more than [`MAX_DEFERRED`] contents wait), so deliveries and
+/// sessions come first on a busy machine.
 fn indexer(store: Weak<SqliteStore>, path: &Path) {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
     let Ok((mut index, _)) = open(path) else {
         tracing::warn!(path = %path.display(), "cannot open the search index; searches scan");
         return;
     };
+    let mut feed = match store.upgrade() {
+        Some(s) => s.changes.subscribe(),
+        None => return,
+    };
+    let mut deferred = 0usize;
     loop {
+        // New messages since the last look: a burst is going on.
+        let mut added = 0usize;
+        loop {
+            match feed.try_recv() {
+                Ok(crate::Change::MessageAdded { .. }) => added += 1,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => added += n as usize,
+                Err(_) => break,
+            }
+        }
+        deferred += added;
+        if added > 0 && deferred < MAX_DEFERRED {
+            std::thread::sleep(QUIET);
+            continue;
+        }
+        deferred = 0;
         let Some(s) = store.upgrade() else { return };
         let done = match s.index_batch(&mut index) {
             Ok(n) => n,
