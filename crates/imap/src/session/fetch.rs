@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 
-use postamt_store::{FlagOp, Flags, Uid};
+use postamt_store::{FlagOp, Flags, MessageMeta, Uid};
 use postamt_wire::imap::{self as render, body_structure, envelope, literal};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -73,17 +73,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         // ENVELOPE alone comes from the form rendered at delivery; the
         // other structure items need the whole parsed metadata.
         let needs_env = items.contains(&FetchItem::Envelope);
-        let needs_meta = items.iter().any(|i| {
-            matches!(
-                i,
-                FetchItem::Body
-                    | FetchItem::BodyStructure
-                    | FetchItem::BodySection { .. }
-                    | FetchItem::Rfc822Header
-                    | FetchItem::Rfc822Text
-                    | FetchItem::Binary { .. }
-                    | FetchItem::BinarySize { .. }
-            )
+        // The parsed structure is read only for what needs it: a part
+        // number. The whole message, its header and its text (BODY[],
+        // BODY[HEADER], BODY[TEXT], RFC822.*) come from the content and
+        // its header length alone, so `BODY.PEEK[]` of many small
+        // messages parses no stored metadata.
+        let needs_meta = items.iter().any(|i| match i {
+            FetchItem::Body | FetchItem::BodyStructure => true,
+            FetchItem::BodySection { section, .. } => !section.part.is_empty(),
+            FetchItem::Binary { part, .. } | FetchItem::BinarySize { part } => !part.is_empty(),
+            _ => false,
         });
         let needs_content = items.iter().any(|i| {
             matches!(
@@ -191,8 +190,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 expunged_seen = true;
                 continue;
             }
-            let meta = meta.unwrap_or_default();
             let content = content.unwrap_or_default();
+            let meta = meta.unwrap_or_else(|| MessageMeta {
+                header_len: postamt_wire::meta::header_len(&content) as u64,
+                ..MessageMeta::default()
+            });
             let mut out = std::mem::take(&mut line);
             out.clear();
             let _ = write!(out, "* {} FETCH (", i + 1);

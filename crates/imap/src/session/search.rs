@@ -63,7 +63,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 hits.push(i);
             }
         }
-        (hits, ctx.missing)
+        // A message the index did not name is left out unread: if another
+        // session expunged one of the view's messages meanwhile, the answer
+        // must say so (it may have been left out for that reason).
+        let mut missing = ctx.missing;
+        if !missing
+            && !candidates.is_empty()
+            && let Ok(gone) = self.store.read_expunged_since(sel.mailbox.id, sel.modseq)
+        {
+            missing = gone
+                .iter()
+                .any(|u| sel.msgs.binary_search_by_key(u, |m| m.uid).is_ok());
+        }
+        (hits, missing)
     }
 
     /// SORT (`criteria`) or THREAD (RFC 5256) over the messages matching
