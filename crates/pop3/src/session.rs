@@ -317,6 +317,10 @@ pub async fn run_session<S>(
                             tracing::error!(protocol = "pop3", peer = %conn.peer, error = %e, "POP3 update failed")
                         }
                     }
+                    // RFC 1939 §6: the lock is released with the UPDATE
+                    // done, before the reply: a client that reconnects as
+                    // soon as it reads +OK finds the maildrop free.
+                    drop(lock.take());
                     step = Step::Close(core.update_result(done.is_ok(), left));
                 }
             }

@@ -365,3 +365,23 @@ fn reply_is_not_held_behind_a_partial_line() {
     c.send(b"AT\r\n");
     assert!(c.line().starts_with("-ERR"));
 }
+
+/// RFC 1939 §6: the maildrop lock is released when the UPDATE is done,
+/// before the QUIT reply, so a client that logs in again as soon as it
+/// reads `+OK` never finds the maildrop locked (with the login cache a
+/// login takes microseconds: the race was real).
+#[test]
+fn rfc1939_6_lock_released_before_the_quit_reply() {
+    let s = Server::start("");
+    let mut c = pop3(&s);
+    for i in 0..300 {
+        // USER and PASS in one write: the login is as fast as it gets.
+        c.send(b"USER alice@example.test\r\nPASS alice-pw\r\n");
+        assert!(c.line().starts_with("+OK"), "round {i}");
+        let r = c.line();
+        assert!(r.starts_with("+OK"), "round {i}: {r}");
+        c.cmd("QUIT", "+OK");
+        // Connect again right after the +OK.
+        c = pop3(&s);
+    }
+}
