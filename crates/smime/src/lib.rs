@@ -4,6 +4,7 @@
 //! encryption and decryption of MIME messages ([`message`]).
 
 pub mod ca;
+mod der;
 pub mod message;
 mod mime;
 
