@@ -661,6 +661,12 @@ fn mail_analyze_reads_and_analyses_a_message() {
 /// it through submission and delivery; bob's client (over IMAP) decrypts
 /// and verifies what alice's signed, and alice's Sent copy is readable
 /// by her. A message changed on the way says INVALID.
+/// The UID in the last line of `postamt mail list` (its first column).
+fn last_uid(list: &str) -> String {
+    let line = list.lines().last().expect("an empty list");
+    line.split_whitespace().next().unwrap().to_string()
+}
+
 #[test]
 fn smime_sign_and_encrypt_through_the_system() {
     let s = Server::start("");
@@ -779,14 +785,7 @@ fn smime_sign_and_encrypt_through_the_system() {
     assert!(!stored.contains("exam is on Friday"), "{stored}");
     assert!(stored.contains("smime-type=enveloped-data"), "{stored}");
     let list = run(&["--account", "bob", "list"]).success().stdout;
-    let uid = list
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let uid = last_uid(&list);
     let read = run(&["--account", "bob", "read", &uid]).success().stdout;
     assert!(
         read.starts_with("S/MIME: signature VALID, signer trusted"),
@@ -801,14 +800,7 @@ fn smime_sign_and_encrypt_through_the_system() {
     let sent = run(&["--account", "alice", "--mailbox", "Sent", "list"])
         .success()
         .stdout;
-    let uid = sent
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let uid = last_uid(&sent);
     let read = run(&["--account", "alice", "--mailbox", "Sent", "read", &uid])
         .success()
         .stdout;
@@ -836,14 +828,7 @@ fn smime_sign_and_encrypt_through_the_system() {
     let stored = maildrop(&s, "bob@example.test", "bob-pw").pop().unwrap();
     assert!(stored.contains("smime-type=authEnveloped-data"), "{stored}");
     let list = run(&["--account", "bob", "list"]).success().stdout;
-    let uid = list
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let uid = last_uid(&list);
     let read = run(&["--account", "bob", "read", &uid]).success().stdout;
     assert!(read.contains("layer 1: encrypted"), "{read}");
     assert!(read.contains("Bob, the exam is on Friday."), "{read}");

@@ -21,6 +21,17 @@ fn openssl(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
     run_with_stdin(Command::new("openssl").current_dir(dir).args(args), stdin)
 }
 
+/// `postamt ARGS` run in `dir`, where a PKCS#12 password is read from
+/// `PW` or `POSTAMT_TEST_PW` (both `pw`).
+fn postamt_in(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(args)
+        .env("PW", "pw")
+        .env("POSTAMT_TEST_PW", "pw");
+    run_with_stdin(&mut cmd, b"")
+}
+
 fn smime(s: &Server, args: &[&str], stdin: &[u8]) -> Output {
     let mut all = vec!["smime"];
     all.extend_from_slice(args);
@@ -255,55 +266,46 @@ fn rfc8551_postamt_and_openssl_cms_both_ways() {
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(&d)
-            .args([
-                "smime",
-                "decrypt",
-                "oenc.eml",
-                "--identity",
-                "alice.p12",
-                "--password-env",
-                "POSTAMT_TEST_PW",
-            ])
-            .env("POSTAMT_TEST_PW", "pw"),
-        b"",
+    let out = postamt_in(
+        &d,
+        &[
+            "smime",
+            "decrypt",
+            "oenc.eml",
+            "--identity",
+            "alice.p12",
+            "--password-env",
+            "POSTAMT_TEST_PW",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("Signed by OpenSSL."), "{}", out.stdout);
-    let out = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(&d)
-            .args([
-                "smime",
-                "decrypt",
-                "oenc.eml",
-                "--identity",
-                "bob.p12",
-                "--password-env",
-                "POSTAMT_TEST_PW",
-            ])
-            .env("POSTAMT_TEST_PW", "pw"),
-        b"",
+    let out = postamt_in(
+        &d,
+        &[
+            "smime",
+            "decrypt",
+            "oenc.eml",
+            "--identity",
+            "bob.p12",
+            "--password-env",
+            "POSTAMT_TEST_PW",
+        ],
     );
     assert_ne!(out.code, 0, "bob cannot read alice's mail");
 
     // Tampered: INVALID, exit 1. Unknown CA: exit 1. Plain: exit 2.
-    let signed = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(&d)
-            .args([
-                "smime",
-                "sign",
-                "msg.eml",
-                "--identity",
-                "alice.p12",
-                "--password-env",
-                "POSTAMT_TEST_PW",
-            ])
-            .env("POSTAMT_TEST_PW", "pw"),
-        b"",
+    let signed = postamt_in(
+        &d,
+        &[
+            "smime",
+            "sign",
+            "msg.eml",
+            "--identity",
+            "alice.p12",
+            "--password-env",
+            "POSTAMT_TEST_PW",
+        ],
     )
     .success()
     .stdout;
@@ -454,15 +456,7 @@ fn rfc8551_postamt_and_nss_cmsutil_both_ways() {
         0
     );
     std::fs::write(d.join("msg.eml"), MESSAGE).unwrap();
-    let postamt = |args: &[&str]| {
-        run_with_stdin(
-            Command::new(BIN)
-                .current_dir(&d)
-                .args(args)
-                .env("POSTAMT_TEST_PW", "pw"),
-            b"",
-        )
-    };
+    let postamt = |args: &[&str]| postamt_in(&d, args);
     // Our opaque and detached signatures: GoodSignature for NSS.
     let opaque = postamt(&[
         "smime",
@@ -782,20 +776,17 @@ fn rfc8551_encryption_at_rest_through_smtp_and_imap() {
         "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: signed\r\n\r\nMARKER-signed-inside\r\n",
     )
     .unwrap();
-    let signed = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(w)
-            .args([
-                "smime",
-                "sign",
-                "signed-src.eml",
-                "--identity",
-                &key("alice.p12"),
-                "--password-env",
-                "PW",
-            ])
-            .env("PW", "pw"),
-        b"",
+    let signed = postamt_in(
+        w,
+        &[
+            "smime",
+            "sign",
+            "signed-src.eml",
+            "--identity",
+            &key("alice.p12"),
+            "--password-env",
+            "PW",
+        ],
     )
     .success()
     .stdout;
@@ -890,22 +881,19 @@ fn rfc8551_encryption_at_rest_through_smtp_and_imap() {
         }
     }
     // postamt's own verification opens the layer with bob's identity.
-    let out = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(w)
-            .args([
-                "smime",
-                "verify",
-                "bob-2.eml",
-                "--identity",
-                &key("bob.p12"),
-                "--password-env",
-                "PW",
-                "--config",
-                s.config.to_str().unwrap(),
-            ])
-            .env("PW", "pw"),
-        b"",
+    let out = postamt_in(
+        w,
+        &[
+            "smime",
+            "verify",
+            "bob-2.eml",
+            "--identity",
+            &key("bob.p12"),
+            "--password-env",
+            "PW",
+            "--config",
+            s.config.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
@@ -1277,20 +1265,17 @@ fn rfc5280_revocation_and_rfc5083_gcm_with_openssl() {
     .unwrap();
     std::fs::write(d.join("alice-msg.eml"), MESSAGE).unwrap();
     let sign_as = |who: &str, file: &str, out: &str| {
-        let signed = run_with_stdin(
-            Command::new(BIN)
-                .current_dir(&d)
-                .args([
-                    "smime",
-                    "sign",
-                    file,
-                    "--identity",
-                    &format!("{who}.p12"),
-                    "--password-env",
-                    "PW",
-                ])
-                .env("PW", "pw"),
-            b"",
+        let signed = postamt_in(
+            &d,
+            &[
+                "smime",
+                "sign",
+                file,
+                "--identity",
+                &format!("{who}.p12"),
+                "--password-env",
+                "PW",
+            ],
         )
         .success()
         .stdout;
@@ -1441,20 +1426,17 @@ fn rfc5280_revocation_and_rfc5083_gcm_with_openssl() {
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = run_with_stdin(
-        Command::new(BIN)
-            .current_dir(&d)
-            .args([
-                "smime",
-                "decrypt",
-                "ogcm.eml",
-                "--identity",
-                "bob.p12",
-                "--password-env",
-                "PW",
-            ])
-            .env("PW", "pw"),
-        b"",
+    let out = postamt_in(
+        &d,
+        &[
+            "smime",
+            "decrypt",
+            "ogcm.eml",
+            "--identity",
+            "bob.p12",
+            "--password-env",
+            "PW",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
