@@ -52,18 +52,7 @@ impl SearchHeaders {
         let Some(msg) = MessageParser::default().parse_headers(&content[..end]) else {
             return SearchHeaders::default();
         };
-        let value = |name: &str| {
-            let mut out = String::new();
-            let mut found = false;
-            for h in msg.headers() {
-                if h.name().eq_ignore_ascii_case(name) {
-                    found = true;
-                    render(&h.value, &msg, h.offset_start, h.offset_end, &mut out);
-                    out.push('\n');
-                }
-            }
-            found.then(|| out.to_lowercase())
-        };
+        let value = |name: &str| rendered(&msg, name).map(|v| v.to_lowercase());
         SearchHeaders {
             subject: value("Subject"),
             from: value("From"),
@@ -105,12 +94,18 @@ pub fn extract(content: &[u8]) -> SearchText {
 /// one per line; `None` when the message has no such field.
 pub fn header_values(header: &[u8], name: &str) -> Option<String> {
     let msg = MessageParser::default().parse_headers(header)?;
+    rendered(&msg, name)
+}
+
+/// Every field `name` of `msg` rendered, one per line; `None` when there
+/// is none.
+fn rendered(msg: &Message<'_>, name: &str) -> Option<String> {
     let mut out = String::new();
     let mut found = false;
     for h in msg.headers() {
         if h.name().eq_ignore_ascii_case(name) {
             found = true;
-            render(&h.value, &msg, h.offset_start, h.offset_end, &mut out);
+            render(&h.value, msg, h.offset_start, h.offset_end, &mut out);
             out.push('\n');
         }
     }

@@ -89,16 +89,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     ) -> Reply {
         let (hits, missing) = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
-        // RFC 5530 §3: messages another session expunged (not announced to
-        // this one yet) could not be looked at; the answer says so.
         let expunge_issued = missing || sel.msgs.iter().any(|m| m.gone);
-        let done = move |s: Status| {
-            if expunge_issued {
-                s.with_code(Code::ExpungeIssued)
-            } else {
-                s
-            }
-        };
+        let done = move |text| completed(text, expunge_issued);
         let mailbox = sel.mailbox.id;
         // Only THREAD=REFERENCES needs a header outside the envelope.
         let with_references = references && criteria.is_none();
@@ -130,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     .map(|n| format!(" {n}"))
                     .collect();
                 self.untagged(&format!("SORT{line}"));
-                Ok(done(Status::ok("SORT completed")))
+                Ok(done("SORT completed"))
             }
             None => {
                 let t = if references {
@@ -140,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 };
                 let sp = if t.is_empty() { "" } else { " " };
                 self.untagged(&format!("THREAD{sp}{t}"));
-                Ok(done(Status::ok("THREAD completed")))
+                Ok(done("THREAD completed"))
             }
         }
     }
@@ -158,17 +150,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let (hits, missing) = self.search_hits(keys);
         let sel = self.selected.as_ref().expect("selected");
-        // RFC 5530 §3: messages another session expunged (not announced to
-        // this one yet) could not be searched; the answer says so.
         let expunge_issued = missing || sel.msgs.iter().any(|m| m.gone);
-        let done = move |text: &'static str| {
-            let s = Status::ok(text);
-            if expunge_issued {
-                s.with_code(Code::ExpungeIssued)
-            } else {
-                s
-            }
-        };
+        let done = move |text| completed(text, expunge_issued);
         let completed = done("SEARCH completed");
         let num = |i: usize| if uid { sel.msgs[i].uid.0 } else { i as u32 + 1 };
         // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
@@ -448,5 +431,17 @@ impl SearchContext<'_> {
             K::Or(a, b) => self.matches(i, a) || self.matches(i, b),
             K::And(ks) => ks.iter().all(|k| self.matches(i, k)),
         }
+    }
+}
+
+/// The tagged OK of SEARCH, SORT and THREAD. RFC 5530 §3: when messages
+/// another session expunged (not announced to this one yet) could not be
+/// looked at, the answer says so with EXPUNGEISSUED.
+fn completed(text: &'static str, expunge_issued: bool) -> Status {
+    let s = Status::ok(text);
+    if expunge_issued {
+        s.with_code(Code::ExpungeIssued)
+    } else {
+        s
     }
 }
