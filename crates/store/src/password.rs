@@ -83,42 +83,50 @@ fn cache_key(key: &[u8; 32], address: &str, password: &str, phc: &str) -> [u8; 3
     k
 }
 
-/// [`verify`] through the verified-credentials cache (see
-/// [`set_cache_ttl`]) for `address`.
-pub fn verify_cached(address: &str, password: &str, phc: &str) -> bool {
-    let now = std::time::Instant::now();
-    let key = match CACHE.read() {
-        Ok(guard) => match guard.as_ref() {
-            Some(c) => {
-                let k = cache_key(&c.key, address, password, phc);
-                let hit = c
-                    .entries
-                    .lock()
-                    .map(|e| e.get(&k).is_some_and(|&until| until > now))
-                    .unwrap_or(false);
-                if hit {
-                    return true;
-                }
-                Some(k)
-            }
-            None => None,
-        },
-        Err(_) => None,
-    };
-    let ok = verify(password, phc);
-    if ok
-        && let Some(k) = key
-        && let Ok(guard) = CACHE.read()
-        && let Some(c) = guard.as_ref()
-        && let Ok(mut e) = c.entries.lock()
-    {
+impl CredentialsCache {
+    /// Whether `key` was verified and has not expired at `now`.
+    fn holds(&self, key: &[u8; 32], now: std::time::Instant) -> bool {
+        self.entries
+            .lock()
+            .map(|e| e.get(key).is_some_and(|&until| until > now))
+            .unwrap_or(false)
+    }
+
+    /// Keeps `key` until `now` + ttl; a full cache first drops what has
+    /// expired, then everything.
+    fn remember(&self, key: [u8; 32], now: std::time::Instant) {
+        let Ok(mut e) = self.entries.lock() else {
+            return;
+        };
         if e.len() >= CACHE_MAX {
             e.retain(|_, until| *until > now);
             if e.len() >= CACHE_MAX {
                 e.clear();
             }
         }
-        e.insert(k, now + c.ttl);
+        e.insert(key, now + self.ttl);
+    }
+}
+
+/// `f` on the cache, when it is on.
+fn with_cache<T>(f: impl FnOnce(&CredentialsCache) -> T) -> Option<T> {
+    CACHE.read().ok()?.as_ref().map(f)
+}
+
+/// [`verify`] through the verified-credentials cache (see
+/// [`set_cache_ttl`]) for `address`.
+pub fn verify_cached(address: &str, password: &str, phc: &str) -> bool {
+    let now = std::time::Instant::now();
+    let key = with_cache(|c| {
+        let k = cache_key(&c.key, address, password, phc);
+        (c.holds(&k, now), k)
+    });
+    if let Some((true, _)) = key {
+        return true;
+    }
+    let ok = verify(password, phc);
+    if ok && let Some((_, k)) = key {
+        with_cache(|c| c.remember(k, now));
     }
     ok
 }
