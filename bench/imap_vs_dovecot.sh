@@ -60,12 +60,7 @@ export IDLE_CONCURRENCY MIN_AVAIL_MB
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot must start as root)"
 
 # ---------------------------------------------------------------- setup ----
-if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ] || [ ! -x /usr/lib/dovecot/lmtp ]; then
-  log "installing dovecot-imapd dovecot-lmtpd"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-lmtpd >/dev/null
-fi
-command -v python3 >/dev/null || die "python3 is needed"
+need_dovecot imap:dovecot-imapd lmtp:dovecot-lmtpd
 
 POSTAMT=$BIN_DIR/postamt
 FILL=$BIN_DIR/bench_fill

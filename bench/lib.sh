@@ -46,6 +46,23 @@ stop_dovecot_instance() {
   return 0
 }
 
+# need_dovecot PROG:PACKAGE …: installs the Debian packages whose
+# /usr/lib/dovecot/PROG is missing (and python3, which every bench needs).
+need_dovecot() {
+  local missing=() pair
+  for pair in "$@"; do
+    if ! command -v dovecot >/dev/null || [ ! -x "/usr/lib/dovecot/${pair%%:*}" ]; then
+      missing+=("${pair#*:}")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v python3 >/dev/null || die "python3 is needed"
+}
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 rss_detail() { awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ {printf "%s %s kB  ", $1, $2}' "/proc/$1/status"; echo; }
 

@@ -37,12 +37,7 @@ MAIL_GID=nogroup
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot must start as root)"
 
 # ---------------------------------------------------------------- setup ----
-if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/pop3 ]; then
-  log "installing dovecot-pop3d"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-pop3d >/dev/null
-fi
-command -v python3 >/dev/null || die "python3 is needed"
+need_dovecot pop3:dovecot-pop3d
 
 # 1000 idle connections + the server's own fds.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then

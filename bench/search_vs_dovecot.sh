@@ -48,12 +48,7 @@ MAIL_GID=nogroup
 . "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot must start as root)"
-if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
-  log "installing dovecot-imapd"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
-fi
-command -v python3 >/dev/null || die "python3 is needed"
+need_dovecot imap:dovecot-imapd
 POSTAMT=$BIN_DIR/postamt
 [ -x "$POSTAMT" ] || die "missing $POSTAMT (cargo build --release --bins -p postamt, or set BIN_DIR)"
 
