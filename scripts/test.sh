@@ -69,7 +69,15 @@ if cargo fmt --version >/dev/null 2>&1; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# Doc-tests are skipped: the docs hold no runnable examples.
-cargo test --workspace --all-features --locked --lib --bins --tests 2>&1 | tee "$log"
+# Doc-tests are skipped: the docs hold no runnable examples. Every test
+# bounds its own waits; the timeout is the last guard, so a hang fails the
+# run with a message instead of running until CI's limit (the suite takes
+# about 5 minutes on 2 cores, the build included).
+status=0
+timeout -k 30 1800 cargo test --workspace --all-features --locked --lib --bins --tests 2>&1 | tee "$log" || status=$?
+if [ "$status" = 124 ]; then
+  echo "the test suite did not finish within 30 minutes: a test hangs (the last 'running' line above names it)"
+fi
+[ "$status" = 0 ] || exit "$status"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -711,6 +711,49 @@ impl Session {
     }
 }
 
+/// A barrier that counts a session as arrived when its guard drops, on a
+/// panic too, and whose wait is bounded: one failing session must never
+/// leave the others waiting (std's `Barrier` would, and did, until CI's
+/// time ran out).
+struct Rendezvous {
+    state: std::sync::Mutex<(usize, bool)>,
+    cv: std::sync::Condvar,
+}
+
+struct Arrival<'a>(&'a Rendezvous);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 = st.0.saturating_sub(1);
+        st.1 |= std::thread::panicking();
+        self.0.cv.notify_all();
+    }
+}
+
+impl Rendezvous {
+    fn new(n: usize) -> Rendezvous {
+        Rendezvous {
+            state: std::sync::Mutex::new((n, false)),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    fn arrival(&self) -> Arrival<'_> {
+        Arrival(self)
+    }
+
+    /// True when every session arrived without a panic within `limit`.
+    fn wait(&self, limit: Duration) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (st, _) = self
+            .cv
+            .wait_timeout_while(st, limit, |st| st.0 > 0 && !st.1)
+            .unwrap_or_else(|e| e.into_inner());
+        st.0 == 0 && !st.1
+    }
+}
+
 /// The UIDs of a sequence set with no `*`.
 fn expand(set: &str) -> Vec<u32> {
     let mut out = Vec::new();
@@ -757,7 +800,7 @@ fn rfc9051_sessions_stay_consistent_under_concurrent_changes() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(400);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let barrier = std::sync::Arc::new(Rendezvous::new(8));
     let recent = Recent::default();
     let threads: Vec<_> = (0..8u64)
         .map(|i| {
@@ -786,6 +829,9 @@ fn rfc9051_sessions_stay_consistent_under_concurrent_changes() {
                     }
                     _ => {}
                 }
+                // Counts this session as arrived even when it panics, so
+                // the others never wait for it.
+                let arrived = barrier.arrival();
                 s.select(MAILBOXES[(i % 2) as usize]);
                 let mut done = 0;
                 for n in 0..ops {
@@ -799,7 +845,10 @@ fn rfc9051_sessions_stay_consistent_under_concurrent_changes() {
                 // others change the mailbox, a FETCH may leave out what
                 // they expunged, RFC 2180 §4.1): the view equals the
                 // server's listing.
-                barrier.wait();
+                drop(arrived);
+                if !barrier.wait(Duration::from_secs(90)) {
+                    s.fail("another session failed or never finished");
+                }
                 s.ok("NOOP");
                 let listing = s.ok("UID FETCH 1:* (UID)");
                 let v = s.view.as_ref().unwrap();
