@@ -280,6 +280,31 @@ pub struct Delivered {
     pub uidvalidity: UidValidity,
 }
 
+/// A mailbox and what changed in it since a MODSEQ, read at one moment
+/// ([`crate::Messages::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxChanges {
+    pub mailbox: Mailbox,
+    /// Messages changed or added since (all of them since `ModSeq(0)`).
+    pub changed: Vec<MessageSummary>,
+    /// UIDs expunged since; `None` for `ModSeq(0)` (then every message not
+    /// in `changed` is gone).
+    pub expunged: Option<Vec<Uid>>,
+}
+
+/// What the full-text index says about a SEARCH BODY or TEXT needle in a
+/// mailbox (RFC 9051 §6.4.4: a case-insensitive substring).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TextMatches {
+    /// Messages that contain it, exactly as a scan would find (UID order).
+    pub certain: Vec<Uid>,
+    /// Messages the index cannot answer for (content not indexed yet, the
+    /// fields delivery put in front, a needle too long for an exact
+    /// phrase): the caller reads and checks them (UID order). Every other
+    /// message does not contain it.
+    pub unsure: Vec<Uid>,
+}
+
 /// An event of the change feed. Live sessions (IMAP IDLE, NOOP) subscribe to
 /// it with [`crate::Coordination::watch`]. Events are published after the
 /// commit that made them durable.

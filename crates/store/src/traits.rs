@@ -160,19 +160,19 @@ pub trait Messages: Send + Sync + 'static {
     fn message_meta(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageMeta>> {
         Ok(self.message_metas(mailbox, &[uid])?.pop().map(|(_, m)| m))
     }
-    /// The messages of `mailbox` whose text may contain `needle`
-    /// (case-insensitively): for SEARCH BODY the text of the body parts,
-    /// with `headers_too` (TEXT) the header fields as well, as
-    /// `postamt_wire::search::extract` gives them. A superset, in UID
-    /// order, that the caller checks; `None`: the backend cannot narrow
-    /// (no index, or a needle too short for it) and every message is a
-    /// candidate.
-    fn text_candidates(
+    /// The messages of `mailbox` whose text contains `needle`
+    /// (case-insensitively, as `str::to_lowercase` folds): for SEARCH BODY
+    /// the text of the body parts, with `headers_too` (TEXT) the header
+    /// fields as well, as `postamt_wire::search::extract` gives them — those
+    /// the index is sure of, and those the caller must check. `None`: the
+    /// backend cannot narrow (no index, or a needle too short for it) and
+    /// every message must be checked.
+    fn text_matches(
         &self,
         _mailbox: MailboxId,
         _needle: &str,
         _headers_too: bool,
-    ) -> Result<Option<Vec<Uid>>> {
+    ) -> Result<Option<TextMatches>> {
         Ok(None)
     }
     /// The kept SEARCH header values of the messages of `mailbox` with a
@@ -211,6 +211,11 @@ pub trait Messages: Send + Sync + 'static {
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;
     /// UIDs expunged with a MODSEQ above `since`, ascending.
     fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>>;
+    /// The mailbox now, [`Messages::messages`] since `since` and (unless
+    /// `since` is `ModSeq(0)`) [`Messages::expunged_since`], all read at one
+    /// moment: a message is never both changed and expunged in the answer.
+    /// `None`: the mailbox is gone.
+    fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Option<MailboxChanges>>;
     /// Copies messages (sharing their content) into `to`, keeping flags,
     /// keywords and internal date; with `expunge_source` they are removed
     /// from `from` in the same transaction (IMAP MOVE, RFC 6851). Returns

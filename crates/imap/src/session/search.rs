@@ -29,17 +29,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         } else {
             Default::default()
         };
-        // BODY and TEXT: the full-text index names the messages that may
-        // match; only those are read and checked.
+        // BODY and TEXT: the full-text index names the messages that
+        // match and those it cannot answer for; only those are read and
+        // checked.
         let mut needles = Vec::new();
         text_keys(keys, &mut needles);
-        let mut candidates = std::collections::HashMap::new();
+        let mut candidates = Vec::new();
         for (needle, headers_too) in needles {
-            if let Ok(Some(uids)) =
-                self.store
-                    .read_text_candidates(sel.mailbox.id, &needle, headers_too)
+            if let Ok(Some(m)) = self
+                .store
+                .read_text_matches(sel.mailbox.id, &needle, headers_too)
             {
-                candidates.insert((needle, headers_too), uids);
+                candidates.push((needle, headers_too, m));
             }
         }
         let mut ctx = SearchContext {
@@ -256,9 +257,9 @@ struct SearchContext<'a> {
     text: Option<crate::search_text::SearchText>,
     /// Kept header values by UID (UID order), when the search needs them.
     kept: &'a [(Uid, Option<postamt_store::SearchHeaders>)],
-    /// For a BODY or TEXT needle (and whether TEXT): the only messages
-    /// that may match it (UID order), from the full-text index.
-    candidates: &'a std::collections::HashMap<(String, bool), Vec<Uid>>,
+    /// For a BODY or TEXT needle (and whether TEXT): what the full-text
+    /// index says (a few keys: looked up by a walk).
+    candidates: &'a [(String, bool, postamt_store::TextMatches)],
     /// A message was gone from the store when it was read (expunged by
     /// another session, not yet announced to this one).
     missing: bool,
@@ -414,13 +415,14 @@ impl SearchContext<'_> {
                 None => false,
             },
             K::Body(s) | K::Text(s)
-                if self
+                if let Some((_, _, index)) = self
                     .candidates
-                    .get(&(s.clone(), matches!(key, K::Text(_))))
-                    .is_some_and(|c| c.binary_search(&m.uid).is_err()) =>
+                    .iter()
+                    .find(|(n, text, _)| n == s && *text == matches!(key, K::Text(_)))
+                    && index.unsure.binary_search(&m.uid).is_err() =>
             {
-                // Not a candidate: the index says it does not contain it.
-                false
+                // The index answers for this message.
+                index.certain.binary_search(&m.uid).is_ok()
             }
             K::Body(s) => contains_ci(&self.search_text(i).body, s),
             K::Text(s) => {

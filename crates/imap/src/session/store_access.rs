@@ -21,8 +21,8 @@ use std::sync::Arc;
 use postamt_server::blocking::read_inline;
 use postamt_store::{
     Account, AccountId, AccountSignal, Delivered, Delivery, FlagOp, FlagUpdate, Flags, Mailbox,
-    MailboxId, MailboxStatus, MessageSummary, ModSeq, Result, SharedStore, SpecialUse,
-    StoredEnvelope, Uid, blocking, meta::MessageMeta,
+    MailboxChanges, MailboxId, MailboxStatus, MessageSummary, ModSeq, Result, SharedStore,
+    SpecialUse, StoredEnvelope, Uid, blocking, meta::MessageMeta,
 };
 use postamt_wire::Secret;
 use tokio::sync::watch;
@@ -35,17 +35,6 @@ pub(super) struct StoreAccess<'a> {
     store: &'a SharedStore,
     /// Listings of big mailboxes shared by all sessions (`SELECT`).
     listings: &'a ListingCache,
-}
-
-/// What a sync of the view reads: the mailbox as it is now, and what
-/// changed since the view's MODSEQ.
-pub(super) struct ViewChanges {
-    pub(super) mailbox: Mailbox,
-    /// Messages changed or added since (all messages for a full re-read).
-    pub(super) changed: Vec<MessageSummary>,
-    /// UIDs expunged since; `None` for a full re-read (then every message
-    /// of the view not in `changed` is gone).
-    pub(super) expunged: Option<Vec<Uid>>,
 }
 
 /// Which parts of the messages one FETCH chunk needs.
@@ -158,37 +147,20 @@ impl<'a> StoreAccess<'a> {
         mailbox: MailboxId,
         since: u64,
         full: bool,
-    ) -> Result<Option<ViewChanges>> {
-        read_inline(|| {
-            let Some(now) = self.store.mailbox_by_id(mailbox)? else {
-                return Ok(None);
-            };
-            let (changed, expunged) = if full {
-                (self.store.messages(mailbox, ModSeq(0))?, None)
-            } else {
-                let since = ModSeq(since);
-                let changed = self.store.messages(mailbox, since)?;
-                (changed, Some(self.store.expunged_since(mailbox, since)?))
-            };
-            Ok(Some(ViewChanges {
-                mailbox: now,
-                changed,
-                expunged,
-            }))
-        })
+    ) -> Result<Option<MailboxChanges>> {
+        let since = if full { ModSeq(0) } else { ModSeq(since) };
+        read_inline(|| self.store.changes_since(mailbox, since))
     }
 
-    /// One message's metadata, and its content if `with_content` (SEARCH
-    /// keys on headers and text, THREAD=REFERENCES).
-    /// The messages that may contain `needle` (the full-text index), or
-    /// `None`: every message may.
-    pub(super) fn read_text_candidates(
+    /// The messages that contain `needle` and those to check (the
+    /// full-text index), or `None`: every message must be checked.
+    pub(super) fn read_text_matches(
         &self,
         mailbox: MailboxId,
         needle: &str,
         headers_too: bool,
-    ) -> Result<Option<Vec<Uid>>> {
-        read_inline(|| self.store.text_candidates(mailbox, needle, headers_too))
+    ) -> Result<Option<postamt_store::TextMatches>> {
+        read_inline(|| self.store.text_matches(mailbox, needle, headers_too))
     }
 
     /// The kept SEARCH header values of the mailbox's messages, by UID.

@@ -16,11 +16,11 @@ use postamt_store::{AccountSignal, Flags, Mailbox, MessageSummary, Uid};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::flags::flag_names;
-use super::store_access::ViewChanges;
 use super::{Reply, Session};
 use crate::command;
 use crate::sequence::SequenceSet;
 use crate::status::{Code, Status};
+use postamt_store::MailboxChanges;
 
 /// Memory of big views from sessions that ended, reused by the next big
 /// SELECT: a 100,000-message view is megabytes, and fresh pages must be
@@ -461,7 +461,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let Ok(changes) = self.store.read_changes(id, sel.modseq, sel.full) else {
             return;
         };
-        let Some(ViewChanges {
+        let Some(MailboxChanges {
             mailbox: mb,
             changed,
             expunged: gone_uids,
@@ -499,7 +499,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     .collect()
             }
         };
-        for uid in removed {
+        // New messages are those above the view's last UID before any
+        // removal: a message this sync removes is never taken for a new
+        // one.
+        let max = sel.max_uid();
+        for &uid in &removed {
             if let Some(i) = find(&sel.msgs, uid) {
                 sel.msgs[i].gone = true;
             }
@@ -518,7 +522,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
         }
         // Changed flags, and new messages.
-        let max = sel.max_uid();
         let mut flag_changes = Vec::new();
         let mut new = Vec::new();
         let mut new_keywords = false;

@@ -201,6 +201,52 @@ pub fn expunge_log_serves_qresync(store: Arc<dyn Store>) {
     assert!(store.expunged_since(d[0].mailbox, now).unwrap().is_empty());
 }
 
+/// `changes_since` reads at one moment while another thread delivers and
+/// expunges: no message is both changed and expunged, no MODSEQ is above
+/// the mailbox's HIGHESTMODSEQ, no UID at or above its UIDNEXT.
+pub fn changes_since_is_one_snapshot(store: Arc<dyn Store>) {
+    let a = setup(&*store);
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
+    let since = inbox.highestmodseq;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let d = deliver_one(&*store, a.id, &format!("m{i}"));
+                store.expunge(d.mailbox, &[d.uid]).unwrap();
+            }
+        })
+    };
+    for _ in 0..200 {
+        let c = store.changes_since(inbox.id, since).unwrap().unwrap();
+        let expunged = c.expunged.unwrap();
+        for m in &c.changed {
+            assert!(
+                expunged.binary_search(&m.uid).is_err(),
+                "UID {} both changed and expunged",
+                m.uid.0
+            );
+            assert!(m.modseq <= c.mailbox.highestmodseq);
+            assert!(m.uid < c.mailbox.uidnext);
+        }
+        assert!(expunged.iter().all(|u| *u < c.mailbox.uidnext));
+        let all = store.changes_since(inbox.id, ModSeq(0)).unwrap().unwrap();
+        assert!(all.expunged.is_none());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        store
+            .changes_since(MailboxId(i64::MAX), since)
+            .unwrap()
+            .is_none()
+    );
+}
+
 pub fn changes_since_a_modseq(store: Arc<dyn Store>) {
     let a = setup(&*store);
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();

@@ -35,7 +35,7 @@ macro_rules! store_conformance_tests {
             messages: delivery_shares_content_and_keeps_prefixes,
                 uids_ascend_and_are_never_reused, flags_and_modseq,
                 conditional_store_refuses_changed_messages, expunge_log_serves_qresync,
-                changes_since_a_modseq, quota_usage_is_kept_current,
+                changes_since_a_modseq, changes_since_is_one_snapshot, quota_usage_is_kept_current,
                 over_quota_fails_whole_delivery, meta_offsets_include_prefix,
                 metas_in_bulk_match_one_by_one, concurrent_deliveries_get_distinct_uids,
                 accept_delivers_and_queues_atomically, deliver_many_is_all_or_nothing,

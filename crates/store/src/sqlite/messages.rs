@@ -117,35 +117,37 @@ impl Messages for SqliteStore {
     }
 
     fn messages(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>> {
-        // Two statements, for their query plans: the whole mailbox is a
-        // range of the primary key, already in UID order (an IMAP SELECT);
-        // what changed since a MODSEQ is a range of `messages_by_modseq`,
-        // sorted afterwards (a session catching up). One statement for
-        // both takes the index every time (SQLite plans it without knowing
-        // `since`), and listing 100,000 messages took 45 ms instead of
-        // 10-12 (the statement alone, release build).
+        self.read(|c| summaries(c, mailbox, since))
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Option<MailboxChanges>> {
+        // One read transaction: one snapshot for the three reads. Read one
+        // by one, a message added and expunged in between would be listed
+        // as changed *and* as expunged, and a session would announce it
+        // twice (found by the concurrency test).
         self.read(|c| {
-            if since == ModSeq(0) {
-                let mut s = c
-                    .prepare_cached(
-                        "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
-                         WHERE mailbox_id = ?1 ORDER BY uid",
-                    )
-                    .map_err(backend)?;
-                return s
-                    .query_map([mailbox.0], summary_from_row)
-                    .and_then(|rows| rows.collect())
-                    .map_err(backend);
-            }
-            let mut s = c
-                .prepare_cached(
-                    "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
-                     WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-                )
-                .map_err(backend)?;
-            s.query_map(params![mailbox.0, since.0 as i64], summary_from_row)
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
+            c.execute_batch("BEGIN").map_err(backend)?;
+            let read = || -> Result<Option<MailboxChanges>> {
+                let now = match super::mailboxes::mailbox_by_id(c, mailbox) {
+                    Ok(m) => m,
+                    Err(StoreError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let changed = summaries(c, mailbox, since)?;
+                let expunged = if since == ModSeq(0) {
+                    None
+                } else {
+                    Some(expunged_uids(c, mailbox, since)?)
+                };
+                Ok(Some(MailboxChanges {
+                    mailbox: now,
+                    changed,
+                    expunged,
+                }))
+            };
+            let out = read();
+            c.execute_batch("COMMIT").map_err(backend)?;
+            out
         })
     }
 
@@ -186,39 +188,39 @@ impl Messages for SqliteStore {
         })
     }
 
-    fn text_candidates(
+    fn text_matches(
         &self,
         mailbox: MailboxId,
         needle: &str,
         headers_too: bool,
-    ) -> Result<Option<Vec<Uid>>> {
-        let Some(query) = super::search::fts_query(needle, headers_too) else {
+    ) -> Result<Option<TextMatches>> {
+        let Some((query, exact)) = super::search::fts_query(needle, headers_too) else {
             return Ok(None);
         };
         self.read(|c| {
-            let mut uids: Vec<Uid> = Vec::new();
-            let mut collect = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<()> {
+            let uids = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<Uid>> {
                 let mut s = c.prepare_cached(sql).map_err(backend)?;
                 let rows = s
                     .query_map(p, |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
                     .map_err(backend)?;
-                for u in rows {
-                    uids.push(u.map_err(backend)?);
-                }
-                Ok(())
+                rows.collect::<rusqlite::Result<Vec<Uid>>>()
+                    .map_err(backend)
             };
-            // What the index says (by content, then its messages here).
-            collect(
+            // What the index says (by content, then its messages here), for
+            // content marked indexed: a row of content not marked may be
+            // an earlier content's under the same id (search.rs).
+            let mut found = uids(
                 "SELECT m.uid FROM messages m
                  WHERE m.blob_id IN (SELECT rowid FROM s.fts WHERE fts MATCH ?2)
+                   AND m.blob_id NOT IN (SELECT id FROM blobs WHERE indexed = 0)
                    AND m.mailbox_id = ?1",
                 &[&mailbox.0, &query],
             )?;
-            // Content the indexer has not reached yet: a candidate.
+            // Content the indexer has not reached yet: to be checked.
             // (The few unindexed contents first, by their partial index, then
             // their messages by `messages_by_blob`: not a pass over the
             // whole mailbox.)
-            collect(
+            let mut unsure = uids(
                 "SELECT m.uid FROM messages m
                  WHERE m.blob_id IN (SELECT id FROM blobs WHERE indexed = 0)
                    AND m.mailbox_id = ?1",
@@ -226,16 +228,27 @@ impl Messages for SqliteStore {
             )?;
             if headers_too {
                 // TEXT also looks at the fields delivery put in front of
-                // each message (Return-Path, Delivered-To): not indexed.
-                collect(
+                // each message (Return-Path, Delivered-To): not indexed,
+                // and SQLite's lower() folds ASCII only, so a match here is
+                // checked.
+                unsure.extend(uids(
                     "SELECT uid FROM messages WHERE mailbox_id = ?1 AND length(prefix) > 0
                        AND instr(lower(CAST(prefix AS TEXT)), ?2) > 0",
                     &[&mailbox.0, &needle.to_lowercase()],
-                )?;
+                )?);
             }
-            uids.sort_unstable();
-            uids.dedup();
-            Ok(Some(uids))
+            found.sort_unstable();
+            if !exact {
+                // The phrase was the needle's beginning: only candidates.
+                unsure.append(&mut found);
+            }
+            unsure.sort_unstable();
+            unsure.dedup();
+            unsure.retain(|u| found.binary_search(u).is_err());
+            Ok(Some(TextMatches {
+                certain: found,
+                unsure,
+            }))
         })
     }
 
@@ -511,19 +524,55 @@ impl Messages for SqliteStore {
     }
 
     fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
-        self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-                )
-                .map_err(backend)?;
-            s.query_map(params![mailbox.0, since.0 as i64], |r| {
-                Ok(Uid(r.get::<_, i64>(0)? as u32))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(backend)
-        })
+        self.read(|c| expunged_uids(c, mailbox, since))
     }
+}
+
+/// The messages of `mailbox` changed or added after `since` (all with
+/// `ModSeq(0)`), by UID.
+fn summaries(c: &Connection, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>> {
+    // Two statements, for their query plans: the whole mailbox is a
+    // range of the primary key, already in UID order (an IMAP SELECT);
+    // what changed since a MODSEQ is a range of `messages_by_modseq`,
+    // sorted afterwards (a session catching up). One statement for
+    // both takes the index every time (SQLite plans it without knowing
+    // `since`), and listing 100,000 messages took 45 ms instead of
+    // 10-12 (the statement alone, release build).
+    if since == ModSeq(0) {
+        let mut s = c
+            .prepare_cached(
+                "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+                 WHERE mailbox_id = ?1 ORDER BY uid",
+            )
+            .map_err(backend)?;
+        return s
+            .query_map([mailbox.0], summary_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(backend);
+    }
+    let mut s = c
+        .prepare_cached(
+            "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+             WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        )
+        .map_err(backend)?;
+    s.query_map(params![mailbox.0, since.0 as i64], summary_from_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+/// UIDs of `mailbox` expunged after `since`, ascending.
+fn expunged_uids(c: &Connection, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        )
+        .map_err(backend)?;
+    s.query_map(params![mailbox.0, since.0 as i64], |r| {
+        Ok(Uid(r.get::<_, i64>(0)? as u32))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
 }
 
 /// The `\Recent` mark of the mailbox and its UIDNEXT.
