@@ -38,9 +38,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         for (needle, headers_too) in needles {
             if let Ok(Some(m)) = self
                 .store
-                .read_text_matches(sel.mailbox.id, &needle, headers_too)
+                .read_text_matches(sel.mailbox.id, needle, headers_too)
             {
-                candidates.push((needle, headers_too, m));
+                candidates.push((needle, answers(&sel.msgs, &m)));
             }
         }
         let mut ctx = SearchContext {
@@ -53,6 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             kept: &kept,
             candidates: &candidates,
             missing: false,
+            now: postamt_wire::time::unix_now() as i64,
         };
         for i in 0..sel.msgs.len() {
             if sel.msgs[i].gone {
@@ -248,6 +249,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 /// Evaluates SEARCH keys for one message, loading its metadata and
 /// content only when a key needs them.
 struct SearchContext<'a> {
+    /// The time the search started (OLDER, YOUNGER: one clock for all).
+    now: i64,
     store: StoreAccess<'a>,
     mailbox: postamt_store::MailboxId,
     msgs: &'a [Msg],
@@ -257,20 +260,48 @@ struct SearchContext<'a> {
     text: Option<crate::search_text::SearchText>,
     /// Kept header values by UID (UID order), when the search needs them.
     kept: &'a [(Uid, Option<postamt_store::SearchHeaders>)],
-    /// For a BODY or TEXT needle (and whether TEXT): what the full-text
-    /// index says (a few keys: looked up by a walk).
-    candidates: &'a [(String, bool, postamt_store::TextMatches)],
+    /// For a BODY or TEXT key (its needle, by identity): what the
+    /// full-text index says of each message of the view.
+    candidates: &'a [(&'a String, Vec<Answer>)],
     /// A message was gone from the store when it was read (expunged by
     /// another session, not yet announced to this one).
     missing: bool,
 }
 
+/// What the full-text index says of one message for one needle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    /// Not indexed (or not exactly): read and check.
+    Check,
+}
+
+/// The index's answers for each message of the view (both in UID order:
+/// one merge).
+fn answers(msgs: &[Msg], m: &postamt_store::TextMatches) -> Vec<Answer> {
+    let (mut c, mut u) = (m.certain.iter().peekable(), m.unsure.iter().peekable());
+    msgs.iter()
+        .map(|msg| {
+            while c.next_if(|&&x| x < msg.uid).is_some() {}
+            while u.next_if(|&&x| x < msg.uid).is_some() {}
+            if u.peek() == Some(&&msg.uid) {
+                Answer::Check
+            } else if c.peek() == Some(&&msg.uid) {
+                Answer::Yes
+            } else {
+                Answer::No
+            }
+        })
+        .collect()
+}
+
 /// The BODY and TEXT needles of `keys` (at any depth), with whether TEXT.
-fn text_keys(keys: &[SearchKey], out: &mut Vec<(String, bool)>) {
+fn text_keys<'k>(keys: &'k [SearchKey], out: &mut Vec<(&'k String, bool)>) {
     for k in keys {
         match k {
-            SearchKey::Body(s) => out.push((s.clone(), false)),
-            SearchKey::Text(s) => out.push((s.clone(), true)),
+            SearchKey::Body(s) => out.push((s, false)),
+            SearchKey::Text(s) => out.push((s, true)),
             SearchKey::Not(k) => text_keys(std::slice::from_ref(k), out),
             SearchKey::Or(a, b) => {
                 text_keys(std::slice::from_ref(a), out);
@@ -364,9 +395,9 @@ impl SearchContext<'_> {
     fn matches(&mut self, i: usize, key: &SearchKey) -> bool {
         use SearchKey as K;
         let m = &self.msgs[i];
-        let max_uid = self.msgs.last().map_or(0, |m| m.uid.0);
+        let max_uid = || self.msgs.last().map_or(0, |m| m.uid.0);
         let day = m.internaldate.div_euclid(86400);
-        let now = postamt_wire::time::unix_now() as i64;
+        let now = self.now;
         match key {
             K::All => true,
             K::Answered => m.flags.contains(Flags::ANSWERED),
@@ -393,7 +424,7 @@ impl SearchContext<'_> {
             K::SentOn(d) => self.sent_day(i).is_some_and(|s| s == *d),
             K::SentSince(d) => self.sent_day(i).is_some_and(|s| s >= *d),
             K::Uid(set) | K::Seq(set) if set.is_saved() => self.saved.contains(&m.uid),
-            K::Uid(set) => set.contains(m.uid.0, max_uid),
+            K::Uid(set) => set.contains(m.uid.0, max_uid()),
             K::Seq(set) => set.contains(i as u32 + 1, self.msgs.len() as u32),
             K::ModSeq(n) => m.modseq >= *n,
             K::Older(secs) => m.internaldate < now - *secs as i64,
@@ -415,14 +446,12 @@ impl SearchContext<'_> {
                 None => false,
             },
             K::Body(s) | K::Text(s)
-                if let Some((_, _, index)) = self
-                    .candidates
-                    .iter()
-                    .find(|(n, text, _)| n == s && *text == matches!(key, K::Text(_)))
-                    && index.unsure.binary_search(&m.uid).is_err() =>
+                if let Some((_, answers)) =
+                    self.candidates.iter().find(|(n, _)| std::ptr::eq(*n, s))
+                    && answers[i] != Answer::Check =>
             {
                 // The index answers for this message.
-                index.certain.binary_search(&m.uid).is_ok()
+                answers[i] == Answer::Yes
             }
             K::Body(s) => contains_ci(&self.search_text(i).body, s),
             K::Text(s) => {

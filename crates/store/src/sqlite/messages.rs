@@ -206,16 +206,62 @@ impl Messages for SqliteStore {
                 rows.collect::<rusqlite::Result<Vec<Uid>>>()
                     .map_err(backend)
             };
-            // What the index says (by content, then its messages here), for
-            // content marked indexed: a row of content not marked may be
-            // an earlier content's under the same id (search.rs).
-            let mut found = uids(
-                "SELECT m.uid FROM messages m
-                 WHERE m.blob_id IN (SELECT rowid FROM s.fts WHERE fts MATCH ?2)
-                   AND m.blob_id NOT IN (SELECT id FROM blobs WHERE indexed = 0)
-                   AND m.mailbox_id = ?1",
-                &[&mailbox.0, &query],
-            )?;
+            // What the index says (content ids, ascending), for content
+            // marked indexed: a row of content not marked may be an
+            // earlier content's under the same id (search.rs).
+            let ids = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<i64>> {
+                let mut s = c.prepare_cached(sql).map_err(backend)?;
+                let rows = s.query_map(p, |r| r.get::<_, i64>(0)).map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<i64>>>()
+                    .map_err(backend)
+            };
+            let mut hits = ids("SELECT rowid FROM s.fts WHERE fts MATCH ?1", &[&query])?;
+            let unindexed = ids("SELECT id FROM blobs WHERE indexed = 0 ORDER BY id", &[])?;
+            hits.sort_unstable();
+            hits.retain(|id| unindexed.binary_search(id).is_err());
+            // Their messages here: a lookup per content while there are
+            // few (the time grows with the matches), one pass over the
+            // mailbox's listing when there are many (a lookup each for
+            // 50,000 contents cost more than the pass over 100,000).
+            let mut found = Vec::new();
+            if hits.len() <= MAX_LOOKUPS {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT uid FROM messages WHERE blob_id = ?1 AND mailbox_id = ?2",
+                    )
+                    .map_err(backend)?;
+                for id in hits {
+                    let rows = s
+                        .query_map(params![id, mailbox.0], |r| r.get::<_, i64>(0))
+                        .map_err(backend)?;
+                    for u in rows {
+                        found.push(Uid(u.map_err(backend)? as u32));
+                    }
+                }
+            } else {
+                let mut s = c
+                    .prepare_cached("SELECT uid, blob_id FROM messages WHERE mailbox_id = ?1")
+                    .map_err(backend)?;
+                // The contents as a bit set over their id range.
+                let (lo, hi) = (hits[0], hits[hits.len() - 1]);
+                let mut bits = vec![0u64; ((hi - lo) / 64 + 1) as usize];
+                for id in &hits {
+                    let k = (id - lo) as usize;
+                    bits[k / 64] |= 1 << (k % 64);
+                }
+                let named = |id: i64| {
+                    (lo..=hi).contains(&id) && {
+                        let k = (id - lo) as usize;
+                        bits[k / 64] & (1 << (k % 64)) != 0
+                    }
+                };
+                let mut rows = s.query([mailbox.0]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    if named(r.get(1).map_err(backend)?) {
+                        found.push(Uid(r.get::<_, i64>(0).map_err(backend)? as u32));
+                    }
+                }
+            }
             // Content the indexer has not reached yet: to be checked.
             // (The few unindexed contents first, by their partial index, then
             // their messages by `messages_by_blob`: not a pass over the
@@ -527,6 +573,14 @@ impl Messages for SqliteStore {
         self.read(|c| expunged_uids(c, mailbox, since))
     }
 }
+
+/// Contents the index names up to which their messages are looked up one
+/// by one; above, the mailbox's listing is read once (`text_matches`).
+/// Small in unit tests, so that they take both ways.
+#[cfg(not(test))]
+const MAX_LOOKUPS: usize = 4096;
+#[cfg(test)]
+const MAX_LOOKUPS: usize = 1;
 
 /// The messages of `mailbox` changed or added after `since` (all with
 /// `ModSeq(0)`), by UID.

@@ -361,6 +361,11 @@ mod tests {
         let mut index = open_index(&s);
         while s.index_batch(&mut index).unwrap() > 0 {}
         assert_eq!(ask("CAFETERIA", false), m(vec![plain], vec![]));
+        // Several contents: the pass over the listing (one: lookups).
+        assert_eq!(
+            ask("SUBJECT: ", true),
+            m(vec![plain, bounce, unicode], vec![])
+        );
         assert_eq!(ask("teria opens at", false), m(vec![plain], vec![]));
         assert_eq!(ask("teria  opens", false), m(vec![], vec![]), "a phrase");
         assert_eq!(ask("returned text", false), m(vec![bounce], vec![]));
