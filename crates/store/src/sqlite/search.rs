@@ -202,6 +202,68 @@ impl SqliteStore {
         Ok(n)
     }
 
+    /// Keeps the SEARCH header values (`search_headers`, schema 10) of up
+    /// to one batch of contents stored before they were kept, from content
+    /// id `after` on; the last id looked at, `None` when there are no more.
+    /// Until then a SEARCH FROM/TO/CC/BCC/SUBJECT reads such a message
+    /// (the same answer, slower).
+    pub(super) fn backfill_search_headers(&self, after: i64) -> Result<Option<i64>> {
+        type Row = (i64, Vec<u8>, Option<String>);
+        let rows: Vec<Row> = self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    // The ids from `messages_by_blob` (small entries), not
+                    // from a walk of `blobs` (whose rows carry the content).
+                    "SELECT b.id, b.data, b.file FROM blobs b WHERE b.id IN (
+                         SELECT DISTINCT m.blob_id FROM messages m
+                         WHERE m.blob_id > ?1
+                           AND NOT EXISTS (SELECT 1 FROM search_headers h WHERE h.blob_id = m.blob_id)
+                         ORDER BY m.blob_id LIMIT ?2)
+                     ORDER BY b.id",
+                )
+                .map_err(backend)?;
+            s.query_map(params![after, BATCH as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(backend)
+        })?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            return Ok(None);
+        };
+        let mut kept = Vec::with_capacity(rows.len());
+        let mut content = Vec::new();
+        for (id, data, file) in rows {
+            content.clear();
+            content.extend_from_slice(&data);
+            if let Some(f) = &file
+                && self.files.read_into(f, &mut content).is_err()
+            {
+                continue; // gone meanwhile
+            }
+            kept.push((id, data, file, crate::SearchHeaders::of(&content)));
+        }
+        self.write(move |c| {
+            // Only if the id still holds that content (see `index_batch`).
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO search_headers(blob_id, subject, from_, to_, cc, bcc)
+                     SELECT ?1, ?4, ?5, ?6, ?7, ?8 FROM blobs
+                     WHERE id = ?1 AND data IS ?2 AND file IS ?3",
+                )
+                .map_err(backend)?;
+            for (id, data, file, h) in kept {
+                insert
+                    .execute(params![
+                        id, data, file, h.subject, h.from, h.to, h.cc, h.bcc
+                    ])
+                    .map_err(backend)?;
+            }
+            Ok(((), Vec::new()))
+        })?;
+        Ok(Some(last))
+    }
+
     /// Removes the index rows of content that is gone (expunged); how many.
     /// Only the indexer writes the index, so a row found stale here is
     /// still the old text when it is deleted, even if its id has been
@@ -261,6 +323,9 @@ fn indexer(store: Weak<SqliteStore>, path: &Path) {
     // that was.
     let mut removed = false;
     let mut pruned = std::time::Instant::now();
+    // Header values of contents stored before they were kept: filled in
+    // once per start, when there is nothing to index.
+    let mut backfill = Some(0i64);
     loop {
         // New messages since the last look: a burst is going on.
         let mut added = 0usize;
@@ -296,6 +361,16 @@ fn indexer(store: Weak<SqliteStore>, path: &Path) {
             if let Err(e) = s.prune_index(&mut index) {
                 tracing::warn!(error = %e, "search index prune");
             }
+        }
+        let mut done = done;
+        if done == 0
+            && let Some(after) = backfill
+        {
+            backfill = s.backfill_search_headers(after).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "search header backfill");
+                None
+            });
+            done = usize::from(backfill.is_some());
         }
         drop(s);
         if done == 0 {
@@ -443,6 +518,48 @@ mod tests {
         drop(c);
         let (_, created) = open(&path).unwrap();
         assert!(!created, "the new format is kept");
+    }
+
+    /// Contents stored without kept header values (before schema 10) get
+    /// them in batches, once; contents that have them are left alone.
+    #[test]
+    fn header_values_are_kept_for_older_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(SqliteOptions::new(dir.path().join("store.db"))).unwrap();
+        s.add_domain("example.org").unwrap();
+        let a = s.create_account("alice@example.org", "pw").unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap().id;
+        let old: Vec<Uid> = (0..BATCH + 3)
+            .map(|i| {
+                let mut d = Delivery::new(
+                    format!("Subject: Old {i}\r\nFrom: A <a@example.org>\r\n\r\nx\r\n")
+                        .into_bytes(),
+                    1,
+                    vec![DeliveryTarget::inbox(a.id)],
+                );
+                d.search_headers = None;
+                s.deliver(d).unwrap()[0].uid
+            })
+            .collect();
+        let new = deliver(&s, a.id, "Subject: New\r\n\r\ny\r\n");
+        let kept = |u: Uid| {
+            s.search_headers(inbox, Uid(0))
+                .unwrap()
+                .into_iter()
+                .find(|(x, _)| *x == u)
+                .unwrap()
+                .1
+        };
+        assert_eq!(kept(old[0]), None);
+        let first = s.backfill_search_headers(0).unwrap().unwrap();
+        let second = s.backfill_search_headers(first).unwrap().unwrap();
+        assert!(second > first);
+        assert_eq!(s.backfill_search_headers(second).unwrap(), None);
+        let h = kept(old[BATCH + 2]).unwrap();
+        assert_eq!(h.subject, Some(format!("old {}\n", BATCH + 2)));
+        assert_eq!(h.from.as_deref(), Some("a <a@example.org>\n"));
+        assert_eq!(kept(new).unwrap().subject.as_deref(), Some("new\n"));
+        assert_eq!(s.backfill_search_headers(0).unwrap(), None, "all kept");
     }
 
     /// Rows of expunged content are pruned; content kept is not touched,
