@@ -34,7 +34,8 @@
 //! every content unindexed (rebuilt in the background).
 //!
 //! **What it costs.** Positions make the index big: for 110,000 messages
-//! of 4 KB (440 MB of text) 1.5 GB, against 0.65 GB without positions;
+//! of 4 KB (440 MB of text) 1.5 GB, against about 0.65 GB without
+//! positions;
 //! the table keeps no copy of the text (`content = ''`,
 //! `contentless_delete = 1`: rows can still be replaced and deleted).
 //! Indexing takes about 0.85 ms of one core per 4 KB message, at nice 19.
