@@ -134,7 +134,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         }
         let mut expunged_seen = false;
-        let mut line: Vec<u8> = Vec::new();
         // Metadata and content are read in bulk, a chunk of messages (at
         // most FETCH_CHUNK, and about FETCH_CHUNK_BYTES of content) at a time.
         let needs_env = needs_env && !needs_meta;
@@ -195,8 +194,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 header_len: postamt_wire::meta::header_len(&content) as u64,
                 ..MessageMeta::default()
             });
-            let mut out = std::mem::take(&mut line);
-            out.clear();
+            // Written straight into the output buffer (one copy of the
+            // content less than building each response apart).
+            let mut out = std::mem::take(&mut self.out);
+            let start = out.len();
             let _ = write!(out, "* {} FETCH (", i + 1);
             let mut first = true;
             let mut sep = |out: &mut Vec<u8>| {
@@ -306,7 +307,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                             Ok(None) => {
                                 out.extend_from_slice(format!("BINARY[{name}] \"\"").as_bytes())
                             }
-                            Err(cte) => return Err(unknown_cte(cte)),
+                            Err(cte) => {
+                                out.truncate(start);
+                                self.out = out;
+                                return Err(unknown_cte(cte));
+                            }
                         }
                     }
                     FetchItem::BinarySize { part } => {
@@ -316,7 +321,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                                 format!("BINARY.SIZE[{name}] {}", d.map_or(0, |d| d.len()))
                                     .as_bytes(),
                             ),
-                            Err(cte) => return Err(unknown_cte(cte)),
+                            Err(cte) => {
+                                out.truncate(start);
+                                self.out = out;
+                                return Err(unknown_cte(cte));
+                            }
                         }
                     }
                     FetchItem::BodySection {
@@ -344,8 +353,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 }
             }
             out.extend_from_slice(b")\r\n");
-            self.push_raw(&out);
-            line = out;
+            self.out = out;
+            self.record_pushed(start);
             if self.out.len() > MAX_PENDING_OUTPUT && !self.flush().await {
                 return Err(Status::no("write failed").with_code(Code::Unavailable));
             }

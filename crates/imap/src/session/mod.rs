@@ -555,7 +555,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     /// Raw untagged data (FETCH responses with literals).
     fn push_raw(&mut self, data: &[u8]) {
+        let start = self.out.len();
+        self.out.extend_from_slice(data);
+        self.record_pushed(start);
+    }
+
+    /// Records what was put into the output buffer from `start` on in the
+    /// transcript.
+    fn record_pushed(&self, start: usize) {
         if let Some(t) = &self.transcript {
+            let data = &self.out[start..];
             // Message octets are summarised, not copied, into transcripts.
             if data.len() > 512 {
                 t.server(
@@ -570,7 +579,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 self.record_server(data);
             }
         }
-        self.out.extend_from_slice(data);
     }
 
     async fn flush(&mut self) -> bool {
