@@ -1225,9 +1225,15 @@ fn search_body_and_text_through_the_index() {
         b"Subject: bounce\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nnot delivered\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nattached minutes\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: Quarterly numbers\r\n\r\nthe returned text\r\n--b--\r\n",
     )
     .success();
-    for i in 0..20 {
+    for i in 0..19 {
         deliver(&s, &format!("filler {i}"), "nothing to see\r\n");
     }
+    s.deliver(
+        "x@remote.test",
+        &["alice@example.test"],
+        "Subject: Gr\u{fc}\u{df}e\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e aus \u{130}stanbul, GRO\u{1e9e}E Freude\r\n".as_bytes(),
+    )
+    .success();
     // Wait (bounded) until the indexer has every content.
     let db = s.dir.path().join("postamt.db");
     let mut indexed = false;
@@ -1259,11 +1265,25 @@ fn search_body_and_text_through_the_index() {
             "SEARCH TEXT \"Delivered-To: alice@example.test\"",
             "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22",
         ),
-        ("SEARCH NOT BODY nothing", "* SEARCH 1 2"),
+        ("SEARCH NOT BODY nothing", "* SEARCH 1 2 22"),
+        // Case folded as a scan folds (str::to_lowercase): ẞ is ß, İ is
+        // i + U+0307.
+        (
+            "SEARCH CHARSET UTF-8 BODY {6+}\r\ngro\u{df}e",
+            "* SEARCH 22",
+        ),
+        (
+            "SEARCH CHARSET UTF-8 BODY {9+}\r\n\u{130}STANBUL",
+            "* SEARCH 22",
+        ),
+        (
+            "SEARCH CHARSET UTF-8 TEXT {7+}\r\nGR\u{dc}\u{df}E",
+            "* SEARCH 22",
+        ),
         ("SEARCH OR BODY cafeteria BODY minutes", "* SEARCH 1 2"),
         (
             "SEARCH BODY no",
-            "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22",
+            "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21",
         ),
         ("SEARCH BODY nowhere-at-all", "* SEARCH"),
     ] {
