@@ -510,16 +510,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let mut gone = Vec::new();
         if allow_expunge {
-            let mut i = sel.msgs.len();
-            while i > 0 {
-                i -= 1;
-                if sel.msgs[i].gone {
-                    gone.push((i + 1, sel.msgs[i].uid.0));
-                    sel.msgs.remove(i);
-                }
-            }
+            // Highest sequence number first: each EXPUNGE's number is then
+            // still the message's number when the client reads it. One
+            // pass (not a `remove` each: a mass expunge by another session
+            // was quadratic).
+            gone = (0..sel.msgs.len())
+                .rev()
+                .filter(|&i| sel.msgs[i].gone)
+                .map(|i| (i + 1, sel.msgs[i].uid.0))
+                .collect();
+            sel.msgs.retain(|m| !m.gone);
             // RFC 5182 §2.1: expunged messages leave the saved result.
-            sel.saved.retain(|u| !gone.iter().any(|g| g.1 == u.0));
+            if !gone.is_empty() {
+                let uids: std::collections::HashSet<u32> = gone.iter().map(|g| g.1).collect();
+                sel.saved.retain(|u| !uids.contains(&u.0));
+            }
         }
         // Changed flags, and new messages.
         let mut flag_changes = Vec::new();
@@ -587,15 +592,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let Some(sel) = &mut self.selected else {
             return;
         };
-        let mut gone = Vec::new();
-        let mut i = sel.msgs.len();
-        while i > 0 {
-            i -= 1;
-            if removed.contains(&sel.msgs[i].uid) {
-                gone.push((i + 1, sel.msgs[i].uid.0));
-                sel.msgs.remove(i);
-            }
-        }
+        let removed: std::collections::HashSet<Uid> = removed.iter().copied().collect();
+        let gone: Vec<(usize, u32)> = (0..sel.msgs.len())
+            .rev()
+            .filter(|&i| removed.contains(&sel.msgs[i].uid))
+            .map(|i| (i + 1, sel.msgs[i].uid.0))
+            .collect();
+        sel.msgs.retain(|m| !removed.contains(&m.uid));
         sel.saved.retain(|u| !removed.contains(u));
         if !silent {
             self.announce_expunged(&gone);
