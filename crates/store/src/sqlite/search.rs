@@ -525,11 +525,7 @@ mod tests {
     /// them in batches, once; contents that have them are left alone.
     #[test]
     fn header_values_are_kept_for_older_contents() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(SqliteOptions::new(dir.path().join("store.db"))).unwrap();
-        s.add_domain("example.org").unwrap();
-        let a = s.create_account("alice@example.org", "pw").unwrap();
-        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap().id;
+        let (_dir, s, a, inbox) = alice();
         let old: Vec<Uid> = (0..BATCH + 3)
             .map(|i| {
                 let mut d = Delivery::new(
@@ -568,11 +564,7 @@ mod tests {
     /// reading, never answered from the earlier content's row.
     #[test]
     fn rows_of_removed_content_are_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(SqliteOptions::new(dir.path().join("store.db"))).unwrap();
-        s.add_domain("example.org").unwrap();
-        let a = s.create_account("alice@example.org", "pw").unwrap();
-        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap().id;
+        let (_dir, s, a, inbox) = alice();
         let keep = deliver(&s, a.id, "Subject: a\r\n\r\nkeep this text\r\n");
         let drop_ = deliver(&s, a.id, "Subject: b\r\n\r\ndrop this text\r\n");
         let mut index = open_index(&s);
@@ -602,6 +594,21 @@ mod tests {
             s.text_matches(inbox, "keep this", false).unwrap(),
             m(vec![keep], vec![])
         );
+    }
+
+    /// A store in a temporary directory with alice and her INBOX.
+    fn alice() -> (
+        tempfile::TempDir,
+        SqliteStore,
+        crate::Account,
+        crate::MailboxId,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(SqliteOptions::new(dir.path().join("store.db"))).unwrap();
+        s.add_domain("example.org").unwrap();
+        let a = s.create_account("alice@example.org", "pw").unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap().id;
+        (dir, s, a, inbox)
     }
 
     fn open_index(s: &SqliteStore) -> Connection {
