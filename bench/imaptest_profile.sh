@@ -26,6 +26,13 @@
 #                       batch by the writer, its only caller)
 #        KEEP=1         keep the temp dir (perf data, imaptest output)
 #
+# Watching costs: perf alone (PROBES=0) took the mix from about 9000 to 6500
+# commands/s on the 2-CPU machine of 2026-12-05 (postamt switches threads
+# ~40000 times a second; presumably perf's per-thread events make each
+# switch dearer), the uprobes too (~15000 hits/s) to 5200-5800; with them
+# about 12 % of postamt's samples land on their trap's return
+# (irqentry_exit_to_user_mode): take the CPU breakdown from a PROBES=0 run.
+#
 # What it prints, all for the imaptest run only (perf attaches after the
 # playground is ready and stops when imaptest ends):
 #   - imaptest's output and Totals; commands/s = sum of the Totals / SECS;
@@ -123,6 +130,7 @@ thread_ticks() { # PID: "tid ticks comm" per thread
   done
 }
 HZ=$(getconf CLK_TCK)
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; } # ticks, all CPUs
 
 echo "# imaptest long-session mix, postamt profiled"
 echo "date (UTC):      $(date -u '+%Y-%m-%d %H:%M:%S')"
@@ -204,12 +212,14 @@ sleep 2 # perf attached
 
 thread_ticks "$PID" >"$T/threads0"
 C0=$(ticks /proc/"$PID"/stat)
+B0=$(cpu_busy)
 W0=$(date +%s.%N)
 rc=0
 { TIMEFORMAT='%U %S %R'; time (cd "$T" && timeout $((SECS + 90)) "$IMAPTEST" host=127.0.0.1 port=$POSTAMT_PORT \
   user=alice@postamt.test pass=alice mbox="$T/test.mbox" clients="$CLIENTS" secs="$SECS" $ARGS_LONG >"$T/out.txt" 2>&1); } 2>"$T/time" || rc=$?
 W1=$(date +%s.%N)
 C1=$(ticks /proc/"$PID"/stat)
+B1=$(cpu_busy)
 thread_ticks "$PID" >"$T/threads1"
 for p in "${MON_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 for p in "${MON_PIDS[@]}"; do
@@ -310,6 +320,8 @@ echo "## postamt CPU"
 WALL=$(awk -v a="$W0" -v b="$W1" 'BEGIN {printf "%.2f", b - a}')
 CPUS=$(awk -v a="$C0" -v b="$C1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
 echo "CPU seconds $CPUS in $WALL s wall = $(awk -v c="$CPUS" -v w="$WALL" 'BEGIN {printf "%.2f", c / w}') CPUs; $(awk -v c="$CPUS" -v n="$CMDS" 'BEGIN {if (n) printf "%.0f", c * 1e6 / n; else print "n/a"}') us CPU per command"
+read -r IU IS _ <"$T/time"
+echo "machine busy $(awk -v b=$((B1 - B0)) -v hz="$HZ" -v w="$WALL" 'BEGIN {printf "%.2f", b / hz / w}') of $(nproc) CPUs: postamt $(awk -v c="$CPUS" -v w="$WALL" 'BEGIN {printf "%.2f", c / w}'), imaptest $(awk -v u="$IU" -v s="$IS" -v w="$WALL" 'BEGIN {printf "%.2f", (u + s) / w}'), the rest (perf, other work) $(awk -v b=$((B1 - B0)) -v hz="$HZ" -v c="$CPUS" -v u="$IU" -v s="$IS" -v w="$WALL" 'BEGIN {printf "%.2f", (b / hz - c - u - s) / w}')"
 echo "by thread name (CPU s during the run; threads that exited meanwhile are missing):"
 awk -v hz="$HZ" 'FNR == NR {t0[$1] = $2; next}
   {d = $2 - (($1 in t0) ? t0[$1] : 0); s[$3] += d; n[$3]++}
