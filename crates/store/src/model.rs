@@ -290,6 +290,9 @@ pub struct MailboxChanges {
     /// UIDs expunged since; `None` for `ModSeq(0)` (then every message not
     /// in `changed` is gone).
     pub expunged: Option<Vec<Uid>>,
+    /// The first UID no session has claimed as `\Recent` yet
+    /// ([`crate::Messages::recent_from`]).
+    pub recent_from: Uid,
 }
 
 /// What the full-text index says about a SEARCH BODY or TEXT needle in a

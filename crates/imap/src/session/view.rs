@@ -465,6 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             mailbox: mb,
             changed,
             expunged: gone_uids,
+            recent_from,
         }) = changes
         else {
             // Deleted by another session (RFC 9051 §7.1: CLOSED).
@@ -547,7 +548,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let mut lines: Vec<String> = Vec::new();
         if !new.is_empty() {
-            if !read_only && let Ok(range) = self.store.write_claim_recent(id).await {
+            // A claim is a write: only when some new message is still
+            // unclaimed (with many sessions on one mailbox, claims that
+            // found nothing were two thirds of the writer's jobs).
+            let unclaimed = new.iter().any(|m| m.uid >= recent_from);
+            if !read_only
+                && unclaimed
+                && let Ok(range) = self.store.write_claim_recent(id).await
+            {
                 sel.claim(range);
                 // Messages this session showed before its claim covered
                 // them (they arrived between a listing and a claim)

@@ -234,6 +234,7 @@ pub fn changes_since_is_one_snapshot(store: Arc<dyn Store>) {
             assert!(m.uid < c.mailbox.uidnext);
         }
         assert!(expunged.iter().all(|u| *u < c.mailbox.uidnext));
+        assert!(c.recent_from <= c.mailbox.uidnext);
         let all = store.changes_since(inbox.id, ModSeq(0)).unwrap().unwrap();
         assert!(all.expunged.is_none());
     }

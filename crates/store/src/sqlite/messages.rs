@@ -139,10 +139,12 @@ impl Messages for SqliteStore {
                 } else {
                     Some(expunged_uids(c, mailbox, since)?)
                 };
+                let recent_from = Uid(recent_mark(c, mailbox)?.0 as u32);
                 Ok(Some(MailboxChanges {
                     mailbox: now,
                     changed,
                     expunged,
+                    recent_from,
                 }))
             };
             let out = read();
