@@ -355,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             out.extend_from_slice(b")\r\n");
             self.out = out;
             self.record_pushed(start);
-            if self.out.len() > MAX_PENDING_OUTPUT && !self.flush().await {
+            if self.out.len() > MAX_PENDING_OUTPUT && !self.flush_keeping_buffer().await {
                 return Err(Status::no("write failed").with_code(Code::Unavailable));
             }
         }
