@@ -1281,6 +1281,16 @@ fn search_body_and_text_through_the_index() {
             "* SEARCH 22",
         ),
         ("SEARCH OR BODY cafeteria BODY minutes", "* SEARCH 1 2"),
+        // HEADER with fields not kept at delivery: the index rules out,
+        // the message's own header decides (a part's header is not the
+        // message's, RFC 9051 §6.4.4).
+        ("SEARCH HEADER Content-Type utf-8", "* SEARCH 22"),
+        ("SEARCH HEADER Content-Disposition notes", "* SEARCH"),
+        ("SEARCH HEADER X-Nothing abc", "* SEARCH"),
+        (
+            "SEARCH HEADER Delivered-To alice@example",
+            "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22",
+        ),
         (
             "SEARCH BODY no",
             "* SEARCH 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21",

@@ -295,8 +295,21 @@ pub struct MailboxChanges {
     pub recent_from: Uid,
 }
 
-/// What the full-text index says about a SEARCH BODY or TEXT needle in a
-/// mailbox (RFC 9051 §6.4.4: a case-insensitive substring).
+/// Where a SEARCH needle is looked for (RFC 9051 §6.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextScope {
+    /// BODY: the text of the body parts.
+    Body,
+    /// TEXT: the body parts and every header field.
+    Text,
+    /// HEADER with a field the store keeps no values of: the index can
+    /// only rule messages out (it does not know which field holds the
+    /// text), so whatever it names is to be checked.
+    Header,
+}
+
+/// What the full-text index says about a SEARCH BODY, TEXT or HEADER
+/// needle in a mailbox (RFC 9051 §6.4.4: a case-insensitive substring).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TextMatches {
     /// Messages that contain it, exactly as a scan would find (UID order).

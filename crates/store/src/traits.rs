@@ -162,16 +162,16 @@ pub trait Messages: Send + Sync + 'static {
     }
     /// The messages of `mailbox` whose text contains `needle`
     /// (case-insensitively, as `str::to_lowercase` folds): for SEARCH BODY
-    /// the text of the body parts, with `headers_too` (TEXT) the header
-    /// fields as well, as `postamt_wire::search::extract` gives them — those
-    /// the index is sure of, and those the caller must check. `None`: the
-    /// backend cannot narrow (no index, or a needle too short for it) and
-    /// every message must be checked.
+    /// the text of the body parts, for TEXT the header fields as well, as
+    /// `postamt_wire::search::extract` gives them, for HEADER the header
+    /// fields — those the index is sure of, and those the caller must
+    /// check. `None`: the backend cannot narrow (no index, or a needle too
+    /// short for it) and every message must be checked.
     fn text_matches(
         &self,
         _mailbox: MailboxId,
         _needle: &str,
-        _headers_too: bool,
+        _scope: TextScope,
     ) -> Result<Option<TextMatches>> {
         Ok(None)
     }

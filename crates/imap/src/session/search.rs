@@ -3,7 +3,7 @@
 //! 5957 SORT=DISPLAY). Keys are evaluated per message by [`SearchContext`],
 //! which reads a message's metadata and content only when a key needs them.
 
-use postamt_store::{Flags, Uid, meta::MessageMeta};
+use postamt_store::{Flags, TextScope, Uid, meta::MessageMeta};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::store_access::StoreAccess;
@@ -35,11 +35,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let mut needles = Vec::new();
         text_keys(keys, &mut needles);
         let mut candidates = Vec::new();
-        for (needle, headers_too) in needles {
-            if let Ok(Some(m)) = self
-                .store
-                .read_text_matches(sel.mailbox.id, needle, headers_too)
-            {
+        for (needle, scope) in needles {
+            if let Ok(Some(m)) = self.store.read_text_matches(sel.mailbox.id, needle, scope) {
                 candidates.push((needle, answers(&sel.msgs, &m)));
             }
         }
@@ -260,7 +257,7 @@ struct SearchContext<'a> {
     text: Option<crate::search_text::SearchText>,
     /// Kept header values by UID (UID order), when the search needs them.
     kept: &'a [(Uid, Option<postamt_store::SearchHeaders>)],
-    /// For a BODY or TEXT key (its needle, by identity): what the
+    /// For a BODY, TEXT or HEADER key (its needle, by identity): what the
     /// full-text index says of each message of the view.
     candidates: &'a [(&'a String, Vec<Answer>)],
     /// A message was gone from the store when it was read (expunged by
@@ -296,12 +293,21 @@ fn answers(msgs: &[Msg], m: &postamt_store::TextMatches) -> Vec<Answer> {
         .collect()
 }
 
-/// The BODY and TEXT needles of `keys` (at any depth), with whether TEXT.
-fn text_keys<'k>(keys: &'k [SearchKey], out: &mut Vec<(&'k String, bool)>) {
+/// The BODY, TEXT and HEADER needles of `keys` (at any depth), with where
+/// each is looked for.
+fn text_keys<'k>(keys: &'k [SearchKey], out: &mut Vec<(&'k String, TextScope)>) {
     for k in keys {
         match k {
-            SearchKey::Body(s) => out.push((s, false)),
-            SearchKey::Text(s) => out.push((s, true)),
+            SearchKey::Body(s) => out.push((s, TextScope::Body)),
+            SearchKey::Text(s) => out.push((s, TextScope::Text)),
+            // A field whose values are not kept at delivery: the index
+            // rules messages out.
+            SearchKey::Header(name, value)
+                if !value.is_empty()
+                    && postamt_store::SearchHeaders::default().get(name).is_none() =>
+            {
+                out.push((value, TextScope::Header))
+            }
             SearchKey::Not(k) => text_keys(std::slice::from_ref(k), out),
             SearchKey::Or(a, b) => {
                 text_keys(std::slice::from_ref(a), out);
@@ -437,6 +443,15 @@ impl SearchContext<'_> {
             {
                 // Kept lower-cased at delivery.
                 v.is_some_and(|v| v.contains(&value.to_lowercase()))
+            }
+            K::Header(_, value)
+                if self
+                    .candidates
+                    .iter()
+                    .any(|(n, answers)| std::ptr::eq(*n, value) && answers[i] == Answer::No) =>
+            {
+                // The index says no header field holds the text.
+                false
             }
             K::Header(name, value) => match self.header_text(i, name) {
                 // RFC 9051 §6.4.4: HEADER with an empty value matches every

@@ -158,9 +158,9 @@ impl<'a> StoreAccess<'a> {
         &self,
         mailbox: MailboxId,
         needle: &str,
-        headers_too: bool,
+        scope: postamt_store::TextScope,
     ) -> Result<Option<postamt_store::TextMatches>> {
-        read_inline(|| self.store.text_matches(mailbox, needle, headers_too))
+        read_inline(|| self.store.text_matches(mailbox, needle, scope))
     }
 
     /// The kept SEARCH header values of the mailbox's messages, by UID.

@@ -194,9 +194,9 @@ impl Messages for SqliteStore {
         &self,
         mailbox: MailboxId,
         needle: &str,
-        headers_too: bool,
+        scope: TextScope,
     ) -> Result<Option<TextMatches>> {
-        let Some((query, exact)) = super::search::fts_query(needle, headers_too) else {
+        let Some((query, exact)) = super::search::fts_query(needle, scope) else {
             return Ok(None);
         };
         self.read(|c| {
@@ -274,14 +274,25 @@ impl Messages for SqliteStore {
                    AND m.mailbox_id = ?1",
                 &[&mailbox.0],
             )?;
-            if headers_too {
-                // TEXT also looks at the fields delivery put in front of
-                // each message (Return-Path, Delivered-To): not indexed,
-                // and SQLite's lower() folds ASCII only, so a match here is
-                // checked.
+            if scope == TextScope::Header {
+                // Content no parse may look at (search.rs): its header
+                // fields are read.
+                unsure.extend(uids(
+                    "SELECT m.uid FROM messages m
+                     WHERE m.blob_id IN (SELECT id FROM blobs WHERE indexed = 2)
+                       AND m.mailbox_id = ?1",
+                    &[&mailbox.0],
+                )?);
+            }
+            if scope != TextScope::Body {
+                // TEXT and HEADER also look at the fields delivery put in
+                // front of each message (Return-Path, Delivered-To): not
+                // indexed. SQLite's lower() folds ASCII only, so a prefix
+                // with any other character is checked too.
                 unsure.extend(uids(
                     "SELECT uid FROM messages WHERE mailbox_id = ?1 AND length(prefix) > 0
-                       AND instr(lower(CAST(prefix AS TEXT)), ?2) > 0",
+                       AND (instr(lower(CAST(prefix AS TEXT)), ?2) > 0
+                            OR length(CAST(prefix AS BLOB)) != length(CAST(prefix AS TEXT)))",
                     &[&mailbox.0, &needle.to_lowercase()],
                 )?);
             }

@@ -171,6 +171,12 @@ ALTER TABLE blobs ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX blobs_unindexed ON blobs (id) WHERE indexed = 0;
 CREATE INDEX messages_by_blob ON messages (blob_id);
 "#,
+    // 12: contents the indexer could not parse (`indexed = 2`: more
+    // encapsulations than a parse is allowed, wire::meta::safe_to_parse):
+    // SEARCH HEADER must read them (search.rs).
+    r#"
+CREATE INDEX blobs_unparsed ON blobs (id) WHERE indexed = 2;
+"#,
 ];
 
 /// Brings the schema to the newest version. Says once (INFO) which

@@ -54,7 +54,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::{SqliteStore, backend};
-use crate::Result;
+use crate::{Result, TextScope};
 
 /// The index file beside the store file `db`.
 pub(super) fn path(db: &Path) -> PathBuf {
@@ -106,23 +106,29 @@ const BATCH: usize = 64;
 pub(super) const MAX_PHRASE: usize = 128;
 
 /// The FTS5 query for `needle`: a phrase of the folded needle (its first
-/// [`MAX_PHRASE`] characters), in `body` alone unless `headers_too`; and
-/// whether its answer is exact. `None` for a needle too short for trigrams
-/// or one FTS5 cannot take (a NUL).
-pub(super) fn fts_query(needle: &str, headers_too: bool) -> Option<(String, bool)> {
+/// [`MAX_PHRASE`] characters), in the columns `scope` looks at; and
+/// whether its answer is exact (never for HEADER: the index does not know
+/// the field). `None` for a needle too short for trigrams or one FTS5
+/// cannot take (a NUL).
+pub(super) fn fts_query(needle: &str, scope: TextScope) -> Option<(String, bool)> {
     let folded = needle.to_lowercase();
     let n = folded.chars().count();
     if n < 3 || folded.contains('\0') {
         return None;
     }
+    // HEADER looks at one field's values, one per line: a needle across
+    // a line break is a scan's matter.
+    if scope == TextScope::Header && folded.contains(['\r', '\n']) {
+        return None;
+    }
     let phrase: String = folded.chars().take(MAX_PHRASE).collect();
     let q = format!("\"{}\"", phrase.replace('"', "\"\""));
-    let q = if headers_too {
-        q
-    } else {
-        format!("body : {q}")
+    let q = match scope {
+        TextScope::Body => format!("body : {q}"),
+        TextScope::Text => q,
+        TextScope::Header => format!("headers : {q}"),
     };
-    Some((q, n <= MAX_PHRASE))
+    Some((q, n <= MAX_PHRASE && scope != TextScope::Header))
 }
 
 impl SqliteStore {
@@ -154,7 +160,7 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut done: Vec<Row> = Vec::with_capacity(rows.len());
+        let mut done: Vec<(i64, Vec<u8>, Option<String>, i64)> = Vec::with_capacity(rows.len());
         let tx = index.transaction().map_err(backend)?;
         {
             let mut insert = tx
@@ -180,7 +186,15 @@ impl SqliteStore {
                         text.body.to_lowercase()
                     ])
                     .map_err(backend)?;
-                done.push((id, data, file));
+                // Content a parse refuses has no text for BODY and TEXT
+                // (a scan finds none either), but its header fields can
+                // still be searched with HEADER: marked 2, read by those.
+                let mark = if postamt_wire::meta::safe_to_parse(&content) {
+                    1
+                } else {
+                    2
+                };
+                done.push((id, data, file, mark));
             }
         }
         tx.commit().map_err(backend)?;
@@ -190,13 +204,14 @@ impl SqliteStore {
             // expunged and the id used again meanwhile, it stays unindexed
             // (and is indexed again) rather than trusted with another
             // message's text.
-            let mut mark = c
+            let mut set = c
                 .prepare_cached(
-                    "UPDATE blobs SET indexed = 1 WHERE id = ?1 AND data IS ?2 AND file IS ?3",
+                    "UPDATE blobs SET indexed = ?4 WHERE id = ?1 AND data IS ?2 AND file IS ?3",
                 )
                 .map_err(backend)?;
-            for (id, data, file) in done {
-                mark.execute(params![id, data, file]).map_err(backend)?;
+            for (id, data, file, mark) in done {
+                set.execute(params![id, data, file, mark])
+                    .map_err(backend)?;
             }
             Ok(((), Vec::new()))
         })?;
@@ -384,7 +399,8 @@ fn indexer(store: Weak<SqliteStore>, path: &Path) {
 mod tests {
     use super::*;
     use crate::{
-        Delivery, DeliveryTarget, Directory, Mailboxes, Messages, SqliteOptions, TextMatches, Uid,
+        Delivery, DeliveryTarget, Directory, Mailboxes, Messages, SqliteOptions, TextMatches,
+        TextScope, Uid,
     };
 
     fn deliver(s: &SqliteStore, account: crate::AccountId, content: &str) -> Uid {
@@ -428,7 +444,14 @@ mod tests {
             "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nISTANBUL \u{130}stanbul GRO\u{1e9e}E \"quoted\" text\r\n",
         );
         let m = |certain: Vec<Uid>, unsure: Vec<Uid>| Some(TextMatches { certain, unsure });
-        let ask = |needle: &str, text: bool| s.text_matches(inbox, needle, text).unwrap();
+        let ask = |needle: &str, text: bool| {
+            let scope = if text {
+                TextScope::Text
+            } else {
+                TextScope::Body
+            };
+            s.text_matches(inbox, needle, scope).unwrap()
+        };
         // Not indexed yet: everything is to be checked.
         assert_eq!(
             ask("cafeteria", false),
@@ -485,7 +508,7 @@ mod tests {
             let _ = std::fs::remove_file(dir.path().join(format!("store.db.search.db{ext}")));
         }
         let s = open();
-        let ask = |needle: &str| s.text_matches(inbox, needle, false).unwrap();
+        let ask = |needle: &str| s.text_matches(inbox, needle, TextScope::Body).unwrap();
         assert_eq!(
             ask("cafeteria"),
             m(vec![], vec![plain, bounce, unicode, later]),
@@ -494,6 +517,47 @@ mod tests {
         let mut index = open_index(&s);
         while s.index_batch(&mut index).unwrap() > 0 {}
         assert_eq!(ask("cafeteria"), m(vec![plain], vec![]));
+    }
+
+    /// HEADER with a field the store keeps no values of: the index rules
+    /// out messages whose header fields do not hold the text; the rest,
+    /// and content no parse may look at (its fields are not in the index),
+    /// are to be checked.
+    #[test]
+    fn header_needles_are_narrowed_never_answered() {
+        let (_dir, s, a, inbox) = alice();
+        let fancy = deliver(
+            &s,
+            a.id,
+            "X-Mailer: FancyMail 3000\r\nSubject: a\r\n\r\nbody\r\n",
+        );
+        let plain = deliver(&s, a.id, "Subject: b\r\n\r\nfancymail in the body\r\n");
+        let mut nested = String::from("Subject: c\r\nX-Mailer: FancyMail\r\n\r\n");
+        for _ in 0..=postamt_wire::meta::MAX_ENCAPSULATIONS {
+            nested.push_str("Content-Type: message/rfc822\r\n");
+        }
+        let hostile = deliver(&s, a.id, &nested);
+        let mut index = open_index(&s);
+        while s.index_batch(&mut index).unwrap() > 0 {}
+        let m = |certain: Vec<Uid>, unsure: Vec<Uid>| Some(TextMatches { certain, unsure });
+        let ask = |needle: &str, scope| s.text_matches(inbox, needle, scope).unwrap();
+        // (Every message has a Delivered-To prefix here, which holds
+        // neither needle.)
+        assert_eq!(
+            ask("fancymail", TextScope::Header),
+            m(vec![], vec![fancy, hostile])
+        );
+        assert_eq!(ask("nowhere", TextScope::Header), m(vec![], vec![hostile]));
+        assert_eq!(
+            ask("fancymail", TextScope::Body),
+            m(vec![plain], vec![]),
+            "unparsed content has no text, as a scan finds"
+        );
+        assert_eq!(
+            ask("alice@", TextScope::Header),
+            m(vec![], vec![fancy, plain, hostile]),
+            "Delivered-To"
+        );
     }
 
     /// An index of the first format (no positions, unfolded) is dropped
@@ -574,24 +638,24 @@ mod tests {
         let again = deliver(&s, a.id, "Subject: c\r\n\r\nsomething else\r\n");
         let m = |certain: Vec<Uid>, unsure: Vec<Uid>| Some(TextMatches { certain, unsure });
         assert_eq!(
-            s.text_matches(inbox, "drop this", false).unwrap(),
+            s.text_matches(inbox, "drop this", TextScope::Body).unwrap(),
             m(vec![], vec![again])
         );
         assert_eq!(s.prune_index(&mut index).unwrap(), 0, "the id is in use");
         while s.index_batch(&mut index).unwrap() > 0 {}
         assert_eq!(
-            s.text_matches(inbox, "drop this", false).unwrap(),
+            s.text_matches(inbox, "drop this", TextScope::Body).unwrap(),
             m(vec![], vec![])
         );
         assert_eq!(
-            s.text_matches(inbox, "something", false).unwrap(),
+            s.text_matches(inbox, "something", TextScope::Body).unwrap(),
             m(vec![again], vec![])
         );
         s.expunge(inbox, &[again]).unwrap();
         assert_eq!(s.prune_index(&mut index).unwrap(), 1);
         assert_eq!(s.prune_index(&mut index).unwrap(), 0);
         assert_eq!(
-            s.text_matches(inbox, "keep this", false).unwrap(),
+            s.text_matches(inbox, "keep this", TextScope::Body).unwrap(),
             m(vec![keep], vec![])
         );
     }
@@ -617,22 +681,28 @@ mod tests {
 
     #[test]
     fn phrase_queries() {
-        assert_eq!(fts_query("ab", false), None);
-        assert_eq!(fts_query("aB\0c", false), None);
+        assert_eq!(fts_query("ab", TextScope::Body), None);
+        assert_eq!(fts_query("aB\0c", TextScope::Body), None);
         assert_eq!(
-            fts_query("ABcd", false).unwrap(),
+            fts_query("ABcd", TextScope::Body).unwrap(),
             ("body : \"abcd\"".to_string(), true)
         );
         assert_eq!(
-            fts_query("a\"bc", true).unwrap(),
+            fts_query("a\"bc", TextScope::Text).unwrap(),
             ("\"a\"\"bc\"".to_string(), true)
         );
         assert_eq!(
-            fts_query("ÄÖÜß", true).unwrap(),
+            fts_query("ÄÖÜß", TextScope::Text).unwrap(),
             ("\"äöüß\"".to_string(), true)
         );
+        assert_eq!(
+            fts_query("Mailer", TextScope::Header).unwrap(),
+            ("headers : \"mailer\"".to_string(), false),
+            "HEADER: candidates only"
+        );
+        assert_eq!(fts_query("a\r\nb: c", TextScope::Header), None);
         let long = "x".repeat(MAX_PHRASE + 1);
-        let (q, exact) = fts_query(&long, true).unwrap();
+        let (q, exact) = fts_query(&long, TextScope::Text).unwrap();
         assert!(!exact);
         assert_eq!(q.len(), MAX_PHRASE + 2);
     }
