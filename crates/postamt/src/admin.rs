@@ -173,6 +173,20 @@ pub enum TraceCmd {
         /// Language of the explanations: en or de (default: from LANG).
         #[arg(long)]
         lang: Option<String>,
+        /// With --explain: a Markdown table of three columns, client line,
+        /// server line, what it means (for teaching material).
+        #[arg(long, requires = "explain")]
+        table: bool,
+    },
+    /// Print the sessions of every protocol as they happen, until
+    /// interrupted (Ctrl-C): each line marked with its transcript's id.
+    Follow {
+        /// Explain each line, as `show --explain` does.
+        #[arg(long)]
+        explain: bool,
+        /// Language of the explanations: en or de (default: from LANG).
+        #[arg(long)]
+        lang: Option<String>,
     },
 }
 
@@ -655,13 +669,41 @@ pub fn trace(config: &Config, cmd: &TraceCmd) -> Result<()> {
                 println!("{id}\t{what}");
             }
         }
-        TraceCmd::Show { id, explain, lang } => {
+        TraceCmd::Show {
+            id,
+            explain,
+            lang,
+            table,
+        } => {
             let text = postamt_server::transcript::show(&dir, id)?;
-            if *explain {
-                let lang = crate::mail::language(lang.as_deref());
+            let lang = crate::mail::language(lang.as_deref());
+            if *table {
+                print!("{}", postamt_server::transcript::explain_table(&text, lang));
+            } else if *explain {
                 print!("{}", postamt_server::transcript::explain(&text, lang));
             } else {
                 print!("{text}");
+            }
+        }
+        TraceCmd::Follow { explain, lang } => {
+            if !config.transcripts.enabled {
+                bail!("transcripts are off (enable [transcripts] in the config; on in --dev)");
+            }
+            let lang = explain.then(|| crate::mail::language(lang.as_deref()));
+            let mut follower = postamt_server::transcript::Follower::new(&dir, lang);
+            eprintln!(
+                "following the transcripts in {} (Ctrl-C ends)",
+                dir.display()
+            );
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            // Until interrupted, or until nobody reads (a closed pipe).
+            loop {
+                for line in follower.poll() {
+                    writeln!(out, "{line}")?;
+                }
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
         }
     }

@@ -23,6 +23,7 @@ fn every_subcommand_has_help() {
         vec!["deliver", "--help"],
         vec!["trace", "--help"],
         vec!["trace", "show", "--help"],
+        vec!["trace", "follow", "--help"],
         vec!["analyze", "--help"],
         vec!["arc", "seal", "--help"],
         vec!["arc", "verify", "--help"],

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -493,6 +493,101 @@ fn transcripts_show_the_dialogue_with_credentials_masked() {
         !all.contains("alice-pw") && !all.contains("AGFsaWNl"),
         "{all}"
     );
+}
+
+/// `postamt trace follow --explain` prints sessions of every protocol as
+/// they happen, explained; `trace show ID --explain --table` gives the
+/// three columns of teaching material (client, server, what it means).
+#[test]
+fn trace_follow_and_the_explained_table() {
+    use std::io::BufRead;
+    let off = Server::start("");
+    let out = off.admin(&["trace", "follow"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("transcripts are off"), "{}", out.stderr);
+    let s = Server::start("[transcripts]\nenabled = true\n");
+    let mut follow = Command::new(BIN)
+        .args(["trace", "follow", "--explain", "--lang", "en", "--config"])
+        .arg(&s.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started (and past the transcripts already there) once it says so.
+    let mut err = std::io::BufReader::new(follow.stderr.take().unwrap());
+    let mut said = String::new();
+    err.read_line(&mut said).unwrap();
+    assert!(said.starts_with("following the transcripts"), "{said}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = Imap::connect(s.addr("imap"));
+    c.ok("a1", "LOGIN alice@example.test alice-pw");
+    c.ok("a2", "SELECT INBOX");
+    c.ok("a3", "LOGOUT");
+    let mut p = pop3(&s);
+    p.cmd("CAPA", "+OK");
+    p.multiline();
+    p.cmd("QUIT", "+OK");
+    // Every line arrives within a bounded wait.
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let want = ["C: a2 SELECT INBOX", "C: CAPA"];
+    while !want.iter().all(|w| seen.iter().any(|l| l.ends_with(w))) && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("C: a1 LOGIN alice@example.test ****"),
+        "{text}"
+    );
+    let select = seen
+        .iter()
+        .position(|l| l.ends_with("C: a2 SELECT INBOX"))
+        .expect(&text);
+    assert!(seen[select + 1].contains("     ^ "), "explained: {text}");
+    assert!(text.contains("| # postamt transcript"), "{text}");
+    assert!(text.contains("pop3 session"), "both protocols: {text}");
+    assert!(!text.contains("alice-pw"), "{text}");
+    // The same IMAP session as a table.
+    let list = s.admin(&["trace", "list"]).success().stdout;
+    let id = list
+        .lines()
+        .find(|l| l.contains("imap"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap()
+        .to_string();
+    let table = s
+        .admin(&["trace", "show", &id, "--explain", "--table", "--lang", "en"])
+        .success()
+        .stdout;
+    assert!(
+        table.contains("| client | server | what it means |\n|---|---|---|\n"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| a2 SELECT INBOX |  | "))
+        .expect(&table);
+    assert!(row.len() > "| a2 SELECT INBOX |  |  |".len(), "{row}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("|  | a2 OK [READ-WRITE]")),
+        "{table}"
+    );
+    // --table needs --explain.
+    assert_ne!(s.admin(&["trace", "show", &id, "--table"]).code, 0);
 }
 
 #[test]

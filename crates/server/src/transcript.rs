@@ -288,6 +288,81 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// `postamt trace follow`: the lines transcripts get while it watches,
+/// of every protocol, each marked with its transcript's id. Sessions
+/// already running are followed from where they are; a session that
+/// starts later from its first line. Only whole lines are shown.
+pub struct Follower {
+    dir: std::path::PathBuf,
+    explain: Option<postamt_wire::explain::Lang>,
+    /// Per transcript: bytes read, the whole lines read so far (for the
+    /// explanations, which depend on what came before), lines shown.
+    seen: std::collections::HashMap<String, (u64, String, usize)>,
+}
+
+impl Follower {
+    /// Starts watching `dir`; with `explain`, each line comes with what
+    /// it means.
+    pub fn new(dir: &Path, explain: Option<postamt_wire::explain::Lang>) -> Follower {
+        let mut f = Follower {
+            dir: dir.to_path_buf(),
+            explain,
+            seen: Default::default(),
+        };
+        // What is there now is the past: only what comes after is shown
+        // (but the past of a running session is read, for explanations).
+        let _ = f.poll();
+        f
+    }
+
+    /// The new whole lines since the last call, as `id | line` (and an
+    /// explanation line below each one that has one).
+    pub fn poll(&mut self) -> Vec<String> {
+        use std::io::{Read, Seek};
+        let mut out = Vec::new();
+        let Ok(all) = list(&self.dir) else {
+            return out;
+        };
+        let ids: std::collections::HashSet<&str> = all.iter().map(|(i, _)| i.as_str()).collect();
+        // Transcripts removed (rotated away) are forgotten.
+        self.seen.retain(|id, _| ids.contains(id.as_str()));
+        for (id, _) in &all {
+            let entry = self.seen.entry(id.clone()).or_insert((0, String::new(), 0));
+            let Ok(mut file) = std::fs::File::open(self.dir.join(format!("{id}.log"))) else {
+                continue;
+            };
+            if file.seek(std::io::SeekFrom::Start(entry.0)).is_err() {
+                continue;
+            }
+            let mut fresh = Vec::new();
+            // At most 1 MiB a look: a transcript is bounded anyway.
+            if file.take(1 << 20).read_to_end(&mut fresh).is_err() {
+                continue;
+            }
+            let Some(end) = fresh.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            entry.0 += end as u64 + 1;
+            entry.1.push_str(&String::from_utf8_lossy(&fresh[..=end]));
+            let lines: Vec<(String, Option<String>)> = match self.explain {
+                Some(lang) => explained_lines(&entry.1, lang)
+                    .into_iter()
+                    .map(|e| (e.line, e.meaning))
+                    .collect(),
+                None => entry.1.lines().map(|l| (l.to_string(), None)).collect(),
+            };
+            for (line, meaning) in &lines[entry.2.min(lines.len())..] {
+                out.push(format!("{id} | {line}"));
+                if let Some(m) = meaning {
+                    out.push(format!("{id} |      ^ {m}"));
+                }
+            }
+            entry.2 = lines.len();
+        }
+        out
+    }
+}
+
 /// The transcript with this id (or unique id prefix / suffix).
 pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
     let all = list(dir)?;
@@ -313,16 +388,18 @@ pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
 /// `--explain` ([`postamt_wire::explain::Annotator`]), the verification
 /// notes (SPF, DKIM, ARC, DMARC) by what their result means. Message
 /// content (after `354`, in a BDAT chunk) is not taken for commands.
-pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
+fn explained_lines(text: &str, lang: postamt_wire::explain::Lang) -> Vec<Explained> {
     use postamt_wire::explain::{self, Annotator, Proto};
-    let mut out = String::with_capacity(text.len() * 2);
+    let mut out = Vec::new();
     let mut annotator: Option<Annotator> = None;
     // Client lines that are message content, not commands.
     let mut content = false;
     let mut first_content_line = false;
     for line in text.lines() {
-        out.push_str(line);
-        out.push('\n');
+        out.push(Explained {
+            line: line.to_string(),
+            meaning: None,
+        });
         if let Some(rest) = line.strip_prefix("# postamt transcript ") {
             // "ID: PROTOCOL session from …"
             let protocol = rest
@@ -371,10 +448,84 @@ pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
             Some("--") => explain::verification(said, lang),
             _ => None,
         };
-        if let Some(e) = e {
-            out.push_str(&format!("     ^ {} ({})\n", e.text, e.rfc));
+        if let Some(e) = e
+            && let Some(last) = out.last_mut()
+        {
+            last.meaning = Some(format!("{} ({})", e.text, e.rfc));
         }
     }
+    out
+}
+
+/// A transcript line and, where there is one, what it means.
+struct Explained {
+    line: String,
+    meaning: Option<String>,
+}
+
+/// A transcript with each line explained below it (`trace show --explain`).
+pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for e in explained_lines(text, lang) {
+        out.push_str(&e.line);
+        out.push('\n');
+        if let Some(m) = e.meaning {
+            out.push_str(&format!("     ^ {m}\n"));
+        }
+    }
+    out
+}
+
+/// A transcript as a table of three columns, client line, server line,
+/// what it means (`trace show --explain --table`): Markdown, so that it
+/// can go into teaching material as it is. Header lines of the transcript
+/// (`# …`) stay above the table; message content is shown as sent.
+pub fn explain_table(text: &str, lang: postamt_wire::explain::Lang) -> String {
+    let (client, server, meaning) = match lang {
+        postamt_wire::explain::Lang::De => ("Client", "Server", "Was es bedeutet"),
+        _ => ("client", "server", "what it means"),
+    };
+    let cell = |s: &str| s.replace('\\', "\\\\").replace('|', "\\|");
+    let mut head = String::new();
+    let mut rows = String::new();
+    for e in explained_lines(text, lang) {
+        if e.line.starts_with('#') {
+            head.push_str(&e.line);
+            head.push('\n');
+            continue;
+        }
+        let mut parts = e.line.splitn(3, ' ');
+        let (_, who, said) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let (c, s) = match who {
+            Some("C:") => (cell(said), String::new()),
+            Some("S:") => (String::new(), cell(said)),
+            _ => (String::new(), String::new()),
+        };
+        let m = match (who, e.meaning) {
+            (Some("C:") | Some("S:"), m) => m.map(|m| cell(&m)).unwrap_or_default(),
+            // Notes of the server (`--`: verdicts, summaries): in the
+            // third column, with their own explanation if any.
+            (_, m) => {
+                let note = cell(said);
+                match m {
+                    Some(m) => format!("{note}: {}", cell(&m)),
+                    None => note,
+                }
+            }
+        };
+        if c.is_empty() && s.is_empty() && m.is_empty() {
+            continue;
+        }
+        rows.push_str(&format!("| {c} | {s} | {m} |\n"));
+    }
+    let mut out = head;
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "| {client} | {server} | {meaning} |\n|---|---|---|\n"
+    ));
+    out.push_str(&rows);
     out
 }
 
@@ -481,5 +632,77 @@ mod tests {
             "no header\n1.1 C: EHLO x\n",
             "not a transcript: unchanged"
         );
+    }
+
+    /// `trace follow`: what is there at the start is not shown, what
+    /// comes after is, whole lines only, new sessions from their first
+    /// line, explained on request; rotated transcripts are forgotten.
+    #[test]
+    fn a_follower_shows_what_comes_while_it_watches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |id: &str| dir.path().join(format!("{id}.log"));
+        let header =
+            |id: &str| format!("# postamt transcript {id}: pop3 session from 127.0.0.1:5 at 1.0\n");
+        std::fs::write(path("1-a"), header("1-a") + "1.1 S: +OK old\n").unwrap();
+        let mut f = Follower::new(dir.path(), Some(postamt_wire::explain::Lang::En));
+        assert!(f.poll().is_empty(), "the past is not shown");
+        let mut a = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path("1-a"))
+            .unwrap();
+        a.write_all(b"1.2 C: CAPA\n1.3 S: +OK half").unwrap();
+        let shown = f.poll();
+        assert_eq!(shown[0], "1-a | 1.2 C: CAPA");
+        assert!(shown[1].starts_with("1-a |      ^ "), "{shown:?}");
+        assert_eq!(shown.len(), 2, "the half line waits: {shown:?}");
+        a.write_all(b" line\n").unwrap();
+        assert_eq!(f.poll()[0], "1-a | 1.3 S: +OK half line");
+        std::fs::write(path("2-b"), header("2-b") + "2.1 S: +OK new\n").unwrap();
+        let shown = f.poll();
+        assert!(
+            shown[0].starts_with("2-b | # postamt transcript 2-b"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[1], "2-b | 2.1 S: +OK new");
+        std::fs::remove_file(path("1-a")).unwrap();
+        assert!(f.poll().is_empty());
+        let mut raw = Follower::new(dir.path(), None);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path("2-b"))
+            .unwrap()
+            .write_all(b"2.2 C: QUIT\n")
+            .unwrap();
+        assert_eq!(raw.poll(), vec!["2-b | 2.2 C: QUIT".to_string()]);
+    }
+
+    /// The three-column table of teaching material: a client line in the
+    /// first column, a server line in the second, the meaning in the
+    /// third; server notes in the third; `|` escaped.
+    #[test]
+    fn explained_transcripts_as_a_three_column_table() {
+        use postamt_wire::explain::Lang;
+        let t = "# postamt transcript 1-2-3-pop3: pop3 session from 127.0.0.1:5 at 1.000000\n\
+                 1.1 S: +OK POP3 ready\n\
+                 1.2 C: USER alice|x\n\
+                 1.3 S: +OK\n\
+                 1.4 -- a note\n";
+        let table = explain_table(t, Lang::En);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("# postamt transcript"), "{table}");
+        assert_eq!(lines[1], "");
+        assert_eq!(lines[2], "| client | server | what it means |");
+        assert_eq!(lines[3], "|---|---|---|");
+        assert!(lines[4].starts_with("|  | +OK POP3 ready | "), "{table}");
+        assert!(
+            lines[4].len() > "|  | +OK POP3 ready |  |".len(),
+            "explained: {table}"
+        );
+        assert!(lines[5].starts_with("| USER alice\\|x |  | "), "{table}");
+        assert!(lines[6].starts_with("|  | +OK | "), "{table}");
+        assert_eq!(lines[7], "|  |  | a note |");
+        assert_eq!(lines.len(), 8);
+        let de = explain_table(t, Lang::De);
+        assert!(de.contains("| Client | Server | Was es bedeutet |"), "{de}");
     }
 }
