@@ -55,6 +55,11 @@ impl Tracer {
         let _ = writeln!(self.out, "S: {line}");
         let e = self.annotator.server(line);
         self.note(e);
+        // The state the reply put the session in (after MAIL: waiting
+        // for RCPT, ...).
+        if let (Some(_), Some(st)) = (self.explain, self.annotator.take_state()) {
+            let _ = writeln!(self.out, "     = {} ({})", st.text, st.rfc);
+        }
     }
 
     /// Server lines from bytes as they were read; a line cut by a read is

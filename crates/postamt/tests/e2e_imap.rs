@@ -557,6 +557,10 @@ fn trace_follow_and_the_explained_table() {
         .expect(&text);
     assert!(seen[select + 1].contains("     ^ "), "explained: {text}");
     assert!(text.contains("| # postamt transcript"), "{text}");
+    assert!(
+        text.contains("|      = selected state"),
+        "the state: {text}"
+    );
     assert!(text.contains("pop3 session"), "both protocols: {text}");
     assert!(!text.contains("alice-pw"), "{text}");
     // The same IMAP session as a table.

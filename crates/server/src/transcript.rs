@@ -344,17 +344,25 @@ impl Follower {
             };
             entry.0 += end as u64 + 1;
             entry.1.push_str(&String::from_utf8_lossy(&fresh[..=end]));
-            let lines: Vec<(String, Option<String>)> = match self.explain {
-                Some(lang) => explained_lines(&entry.1, lang)
-                    .into_iter()
-                    .map(|e| (e.line, e.meaning))
+            let lines: Vec<Explained> = match self.explain {
+                Some(lang) => explained_lines(&entry.1, lang),
+                None => entry
+                    .1
+                    .lines()
+                    .map(|l| Explained {
+                        line: l.to_string(),
+                        meaning: None,
+                        state: None,
+                    })
                     .collect(),
-                None => entry.1.lines().map(|l| (l.to_string(), None)).collect(),
             };
-            for (line, meaning) in &lines[entry.2.min(lines.len())..] {
-                out.push(format!("{id} | {line}"));
-                if let Some(m) = meaning {
+            for e in &lines[entry.2.min(lines.len())..] {
+                out.push(format!("{id} | {}", e.line));
+                if let Some(m) = &e.meaning {
                     out.push(format!("{id} |      ^ {m}"));
+                }
+                if let Some(st) = &e.state {
+                    out.push(format!("{id} |      = {st}"));
                 }
             }
             entry.2 = lines.len();
@@ -399,6 +407,7 @@ fn explained_lines(text: &str, lang: postamt_wire::explain::Lang) -> Vec<Explain
         out.push(Explained {
             line: line.to_string(),
             meaning: None,
+            state: None,
         });
         if let Some(rest) = line.strip_prefix("# postamt transcript ") {
             // "ID: PROTOCOL session from …"
@@ -448,19 +457,21 @@ fn explained_lines(text: &str, lang: postamt_wire::explain::Lang) -> Vec<Explain
             Some("--") => explain::verification(said, lang),
             _ => None,
         };
-        if let Some(e) = e
-            && let Some(last) = out.last_mut()
-        {
-            last.meaning = Some(format!("{} ({})", e.text, e.rfc));
+        let state = a.take_state();
+        if let Some(last) = out.last_mut() {
+            last.meaning = e.map(|e| format!("{} ({})", e.text, e.rfc));
+            last.state = state.map(|e| format!("{} ({})", e.text, e.rfc));
         }
     }
     out
 }
 
-/// A transcript line and, where there is one, what it means.
+/// A transcript line and, where there is one, what it means and the
+/// state the session is in after it.
 struct Explained {
     line: String,
     meaning: Option<String>,
+    state: Option<String>,
 }
 
 /// A transcript with each line explained below it (`trace show --explain`).
@@ -471,6 +482,9 @@ pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
         out.push('\n');
         if let Some(m) = e.meaning {
             out.push_str(&format!("     ^ {m}\n"));
+        }
+        if let Some(st) = e.state {
+            out.push_str(&format!("     = {st}\n"));
         }
     }
     out
@@ -502,7 +516,14 @@ pub fn explain_table(text: &str, lang: postamt_wire::explain::Lang) -> String {
             _ => (String::new(), String::new()),
         };
         let m = match (who, e.meaning) {
-            (Some("C:") | Some("S:"), m) => m.map(|m| cell(&m)).unwrap_or_default(),
+            (Some("C:") | Some("S:"), m) => {
+                let m = m.map(|m| cell(&m)).unwrap_or_default();
+                match &e.state {
+                    Some(st) if m.is_empty() => format!("→ {}", cell(st)),
+                    Some(st) => format!("{m} → {}", cell(st)),
+                    None => m,
+                }
+            }
             // Notes of the server (`--`: verdicts, summaries): in the
             // third column, with their own explanation if any.
             (_, m) => {
@@ -619,6 +640,14 @@ mod tests {
         // the message, its end, SPF, DMARC, 550: and "QUIT" inside the
         // message is content, not a command.
         assert_eq!(notes.len(), 13, "{en}");
+        // The state after a reply, below its explanation.
+        assert!(
+            en.contains("1.6 S: 250 2.1.0 OK\n     ^ ")
+                && en.contains(
+                    "\n     = after MAIL: sender accepted, waiting for RCPT (RFC 5321 §3.3)\n"
+                ),
+            "{en}"
+        );
         let quit = en.find("C: QUIT\n").unwrap();
         assert!(en[quit..].lines().nth(1).unwrap().contains("C: ."), "{en}");
         assert!(en.contains("SPF: the envelope sender's domain says this IP must not send"));
@@ -694,6 +723,7 @@ mod tests {
         assert_eq!(lines[2], "| client | server | what it means |");
         assert_eq!(lines[3], "|---|---|---|");
         assert!(lines[4].starts_with("|  | +OK POP3 ready | "), "{table}");
+        assert!(lines[4].contains(" → AUTHORIZATION state"), "{table}");
         assert!(
             lines[4].len() > "|  | +OK POP3 ready |  |".len(),
             "explained: {table}"
