@@ -1197,9 +1197,15 @@ fn hostile_messages_and_sessions_do_not_take_the_server_down() {
     let u = c.ok("a3", "THREAD REFERENCES UTF-8 ALL");
     assert!(u[0].starts_with("* THREAD "), "{u:?}");
     c.ok("a4", "SORT (SUBJECT) UTF-8 ALL");
-    // STARTTLS after login is refused (RFC 9051 §6.2.1).
+    // STARTTLS after login is refused (RFC 9051 §6.2.1), and no longer
+    // announced; before login it is.
     let (_, t) = c.cmd("a5", "STARTTLS");
     assert!(t.starts_with("a5 BAD"), "{t}");
+    let caps = c.ok("a5c", "CAPABILITY");
+    assert!(!caps[0].contains("STARTTLS"), "{caps:?}");
+    let mut fresh = Imap::connect(s.addr("imap"));
+    let caps = fresh.ok("f1", "CAPABILITY");
+    assert!(caps[0].contains(" STARTTLS"), "{caps:?}");
     // The selected mailbox deleted by another session while in IDLE.
     c.ok("a6", "CREATE doomed");
     c.ok("a7", "SELECT doomed");

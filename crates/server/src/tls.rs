@@ -68,8 +68,12 @@ impl TlsManager {
 fn generate_self_signed(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut names = vec![hostname.to_string()];
-    if hostname != "localhost" {
-        names.push("localhost".into());
+    // Clients that connect to the loopback address by number check the
+    // name against IP subject alternative names (RFC 6125 §1.7.2).
+    for n in ["localhost", "127.0.0.1", "::1"] {
+        if hostname != n {
+            names.push(n.into());
+        }
     }
     let ck = rcgen::generate_simple_self_signed(names).context("generating certificate")?;
     std::fs::write(cert, ck.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
@@ -130,4 +134,34 @@ fn ring_digest(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data)
         .as_ref()
         .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated certificate names the host, localhost and the
+    /// loopback addresses as IP subject alternative names (a client
+    /// connecting to 127.0.0.1 or ::1 then has no name to warn about).
+    #[test]
+    fn self_signed_certificates_name_the_loopback_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        generate_self_signed(dir.path(), &cert, &key, "mx.example.test").unwrap();
+        load(&cert, &key).unwrap();
+        let der: Vec<u8> = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+        // GeneralName iPAddress is [7] IMPLICIT OCTET STRING (RFC 5280 §4.2.1.6).
+        assert!(has(&[0x87, 4, 127, 0, 0, 1]), "127.0.0.1");
+        let mut v6 = vec![0x87, 16];
+        v6.extend_from_slice(&[0; 15]);
+        v6.push(1);
+        assert!(has(&v6), "::1");
+        assert!(has(b"mx.example.test") && has(b"localhost"));
+    }
 }

@@ -371,13 +371,16 @@ impl Follower {
     }
 }
 
-/// The transcript with this id (or unique id prefix / suffix).
+/// The transcript with this id, or the one whose id holds `id` anywhere
+/// (`0002` finds `…-0002-imap`); an exact id wins over parts of others.
 pub fn show(dir: &Path, id: &str) -> std::io::Result<String> {
     let all = list(dir)?;
-    let hits: Vec<&(String, String)> = all
-        .iter()
-        .filter(|(i, _)| i == id || i.starts_with(id) || i.ends_with(id))
-        .collect();
+    let exact: Vec<&(String, String)> = all.iter().filter(|(i, _)| i == id).collect();
+    let hits: Vec<&(String, String)> = if exact.is_empty() {
+        all.iter().filter(|(i, _)| i.contains(id)).collect()
+    } else {
+        exact
+    };
     match hits.as_slice() {
         [one] => std::fs::read_to_string(dir.join(format!("{}.log", one.0))),
         [] => Err(std::io::Error::new(
@@ -661,6 +664,39 @@ mod tests {
             "no header\n1.1 C: EHLO x\n",
             "not a transcript: unchanged"
         );
+    }
+
+    /// `trace show` takes the id or any unique part of it; an ambiguous
+    /// part is an error naming how many match.
+    #[test]
+    fn show_takes_any_unique_part_of_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in [
+            "1795707778-0001-smtp",
+            "1795707779-0002-imap",
+            "1795707780-0012-pop3",
+        ] {
+            std::fs::write(dir.path().join(format!("{id}.log")), format!("# {id}\n")).unwrap();
+        }
+        assert_eq!(
+            show(dir.path(), "0002").unwrap(),
+            "# 1795707779-0002-imap\n"
+        );
+        assert_eq!(
+            show(dir.path(), "0002-imap").unwrap(),
+            "# 1795707779-0002-imap\n"
+        );
+        assert_eq!(
+            show(dir.path(), "pop3").unwrap(),
+            "# 1795707780-0012-pop3\n"
+        );
+        assert!(
+            show(dir.path(), "-00")
+                .unwrap_err()
+                .to_string()
+                .contains("3 transcripts")
+        );
+        assert!(show(dir.path(), "nothing").is_err());
     }
 
     /// `trace follow`: what is there at the start is not shown, what

@@ -22,7 +22,9 @@ use crate::status::{Code, Status};
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) fn capabilities(&self) -> String {
         let mut c = vec!["IMAP4rev1".to_string(), "IMAP4rev2".to_string()];
-        if !self.tls {
+        // Only what can be used now: STARTTLS is valid before login only
+        // (RFC 9051 §6.2.1; Dovecot leaves it out after login too).
+        if !self.tls && self.user.is_none() {
             c.push("STARTTLS".into());
         }
         if self.user.is_none() {
