@@ -84,18 +84,22 @@ const VERBS: &[&str] = &[
     "RSET", "QUIT",
 ];
 
+/// Mirrors a response into the transcript, which is written out at once
+/// (`trace follow` shows sessions as they happen).
 fn record_server(t: &Option<Transcript>, bytes: &[u8], body: bool) {
     let Some(t) = t else { return };
     if !body {
-        return t.server_lines(bytes);
+        t.server_lines(bytes);
+    } else {
+        let mut lines = bytes.split_inclusive(|&b| b == b'\n');
+        // The status line, then the message lines (cut after the limit).
+        if let Some(first) = lines.next() {
+            t.server(first);
+        }
+        lines.for_each(|line| t.server_body(line));
+        t.end_body();
     }
-    let mut lines = bytes.split_inclusive(|&b| b == b'\n');
-    // The status line, then the message lines (cut after the limit).
-    if let Some(first) = lines.next() {
-        t.server(first);
-    }
-    lines.for_each(|line| t.server_body(line));
-    t.end_body();
+    t.flush();
 }
 
 /// Replies held back while pipelined commands are answered; beyond this

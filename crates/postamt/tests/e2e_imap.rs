@@ -408,7 +408,7 @@ fn mailbox_names_in_modified_utf7() {
 
 #[test]
 fn starttls_and_imaps_and_authenticate_plain() {
-    let s = Server::start("");
+    let s = Server::start("[transcripts]\nenabled = true\n");
     // SASL-IR (RFC 4959): PLAIN with an initial response.
     let mut c = Imap::connect(s.addr("imap"));
     let (_, t) = c.cmd(
@@ -442,6 +442,28 @@ fn starttls_and_imaps_and_authenticate_plain() {
         assert!(out.stdout.contains("a OK"), "{listener}: {}", out.stdout);
         assert!(out.stdout.contains("b OK [READ-WRITE]"), "{}", out.stdout);
     }
+    // Transcripts: TLS is marked for STARTTLS and for the implicit-TLS
+    // port alike, and a session the client just drops ends with a marker
+    // too (c and d never sent LOGOUT).
+    drop(c);
+    drop(d);
+    let mut all = String::new();
+    for _ in 0..100 {
+        let list = s.admin(&["trace", "list"]).success().stdout;
+        let texts: Vec<String> = list
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .map(|id| s.admin(&["trace", "show", &id]).success().stdout)
+            .collect();
+        all = texts.join("\n====\n");
+        if texts.len() == 4 && texts.iter().all(|t| t.contains("-- session ended")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(all.matches("-- session ended").count(), 4, "{all}");
+    assert!(all.contains("-- TLS started: TLSv1_3"), "{all}");
+    assert!(all.contains("(implicit TLS port)"), "{all}");
     let log = s.log();
     assert!(
         !log.contains("alice-pw") && !log.contains("AGFsaWNl"),
@@ -530,12 +552,11 @@ fn trace_follow_and_the_explained_table() {
     let mut c = Imap::connect(s.addr("imap"));
     c.ok("a1", "LOGIN alice@example.test alice-pw");
     c.ok("a2", "SELECT INBOX");
-    c.ok("a3", "LOGOUT");
     let mut p = pop3(&s);
     p.cmd("CAPA", "+OK");
     p.multiline();
-    p.cmd("QUIT", "+OK");
-    // Every line arrives within a bounded wait.
+    // Every line arrives within a bounded wait, while both sessions are
+    // still open (transcripts are written out with each response).
     let mut seen: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let want = ["C: a2 SELECT INBOX", "C: CAPA"];
@@ -544,6 +565,8 @@ fn trace_follow_and_the_explained_table() {
             seen.push(l);
         }
     }
+    c.ok("a3", "LOGOUT");
+    p.cmd("QUIT", "+OK");
     let _ = follow.kill();
     let _ = follow.wait();
     let text = seen.join("\n");

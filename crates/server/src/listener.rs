@@ -122,6 +122,14 @@ pub async fn run<P: Protocol>(
                 .transcripts
                 .as_ref()
                 .and_then(|t| t.start(protocol.name(), peer));
+            // On the implicit-TLS ports (465, 993, 995) the session is
+            // under TLS from its first byte: said as after STARTTLS.
+            if let (Some(t), true) = (&transcript, implicit_tls) {
+                let (version, cipher) = conn.tls_info().unwrap_or_default();
+                t.note(&format!(
+                    "TLS started: {version} {cipher} (implicit TLS port)"
+                ));
+            }
             let ctx = SessionContext {
                 server,
                 shutdown: session_shutdown,

@@ -385,6 +385,13 @@ fn emit(out: &mut Vec<u8>, transcript: &Option<Transcript>, replies: &[Reply]) {
             t.server_lines(&out[start..]);
         }
     }
+    // Written out with every reply: `trace follow` shows sessions as
+    // they happen.
+    if let Some(t) = transcript
+        && !replies.is_empty()
+    {
+        t.flush();
+    }
 }
 
 async fn flush<S: AsyncRead + AsyncWrite + Unpin>(

@@ -120,7 +120,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 self.tls = true;
                 self.plaintext_ok = true;
                 if let Some(t) = &self.transcript {
-                    t.note("TLS established");
+                    let (version, cipher) = self.conn.tls_info().unwrap_or_default();
+                    t.note(&format!("TLS started: {version} {cipher}"));
                 }
                 Flow::Continue
             }

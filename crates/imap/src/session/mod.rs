@@ -456,6 +456,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             "session ended"
         );
         if let Some(t) = &self.transcript {
+            // Also when the client just went away (no LOGOUT).
+            t.note("session ended");
             t.flush();
         }
     }
@@ -602,6 +604,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let ok = self.conn.write_all(&self.out).await.is_ok();
         self.out.clear();
+        // The transcript goes out with the responses (`trace follow`).
+        if let Some(t) = &self.transcript {
+            t.flush();
+        }
         ok
     }
 
