@@ -256,6 +256,20 @@ fn trace_and_explain_show_every_line_without_secrets() {
         }
     }
     assert!(t.contains("it has not verified that you own it"), "{t}");
+    // The state each reply leads to, below its explanation.
+    let mail_ok = lines
+        .iter()
+        .position(|l| l.starts_with("C: MAIL FROM:"))
+        .expect(t);
+    // C: MAIL, its explanation, S: 250, its explanation, the state.
+    assert!(
+        lines[mail_ok + 4].starts_with("     = after MAIL: sender accepted, waiting for RCPT"),
+        "{t}"
+    );
+    assert!(
+        t.contains("     = message accepted, the transaction is over"),
+        "{t}"
+    );
     // No password and no AUTH payload (base64 of \0user\0password).
     assert!(!t.contains("alice-pw"));
     assert!(!t.contains("AGFsaWNl"), "{t}");
@@ -272,6 +286,11 @@ fn trace_and_explain_show_every_line_without_secrets() {
         out.stderr
     );
     assert!(!out.stderr.contains("bob-pw"));
+    assert!(
+        out.stderr.contains("     = Zustand TRANSACTION"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
