@@ -126,6 +126,25 @@ pub(super) struct Selected {
 }
 
 impl Selected {
+    /// Removes the messages `leaves` picks from the view and from the
+    /// saved result (RFC 5182 §2.1), in one pass (a `remove` each made a
+    /// mass expunge by another session quadratic). Returns their
+    /// (sequence number, UID), highest number first: each EXPUNGE's number
+    /// is then still the message's number when the client reads it.
+    pub(super) fn take_out(&mut self, leaves: impl Fn(&Msg) -> bool) -> Vec<(usize, u32)> {
+        let gone: Vec<(usize, u32)> = (0..self.msgs.len())
+            .rev()
+            .filter(|&i| leaves(&self.msgs[i]))
+            .map(|i| (i + 1, self.msgs[i].uid.0))
+            .collect();
+        if !gone.is_empty() {
+            self.msgs.retain(|m| !leaves(m));
+            let uids: std::collections::HashSet<u32> = gone.iter().map(|g| g.1).collect();
+            self.saved.retain(|u| !uids.contains(&u.0));
+        }
+        gone
+    }
+
     /// Whether this session claimed `\Recent` for `uid`.
     pub(super) fn claimed(&self, uid: Uid) -> bool {
         self.claimed.iter().any(|&(a, b)| a <= uid.0 && uid.0 < b)
@@ -511,21 +530,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
         let mut gone = Vec::new();
         if allow_expunge {
-            // Highest sequence number first: each EXPUNGE's number is then
-            // still the message's number when the client reads it. One
-            // pass (not a `remove` each: a mass expunge by another session
-            // was quadratic).
-            gone = (0..sel.msgs.len())
-                .rev()
-                .filter(|&i| sel.msgs[i].gone)
-                .map(|i| (i + 1, sel.msgs[i].uid.0))
-                .collect();
-            sel.msgs.retain(|m| !m.gone);
-            // RFC 5182 §2.1: expunged messages leave the saved result.
-            if !gone.is_empty() {
-                let uids: std::collections::HashSet<u32> = gone.iter().map(|g| g.1).collect();
-                sel.saved.retain(|u| !uids.contains(&u.0));
-            }
+            gone = sel.take_out(|m| m.gone);
         }
         // Changed flags, and new messages.
         let mut flag_changes = Vec::new();
@@ -601,13 +606,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             return;
         };
         let removed: std::collections::HashSet<Uid> = removed.iter().copied().collect();
-        let gone: Vec<(usize, u32)> = (0..sel.msgs.len())
-            .rev()
-            .filter(|&i| removed.contains(&sel.msgs[i].uid))
-            .map(|i| (i + 1, sel.msgs[i].uid.0))
-            .collect();
-        sel.msgs.retain(|m| !removed.contains(&m.uid));
-        sel.saved.retain(|u| !removed.contains(u));
+        let gone = sel.take_out(|m| removed.contains(&m.uid));
         if !silent {
             self.announce_expunged(&gone);
         }
