@@ -200,23 +200,19 @@ impl Messages for SqliteStore {
             return Ok(None);
         };
         self.read(|c| {
-            let uids = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<Uid>> {
-                let mut s = c.prepare_cached(sql).map_err(backend)?;
-                let rows = s
-                    .query_map(p, |r| Ok(Uid(r.get::<_, i64>(0)? as u32)))
-                    .map_err(backend)?;
-                rows.collect::<rusqlite::Result<Vec<Uid>>>()
-                    .map_err(backend)
-            };
-            // What the index says (content ids, ascending), for content
-            // marked indexed: a row of content not marked may be an
-            // earlier content's under the same id (search.rs).
+            // The first column of a query's rows.
             let ids = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<i64>> {
                 let mut s = c.prepare_cached(sql).map_err(backend)?;
                 let rows = s.query_map(p, |r| r.get::<_, i64>(0)).map_err(backend)?;
                 rows.collect::<rusqlite::Result<Vec<i64>>>()
                     .map_err(backend)
             };
+            let uids = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<Uid>> {
+                Ok(ids(sql, p)?.into_iter().map(|u| Uid(u as u32)).collect())
+            };
+            // What the index says (content ids, ascending), for content
+            // marked indexed: a row of content not marked may be an
+            // earlier content's under the same id (search.rs).
             let mut hits = ids("SELECT rowid FROM s.fts WHERE fts MATCH ?1", &[&query])?;
             let unindexed = ids("SELECT id FROM blobs WHERE indexed = 0 ORDER BY id", &[])?;
             hits.sort_unstable();

@@ -144,6 +144,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A content as its `blobs` row gives it (`data`, and the file it
+    /// names, if any) into `into`; `false` when its file is gone
+    /// (expunged meanwhile).
+    fn blob_content(&self, data: &[u8], file: Option<&str>, into: &mut Vec<u8>) -> bool {
+        into.clear();
+        into.extend_from_slice(data);
+        file.is_none_or(|f| self.files.read_into(f, into).is_ok())
+    }
+
     /// Indexes up to one batch of unindexed content; how many it did.
     pub(super) fn index_batch(&self, index: &mut Connection) -> Result<usize> {
         type Row = (i64, Vec<u8>, Option<String>);
@@ -170,11 +179,7 @@ impl SqliteStore {
                 .map_err(backend)?;
             let mut content = Vec::new();
             for (id, data, file) in rows {
-                content.clear();
-                content.extend_from_slice(&data);
-                if let Some(f) = &file
-                    && self.files.read_into(f, &mut content).is_err()
-                {
+                if !self.blob_content(&data, file.as_deref(), &mut content) {
                     // Gone meanwhile (expunged): nothing to index.
                     content.clear();
                 }
@@ -250,11 +255,7 @@ impl SqliteStore {
         let mut kept = Vec::with_capacity(rows.len());
         let mut content = Vec::new();
         for (id, data, file) in rows {
-            content.clear();
-            content.extend_from_slice(&data);
-            if let Some(f) = &file
-                && self.files.read_into(f, &mut content).is_err()
-            {
+            if !self.blob_content(&data, file.as_deref(), &mut content) {
                 continue; // gone meanwhile
             }
             kept.push((id, data, file, crate::SearchHeaders::of(&content)));
