@@ -295,8 +295,9 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
 pub struct Follower {
     dir: std::path::PathBuf,
     explain: Option<postamt_wire::explain::Lang>,
-    /// Per transcript: bytes read, the whole lines read so far (for the
-    /// explanations, which depend on what came before), lines shown.
+    /// Per transcript: bytes read, and with `explain` the whole lines read
+    /// so far (explanations depend on what came before) and how many of
+    /// them were shown.
     seen: std::collections::HashMap<String, (u64, String, usize)>,
 }
 
@@ -343,27 +344,17 @@ impl Follower {
                 continue;
             };
             entry.0 += end as u64 + 1;
-            entry.1.push_str(&String::from_utf8_lossy(&fresh[..=end]));
-            let lines: Vec<Explained> = match self.explain {
-                Some(lang) => explained_lines(&entry.1, lang),
-                None => entry
-                    .1
-                    .lines()
-                    .map(|l| Explained {
-                        line: l.to_string(),
-                        meaning: None,
-                        state: None,
-                    })
-                    .collect(),
+            let fresh = String::from_utf8_lossy(&fresh[..=end]);
+            let Some(lang) = self.explain else {
+                out.extend(fresh.lines().map(|l| format!("{id} | {l}")));
+                continue;
             };
+            // Explanations depend on what came before: the whole text is
+            // explained again (a transcript is bounded by `max_bytes`).
+            entry.1.push_str(&fresh);
+            let lines = explained_lines(&entry.1, lang);
             for e in &lines[entry.2.min(lines.len())..] {
-                out.push(format!("{id} | {}", e.line));
-                if let Some(m) = &e.meaning {
-                    out.push(format!("{id} |      ^ {m}"));
-                }
-                if let Some(st) = &e.state {
-                    out.push(format!("{id} |      = {st}"));
-                }
+                out.extend(e.rendered().map(|l| format!("{id} | {l}")));
             }
             entry.2 = lines.len();
         }
@@ -477,17 +468,22 @@ struct Explained {
     state: Option<String>,
 }
 
+impl Explained {
+    /// The line, its meaning below it (`^`), then the state (`=`).
+    fn rendered(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self.line.clone())
+            .chain(self.meaning.iter().map(|m| format!("     ^ {m}")))
+            .chain(self.state.iter().map(|st| format!("     = {st}")))
+    }
+}
+
 /// A transcript with each line explained below it (`trace show --explain`).
 pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     for e in explained_lines(text, lang) {
-        out.push_str(&e.line);
-        out.push('\n');
-        if let Some(m) = e.meaning {
-            out.push_str(&format!("     ^ {m}\n"));
-        }
-        if let Some(st) = e.state {
-            out.push_str(&format!("     = {st}\n"));
+        for l in e.rendered() {
+            out.push_str(&l);
+            out.push('\n');
         }
     }
     out
