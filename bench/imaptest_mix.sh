@@ -95,25 +95,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The test mailbox imaptest APPENDs from: 200 small text messages with
-# unique Message-IDs (same generator as /tmp/imaptest-lab/make-mbox.py).
-python3 - "$T/test.mbox" <<'PY'
-import email.utils, sys, time
-base = 1700000000
-with open(sys.argv[1], "w") as f:
-    for i in range(1, 201):
-        t = base + i * 3600
-        f.write("From sender%d@example.net %s\n" % (i % 7, time.asctime(time.gmtime(t))))
-        f.write("From: Sender %d <sender%d@example.net>\n" % (i % 7, i % 7))
-        f.write("To: alice@postamt.test\n")
-        f.write("Subject: Test message %d\n" % i)
-        f.write("Date: %s\n" % email.utils.formatdate(t))
-        f.write("Message-ID: <imaptest-%d@example.net>\n" % i)
-        f.write("MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n")
-        for l in range(1 + i % 5):
-            f.write("This is line %d of test message %d.\n" % (l + 1, i))
-        f.write("\n")
-PY
+# The mailbox imaptest APPENDs from (200 small text messages).
+python3 "$ROOT/bench/py/imaptest_mbox.py" "$T/test.mbox"
 MBOX=$T/test.mbox
 
 cpu_busy_idle() { awk '/^cpu / {b=$2+$3+$4+$7+$8; i=$5+$6; print b, i}' /proc/stat; }
