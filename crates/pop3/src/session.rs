@@ -225,6 +225,9 @@ pub async fn run_session<S>(
                     let result = match auth.login("pop3", ip, &login, check).await {
                         Login::Ok(Ok((l, m, drop))) => {
                             tracing::info!(protocol = "pop3", peer = %conn.peer, user = ?login, messages = drop.entries.len(), tls = conn.is_tls(), "login");
+                            if let Some(t) = &transcript {
+                                t.authenticated(&login);
+                            }
                             lock = Some(l);
                             mailbox = Some(m);
                             LoginResult::Ok(drop)

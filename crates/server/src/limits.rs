@@ -13,6 +13,7 @@ pub struct ConnectionLimits {
     global: Arc<Semaphore>,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     max_per_ip: usize,
+    max: usize,
 }
 
 /// Held for the life of a connection; releases both counts on drop.
@@ -28,7 +29,13 @@ impl ConnectionLimits {
             global: Arc::new(Semaphore::new(max_connections.max(1))),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
             max_per_ip: max_per_ip.max(1),
+            max: max_connections.max(1),
         }
+    }
+
+    /// Connections open now (the administration's counters).
+    pub fn in_use(&self) -> usize {
+        self.max - self.global.available_permits()
     }
 
     /// Waits for a global slot.

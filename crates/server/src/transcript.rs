@@ -57,6 +57,7 @@ impl Transcripts {
             prune(&self.config.dir, self.config.keep);
         }
         Some(Transcript {
+            id: id.into(),
             inner: Arc::new(Mutex::new(Inner {
                 out: w,
                 body_limit: self.config.body_limit,
@@ -73,6 +74,7 @@ impl Transcripts {
 /// The transcript of one session. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Transcript {
+    id: Arc<str>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -103,6 +105,11 @@ fn printable(line: &[u8]) -> String {
 }
 
 impl Transcript {
+    /// The id `trace show` and the web interface know it by.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     fn write(&self, who: &str, text: &str) {
         if let Ok(mut i) = self.inner.lock() {
             if i.cut_off {
@@ -225,6 +232,12 @@ impl Transcript {
     }
 
     /// A remark of the server (TLS started, session ended, …).
+    /// Records who the session logged in as (`-- authenticated as …`):
+    /// the web interface shows a user the sessions that carry their name.
+    pub fn authenticated(&self, user: &str) {
+        self.note(&format!("{AUTHENTICATED_AS}{user}"));
+    }
+
     pub fn note(&self, text: &str) {
         self.write("--", text);
     }
@@ -264,6 +277,27 @@ fn prune(dir: &Path, keep: usize) {
     for p in &names[..names.len() - keep] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// The words of [`Transcript::authenticated`].
+const AUTHENTICATED_AS: &str = "authenticated as ";
+
+/// The accounts a transcript says its session logged in as (lower-cased).
+pub fn users_of(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (_, who, said) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        if who == Some("--")
+            && let Some(user) = said.strip_prefix(AUTHENTICATED_AS)
+        {
+            let user = user.trim().to_lowercase();
+            if !out.contains(&user) {
+                out.push(user);
+            }
+        }
+    }
+    out
 }
 
 /// Transcript ids in `dir`, oldest first, with their first line.
@@ -489,6 +523,70 @@ pub fn explain(text: &str, lang: postamt_wire::explain::Lang) -> String {
     out
 }
 
+/// One row of the three-column view of a transcript: what the client
+/// sent, what the server answered (one of the two is empty), and what it
+/// means, the state the session is in after it included; a note of the
+/// server (`--`: verdicts, TLS, the end) has only the third column.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableRow {
+    /// Seconds since the epoch with microseconds, as the transcript says.
+    pub time: String,
+    pub client: String,
+    pub server: String,
+    pub meaning: String,
+}
+
+/// A transcript as its header lines (`# …`) and its rows of three columns
+/// (the web interface and `trace show --explain --table` alike). Message
+/// content is shown as sent.
+pub fn table_rows(text: &str, lang: postamt_wire::explain::Lang) -> (Vec<String>, Vec<TableRow>) {
+    let mut head = Vec::new();
+    let mut rows = Vec::new();
+    for e in explained_lines(text, lang) {
+        if e.line.starts_with('#') {
+            head.push(e.line);
+            continue;
+        }
+        let mut parts = e.line.splitn(3, ' ');
+        let (time, who, said) = (
+            parts.next().unwrap_or(""),
+            parts.next(),
+            parts.next().unwrap_or(""),
+        );
+        let (c, s) = match who {
+            Some("C:") => (said.to_string(), String::new()),
+            Some("S:") => (String::new(), said.to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let m = match (who, e.meaning) {
+            (Some("C:") | Some("S:"), m) => {
+                let m = m.unwrap_or_default();
+                match &e.state {
+                    Some(st) if m.is_empty() => format!("→ {st}"),
+                    Some(st) => format!("{m} → {st}"),
+                    None => m,
+                }
+            }
+            // Notes of the server (`--`: verdicts, summaries): in the
+            // third column, with their own explanation if any.
+            (_, m) => match m {
+                Some(m) => format!("{said}: {m}"),
+                None => said.to_string(),
+            },
+        };
+        if c.is_empty() && s.is_empty() && m.is_empty() {
+            continue;
+        }
+        rows.push(TableRow {
+            time: time.to_string(),
+            client: c,
+            server: s,
+            meaning: m,
+        });
+    }
+    (head, rows)
+}
+
 /// A transcript as a table of three columns, client line, server line,
 /// what it means (`trace show --explain --table`): Markdown, so that it
 /// can go into teaching material as it is. Header lines of the transcript
@@ -499,53 +597,26 @@ pub fn explain_table(text: &str, lang: postamt_wire::explain::Lang) -> String {
         _ => ("client", "server", "what it means"),
     };
     let cell = |s: &str| s.replace('\\', "\\\\").replace('|', "\\|");
-    let mut head = String::new();
-    let mut rows = String::new();
-    for e in explained_lines(text, lang) {
-        if e.line.starts_with('#') {
-            head.push_str(&e.line);
-            head.push('\n');
-            continue;
-        }
-        let mut parts = e.line.splitn(3, ' ');
-        let (_, who, said) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-        let (c, s) = match who {
-            Some("C:") => (cell(said), String::new()),
-            Some("S:") => (String::new(), cell(said)),
-            _ => (String::new(), String::new()),
-        };
-        let m = match (who, e.meaning) {
-            (Some("C:") | Some("S:"), m) => {
-                let m = m.map(|m| cell(&m)).unwrap_or_default();
-                match &e.state {
-                    Some(st) if m.is_empty() => format!("→ {}", cell(st)),
-                    Some(st) => format!("{m} → {}", cell(st)),
-                    None => m,
-                }
-            }
-            // Notes of the server (`--`: verdicts, summaries): in the
-            // third column, with their own explanation if any.
-            (_, m) => {
-                let note = cell(said);
-                match m {
-                    Some(m) => format!("{note}: {}", cell(&m)),
-                    None => note,
-                }
-            }
-        };
-        if c.is_empty() && s.is_empty() && m.is_empty() {
-            continue;
-        }
-        rows.push_str(&format!("| {c} | {s} | {m} |\n"));
+    let (head, rows) = table_rows(text, lang);
+    let mut out = String::new();
+    for h in &head {
+        out.push_str(h);
+        out.push('\n');
     }
-    let mut out = head;
     if !out.is_empty() {
         out.push('\n');
     }
     out.push_str(&format!(
         "| {client} | {server} | {meaning} |\n|---|---|---|\n"
     ));
-    out.push_str(&rows);
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            cell(&r.client),
+            cell(&r.server),
+            cell(&r.meaning)
+        ));
+    }
     out
 }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use postamt_mda::{DeliveryError, Incoming};
 use postamt_server::{Connection, Line, Login, Protocol, SessionContext, Transcript};
-use postamt_store::{OutboundEnvelope, QueueEntry, QueueId, SharedStore, blocking};
+use postamt_store::{Account, OutboundEnvelope, QueueEntry, QueueId, SharedStore, blocking};
 use postamt_wire::meta::header_len;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -152,6 +152,17 @@ impl Smtp {
     pub fn new(store: SharedStore, config: SmtpConfig) -> Smtp {
         Smtp { store, config }
     }
+
+    /// A session already logged in as `account` (the web interface's
+    /// compose page, which checked the password at its own login): the
+    /// client skips AUTH, everything else is the ordinary session, with
+    /// its transcript.
+    pub async fn session_as<S>(&self, account: Account, conn: Connection<S>, ctx: SessionContext)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        run_session_as(&self.store, &self.config, conn, ctx, Some(account)).await;
+    }
 }
 
 impl Protocol for Smtp {
@@ -196,8 +207,20 @@ enum Read {
 pub async fn run_session<S>(
     store: &SharedStore,
     config: &SmtpConfig,
+    conn: Connection<S>,
+    ctx: SessionContext,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    run_session_as(store, config, conn, ctx, None).await;
+}
+
+async fn run_session_as<S>(
+    store: &SharedStore,
+    config: &SmtpConfig,
     mut conn: Connection<S>,
     mut ctx: SessionContext,
+    preauth: Option<Account>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -207,6 +230,13 @@ pub async fn run_session<S>(
     let plaintext_ok = auth.plaintext_allowed(conn.is_tls(), ip);
     let mut core = SmtpCore::new(config.core(&hostname, ip, conn.tls_info(), plaintext_ok));
     let transcript = ctx.transcript.clone();
+    if let Some(account) = preauth {
+        if let Some(t) = &transcript {
+            t.note("logged in by the web interface (no AUTH on the wire)");
+            t.authenticated(&account.address);
+        }
+        core.preauthenticate(account);
+    }
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut step = core.greeting();
     // The verification budget of the message being checked (see deadline).
@@ -279,6 +309,9 @@ pub async fn run_session<S>(
                     let result = auth.login("submission", ip, &login, check).await;
                     if let Login::Ok(account) = &result {
                         tracing::info!(protocol = "submission", peer = %ip, user = %account.address, tls = conn.is_tls(), "login");
+                        if let Some(t) = &transcript {
+                            t.authenticated(&account.address);
+                        }
                     }
                     step = core.login_result(result);
                 }

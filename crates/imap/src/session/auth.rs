@@ -131,6 +131,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 
     fn logged_in(&mut self, account: Account) {
         tracing::info!(protocol = "imap", peer = %self.conn.peer.ip(), user = %account.address, tls = self.tls, "login");
+        if let Some(t) = &self.transcript {
+            t.authenticated(&account.address);
+        }
         let mut signal = self.store.watch_account(account.id);
         self.seen = *signal.borrow_and_update();
         self.signal = Some(signal);

@@ -445,6 +445,13 @@ impl SmtpCore {
     }
 
     /// The greeting (RFC 5321 §4.3.1), first thing on the connection.
+    /// Starts the session logged in as `account`, as if AUTH had
+    /// succeeded: the web interface's compose page submits through a real
+    /// submission session for the user it has already checked.
+    pub fn preauthenticate(&mut self, account: Account) {
+        self.user = Some(account);
+    }
+
     pub fn greeting(&mut self) -> Step {
         let kind = match self.config.mode {
             Mode::Lmtp => "LMTP",
