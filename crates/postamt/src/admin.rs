@@ -152,7 +152,7 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn default_selector() -> String {
+pub fn default_selector() -> String {
     // Dated selectors make key rotation obvious: s202611.
     let days = now() / 86400;
     let (y, m, _) = postamt_wire::time::civil_from_days(days);

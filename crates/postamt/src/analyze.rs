@@ -33,6 +33,27 @@ pub struct AnalyzeArgs {
 
 /// The options from the config (when there is one) and the arguments.
 pub fn options(config: Option<&Config>, lang: Lang, extra_ids: &[String]) -> Result<Options> {
+    // Domains added with `postamt domain add` live in the store; a store
+    // that cannot be opened (another machine's config) adds none.
+    let stored = config
+        .filter(|c| c.data_dir.exists())
+        .and_then(|c| crate::open::open_store(c).ok())
+        .map(|store| {
+            use postamt_store::Directory;
+            store.domains().unwrap_or_default()
+        })
+        .unwrap_or_default();
+    options_with(config, &stored, lang, extra_ids)
+}
+
+/// [`options`] with the store's domains given (the server has its store
+/// open already).
+pub fn options_with(
+    config: Option<&Config>,
+    stored_domains: &[String],
+    lang: Lang,
+    extra_ids: &[String],
+) -> Result<Options> {
     let mut o = Options {
         lang,
         ..Options::default()
@@ -40,16 +61,9 @@ pub fn options(config: Option<&Config>, lang: Lang, extra_ids: &[String]) -> Res
     if let Some(c) = config {
         o.hostnames.push(c.hostname.clone());
         o.local_domains = c.domains.clone();
-        // Domains added with `postamt domain add` live in the store; a
-        // store that cannot be opened (another machine's config) adds none.
-        if c.data_dir.exists()
-            && let Ok(store) = crate::open::open_store(c)
-        {
-            use postamt_store::Directory;
-            for d in store.domains().unwrap_or_default() {
-                if !o.local_domains.iter().any(|l| l.eq_ignore_ascii_case(&d)) {
-                    o.local_domains.push(d);
-                }
+        for d in stored_domains {
+            if !o.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)) {
+                o.local_domains.push(d.clone());
             }
         }
         let a = &c.analyze;
@@ -80,24 +94,34 @@ pub fn recheck(config: Option<&Config>, message: &[u8]) -> Result<Recheck> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let limit = std::time::Duration::from_secs(20);
-    rt.block_on(async {
-        let dkim = tokio::time::timeout(limit, postamt_auth::dkim::verify(&verifier.0, message))
-            .await
-            .unwrap_or_default();
-        let arc = tokio::time::timeout(limit, postamt_auth::arc::verify(&verifier, message))
-            .await
-            .ok()
-            .filter(|v| v.result != "none")
-            .map(|v| (v.result.to_string(), v.sealers));
-        Ok(Recheck {
-            dkim: dkim
-                .into_iter()
-                .map(|v| (v.domain, v.selector, v.result))
-                .collect(),
-            arc,
-        })
-    })
+    Ok(rt.block_on(recheck_with(
+        &verifier,
+        message,
+        std::time::Duration::from_secs(20),
+    )))
+}
+
+/// The re-check itself, for a caller inside a runtime (the web interface).
+pub async fn recheck_with(
+    verifier: &postamt_auth::dkim::Verifier,
+    message: &[u8],
+    limit: std::time::Duration,
+) -> Recheck {
+    let dkim = tokio::time::timeout(limit, postamt_auth::dkim::verify(&verifier.0, message))
+        .await
+        .unwrap_or_default();
+    let arc = tokio::time::timeout(limit, postamt_auth::arc::verify(verifier, message))
+        .await
+        .ok()
+        .filter(|v| v.result != "none")
+        .map(|v| (v.result.to_string(), v.sealers));
+    Recheck {
+        dkim: dkim
+            .into_iter()
+            .map(|v| (v.domain, v.selector, v.result))
+            .collect(),
+        arc,
+    }
 }
 
 pub fn run(config: Option<&Config>, args: &AnalyzeArgs) -> Result<()> {

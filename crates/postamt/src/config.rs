@@ -19,6 +19,8 @@ pub const SERVED: &[&str] = &[
     "pop3s",
     "imap",
     "imaps",
+    "http",
+    "https",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +56,53 @@ pub struct Config {
     pub verify: VerifySection,
     #[serde(default)]
     pub analyze: AnalyzeSection,
+    #[serde(default)]
+    pub web: WebSection,
+}
+
+/// `[web]`: the web interface (its listeners are `[listen] http/https`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// Accounts with the administrator role (the administration pages and
+    /// `/api/admin/`). Named here, not in the store: no page can make an
+    /// administrator.
+    pub admins: Vec<String>,
+    /// Seconds a web login lasts without a request.
+    pub session_idle: u64,
+    /// Seconds a web login lasts at most.
+    pub session_max: u64,
+    /// Web logins held at once (beyond it the least recently used ends).
+    pub max_sessions: usize,
+    /// Largest request body in bytes (compose, API).
+    pub max_body: usize,
+    /// Messages per page of a message list.
+    pub page_size: usize,
+    /// Connections at once, and from one client address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request header.
+    pub header_timeout: u64,
+    /// The host name autoconfig and Autodiscover tell mail clients
+    /// (default: `hostname`).
+    pub client_hostname: Option<String>,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            admins: Vec::new(),
+            session_idle: 3600,
+            session_max: 12 * 3600,
+            max_sessions: 10_000,
+            max_body: 10 * 1024 * 1024,
+            page_size: 50,
+            max_connections: 2000,
+            max_connections_per_ip: 200,
+            header_timeout: 30,
+            client_hostname: None,
+        }
+    }
 }
 
 /// `[analyze]`: what `postamt analyze` trusts and protects.
@@ -394,6 +443,10 @@ pub struct Listen {
     pub pop3: Option<Addresses>,
     pub pop3s: Option<Addresses>,
     pub lmtp: Option<Addresses>,
+    /// The web interface over plain HTTP: loopback addresses only.
+    pub http: Option<Addresses>,
+    /// The web interface over HTTPS with the `[tls]` certificate.
+    pub https: Option<Addresses>,
 }
 
 impl Listen {
@@ -408,6 +461,8 @@ impl Listen {
             ("pop3", &self.pop3),
             ("pop3s", &self.pop3s),
             ("lmtp", &self.lmtp),
+            ("http", &self.http),
+            ("https", &self.https),
         ]
         .into_iter()
         .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
@@ -544,6 +599,20 @@ impl Config {
             if name != "lmtp" && endpoints.iter().any(|e| matches!(e, Endpoint::Unix(_))) {
                 bail!("[listen] {name}: unix socket paths are for lmtp only");
             }
+            // Passwords and session cookies never cross a network in the
+            // clear: plain HTTP is for this machine only.
+            if name == "http"
+                && let Some(Endpoint::Tcp(a)) = endpoints
+                    .iter()
+                    .find(|e| matches!(e, Endpoint::Tcp(a) if !a.ip().is_loopback()))
+            {
+                bail!(
+                    "[listen] http = {a}: plain HTTP is served on loopback only; use https for other addresses"
+                );
+            }
+        }
+        if self.web.page_size == 0 || self.web.page_size > 1000 {
+            bail!("[web] page_size must be between 1 and 1000");
         }
         match self.smtp.spoof_policy.as_str() {
             "reject" | "mark" | "off" => {}
@@ -656,6 +725,8 @@ impl Config {
                 pop3: l(2110),
                 pop3s: l(2995),
                 lmtp: None,
+                http: l(2080),
+                https: None,
             },
             tls: Tls::default(),
             store: StoreSection::default(),
@@ -688,6 +759,11 @@ impl Config {
             verify: VerifySection {
                 trusted_arc_sealers: vec![crate::lab::LIST_DOMAIN.to_string()],
                 ..VerifySection::default()
+            },
+            // alice administers the playground (interface.md).
+            web: WebSection {
+                admins: vec!["alice@postamt.test".into()],
+                ..WebSection::default()
             },
         }
     }

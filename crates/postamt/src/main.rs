@@ -13,6 +13,7 @@ mod open;
 mod process;
 mod serve;
 mod smime;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

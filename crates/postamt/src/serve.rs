@@ -195,7 +195,21 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     let submission = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Submission)));
     let lmtp = Arc::new(Smtp::new(store.clone(), smtp_config(Mode::Lmtp)));
     let controller = ShutdownController::new();
+    let web = (config.listen.http.is_some() || config.listen.https.is_some())
+        .then(|| {
+            build_web(
+                &config,
+                &(store.clone() as SharedStore),
+                &submission,
+                &ctx,
+                &controller,
+                &hickory,
+                &dns,
+            )
+        })
+        .transpose()?;
     let mut out = std::io::stdout().lock();
+    let mut bound: Vec<(&str, u16)> = Vec::new();
     for (name, addrs) in config.listen.all() {
         if !crate::config::SERVED.contains(&name) {
             writeln!(out, "postamt: {name:<11} not served by this version yet")?;
@@ -233,7 +247,13 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
             };
             let local = listener.local_addr()?;
             writeln!(out, "postamt: {name:<11} listening on {local}")?;
+            bound.push((name, local.port()));
             let (ctx, shutdown) = (Arc::clone(&ctx), controller.handle());
+            if let ("http" | "https", Some(web)) = (name, &web) {
+                let tls = (name == "https").then(|| Arc::clone(&tls));
+                tokio::spawn(postamt_web::serve(listener, tls, Arc::clone(web), shutdown));
+                continue;
+            }
             use postamt_server::listener::run;
             match name {
                 "pop3" | "pop3s" => tokio::spawn(run(
@@ -261,6 +281,9 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
                 _ => tokio::spawn(run(listener, false, Arc::clone(&lmtp), ctx, shutdown)),
             };
         }
+    }
+    if let Some(web) = &web {
+        web.set_listeners(&bound);
     }
     if let (Some(collector), Some(dns)) = (&dmarc_reports, &resolver) {
         let reports = postamt_relay::report::Reports {
@@ -301,6 +324,10 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         )?;
     }
     if dev {
+        writeln!(
+            out,
+            "postamt: web         http://localhost:2080 (alice administers the playground)"
+        )?;
         writeln!(
             out,
             "postamt: playground data in {}",
@@ -358,6 +385,60 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
     tokio::task::spawn_blocking(move || drop(store)).await?;
     println!("postamt: stopped");
     Ok(())
+}
+
+/// The web interface from `[web]` and the listeners (what autoconfig
+/// tells mail clients).
+fn build_web(
+    config: &Config,
+    store: &SharedStore,
+    submission: &Arc<Smtp>,
+    ctx: &Arc<ServerContext>,
+    controller: &ShutdownController,
+    hickory: &hickory_resolver::TokioResolver,
+    dns: &postamt_auth::resolver::DnsSettings,
+) -> Result<Arc<postamt_web::Web>> {
+    let w = &config.web;
+    let clients = postamt_web::ClientSettings {
+        hostname: w
+            .client_hostname
+            .clone()
+            .unwrap_or_else(|| config.hostname.clone()),
+        // Filled in once the listeners are bound (Web::set_listeners).
+        ..Default::default()
+    };
+    let verifier = postamt_auth::dkim::authenticator(dns)
+        .map(|a| Arc::new(postamt_auth::dkim::Verifier(a)))
+        .ok();
+    let shared: SharedStore = Arc::clone(store);
+    let host = crate::web::WebHost {
+        config: config.clone(),
+        store: shared.clone(),
+        submission: Arc::clone(submission),
+        ctx: Arc::clone(ctx),
+        shutdown: controller.handle(),
+        resolver: postamt_auth::resolver::Resolver::new(hickory.clone()),
+        verifier,
+    };
+    Ok(postamt_web::Web::new(
+        shared,
+        Arc::clone(&ctx.auth),
+        config.transcripts.enabled.then(|| config.transcript_dir()),
+        Arc::new(host),
+        postamt_web::WebConfig {
+            hostname: config.hostname.clone(),
+            admins: w.admins.iter().map(|a| a.to_lowercase()).collect(),
+            session_idle: Duration::from_secs(w.session_idle.max(60)),
+            session_max: Duration::from_secs(w.session_max.max(60)),
+            max_sessions: w.max_sessions.max(1),
+            max_body: w.max_body.max(64 * 1024),
+            page_size: w.page_size,
+            header_timeout: Duration::from_secs(w.header_timeout.max(1)),
+            max_connections: w.max_connections.max(1),
+            max_connections_per_ip: w.max_connections_per_ip.max(1),
+            clients,
+        },
+    ))
 }
 
 /// The outbound MTA from `[relay]`, `[dns]` and `[dkim]`.

@@ -2,6 +2,8 @@
 //! loopback ports chosen by the kernel, talk to it over TCP.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,6 +39,7 @@ submissions = "127.0.0.1:0"
 lmtp = "127.0.0.1:0"
 imap = "127.0.0.1:0"
 imaps = "127.0.0.1:0"
+http = "127.0.0.1:0"
 [auth]
 failure_delay_ms = 50
 {extra}
