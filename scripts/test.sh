@@ -27,6 +27,9 @@ command -v fincore   >/dev/null || need+=(util-linux-extra)  # page-cache reside
 [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)  # OpenDKIM signs, postamt verifies
 command -v cmsutil   >/dev/null || need+=(libnss3-tools)    # NSS (Thunderbird's engine) for S/MIME interop
 command -v gpg-agent >/dev/null && command -v gpgsm >/dev/null || need+=(gpgsm gpg-agent)  # GnuPG's S/MIME
+# The web interface's browser tests: Debian's Chromium and its WebDriver,
+# and a font so that screenshots show text.
+command -v chromedriver >/dev/null && [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver fonts-dejavu-core)
 # Build dependencies of the openssl crate (S/MIME): headers and pkg-config.
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then

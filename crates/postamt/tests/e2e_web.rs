@@ -140,7 +140,7 @@ fn every_response_carries_the_security_headers() {
             "{path}"
         );
         assert!(r.header("x-frame-options").is_some(), "{path}");
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
     }
     assert_eq!(b.get("/mail/1").header("cache-control"), Some("no-store"));
 }

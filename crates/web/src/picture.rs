@@ -38,7 +38,9 @@ fn cut(s: &str, n: usize) -> String {
 const BOX_W: usize = 190;
 const GAP: usize = 70;
 const BOX_H: usize = 86;
-const TOP: usize = 40;
+const TOP: usize = 56;
+/// The picture is at least this wide (the findings below need room).
+const MIN_WIDTH: usize = 900;
 
 /// The picture of `a` (the analysis of the forensics issue).
 pub fn path_svg(a: &Analysis) -> String {
@@ -87,7 +89,7 @@ pub fn path_svg(a: &Analysis) -> String {
         });
     }
     let n = nodes.len();
-    let width = 20 + n * BOX_W + n.saturating_sub(1) * GAP + 20;
+    let width = (20 + n * BOX_W + n.saturating_sub(1) * GAP + 20).max(MIN_WIDTH);
     let results_y = TOP + BOX_H + 60;
     let findings = a.findings.len();
     let height = results_y + 40 + 22 * (findings + 2);
@@ -101,19 +103,19 @@ pub fn path_svg(a: &Analysis) -> String {
     if let Some(i) = first_trusted.filter(|&i| i > 0) {
         let x = 20 + i * (BOX_W + GAP) - GAP / 2;
         s.push_str(&format!(
-            "<line class=\"boundary\" x1=\"{x}\" y1=\"10\" x2=\"{x}\" y2=\"{}\" stroke=\"#b00\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>",
+            "<line class=\"boundary\" x1=\"{x}\" y1=\"22\" x2=\"{x}\" y2=\"{}\" stroke=\"#b00\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>",
             TOP + BOX_H + 20
         ));
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"24\" font-size=\"12\" fill=\"#b00\" text-anchor=\"middle\">trust boundary</text>",
+            "<text x=\"{}\" y=\"16\" font-size=\"12\" fill=\"#b00\" text-anchor=\"middle\">trust boundary</text>",
             x
         ));
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"24\" font-size=\"11\" fill=\"#777\" text-anchor=\"end\">claimed by the sender ←</text>",
+            "<text x=\"{}\" y=\"36\" font-size=\"11\" fill=\"#777\" text-anchor=\"end\">claimed by the sender ←</text>",
             x.saturating_sub(8)
         ));
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"24\" font-size=\"11\" fill=\"#2a6\">→ recorded by servers we trust</text>",
+            "<text x=\"{}\" y=\"36\" font-size=\"11\" fill=\"#2a6\">→ recorded by servers we trust</text>",
             x + 8
         ));
     }
@@ -222,7 +224,7 @@ pub fn path_svg(a: &Analysis) -> String {
         s.push_str(&format!(
             "<text class=\"finding\" x=\"20\" y=\"{y}\" font-size=\"12\" fill=\"{color}\">⚠ {}: {}</text>",
             esc(f.code),
-            esc(&cut(&f.detail, 140))
+            esc(&cut(&f.detail, (width - 60) / 7 - f.code.len()))
         ));
         y += 22;
     }

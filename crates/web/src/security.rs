@@ -33,7 +33,10 @@ pub async fn headers(req: Request, next: Next) -> Response {
     set(header::CONTENT_SECURITY_POLICY, PAGE_CSP);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
-    set(header::REFERRER_POLICY, "no-referrer");
+    // Links out of the interface carry no address of ours; requests
+    // within it keep their real Origin (under `no-referrer` a browser
+    // posts forms with `Origin: null`).
+    set(header::REFERRER_POLICY, "same-origin");
     set(
         header::HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
@@ -84,13 +87,17 @@ pub fn session_cookie(token: Option<&str>, tls: bool) -> String {
 }
 
 /// Whether the request comes from a page of this origin (or from no page
-/// at all, a client that sends neither header). `Sec-Fetch-Site` and
-/// `Origin` are set by browsers and cannot be forged by a page.
+/// at all, a client that sends neither header). Browsers set
+/// `Sec-Fetch-Site` and `Origin`; a page cannot forge them. The fetch
+/// metadata decides where it is sent (a form posted under a strict
+/// referrer policy may carry `Origin: null`); otherwise the origin must be
+/// this host.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
+    if let Some(site) = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
     {
-        return false;
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;

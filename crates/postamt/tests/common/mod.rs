@@ -400,6 +400,11 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
     ("/usr/sbin/opendkim-testmsg", &["opendkim-tools"], ""),
     ("cmsutil", &["libnss3-tools"], ""),
     ("gpgsm", &["gpgsm", "gpg-agent"], "command -v gpg-agent"),
+    (
+        "chromedriver",
+        &["chromium", "chromium-driver", "fonts-dejavu-core"],
+        "chromium --version && chromedriver --version",
+    ),
 ];
 
 /// Whether `tool` is installed and passes its check in [`TOOLS`]; `Err`
