@@ -89,7 +89,10 @@ async fn no_script_ran(c: &Client) {
         panic!("a dialog opened: {text}");
     }
     let title = c.title().await.unwrap();
-    assert!(title.ends_with("· postamt"), "the title was changed: {title}");
+    assert!(
+        title.ends_with("· postamt"),
+        "the title was changed: {title}"
+    );
 }
 
 async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
@@ -130,11 +133,18 @@ async fn login(c: &Client, base: &str, user: &str, pass: &str) {
         .click()
         .await
         .unwrap();
-    if c.wait().for_element(Locator::Css("#messages")).await.is_err() {
+    if c.wait()
+        .for_element(Locator::Css("#messages"))
+        .await
+        .is_err()
+    {
         shot(c, "login-failed").await;
         panic!(
             "no mailbox after login at {}: {}",
-            c.current_url().await.map(|u| u.to_string()).unwrap_or_default(),
+            c.current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
             c.source().await.unwrap_or_default()
         );
     }
@@ -203,9 +213,18 @@ async fn the_web_interface_in_chromium() {
         .click()
         .await
         .unwrap();
-    c.wait().for_element(Locator::Css("#subject")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#subject"))
+        .await
+        .unwrap();
     no_script_ran(&c).await;
-    let from = c.find(Locator::Css("#from")).await.unwrap().text().await.unwrap();
+    let from = c
+        .find(Locator::Css("#from"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(from.contains("<img src=x onerror=alert('name')>"), "{from}");
     let frame = c.find(Locator::Css("#html-body")).await.unwrap();
     shot(&c, "02-message").await;
@@ -219,12 +238,22 @@ async fn the_web_interface_in_chromium() {
         .await
         .unwrap();
     assert_eq!(greeting, "Dear Alice");
-    assert!(c.find(Locator::Css("script")).await.is_err(), "a script element survived");
-    assert!(c.find(Locator::Css("form")).await.is_err(), "a form survived");
+    assert!(
+        c.find(Locator::Css("script")).await.is_err(),
+        "a script element survived"
+    );
+    assert!(
+        c.find(Locator::Css("form")).await.is_err(),
+        "a form survived"
+    );
     // The link that was javascript: leads nowhere now; clicking it runs nothing.
     if let Ok(a) = c.find(Locator::LinkText("click me")).await {
         let href = a.attr("href").await.unwrap();
-        assert!(href.as_deref().is_none_or(|h| !h.to_lowercase().contains("javascript")), "{href:?}");
+        assert!(
+            href.as_deref()
+                .is_none_or(|h| !h.to_lowercase().contains("javascript")),
+            "{href:?}"
+        );
     }
     c.enter_parent_frame().await.unwrap();
     no_script_ran(&c).await;
@@ -240,7 +269,10 @@ async fn the_web_interface_in_chromium() {
         .for_element(Locator::Css("#path-picture svg"))
         .await
         .unwrap();
-    let hops = c.find_all(Locator::Css("#path-picture svg g.hop")).await.unwrap();
+    let hops = c
+        .find_all(Locator::Css("#path-picture svg g.hop"))
+        .await
+        .unwrap();
     assert_eq!(hops.len(), 2, "origin and one hop");
     shot(&c, "03-path").await;
 
@@ -260,17 +292,17 @@ async fn the_web_interface_in_chromium() {
     wait_for_text(&c, "#transcript", "EHLO typed.by.hand").await;
     smtp_client.smtp("MAIL FROM:<someone@elsewhere.test>", "250");
     let t = wait_for_text(&c, "#transcript", "MAIL FROM:<someone@elsewhere.test>").await;
-    assert!(t.contains("waiting for RCPT"), "the state is explained: {t}");
+    assert!(
+        t.contains("waiting for RCPT"),
+        "the state is explained: {t}"
+    );
     smtp_client.smtp("QUIT", "221");
     wait_for_text(&c, "#transcript", "session ended").await;
     shot(&c, "05-live-transcript").await;
 
     // Compose and send; the dialogue is shown.
     c.goto(&format!("{base}/compose")).await.unwrap();
-    for (name, value) in [
-        ("to", "bob@example.test"),
-        ("subject", "From the browser"),
-    ] {
+    for (name, value) in [("to", "bob@example.test"), ("subject", "From the browser")] {
         c.find(Locator::Css(&format!("#compose input[name={name}]")))
             .await
             .unwrap()
@@ -353,9 +385,19 @@ async fn the_web_interface_in_chromium() {
     .await
     .unwrap();
     c.wait().for_element(Locator::Css("#users")).await.unwrap();
-    submit_confirmed(&c, "tr[data-address='carol@example.test'] form[action$='/delete'] button").await;
+    submit_confirmed(
+        &c,
+        "tr[data-address='carol@example.test'] form[action$='/delete'] button",
+    )
+    .await;
     c.wait().for_element(Locator::Css("#users")).await.unwrap();
-    let users = c.find(Locator::Css("#users")).await.unwrap().text().await.unwrap();
+    let users = c
+        .find(Locator::Css("#users"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!users.contains("carol@example.test"), "{users}");
 
     c.goto(&format!("{base}/admin/domains")).await.unwrap();
@@ -400,7 +442,10 @@ async fn the_web_interface_in_chromium() {
         .click()
         .await
         .unwrap();
-    c.wait().for_element(Locator::Css("#aliases")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#aliases"))
+        .await
+        .unwrap();
 
     // A message for elsewhere waits in the queue (the relay is off).
     let mut sub = smtp(&s, "submission");
@@ -473,7 +518,13 @@ async fn the_web_interface_in_chromium() {
         .unwrap();
     c.wait().for_element(Locator::Css("#login")).await.unwrap();
     login(&c, &base, "bob@example.test", "bob-pw").await;
-    let nav = c.find(Locator::Css("header nav")).await.unwrap().text().await.unwrap();
+    let nav = c
+        .find(Locator::Css("header nav"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!nav.contains("Administration"), "{nav}");
     c.goto(&format!("{base}/admin/users")).await.unwrap();
     wait_for_text(&c, "#error", "not found").await;

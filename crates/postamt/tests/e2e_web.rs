@@ -953,17 +953,27 @@ fn autoconfig_and_autodiscover_describe_the_listeners() {
     let x4 = r4.text();
     assert!(x4.contains("<LoginName>bob@example.test</LoginName>"));
     assert!(x4.contains(&format!("<Port>{imaps}</Port>")), "{x4}");
-    // The XML is well-formed (Python's parser, nobody's here).
-    if python_ready() {
-        for doc in [&x, &x4] {
+    // Checked against the formats the clients document (Mozilla's
+    // ConfigFileFormat, Outlook's POX schema) by Python's XML parser.
+    if require("python3") {
+        for (kind, doc) in [("thunderbird", &x), ("autodiscover", &x4)] {
             let out = run_with_stdin(
-                std::process::Command::new("python3").args([
-                    "-c",
-                    "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.buffer.read()); print('ok')",
-                ]),
+                std::process::Command::new("python3")
+                    .arg(format!("{CLIENTS}/autoconfig_check.py"))
+                    .arg(kind),
                 doc.as_bytes(),
             );
-            assert!(out.stdout.contains("ok"), "{}", out.stderr);
+            assert!(
+                out.stdout.starts_with("ok"),
+                "{kind}: {} {}",
+                out.stdout,
+                out.stderr
+            );
+            assert!(
+                out.stdout.contains(&format!(":{imaps} ")),
+                "{kind}: {}",
+                out.stdout
+            );
         }
     }
 }
@@ -1033,4 +1043,112 @@ fn the_api_logs_in_with_json() {
         br#"{"user":"bob@example.test","password":"x"}"#,
     );
     assert_eq!(bad.status, 401);
+}
+
+#[test]
+fn oversized_requests_are_refused_and_the_server_goes_on() {
+    let s = Server::start(&WEB.replace("[web]\n", "[web]\nmax_body = 65536\n"));
+    let b = Browser::logged_in(web(&s), "alice@example.test", "alice-pw");
+    let big = "x".repeat(100_000);
+    let r = b.post("/compose", &[("to", "bob@example.test"), ("body", &big)]);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = b.api_post(
+        "/api/compose",
+        serde_json::json!({"to": "bob@example.test", "body": big}),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    // A header block beyond the bound: refused, nothing else disturbed.
+    let mut c = std::net::TcpStream::connect(b.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    use std::io::{Read, Write};
+    let _ = c.write_all(
+        format!(
+            "GET /login HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        )
+        .as_bytes(),
+    );
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    assert_eq!(b.get("/api/me").status, 200);
+    assert!(maildrop(&s, "bob@example.test", "bob-pw").is_empty());
+}
+
+#[test]
+fn a_live_view_waits_for_the_next_line() {
+    let s = server();
+    let b = Browser::logged_in(web(&s), "alice@example.test", "alice-pw");
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO waiting.example", "250");
+    let list = b.get("/api/sessions").json();
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["protocol"] == "smtp" && x["live"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let n = b.get(&format!("/api/sessions/{id}")).json()["rows"]
+        .as_array()
+        .unwrap()
+        .len();
+    // Nothing new: the request is held for the time asked, then answers.
+    let t = std::time::Instant::now();
+    let quiet = b.get(&format!("/api/sessions/{id}?from={n}&wait=1")).json();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(quiet["rows"].as_array().unwrap().len(), 0);
+    assert_eq!(quiet["live"], true);
+    // A line typed while the request waits: the answer carries it at once.
+    let addr = b.addr;
+    let cookie = b.cookie.clone();
+    let path = format!("/api/sessions/{id}?from={n}&wait=20");
+    let waiter = std::thread::spawn(move || {
+        let mut w = Browser::new(addr);
+        w.cookie = cookie;
+        let t = std::time::Instant::now();
+        (w.get(&path).json(), t.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    c.smtp("MAIL FROM:<x@elsewhere.test>", "250");
+    let (v, took) = waiter.join().unwrap();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(v["rows"].to_string().contains("MAIL FROM"), "{v}");
+    c.smtp("QUIT", "221");
+}
+
+#[test]
+fn inline_images_of_the_message_are_shown_in_the_frame() {
+    let s = server();
+    let m = concat!(
+        "From: a@example.test\r\nTo: alice@example.test\r\nSubject: logo\r\n",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n",
+        "--r\r\nContent-Type: text/html\r\n\r\n",
+        "<p>See <img src=\"cid:logo@example.test\"> and <img src=\"cid:svg@example.test\"></p>\r\n",
+        "--r\r\nContent-Type: image/png\r\nContent-ID: <logo@example.test>\r\n",
+        "Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n",
+        "--r\r\nContent-Type: image/svg+xml\r\nContent-ID: <svg@example.test>\r\n\r\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>\r\n",
+        "--r--\r\n"
+    );
+    s.deliver("a@example.test", &["alice@example.test"], m.as_bytes())
+        .success();
+    let b = Browser::logged_in(web(&s), "alice@example.test", "alice-pw");
+    let (inbox, uid) = inbox_of(&b);
+    let body = b.get(&format!("/mail/{inbox}/{uid}/body")).text();
+    assert!(
+        body.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""),
+        "{body}"
+    );
+    assert!(!body.contains("cid:"), "{body}");
+    assert!(!body.contains("svg+xml"), "SVG is never inlined: {body}");
 }

@@ -27,6 +27,9 @@ pub struct TranscriptConfig {
 pub struct Transcripts {
     config: TranscriptConfig,
     counter: AtomicU64,
+    /// Ids of the sessions still running: never pruned (their transcript
+    /// is being written, and someone may be following it).
+    live: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Transcripts {
@@ -35,6 +38,7 @@ impl Transcripts {
         Ok(Transcripts {
             config,
             counter: AtomicU64::new(0),
+            live: Arc::default(),
         })
     }
 
@@ -53,11 +57,15 @@ impl Transcripts {
             w,
             "# postamt transcript {id}: {protocol} session from {peer} at {secs}.{micros:06}"
         );
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(format!("{id}.log"));
+        }
         if n.is_multiple_of(64) {
-            prune(&self.config.dir, self.config.keep);
+            let live = self.live.lock().map(|l| l.clone()).unwrap_or_default();
+            prune(&self.config.dir, self.config.keep, &live);
         }
         Some(Transcript {
-            id: id.into(),
+            id: id.as_str().into(),
             inner: Arc::new(Mutex::new(Inner {
                 out: w,
                 body_limit: self.config.body_limit,
@@ -66,6 +74,8 @@ impl Transcripts {
                 written: 0,
                 max_bytes: self.config.max_bytes,
                 cut_off: false,
+                live: Arc::clone(&self.live),
+                file_name: format!("{id}.log"),
             })),
         })
     }
@@ -87,6 +97,9 @@ struct Inner {
     written: usize,
     max_bytes: usize,
     cut_off: bool,
+    /// The set of running sessions, which this one leaves when dropped.
+    live: Arc<Mutex<std::collections::HashSet<String>>>,
+    file_name: String,
 }
 
 fn now() -> (u64, u32) {
@@ -252,6 +265,9 @@ impl Transcript {
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.out.flush();
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&self.file_name);
+        }
     }
 }
 
@@ -261,7 +277,9 @@ fn looks_like_base64(w: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
-fn prune(dir: &Path, keep: usize) {
+/// Removes the oldest transcripts beyond `keep`, except those of sessions
+/// still running (`live`: file names).
+fn prune(dir: &Path, keep: usize, live: &std::collections::HashSet<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -269,6 +287,11 @@ fn prune(dir: &Path, keep: usize) {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| live.contains(n))
+        })
         .collect();
     if names.len() <= keep {
         return;
@@ -643,6 +666,46 @@ mod tests {
         let text = show(dir.path(), id).unwrap();
         assert!(text.len() < 2000, "{}", text.len());
         assert!(text.contains("transcript cut off"));
+    }
+
+    #[test]
+    fn the_transcript_of_a_running_session_is_never_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcripts::new(TranscriptConfig {
+            dir: dir.path().into(),
+            body_limit: 12,
+            keep: 3,
+            max_bytes: 1 << 20,
+        })
+        .unwrap();
+        let held = t.start("smtp", "127.0.0.1:5".parse().unwrap()).unwrap();
+        held.server(b"220 ready\r\n");
+        let id = held.id().to_string();
+        for _ in 0..200 {
+            let s = t.start("pop3", "127.0.0.1:6".parse().unwrap()).unwrap();
+            s.server(b"+OK\r\n");
+        }
+        let ids: Vec<String> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert!(
+            ids.contains(&id),
+            "the running session's transcript was removed"
+        );
+        assert!(ids.len() <= 3 + 64 + 1, "{} kept", ids.len());
+        // Once it ended it is an old transcript like any other.
+        drop(held);
+        for _ in 0..64 {
+            drop(t.start("pop3", "127.0.0.1:6".parse().unwrap()));
+        }
+        let ids: Vec<String> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!ids.contains(&id));
     }
 
     #[test]

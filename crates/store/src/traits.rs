@@ -139,6 +139,15 @@ pub trait Messages: Send + Sync + 'static {
     /// saw the mailbox at: what was added or changed since, what it must
     /// catch up on ([`Messages::expunged_since`] says what left).
     fn messages(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageSummary>>;
+    /// [`Messages::messages`] of one message (the web interface's message
+    /// page); `None` if it is not in the mailbox. A backend whose listing
+    /// is costly overrides this with a point read (SQLite does).
+    fn message_summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageSummary>> {
+        Ok(self
+            .messages(mailbox, ModSeq(0))?
+            .into_iter()
+            .find(|m| m.uid == uid))
+    }
     /// The octets of the messages (prefix and shared content), for many
     /// messages at once (IMAP FETCH of a range); messages that are gone are
     /// left out. In UID order.

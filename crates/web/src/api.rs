@@ -180,6 +180,10 @@ struct RowsQuery {
     #[serde(default)]
     from: usize,
     lang: Option<String>,
+    /// Seconds to wait for a row after `from` while the session is live
+    /// (long polling; at most 30).
+    #[serde(default)]
+    wait: u64,
 }
 
 async fn session(
@@ -194,6 +198,12 @@ async fn session(
         Some(_) => postamt_wire::explain::Lang::En,
         None => lang_of(&headers),
     };
+    if q.wait > 0 {
+        let wait = std::time::Duration::from_secs(q.wait);
+        return transcripts::show_waiting(web, user.login, id, lang, q.from, wait)
+            .await
+            .map(Json);
+    }
     json_of(move || transcripts::show(&web, &user.login, &id, lang, q.from)).await
 }
 

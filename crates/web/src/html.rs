@@ -7,9 +7,65 @@
 //! Content-Security-Policy ([`frame_csp`]): two locks, each enough alone.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Images of the message itself that its HTML names by `cid:` (RFC 2392),
+/// as `data:` URLs: the frame may show them (its policy allows `data:`
+/// images, nothing from any server).
+pub type Inline = HashMap<String, String>;
+
+/// Most bytes of inline images put into one frame.
+pub const MAX_INLINE: usize = 8 * 1024 * 1024;
+
+/// The image parts of `m` with a Content-ID, as `data:` URLs (up to
+/// [`MAX_INLINE`] bytes in all).
+pub fn inline_images(m: &mail_parser::Message) -> Inline {
+    use base64::Engine;
+    use mail_parser::MimeHeaders;
+    let mut out = Inline::new();
+    let mut budget = MAX_INLINE;
+    for p in &m.parts {
+        let (Some(id), Some(ct)) = (p.content_id(), p.content_type()) else {
+            continue;
+        };
+        if !ct.ctype().eq_ignore_ascii_case("image") {
+            continue;
+        }
+        // Only image types a browser shows as images, never SVG (a
+        // document that may hold script, even if the frame would not run it).
+        let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        if !matches!(
+            sub.as_str(),
+            "png" | "jpeg" | "jpg" | "gif" | "webp" | "bmp"
+        ) {
+            continue;
+        }
+        let bytes = p.contents();
+        if bytes.len() > budget {
+            continue;
+        }
+        budget -= bytes.len();
+        let id = id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        out.insert(id, format!("data:image/{sub};base64,{b64}"));
+    }
+    out
+}
 
 /// The sanitised HTML, as a whole document for the frame.
+#[cfg(test)]
 pub fn sanitize(html: &str, remote: bool) -> String {
+    sanitize_with(html, remote, Inline::new())
+}
+
+/// [`sanitize`], with `cid:` images replaced from `inline`.
+pub fn sanitize_with(html: &str, remote: bool, inline: Inline) -> String {
+    let inline = Arc::new(inline);
     let mut b = ammonia::Builder::default();
     b.url_schemes(
         ["http", "https", "mailto", "cid", "data"]
@@ -28,7 +84,12 @@ pub fn sanitize(html: &str, remote: bool) -> String {
             // Images: inline ones (data:), and remote ones only when
             // allowed (a remote image tells the sender you read it).
             ("img", "src") => {
-                if v.starts_with("data:image/")
+                if let Some(id) = value.trim().strip_prefix("cid:") {
+                    // RFC 2392: the id is URL-encoded in the reference.
+                    inline
+                        .get(&percent_decoded(id))
+                        .map(|d| Cow::Owned(d.clone()))
+                } else if v.starts_with("data:image/")
                     || (remote && (v.starts_with("https:") || v.starts_with("http:")))
                 {
                     Some(Cow::Borrowed(value))
@@ -66,6 +127,26 @@ pub fn sanitize(html: &str, remote: bool) -> String {
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"></head><body>{body}</body></html>\n"
     )
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The policy of the message frame: no script at all, no connection, no
@@ -152,6 +233,23 @@ mod tests {
         let out = clean("<a href=\"https://example.test/\">x</a>");
         assert!(out.contains("rel=\"noopener noreferrer\""), "{out}");
         assert!(out.contains("target=\"_blank\""), "{out}");
+    }
+
+    #[test]
+    fn cid_images_are_shown_inline_and_nothing_else_is_fetched() {
+        let mut inline = Inline::new();
+        inline.insert("logo@x".into(), "data:image/png;base64,AAAA".into());
+        let out = sanitize_with(
+            "<img src=\"cid:logo@x\"><img src=\"cid:logo%40x\"><img src=\"cid:missing\">",
+            false,
+            inline,
+        );
+        assert_eq!(
+            out.matches("data:image/png;base64,AAAA").count(),
+            2,
+            "{out}"
+        );
+        assert!(!out.contains("cid:"), "{out}");
     }
 
     #[test]

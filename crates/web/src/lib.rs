@@ -181,6 +181,8 @@ pub struct Web {
     /// What autoconfig tells clients: set again once the listeners are
     /// bound (a port of 0 in the config becomes the kernel's choice).
     clients: std::sync::RwLock<ClientSettings>,
+    /// Transcripts read for the live views.
+    live_cache: transcripts::Cache,
 }
 
 impl Web {
@@ -195,6 +197,7 @@ impl Web {
             sessions: Sessions::new(config.session_idle, config.session_max, config.max_sessions),
             limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
             clients: std::sync::RwLock::new(config.clients.clone()),
+            live_cache: transcripts::Cache::default(),
             store,
             throttle,
             transcripts,

@@ -49,11 +49,38 @@ fn view_of(web: &Web, m: &Mailbox) -> WebResult<MailboxView> {
 
 /// The account's mailboxes, INBOX first, with their counts.
 pub fn mailboxes(web: &Web, account: AccountId) -> WebResult<Vec<MailboxView>> {
-    let mut boxes = web.store.mailboxes(account)?;
+    mailboxes_knowing(web, account, None)
+}
+
+/// [`mailboxes`] where the caller already has one mailbox's view (a list
+/// page counted its own while listing it): that one is not counted again.
+fn mailboxes_knowing(
+    web: &Web,
+    account: AccountId,
+    known: Option<&MailboxView>,
+) -> WebResult<Vec<MailboxView>> {
+    sorted(web.store.mailboxes(account)?)
+        .iter()
+        .map(|m| match known {
+            Some(k) if k.id == m.id.0 => Ok(k.clone()),
+            _ => view_of(web, m),
+        })
+        .collect()
+}
+
+fn sorted(mut boxes: Vec<Mailbox>) -> Vec<Mailbox> {
     boxes.sort_by(|a, b| {
         (a.name != "INBOX", a.name.to_lowercase()).cmp(&(b.name != "INBOX", b.name.to_lowercase()))
     });
-    boxes.iter().map(|m| view_of(web, m)).collect()
+    boxes
+}
+
+/// A mailbox by name only (where counts are not shown: they cost a pass
+/// over a big mailbox).
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxRef {
+    pub id: i64,
+    pub name: String,
 }
 
 /// The mailbox `id` if it belongs to `account`; 404 otherwise.
@@ -88,6 +115,8 @@ pub struct ListItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct ListView {
     pub mailbox: MailboxView,
+    /// Every mailbox of the account with its counts (the sidebar).
+    pub mailboxes: Vec<MailboxView>,
     pub items: Vec<ListItem>,
     /// 1-based.
     pub page: usize,
@@ -107,6 +136,18 @@ const MAX_CHECKS: usize = 5_000;
 pub fn list(web: &Web, account: AccountId, id: i64, q: &ListQuery) -> WebResult<ListView> {
     let mailbox = own_mailbox(web, account, id)?;
     let mut all = web.store.messages(mailbox.id, ModSeq(0))?;
+    // The counts of this mailbox from its listing (no second pass).
+    let view = MailboxView {
+        id: mailbox.id.0,
+        name: mailbox.name.clone(),
+        special_use: mailbox.special_use.map(|s| special_name(s).to_string()),
+        messages: all.len() as u32,
+        unseen: all
+            .iter()
+            .filter(|m| !m.flags.contains(Flags::SEEN))
+            .count() as u32,
+        size: all.iter().map(|m| m.size).sum(),
+    };
     let needle = q.q.as_deref().unwrap_or("").trim().to_string();
     if !needle.is_empty() {
         let hits = search(web, mailbox.id, &needle)?;
@@ -175,7 +216,8 @@ pub fn list(web: &Web, account: AccountId, id: i64, q: &ListQuery) -> WebResult<
         })
         .collect();
     Ok(ListView {
-        mailbox: view_of(web, &mailbox)?,
+        mailboxes: mailboxes_knowing(web, account, Some(&view))?,
+        mailbox: view,
         items,
         page,
         pages,
@@ -306,7 +348,7 @@ pub struct AttachmentView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
-    pub mailbox: MailboxView,
+    pub mailbox: MailboxRef,
     pub uid: u32,
     pub subject: String,
     pub from: String,
@@ -322,7 +364,7 @@ pub struct MessageView {
     pub has_html: bool,
     pub attachments: Vec<AttachmentView>,
     /// Where it can be moved.
-    pub targets: Vec<MailboxView>,
+    pub targets: Vec<MailboxRef>,
     pub size: u64,
 }
 
@@ -337,7 +379,10 @@ pub fn message(web: &Web, account: AccountId, id: i64, uid: u32) -> WebResult<Me
     }
     let parsed = MessageParser::default().parse(&raw);
     let mut view = MessageView {
-        mailbox: view_of(web, &mailbox)?,
+        mailbox: MailboxRef {
+            id: mailbox.id.0,
+            name: mailbox.name.clone(),
+        },
         uid,
         subject: String::new(),
         from: String::new(),
@@ -356,9 +401,13 @@ pub fn message(web: &Web, account: AccountId, id: i64, uid: u32) -> WebResult<Me
         text: String::new(),
         has_html: false,
         attachments: Vec::new(),
-        targets: mailboxes(web, account)?
+        targets: sorted(web.store.mailboxes(account)?)
             .into_iter()
-            .filter(|m| m.id != mailbox.id.0)
+            .filter(|m| m.id != mailbox.id)
+            .map(|m| MailboxRef {
+                id: m.id.0,
+                name: m.name,
+            })
             .collect(),
         size: summary.size,
     };
@@ -411,13 +460,11 @@ pub fn content(
         .store
         .message_content(mailbox.id, Uid(uid))?
         .ok_or(WebError::NotFound)?;
-    // The listing entry: flags and dates (one message; the listing of a
-    // big mailbox is not read for it).
+    // The listing entry: flags and dates (a point read: the listing of a
+    // big mailbox is not read for one message).
     let summary = web
         .store
-        .messages(mailbox.id, ModSeq(0))?
-        .into_iter()
-        .find(|m| m.uid == Uid(uid))
+        .message_summary(mailbox.id, Uid(uid))?
         .ok_or(WebError::NotFound)?;
     Ok((raw, summary))
 }
@@ -469,7 +516,8 @@ pub fn html_body(
         return Ok(None);
     }
     let html = m.body_html(0).unwrap_or_default();
-    Ok(Some(crate::html::sanitize(&html, remote)))
+    let inline = crate::html::inline_images(&m);
+    Ok(Some(crate::html::sanitize_with(&html, remote, inline)))
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -260,16 +260,20 @@ fn see_other(to: &str) -> Response {
 // --- mailbox -----------------------------------------------------------
 
 async fn inbox(State(web): State<Arc<Web>>, user: User) -> WebResult<Response> {
-    let boxes = mail::mailboxes(&web, user.login.account)?;
-    let inbox = boxes.first().ok_or(WebError::NotFound)?;
-    Ok(Redirect::to(&format!("/mail/{}", inbox.id)).into_response())
+    let account = user.login.account;
+    let inbox = postamt_store::blocking(move || {
+        web.store
+            .mailbox(account, "INBOX")?
+            .ok_or(WebError::NotFound)
+    })
+    .await?;
+    Ok(Redirect::to(&format!("/mail/{}", inbox.id.0)).into_response())
 }
 
 #[derive(Template)]
 #[template(path = "list.html")]
 struct ListPage {
     nav: Nav,
-    mailboxes: Vec<mail::MailboxView>,
     view: mail::ListView,
     sorts: [&'static str; 6],
 }
@@ -306,16 +310,9 @@ async fn list_page(
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
     let account = user.login.account;
-    let (boxes, view) = postamt_store::blocking(move || {
-        Ok::<_, WebError>((
-            mail::mailboxes(&w, account)?,
-            mail::list(&w, account, mb, &q)?,
-        ))
-    })
-    .await?;
+    let view = postamt_store::blocking(move || mail::list(&w, account, mb, &q)).await?;
     Ok(render(&ListPage {
         nav: Nav::of(&user),
-        mailboxes: boxes,
         view,
         sorts: mail::SORTS,
     }))

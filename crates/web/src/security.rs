@@ -93,10 +93,7 @@ pub fn session_cookie(token: Option<&str>, tls: bool) -> String {
 /// referrer policy may carry `Origin: null`); otherwise the origin must be
 /// this host.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -124,9 +121,6 @@ fn without_token(path: &str) -> bool {
             | "/Autodiscover/Autodiscover.xml"
     )
 }
-
-/// Largest form body read to find its CSRF token.
-const MAX_FORM: usize = 16 * 1024 * 1024;
 
 /// Every request that may change state (not GET/HEAD) must come from this
 /// origin and carry the CSRF token of its login, as header `X-CSRF-Token`
@@ -173,8 +167,13 @@ pub async fn csrf(
         return WebError::Forbidden("missing CSRF token").into_response();
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-        return WebError::BadRequest("request too large".into()).into_response();
+    // Read at most what the handler would accept (`[web] max_body`).
+    let Ok(bytes) = axum::body::to_bytes(body, web.config.max_body).await else {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(serde_json::json!({ "error": "request too large", "status": 413 })),
+        )
+            .into_response();
     };
     let token = form_urlencoded_value(&bytes, "csrf");
     if !token.is_some_and(|t| same_secret(&t, &login.csrf)) {

@@ -3,6 +3,10 @@
 //! sessions that logged in as them (`-- authenticated as …`), an
 //! administrator every session. Any other id is a 404.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use postamt_server::transcript::{self, TableRow};
 use postamt_wire::explain::Lang;
 use serde::Serialize;
@@ -53,6 +57,32 @@ fn visible(login: &Login, text: &str) -> bool {
             .any(|u| u == &login.address)
 }
 
+/// The first 64 KiB of a transcript (a login is noted right after it
+/// happens) and its last lines (the end note): what the list needs, without
+/// reading long sessions whole on every refresh.
+fn head_and_tail(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const HEAD: u64 = 64 * 1024;
+    const TAIL: u64 = 1024;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut head = Vec::new();
+    (&mut f).take(HEAD).read_to_end(&mut head).ok()?;
+    if len > HEAD {
+        // Only whole lines of the head; then the tail's whole lines.
+        if let Some(i) = head.iter().rposition(|&b| b == b'\n') {
+            head.truncate(i + 1);
+        }
+        f.seek(SeekFrom::Start(len.saturating_sub(TAIL).max(HEAD)))
+            .ok()?;
+        let mut tail = Vec::new();
+        f.take(TAIL).read_to_end(&mut tail).ok()?;
+        let start = tail.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        head.extend_from_slice(&tail[start..]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// The sessions `login` may see, newest first.
 pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
     let Some(dir) = &web.transcripts else {
@@ -64,7 +94,7 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
         if out.len() >= MAX_LISTED {
             break;
         }
-        let Ok(text) = std::fs::read_to_string(dir.join(format!("{id}.log"))) else {
+        let Some(text) = head_and_tail(&dir.join(format!("{id}.log"))) else {
             continue;
         };
         if !visible(login, &text) {
@@ -97,27 +127,112 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
     Ok(out)
 }
 
-/// One session as the table, from row `from` on (the live view asks for
-/// what it has not shown yet).
-pub fn show(web: &Web, login: &Login, id: &str, lang: Lang, from: usize) -> WebResult<SessionView> {
-    let Some(dir) = &web.transcripts else {
-        return Err(WebError::NotFound);
-    };
+/// A transcript read and explained, kept while its file does not grow:
+/// many browsers following one session share one reading.
+pub struct Parsed {
+    len: u64,
+    lang: Lang,
+    head: Vec<String>,
+    rows: Vec<TableRow>,
+    users: Vec<String>,
+    live: bool,
+}
+
+/// The transcripts read lately, by id and language.
+#[derive(Default)]
+pub struct Cache(Mutex<HashMap<(String, bool), Arc<Parsed>>>);
+
+/// Transcripts kept read at once.
+const MAX_CACHED: usize = 256;
+
+fn path_of(web: &Web, id: &str) -> WebResult<std::path::PathBuf> {
+    let dir = web.transcripts.as_ref().ok_or(WebError::NotFound)?;
     if !valid_id(id) {
         return Err(WebError::NotFound);
     }
-    let text =
-        std::fs::read_to_string(dir.join(format!("{id}.log"))).map_err(|_| WebError::NotFound)?;
-    if !visible(login, &text) {
+    Ok(dir.join(format!("{id}.log")))
+}
+
+fn parsed(web: &Web, id: &str, lang: Lang) -> WebResult<Arc<Parsed>> {
+    let path = path_of(web, id)?;
+    let len = std::fs::metadata(&path)
+        .map_err(|_| WebError::NotFound)?
+        .len();
+    let key = (id.to_string(), lang == Lang::De);
+    if let Ok(cache) = web.live_cache.0.lock()
+        && let Some(p) = cache.get(&key)
+        && p.len == len
+    {
+        return Ok(Arc::clone(p));
+    }
+    let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, rows) = transcript::table_rows(&text, lang);
+    let p = Arc::new(Parsed {
+        len: bytes.len() as u64,
+        lang,
+        head,
+        rows,
+        users: transcript::users_of(&text),
+        live: !ended(&text),
+    });
+    if let Ok(mut cache) = web.live_cache.0.lock() {
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&p));
+    }
+    Ok(p)
+}
+
+/// One session as the table, from row `from` on (the live view asks for
+/// what it has not shown yet).
+pub fn show(web: &Web, login: &Login, id: &str, lang: Lang, from: usize) -> WebResult<SessionView> {
+    let p = parsed(web, id, lang)?;
+    debug_assert_eq!(p.lang, lang);
+    if !(login.admin || p.users.iter().any(|u| u == &login.address)) {
         return Err(WebError::NotFound);
     }
-    let (head, rows) = transcript::table_rows(&text, lang);
     Ok(SessionView {
         id: id.to_string(),
-        head,
-        rows: rows.into_iter().skip(from).collect(),
-        live: !ended(&text),
+        head: p.head.clone(),
+        rows: p.rows.iter().skip(from).cloned().collect(),
+        live: p.live,
     })
+}
+
+/// Longest a live view's request waits for new rows.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// [`show`] that waits (up to `wait`) while the session is live and has no
+/// row after `from`: a browser following a quiet session asks about twice
+/// a minute instead of every second, and still sees a new line within half
+/// a second (the file's size is looked at, nothing is read meanwhile).
+pub async fn show_waiting(
+    web: Arc<Web>,
+    login: Login,
+    id: String,
+    lang: Lang,
+    from: usize,
+    wait: Duration,
+) -> WebResult<SessionView> {
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    let path = path_of(&web, &id)?;
+    loop {
+        let (w, l, i) = (Arc::clone(&web), login.clone(), id.clone());
+        let v = postamt_store::blocking(move || show(&w, &l, &i, lang, from)).await?;
+        if !v.rows.is_empty() || !v.live || tokio::time::Instant::now() >= deadline {
+            return Ok(v);
+        }
+        let seen = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if now != seen || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ function cell(tr, text, cls) {
   tr.appendChild(td);
 }
 
-// A live transcript: ask for the rows not shown yet, append them.
+// A live transcript: ask for the rows not shown yet (the server holds the
+// request up to 25 s until there are some), append them.
 function followTranscript(table) {
   const id = table.dataset.id;
   const lang = table.dataset.lang || "en";
@@ -18,9 +19,10 @@ function followTranscript(table) {
   const body = table.tBodies[0];
   async function poll() {
     try {
-      const r = await fetch(`/api/sessions/${encodeURIComponent(id)}?from=${shown}&lang=${lang}`,
+      const r = await fetch(`/api/sessions/${encodeURIComponent(id)}?from=${shown}&lang=${lang}&wait=25`,
         { credentials: "same-origin", headers: { "Accept": "application/json" } });
-      if (!r.ok) return;
+      if (r.status === 404) return; // the transcript is gone
+      if (!r.ok) { setTimeout(poll, 5000); return; }
       const s = await r.json();
       for (const row of s.rows) {
         const tr = document.createElement("tr");
@@ -37,10 +39,12 @@ function followTranscript(table) {
         if (badge) badge.remove();
         return;
       }
+      setTimeout(poll, 100);
+      return;
     } catch (e) { /* the server is away: try again */ }
-    setTimeout(poll, 1000);
+    setTimeout(poll, 2000);
   }
-  setTimeout(poll, 1000);
+  setTimeout(poll, 100);
 }
 
 // The session list: refreshed every two seconds.

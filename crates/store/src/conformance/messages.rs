@@ -142,6 +142,14 @@ pub fn flags_and_modseq(store: Arc<dyn Store>) {
     assert!(list[1].modseq > list[0].modseq);
     let st = store.mailbox_status(d1.mailbox).unwrap();
     assert_eq!((st.messages, st.unseen), (2, 1));
+    // One message's entry, read alone, is the listing's.
+    for m in &list {
+        assert_eq!(
+            store.message_summary(d1.mailbox, m.uid).unwrap().as_ref(),
+            Some(m)
+        );
+    }
+    assert_eq!(store.message_summary(d1.mailbox, Uid(999)).unwrap(), None);
 }
 
 pub fn conditional_store_refuses_changed_messages(store: Arc<dyn Store>) {

@@ -120,6 +120,20 @@ impl Messages for SqliteStore {
         self.read(|c| summaries(c, mailbox, since))
     }
 
+    fn message_summary(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageSummary>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT uid, modseq, flags, keywords, internaldate, size FROM messages
+                     WHERE mailbox_id = ?1 AND uid = ?2",
+                )
+                .map_err(backend)?;
+            s.query_row(params![mailbox.0, uid.0 as i64], summary_from_row)
+                .optional()
+                .map_err(backend)
+        })
+    }
+
     fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Option<MailboxChanges>> {
         // One read transaction: one snapshot for the three reads. Read one
         // by one, a message added and expunged in between would be listed
