@@ -315,6 +315,10 @@ pub fn status(web: &Web) -> WebResult<StatusView> {
     let mut counters = web.host.counters();
     counters.push(("web connections".into(), web.connections() as u64));
     counters.push(("web logins".into(), web.sessions.len() as u64));
+    counters.push((
+        "transcripts followed live".into(),
+        web.watchers.watched() as u64,
+    ));
     counters.push(("accounts".into(), web.store.accounts()?.len() as u64));
     counters.push(("queue entries".into(), web.store.queue()?.len() as u64));
     Ok(StatusView {

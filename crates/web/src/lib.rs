@@ -183,6 +183,8 @@ pub struct Web {
     clients: std::sync::RwLock<ClientSettings>,
     /// Transcripts read for the live views.
     live_cache: transcripts::Cache,
+    /// Who waits for which transcript to grow.
+    pub(crate) watchers: transcripts::Watchers,
 }
 
 impl Web {
@@ -198,6 +200,7 @@ impl Web {
             limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
             clients: std::sync::RwLock::new(config.clients.clone()),
             live_cache: transcripts::Cache::default(),
+            watchers: transcripts::Watchers::default(),
             store,
             throttle,
             transcripts,

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use postamt_server::transcript::{self, TableRow};
 use postamt_wire::explain::Lang;
 use serde::Serialize;
@@ -206,8 +208,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// [`show`] that waits (up to `wait`) while the session is live and has no
 /// row after `from`: a browser following a quiet session asks about twice
-/// a minute instead of every second, and still sees a new line within half
-/// a second (the file's size is looked at, nothing is read meanwhile).
+/// a minute instead of every second, and still sees a new line within a
+/// quarter of a second. One watcher per transcript looks at the file's
+/// size for all who wait on it ([`Watchers`]); nothing is read meanwhile.
 pub async fn show_waiting(
     web: Arc<Web>,
     login: Login,
@@ -218,20 +221,67 @@ pub async fn show_waiting(
 ) -> WebResult<SessionView> {
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     let path = path_of(&web, &id)?;
+    let mut changes = web.watchers.subscribe(path);
     loop {
         let (w, l, i) = (Arc::clone(&web), login.clone(), id.clone());
         let v = postamt_store::blocking(move || show(&w, &l, &i, lang, from)).await?;
-        if !v.rows.is_empty() || !v.live || tokio::time::Instant::now() >= deadline {
+        if !v.rows.is_empty() || !v.live {
             return Ok(v);
         }
-        let seen = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let now = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if now != seen || tokio::time::Instant::now() >= deadline {
-                break;
-            }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            // The deadline, or the watcher stopped: answer what there is.
+            _ => return Ok(v),
         }
+    }
+}
+
+/// How often a watcher looks at its transcript's size.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// One watcher task per transcript someone waits on: it looks at the
+/// file's size every [`WATCH_EVERY`] and tells every waiter when it grew;
+/// it ends when nobody waits any more.
+#[derive(Default)]
+pub struct Watchers(Arc<Mutex<HashMap<std::path::PathBuf, Arc<watch::Sender<u64>>>>>);
+
+impl Watchers {
+    fn subscribe(&self, path: std::path::PathBuf) -> watch::Receiver<u64> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&path) {
+            return tx.subscribe();
+        }
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let (tx, rx) = watch::channel(len);
+        let tx = Arc::new(tx);
+        map.insert(path.clone(), Arc::clone(&tx));
+        let all = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                if tx.receiver_count() == 0 {
+                    // Checked again under the lock: a new waiter subscribes
+                    // under it, so none is left without a watcher.
+                    let mut map = all.lock().unwrap_or_else(|e| e.into_inner());
+                    if tx.receiver_count() == 0 {
+                        map.remove(&path);
+                        return;
+                    }
+                }
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                tx.send_if_modified(|seen| {
+                    let grew = *seen != len;
+                    *seen = len;
+                    grew
+                });
+            }
+        });
+        rx
+    }
+
+    /// Transcripts watched now.
+    pub fn watched(&self) -> usize {
+        self.0.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
