@@ -83,6 +83,8 @@ pub struct WebSection {
     pub max_connections_per_ip: usize,
     /// Seconds a client has to send a request header.
     pub header_timeout: u64,
+    /// Seconds a whole request may take, its body included.
+    pub request_timeout: u64,
     /// The host name autoconfig and Autodiscover tell mail clients
     /// (default: `hostname`).
     pub client_hostname: Option<String>,
@@ -100,6 +102,7 @@ impl Default for WebSection {
             max_connections: 2000,
             max_connections_per_ip: 200,
             header_timeout: 30,
+            request_timeout: 180,
             client_hostname: None,
         }
     }

@@ -434,6 +434,8 @@ fn build_web(
             max_body: w.max_body.max(64 * 1024),
             page_size: w.page_size,
             header_timeout: Duration::from_secs(w.header_timeout.max(1)),
+            // Above the longest long poll (30 s) and compose (120 s).
+            request_timeout: Duration::from_secs(w.request_timeout.max(150)),
             max_connections: w.max_connections.max(1),
             max_connections_per_ip: w.max_connections_per_ip.max(1),
             clients,

@@ -115,24 +115,9 @@ async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
 
 async fn login(c: &Client, base: &str, user: &str, pass: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Css("input[name=user]"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(pass)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&c, "input[name=user]", user).await;
+    fill(&c, "input[name=password]", pass).await;
+    click(&c, "#login button").await;
     if c.wait()
         .for_element(Locator::Css("#messages"))
         .await
@@ -150,14 +135,27 @@ async fn login(c: &Client, base: &str, user: &str, pass: &str) {
     }
 }
 
-/// Submits the form `css` and accepts its confirmation dialog if it asks.
-async fn submit_confirmed(c: &Client, css: &str) {
+async fn fill(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+}
+
+/// Submits the form `css` and accepts its confirmation dialog if it asks.
+async fn submit_confirmed(c: &Client, css: &str) {
+    click(&c, css).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if c.accept_alert().await.is_ok() {
@@ -207,12 +205,7 @@ async fn the_web_interface_in_chromium() {
     shot(&c, "01-mailbox").await;
 
     // Read it: the sender's name as text, the HTML body without scripts.
-    c.find(Locator::Css("#messages tbody a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#messages tbody a").await;
     c.wait()
         .for_element(Locator::Css("#subject"))
         .await
@@ -259,12 +252,7 @@ async fn the_web_interface_in_chromium() {
     no_script_ran(&c).await;
 
     // The path picture.
-    c.find(Locator::Css("#path-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#path-link").await;
     c.wait()
         .for_element(Locator::Css("#path-picture svg"))
         .await
@@ -303,26 +291,11 @@ async fn the_web_interface_in_chromium() {
     // Compose and send; the dialogue is shown.
     c.goto(&format!("{base}/compose")).await.unwrap();
     for (name, value) in [("to", "bob@example.test"), ("subject", "From the browser")] {
-        c.find(Locator::Css(&format!("#compose input[name={name}]")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
+        fill(&c, &format!("#compose input[name={name}]"), value).await;
     }
-    c.find(Locator::Css("#compose textarea"))
-        .await
-        .unwrap()
-        .send_keys("Hello Bob, typed in Chromium.")
-        .await
-        .unwrap();
+    fill(&c, "#compose textarea", "Hello Bob, typed in Chromium.").await;
     shot(&c, "06-compose").await;
-    c.find(Locator::Css("#compose button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#compose button").await;
     let headline = wait_for_text(&c, "#headline", "Sent").await;
     assert!(headline.contains("250"), "{headline}");
     wait_for_text(&c, "#transcript", "RCPT TO:<bob@example.test>").await;
@@ -336,54 +309,34 @@ async fn the_web_interface_in_chromium() {
         ("address", "carol@example.test"),
         ("password", "carol-password"),
     ] {
-        c.find(Locator::Css(&format!("#user-add input[name={name}]")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
+        fill(&c, &format!("#user-add input[name={name}]"), value).await;
     }
-    c.find(Locator::Css("#user-add button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#user-add button").await;
     wait_for_text(&c, "#users", "carol@example.test").await;
     shot(&c, "08-users").await;
-    c.find(Locator::Css(
+    fill(
+        &c,
         "tr[data-address='carol@example.test'] form[action$='/quota'] input[name=quota]",
-    ))
-    .await
-    .unwrap()
-    .send_keys("5000000")
-    .await
-    .unwrap();
-    c.find(Locator::Css(
+        "5000000",
+    )
+    .await;
+    click(
+        &c,
         "tr[data-address='carol@example.test'] form[action$='/quota'] button",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    )
+    .await;
     wait_for_text(&c, "#users", "5000000").await;
-    c.find(Locator::Css(
+    fill(
+        &c,
         "tr[data-address='carol@example.test'] form[action$='/password'] input[name=password]",
-    ))
-    .await
-    .unwrap()
-    .send_keys("another-password")
-    .await
-    .unwrap();
-    c.find(Locator::Css(
+        "another-password",
+    )
+    .await;
+    click(
+        &c,
         "tr[data-address='carol@example.test'] form[action$='/password'] button",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    )
+    .await;
     c.wait().for_element(Locator::Css("#users")).await.unwrap();
     submit_confirmed(
         &c,
@@ -401,47 +354,35 @@ async fn the_web_interface_in_chromium() {
     assert!(!users.contains("carol@example.test"), "{users}");
 
     c.goto(&format!("{base}/admin/domains")).await.unwrap();
-    c.find(Locator::Css("#domain-add input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("browser.test")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#domain-add button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&c, "#domain-add input[name=name]", "browser.test").await;
+    click(&c, "#domain-add button").await;
     wait_for_text(&c, "#domains", "browser.test").await;
     shot(&c, "09-domains").await;
+    submit_confirmed(&c, "tr[data-domain='browser.test'] button").await;
+    c.wait()
+        .for_element(Locator::Css("#domains"))
+        .await
+        .unwrap();
+    let domains = c
+        .find(Locator::Css("#domains"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!domains.contains("browser.test"), "{domains}");
 
     c.goto(&format!("{base}/admin/aliases")).await.unwrap();
     for (name, value) in [
         ("alias", "team@example.test"),
         ("targets", "alice@example.test, bob@example.test"),
     ] {
-        c.find(Locator::Css(&format!("#alias-add input[name={name}]")))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
+        fill(&c, &format!("#alias-add input[name={name}]"), value).await;
     }
-    c.find(Locator::Css("#alias-add button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#alias-add button").await;
     wait_for_text(&c, "#aliases", "team@example.test").await;
     shot(&c, "10-aliases").await;
-    c.find(Locator::Css("tr[data-alias='team@example.test'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tr[data-alias='team@example.test'] button").await;
     c.wait()
         .for_element(Locator::Css("#aliases"))
         .await
@@ -460,27 +401,12 @@ async fn the_web_interface_in_chromium() {
     sub.smtp("QUIT", "221");
     c.goto(&format!("{base}/admin/queue")).await.unwrap();
     wait_for_text(&c, "#queue", "someone@remote.test").await;
-    c.find(Locator::Css("#queue form[action$='/hold'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#queue form[action$='/hold'] button").await;
     wait_for_text(&c, "#queue", "held").await;
     shot(&c, "11-queue").await;
-    c.find(Locator::Css("#queue form[action$='/release'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#queue form[action$='/release'] button").await;
     wait_for_text(&c, "#queue", "waiting").await;
-    c.find(Locator::Css("#queue form[action$='/retry'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#queue form[action$='/retry'] button").await;
     c.wait().for_element(Locator::Css("#queue")).await.unwrap();
     submit_confirmed(&c, "#queue form[action$='/delete'] button").await;
     c.wait()
@@ -489,18 +415,8 @@ async fn the_web_interface_in_chromium() {
         .unwrap();
 
     c.goto(&format!("{base}/admin/dkim")).await.unwrap();
-    c.find(Locator::Css("#dkim-add input[name=domain]"))
-        .await
-        .unwrap()
-        .send_keys("example.test")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#dkim-add button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(&c, "#dkim-add input[name=domain]", "example.test").await;
+    click(&c, "#dkim-add button").await;
     wait_for_text(&c, "#dkim", "v=DKIM1").await;
     shot(&c, "12-dkim").await;
 
@@ -510,12 +426,7 @@ async fn the_web_interface_in_chromium() {
     shot(&c, "13-status").await;
 
     // Bob, no administrator, finds no administration and none of alice's mail.
-    c.find(Locator::Css(".logout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, ".logout button").await;
     c.wait().for_element(Locator::Css("#login")).await.unwrap();
     login(&c, &base, "bob@example.test", "bob-pw").await;
     let nav = c

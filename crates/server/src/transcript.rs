@@ -334,15 +334,22 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            let first = std::fs::read_to_string(&p)
-                .ok()
-                .and_then(|s| s.lines().next().map(str::to_string))
-                .unwrap_or_default();
-            out.push((id, first));
+            out.push((id, first_line(&p)));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// The first line of a file (at most 1 KiB of it): a transcript's header.
+fn first_line(path: &Path) -> String {
+    use std::io::{BufRead, Read};
+    let Ok(f) = File::open(path) else {
+        return String::new();
+    };
+    let mut line = Vec::new();
+    let _ = std::io::BufReader::new(f.take(1024)).read_until(b'\n', &mut line);
+    String::from_utf8_lossy(&line).trim_end().to_string()
 }
 
 /// `postamt trace follow`: the lines transcripts get while it watches,

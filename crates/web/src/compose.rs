@@ -70,8 +70,16 @@ pub async fn send(
     let to = addresses(&f.to)?;
     let cc = addresses(&f.cc)?;
     let bcc = addresses(&f.bcc)?;
-    let mut rcpts: Vec<String> = to.iter().chain(&cc).chain(&bcc).cloned().collect();
-    rcpts.dedup();
+    // Each recipient once, in the order given (RCPT TO twice would
+    // deliver twice).
+    let mut seen = std::collections::HashSet::new();
+    let rcpts: Vec<String> = to
+        .iter()
+        .chain(&cc)
+        .chain(&bcc)
+        .filter(|a| seen.insert(a.to_lowercase()))
+        .cloned()
+        .collect();
     if rcpts.is_empty() {
         return Err(WebError::BadRequest("give at least one recipient".into()));
     }

@@ -144,6 +144,9 @@ pub struct WebConfig {
     pub page_size: usize,
     /// Time a client has to send a request's header.
     pub header_timeout: Duration,
+    /// Time a whole request may take, its body included (long polls and
+    /// compose stay well within the default).
+    pub request_timeout: Duration,
     /// Connections at once, and per client address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -161,6 +164,7 @@ impl Default for WebConfig {
             max_body: 10 * 1024 * 1024,
             page_size: 50,
             header_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(180),
             max_connections: 2000,
             max_connections_per_ip: 200,
             clients: ClientSettings::default(),

@@ -125,6 +125,9 @@ pub struct ListView {
     pub total: usize,
     pub sort: String,
     pub q: String,
+    /// The search read only the first [`MAX_CHECKS`] of the messages the
+    /// index could not answer for: there may be more matches.
+    pub incomplete: bool,
 }
 
 pub const SORTS: [&str; 6] = ["newest", "oldest", "largest", "smallest", "subject", "from"];
@@ -149,8 +152,10 @@ pub fn list(web: &Web, account: AccountId, id: i64, q: &ListQuery) -> WebResult<
         size: all.iter().map(|m| m.size).sum(),
     };
     let needle = q.q.as_deref().unwrap_or("").trim().to_string();
+    let mut incomplete = false;
     if !needle.is_empty() {
-        let hits = search(web, mailbox.id, &needle)?;
+        let (hits, cut) = search(web, mailbox.id, &needle)?;
+        incomplete = cut;
         all.retain(|m| hits.contains(&m.uid));
     }
     let sort = q
@@ -224,13 +229,15 @@ pub fn list(web: &Web, account: AccountId, id: i64, q: &ListQuery) -> WebResult<
         total,
         sort,
         q: needle,
+        incomplete,
     })
 }
 
 /// The UIDs whose text (header fields and body) holds `needle`, as IMAP
 /// `SEARCH TEXT` finds them (RFC 9051 §6.4.4): the index answers, the
 /// messages it is unsure of are read and checked.
-fn search(web: &Web, mailbox: MailboxId, needle: &str) -> WebResult<HashSet<Uid>> {
+/// Also says whether it stopped after [`MAX_CHECKS`] messages to read.
+fn search(web: &Web, mailbox: MailboxId, needle: &str) -> WebResult<(HashSet<Uid>, bool)> {
     let folded = needle.to_lowercase();
     let check = |uids: &[Uid]| -> WebResult<Vec<Uid>> {
         let mut out = Vec::new();
@@ -250,7 +257,7 @@ fn search(web: &Web, mailbox: MailboxId, needle: &str) -> WebResult<HashSet<Uid>
         Some(m) => {
             let mut hits: HashSet<Uid> = m.certain.into_iter().collect();
             hits.extend(check(&m.unsure)?);
-            Ok(hits)
+            Ok((hits, m.unsure.len() > MAX_CHECKS))
         }
         None => {
             // No index answer (a needle too short for trigrams): the kept
@@ -273,7 +280,7 @@ fn search(web: &Web, mailbox: MailboxId, needle: &str) -> WebResult<HashSet<Uid>
                 }
             }
             hits.extend(check(&unknown)?);
-            Ok(hits)
+            Ok((hits, unknown.len() > MAX_CHECKS))
         }
     }
 }

@@ -57,22 +57,31 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/mail/config-v1.1.xml", get(thunderbird))
         .route(
             "/autodiscover/autodiscover.xml",
-            get(autodiscover).post(autodiscover),
+            get(autodiscover)
+                .post(autodiscover)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_AUTODISCOVER)),
         )
         .route(
             "/Autodiscover/Autodiscover.xml",
-            get(autodiscover).post(autodiscover),
+            get(autodiscover)
+                .post(autodiscover)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_AUTODISCOVER)),
         )
         .route("/static/app.js", get(app_js))
         .route("/static/style.css", get(style_css));
     pages
         .merge(crate::api::router())
         .fallback(|| async { WebError::NotFound })
-        .layer(axum::middleware::from_fn(security::html_errors))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&web),
             security::csrf,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&web),
+            security::deadline,
+        ))
+        // Outside the CSRF check: its refusals become pages too.
+        .layer(axum::middleware::from_fn(security::html_errors))
         .layer(axum::extract::DefaultBodyLimit::max(web.config.max_body))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(web)
@@ -249,6 +258,16 @@ async fn logout(State(web): State<Arc<Web>>, ext: Option<Extension<Conn>>, user:
     *resp.status_mut() = StatusCode::SEE_OTHER;
     set_cookie(&mut resp, &security::session_cookie(None, conn(ext).tls));
     resp
+}
+
+/// Runs an action on the blocking pool, then sends the browser to `to`
+/// (303: it follows with GET, and a reload does not repeat the action).
+async fn then_go<T: Send + 'static>(
+    to: &str,
+    action: impl FnOnce() -> WebResult<T> + Send + 'static,
+) -> WebResult<Response> {
+    postamt_store::blocking(action).await?;
+    Ok(see_other(to))
 }
 
 fn see_other(to: &str) -> Response {
@@ -497,8 +516,10 @@ async fn flags(
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
     let account = user.login.account;
-    postamt_store::blocking(move || mail::set_flag(&w, account, mb, uid, &f.action)).await?;
-    Ok(see_other(&format!("/mail/{mb}/{uid}")))
+    then_go(&format!("/mail/{mb}/{uid}"), move || {
+        mail::set_flag(&w, account, mb, uid, &f.action)
+    })
+    .await
 }
 
 async fn move_message(
@@ -509,8 +530,10 @@ async fn move_message(
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
     let account = user.login.account;
-    postamt_store::blocking(move || mail::move_to(&w, account, mb, uid, f.to)).await?;
-    Ok(see_other(&format!("/mail/{mb}")))
+    then_go(&format!("/mail/{mb}"), move || {
+        mail::move_to(&w, account, mb, uid, f.to)
+    })
+    .await
 }
 
 async fn delete_message(
@@ -520,8 +543,10 @@ async fn delete_message(
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
     let account = user.login.account;
-    postamt_store::blocking(move || mail::delete(&w, account, mb, uid)).await?;
-    Ok(see_other(&format!("/mail/{mb}")))
+    then_go(&format!("/mail/{mb}"), move || {
+        mail::delete(&w, account, mb, uid)
+    })
+    .await
 }
 
 // --- what happened -----------------------------------------------------
@@ -682,8 +707,7 @@ async fn user_add(
     Form(f): Form<UserForm>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::add_user(&w, &f)).await?;
-    Ok(see_other("/admin/users"))
+    then_go("/admin/users", move || admin::add_user(&w, &f)).await
 }
 
 #[derive(Deserialize)]
@@ -698,8 +722,10 @@ async fn user_password(
     Form(f): Form<PasswordForm>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::set_password(&w, &address, &f.password)).await?;
-    Ok(see_other("/admin/users"))
+    then_go("/admin/users", move || {
+        admin::set_password(&w, &address, &f.password)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -715,8 +741,10 @@ async fn user_quota(
     Form(f): Form<QuotaForm>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::set_quota(&w, &address, &f.quota)).await?;
-    Ok(see_other("/admin/users"))
+    then_go("/admin/users", move || {
+        admin::set_quota(&w, &address, &f.quota)
+    })
+    .await
 }
 
 async fn user_delete(
@@ -726,8 +754,10 @@ async fn user_delete(
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
     let me = user.login.address.clone();
-    postamt_store::blocking(move || admin::delete_user(&w, &me, &address)).await?;
-    Ok(see_other("/admin/users"))
+    then_go("/admin/users", move || {
+        admin::delete_user(&w, &me, &address)
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -752,8 +782,7 @@ async fn domain_add(
     Form(f): Form<NameForm>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::add_domain(&w, &f.name)).await?;
-    Ok(see_other("/admin/domains"))
+    then_go("/admin/domains", move || admin::add_domain(&w, &f.name)).await
 }
 
 async fn domain_delete(
@@ -762,8 +791,7 @@ async fn domain_delete(
     Path(name): Path<String>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::remove_domain(&w, &name)).await?;
-    Ok(see_other("/admin/domains"))
+    then_go("/admin/domains", move || admin::remove_domain(&w, &name)).await
 }
 
 #[derive(Template)]
@@ -818,8 +846,7 @@ async fn alias_add(
     Form(f): Form<AliasForm>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::add_alias(&w, &f)).await?;
-    Ok(see_other("/admin/aliases"))
+    then_go("/admin/aliases", move || admin::add_alias(&w, &f)).await
 }
 
 async fn alias_delete(
@@ -828,8 +855,7 @@ async fn alias_delete(
     Path(alias): Path<String>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::remove_alias(&w, &alias)).await?;
-    Ok(see_other("/admin/aliases"))
+    then_go("/admin/aliases", move || admin::remove_alias(&w, &alias)).await
 }
 
 #[derive(Template)]
@@ -854,8 +880,7 @@ async fn queue_action(
     Path((id, action)): Path<(i64, String)>,
 ) -> WebResult<Response> {
     let w = Arc::clone(&web);
-    postamt_store::blocking(move || admin::queue_action(&w, id, &action)).await?;
-    Ok(see_other("/admin/queue"))
+    then_go("/admin/queue", move || admin::queue_action(&w, id, &action)).await
 }
 
 #[derive(Template)]

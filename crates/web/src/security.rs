@@ -61,6 +61,24 @@ pub async fn headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Every request is answered within `[web] request_timeout` (a body sent
+/// slowly, a handler that hangs): 408 after it. Long polls wait at most
+/// [`crate::transcripts::MAX_WAIT`], well within it.
+pub async fn deadline(
+    axum::extract::State(web): axum::extract::State<Arc<Web>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(web.config.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            axum::Json(serde_json::json!({ "error": "request took too long", "status": 408 })),
+        )
+            .into_response(),
+    }
+}
+
 /// The session token of the request's cookie.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
     for value in headers.get_all(header::COOKIE) {

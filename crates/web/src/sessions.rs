@@ -27,6 +27,9 @@ pub struct Login {
     last: Instant,
 }
 
+/// Logins one account holds at once (browsers, devices, API scripts).
+pub const MAX_PER_ACCOUNT: usize = 64;
+
 /// Every login, by token.
 pub struct Sessions {
     idle: Duration,
@@ -74,6 +77,19 @@ impl Sessions {
             last: now,
         };
         let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        // One account holds at most MAX_PER_ACCOUNT logins: its own oldest
+        // goes first, so logging in again and again cannot push other
+        // users' logins out of the map.
+        let mine: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, l)| l.account == account)
+            .map(|(t, l)| (t.clone(), l.last))
+            .collect();
+        if mine.len() >= MAX_PER_ACCOUNT
+            && let Some((oldest, _)) = mine.iter().min_by_key(|(_, last)| *last)
+        {
+            map.remove(oldest);
+        }
         if map.len() >= self.max {
             let (idle, max_age) = (self.idle, self.max_age);
             map.retain(|_, l| !expired(l, now, idle, max_age));
@@ -170,6 +186,17 @@ mod tests {
             .collect();
         assert_eq!(s.len(), 3);
         assert!(s.get(&tokens[4]).is_some());
+    }
+
+    #[test]
+    fn one_account_cannot_push_out_the_others() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(600), 100);
+        let (other, _) = s.create(AccountId(2), "b@x", false);
+        for _ in 0..1000 {
+            s.create(AccountId(1), "a@x", false);
+        }
+        assert!(s.get(&other).is_some());
+        assert_eq!(s.len(), MAX_PER_ACCOUNT + 1);
     }
 
     #[test]

@@ -52,11 +52,53 @@ fn ended(text: &str) -> bool {
     })
 }
 
-fn visible(login: &Login, text: &str) -> bool {
-    login.admin
-        || transcript::users_of(text)
-            .iter()
-            .any(|u| u == &login.address)
+fn visible(login: &Login, head: &Head) -> bool {
+    login.admin || head.users.iter().any(|u| u == &login.address)
+}
+
+/// What the list and the access check need of a transcript: who logged in
+/// and whether it ended, from its head and tail; valid while the file
+/// keeps its length.
+pub struct Head {
+    len: u64,
+    users: Vec<String>,
+    live: bool,
+}
+
+/// Heads kept; beyond this one is dropped for each one added.
+const MAX_HEADS: usize = 8192;
+
+fn head(web: &Web, id: &str) -> WebResult<Arc<Head>> {
+    let path = path_of(web, id)?;
+    let len = std::fs::metadata(&path)
+        .map_err(|_| WebError::NotFound)?
+        .len();
+    if let Ok(heads) = web.live_cache.heads.lock()
+        && let Some(h) = heads.get(id)
+        && h.len == len
+    {
+        return Ok(Arc::clone(h));
+    }
+    let text = head_and_tail(&path).ok_or(WebError::NotFound)?;
+    let h = Arc::new(Head {
+        len,
+        users: transcript::users_of(&text),
+        live: !ended(&text),
+    });
+    if let Ok(mut heads) = web.live_cache.heads.lock() {
+        evict_one(&mut heads, MAX_HEADS);
+        heads.insert(id.to_string(), Arc::clone(&h));
+    }
+    Ok(h)
+}
+
+/// Makes room for one entry: drops one (any) when `map` is full.
+fn evict_one<K: Clone + std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize) {
+    if map.len() >= max
+        && let Some(k) = map.keys().next().cloned()
+    {
+        map.remove(&k);
+    }
 }
 
 /// The first 64 KiB of a transcript (a login is noted right after it
@@ -96,10 +138,10 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
         if out.len() >= MAX_LISTED {
             break;
         }
-        let Some(text) = head_and_tail(&dir.join(format!("{id}.log"))) else {
+        let Ok(h) = head(web, &id) else {
             continue;
         };
-        if !visible(login, &text) {
+        if !visible(login, &h) {
             continue;
         }
         // "# postamt transcript ID: PROTOCOL session from PEER at SECS"
@@ -118,8 +160,8 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
             .map(crate::mail::short_date)
             .unwrap_or_default();
         out.push(SessionItem {
-            users: transcript::users_of(&text),
-            live: !ended(&text),
+            users: h.users.clone(),
+            live: h.live,
             id,
             protocol,
             peer,
@@ -136,13 +178,18 @@ pub struct Parsed {
     lang: Lang,
     head: Vec<String>,
     rows: Vec<TableRow>,
-    users: Vec<String>,
     live: bool,
 }
 
-/// The transcripts read lately, by id and language.
+/// The transcripts read lately: their heads by id, their explained rows by
+/// id and language, and the lock under which a transcript is read (so that
+/// browsers woken together read it once).
 #[derive(Default)]
-pub struct Cache(Mutex<HashMap<(String, bool), Arc<Parsed>>>);
+pub struct Cache {
+    heads: Mutex<HashMap<String, Arc<Head>>>,
+    rows: Mutex<HashMap<(String, bool), Arc<Parsed>>>,
+    reading: Mutex<()>,
+}
 
 /// Transcripts kept read at once.
 const MAX_CACHED: usize = 256;
@@ -161,11 +208,24 @@ fn parsed(web: &Web, id: &str, lang: Lang) -> WebResult<Arc<Parsed>> {
         .map_err(|_| WebError::NotFound)?
         .len();
     let key = (id.to_string(), lang == Lang::De);
-    if let Ok(cache) = web.live_cache.0.lock()
-        && let Some(p) = cache.get(&key)
-        && p.len == len
-    {
-        return Ok(Arc::clone(p));
+    let cached = || {
+        web.live_cache
+            .rows
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).filter(|p| p.len == len).cloned())
+    };
+    if let Some(p) = cached() {
+        return Ok(p);
+    }
+    // One reading at a time; who waited finds the reading done.
+    let _reading = web
+        .live_cache
+        .reading
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = cached() {
+        return Ok(p);
     }
     let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
     let text = String::from_utf8_lossy(&bytes);
@@ -175,13 +235,10 @@ fn parsed(web: &Web, id: &str, lang: Lang) -> WebResult<Arc<Parsed>> {
         lang,
         head,
         rows,
-        users: transcript::users_of(&text),
         live: !ended(&text),
     });
-    if let Ok(mut cache) = web.live_cache.0.lock() {
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
+    if let Ok(mut cache) = web.live_cache.rows.lock() {
+        evict_one(&mut cache, MAX_CACHED);
         cache.insert(key, Arc::clone(&p));
     }
     Ok(p)
@@ -190,11 +247,12 @@ fn parsed(web: &Web, id: &str, lang: Lang) -> WebResult<Arc<Parsed>> {
 /// One session as the table, from row `from` on (the live view asks for
 /// what it has not shown yet).
 pub fn show(web: &Web, login: &Login, id: &str, lang: Lang, from: usize) -> WebResult<SessionView> {
-    let p = parsed(web, id, lang)?;
-    debug_assert_eq!(p.lang, lang);
-    if !(login.admin || p.users.iter().any(|u| u == &login.address)) {
+    // Who may see it first (from the head), then the reading.
+    if !visible(login, &*head(web, id)?) {
         return Err(WebError::NotFound);
     }
+    let p = parsed(web, id, lang)?;
+    debug_assert_eq!(p.lang, lang);
     Ok(SessionView {
         id: id.to_string(),
         head: p.head.clone(),
@@ -221,13 +279,19 @@ pub async fn show_waiting(
 ) -> WebResult<SessionView> {
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     let path = path_of(&web, &id)?;
-    let mut changes = web.watchers.subscribe(path);
+    let mut changes: Option<watch::Receiver<u64>> = None;
     loop {
         let (w, l, i) = (Arc::clone(&web), login.clone(), id.clone());
+        // Checks who may see it before anything is watched.
         let v = postamt_store::blocking(move || show(&w, &l, &i, lang, from)).await?;
         if !v.rows.is_empty() || !v.live {
             return Ok(v);
         }
+        let Some(changes) = changes.as_mut() else {
+            // Subscribed now: look once more, a line may have come between.
+            changes = Some(web.watchers.subscribe(path.clone()));
+            continue;
+        };
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => continue,
             // The deadline, or the watcher stopped: answer what there is.
