@@ -115,9 +115,9 @@ async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
 
 async fn login(c: &Client, base: &str, user: &str, pass: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    fill(&c, "input[name=user]", user).await;
-    fill(&c, "input[name=password]", pass).await;
-    click(&c, "#login button").await;
+    fill(c, "input[name=user]", user).await;
+    fill(c, "input[name=password]", pass).await;
+    click(c, "#login button").await;
     if c.wait()
         .for_element(Locator::Css("#messages"))
         .await
@@ -155,7 +155,7 @@ async fn click(c: &Client, css: &str) {
 
 /// Submits the form `css` and accepts its confirmation dialog if it asks.
 async fn submit_confirmed(c: &Client, css: &str) {
-    click(&c, css).await;
+    click(c, css).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if c.accept_alert().await.is_ok() {
