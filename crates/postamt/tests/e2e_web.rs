@@ -1152,3 +1152,88 @@ fn inline_images_of_the_message_are_shown_in_the_frame() {
     assert!(!body.contains("cid:"), "{body}");
     assert!(!body.contains("svg+xml"), "SVG is never inlined: {body}");
 }
+
+#[test]
+fn hostile_requests_get_a_clear_refusal_and_the_server_goes_on() {
+    let s = server();
+    let b = Browser::logged_in(web(&s), "alice@example.test", "alice-pw");
+    let cookie = format!("postamt_session={}", b.cookie.clone().unwrap());
+    let long = format!("/mail/{}", "9".repeat(5000));
+    let cases: Vec<(&str, String)> = vec![
+        ("GET", "/mail/not-a-number".into()),
+        ("GET", "/mail/1/-5".into()),
+        ("GET", "/mail/99999999999999999999999".into()),
+        ("GET", long),
+        ("GET", "/sessions/%2e%2e%2f%2e%2e%2fpostamt.toml".into()),
+        ("GET", "/static/../postamt.toml".into()),
+        ("TRACE", "/mail".into()),
+        ("DELETE", "/mail/1/1".into()),
+        ("OPTIONS", "/api/mailboxes".into()),
+        ("POST", "/api/compose".into()),
+        ("GET", "/api/sessions/x?from=18446744073709551616".into()),
+        ("GET", "/api/sessions/x?wait=99999999999".into()),
+    ];
+    for (method, path) in &cases {
+        let r = request(b.addr, method, path, &[("Cookie", &cookie)], b"");
+        assert!(
+            (400..500).contains(&r.status),
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            r.header("content-security-policy").is_some(),
+            "{method} {path}"
+        );
+    }
+    // Odd but harmless: answered, never a server error.
+    for path in [
+        "/mail/1?page=-1&sort=%ZZ",
+        "/mail/1?q=%FF%FE",
+        "/mail/1?page=99999999",
+    ] {
+        let r = request(b.addr, "GET", path, &[("Cookie", &cookie)], b"");
+        assert!(r.status < 500, "{path}: {}", r.status);
+    }
+    // Junk where JSON is expected, many cookies, a broken cookie.
+    let r = request(
+        b.addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        b"{\"user\": [1,2,3]",
+    );
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    let many: String = (0..200).map(|i| format!("c{i}=x; ")).collect::<String>() + &cookie;
+    assert_eq!(
+        request(b.addr, "GET", "/api/me", &[("Cookie", &many)], b"").status,
+        200
+    );
+    assert_eq!(
+        request(
+            b.addr,
+            "GET",
+            "/api/me",
+            &[("Cookie", "postamt_session")],
+            b""
+        )
+        .status,
+        401
+    );
+    // Not HTTP at all.
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(b.addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        c.write_all(b"EHLO i.am.lost\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+            "{answer}"
+        );
+    }
+    assert_eq!(b.get("/api/me").status, 200, "still serving");
+}
