@@ -19,6 +19,10 @@ pub struct Draft<'a> {
     pub attachments: &'a [std::path::PathBuf],
     /// The host part of the Message-ID.
     pub domain: &'a str,
+    /// A reply: the Message-ID answered (without `<>`) and the References
+    /// of the thread, oldest first, that one included (RFC 5322 §3.6.4).
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
 }
 
 /// The media type for a file name (RFC 2046 types for the common cases).
@@ -67,6 +71,12 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>> {
         .map(|t| t.as_nanos())
         .unwrap_or(0);
     b = b.message_id(format!("{now:x}.{}@{}", std::process::id(), d.domain));
+    if let Some(id) = d.in_reply_to {
+        b = b.in_reply_to(id);
+    }
+    if !d.references.is_empty() {
+        b = b.references(d.references);
+    }
     b = b.date(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -118,6 +128,8 @@ mod tests {
             cc: &[],
             subject: "Grüße aus Köln",
             body: "Hallo Bob,\nanbei der Bericht.\n",
+            in_reply_to: None,
+            references: &[],
             attachments: &[f],
             domain: "example.org",
         })

@@ -530,6 +530,8 @@ fn send(account: &Account, s: &SendArgs, trace: Option<Tracer>, certs: &Path) ->
                 body: &body,
                 attachments: &s.attach,
                 domain,
+                in_reply_to: None,
+                references: &[],
             })?;
             let rcpts = s.to.iter().chain(&s.cc).chain(&s.bcc).cloned().collect();
             (content, rcpts)

@@ -1237,3 +1237,66 @@ fn hostile_requests_get_a_clear_refusal_and_the_server_goes_on() {
     }
     assert_eq!(b.get("/api/me").status, 200, "still serving");
 }
+
+#[test]
+fn a_reply_keeps_the_thread_and_html_can_be_read_as_text() {
+    let s = server();
+    let m = concat!(
+        "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\n",
+        "Subject: Lunch?\r\nMessage-ID: <q2@example.test>\r\n",
+        "References: <q1@example.test>\r\nMIME-Version: 1.0\r\n",
+        "Content-Type: text/html\r\n\r\n<p>Lunch at <b>noon</b>?</p>\r\n"
+    );
+    s.deliver("bob@example.test", &["alice@example.test"], m.as_bytes())
+        .success();
+    let b = Browser::logged_in(web(&s), "alice@example.test", "alice-pw");
+    let (inbox, uid) = inbox_of(&b);
+    // The HTML message as text, and back.
+    let text = b.get(&format!("/mail/{inbox}/{uid}?view=text")).text();
+    assert!(text.contains("id=\"text-body\""), "{text}");
+    assert!(!text.contains("<iframe"), "{text}");
+    assert!(text.contains("Lunch at noon?"), "{text}");
+    assert!(
+        b.get(&format!("/mail/{inbox}/{uid}"))
+            .text()
+            .contains("<iframe")
+    );
+    // Reply: the form comes filled in.
+    let form = b.get(&format!("/compose?mailbox={inbox}&uid={uid}")).text();
+    assert!(form.contains("value=\"bob@example.test\""), "{form}");
+    assert!(form.contains("value=\"Re: Lunch?\""), "{form}");
+    assert!(
+        form.contains("name=\"in_reply_to\" value=\"q2@example.test\""),
+        "{form}"
+    );
+    assert!(form.contains("q1@example.test q2@example.test"), "{form}");
+    assert!(
+        form.contains("&#62; Lunch at noon?") || form.contains("&gt; Lunch at noon?"),
+        "{form}"
+    );
+    let r = b.post(
+        "/compose",
+        &[
+            ("to", "bob@example.test"),
+            ("subject", "Re: Lunch?"),
+            ("body", "Yes.\n"),
+            ("in_reply_to", "q2@example.test"),
+            ("references", "q1@example.test q2@example.test"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = maildrop(&s, "bob@example.test", "bob-pw");
+    let reply = &got[0];
+    assert!(reply.contains("In-Reply-To: <q2@example.test>"), "{reply}");
+    assert!(
+        reply.contains("<q1@example.test>") && reply.contains("References:"),
+        "{reply}"
+    );
+    // Another user's message cannot be replied to (nor read that way).
+    let bob = Browser::logged_in(b.addr, "bob@example.test", "bob-pw");
+    assert_eq!(
+        bob.get(&format!("/compose?mailbox={inbox}&uid={uid}"))
+            .status,
+        404
+    );
+}

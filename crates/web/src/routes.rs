@@ -343,12 +343,16 @@ struct MessagePage {
     nav: Nav,
     m: mail::MessageView,
     remote: bool,
+    as_text: bool,
 }
 
 #[derive(Deserialize, Default)]
 struct RemoteQuery {
     #[serde(default)]
     remote: Option<String>,
+    /// `text`: an HTML message shown as its text.
+    #[serde(default)]
+    view: Option<String>,
 }
 
 async fn message_page(
@@ -364,6 +368,7 @@ async fn message_page(
         nav: Nav::of(&user),
         m,
         remote: rq.remote.as_deref() == Some("1"),
+        as_text: rq.view.as_deref() == Some("text"),
     }))
 }
 
@@ -607,12 +612,30 @@ struct ComposePage {
     error: String,
 }
 
-async fn compose_page(user: User) -> Response {
-    render(&ComposePage {
+#[derive(Deserialize, Default)]
+struct ComposeQuery {
+    /// Reply to message `uid` of mailbox `mailbox`.
+    mailbox: Option<i64>,
+    uid: Option<u32>,
+}
+
+async fn compose_page(
+    State(web): State<Arc<Web>>,
+    user: User,
+    Query(q): Query<ComposeQuery>,
+) -> WebResult<Response> {
+    let form = match (q.mailbox, q.uid) {
+        (Some(mb), Some(uid)) => {
+            let (w, login) = (Arc::clone(&web), user.login.clone());
+            postamt_store::blocking(move || crate::compose::reply_to(&w, &login, mb, uid)).await?
+        }
+        _ => ComposeForm::default(),
+    };
+    Ok(render(&ComposePage {
         nav: Nav::of(&user),
-        form: ComposeForm::default(),
+        form,
         error: String::new(),
-    })
+    }))
 }
 
 async fn compose_send(
