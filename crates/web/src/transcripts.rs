@@ -277,7 +277,7 @@ pub async fn show_waiting(
     from: usize,
     wait: Duration,
 ) -> WebResult<SessionView> {
-    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + spread(wait.min(MAX_WAIT));
     let path = path_of(&web, &id)?;
     let mut changes: Option<watch::Receiver<u64>> = None;
     loop {
@@ -298,6 +298,18 @@ pub async fn show_waiting(
             _ => return Ok(v),
         }
     }
+}
+
+/// `wait` shortened by up to a fifth, differently for each request: the
+/// waits of many browsers that started together do not all run out in the
+/// same instant (and come back together).
+fn spread(wait: Duration) -> Duration {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STEP: AtomicU64 = AtomicU64::new(0);
+    // A Weyl sequence: evenly spread fractions, no random source needed.
+    let x = STEP.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    let fraction = (x >> 44) as f64 / (1u64 << 20) as f64;
+    wait.mul_f64(1.0 - 0.2 * fraction)
 }
 
 /// How often a watcher looks at its transcript's size.
@@ -352,6 +364,16 @@ impl Watchers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_spread_over_a_fifth() {
+        let w = Duration::from_secs(25);
+        let all: Vec<Duration> = (0..1000).map(|_| spread(w)).collect();
+        assert!(all.iter().all(|d| *d <= w && *d >= w.mul_f64(0.8)));
+        let distinct: std::collections::HashSet<u128> =
+            all.iter().map(|d| d.as_millis() / 100).collect();
+        assert!(distinct.len() > 40, "{}", distinct.len());
+    }
 
     #[test]
     fn ids_cannot_name_other_files() {
