@@ -430,7 +430,21 @@ pub fn config(config: &Config, cmd: &ConfigCmd) -> Result<()> {
     println!("hostname  {}", config.hostname);
     println!("domains   {}", config.domains.join(", "));
     println!("data_dir  {}", config.data_dir.display());
-    println!("store     sqlite {}", config.store_path()?.display());
+    match config.store_url()? {
+        crate::config::StoreUrl::Sqlite(path) => println!("store     sqlite {}", path.display()),
+        crate::config::StoreUrl::Postgres(url) => {
+            // Tests the connection (issue 18: `config check` does), changes nothing.
+            let (server, schema) =
+                postamt_store::postgres::probe(&url).map_err(|e| anyhow::anyhow!("[store] {e}"))?;
+            let schema = match schema {
+                Some(v) => format!("schema version {v}"),
+                None => "no postamt schema yet".to_string(),
+            };
+            println!(
+                "store     postgres: PostgreSQL {server}, {schema} (the PostgreSQL backend is not complete yet: serve needs SQLite for now)"
+            );
+        }
+    }
     match (&config.tls.cert, &config.tls.key) {
         (Some(c), Some(k)) => println!("tls       cert {} key {}", c.display(), k.display()),
         _ => println!(

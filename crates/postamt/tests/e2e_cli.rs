@@ -479,3 +479,46 @@ fn spoofing_lab(data: &std::path::Path) {
     );
     b.cmd("QUIT", "+OK");
 }
+
+/// Issue 18 (in progress): `config check` tests a PostgreSQL store's
+/// connection; what cannot run on PostgreSQL yet says so.
+#[test]
+fn a_postgres_store_url_is_checked_and_not_yet_served() {
+    let s = Server::prepare("");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let pg = std::env::var("POSTAMT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string());
+    std::fs::write(&s.config, format!("{text}[store]\nurl = \"{pg}\"\n")).unwrap();
+    let out = s.admin(&["config", "check"]);
+    if out.code != 0
+        && out.stderr.contains("cannot connect")
+        && std::env::var("CI").is_err()
+        && std::env::var("POSTAMT_REQUIRE_TOOLS").is_err()
+    {
+        eprintln!("skipping: no PostgreSQL at {pg}");
+        return;
+    }
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("store     postgres: PostgreSQL "),
+        "{}",
+        out.stdout
+    );
+    let out = s.admin(&["user", "list"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not complete yet"), "{}", out.stderr);
+    // Nothing listens there: a clear error naming the place.
+    std::fs::write(
+        &s.config,
+        format!("{text}[store]\nurl = \"postgres://root@127.0.0.1:1/test?connect_timeout=2\"\n"),
+    )
+    .unwrap();
+    let out = s.admin(&["config", "check"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("cannot connect to PostgreSQL at root@127.0.0.1:1/test"),
+        "{}",
+        out.stderr
+    );
+}

@@ -15,6 +15,7 @@
 pub use postamt_wire::meta;
 mod model;
 pub mod password;
+pub mod postgres;
 mod sqlite;
 mod traits;
 
@@ -24,6 +25,7 @@ pub mod conformance;
 pub use meta::MessageMeta;
 pub use model::*;
 pub use postamt_wire::search::SearchHeaders;
+pub use postgres::PgStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{
     Coordination, Directory, Mailboxes, Messages, Queue, Reports, SharedStore, Store,

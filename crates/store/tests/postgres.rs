@@ -1,0 +1,155 @@
+//! The PostgreSQL backend against the machine's PostgreSQL (issue 18; CI
+//! has one: 127.0.0.1:5432, role root, database test, trust
+//! authentication; `POSTAMT_TEST_PG` overrides the URL). Each test works in
+//! a schema of its own, dropped at the end.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use postamt_store::PgStore;
+
+fn base_url() -> String {
+    std::env::var("POSTAMT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string())
+}
+
+/// A fresh schema, dropped on drop; `url` points the store into it.
+struct Schema {
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    /// `None` (a skip) only outside CI when no PostgreSQL answers.
+    fn new() -> Option<Schema> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "pt_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        if let Err(e) = sql(&format!("CREATE SCHEMA {name}")) {
+            if std::env::var("CI").is_ok() || std::env::var("POSTAMT_REQUIRE_TOOLS").is_ok() {
+                panic!("PostgreSQL at {} is needed: {e}", base_url());
+            }
+            eprintln!("skipping: no PostgreSQL at {}: {e}", base_url());
+            return None;
+        }
+        let url = format!("{}?options=-csearch_path%3D{name}", base_url());
+        Some(Schema { name, url })
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = sql(&format!("DROP SCHEMA {} CASCADE", self.name));
+    }
+}
+
+/// One statement over a connection of its own.
+fn sql(statement: &str) -> Result<Vec<tokio_postgres::Row>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = tokio::spawn(conn);
+        let rows = client
+            .query(statement, &[])
+            .await
+            .map_err(|e| e.to_string());
+        drop(client);
+        let _ = io.await;
+        rows
+    })
+}
+
+#[test]
+fn nodes_starting_together_migrate_once() {
+    let Some(schema) = Schema::new() else { return };
+    let url = schema.url.clone();
+    // Four nodes at once: the advisory lock lets one create the schema,
+    // the others find it done.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version()))
+        })
+        .collect();
+    let versions: Vec<usize> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().expect("open"))
+        .collect();
+    assert!(
+        versions.iter().all(|v| *v == versions[0] && *v >= 1),
+        "{versions:?}"
+    );
+    let rows = sql(&format!(
+        "SELECT version FROM {}.schema_version",
+        schema.name
+    ))
+    .unwrap();
+    assert_eq!(rows.len(), 1, "one version row");
+    // Opening again changes nothing.
+    let store = PgStore::open(&url).unwrap();
+    assert_eq!(store.schema_version(), versions[0]);
+    assert!(
+        store
+            .server_version()
+            .unwrap()
+            .starts_with(char::is_numeric)
+    );
+    let (server, found) = postamt_store::postgres::probe(&url).unwrap();
+    assert!(!server.is_empty());
+    assert_eq!(found, Some(versions[0]));
+}
+
+#[test]
+fn content_is_bytea_stored_outside_the_row_uncompressed() {
+    let Some(schema) = Schema::new() else { return };
+    PgStore::open(&schema.url).unwrap();
+    // bench/README.md, "PostgreSQL: bytea or large objects": `e` is
+    // STORAGE EXTERNAL.
+    for (table, column) in [("blobs", "data"), ("queue", "content")] {
+        let rows = sql(&format!(
+            "SELECT a.attstorage::text, t.typname::text FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_type t ON t.oid = a.atttypid
+             WHERE n.nspname = '{}' AND c.relname = '{table}' AND a.attname = '{column}'",
+            schema.name
+        ))
+        .unwrap();
+        assert_eq!(rows.len(), 1, "{table}.{column}");
+        assert_eq!(rows[0].get::<_, String>(0), "e", "{table}.{column}");
+        assert_eq!(rows[0].get::<_, String>(1), "bytea", "{table}.{column}");
+    }
+}
+
+#[test]
+fn a_schema_newer_than_this_version_is_refused() {
+    let Some(schema) = Schema::new() else { return };
+    PgStore::open(&schema.url).unwrap();
+    sql(&format!(
+        "UPDATE {}.schema_version SET version = 999",
+        schema.name
+    ))
+    .unwrap();
+    let err = PgStore::open(&schema.url).unwrap_err();
+    assert!(err.to_string().contains("newer than this postamt"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let err = PgStore::open("postgres://root@127.0.0.1:1/test?connect_timeout=2").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot connect to PostgreSQL at root@127.0.0.1:1/test"),
+        "{text}"
+    );
+    assert!(text.contains("refused"), "the cause is said: {text}");
+    let bad = PgStore::open("postgres://root@127.0.0.1:notaport/test").unwrap_err();
+    assert!(bad.to_string().contains("[store] url"), "{bad}");
+}
