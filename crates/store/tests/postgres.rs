@@ -153,3 +153,86 @@ fn an_unreachable_server_is_a_clear_error() {
     let bad = PgStore::open("postgres://root@127.0.0.1:notaport/test").unwrap_err();
     assert!(bad.to_string().contains("[store] url"), "{bad}");
 }
+
+/// The conformance checks of the directory, on PostgreSQL (the rest of
+/// the suite follows with the other traits).
+#[cfg(feature = "conformance")]
+mod directory {
+    use super::*;
+    use postamt_store::conformance::directory as checks;
+
+    fn store(schema: &Schema) -> PgStore {
+        PgStore::open(&schema.url).unwrap()
+    }
+
+    #[test]
+    fn domains_and_accounts() {
+        let Some(s) = Schema::new() else { return };
+        checks::domains_and_accounts(&store(&s));
+    }
+
+    #[test]
+    fn passwords_are_argon2id_and_verified() {
+        let Some(s) = Schema::new() else { return };
+        checks::passwords_are_argon2id_and_verified(&store(&s));
+    }
+
+    #[test]
+    fn aliases_and_catch_all() {
+        let Some(s) = Schema::new() else { return };
+        checks::aliases_and_catch_all(&store(&s));
+    }
+
+    #[test]
+    fn smime_certificates_per_account() {
+        let Some(s) = Schema::new() else { return };
+        checks::smime_certificates_per_account(&store(&s));
+    }
+
+    /// What SQLite's suite checks through `Mailboxes`, read here from the
+    /// tables: the mailboxes and subscriptions an account starts with, and
+    /// that they go with it.
+    #[test]
+    fn an_account_comes_and_goes_with_its_mailboxes() {
+        use postamt_store::Directory;
+        let Some(s) = Schema::new() else { return };
+        let st = store(&s);
+        st.add_domain("example.org").unwrap();
+        let a = st.create_account("alice@example.org", "pw").unwrap();
+        let rows = sql(&format!(
+            "SELECT name, special_use, uidvalidity FROM {}.mailboxes WHERE account_id = {} ORDER BY name",
+            s.name, a.id.0
+        ))
+        .unwrap();
+        let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(
+            names,
+            ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+        );
+        let mut validities: Vec<i64> = rows.iter().map(|r| r.get(2)).collect();
+        validities.sort();
+        validities.dedup();
+        assert_eq!(validities.len(), 6, "each mailbox its own UIDVALIDITY");
+        let subs = sql(&format!(
+            "SELECT count(*) FROM {}.subscriptions WHERE account_id = {}",
+            s.name, a.id.0
+        ))
+        .unwrap();
+        assert_eq!(subs[0].get::<_, i64>(0), 6);
+        st.delete_account("alice@example.org").unwrap();
+        let left = sql(&format!(
+            "SELECT (SELECT count(*) FROM {0}.mailboxes) + (SELECT count(*) FROM {0}.subscriptions)",
+            s.name
+        ))
+        .unwrap();
+        assert_eq!(left[0].get::<_, i64>(0), 0);
+        // A new account of the same name gets new UIDVALIDITYs.
+        let b = st.create_account("alice@example.org", "pw").unwrap();
+        let again = sql(&format!(
+            "SELECT min(uidvalidity) FROM {}.mailboxes WHERE account_id = {}",
+            s.name, b.id.0
+        ))
+        .unwrap();
+        assert!(again[0].get::<_, i64>(0) > *validities.last().unwrap());
+    }
+}

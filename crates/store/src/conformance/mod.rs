@@ -63,7 +63,7 @@ macro_rules! store_conformance_tests {
 
 const DOMAIN: &str = "example.org";
 
-fn setup(store: &dyn Store) -> Account {
+fn setup<S: Directory + ?Sized>(store: &S) -> Account {
     store.add_domain(DOMAIN).unwrap();
     store
         .create_account("alice@example.org", "pw-alice")

@@ -12,6 +12,8 @@
 //! `block_on`s its queries there. The connections' I/O runs on that
 //! runtime, whoever calls.
 
+mod directory;
+mod mailboxes;
 mod schema;
 
 use std::str::FromStr;
@@ -24,6 +26,13 @@ use crate::{Result, StoreError};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// An error with its causes (tokio-postgres says "error connecting to
@@ -140,11 +149,31 @@ impl PgStore {
 
     /// Runs `f` with a pooled connection on the store's runtime, waiting
     /// for it: for the synchronous store methods.
-    fn block<T>(&self, f: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T>) -> Result<T> {
+    fn block<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T>,
+    ) -> Result<T> {
         let rt = self.rt.as_ref().ok_or_else(|| backend("store closed"))?;
         rt.block_on(async {
-            let client = self.pool.get().await.map_err(backend)?;
-            f(&client).await
+            let mut client = self.pool.get().await.map_err(backend)?;
+            f(&mut client).await
+        })
+    }
+
+    /// Runs `f` in one transaction and commits it; `f` returns its value
+    /// and the changes it made. The changes will be sent with `pg_notify`
+    /// inside the transaction once `Coordination` exists on PostgreSQL
+    /// (issue 18); until then this backend is not served and nobody
+    /// listens.
+    fn write<T>(
+        &self,
+        f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<(T, Vec<crate::Change>)>,
+    ) -> Result<T> {
+        self.block(async |c| {
+            let tx = c.transaction().await.map_err(backend)?;
+            let (value, _changes) = f(&tx).await?;
+            tx.commit().await.map_err(backend)?;
+            Ok(value)
         })
     }
 
