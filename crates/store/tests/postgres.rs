@@ -45,6 +45,27 @@ impl Drop for Schema {
     }
 }
 
+/// Several statements (no results) over a connection of their own.
+fn batch(statements: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = tokio::spawn(conn);
+        let done = client
+            .batch_execute(statements)
+            .await
+            .map_err(|e| format!("{e:?}"));
+        drop(client);
+        let _ = io.await;
+        done
+    })
+}
+
 /// One statement over a connection of its own.
 fn sql(statement: &str) -> Result<Vec<tokio_postgres::Row>, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -154,12 +175,113 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(bad.to_string().contains("[store] url"), "{bad}");
 }
 
-/// The conformance checks of the directory, on PostgreSQL (the rest of
-/// the suite follows with the other traits).
+/// The conformance checks of the directory and the mailboxes, on
+/// PostgreSQL (the rest of the suite follows with the other traits).
 #[cfg(feature = "conformance")]
 mod directory {
     use super::*;
     use postamt_store::conformance::directory as checks;
+    use postamt_store::conformance::mailboxes as mailbox_checks;
+
+    #[test]
+    fn special_use_mailboxes_with_each_account() {
+        let Some(s) = Schema::new() else { return };
+        checks::special_use_mailboxes_with_each_account(&store(&s));
+    }
+
+    #[test]
+    fn uidvalidity_is_new_for_a_recreated_mailbox() {
+        let Some(s) = Schema::new() else { return };
+        mailbox_checks::uidvalidity_is_new_for_a_recreated_mailbox(&store(&s));
+    }
+
+    #[test]
+    fn rename_mailbox_and_children() {
+        let Some(s) = Schema::new() else { return };
+        mailbox_checks::rename_mailbox_and_children(&store(&s));
+    }
+
+    #[test]
+    fn subscriptions_work() {
+        let Some(s) = Schema::new() else { return };
+        mailbox_checks::subscriptions_work(&store(&s));
+    }
+
+    #[test]
+    fn inbox_is_case_insensitive() {
+        let Some(s) = Schema::new() else { return };
+        mailbox_checks::inbox_is_case_insensitive(&store(&s));
+    }
+
+    /// RFC 9051 §6.3.6 on PostgreSQL, with message rows written by hand
+    /// (delivery comes with `Messages`): INBOX's messages move to the new
+    /// mailbox with UIDs from 1, INBOX stays with its expunges logged, the
+    /// content keeps its one reference, and a mailbox named with `_`
+    /// renames only itself and its children.
+    #[test]
+    fn renaming_inbox_moves_its_messages() {
+        use postamt_store::{Directory, Mailboxes};
+        let Some(s) = Schema::new() else { return };
+        let st = store(&s);
+        st.add_domain("example.org").unwrap();
+        let a = st.create_account("alice@example.org", "pw").unwrap();
+        let inbox = st.mailbox(a.id, "inbox").unwrap().unwrap();
+        let n = &s.name;
+        batch(&format!(
+            "INSERT INTO {n}.blobs(id, refcount, data, meta) VALUES (1, 1, 'x', '{{}}'), (2, 1, 'y', '{{}}');
+             INSERT INTO {n}.messages(mailbox_id, uid, modseq, flags, internaldate, size, blob_id, prefix)
+             VALUES ({0}, 7, 2, 1, 0, 10, 1, ''), ({0}, 9, 3, 0, 0, 20, 2, '');
+             UPDATE {n}.mailboxes SET uidnext = 10, highestmodseq = 3 WHERE id = {0}",
+            inbox.id.0
+        ))
+        .unwrap();
+        assert_eq!(st.mailbox_status(inbox.id).unwrap().messages, 2);
+        assert_eq!(st.mailbox_status(inbox.id).unwrap().unseen, 1);
+        st.rename_mailbox(a.id, "INBOX", "Old").unwrap();
+        let old = st.mailbox(a.id, "Old").unwrap().unwrap();
+        let moved = sql(&format!(
+            "SELECT uid, blob_id FROM {n}.messages WHERE mailbox_id = {} ORDER BY uid",
+            old.id.0
+        ))
+        .unwrap();
+        let moved: Vec<(i64, i64)> = moved.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(moved, [(1, 1), (2, 2)]);
+        assert_eq!(old.uidnext.0, 3);
+        assert_eq!(st.mailbox_status(inbox.id).unwrap().messages, 0);
+        let logged = sql(&format!(
+            "SELECT uid FROM {n}.expunged WHERE mailbox_id = {} ORDER BY uid",
+            inbox.id.0
+        ))
+        .unwrap();
+        assert_eq!(
+            logged
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect::<Vec<_>>(),
+            [7, 9]
+        );
+        assert!(st.mailbox(a.id, "INBOX").unwrap().unwrap().highestmodseq.0 > 3);
+        // A name with LIKE's wildcard `_` renames only what it names.
+        st.create_mailbox(a.id, "a_b", None).unwrap();
+        st.create_mailbox(a.id, "a_b/c", None).unwrap();
+        st.create_mailbox(a.id, "axb", None).unwrap();
+        st.rename_mailbox(a.id, "a_b", "z").unwrap();
+        let names: Vec<String> = st
+            .mailboxes(a.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert!(
+            names.contains(&"z".to_string()) && names.contains(&"z/c".to_string()),
+            "{names:?}"
+        );
+        assert!(names.contains(&"axb".to_string()), "{names:?}");
+        // Deleting a mailbox frees its content.
+        st.delete_mailbox(a.id, "Old").unwrap();
+        let blobs = sql(&format!("SELECT count(*) FROM {n}.blobs")).unwrap();
+        assert_eq!(blobs[0].get::<_, i64>(0), 0);
+    }
 
     fn store(schema: &Schema) -> PgStore {
         PgStore::open(&schema.url).unwrap()

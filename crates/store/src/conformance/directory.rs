@@ -33,7 +33,9 @@ pub fn domains_and_accounts<S: Directory + ?Sized>(store: impl std::ops::Deref<T
     ));
 }
 
-pub fn special_use_mailboxes_with_each_account(store: Arc<dyn Store>) {
+pub fn special_use_mailboxes_with_each_account<S: Directory + Mailboxes + ?Sized>(
+    store: impl std::ops::Deref<Target = S>,
+) {
     let a = setup(&*store);
     let boxes = store.mailboxes(a.id).unwrap();
     for (name, use_) in SpecialUse::DEFAULTS {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use super::{deliver_one, inbox, setup};
 use crate::*;
 
-pub fn uidvalidity_is_new_for_a_recreated_mailbox(store: Arc<dyn Store>) {
+pub fn uidvalidity_is_new_for_a_recreated_mailbox<S: Directory + Mailboxes + ?Sized>(
+    store: impl std::ops::Deref<Target = S>,
+) {
     let a = setup(&*store);
     let m1 = store.create_mailbox(a.id, "Projects", None).unwrap();
     assert!(matches!(
@@ -21,7 +23,9 @@ pub fn uidvalidity_is_new_for_a_recreated_mailbox(store: Arc<dyn Store>) {
     assert!(store.create_mailbox(a.id, "", None).is_err());
 }
 
-pub fn rename_mailbox_and_children(store: Arc<dyn Store>) {
+pub fn rename_mailbox_and_children<S: Directory + Mailboxes + ?Sized>(
+    store: impl std::ops::Deref<Target = S>,
+) {
     let a = setup(&*store);
     let m = store.create_mailbox(a.id, "Work", None).unwrap();
     store.create_mailbox(a.id, "Work/2026", None).unwrap();
@@ -58,7 +62,9 @@ pub fn rename_inbox_moves_messages(store: Arc<dyn Store>) {
     );
 }
 
-pub fn subscriptions_work(store: Arc<dyn Store>) {
+pub fn subscriptions_work<S: Directory + Mailboxes + ?Sized>(
+    store: impl std::ops::Deref<Target = S>,
+) {
     let a = setup(&*store);
     store.subscribe(a.id, "Lists/rust").unwrap();
     assert!(
@@ -76,7 +82,9 @@ pub fn subscriptions_work(store: Arc<dyn Store>) {
     );
 }
 
-pub fn inbox_is_case_insensitive(store: Arc<dyn Store>) {
+pub fn inbox_is_case_insensitive<S: Directory + Mailboxes + ?Sized>(
+    store: impl std::ops::Deref<Target = S>,
+) {
     let a = setup(&*store);
     let m = store.mailbox(a.id, "inbox").unwrap().unwrap();
     assert_eq!(m.name, "INBOX");

@@ -101,7 +101,7 @@ fn deliver_one(store: &dyn Store, account: AccountId, body: &str) -> Delivered {
         .unwrap()[0]
 }
 
-fn inbox(store: &dyn Store, account: AccountId) -> Mailbox {
+fn inbox<S: Mailboxes + ?Sized>(store: &S, account: AccountId) -> Mailbox {
     store
         .mailbox(account, "INBOX")
         .unwrap()

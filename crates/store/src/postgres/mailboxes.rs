@@ -1,6 +1,6 @@
-//! Mailbox rows for PostgreSQL: what the directory needs of them so far
-//! (creating an account's mailboxes, dropping them with the account). The
-//! [`crate::Mailboxes`] trait follows with the messages (issue 18).
+//! [`crate::Mailboxes`] for PostgreSQL: tables `mailboxes` (UIDVALIDITY,
+//! UIDNEXT, HIGHESTMODSEQ, the `\Recent` mark) and `subscriptions`, and the
+//! store-wide UIDVALIDITY counter, as `sqlite/mailboxes.rs` has them.
 
 use tokio_postgres::{Row, Transaction};
 
@@ -133,4 +133,267 @@ pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: &Mailbox) -> Res
         .await
         .map_err(backend)?;
     Ok(())
+}
+
+async fn find_mailbox(
+    c: &impl tokio_postgres::GenericClient,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<Mailbox>> {
+    Ok(c.query_opt(
+        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name = $2"),
+        &[&account.0, &name],
+    )
+    .await
+    .map_err(backend)?
+    .map(|r| mailbox_from_row(&r)))
+}
+
+/// RFC 9051 §6.3.6: renaming INBOX moves its messages into `target` (new,
+/// empty) with UIDs 1, 2, … in their order, and leaves INBOX empty; the
+/// source logs the expunges for QRESYNC under a new MODSEQ. The content
+/// and the account's usage stay as they are (a move within the account).
+async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> Result<Vec<Change>> {
+    let moved = tx
+        .query(
+            "WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING *)
+             SELECT uid, modseq, flags, keywords, internaldate, size, blob_id, prefix
+             FROM gone ORDER BY uid",
+            &[&source.id.0],
+        )
+        .await
+        .map_err(backend)?;
+    if moved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq: i64 = tx
+        .query_one(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+             RETURNING highestmodseq",
+            &[&target.id.0],
+        )
+        .await
+        .map_err(backend)?
+        .get(0);
+    let mut added = Vec::new();
+    for (i, r) in moved.iter().enumerate() {
+        let uid = i as i64 + 1;
+        tx.execute(
+            "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &target.id.0,
+                &uid,
+                &modseq,
+                &r.get::<_, i16>(2),
+                &r.get::<_, String>(3),
+                &r.get::<_, i64>(4),
+                &r.get::<_, i64>(5),
+                &r.get::<_, i64>(6),
+                &r.get::<_, Vec<u8>>(7),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        added.push(Uid(uid as u32));
+    }
+    tx.execute(
+        "UPDATE mailboxes SET uidnext = $2 WHERE id = $1",
+        &[&target.id.0, &(moved.len() as i64 + 1)],
+    )
+    .await
+    .map_err(backend)?;
+    let source_modseq: i64 = tx
+        .query_one(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+             RETURNING highestmodseq",
+            &[&source.id.0],
+        )
+        .await
+        .map_err(backend)?
+        .get(0);
+    let gone: Vec<i64> = moved.iter().map(|r| r.get::<_, i64>(0)).collect();
+    tx.execute(
+        "INSERT INTO expunged(mailbox_id, uid, modseq) SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u
+         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
+        &[&source.id.0, &source_modseq, &gone],
+    )
+    .await
+    .map_err(backend)?;
+    let mut changes: Vec<Change> = added
+        .into_iter()
+        .map(|uid| Change::MessageAdded {
+            account: target.account,
+            mailbox: target.id,
+            uid,
+            modseq: ModSeq(modseq as u64),
+        })
+        .collect();
+    changes.push(Change::Expunged {
+        account: source.account,
+        mailbox: source.id,
+        uids: gone.iter().map(|u| Uid(*u as u32)).collect(),
+        modseq: ModSeq(source_modseq as u64),
+    });
+    Ok(changes)
+}
+
+impl crate::Mailboxes for super::PgStore {
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        crate::check_mailbox_name(name)?;
+        let name = crate::canonical_mailbox_name(name);
+        self.write(async move |tx| {
+            let m = insert_mailbox(tx, account, &name, special_use).await?;
+            Ok((m, vec![Change::MailboxCreated { account, name }]))
+        })
+    }
+
+    fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        self.block(async move |c| {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
+                    ),
+                    &[&account.0],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows.iter().map(mailbox_from_row).collect())
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        let name = crate::canonical_mailbox_name(name);
+        self.block(async move |c| find_mailbox(&***c, account, &name).await)
+    }
+
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
+        self.block(async move |c| {
+            Ok(c.query_opt(
+                &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1"),
+                &[&mailbox.0],
+            )
+            .await
+            .map_err(backend)?
+            .map(|r| mailbox_from_row(&r)))
+        })
+    }
+
+    fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        self.block(async move |c| {
+            let r = c
+                .query_one(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE flags & 1 = 0), COALESCE(SUM(size), 0)::bigint
+                     FROM messages WHERE mailbox_id = $1",
+                    &[&mailbox.0],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(MailboxStatus {
+                messages: r.get::<_, i64>(0) as u32,
+                unseen: r.get::<_, i64>(1) as u32,
+                size: r.get::<_, i64>(2).max(0) as u64,
+            })
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        crate::check_mailbox_name(to)?;
+        let from = crate::canonical_mailbox_name(from);
+        let to = crate::canonical_mailbox_name(to);
+        self.write(async move |tx| {
+            let source = find_mailbox(tx, account, &from)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+            if find_mailbox(tx, account, &to).await?.is_some() || to == "INBOX" {
+                return Err(StoreError::AlreadyExists(format!("mailbox {to}")));
+            }
+            if to.starts_with(&format!("{from}/")) {
+                return Err(StoreError::Invalid(
+                    "cannot rename a mailbox into itself".into(),
+                ));
+            }
+            let mut changes = Vec::new();
+            if from == "INBOX" {
+                // RFC 9051 §6.3.6: INBOX's inferiors are not renamed.
+                let target = insert_mailbox(tx, account, &to, None).await?;
+                changes.push(Change::MailboxCreated {
+                    account,
+                    name: to.clone(),
+                });
+                changes.extend(move_all(tx, &source, &target).await?);
+                return Ok(((), changes));
+            }
+            // The mailbox and its children: `from` and `from/…` (compared
+            // as text, no LIKE: names may hold `%` and `_`).
+            tx.execute(
+                "UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1)
+                 WHERE account_id = $1 AND (name = $2 OR left(name, length($2) + 1) = $2 || '/')",
+                &[&account.0, &from, &to],
+            )
+            .await
+            .map_err(backend)?;
+            changes.push(Change::MailboxRenamed { account, from, to });
+            Ok(((), changes))
+        })
+    }
+
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = crate::canonical_mailbox_name(name);
+        self.write(async move |tx| {
+            if name == "INBOX" {
+                return Err(StoreError::Invalid("INBOX cannot be deleted".into()));
+            }
+            let m = find_mailbox(tx, account, &name)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
+            drop_mailbox(tx, &m).await?;
+            Ok(((), vec![Change::MailboxDeleted { account, name }]))
+        })
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = crate::canonical_mailbox_name(name);
+        self.write(async move |tx| {
+            tx.execute(
+                "INSERT INTO subscriptions(account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&account.0, &name],
+            )
+            .await
+            .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = crate::canonical_mailbox_name(name);
+        self.write(async move |tx| {
+            tx.execute(
+                "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2",
+                &[&account.0, &name],
+            )
+            .await
+            .map_err(backend)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.block(async move |c| {
+            let rows = c
+                .query(
+                    "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
+                    &[&account.0],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
 }
