@@ -184,6 +184,39 @@ mod directory {
     use postamt_store::conformance::mailboxes as mailbox_checks;
 
     #[test]
+    fn report_counts_add_up_and_fall_due() {
+        let Some(s) = Schema::new() else { return };
+        postamt_store::conformance::reports::report_counts_add_up_and_fall_due(&store(&s));
+    }
+
+    /// Two nodes flushing counts for the same row at once: none is lost
+    /// (the upsert adds atomically).
+    #[test]
+    fn report_counts_from_two_nodes_add_up() {
+        use postamt_store::{ReportCount, Reports};
+        let Some(s) = Schema::new() else { return };
+        let nodes = [store(&s), store(&s)];
+        std::thread::scope(|scope| {
+            for node in &nodes {
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        node.report_add(vec![ReportCount {
+                            begin: 0,
+                            end: 10,
+                            domain: "bank.example".into(),
+                            published: "p".into(),
+                            row: "r".into(),
+                            count: 1,
+                        }])
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(nodes[0].report_due(10).unwrap()[0].count, 100);
+    }
+
+    #[test]
     fn special_use_mailboxes_with_each_account() {
         let Some(s) = Schema::new() else { return };
         checks::special_use_mailboxes_with_each_account(&store(&s));

@@ -14,6 +14,7 @@
 
 mod directory;
 mod mailboxes;
+mod reports;
 mod schema;
 
 use std::str::FromStr;
