@@ -12,7 +12,7 @@ use postamt_server::{Connection, ServerContext, SessionContext, Shutdown};
 use postamt_smtp::Smtp;
 use postamt_store::{Account, SharedStore};
 use postamt_web::{BoxFuture, DkimKey, DomainRecord, Host, Submitted};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 
@@ -209,8 +209,12 @@ async fn submit(
     }
 }
 
-/// The client side: EHLO, MAIL, RCPT per recipient, DATA, QUIT (RFC 5321
-/// §3.3). Returns whether the message was accepted, and the deciding reply.
+/// The client side, driven by the SMTP client dialogue the relay and the
+/// mail client use (`postamt_wire::smtp::dialogue`): EHLO, MAIL, RCPT per
+/// recipient, DATA, QUIT (RFC 5321 §3.3), one command at a time so the
+/// transcript reads like the RFC; the content goes to the recipients the
+/// server accepted. Returns whether it was accepted, and the deciding
+/// reply; `dialogue` gets every line.
 async fn dialogue_with(
     stream: tokio::io::DuplexStream,
     helo: &str,
@@ -219,83 +223,83 @@ async fn dialogue_with(
     content: &[u8],
     dialogue: &mut Vec<String>,
 ) -> std::io::Result<(bool, String)> {
-    let (rd, mut wr) = tokio::io::split(stream);
-    let mut rd = BufReader::new(rd).take(1024 * 1024);
-    async fn reply(
-        rd: &mut tokio::io::Take<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
-        dialogue: &mut Vec<String>,
-    ) -> std::io::Result<(u16, String)> {
-        let mut last = String::new();
-        for _ in 0..100 {
-            let mut line = String::new();
-            if rd.read_line(&mut line).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+    use postamt_wire::smtp::dialogue::{
+        Dialogue, Envelope, Options, Outcome, Recipient, Step, TlsPolicy,
+    };
+    let broken = |e: postamt_wire::smtp::dialogue::Error| std::io::Error::other(e.to_string());
+    let shown = |r: &postamt_wire::smtp::ServerReply| format!("{} {}", r.code, r.text());
+    let mut options = Options::submission(helo);
+    // An in-memory pipe inside this process: nothing to encrypt.
+    options.starttls = TlsPolicy::Off;
+    options.partial_delivery = true;
+    let mut d = Dialogue::new(options);
+    let mut stream = stream;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut result: Option<(bool, String)> = None;
+    loop {
+        match d.next_step().map_err(broken)? {
+            Step::Send(commands) => {
+                let mut out = Vec::new();
+                for c in &commands {
+                    dialogue.push(format!("C: {}", c.shown()));
+                    c.write_to(&mut out);
+                }
+                stream.write_all(&out).await?;
             }
-            let line = line.trim_end().to_string();
-            dialogue.push(format!("S: {line}"));
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            last = line;
-            if !more {
-                break;
+            Step::SendContent(content) => {
+                dialogue.push(format!("C: (the message, {} bytes)", content.bytes().len()));
+                dialogue.push("C: .".into());
+                stream.write_all(content.bytes()).await?;
             }
+            Step::Read(_) => loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                    dialogue.push(format!("S: {line}"));
+                }
+                if d.feed(&buf[..n]) {
+                    break;
+                }
+            },
+            Step::Ready if result.is_none() => {
+                let rcpts: Vec<Recipient<'_>> = recipients
+                    .iter()
+                    .map(|a| Recipient {
+                        address: a,
+                        ..Recipient::default()
+                    })
+                    .collect();
+                let envelope = Envelope {
+                    sender: from,
+                    ..Envelope::default()
+                };
+                d.transaction(&envelope, &rcpts, content);
+            }
+            Step::Done(outcomes) => {
+                let delivered = outcomes.iter().find_map(|o| match o {
+                    Outcome::Delivered(r) => Some(shown(r)),
+                    _ => None,
+                });
+                let refused = outcomes.iter().find_map(|o| match o {
+                    Outcome::Refused(stage, r) => Some(format!("{stage}: {}", shown(r))),
+                    Outcome::NotSent(n) => Some(n.describe("the server")),
+                    Outcome::Delivered(_) => None,
+                });
+                result = Some(match (delivered, refused) {
+                    (Some(ok), Some(no)) => (true, format!("{ok} (but {no})")),
+                    (Some(ok), None) => (true, ok),
+                    (None, Some(no)) => (false, no),
+                    (None, None) => (false, "no recipient".into()),
+                });
+                d.quit();
+            }
+            Step::Ready | Step::Spent => d.quit(),
+            Step::StartTls => return Err(std::io::Error::other("STARTTLS in an internal pipe")),
+            Step::Closed => break,
         }
-        let code = last.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-        Ok((code, last))
     }
-    async fn command(
-        wr: &mut tokio::io::WriteHalf<tokio::io::DuplexStream>,
-        line: &str,
-        dialogue: &mut Vec<String>,
-    ) -> std::io::Result<()> {
-        dialogue.push(format!("C: {line}"));
-        wr.write_all(format!("{line}\r\n").as_bytes()).await
-    }
-    let (code, last) = reply(&mut rd, dialogue).await?;
-    if code != 220 {
-        return Ok((false, last));
-    }
-    command(&mut wr, &format!("EHLO {helo}"), dialogue).await?;
-    let (code, last) = reply(&mut rd, dialogue).await?;
-    if code != 250 {
-        return Ok((false, last));
-    }
-    command(&mut wr, &format!("MAIL FROM:<{from}>"), dialogue).await?;
-    let (code, last) = reply(&mut rd, dialogue).await?;
-    if code != 250 {
-        return Ok((false, last));
-    }
-    let mut accepted = 0;
-    let mut refusal = String::new();
-    for r in recipients {
-        command(&mut wr, &format!("RCPT TO:<{r}>"), dialogue).await?;
-        let (code, last) = reply(&mut rd, dialogue).await?;
-        if code / 100 == 2 {
-            accepted += 1;
-        } else {
-            refusal = last;
-        }
-    }
-    if accepted == 0 {
-        command(&mut wr, "QUIT", dialogue).await?;
-        let _ = reply(&mut rd, dialogue).await;
-        return Ok((false, refusal));
-    }
-    command(&mut wr, "DATA", dialogue).await?;
-    let (code, last) = reply(&mut rd, dialogue).await?;
-    if code != 354 {
-        return Ok((false, last));
-    }
-    let mut framed = Vec::with_capacity(content.len() + 64);
-    postamt_wire::dot::stuff(content, &mut framed);
-    dialogue.push(format!("C: (the message, {} bytes)", content.len()));
-    dialogue.push("C: .".into());
-    wr.write_all(&framed).await?;
-    let (code, last) = reply(&mut rd, dialogue).await?;
-    command(&mut wr, "QUIT", dialogue).await?;
-    let _ = reply(&mut rd, dialogue).await;
-    let _ = wr.shutdown().await;
-    if code == 250 && !refusal.is_empty() {
-        return Ok((true, format!("{last} (but: {refusal})")));
-    }
-    Ok((code == 250, last))
+    let _ = stream.shutdown().await;
+    Ok(result.unwrap_or((false, "the session ended early".into())))
 }
