@@ -16,6 +16,7 @@ pub use postamt_wire::meta;
 mod model;
 pub mod password;
 pub mod postgres;
+mod rules;
 mod sqlite;
 mod traits;
 

@@ -33,10 +33,6 @@ async fn find_account(tx: &Transaction<'_>, address: &str) -> Result<Option<Acco
         .map(|r| account_from_row(&r)))
 }
 
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
-}
-
 async fn check_local_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
     let found = tx
         .query_opt("SELECT 1 FROM domains WHERE name = $1", &[&domain])
@@ -50,10 +46,7 @@ async fn check_local_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
 
 impl Directory for PgStore {
     fn add_domain(&self, name: &str) -> Result<()> {
-        let name = name.trim().trim_end_matches('.').to_lowercase();
-        if name.is_empty() || name.contains('@') || name.chars().any(char::is_whitespace) {
-            return Err(StoreError::Invalid(format!("domain {name:?}")));
-        }
+        let name = crate::rules::domain_name(name)?;
         self.write(async move |tx| {
             tx.execute(
                 "INSERT INTO domains(name) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -93,7 +86,7 @@ impl Directory for PgStore {
         let address = normalize_address(address)?;
         let hash = password::hash(password).map_err(backend)?;
         self.write(async move |tx| {
-            check_local_domain(tx, domain_of(&address)).await?;
+            check_local_domain(tx, crate::rules::domain_of(&address)).await?;
             if find_account(tx, &address).await?.is_some() {
                 return Err(StoreError::AlreadyExists(format!("account {address}")));
             }
@@ -282,20 +275,9 @@ impl Directory for PgStore {
     }
 
     fn add_alias(&self, alias: &str, targets: &[String]) -> Result<()> {
-        let alias = alias.trim().to_lowercase();
-        let valid = match alias.strip_prefix('@') {
-            Some(domain) => !domain.is_empty() && !domain.contains('@'),
-            None => normalize_address(&alias).is_ok(),
-        };
-        if !valid || targets.is_empty() {
-            return Err(StoreError::Invalid(format!("alias {alias:?}")));
-        }
-        let targets = targets
-            .iter()
-            .map(|t| normalize_address(t))
-            .collect::<Result<Vec<_>>>()?;
+        let (alias, targets) = crate::rules::alias_entry(alias, targets)?;
         self.write(async move |tx| {
-            check_local_domain(tx, domain_of(&alias)).await?;
+            check_local_domain(tx, crate::rules::domain_of(&alias)).await?;
             for t in &targets {
                 tx.execute(
                     "INSERT INTO aliases(alias, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -333,17 +315,7 @@ impl Directory for PgStore {
                 .map_err(backend)?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
-        let mut out: Vec<Alias> = Vec::new();
-        for (alias, target) in rows {
-            match out.last_mut() {
-                Some(last) if last.alias == alias => last.targets.push(target),
-                _ => out.push(Alias {
-                    alias,
-                    targets: vec![target],
-                }),
-            }
-        }
-        Ok(out)
+        Ok(crate::rules::group_aliases(rows))
     }
 
     fn alias_targets(&self, alias: &str) -> Result<Vec<String>> {

@@ -11,10 +11,6 @@ use crate::model::*;
 
 const MAILBOX_COLS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
 
-fn special_use_name(u: SpecialUse) -> &'static str {
-    &u.attribute()[1..]
-}
-
 fn mailbox_from_row(r: &Row) -> Mailbox {
     let special: Option<String> = r.get(6);
     Mailbox {
@@ -24,7 +20,7 @@ fn mailbox_from_row(r: &Row) -> Mailbox {
         uidvalidity: UidValidity(r.get::<_, i64>(3) as u32),
         uidnext: Uid(r.get::<_, i64>(4) as u32),
         highestmodseq: ModSeq(r.get::<_, i64>(5) as u64),
-        special_use: special.and_then(|s| SpecialUse::from_attribute(&format!("\\{s}"))),
+        special_use: special.and_then(|s| crate::rules::special_use_from_stored(&s)),
     }
 }
 
@@ -65,7 +61,7 @@ pub(super) async fn insert_mailbox(
     special_use: Option<SpecialUse>,
 ) -> Result<Mailbox> {
     let uidvalidity = i64::from(next_uidvalidity(tx).await?);
-    let special = special_use.map(special_use_name);
+    let special = special_use.map(crate::rules::special_use_stored);
     let row = tx
         .query_opt(
             &format!(

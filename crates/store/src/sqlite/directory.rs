@@ -11,10 +11,7 @@ use crate::{Directory, Result, StoreError, normalize_address, password};
 
 impl Directory for SqliteStore {
     fn add_domain(&self, name: &str) -> Result<()> {
-        let name = name.trim().trim_end_matches('.').to_lowercase();
-        if name.is_empty() || name.contains('@') || name.chars().any(char::is_whitespace) {
-            return Err(StoreError::Invalid(format!("domain {name:?}")));
-        }
+        let name = crate::rules::domain_name(name)?;
         self.write(move |c| {
             c.execute("INSERT OR IGNORE INTO domains(name) VALUES (?1)", [&name])
                 .map_err(backend)?;
@@ -50,7 +47,7 @@ impl Directory for SqliteStore {
         let address = normalize_address(address)?;
         let hash = password::hash(password).map_err(backend)?;
         self.write(move |c| {
-            check_local_domain(c, domain_of(&address))?;
+            check_local_domain(c, crate::rules::domain_of(&address))?;
             if find_account(c, &address)?.is_some() {
                 return Err(StoreError::AlreadyExists(format!("account {address}")));
             }
@@ -222,20 +219,9 @@ impl Directory for SqliteStore {
     }
 
     fn add_alias(&self, alias: &str, targets: &[String]) -> Result<()> {
-        let alias = alias.trim().to_lowercase();
-        let valid = match alias.strip_prefix('@') {
-            Some(domain) => !domain.is_empty() && !domain.contains('@'),
-            None => normalize_address(&alias).is_ok(),
-        };
-        if !valid || targets.is_empty() {
-            return Err(StoreError::Invalid(format!("alias {alias:?}")));
-        }
-        let targets = targets
-            .iter()
-            .map(|t| normalize_address(t))
-            .collect::<Result<Vec<_>>>()?;
+        let (alias, targets) = crate::rules::alias_entry(alias, targets)?;
         self.write(move |c| {
-            check_local_domain(c, domain_of(&alias))?;
+            check_local_domain(c, crate::rules::domain_of(&alias))?;
             for t in &targets {
                 c.execute(
                     "INSERT OR IGNORE INTO aliases(alias, target) VALUES (?1, ?2)",
@@ -269,17 +255,7 @@ impl Directory for SqliteStore {
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(backend)?;
-            let mut out: Vec<Alias> = Vec::new();
-            for (alias, target) in rows {
-                match out.last_mut() {
-                    Some(last) if last.alias == alias => last.targets.push(target),
-                    _ => out.push(Alias {
-                        alias,
-                        targets: vec![target],
-                    }),
-                }
-            }
-            Ok(out)
+            Ok(crate::rules::group_aliases(rows))
         })
     }
 
@@ -302,10 +278,6 @@ fn find_account(conn: &Connection, address: &str) -> Result<Option<Account>> {
     ))
     .and_then(|mut s| s.query_row([address], account_from_row).optional())
     .map_err(backend)
-}
-
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
 fn check_local_domain(conn: &Connection, domain: &str) -> Result<()> {

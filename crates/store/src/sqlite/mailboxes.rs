@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::directory::add_used;
 use super::messages::{copy_in, remove_messages};
-use super::rows::{MAILBOX_COLS, mailbox_from_row, special_use_name};
+use super::rows::{MAILBOX_COLS, mailbox_from_row};
 use super::{SqliteStore, backend, now};
 use crate::model::*;
 use crate::{Mailboxes, Result, StoreError, canonical_mailbox_name, check_mailbox_name};
@@ -228,7 +228,7 @@ pub(super) fn insert_mailbox(
             account.0,
             name,
             uidvalidity,
-            special_use.map(special_use_name)
+            special_use.map(crate::rules::special_use_stored)
         ],
     )
     .map_err(backend)?;

@@ -33,10 +33,6 @@ pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Accoun
 pub(super) const MAILBOX_COLS: &str =
     "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
 
-pub(super) fn special_use_name(u: SpecialUse) -> &'static str {
-    &u.attribute()[1..]
-}
-
 pub(super) fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let special: Option<String> = r.get(6)?;
     Ok(Mailbox {
@@ -46,7 +42,7 @@ pub(super) fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbo
         uidvalidity: UidValidity(r.get::<_, i64>(3)? as u32),
         uidnext: Uid(r.get::<_, i64>(4)? as u32),
         highestmodseq: ModSeq(r.get::<_, i64>(5)? as u64),
-        special_use: special.and_then(|s| SpecialUse::from_attribute(&format!("\\{s}"))),
+        special_use: special.and_then(|s| crate::rules::special_use_from_stored(&s)),
     })
 }
 
