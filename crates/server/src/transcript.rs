@@ -323,22 +323,32 @@ pub fn users_of(text: &str) -> Vec<String> {
     out
 }
 
-/// Transcript ids in `dir`, oldest first, with their first line.
-pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)?.flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "log") {
-            let id = p
-                .file_stem()
+/// Transcript ids in `dir`, oldest first (no file is read).
+pub fn ids(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            p.file_stem()
                 .unwrap_or_default()
                 .to_string_lossy()
-                .to_string();
-            out.push((id, first_line(&p)));
-        }
-    }
+                .to_string()
+        })
+        .collect();
     out.sort();
     Ok(out)
+}
+
+/// Transcript ids in `dir`, oldest first, with their first line.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+    Ok(ids(dir)?
+        .into_iter()
+        .map(|id| {
+            let first = first_line(&dir.join(format!("{id}.log")));
+            (id, first)
+        })
+        .collect())
 }
 
 /// The first line of a file (at most 1 KiB of it): a transcript's header.

@@ -48,6 +48,7 @@ mod sessions;
 mod transcripts;
 
 pub use picture::path_svg;
+pub use routes::pct;
 pub use sessions::Sessions;
 
 /// A boxed future, for the [`Host`] hooks.

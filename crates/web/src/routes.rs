@@ -729,8 +729,7 @@ async fn user_add(
     Admin(_): Admin,
     Form(f): Form<UserForm>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/users", move || admin::add_user(&w, &f)).await
+    then_go("/admin/users", move || admin::add_user(&web, &f)).await
 }
 
 #[derive(Deserialize)]
@@ -804,8 +803,7 @@ async fn domain_add(
     Admin(_): Admin,
     Form(f): Form<NameForm>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/domains", move || admin::add_domain(&w, &f.name)).await
+    then_go("/admin/domains", move || admin::add_domain(&web, &f.name)).await
 }
 
 async fn domain_delete(
@@ -813,8 +811,7 @@ async fn domain_delete(
     Admin(_): Admin,
     Path(name): Path<String>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/domains", move || admin::remove_domain(&w, &name)).await
+    then_go("/admin/domains", move || admin::remove_domain(&web, &name)).await
 }
 
 #[derive(Template)]
@@ -868,8 +865,7 @@ async fn alias_add(
     Admin(_): Admin,
     Form(f): Form<AliasForm>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/aliases", move || admin::add_alias(&w, &f)).await
+    then_go("/admin/aliases", move || admin::add_alias(&web, &f)).await
 }
 
 async fn alias_delete(
@@ -877,8 +873,7 @@ async fn alias_delete(
     Admin(_): Admin,
     Path(alias): Path<String>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/aliases", move || admin::remove_alias(&w, &alias)).await
+    then_go("/admin/aliases", move || admin::remove_alias(&web, &alias)).await
 }
 
 #[derive(Template)]
@@ -902,8 +897,10 @@ async fn queue_action(
     Admin(_): Admin,
     Path((id, action)): Path<(i64, String)>,
 ) -> WebResult<Response> {
-    let w = Arc::clone(&web);
-    then_go("/admin/queue", move || admin::queue_action(&w, id, &action)).await
+    then_go("/admin/queue", move || {
+        admin::queue_action(&web, id, &action)
+    })
+    .await
 }
 
 #[derive(Template)]

@@ -61,6 +61,8 @@ fn visible(login: &Login, head: &Head) -> bool {
 /// keeps its length.
 pub struct Head {
     len: u64,
+    /// The header line (`# postamt transcript ID: …`).
+    first: String,
     users: Vec<String>,
     live: bool,
 }
@@ -82,6 +84,7 @@ fn head(web: &Web, id: &str) -> WebResult<Arc<Head>> {
     let text = head_and_tail(&path).ok_or(WebError::NotFound)?;
     let h = Arc::new(Head {
         len,
+        first: text.lines().next().unwrap_or("").to_string(),
         users: transcript::users_of(&text),
         live: !ended(&text),
     });
@@ -132,9 +135,10 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
     let Some(dir) = &web.transcripts else {
         return Ok(Vec::new());
     };
-    let all = transcript::list(dir).map_err(|e| WebError::Internal(e.to_string()))?;
+    // Ids only: what each file says is in its cached head.
+    let all = transcript::ids(dir).map_err(|e| WebError::Internal(e.to_string()))?;
     let mut out = Vec::new();
-    for (id, first) in all.into_iter().rev() {
+    for id in all.into_iter().rev() {
         if out.len() >= MAX_LISTED {
             break;
         }
@@ -145,7 +149,7 @@ pub fn list(web: &Web, login: &Login) -> WebResult<Vec<SessionItem>> {
             continue;
         }
         // "# postamt transcript ID: PROTOCOL session from PEER at SECS"
-        let rest = first.split_once(": ").map(|(_, r)| r).unwrap_or("");
+        let rest = h.first.split_once(": ").map(|(_, r)| r).unwrap_or("");
         let mut words = rest.split(' ');
         let protocol = words.next().unwrap_or("").to_string();
         let peer = rest

@@ -203,17 +203,7 @@ impl Browser {
     }
 }
 
-pub fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use postamt_web::pct;
 
 pub fn form(fields: &[(&str, &str)]) -> String {
     fields
