@@ -17,6 +17,7 @@ mod model;
 pub mod password;
 pub mod postgres;
 mod rules;
+mod signals;
 mod sqlite;
 mod traits;
 

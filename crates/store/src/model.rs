@@ -324,7 +324,7 @@ pub struct TextMatches {
 /// An event of the change feed. Live sessions (IMAP IDLE, NOOP) subscribe to
 /// it with [`crate::Coordination::watch`]. Events are published after the
 /// commit that made them durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     MessageAdded {
         account: AccountId,

@@ -1,9 +1,11 @@
-//! The directory's rules that do not depend on the backend: how a domain
+//! The store's rules that do not depend on the backend: how a domain
 //! and an alias are written down and checked, how alias rows group, how a
-//! special-use attribute is stored. Every backend calls these, so SQLite
+//! special-use attribute is stored, how keywords are kept and flags
+//! combined, how stored metadata is moved past a message's prefix. Every backend calls these, so SQLite
 //! and PostgreSQL cannot drift apart.
 
-use crate::model::{Alias, SpecialUse};
+use crate::meta::{BodyPart, MessageMeta};
+use crate::model::{Alias, FlagOp, Flags, SpecialUse};
 use crate::{Result, StoreError, normalize_address};
 
 /// A local domain as stored: trimmed, without the root dot, lower-cased.
@@ -61,4 +63,69 @@ pub(crate) fn special_use_stored(u: SpecialUse) -> &'static str {
 /// A stored special-use attribute back (`None` for anything unknown).
 pub(crate) fn special_use_from_stored(s: &str) -> Option<SpecialUse> {
     SpecialUse::from_attribute(&format!("\\{s}"))
+}
+
+pub(crate) fn keywords_text(k: &[String]) -> String {
+    k.join(" ")
+}
+
+pub(crate) fn keywords_vec(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Stored metadata, with offsets moved past the message's own prefix.
+pub(crate) fn meta_with_prefix(prefix_len: i64, json: &str) -> Result<MessageMeta> {
+    let mut meta: MessageMeta =
+        serde_json::from_str(json).map_err(|e| StoreError::Backend(e.to_string()))?;
+    meta.header_len += prefix_len as u64;
+    shift(&mut meta.body, prefix_len as u64);
+    // The top-level header block starts at 0 and includes the prefix.
+    meta.body.header_start = 0;
+    Ok(meta)
+}
+
+fn shift(part: &mut BodyPart, by: u64) {
+    part.header_start += by;
+    part.body_start += by;
+    part.body_end += by;
+    for p in &mut part.parts {
+        shift(p, by);
+    }
+    if let Some(m) = &mut part.message {
+        shift(&mut m.1, by);
+    }
+}
+
+/// The flags and keywords a message has after `op` with `flags` and
+/// `keywords` (RFC 9051 §6.4.6; keywords compare case-insensitively).
+pub(crate) fn apply_flags(
+    op: FlagOp,
+    old_flags: Flags,
+    old_kw: &[String],
+    flags: Flags,
+    keywords: &[String],
+) -> (Flags, Vec<String>) {
+    match op {
+        FlagOp::Replace => (flags, keywords.to_vec()),
+        FlagOp::Add => {
+            let mut k = old_kw.to_vec();
+            for w in keywords {
+                if !k.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                    k.push(w.clone());
+                }
+            }
+            (old_flags.union(flags), k)
+        }
+        FlagOp::Remove => (
+            old_flags.difference(flags),
+            old_kw
+                .iter()
+                .filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x)))
+                .cloned()
+                .collect(),
+        ),
+    }
 }

@@ -22,6 +22,8 @@ impl Schema {
     /// `None` (a skip) only outside CI when no PostgreSQL answers.
     fn new() -> Option<Schema> {
         static N: AtomicU32 = AtomicU32::new(0);
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_schemas);
         let name = format!(
             "pt_{}_{}",
             std::process::id(),
@@ -36,6 +38,21 @@ impl Schema {
         }
         let url = format!("{}?options=-csearch_path%3D{name}", base_url());
         Some(Schema { name, url })
+    }
+}
+
+/// Drops the schemas of test processes that are gone (a store kept for a
+/// whole process, or a test that was killed, leaves its schema behind).
+fn sweep_schemas() {
+    let Ok(rows) = sql("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pt\\_%'") else {
+        return;
+    };
+    for r in rows {
+        let name: String = r.get(0);
+        let pid = name.split('_').nth(1).unwrap_or("");
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sql(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        }
     }
 }
 
@@ -175,19 +192,28 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(bad.to_string().contains("[store] url"), "{bad}");
 }
 
-/// The conformance checks of the directory and the mailboxes, on
-/// PostgreSQL (the rest of the suite follows with the other traits).
+/// The whole conformance suite, as SQLite runs it (`sqlite_conformance.rs`),
+/// each check on a store in a schema of its own.
 #[cfg(feature = "conformance")]
-mod directory {
-    use super::*;
-    use postamt_store::conformance::directory as checks;
-    use postamt_store::conformance::mailboxes as mailbox_checks;
+mod conformance {
+    postamt_store::store_conformance_tests!(super::fresh_store());
+}
 
-    #[test]
-    fn report_counts_add_up_and_fall_due() {
-        let Some(s) = Schema::new() else { return };
-        postamt_store::conformance::reports::report_counts_add_up_and_fall_due(&store(&s));
-    }
+/// A store in a new schema, kept for the rest of the process (the
+/// conformance checks own their store; `Schema::new` drops the schemas of
+/// test processes that ended).
+#[cfg(feature = "conformance")]
+fn fresh_store() -> std::sync::Arc<dyn postamt_store::Store> {
+    let schema = Schema::new().expect("PostgreSQL for the conformance suite");
+    let store = PgStore::open(&schema.url).unwrap();
+    std::mem::forget(schema);
+    std::sync::Arc::new(store)
+}
+
+/// PostgreSQL-only checks beside the suite.
+#[cfg(feature = "conformance")]
+mod more {
+    use super::*;
 
     /// Two nodes flushing counts for the same row at once: none is lost
     /// (the upsert adds atomically).
@@ -214,36 +240,6 @@ mod directory {
             }
         });
         assert_eq!(nodes[0].report_due(10).unwrap()[0].count, 100);
-    }
-
-    #[test]
-    fn special_use_mailboxes_with_each_account() {
-        let Some(s) = Schema::new() else { return };
-        checks::special_use_mailboxes_with_each_account(&store(&s));
-    }
-
-    #[test]
-    fn uidvalidity_is_new_for_a_recreated_mailbox() {
-        let Some(s) = Schema::new() else { return };
-        mailbox_checks::uidvalidity_is_new_for_a_recreated_mailbox(&store(&s));
-    }
-
-    #[test]
-    fn rename_mailbox_and_children() {
-        let Some(s) = Schema::new() else { return };
-        mailbox_checks::rename_mailbox_and_children(&store(&s));
-    }
-
-    #[test]
-    fn subscriptions_work() {
-        let Some(s) = Schema::new() else { return };
-        mailbox_checks::subscriptions_work(&store(&s));
-    }
-
-    #[test]
-    fn inbox_is_case_insensitive() {
-        let Some(s) = Schema::new() else { return };
-        mailbox_checks::inbox_is_case_insensitive(&store(&s));
     }
 
     /// RFC 9051 §6.3.6 on PostgreSQL, with message rows written by hand
@@ -318,30 +314,6 @@ mod directory {
 
     fn store(schema: &Schema) -> PgStore {
         PgStore::open(&schema.url).unwrap()
-    }
-
-    #[test]
-    fn domains_and_accounts() {
-        let Some(s) = Schema::new() else { return };
-        checks::domains_and_accounts(&store(&s));
-    }
-
-    #[test]
-    fn passwords_are_argon2id_and_verified() {
-        let Some(s) = Schema::new() else { return };
-        checks::passwords_are_argon2id_and_verified(&store(&s));
-    }
-
-    #[test]
-    fn aliases_and_catch_all() {
-        let Some(s) = Schema::new() else { return };
-        checks::aliases_and_catch_all(&store(&s));
-    }
-
-    #[test]
-    fn smime_certificates_per_account() {
-        let Some(s) = Schema::new() else { return };
-        checks::smime_certificates_per_account(&store(&s));
     }
 
     /// What SQLite's suite checks through `Mailboxes`, read here from the

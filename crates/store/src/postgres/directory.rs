@@ -3,8 +3,8 @@
 //! account's mailboxes in the same transaction; deletion removes its
 //! mailboxes with their messages (`mailboxes::drop_mailbox`).
 
+use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
-use tokio_postgres::Transaction;
 
 use super::mailboxes::{drop_mailbox, insert_mailbox, mailboxes_of};
 use super::{PgStore, backend, now};
@@ -84,7 +84,7 @@ impl Directory for PgStore {
 
     fn create_account(&self, address: &str, password: &str) -> Result<Account> {
         let address = normalize_address(address)?;
-        let hash = password::hash(password).map_err(backend)?;
+        let hash = password::hash(password).map_err(StoreError::Backend)?;
         self.write(async move |tx| {
             check_local_domain(tx, crate::rules::domain_of(&address)).await?;
             if find_account(tx, &address).await?.is_some() {
@@ -124,7 +124,7 @@ impl Directory for PgStore {
 
     fn set_password(&self, address: &str, password: &str) -> Result<()> {
         let address = normalize_address(address)?;
-        let hash = password::hash(password).map_err(backend)?;
+        let hash = password::hash(password).map_err(StoreError::Backend)?;
         self.write(async move |tx| {
             let n = tx
                 .execute(

@@ -2,16 +2,18 @@
 //! UIDNEXT, HIGHESTMODSEQ, the `\Recent` mark) and `subscriptions`, and the
 //! store-wide UIDVALIDITY counter, as `sqlite/mailboxes.rs` has them.
 
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 
 use super::{backend, now};
 use crate::Result;
 use crate::StoreError;
 use crate::model::*;
 
-const MAILBOX_COLS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
+pub(super) const MAILBOX_COLS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
 
-fn mailbox_from_row(r: &Row) -> Mailbox {
+pub(super) fn mailbox_from_row(r: &Row) -> Mailbox {
     let special: Option<String> = r.get(6);
     Mailbox {
         id: MailboxId(r.get(0)),
@@ -51,7 +53,7 @@ async fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
         .await
         .map_err(backend)?;
     let v: i64 = row.get(0);
-    u32::try_from(v).map_err(|_| backend("UIDVALIDITY space used up"))
+    u32::try_from(v).map_err(|_| super::fail("UIDVALIDITY space used up"))
 }
 
 pub(super) async fn insert_mailbox(
@@ -89,28 +91,9 @@ pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: &Mailbox) -> Res
         )
         .await
         .map_err(backend)?;
-    let mut freed: i64 = 0;
-    for r in &removed {
-        let blob: i64 = r.get(0);
-        freed += r.get::<_, i64>(1);
-        let left: i64 = tx
-            .query_one(
-                "UPDATE blobs SET refcount = refcount - 1 WHERE id = $1 RETURNING refcount",
-                &[&blob],
-            )
-            .await
-            .map_err(backend)?
-            .get(0);
-        if left <= 0 {
-            for sql in [
-                "DELETE FROM blobs WHERE id = $1",
-                "DELETE FROM envelopes WHERE blob_id = $1",
-                "DELETE FROM search_headers WHERE blob_id = $1",
-            ] {
-                tx.execute(sql, &[&blob]).await.map_err(backend)?;
-            }
-        }
-    }
+    let blobs: Vec<i64> = removed.iter().map(|r| r.get(0)).collect();
+    let freed: i64 = removed.iter().map(|r| r.get::<_, i64>(1)).sum();
+    super::messages::unref_blobs(tx, &blobs).await?;
     if freed > 0 {
         tx.execute(
             "UPDATE accounts SET used_bytes = GREATEST(0, used_bytes - $2) WHERE id = $1",
@@ -131,8 +114,8 @@ pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: &Mailbox) -> Res
     Ok(())
 }
 
-async fn find_mailbox(
-    c: &impl tokio_postgres::GenericClient,
+pub(super) async fn find_mailbox(
+    c: &impl deadpool_postgres::GenericClient,
     account: AccountId,
     name: &str,
 ) -> Result<Option<Mailbox>> {
@@ -245,7 +228,13 @@ impl crate::Mailboxes for super::PgStore {
         let name = crate::canonical_mailbox_name(name);
         self.write(async move |tx| {
             let m = insert_mailbox(tx, account, &name, special_use).await?;
-            Ok((m, vec![Change::MailboxCreated { account, name }]))
+            Ok((
+                m,
+                vec![Change::MailboxCreated {
+                    account,
+                    name: name.clone(),
+                }],
+            ))
         })
     }
 
@@ -266,7 +255,7 @@ impl crate::Mailboxes for super::PgStore {
 
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
         let name = crate::canonical_mailbox_name(name);
-        self.block(async move |c| find_mailbox(&***c, account, &name).await)
+        self.block(async move |c| find_mailbox(&*c, account, &name).await)
     }
 
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
@@ -335,7 +324,11 @@ impl crate::Mailboxes for super::PgStore {
             )
             .await
             .map_err(backend)?;
-            changes.push(Change::MailboxRenamed { account, from, to });
+            changes.push(Change::MailboxRenamed {
+                account,
+                from: from.clone(),
+                to: to.clone(),
+            });
             Ok(((), changes))
         })
     }
@@ -350,7 +343,13 @@ impl crate::Mailboxes for super::PgStore {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
             drop_mailbox(tx, &m).await?;
-            Ok(((), vec![Change::MailboxDeleted { account, name }]))
+            Ok((
+                (),
+                vec![Change::MailboxDeleted {
+                    account,
+                    name: name.clone(),
+                }],
+            ))
         })
     }
 

@@ -1,10 +1,13 @@
-//! The PostgreSQL backend (issue 18) — in progress. What is here: the
-//! connection pool (deadpool-postgres over tokio-postgres), the versioned
-//! schema (`schema.rs`), and the bridge from the store's synchronous
-//! traits to the asynchronous client. The store traits themselves follow
-//! file for file beside `sqlite/` (`directory.rs`, `mailboxes.rs`, …);
-//! until they exist a `postgres://` store URL is accepted by `config check`
-//! (which tests the connection) and refused by `serve`.
+//! The PostgreSQL backend (issue 18): the store on a database server that
+//! several postamt nodes share. What is here: the connection pool
+//! (deadpool-postgres over tokio-postgres, statements prepared once per
+//! connection), the versioned schema (`schema.rs`), the bridge from the
+//! store's synchronous traits to the asynchronous client, and the write
+//! path: one transaction per store call, retried on a deadlock or a
+//! serialization failure, its changes sent to the other nodes with
+//! `pg_notify` inside the transaction and published here after the
+//! commit (`coordination.rs`). The traits follow file for file beside
+//! `sqlite/`.
 //!
 //! The bridge: the store's methods are synchronous and every caller
 //! already runs them off the async threads (`crate::blocking`), as SQLite
@@ -12,21 +15,48 @@
 //! `block_on`s its queries there. The connections' I/O runs on that
 //! runtime, whoever calls.
 
+mod coordination;
 mod directory;
 mod mailboxes;
+mod messages;
+mod queue;
 mod reports;
 mod schema;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
-use crate::{Result, StoreError};
+use crate::{Change, Result, StoreError};
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A failure of the database (or of anything else on the way), with its
+/// causes and, for an error the server reported, its SQLSTATE: tokio-postgres
+/// says only "db error" and keeps the why in the source.
+fn backend(e: impl std::error::Error + 'static) -> StoreError {
+    let mut text = chain(&e);
+    if let Some(code) = (&e as &dyn std::error::Error)
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+    {
+        text.push_str(&format!(" [SQLSTATE {}]", code.code()));
+    }
+    StoreError::Backend(text)
+}
+
+/// A failure this backend finds itself.
+fn fail(text: &str) -> StoreError {
+    StoreError::Backend(text.to_string())
+}
+
+/// Whether a failed transaction may simply be run again: a deadlock the
+/// server broke, or a serialization failure (40P01, 40001).
+fn retryable(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend(t)
+        if t.ends_with("[SQLSTATE 40P01]") || t.ends_with("[SQLSTATE 40001]"))
 }
 
 fn now() -> i64 {
@@ -36,8 +66,39 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// An error with its causes (tokio-postgres says "error connecting to
-/// server" and keeps the why in the source).
+/// The rows of a statement, prepared once per connection.
+async fn rows(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let s = c.prepare_cached(sql).await.map_err(backend)?;
+    c.query(&s, params).await.map_err(backend)
+}
+
+/// The one row of a statement (an error if there is none).
+async fn row(c: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+    let s = c.prepare_cached(sql).await.map_err(backend)?;
+    c.query_one(&s, params).await.map_err(backend)
+}
+
+/// The row of a statement, if any.
+async fn row_opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>> {
+    let s = c.prepare_cached(sql).await.map_err(backend)?;
+    c.query_opt(&s, params).await.map_err(backend)
+}
+
+/// Runs a statement; how many rows it changed.
+async fn exec(c: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let s = c.prepare_cached(sql).await.map_err(backend)?;
+    c.execute(&s, params).await.map_err(backend)
+}
+
+/// An error with its causes.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
@@ -71,17 +132,70 @@ fn describe(c: &tokio_postgres::Config) -> String {
 const POOL_SIZE: usize = 16;
 /// Time to get a connection from the pool (or open one).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a transaction that deadlocked (or failed to serialize) is
+/// run again before the error reaches the caller.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// How a [`PgStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user@host:port/db?options` (or a key=value string).
+    pub url: String,
+    /// This node's name: unique among the nodes on one database (a second
+    /// process with the same name is refused); its queue leases carry it.
+    /// Keep it across restarts, so that a restarted node takes its
+    /// unfinished attempts back at once (`[store] node`, default the
+    /// host name).
+    pub node: String,
+    /// How long a queue claim lasts unless its node renews it (every third
+    /// of it, while the node lives): a node that dies loses its claims
+    /// after this long, and another node retries them.
+    pub lease: Duration,
+}
+
+impl PgOptions {
+    /// A node named after this host and process (unique, not kept across
+    /// restarts: `serve` names its node from the config).
+    pub fn new(url: &str) -> PgOptions {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        PgOptions {
+            url: url.to_string(),
+            node: format!(
+                "{}-{}-{}",
+                host_name(),
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The machine's host name (`/proc/sys/kernel/hostname`), or `localhost`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
 
 /// A store on PostgreSQL.
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     schema_version: usize,
+    node: String,
+    place: String,
+    lease: Duration,
+    control: Arc<coordination::Control>,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
+            .field("node", &self.node)
+            .field("database", &self.place)
             .field("schema_version", &self.schema_version)
             .finish_non_exhaustive()
     }
@@ -107,14 +221,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 impl PgStore {
-    /// Connects, and brings the schema to this version's (nodes starting
-    /// together migrate once, one after the other).
+    /// Connects as a node of its own ([`PgOptions::new`]).
     pub fn open(url: &str) -> Result<PgStore> {
-        let config = config_of(url)?;
+        PgStore::open_with(PgOptions::new(url))
+    }
+
+    /// Connects, brings the schema to this version's (nodes starting
+    /// together migrate once, one after the other), and joins as node
+    /// `options.node`: refused while another process is that node.
+    pub fn open_with(options: PgOptions) -> Result<PgStore> {
+        let config = config_of(&options.url)?;
         let place = describe(&config);
         let rt = runtime()?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -127,19 +247,34 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(backend)?;
-        let (_, to) = rt.block_on(async {
+        let (to, schema) = rt.block_on(async {
             let mut client = pool.get().await.map_err(|e| {
                 StoreError::Backend(format!(
                     "cannot connect to PostgreSQL at {place}: {}",
                     chain(&e)
                 ))
             })?;
-            schema::migrate(&mut client).await
+            let (_, to) = schema::migrate(&mut client).await?;
+            let schema: String = row(&client, "SELECT current_schema()::text", &[])
+                .await?
+                .get(0);
+            Ok::<_, StoreError>((to, schema))
         })?;
+        let control = rt.block_on(coordination::Control::start(
+            config,
+            &options.node,
+            &schema,
+            pool.clone(),
+            options.lease,
+        ))?;
         Ok(PgStore {
             rt: Some(rt),
             pool,
             schema_version: to,
+            node: options.node,
+            place,
+            lease: options.lease,
+            control,
         })
     }
 
@@ -148,45 +283,86 @@ impl PgStore {
         self.schema_version
     }
 
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Where the store is: `user@host:port/db` (no password).
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
     /// Runs `f` with a pooled connection on the store's runtime, waiting
     /// for it: for the synchronous store methods.
     fn block<T>(
         &self,
         f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T>,
     ) -> Result<T> {
-        let rt = self.rt.as_ref().ok_or_else(|| backend("store closed"))?;
+        let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
         rt.block_on(async {
             let mut client = self.pool.get().await.map_err(backend)?;
             f(&mut client).await
         })
     }
 
-    /// Runs `f` in one transaction and commits it; `f` returns its value
-    /// and the changes it made. The changes will be sent with `pg_notify`
-    /// inside the transaction once `Coordination` exists on PostgreSQL
-    /// (issue 18); until then this backend is not served and nobody
-    /// listens.
-    fn write<T>(
+    /// Runs `f` in one read-only transaction at one snapshot (REPEATABLE
+    /// READ): reads that must agree with each other.
+    fn snapshot<T>(
         &self,
-        f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<(T, Vec<crate::Change>)>,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         self.block(async |c| {
-            let tx = c.transaction().await.map_err(backend)?;
-            let (value, _changes) = f(&tx).await?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(backend)?;
+            let value = f(&tx).await?;
             tx.commit().await.map_err(backend)?;
             Ok(value)
         })
     }
 
+    /// Runs `f` in one transaction and commits it; `f` returns its value
+    /// and the changes it made. The changes go to the other nodes by
+    /// `pg_notify` in the same transaction (so they hear of it at the
+    /// commit, and only if it commits), and to this node's watchers after
+    /// the commit. A transaction the server broke off for a deadlock or a
+    /// serialization failure is run again (`f` may run more than once).
+    fn write<T>(
+        &self,
+        f: impl AsyncFn(&deadpool_postgres::Transaction<'_>) -> Result<(T, Vec<Change>)>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let done = self.block(async |c| {
+                let tx = c.transaction().await.map_err(backend)?;
+                let (value, changes) = f(&tx).await?;
+                self.control.notify(&tx, &changes).await?;
+                tx.commit().await.map_err(backend)?;
+                Ok((value, changes))
+            });
+            match done {
+                Ok((value, changes)) => {
+                    self.control.publish(changes);
+                    return Ok(value);
+                }
+                Err(e) if attempt < WRITE_ATTEMPTS && retryable(&e) => {
+                    tracing::debug!(error = %e, attempt, "PostgreSQL transaction run again");
+                    std::thread::sleep(Duration::from_millis(attempt as u64 * 2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The server's version (`SHOW server_version`).
     pub fn server_version(&self) -> Result<String> {
-        self.block(async |c| {
-            let row = c
-                .query_one("SHOW server_version", &[])
-                .await
-                .map_err(backend)?;
-            Ok(row.get::<_, String>(0))
-        })
+        self.block(async |c| Ok(row(&*c, "SHOW server_version", &[]).await?.get(0)))
     }
 }
 

@@ -11,11 +11,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::directory::add_used;
 use super::mailboxes::{bump_modseq, find_mailbox, mailbox_by_id};
 use super::queue::enqueue_in;
-use super::rows::{keywords_text, keywords_vec, meta_with_prefix, summary_from_row};
+use super::rows::summary_from_row;
 use super::writer::{Appended, append_here};
 use super::{SqliteStore, backend};
 use crate::meta::MessageMeta;
 use crate::model::*;
+use crate::rules::{apply_flags, keywords_text, keywords_vec, meta_with_prefix};
 use crate::{Messages, Result, SearchHeaders, StoreError, canonical_mailbox_name};
 
 impl Messages for SqliteStore {
@@ -477,26 +478,7 @@ impl Messages for SqliteStore {
                 }
                 let old_flags = Flags::from_bits(old_bits);
                 let old_kw = keywords_vec(&old_kw);
-                let (new_flags, new_kw) = match op {
-                    FlagOp::Replace => (flags, keywords.clone()),
-                    FlagOp::Add => {
-                        let mut k = old_kw.clone();
-                        for w in &keywords {
-                            if !k.iter().any(|x| x.eq_ignore_ascii_case(w)) {
-                                k.push(w.clone());
-                            }
-                        }
-                        (old_flags.union(flags), k)
-                    }
-                    FlagOp::Remove => (
-                        old_flags.difference(flags),
-                        old_kw
-                            .iter()
-                            .filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x)))
-                            .cloned()
-                            .collect(),
-                    ),
-                };
+                let (new_flags, new_kw) = apply_flags(op, old_flags, &old_kw, flags, &keywords);
                 if new_flags == old_flags && new_kw == old_kw {
                     continue;
                 }

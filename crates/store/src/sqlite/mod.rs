@@ -47,8 +47,8 @@ use rusqlite::Connection;
 use tokio::sync::broadcast;
 
 use crate::model::*;
+use crate::signals::Signals;
 use crate::{Result, StoreError};
-use coordination::Signals;
 use files::BlobFiles;
 use schema::migrate;
 use writer::{Job, Publish, empty_trash, writer_loop};

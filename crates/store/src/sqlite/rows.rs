@@ -1,19 +1,13 @@
-//! Rows to domain types and back: column lists, `*_from_row` readers,
-//! keywords as stored text, and stored metadata adjusted for a message's
-//! prefix.
+//! Rows to domain types: column lists and `*_from_row` readers.
 
-use crate::Result;
-use crate::meta::{BodyPart, MessageMeta};
 use crate::model::*;
-
-use super::backend;
 
 pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
     Ok(MessageSummary {
         uid: Uid(r.get::<_, i64>(0)? as u32),
         modseq: ModSeq(r.get::<_, i64>(1)? as u64),
         flags: Flags::from_bits(r.get(2)?),
-        keywords: keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
+        keywords: crate::rules::keywords_vec(r.get_ref(3)?.as_str().unwrap_or("")),
         internaldate: r.get(4)?,
         size: r.get::<_, i64>(5)? as u64,
     })
@@ -44,37 +38,4 @@ pub(super) fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbo
         highestmodseq: ModSeq(r.get::<_, i64>(5)? as u64),
         special_use: special.and_then(|s| crate::rules::special_use_from_stored(&s)),
     })
-}
-
-pub(super) fn keywords_text(k: &[String]) -> String {
-    k.join(" ")
-}
-
-pub(super) fn keywords_vec(s: &str) -> Vec<String> {
-    s.split(' ')
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Stored metadata, with offsets moved past the message's own prefix.
-pub(super) fn meta_with_prefix(prefix_len: i64, json: &str) -> Result<MessageMeta> {
-    let mut meta: MessageMeta = serde_json::from_str(json).map_err(backend)?;
-    meta.header_len += prefix_len as u64;
-    shift(&mut meta.body, prefix_len as u64);
-    // The top-level header block starts at 0 and includes the prefix.
-    meta.body.header_start = 0;
-    Ok(meta)
-}
-
-fn shift(part: &mut BodyPart, by: u64) {
-    part.header_start += by;
-    part.body_start += by;
-    part.body_end += by;
-    for p in &mut part.parts {
-        shift(p, by);
-    }
-    if let Some(m) = &mut part.message {
-        shift(&mut m.1, by);
-    }
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
-use super::coordination::Signals;
 use super::files::{self, BlobFiles};
 use super::{SqliteStore, backend};
 use crate::model::*;
+use crate::signals::Signals;
 use crate::{Result, StoreError};
 
 type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
