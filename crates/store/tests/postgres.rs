@@ -363,3 +363,454 @@ mod more {
         assert!(again[0].get::<_, i64>(0) > *validities.last().unwrap());
     }
 }
+
+/// Several nodes on one database (issue 18): each test opens two stores on
+/// one schema, as two `postamt serve` processes would.
+#[cfg(feature = "conformance")]
+mod nodes {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use postamt_store::postgres::PgOptions;
+    use postamt_store::*;
+
+    use super::*;
+
+    fn node(schema: &Schema, name: &str, lease: Duration) -> Arc<PgStore> {
+        Arc::new(
+            PgStore::open_with(PgOptions {
+                node: name.to_string(),
+                lease,
+                ..PgOptions::new(&schema.url)
+            })
+            .unwrap(),
+        )
+    }
+
+    fn two(schema: &Schema) -> (Arc<PgStore>, Arc<PgStore>, Account) {
+        let a = node(schema, "a", Duration::from_secs(60));
+        let b = node(schema, "b", Duration::from_secs(60));
+        a.add_domain("example.org").unwrap();
+        let alice = a.create_account("alice@example.org", "pw").unwrap();
+        (a, b, alice)
+    }
+
+    /// Returns once `to` has heard everything `from` committed so far:
+    /// notices arrive in commit order, so a marker written last is heard
+    /// last.
+    fn quiesce(from: &PgStore, to: &PgStore) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mut feed = to.watch();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = from
+            .create_account(&format!("marker{n}@example.org"), "pw")
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            match feed.try_recv() {
+                Ok(c) if c.account() == Some(marker.id) => return,
+                Ok(_) => {}
+                Err(_) => {
+                    assert!(start.elapsed() < Duration::from_secs(5), "marker not heard");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    fn message(n: usize) -> Delivery {
+        Delivery::new(
+            format!("Subject: m{n}\r\n\r\nbody {n}\r\n").into_bytes(),
+            1_700_000_000,
+            Vec::new(),
+        )
+    }
+
+    fn to(delivery: Delivery, account: AccountId) -> Delivery {
+        Delivery {
+            targets: vec![DeliveryTarget::inbox(account)],
+            ..delivery
+        }
+    }
+
+    /// Waits (at most 5 s) for a signal to move; how long it took.
+    fn changed(rx: &mut tokio::sync::watch::Receiver<AccountSignal>) -> Duration {
+        let start = Instant::now();
+        while !rx.has_changed().unwrap() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no signal within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        rx.borrow_and_update();
+        start.elapsed()
+    }
+
+    #[test]
+    fn a_second_process_with_the_same_node_name_is_refused() {
+        let Some(s) = Schema::new() else { return };
+        let first = node(&s, "mx1", Duration::from_secs(60));
+        let err = PgStore::open_with(PgOptions {
+            node: "mx1".into(),
+            ..PgOptions::new(&s.url)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("node \"mx1\""), "{err}");
+        drop(first);
+        // Once the first is gone, the name is free (its connection closed).
+        let start = Instant::now();
+        loop {
+            match PgStore::open_with(PgOptions {
+                node: "mx1".into(),
+                ..PgOptions::new(&s.url)
+            }) {
+                Ok(_) => break,
+                Err(e) => assert!(start.elapsed() < Duration::from_secs(5), "{e}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A delivery on node A, a flag change on node B, an expunge and a
+    /// mailbox rename: the other node's watchers of that account hear of
+    /// each (LISTEN/NOTIFY), and the change feed carries the changes
+    /// themselves.
+    #[test]
+    fn changes_on_one_node_reach_the_other() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let bob = a.create_account("bob@example.org", "pw").unwrap();
+        quiesce(&a, &b);
+        quiesce(&b, &a);
+        let mut on_b = b.watch_account(alice.id);
+        let mut bob_on_b = b.watch_account(bob.id);
+        let mut feed_b = b.watch();
+        let mut on_a = a.watch_account(alice.id);
+        let d = a.deliver(to(message(1), alice.id)).unwrap()[0];
+        let took = changed(&mut on_b);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        let start = Instant::now();
+        let heard = loop {
+            match feed_b.try_recv() {
+                Ok(c @ Change::MessageAdded { .. }) => break c,
+                Ok(_) => {}
+                Err(_) => {
+                    assert!(start.elapsed() < Duration::from_secs(5));
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        };
+        assert!(matches!(heard, Change::MessageAdded { uid, .. } if uid == d.uid));
+        on_a.borrow_and_update();
+        b.store_flags(d.mailbox, &[d.uid], FlagOp::Add, Flags::SEEN, &[], None)
+            .unwrap();
+        changed(&mut on_a);
+        let seen = a.messages(d.mailbox, ModSeq(0)).unwrap();
+        assert_eq!(seen[0].flags, Flags::SEEN, "A reads B's change");
+        a.expunge(d.mailbox, &[d.uid]).unwrap();
+        changed(&mut on_b);
+        b.create_mailbox(alice.id, "Projects", None).unwrap();
+        b.rename_mailbox(alice.id, "Projects", "Done").unwrap();
+        changed(&mut on_a);
+        assert!(a.mailbox(alice.id, "Done").unwrap().is_some());
+        assert!(!bob_on_b.has_changed().unwrap(), "bob woke for alice");
+    }
+
+    /// Changes too large for one notice (PostgreSQL takes 8000 bytes)
+    /// still wake the other node's watchers of the accounts concerned.
+    #[test]
+    fn a_large_change_is_announced_by_its_accounts() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let many: Vec<Delivery> = (0..2500).map(|n| to(message(n), alice.id)).collect();
+        let done = a.deliver_many(many).unwrap();
+        let inbox = done[0][0].mailbox;
+        let uids: Vec<Uid> = done.iter().map(|d| d[0].uid).collect();
+        quiesce(&a, &b);
+        let mut on_b = b.watch_account(alice.id);
+        on_b.borrow_and_update();
+        let mut feed_b = b.watch();
+        let flagged = a
+            .store_flags(inbox, &uids, FlagOp::Add, Flags::FLAGGED, &[], None)
+            .unwrap();
+        assert_eq!(flagged.0.len(), 2500);
+        changed(&mut on_b);
+        let start = Instant::now();
+        loop {
+            match feed_b.try_recv() {
+                Ok(Change::External) => break,
+                Ok(other) => panic!("unexpected {:?}", other.account()),
+                Err(_) => {
+                    assert!(start.elapsed() < Duration::from_secs(5));
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    /// Both nodes deliver (and append) into one mailbox at once: UIDs are
+    /// never shared, leave no gap, and MODSEQs never repeat.
+    #[test]
+    fn concurrent_deliveries_from_two_nodes_share_no_uid() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let per_thread = 40;
+        let got: Vec<(Uid, ModSeq)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [&a, &b, &a, &b]
+                .into_iter()
+                .enumerate()
+                .map(|(t, node)| {
+                    let alice = alice.id;
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for n in 0..per_thread {
+                            let d = node.deliver(to(message(t * 1000 + n), alice)).unwrap()[0];
+                            out.push(d.uid);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let uids: Vec<Uid> = handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect();
+            let inbox = a.mailbox(alice.id, "INBOX").unwrap().unwrap();
+            let listed = b.messages(inbox.id, ModSeq(0)).unwrap();
+            assert_eq!(listed.len(), uids.len());
+            listed.into_iter().map(|m| (m.uid, m.modseq)).collect()
+        });
+        let uids: BTreeSet<u32> = got.iter().map(|(u, _)| u.0).collect();
+        assert_eq!(uids.len(), 4 * per_thread, "a UID was shared");
+        assert_eq!(
+            uids.iter().copied().collect::<Vec<_>>(),
+            (1..=(4 * per_thread) as u32).collect::<Vec<_>>(),
+            "UIDs without gaps"
+        );
+        let modseqs: BTreeSet<u64> = got.iter().map(|(_, m)| m.0).collect();
+        assert_eq!(modseqs.len(), got.len(), "a MODSEQ was shared");
+    }
+
+    /// The POP3 maildrop lock holds across nodes (RFC 1939 §8), and is
+    /// released with the node that held it.
+    #[test]
+    fn the_maildrop_lock_holds_across_nodes() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let lock = a.lock_maildrop(alice.id).unwrap().expect("A locks");
+        assert!(b.lock_maildrop(alice.id).unwrap().is_none(), "B too");
+        assert!(a.lock_maildrop(alice.id).unwrap().is_none(), "A twice");
+        drop(lock);
+        let start = Instant::now();
+        let on_b = loop {
+            if let Some(l) = b.lock_maildrop(alice.id).unwrap() {
+                break l;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "never released");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(a.lock_maildrop(alice.id).unwrap().is_none());
+        // Node B goes away holding it: its connection closes, and A can
+        // take it.
+        std::mem::forget(on_b);
+        drop(b);
+        let start = Instant::now();
+        while a.lock_maildrop(alice.id).unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "kept by a dead node"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `\Recent` (RFC 3501 §2.3.2) is claimed by one session on one node
+    /// only, however the claims interleave.
+    #[test]
+    fn recent_is_claimed_once_across_nodes() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let inbox = a.mailbox(alice.id, "INBOX").unwrap().unwrap();
+        let claimed: Vec<(Uid, Uid)> = std::thread::scope(|scope| {
+            let hs: Vec<_> = [&a, &b]
+                .into_iter()
+                .enumerate()
+                .map(|(t, node)| {
+                    let alice = alice.id;
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for n in 0..30 {
+                            node.deliver(to(message(t * 100 + n), alice)).unwrap();
+                            out.push(node.claim_recent(inbox.id).unwrap());
+                        }
+                        out
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut seen = BTreeSet::new();
+        for (from, to) in claimed {
+            for u in from.0..to.0 {
+                assert!(seen.insert(u), "UID {u} recent twice");
+            }
+        }
+        assert_eq!(seen.len(), 60);
+    }
+
+    fn outbound(to: &str) -> Outbound {
+        Outbound {
+            sender: "alice@example.org".into(),
+            recipients: vec![QueuedRecipient::new(to)],
+            envelope: OutboundEnvelope::default(),
+            content: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+        }
+    }
+
+    /// Both nodes claim from one queue at once: each entry goes to one of
+    /// them (FOR UPDATE SKIP LOCKED), and a node's settle makes it due
+    /// again for either.
+    #[test]
+    fn queue_entries_are_claimed_by_one_node() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, _) = two(&s);
+        for n in 0..60 {
+            a.enqueue(outbound(&format!("r{n}@remote.example")))
+                .unwrap();
+        }
+        let far = i64::MAX / 2;
+        let (got_a, got_b) = std::thread::scope(|scope| {
+            let ha = scope.spawn(|| {
+                (0..30)
+                    .flat_map(|_| a.queue_claim(far, 3).unwrap())
+                    .collect::<Vec<_>>()
+            });
+            let hb = scope.spawn(|| {
+                (0..30)
+                    .flat_map(|_| b.queue_claim(far, 3).unwrap())
+                    .collect::<Vec<_>>()
+            });
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let ids_a: BTreeSet<i64> = got_a.iter().map(|e| e.id.0).collect();
+        let ids_b: BTreeSet<i64> = got_b.iter().map(|e| e.id.0).collect();
+        assert_eq!(ids_a.len() + ids_b.len(), 60, "every entry claimed once");
+        assert!(ids_a.is_disjoint(&ids_b), "an entry claimed by both nodes");
+        assert!(got_a.iter().chain(&got_b).all(|e| e.active));
+        assert_eq!(a.queue_next_due().unwrap(), None, "all claimed");
+        // A settle by a node that does not hold the claim is dropped.
+        let theirs = got_b[0].id;
+        a.queue_settle(
+            theirs,
+            QueueSettle {
+                failed: vec![(got_b[0].recipients[0].address.clone(), "550 no".into())],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            a.queue_entry(theirs).unwrap().is_some(),
+            "not A's to settle"
+        );
+        b.queue_settle(
+            theirs,
+            QueueSettle {
+                deferred: vec![(got_b[0].recipients[0].address.clone(), "451 later".into())],
+                next_attempt: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let again = a.queue_claim(far, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, theirs);
+        assert_eq!(again[0].recipients[0].attempts, 1);
+    }
+
+    /// A node that dies loses its claims when the lease runs out, and the
+    /// other node takes them; a live node keeps its claims however long
+    /// its attempt takes (the lease is renewed), and at its next start a
+    /// node takes back its own claims at once.
+    #[test]
+    fn a_dead_nodes_claims_run_out_and_a_live_node_keeps_its_own() {
+        let Some(s) = Schema::new() else { return };
+        let lease = Duration::from_secs(2);
+        let a = node(&s, "a", lease);
+        let b = node(&s, "b", lease);
+        a.add_domain("example.org").unwrap();
+        let first = a.enqueue(outbound("x@remote.example")).unwrap();
+        let second = a.enqueue(outbound("y@remote.example")).unwrap();
+        let far = i64::MAX / 2;
+        assert_eq!(a.queue_claim(far, 1).unwrap()[0].id, first);
+        assert_eq!(b.queue_claim(far, 1).unwrap()[0].id, second);
+        // Twice the lease later, both claims still hold: renewed.
+        std::thread::sleep(lease * 2);
+        assert!(a.queue_claim(far, 10).unwrap().is_empty());
+        assert!(b.queue_claim(far, 10).unwrap().is_empty());
+        // B dies (its process ends: no more renewals).
+        drop(b);
+        let start = Instant::now();
+        let taken = loop {
+            let got = a.queue_claim(far, 10).unwrap();
+            if !got.is_empty() {
+                break got;
+            }
+            assert!(start.elapsed() < lease * 3, "the dead node's claim stayed");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(taken[0].id, second);
+        // A restarts as "a": its claims are its own to release at once.
+        drop(a);
+        let a = {
+            let start = Instant::now();
+            loop {
+                match PgStore::open_with(PgOptions {
+                    node: "a".into(),
+                    lease,
+                    ..PgOptions::new(&s.url)
+                }) {
+                    Ok(a) => break a,
+                    Err(e) => assert!(start.elapsed() < Duration::from_secs(5), "{e}"),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        assert_eq!(a.queue_release_claims().unwrap(), 2);
+        assert_eq!(a.queue_claim(far, 10).unwrap().len(), 2);
+    }
+
+    /// The control connection is cut (as by a PostgreSQL restart or a
+    /// network fault): the node opens it again, tells its watchers to
+    /// re-read what they show, and hears the other node again.
+    #[test]
+    fn a_lost_control_connection_is_opened_again_and_watchers_re_read() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, alice) = two(&s);
+        let mut on_b = b.watch_account(alice.id);
+        let mut feed_b = b.watch();
+        let before = *on_b.borrow_and_update();
+        // End every LISTENing connection of this schema's channel: B's.
+        let killed = sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid <> pg_backend_pid() AND query LIKE '%pg_try_advisory_lock%'
+               AND application_name = '' AND backend_type = 'client backend'
+               AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'
+                           AND objid = hashtext('b')::oid)"
+        ))
+        .unwrap();
+        assert!(!killed.is_empty(), "B's control connection found");
+        let start = Instant::now();
+        loop {
+            if let Ok(Change::External) = feed_b.try_recv() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "no re-read");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(on_b.borrow_and_update().external > before.external);
+        a.deliver(to(message(1), alice.id)).unwrap();
+        changed(&mut on_b);
+    }
+}
