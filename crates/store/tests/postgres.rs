@@ -485,7 +485,7 @@ mod nodes {
         quiesce(&a, &b);
         quiesce(&b, &a);
         let mut on_b = b.watch_account(alice.id);
-        let mut bob_on_b = b.watch_account(bob.id);
+        let bob_on_b = b.watch_account(bob.id);
         let mut feed_b = b.watch();
         let mut on_a = a.watch_account(alice.id);
         let d = a.deliver(to(message(1), alice.id)).unwrap()[0];
@@ -791,13 +791,13 @@ mod nodes {
         let mut on_b = b.watch_account(alice.id);
         let mut feed_b = b.watch();
         let before = *on_b.borrow_and_update();
-        // End every LISTENing connection of this schema's channel: B's.
+        // End B's control connection: the one holding B's node lock in
+        // this schema.
         let killed = sql(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE pid <> pg_backend_pid() AND query LIKE '%pg_try_advisory_lock%'
-               AND application_name = '' AND backend_type = 'client backend'
-               AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'
-                           AND objid = hashtext('b')::oid)"
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND objsubid = 2
+               AND classid = hashtext('postamt.{}.node')::oid AND objid = hashtext('b')::oid",
+            s.name
         ))
         .unwrap();
         assert!(!killed.is_empty(), "B's control connection found");
