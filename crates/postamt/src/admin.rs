@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use postamt_mda::DeliveryError;
-use postamt_store::{Directory, Queue};
 
 use crate::config::Config;
 use crate::open::{create_private_dir, open_store};
@@ -438,10 +437,17 @@ pub fn config(config: &Config, cmd: &ConfigCmd) -> Result<()> {
                 postamt_store::postgres::probe(&url).map_err(|e| anyhow::anyhow!("[store] {e}"))?;
             let schema = match schema {
                 Some(v) => format!("schema version {v}"),
-                None => "no postamt schema yet".to_string(),
+                None => {
+                    "schema not created yet (the first command or serve creates it)".to_string()
+                }
             };
+            let node = config
+                .store
+                .node
+                .clone()
+                .unwrap_or_else(postamt_store::postgres::host_name);
             println!(
-                "store     postgres: PostgreSQL {server}, {schema} (the PostgreSQL backend is not complete yet: serve needs SQLite for now)"
+                "store     postgres: PostgreSQL {server}, {schema}; this server is node {node:?}"
             );
         }
     }

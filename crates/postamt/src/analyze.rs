@@ -38,10 +38,7 @@ pub fn options(config: Option<&Config>, lang: Lang, extra_ids: &[String]) -> Res
     let stored = config
         .filter(|c| c.data_dir.exists())
         .and_then(|c| crate::open::open_store(c).ok())
-        .map(|store| {
-            use postamt_store::Directory;
-            store.domains().unwrap_or_default()
-        })
+        .map(|store| store.domains().unwrap_or_default())
         .unwrap_or_default();
     options_with(config, &stored, lang, extra_ids)
 }

@@ -490,6 +490,14 @@ pub struct StoreSection {
     /// Such content is appended to pack files (`data_dir/blobs/packs/`) of
     /// up to this many bytes; 0: a file per message. Default 256 MiB.
     pub pack_size: Option<u64>,
+    /// PostgreSQL: this node's name among the nodes on one database
+    /// (unique: a second `serve` with the same name is refused; its queue
+    /// claims carry it). Default: the host name.
+    pub node: Option<String>,
+    /// PostgreSQL: seconds a queue claim lasts unless its node renews it
+    /// (while it lives, every third of this); a node that dies loses its
+    /// claims after this long and another node retries. Default 60.
+    pub lease: Option<u64>,
 }
 
 /// The store of `[store] url`.
@@ -694,16 +702,6 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("dkim"))
     }
 
-    /// The SQLite file the store lives in.
-    pub fn store_path(&self) -> Result<PathBuf> {
-        match self.store_url()? {
-            StoreUrl::Sqlite(path) => Ok(path),
-            StoreUrl::Postgres(_) => bail!(
-                "[store] url: the PostgreSQL backend is not complete yet (issue 18: its schema and connection are; the store traits are not): serve, deliver and the admin commands need a SQLite store for now (`config check` tests the PostgreSQL connection)"
-            ),
-        }
-    }
-
     /// Where the store is: a SQLite file (the default) or PostgreSQL.
     pub fn store_url(&self) -> Result<StoreUrl> {
         match &self.store.url {
@@ -802,7 +800,10 @@ mod tests {
     fn minimal_and_full_configs_parse() {
         let c = Config::parse("hostname = \"mx.example.org\"\ndata_dir = \"/tmp/x\"\n").unwrap();
         assert!(c.listen.all().is_empty());
-        assert_eq!(c.store_path().unwrap(), PathBuf::from("/tmp/x/postamt.db"));
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Sqlite(PathBuf::from("/tmp/x/postamt.db"))
+        );
         let c = Config::parse(
             r#"hostname = "mail.example.org"
 domains = ["example.org"]
@@ -827,8 +828,8 @@ max_connections_per_ip = 5
         assert_eq!(c.store.file_min_size, Some(1000));
         assert_eq!(c.store.pack_size, Some(0));
         assert_eq!(
-            c.store_path().unwrap(),
-            PathBuf::from("/var/lib/postamt/postamt.db")
+            c.store_url().unwrap(),
+            StoreUrl::Sqlite(PathBuf::from("/var/lib/postamt/postamt.db"))
         );
     }
 
@@ -861,7 +862,6 @@ max_connections_per_ip = 5
             pg.store_url().unwrap(),
             StoreUrl::Postgres("postgres://db".into())
         );
-        assert!(pg.store_path().is_err(), "not served yet");
         assert!(
             Config::parse("hostname = \"x\"\ndata_dir = \"/t\"\n[store]\nurl = \"mysql://db\"\n")
                 .is_err()

@@ -16,7 +16,7 @@ use postamt_store::{SharedStore, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, Endpoint};
-use crate::open::open_store_with;
+use crate::open::open_server_store;
 use postamt_auth::report::{Collector, Reporter};
 use postamt_smtp::{DmarcPolicy, Mode, Smtp, SmtpConfig, SpfPolicy, SpoofPolicy};
 
@@ -40,20 +40,30 @@ async fn serve(config: Config, dev: bool) -> Result<()> {
         }
     }
     crate::open::create_private_dir(&config.data_dir)?;
-    let store = open_store_with(&config, Some(Duration::from_millis(200)))?;
+    let opened = open_server_store(&config, Duration::from_millis(200))?;
+    // Which store, and on PostgreSQL which node this is (issue 18).
+    println!("postamt: store       {}", opened.description);
+    let store = opened.store;
     crate::process::spawn_memory_trimmer();
-    // The full-text index of SEARCH BODY/TEXT, filled in the background.
-    store.start_indexer()?;
-    {
+    if let Some(sqlite) = &opened.sqlite {
+        // The full-text index of SEARCH BODY/TEXT, filled in the background.
+        sqlite.start_indexer()?;
         // Content files left by a crash before their commit (in the
         // background: it reads every fan-out directory).
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || match store.sweep_orphan_files() {
+        let sqlite = Arc::clone(sqlite);
+        std::thread::spawn(move || match sqlite.sweep_orphan_files() {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "removed unreferenced message files"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep message files"),
         });
     }
+    if let Some(pg) = &opened.postgres {
+        // The text of SEARCH BODY/TEXT for the trigram index, in the
+        // background (every node takes a share).
+        pg.start_indexer()?;
+    }
+    drop(opened.sqlite);
+    drop(opened.postgres);
     if dev {
         seed_playground(&*store)?;
         // The spoofing lab: demo domains' SPF, DKIM and DMARC records on

@@ -95,12 +95,14 @@ fn users_domains_aliases() {
         .success();
     // The data directory and the store are private to the owner.
     use std::os::unix::fs::PermissionsExt;
-    let db = s.dir.path().join("postamt.db");
-    assert_eq!(
-        std::fs::metadata(&db).unwrap().permissions().mode() & 0o077,
-        0,
-        "store readable by others"
-    );
+    if !common::on_postgres() {
+        let db = s.dir.path().join("postamt.db");
+        assert_eq!(
+            std::fs::metadata(&db).unwrap().permissions().mode() & 0o077,
+            0,
+            "store readable by others"
+        );
+    }
     // passwd
     s.admin_stdin(
         &["user", "passwd", "bob@example.test", "--password-stdin"],
@@ -480,44 +482,96 @@ fn spoofing_lab(data: &std::path::Path) {
     b.cmd("QUIT", "+OK");
 }
 
-/// Issue 18 (in progress): `config check` tests a PostgreSQL store's
-/// connection; what cannot run on PostgreSQL yet says so.
+/// Issue 18: `config check` tests a PostgreSQL store's connection and
+/// says the server's and the schema's version; the commands and the
+/// server run on it; an unreachable database is a clear error.
 #[test]
-fn a_postgres_store_url_is_checked_and_not_yet_served() {
-    let s = Server::prepare("");
-    let text = std::fs::read_to_string(&s.config).unwrap();
-    let pg = std::env::var("POSTAMT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string());
-    std::fs::write(&s.config, format!("{text}[store]\nurl = \"{pg}\"\n")).unwrap();
-    let out = s.admin(&["config", "check"]);
-    if out.code != 0
-        && out.stderr.contains("cannot connect")
-        && std::env::var("CI").is_err()
-        && std::env::var("POSTAMT_REQUIRE_TOOLS").is_err()
-    {
-        eprintln!("skipping: no PostgreSQL at {pg}");
-        return;
-    }
+fn a_postgres_store_url_is_checked_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = common::PgSchema::new();
+    let config = dir.path().join("postamt.toml");
+    let text = common::config_text(
+        dir.path(),
+        &format!(
+            "[relay]\nenabled = false\n[store]\nurl = \"{}\"\nnode = \"cli-node\"\n",
+            pg.url
+        ),
+    );
+    std::fs::write(&config, &text).unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        run_with_stdin(
+            Command::new(BIN).args(args).arg("--config").arg(&config),
+            stdin.as_bytes(),
+        )
+    };
+    let out = admin(&["config", "check"], "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.contains("store     postgres: PostgreSQL "),
         "{}",
         out.stdout
     );
-    let out = s.admin(&["user", "list"]);
-    assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("not complete yet"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("schema not created yet"),
+        "{}",
+        out.stdout
+    );
+    admin(
+        &["user", "add", "alice@example.test", "--password-stdin"],
+        "pw\n",
+    )
+    .success();
+    let out = admin(&["user", "list"], "").success();
+    assert!(out.stdout.contains("alice@example.test"), "{}", out.stdout);
+    let out = admin(&["config", "check"], "").success();
+    assert!(out.stdout.contains("schema version"), "{}", out.stdout);
+    // The server says which store and which node.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut said = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line == "postamt: ready" {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.contains(
+            "postamt: store       postgres root@127.0.0.1:5432/test as node \"cli-node\""
+        ),
+        "{said}"
+    );
     // Nothing listens there: a clear error naming the place.
     std::fs::write(
-        &s.config,
-        format!("{text}[store]\nurl = \"postgres://root@127.0.0.1:1/test?connect_timeout=2\"\n"),
+        &config,
+        text.replace(
+            &pg.url,
+            "postgres://root@127.0.0.1:1/test?connect_timeout=2",
+        ),
     )
     .unwrap();
-    let out = s.admin(&["config", "check"]);
+    let out = admin(&["config", "check"], "");
     assert_ne!(out.code, 0);
     assert!(
         out.stderr
             .contains("cannot connect to PostgreSQL at root@127.0.0.1:1/test"),
+        "{}",
+        out.stderr
+    );
+    let out = admin(&["user", "list"], "");
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("cannot connect to PostgreSQL"),
         "{}",
         out.stderr
     );

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use postamt_store::{Directory, Mailboxes, Messages, ModSeq, SqliteOptions, SqliteStore};
+use postamt_store::ModSeq;
 
 /// The body a worker sends for `tag`: odd workers send 100 KB (stored in a
 /// pack file beside the database), even ones 4 KB (stored in it).
@@ -120,7 +120,7 @@ fn kill9_during_concurrent_smtp_deliveries_loses_nothing_acknowledged() {
     );
 
     // The store opens cleanly after the crash.
-    let store = SqliteStore::open(SqliteOptions::new(s.dir.path().join("postamt.db"))).unwrap();
+    let store = s.open_store();
     let a = store.account("alice@example.test").unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").unwrap().unwrap();
     let list = store.messages(inbox.id, ModSeq(0)).unwrap();

@@ -312,6 +312,143 @@ mod more {
         assert_eq!(blobs[0].get::<_, i64>(0), 0);
     }
 
+    /// SEARCH by the trigram index (RFC 9051 §6.4.4: case-insensitive
+    /// substrings): before indexing every message is to be checked; after,
+    /// BODY and TEXT are answered exactly — `%`, `_` and `\` in a needle
+    /// are themselves, case folds as `to_lowercase` folds (ẞ, İ) —, the
+    /// delivery prefix and HEADER stay the caller's to check, and for
+    /// every needle the index's answer plus the checked rest is what a
+    /// scan of every message finds.
+    #[test]
+    fn search_by_the_trigram_index_is_exact() {
+        use postamt_store::*;
+        let Some(s) = Schema::new() else { return };
+        let st = store(&s);
+        st.add_domain("example.org").unwrap();
+        let a = st.create_account("alice@example.org", "pw").unwrap();
+        const PREFIX: &[u8] = b"Delivered-To: alice@example.org\r\n";
+        let bodies = [
+            "Subject: Quarterly report\r\n\r\nThe report is 50% done.\r\n",
+            "Subject: rates\r\n\r\nabout 500 units, file a_b.txt\r\n",
+            "Subject: paths\r\n\r\nC:\\temp\\axb and GRO\u{1e9e}E Freude aus \u{130}stanbul\r\n",
+            "Subject: nothing\r\n\r\nplain words only\r\n",
+        ];
+        let mut uids = Vec::new();
+        for b in bodies {
+            let t = DeliveryTarget {
+                prefix: PREFIX.to_vec(),
+                ..DeliveryTarget::inbox(a.id)
+            };
+            uids.push(
+                st.deliver(Delivery::new(b.as_bytes().to_vec(), 1, vec![t]))
+                    .unwrap()[0]
+                    .uid,
+            );
+        }
+        let inbox = st.mailbox(a.id, "INBOX").unwrap().unwrap().id;
+        let before = st
+            .text_matches(inbox, "report", TextScope::Body)
+            .unwrap()
+            .unwrap();
+        assert!(before.certain.is_empty());
+        assert_eq!(before.unsure, uids, "unindexed: all to check");
+        while st.index_batch().unwrap() > 0 {}
+        let scan = |needle: &str, scope: TextScope| -> Vec<Uid> {
+            let folded = needle.to_lowercase();
+            let mut out = Vec::new();
+            for (uid, content) in st.message_contents(inbox, &uids).unwrap() {
+                let (prefix, own) = content.split_at(PREFIX.len());
+                let t = postamt_wire::search::extract(own);
+                let prefix = String::from_utf8_lossy(prefix).to_lowercase();
+                let hit = match scope {
+                    TextScope::Body => t.body.to_lowercase().contains(&folded),
+                    _ => {
+                        t.body.to_lowercase().contains(&folded)
+                            || t.headers.to_lowercase().contains(&folded)
+                            || prefix.contains(&folded)
+                    }
+                };
+                if hit {
+                    out.push(uid);
+                }
+            }
+            out
+        };
+        let body = |n: &str| st.text_matches(inbox, n, TextScope::Body).unwrap().unwrap();
+        assert_eq!(body("REPORT").certain, vec![uids[0]]);
+        assert!(body("REPORT").unsure.is_empty());
+        assert_eq!(body("50%").certain, vec![uids[0]], "% is itself");
+        assert_eq!(body("a_b").certain, vec![uids[1]], "_ is itself");
+        assert_eq!(body("\\temp").certain, vec![uids[2]], "\\ is itself");
+        assert_eq!(body("gro\u{df}e").certain, vec![uids[2]], "ẞ folds to ß");
+        assert_eq!(
+            body("i\u{307}stanbul").certain,
+            vec![uids[2]],
+            "İ folds to i̇"
+        );
+        assert!(body("absent words").certain.is_empty());
+        // TEXT: the prefix is not indexed: every message with one is checked.
+        let text = st
+            .text_matches(inbox, "delivered-to: alice", TextScope::Text)
+            .unwrap()
+            .unwrap();
+        assert!(text.certain.is_empty());
+        assert_eq!(text.unsure, uids);
+        let text = st
+            .text_matches(inbox, "quarterly", TextScope::Text)
+            .unwrap()
+            .unwrap();
+        assert_eq!(text.certain, vec![uids[0]]);
+        assert!(text.unsure.is_empty(), "an ASCII needle not in any prefix");
+        // HEADER: candidates only.
+        let h = st
+            .text_matches(inbox, "quarterly", TextScope::Header)
+            .unwrap()
+            .unwrap();
+        assert!(h.certain.is_empty());
+        assert_eq!(h.unsure, vec![uids[0]]);
+        assert!(
+            st.text_matches(inbox, "50", TextScope::Body)
+                .unwrap()
+                .is_none(),
+            "too short"
+        );
+        for needle in [
+            "report",
+            "50%",
+            "a_b",
+            "subject: rates",
+            "\u{130}stanbul",
+            "units, file",
+            "words",
+            "alice@example.org",
+        ] {
+            for scope in [TextScope::Body, TextScope::Text] {
+                let m = st.text_matches(inbox, needle, scope).unwrap().unwrap();
+                let mut got = m.certain.clone();
+                got.extend(
+                    scan(needle, scope)
+                        .into_iter()
+                        .filter(|u| m.unsure.contains(u)),
+                );
+                got.sort();
+                got.dedup();
+                assert_eq!(got, scan(needle, scope), "{needle:?} {scope:?}");
+            }
+        }
+        // The indexes exist, and expunged content leaves the table.
+        let idx = sql(&format!(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = '{}' AND tablename = 'search_text'
+             AND indexdef LIKE '%gin_trgm_ops%'",
+            s.name
+        ))
+        .unwrap();
+        assert_eq!(idx[0].get::<_, i64>(0), 2);
+        st.expunge(inbox, &uids).unwrap();
+        let left = sql(&format!("SELECT count(*) FROM {}.search_text", s.name)).unwrap();
+        assert_eq!(left[0].get::<_, i64>(0), 0);
+    }
+
     fn store(schema: &Schema) -> PgStore {
         PgStore::open(&schema.url).unwrap()
     }

@@ -15,8 +15,84 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_postamt");
 /// The test helpers in Python (DNS server, scripted SMTP server, clients).
 pub const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
+/// The store the end-to-end tests run on: SQLite (the default), or
+/// PostgreSQL when `POSTAMT_TEST_STORE=postgres` (issue 18: the same tests
+/// on both backends; scripts/test.sh runs them twice). On PostgreSQL each
+/// server gets a schema of its own in the machine's database
+/// (`POSTAMT_TEST_PG`, default `postgres://root@127.0.0.1:5432/test`),
+/// dropped with the server.
+pub fn on_postgres() -> bool {
+    std::env::var("POSTAMT_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+fn pg_base_url() -> String {
+    std::env::var("POSTAMT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string())
+}
+
+/// Runs SQL with psql against the tests' database.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(pg_base_url())
+        .args(["-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A PostgreSQL schema for one server, dropped on drop.
+pub struct PgSchema {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn new() -> PgSchema {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "e2e_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        psql(&format!("CREATE SCHEMA {name}"));
+        let url = format!("{}?options=-csearch_path%3D{name}", pg_base_url());
+        PgSchema { name, url }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-d"])
+            .arg(pg_base_url())
+            .args([
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}
+
+/// For a test of what only the SQLite backend has (its files, its
+/// crash recovery): whether to skip it, saying why, on PostgreSQL.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: {what} is SQLite's");
+    }
+    on_postgres()
+}
+
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The server's PostgreSQL schema (matrix runs on PostgreSQL).
+    pub pg: Option<PgSchema>,
     pub config: PathBuf,
     pub child: Option<Child>,
     /// listener name -> bound addresses
@@ -73,9 +149,19 @@ impl Server {
         if !text.contains("[verify]") {
             text.push_str("[verify]\nspf = \"off\"\ndkim = false\ndmarc = \"off\"\n");
         }
+        let pg = on_postgres().then(PgSchema::new);
+        if let Some(pg) = &pg {
+            let line = format!("url = \"{}\"\n", pg.url);
+            if text.contains("[store]\n") {
+                text = text.replacen("[store]\n", &format!("[store]\n{line}"), 1);
+            } else {
+                text.push_str(&format!("[store]\n{line}"));
+            }
+        }
         std::fs::write(&config, text).unwrap();
         let s = Server {
             dir,
+            pg,
             config,
             child: None,
             addrs: HashMap::new(),
@@ -141,7 +227,7 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not get ready");
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap() == 0 {
-                panic!("server exited before ready");
+                panic!("server exited before ready: {}", self.log());
             }
             if line.trim() == "postamt: ready" {
                 break;
@@ -164,6 +250,20 @@ impl Server {
         }));
         self.addrs = addrs;
         self.child = Some(child);
+    }
+
+    /// The server's store, opened beside it (or after it stopped), on
+    /// whichever backend the tests run.
+    pub fn open_store(&self) -> std::sync::Arc<dyn postamt_store::Store> {
+        match &self.pg {
+            Some(pg) => std::sync::Arc::new(postamt_store::PgStore::open(&pg.url).unwrap()),
+            None => std::sync::Arc::new(
+                postamt_store::SqliteStore::open(postamt_store::SqliteOptions::new(
+                    self.dir.path().join("postamt.db"),
+                ))
+                .unwrap(),
+            ),
+        }
     }
 
     /// What the server logged so far.
@@ -242,6 +342,7 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // `pg` (the schema) is dropped after this: once the server is gone.
     }
 }
 

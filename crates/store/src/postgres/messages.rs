@@ -166,6 +166,7 @@ pub(super) async fn unref_blobs(tx: &Transaction<'_>, blobs: &[i64]) -> Result<(
             "DELETE FROM blobs WHERE id = ANY($1)",
             "DELETE FROM envelopes WHERE blob_id = ANY($1)",
             "DELETE FROM search_headers WHERE blob_id = ANY($1)",
+            "DELETE FROM search_text WHERE blob_id = ANY($1)",
         ] {
             exec(tx, sql, &[&gone]).await?;
         }
@@ -528,6 +529,15 @@ impl Messages for PgStore {
             }
         }
         Ok(out)
+    }
+
+    fn text_matches(
+        &self,
+        mailbox: MailboxId,
+        needle: &str,
+        scope: TextScope,
+    ) -> Result<Option<TextMatches>> {
+        self.text_matches_here(mailbox, needle, scope)
     }
 
     fn search_headers(

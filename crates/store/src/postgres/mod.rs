@@ -22,6 +22,7 @@ mod messages;
 mod queue;
 mod reports;
 mod schema;
+mod search;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -230,6 +231,19 @@ impl PgStore {
     /// together migrate once, one after the other), and joins as node
     /// `options.node`: refused while another process is that node.
     pub fn open_with(options: PgOptions) -> Result<PgStore> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from async code: connect from a thread of its own (a
+            // runtime cannot be blocked on from inside another).
+            return std::thread::scope(|s| {
+                s.spawn(|| PgStore::open_here(options))
+                    .join()
+                    .unwrap_or_else(|_| Err(fail("opening the store panicked")))
+            });
+        }
+        PgStore::open_here(options)
+    }
+
+    fn open_here(options: PgOptions) -> Result<PgStore> {
         let config = config_of(&options.url)?;
         let place = describe(&config);
         let rt = runtime()?;
@@ -294,23 +308,36 @@ impl PgStore {
     }
 
     /// Runs `f` with a pooled connection on the store's runtime, waiting
-    /// for it: for the synchronous store methods.
-    fn block<T>(
+    /// for it: for the synchronous store methods. Called on a thread that
+    /// drives a runtime (an async task that calls the store directly, as
+    /// `serve` does at its start), the wait happens on a helper thread: a
+    /// runtime cannot be blocked on from inside another.
+    fn block<T: Send>(
         &self,
-        f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T>,
+        f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T> + Send,
     ) -> Result<T> {
         let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
-        rt.block_on(async {
-            let mut client = self.pool.get().await.map_err(backend)?;
-            f(&mut client).await
+        let run = || {
+            rt.block_on(async {
+                let mut client = self.pool.get().await.map_err(backend)?;
+                f(&mut client).await
+            })
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return run();
+        }
+        std::thread::scope(|s| {
+            s.spawn(run)
+                .join()
+                .unwrap_or_else(|_| Err(fail("store call panicked")))
         })
     }
 
     /// Runs `f` in one read-only transaction at one snapshot (REPEATABLE
     /// READ): reads that must agree with each other.
-    fn snapshot<T>(
+    fn snapshot<T: Send>(
         &self,
-        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T>,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T> + Send,
     ) -> Result<T> {
         self.block(async |c| {
             let tx = c
@@ -332,9 +359,9 @@ impl PgStore {
     /// commit, and only if it commits), and to this node's watchers after
     /// the commit. A transaction the server broke off for a deadlock or a
     /// serialization failure is run again (`f` may run more than once).
-    fn write<T>(
+    fn write<T: Send>(
         &self,
-        f: impl AsyncFn(&deadpool_postgres::Transaction<'_>) -> Result<(T, Vec<Change>)>,
+        f: impl AsyncFn(&deadpool_postgres::Transaction<'_>) -> Result<(T, Vec<Change>)> + Send + Sync,
     ) -> Result<T> {
         let mut attempt = 0;
         loop {

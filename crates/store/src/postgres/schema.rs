@@ -142,6 +142,15 @@ CREATE TABLE report_counts (
 );
 CREATE INDEX report_counts_by_end ON report_counts (end_at);
 "#,
+    // 2: the text of SEARCH BODY/TEXT/HEADER (search.rs); its trigram
+    // indexes are made by `search::trigram_indexes` where pg_trgm exists.
+    r#"
+CREATE TABLE search_text (
+    blob_id BIGINT PRIMARY KEY,
+    headers TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
+"#,
 ];
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -150,7 +159,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 /// Brings the schema to the newest version; returns (from, to).
 pub(super) async fn migrate(client: &mut Client) -> Result<(usize, usize)> {
-    let tx = client.transaction().await.map_err(backend)?;
+    let mut tx = client.transaction().await.map_err(backend)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(backend)?;
@@ -173,6 +182,7 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(usize, usize)> {
         tx.batch_execute(sql).await.map_err(backend)?;
         tracing::debug!(version = i + 1, "PostgreSQL store schema migrated");
     }
+    super::search::trigram_indexes(&mut tx).await?;
     let to = MIGRATIONS.len() as i32;
     if found.is_none() {
         tx.execute("INSERT INTO schema_version(version) VALUES ($1)", &[&to])
