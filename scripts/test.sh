@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, conformance, crash and end-to-end tests,
-# including third-party clients (Python poplib, curl, fetchmail, openssl).
+# including third-party clients (Python poplib, curl, fetchmail, openssl);
+# the end-to-end tests on SQLite, then on PostgreSQL.
 # Installs the clients it needs on Debian when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ if ! command -v swaks >/dev/null || ! swaks --support 2>&1 | grep -q '=== TLS su
   need+=(swaks libnet-ssleay-perl libio-socket-ssl-perl)
 fi
 command -v python3   >/dev/null || need+=(python3)
+command -v psql      >/dev/null || need+=(postgresql-client)  # the e2e tests make their PostgreSQL schemas
 command -v mbsync    >/dev/null || need+=(isync)
 command -v offlineimap >/dev/null || need+=(offlineimap3)
 command -v fincore   >/dev/null || need+=(util-linux-extra)  # page-cache residency (store drop-behind test)
@@ -80,6 +82,15 @@ status=0
 timeout -k 30 1800 cargo test --workspace --all-features --locked --lib --bins --tests 2>&1 | tee "$log" || status=$?
 if [ "$status" = 124 ]; then
   echo "the test suite did not finish within 30 minutes: a test hangs (the last 'running' line above names it)"
+fi
+[ "$status" = 0 ] || exit "$status"
+# The end-to-end tests again, on PostgreSQL (issue 18: one suite, both
+# backends): every server gets a schema of its own in the machine's
+# database (POSTAMT_TEST_PG, default postgres://root@127.0.0.1:5432/test).
+echo "the end-to-end tests on PostgreSQL"
+timeout -k 30 1200 env POSTAMT_TEST_STORE=postgres cargo test -p postamt --all-features --locked --tests 2>&1 | tee -a "$log" || status=$?
+if [ "$status" = 124 ]; then
+  echo "the end-to-end tests on PostgreSQL did not finish within 20 minutes: a test hangs"
 fi
 [ "$status" = 0 ] || exit "$status"
 # One closing line for the whole suite.

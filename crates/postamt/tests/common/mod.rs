@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -127,6 +128,34 @@ failure_delay_ms = 50
 impl Server {
     /// Writes a config and creates alice/bob, without starting.
     pub fn prepare(extra: &str) -> Server {
+        let pg = on_postgres().then(PgSchema::new);
+        let url = pg.as_ref().map(|p| p.url.clone());
+        Server::prepare_with(extra, pg, url.as_deref(), None, true)
+    }
+
+    /// The first of several nodes on one PostgreSQL store (whatever store
+    /// the other tests run on): node `a`, with alice and bob.
+    pub fn first_node(extra: &str) -> Server {
+        let pg = PgSchema::new();
+        let url = pg.url.clone();
+        Server::prepare_with(extra, Some(pg), Some(&url), Some("a"), true)
+    }
+
+    /// Another node on `first`'s store, named `node` (not started).
+    pub fn another_node(first: &Server, node: &str, extra: &str) -> Server {
+        let url = first.pg.as_ref().expect("a PostgreSQL node").url.clone();
+        Server::prepare_with(extra, None, Some(&url), Some(node), false)
+    }
+
+    /// Writes a config: `extra` last, the store at `url` (a schema `pg`
+    /// this server drops), as node `node`; with the users alice and bob.
+    pub fn prepare_with(
+        extra: &str,
+        pg: Option<PgSchema>,
+        url: Option<&str>,
+        node: Option<&str>,
+        users: bool,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("postamt.toml");
         let mut text = config_text(dir.path(), "");
@@ -149,9 +178,11 @@ impl Server {
         if !text.contains("[verify]") {
             text.push_str("[verify]\nspf = \"off\"\ndkim = false\ndmarc = \"off\"\n");
         }
-        let pg = on_postgres().then(PgSchema::new);
-        if let Some(pg) = &pg {
-            let line = format!("url = \"{}\"\n", pg.url);
+        if let Some(url) = url {
+            let mut line = format!("url = \"{url}\"\n");
+            if let Some(node) = node {
+                line.push_str(&format!("node = \"{node}\"\n"));
+            }
             if text.contains("[store]\n") {
                 text = text.replacen("[store]\n", &format!("[store]\n{line}"), 1);
             } else {
@@ -167,6 +198,9 @@ impl Server {
             addrs: HashMap::new(),
             stdout_rest: None,
         };
+        if !users {
+            return s;
+        }
         s.admin_stdin(
             &["user", "add", "alice@example.test", "--password-stdin"],
             "alice-pw\n",

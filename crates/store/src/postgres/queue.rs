@@ -255,18 +255,25 @@ impl Queue for PgStore {
     }
 
     fn queue_next_due(&self) -> Result<Option<i64>> {
-        // Claimed entries are not due; a claim that ran out (its node died)
-        // is: the relay, which looks at least once a minute, takes it.
+        // This node's claims are not due (its attempts are running). An
+        // entry another node claimed is due when that claim runs out,
+        // told in this node's clock: if that node died, this one notices
+        // then; if it lives, the claim was renewed, and the next look
+        // finds a later time.
         self.block(async |c| {
             let r = row(
                 &*c,
                 &format!(
-                    "SELECT min(next_attempt) FROM queue q
-                     WHERE NOT held AND (lease_until IS NULL OR lease_until <= {DB_NOW})
+                    "SELECT min(CASE WHEN lease_until IS NULL OR lease_until <= {DB_NOW}
+                                     THEN next_attempt
+                                     ELSE GREATEST(next_attempt, lease_until - {DB_NOW} + $2) END)
+                     FROM queue q
+                     WHERE NOT held
+                       AND (lease_node IS DISTINCT FROM $1 OR lease_until <= {DB_NOW})
                        AND EXISTS (SELECT 1 FROM queue_recipients r
                                    WHERE r.queue_id = q.id AND r.status = 'pending')"
                 ),
-                &[],
+                &[&self.node, &super::now()],
             )
             .await?;
             Ok(r.get::<_, Option<i64>>(0))
