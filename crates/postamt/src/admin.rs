@@ -100,6 +100,63 @@ pub enum QueueCmd {
 }
 
 #[derive(Subcommand)]
+pub enum StoreCmd {
+    /// Move a single-node SQLite store into an empty PostgreSQL store.
+    ///
+    /// Everything is copied with its ids: clients keep their UIDVALIDITY,
+    /// UIDs, flags and MODSEQs and do not resynchronise. The copy is one
+    /// transaction, verified (row counts, SHA-256 of every row and of the
+    /// content) before it commits; on any difference nothing is kept.
+    /// Stop the server first: mail that arrives meanwhile is not copied.
+    /// Then set `[store] url` to the PostgreSQL URL and start the nodes.
+    Migrate {
+        /// The SQLite store: sqlite:///path/to/postamt.db
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL store: postgres://user@host:port/database
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// `postamt store migrate`.
+pub fn store(cmd: &StoreCmd) -> Result<()> {
+    let StoreCmd::Migrate { from, to } = cmd;
+    let path = match from.strip_prefix("sqlite://") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => bail!("--from {from:?}: use sqlite:///path/to/postamt.db"),
+    };
+    if !path.exists() {
+        bail!("--from: no store at {}", path.display());
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        bail!("--to {to:?}: use postgres://user@host:port/database");
+    }
+    let source = postamt_store::SqliteStore::open(postamt_store::SqliteOptions::new(&path))
+        .with_context(|| format!("opening {}", path.display()))?;
+    let target = postamt_store::PgStore::open(to).context("--to")?;
+    println!(
+        "migrating {} into postgres {} (schema version {})",
+        path.display(),
+        target.place(),
+        target.schema_version()
+    );
+    let report = target
+        .import_sqlite(&source, &mut |line| println!("  {line}"))
+        .context("migration failed; the PostgreSQL store is unchanged")?;
+    let messages = report
+        .tables
+        .iter()
+        .find(|(t, _)| t == "messages")
+        .map_or(0, |(_, n)| *n);
+    println!(
+        "done: {messages} messages, {} bytes of content, verified and committed; set [store] url = {to:?} and start the nodes",
+        report.content_bytes
+    );
+    Ok(())
+}
+
+#[derive(Subcommand)]
 pub enum DkimCmd {
     /// Create a signing key for a domain and print the DNS record to publish.
     ///

@@ -67,6 +67,9 @@ enum Command {
     /// The outbound queue: mail accepted for other domains.
     #[command(subcommand)]
     Queue(admin::QueueCmd),
+    /// The store itself: moving a SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(admin::StoreCmd),
     /// Session transcripts (what was said on the wire).
     #[command(subcommand)]
     Trace(admin::TraceCmd),
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Alias(c) => load_config(&cli).and_then(|cfg| admin::alias(&cfg, c)),
         Command::Config(c) => load_config(&cli).and_then(|cfg| admin::config(&cfg, c)),
         Command::Queue(c) => load_config(&cli).and_then(|cfg| admin::queue(&cfg, c)),
+        Command::Store(c) => admin::store(c),
         Command::Trace(c) => load_config(&cli).and_then(|cfg| admin::trace(&cfg, c)),
         Command::Dkim(c) => load_config(&cli).and_then(|cfg| admin::dkim(&cfg, c)),
         Command::Arc(c) => load_config(&cli).and_then(|cfg| arc::run(&cfg, c)),

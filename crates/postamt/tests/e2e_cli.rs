@@ -576,3 +576,90 @@ fn a_postgres_store_url_is_checked_and_served() {
         out.stderr
     );
 }
+
+/// Issue 18: `postamt store migrate` moves a SQLite installation into
+/// PostgreSQL; restarted on it, the server shows IMAP clients the same
+/// mailboxes — UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, UIDs, flags, MODSEQs
+/// and content — so they do not resynchronise (RFC 7162 §3.1.2.1,
+/// RFC 9051 §2.3.1.1).
+#[test]
+fn store_migrate_moves_sqlite_into_postgres_and_clients_see_no_change() {
+    let mut s = Server::prepare_with("", None, None, None, true);
+    s.spawn();
+    for i in 0..6 {
+        s.deliver(
+            "x@remote.test",
+            &["alice@example.test"],
+            format!("Subject: m{i}\r\n\r\nbody {i}\r\n").as_bytes(),
+        )
+        .success();
+    }
+    let snapshot = |s: &Server| {
+        let mut c = Imap::logged_in(s, "alice");
+        c.ok("e", "ENABLE CONDSTORE");
+        let status = c.ok(
+            "st",
+            "STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)",
+        );
+        c.ok("s", "SELECT INBOX");
+        let fetched = c.ok("f", "UID FETCH 1:* (FLAGS MODSEQ RFC822.SIZE BODY.PEEK[])");
+        (status, fetched)
+    };
+    {
+        let mut c = Imap::logged_in(&s, "alice");
+        c.ok("s", "SELECT INBOX");
+        c.ok("f", "STORE 2 +FLAGS (\\Seen \\Flagged)");
+        c.ok("d", "STORE 3 +FLAGS (\\Deleted)");
+        c.ok("x", "EXPUNGE");
+        c.ok("c", "CREATE Archive/2026");
+    }
+    let before = snapshot(&s);
+    s.stop();
+    let pg = PgSchema::new();
+    let db = s.dir.path().join("postamt.db");
+    let out = run_with_stdin(
+        Command::new(BIN).args([
+            "store",
+            "migrate",
+            "--from",
+            &format!("sqlite://{}", db.display()),
+            "--to",
+            &pg.url,
+        ]),
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("messages          6 rows copied and verified")
+            || out.stdout.contains("rows copied and verified"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("done: 5 messages"), "{}", out.stdout);
+    // The same server, now on PostgreSQL.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("{text}[store]\nurl = \"{}\"\n", pg.url)).unwrap();
+    let url = pg.url.clone();
+    s.pg = Some(pg);
+    s.spawn();
+    let after = snapshot(&s);
+    assert_eq!(after, before);
+    let mut c = Imap::logged_in(&s, "alice");
+    let listed = c.ok("l", "LIST \"\" Archive/2026");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    // Into a store that is not empty: refused, nothing changed.
+    let out = run_with_stdin(
+        Command::new(BIN).args([
+            "store",
+            "migrate",
+            "--from",
+            &format!("sqlite://{}", db.display()),
+            "--to",
+            &url,
+        ]),
+        b"",
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+}

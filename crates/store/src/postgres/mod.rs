@@ -17,12 +17,15 @@
 
 mod coordination;
 mod directory;
+mod import;
 mod mailboxes;
 mod messages;
 mod queue;
 mod reports;
 mod schema;
 mod search;
+
+pub use import::MigrationReport;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -204,6 +204,22 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A read-only connection of its own (`store migrate` reads the whole
+    /// store in one transaction on it).
+    pub(crate) fn export_connection(&self) -> Result<Connection> {
+        let c = connect(&self.path, self.busy_timeout)?;
+        c.execute_batch("PRAGMA query_only=1;").map_err(backend)?;
+        Ok(c)
+    }
+
+    /// Appends the content kept in the file or pack range `name` (a
+    /// `blobs.file`) to `into`.
+    pub(crate) fn read_blob_file(&self, name: &str, into: &mut Vec<u8>) -> Result<()> {
+        self.files
+            .read_into(name, into)
+            .map_err(|e| backend(format!("message file {name}: {e}")))
+    }
+
     /// Runs `f` on a pooled read-only connection.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.readers.lock().map_err(backend)?.pop();
