@@ -192,6 +192,28 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(bad.to_string().contains("[store] url"), "{bad}");
 }
 
+/// The failover path README describes: the URL names two database
+/// servers and `target_session_attrs=read-write`; the first does not
+/// answer, the store connects to the second. And TLS to PostgreSQL,
+/// not done yet, is refused with a clear error rather than ignored.
+#[test]
+fn a_url_with_two_hosts_finds_the_one_that_answers_and_tls_is_refused() {
+    let Some(schema) = Schema::new() else { return };
+    let base = base_url();
+    let Some(rest) = base.strip_prefix("postgres://root@127.0.0.1:5432/") else {
+        return; // another database than the machine's: not this test's case
+    };
+    let url = format!(
+        "postgres://root@127.0.0.1:1,127.0.0.1:5432/{rest}?target_session_attrs=read-write&connect_timeout=2&options=-csearch_path%3D{}",
+        schema.name
+    );
+    let store = PgStore::open(&url).unwrap();
+    assert!(store.schema_version() >= 1);
+    drop(store);
+    let err = PgStore::open(&format!("{}&sslmode=require", schema.url)).unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("tls"), "{err}");
+}
+
 /// The whole conformance suite, as SQLite runs it (`sqlite_conformance.rs`),
 /// each check on a store in a schema of its own.
 #[cfg(feature = "conformance")]
@@ -926,6 +948,33 @@ mod nodes {
         };
         assert_eq!(a.queue_release_claims().unwrap(), 2);
         assert_eq!(a.queue_claim(far, 10).unwrap().len(), 2);
+    }
+
+    /// One node sends the DMARC aggregate reports (two would send each
+    /// report twice): the first to ask; when it is gone, another.
+    #[test]
+    fn one_node_sends_the_reports() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, _) = two(&s);
+        let count = ReportCount {
+            begin: 0,
+            end: 10,
+            domain: "bank.example".into(),
+            published: "p".into(),
+            row: "r".into(),
+            count: 1,
+        };
+        a.report_add(vec![count.clone()]).unwrap();
+        b.report_add(vec![count]).unwrap();
+        assert_eq!(a.report_due(10).unwrap()[0].count, 2);
+        assert!(b.report_due(10).unwrap().is_empty(), "B reports too");
+        assert_eq!(a.report_due(10).unwrap().len(), 1, "A stays the reporter");
+        drop(a);
+        let start = Instant::now();
+        while b.report_due(10).unwrap().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(5), "nobody reports");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The control connection is cut (as by a PostgreSQL restart or a

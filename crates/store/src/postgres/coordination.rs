@@ -21,6 +21,9 @@
 //!   schema and the account, behind this node's own set (advisory locks
 //!   are re-entrant within one connection, so the set keeps the sessions
 //!   of one node apart).
+//! - **The reporter**: one node sends the DMARC aggregate reports, the
+//!   first to ask, while its control connection lives (another advisory
+//!   lock); the others find nothing due.
 //! - **Queue leases** are renewed here: every third of the lease, the
 //!   claims this node holds are extended, so an attempt may take as long
 //!   as it takes while its node lives, and a dead node's claims run out.
@@ -66,6 +69,10 @@ pub(super) struct Control {
     /// Advisory lock keys: `hashtext` of these and of the node or account.
     node_key: String,
     maildrop_key: String,
+    reporter_key: String,
+    /// This node sends the DMARC aggregate reports (it holds the reporter
+    /// lock on its control connection).
+    reporter: std::sync::atomic::AtomicBool,
     feed: broadcast::Sender<Change>,
     signals: Signals,
     client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
@@ -92,6 +99,8 @@ impl Control {
             channel: format!("postamt.{schema}"),
             node_key: format!("postamt.{schema}.node"),
             maildrop_key: format!("postamt.{schema}.maildrop"),
+            reporter_key: format!("postamt.{schema}.reporter"),
+            reporter: std::sync::atomic::AtomicBool::new(false),
             feed,
             signals: Signals::default(),
             client: tokio::sync::Mutex::new(None),
@@ -167,8 +176,45 @@ impl Control {
                 );
             }
         }
+        if self.reporter.load(std::sync::atomic::Ordering::Relaxed) {
+            // Held before the connection broke: take it again (another
+            // node may have meanwhile; then that one reports).
+            let again = self.try_reporter(&client).await?;
+            self.reporter
+                .store(again, std::sync::atomic::Ordering::Relaxed);
+        }
         *self.client.lock().await = Some(client);
         Ok(ended)
+    }
+
+    async fn try_reporter(&self, client: &tokio_postgres::Client) -> Result<bool> {
+        Ok(client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext($1), 0)",
+                &[&self.reporter_key],
+            )
+            .await
+            .map_err(backend)?
+            .get(0))
+    }
+
+    /// Whether this node sends the DMARC aggregate reports: the first node
+    /// to ask becomes the reporter and stays it while its control
+    /// connection lives; when it dies, the next node to ask takes over.
+    pub(super) async fn reporter(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.reporter.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let guard = self.client.lock().await;
+        let client = guard
+            .as_ref()
+            .ok_or_else(|| super::fail("the database is away (control connection)"))?;
+        let mine = self.try_reporter(client).await?;
+        if mine {
+            self.reporter.store(true, Ordering::Relaxed);
+        }
+        Ok(mine)
     }
 
     async fn try_lock(&self, client: &tokio_postgres::Client, account: AccountId) -> Result<bool> {

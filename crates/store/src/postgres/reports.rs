@@ -45,7 +45,12 @@ impl Reports for PgStore {
     }
 
     fn report_due(&self, now: i64) -> Result<Vec<ReportCount>> {
+        // One node sends the reports (the one holding the reporter lock,
+        // see `coordination.rs`): two would send every report twice.
         self.block(async move |c| {
+            if !self.control.reporter().await? {
+                return Ok(Vec::new());
+            }
             let rows = c
                 .query(
                     "SELECT begin_at, end_at, domain, published, row, count FROM report_counts
