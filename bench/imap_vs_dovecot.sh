@@ -23,6 +23,13 @@
 #        MIN_AVAIL_MB=3072  stop opening IDLE connections when MemAvailable
 #                         falls below this (the figure then says how many)
 #        LAT_N=200        deliveries for the delivery-to-IDLE latency
+#        STORE=postgres   postamt on PostgreSQL (issue 18): a fresh schema in
+#                         PG_URL (default postgres://root@127.0.0.1:5432/test),
+#                         dropped at the end
+#        NODES=2          with STORE=postgres: a second postamt node on the
+#                         same schema; the latency test then also delivers
+#                         over SMTP to node A and waits for EXISTS in IDLE on
+#                         node B
 #        KEEP=1           keep the temp dir (configs, logs, stores)
 #        BENCH_REV=..     label for the source revision in the summary
 #
@@ -570,6 +577,20 @@ log "postamt binary: $BIN_ID"
 log "filling the postamt store: $N_BIG x $SIZE_BIG B ($USER_BIG), $N x $SIZE B ($USER_A), $SMALL_N x $LAT_SIZE B ($USER_LAT, $USER_IDLE)"
 mkdir -p "$T/postamt/data"
 DB=$T/postamt/data/postamt.db
+STORE=${STORE:-sqlite}
+NODES=${NODES:-1}
+STORE_SECTION=""
+if [ "$STORE" = postgres ]; then
+  PG_URL=${PG_URL:-postgres://root@127.0.0.1:5432/test}
+  PG_SCHEMA="imapbench_$$"
+  psql -X -q -d "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null || die "cannot create a schema in $PG_URL"
+  case "$PG_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+  DB="$PG_URL${sep}options=-csearch_path%3D$PG_SCHEMA"
+  STORE_SECTION=$'[store]\nurl = "'"$DB"$'"\nnode = "a"'
+  log "postamt on PostgreSQL $(psql -X -A -t -d "$PG_URL" -c 'SHOW server_version' | tr -d ' '), schema $PG_SCHEMA, $NODES node(s)"
+elif [ "$NODES" != 1 ]; then
+  die "NODES=$NODES needs STORE=postgres"
+fi
 t0=$(date +%s.%N)
 "$FILL" "$DB" bench.test "$USER_BIG" "$PASS" "$N_BIG" "$SIZE_BIG"
 "$FILL" "$DB" bench.test "$USER_A" "$PASS" "$N" "$SIZE"
@@ -613,6 +634,8 @@ dmarc = "off"
 # room for the $IDLE_CONNS IDLE connections, all from 127.0.0.1
 max_connections = $((IDLE_CONNS + 1000))
 max_connections_per_ip = $((IDLE_CONNS + 1000))
+
+$STORE_SECTION
 EOF
 
 start_postamt() {
@@ -651,6 +674,20 @@ log "postamt (restarted): delivery-to-IDLE latency, $LAT_N deliveries over SMTP,
 start_postamt
 P_LAT=$($IMAPC latency "$P_IMAP" "$USER_LAT" "$PASS" "$P_SMTP" smtp "$LAT_N" "$LAT_SIZE" 0.02); echo "$P_LAT" | sed 's/^/postamt smtp /' | cut -c1-400
 P_LATL=$($IMAPC latency "$P_IMAP" "$USER_LAT" "$PASS" "$P_LMTP" lmtp "$LAT_N" "$LAT_SIZE" 0.02); echo "$P_LATL" | sed 's/^/postamt lmtp /' | cut -c1-400
+P_LATX=""
+if [ "$NODES" = 2 ]; then
+  # Node B on the same schema: IDLE there, deliveries over SMTP to node A.
+  P2_IMAP=$(free_port); P2_SMTP=$(free_port); P2_LMTP=$(free_port)
+  mkdir -p "$T/postamt2/data"
+  sed -e "s|$T/postamt/data|$T/postamt2/data|" -e "s|:$P_IMAP\"|:$P2_IMAP\"|" -e "s|:$P_SMTP\"|:$P2_SMTP\"|" \
+      -e "s|:$P_LMTP\"|:$P2_LMTP\"|" -e 's|^node = "a"|node = "b"|' "$T/postamt/postamt.toml" >"$T/postamt2/postamt.toml"
+  "$POSTAMT" serve --config "$T/postamt2/postamt.toml" >"$T/postamt2/stdout" 2>>"$T/postamt2/stderr" &
+  POSTAMT2_PID=$!
+  wait_ready "$POSTAMT2_PID" "$T/postamt2"
+  log "postamt: delivery over SMTP to node A -> EXISTS in IDLE on node B, $LAT_N deliveries"
+  P_LATX=$($IMAPC latency "$P2_IMAP" "$USER_LAT" "$PASS" "$P_SMTP" smtp "$LAT_N" "$LAT_SIZE" 0.02); echo "$P_LATX" | sed 's/^/postamt a->b /' | cut -c1-400
+  kill -TERM "$POSTAMT2_PID"; wait "$POSTAMT2_PID" 2>/dev/null || true
+fi
 log "postamt: $IDLE_CONNS connections in IDLE (LOGIN, SELECT INBOX, IDLE; $IDLE_CONCURRENCY in flight)"
 P_IDLE=$($IMAPC idle "$P_IMAP" "$USER_IDLE" "$PASS" "$IDLE_CONNS" single "$POSTAMT_PID"); echo "$P_IDLE" | sed 's/^/postamt /'
 stop_postamt "after the IDLE connections were closed"
@@ -821,3 +858,11 @@ targets:
   10,000 IDLE connections < 200 MB postamt RSS:      $(mb "$PIA") MB with $PIN connections -> $(yes_no "$PIA < 200 * 1024 && $PIN >= 10000")$(if [ "$PIN" -lt 10000 ]; then echo " (only $PIN connections: not measured at 10,000)"; fi)
   delivery-to-IDLE p50 < 10 ms (SMTP ack -> EXISTS): $PLA50 ms -> $(yes_no "$PLA50 < 10")
 EOF
+if [ -n "$P_LATX" ]; then
+  PXA50=$(lat "$P_LATX" ack_p50_ms); PXA99=$(lat "$P_LATX" ack_p99_ms); PXMISS=$(lat "$P_LATX" missed)
+  echo "  two nodes: SMTP on A ack -> EXISTS in IDLE on B p50 / p99: $PXA50 / $PXA99 ms, $PXMISS without EXISTS within 10 s"
+  echo "  node A -> EXISTS on node B p50 < 20 ms:            $PXA50 ms -> $(yes_no "$PXA50 < 20")"
+fi
+if [ "$STORE" = postgres ] && [ "${KEEP:-0}" != 1 ]; then
+  psql -X -q -d "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true
+fi

@@ -27,6 +27,13 @@
 #                      the installation's CA): each message is stored
 #                      encrypted; the first and last message in each postamt
 #                      mailbox must be enveloped-data
+#        STORE=postgres  postamt on PostgreSQL (issue 18) instead of SQLite:
+#                      a fresh schema in PG_URL (default
+#                      postgres://root@127.0.0.1:5432/test), dropped at the end
+#        NODES=2       with STORE=postgres: two postamt nodes on that one
+#                      schema; each cell's sessions and messages are split
+#                      between them (two smtp-source processes, one per
+#                      node; time until both are done)
 #        SIGNED=1      implies VERIFY=1: every message is the same bench
 #                      message signed once with RSA-2048 (dkimpy; d=remote.test),
 #                      sent with smtp-source -F to both servers, and postamt
@@ -114,6 +121,11 @@ PF_DIR="$T/postfix"
 PF_INSTANCE="$ROOT/crates/postamt/tests/clients/postfix_instance.sh"
 PF_STARTED=""
 CHILD=""         # the running measurement helper (its own process group)
+STORE=${STORE:-sqlite}
+NODES=${NODES:-1}
+PG_URL=${PG_URL:-postgres://root@127.0.0.1:5432/test}
+PG_SCHEMA=""     # STORE=postgres: the schema made for this run
+POSTAMT2_PID=""  # NODES=2: the second node
 DNS_PID=""       # SIGNED=1: the local authoritative DNS
 
 # run_child CMD...: runs CMD in its own process group, in the background, and
@@ -133,6 +145,11 @@ stop_postfix() { sh "$PF_INSTANCE" stop "$PF_DIR" >/dev/null 2>&1 || true; }
 stop_dovecot() { stop_dovecot_instance "$DOVECOT_CONF" "$T/dovecot/run/master.pid"; }
 
 stop_postamt() {
+  if [ -n "$POSTAMT2_PID" ]; then
+    stop_pid "$POSTAMT2_PID" 150
+    wait "$POSTAMT2_PID" 2>/dev/null || true
+    POSTAMT2_PID=""
+  fi
   [ -n "$POSTAMT_PID" ] || return 0
   stop_pid "$POSTAMT_PID" 150
   wait "$POSTAMT_PID" 2>/dev/null || true
@@ -151,6 +168,7 @@ cleanup() {
   [ -n "$DNS_PID" ] && stop_pid "$DNS_PID" 50
   [ -n "$PF_STARTED" ] && stop_postfix
   [ -n "$DOVECOT_STARTED" ] && stop_dovecot
+  [ -n "$PG_SCHEMA" ] && [ "${KEEP:-0}" != 1 ] && psql -X -q -d "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1
   if [ "${KEEP:-0}" = 1 ]; then
     echo "kept $T" >&2
   else
@@ -388,6 +406,20 @@ fi
 # -------------------------------------------------------------- postamt ----
 P_SMTP=$(free_port); P_POP3=$(free_port)
 mkdir -p "$T/postamt/data"
+STORE_SECTION=""
+case "$STORE" in
+  sqlite) [ "$NODES" = 1 ] || die "NODES=$NODES needs STORE=postgres" ;;
+  postgres)
+    command -v psql >/dev/null || die "STORE=postgres needs psql (postgresql-client)"
+    PG_SCHEMA="smtpbench_$$"
+    psql -X -q -d "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null || die "cannot create a schema in $PG_URL"
+    case "$PG_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+    STORE_SECTION=$'[store]\nurl = "'"$PG_URL$sep"'options=-csearch_path%3D'"$PG_SCHEMA"$'"\nnode = "a"'
+    log "postamt on PostgreSQL: $PG_URL, schema $PG_SCHEMA ($(psql -X -A -t -d "$PG_URL" -c 'SHOW server_version' | tr -d ' '),\
+ fsync $(psql -X -A -t -d "$PG_URL" -c 'SHOW fsync'), synchronous_commit $(psql -X -A -t -d "$PG_URL" -c 'SHOW synchronous_commit')); $NODES node(s)"
+    ;;
+  *) die "STORE=$STORE: sqlite or postgres" ;;
+esac
 cat >"$T/postamt/postamt.toml" <<EOF
 hostname = "bench.test"
 domains = ["bench.test"]
@@ -405,6 +437,8 @@ $DNS_SECTION
 # room for the $IDLE_CONNS idle connections, all from 127.0.0.1
 max_connections = 2000
 max_connections_per_ip = 2000
+
+$STORE_SECTION
 EOF
 for r in "${RCPTS[@]}"; do
   echo "$PASS" | "$BIN/postamt" user add "$r" --password-stdin --config "$T/postamt/postamt.toml" >/dev/null
@@ -424,6 +458,40 @@ log "starting postamt (SMTP 127.0.0.1:$P_SMTP, POP3 127.0.0.1:$P_POP3)"
 "$BIN/postamt" serve --config "$T/postamt/postamt.toml" >"$T/postamt/stdout" 2>"$T/postamt/stderr" &
 POSTAMT_PID=$!
 wait_ready "$POSTAMT_PID" "$T/postamt"
+POSTAMT_SOURCE=$SMTP_SOURCE
+if [ "$NODES" = 2 ]; then
+  # The second node: its own data dir and ports, the same schema.
+  P2_SMTP=$(free_port); P2_POP3=$(free_port)
+  mkdir -p "$T/postamt2/data"
+  sed -e "s|$T/postamt/data|$T/postamt2/data|" -e "s|:$P_SMTP\"|:$P2_SMTP\"|" -e "s|:$P_POP3\"|:$P2_POP3\"|" \
+      -e 's|^node = "a"|node = "b"|' "$T/postamt/postamt.toml" >"$T/postamt2/postamt.toml"
+  log "starting postamt node b (SMTP 127.0.0.1:$P2_SMTP)"
+  "$BIN/postamt" serve --config "$T/postamt2/postamt.toml" >"$T/postamt2/stdout" 2>"$T/postamt2/stderr" &
+  POSTAMT2_PID=$!
+  wait_ready "$POSTAMT2_PID" "$T/postamt2"
+  # smtp-source for postamt: half the sessions and messages to each node.
+  export SPLIT_SOURCE="$SMTP_SOURCE" SPLIT_PORT2="$P2_SMTP"
+  cat >"$T/smtp_source_split.sh" <<'SPLIT'
+#!/usr/bin/env bash
+# smtp-source ARGS... 127.0.0.1:PORT -> two runs at once, one per node, each
+# with half the sessions (-s) and messages (-m); the second to SPLIT_PORT2.
+args=("$@"); last=${args[-1]}; unset 'args[-1]'
+a=(); b=()
+for ((i = 0; i < ${#args[@]}; i++)); do
+  v=${args[i]}
+  case "$v" in
+    -s|-m) n=${args[i+1]}; a+=("$v" "$(( (n + 1) / 2 ))"); b+=("$v" "$(( n / 2 > 0 ? n / 2 : 1 ))"); i=$((i + 1)) ;;
+    *) a+=("$v"); b+=("$v") ;;
+  esac
+done
+"$SPLIT_SOURCE" "${a[@]}" "$last" & p1=$!
+"$SPLIT_SOURCE" "${b[@]}" "127.0.0.1:$SPLIT_PORT2" & p2=$!
+wait $p1 || exit 1
+wait $p2 || exit 1
+SPLIT
+  chmod +x "$T/smtp_source_split.sh"
+  POSTAMT_SOURCE="$T/smtp_source_split.sh"
+fi
 
 # ------------------------------------------------------- memory (fresh) ----
 log "postamt: $IDLE_CONNS idle SMTP connections"
@@ -482,8 +550,10 @@ for size in $SIZES; do
     [ "$AT_REST" = 1 ] && msg_env+=(CHECK_SEALED=1)
     settle
     log "postamt: $n x $size B, $s sessions"
-    run_child env CPU_PID="$POSTAMT_PID" INDEX_DB="$T/postamt/data/postamt.db" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
-      "$REUSE" "$WAIT" "$PASS" "$FROM" "$SMTP_SOURCE" >"$T/one.txt"
+    index_env=()
+    [ "$STORE" = sqlite ] && index_env=(INDEX_DB="$T/postamt/data/postamt.db")
+    run_child env CPU_PID="$POSTAMT_PID" "${index_env[@]}" "${msg_env[@]}" python3 "$T/run_one.py" postamt "$P_SMTP" "$P_POP3" "$r" "$size" "$s" "$n" - \
+      "$REUSE" "$WAIT" "$PASS" "$FROM" "$POSTAMT_SOURCE" >"$T/one.txt"
     cat "$T/one.txt" | tee -a "$RESULTS"
     settle
     log "Postfix+Dovecot: $n x $size B, $s sessions"

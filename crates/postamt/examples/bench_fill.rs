@@ -1,9 +1,9 @@
 //! Fills a store with N messages of SIZE bytes for one account, through the
 //! in-process delivery API (for the POP3 benchmarks in bench/).
 //!
-//! usage: bench_fill DB_PATH DOMAIN ADDRESS PASSWORD N SIZE
+//! usage: bench_fill DB_PATH|postgres://… DOMAIN ADDRESS PASSWORD N SIZE
 
-use postamt_store::{Directory, SqliteOptions, SqliteStore};
+use postamt_store::{PgStore, SharedStore, SqliteOptions, SqliteStore};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -13,7 +13,11 @@ fn main() {
     };
     let n: usize = n.parse().unwrap();
     let size: usize = size.parse().unwrap();
-    let store = std::sync::Arc::new(SqliteStore::open(SqliteOptions::new(db)).unwrap());
+    let store: SharedStore = if db.starts_with("postgres://") {
+        std::sync::Arc::new(PgStore::open(db).unwrap())
+    } else {
+        std::sync::Arc::new(SqliteStore::open(SqliteOptions::new(db)).unwrap())
+    };
     store.add_domain(domain).unwrap();
     if store.account(address).unwrap().is_none() {
         store.create_account(address, password).unwrap();
