@@ -950,6 +950,34 @@ mod nodes {
         assert_eq!(a.queue_claim(far, 10).unwrap().len(), 2);
     }
 
+    /// The local domains a node keeps (SMTP asks at every RCPT) are
+    /// forgotten when another node changes them: the change is seen at
+    /// once, not after the list's time to live.
+    #[test]
+    fn a_domain_added_on_one_node_is_local_on_the_other_at_once() {
+        let Some(s) = Schema::new() else { return };
+        let (a, b, _) = two(&s);
+        assert!(!b.domains().unwrap().contains(&"new.example".to_string()));
+        a.add_domain("new.example").unwrap();
+        let start = Instant::now();
+        while !b.domains().unwrap().contains(&"new.example".to_string()) {
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "B kept its old list"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        a.remove_domain("new.example").unwrap();
+        let start = Instant::now();
+        while b.domains().unwrap().contains(&"new.example".to_string()) {
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "B kept its old list"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// One node sends the DMARC aggregate reports (two would send each
     /// report twice): the first to ask; when it is gone, another.
     #[test]

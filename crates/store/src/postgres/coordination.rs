@@ -52,6 +52,9 @@ const FEED_CAPACITY: usize = 4096;
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Notice {
     n: String,
+    /// The local domains changed: forget the kept list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    d: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<Vec<Change>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -76,6 +79,8 @@ pub(super) struct Control {
     feed: broadcast::Sender<Change>,
     signals: Signals,
     client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The local domains as last read, and when (`directory.rs`).
+    pub(super) domains: Mutex<Option<(std::time::Instant, Vec<String>)>>,
     /// The maildrops this node holds.
     held: Mutex<HashSet<AccountId>>,
     handle: tokio::runtime::Handle,
@@ -104,6 +109,7 @@ impl Control {
             feed,
             signals: Signals::default(),
             client: tokio::sync::Mutex::new(None),
+            domains: Mutex::new(None),
             held: Mutex::new(HashSet::new()),
             handle: tokio::runtime::Handle::current(),
             config,
@@ -239,6 +245,7 @@ impl Control {
         }
         let whole = Notice {
             n: self.node.clone(),
+            d: false,
             c: Some(changes.to_vec()),
             a: Vec::new(),
             q: false,
@@ -250,6 +257,7 @@ impl Control {
             accounts.dedup();
             let short = Notice {
                 n: self.node.clone(),
+                d: false,
                 c: None,
                 a: accounts,
                 q: changes.iter().any(|c| matches!(c, Change::Queued)),
@@ -260,12 +268,39 @@ impl Control {
             // Thousands of accounts in one write: everyone re-reads.
             payload = serde_json::to_string(&Notice {
                 n: self.node.clone(),
+                d: false,
                 c: Some(vec![Change::External]),
                 a: Vec::new(),
                 q: true,
             })
             .map_err(backend)?;
         }
+        exec(tx, "SELECT pg_notify($1, $2)", &[&self.channel, &payload])
+            .await
+            .map(drop)
+    }
+
+    /// The notice channel and this node's name, for a statement that sends
+    /// its own notice (`messages::DELIVER_ONE`).
+    pub(super) fn notice_channel(&self) -> (&str, &str) {
+        (&self.channel, &self.node)
+    }
+
+    /// Tells every node, inside `tx`, that the local domains changed; this
+    /// node forgets its list at once.
+    pub(super) async fn notify_domains(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<()> {
+        *self.domains.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let payload = serde_json::to_string(&Notice {
+            n: self.node.clone(),
+            d: true,
+            c: None,
+            a: Vec::new(),
+            q: false,
+        })
+        .map_err(backend)?;
         exec(tx, "SELECT pg_notify($1, $2)", &[&self.channel, &payload])
             .await
             .map(drop)
@@ -299,6 +334,10 @@ impl Control {
         if notice.n == self.node {
             return; // published at the commit
         }
+        if notice.d {
+            *self.domains.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return;
+        }
         if let Some(changes) = notice.c {
             self.publish(changes);
             return;
@@ -324,6 +363,7 @@ async fn keep(control: Weak<Control>, mut ended: tokio::task::JoinHandle<()>) {
             match c.connect().await {
                 Ok(next) => {
                     tracing::info!("PostgreSQL control connection open again");
+                    *c.domains.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     ended = next;
                     c.publish(vec![Change::External]);
                     break;

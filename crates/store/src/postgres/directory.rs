@@ -44,6 +44,9 @@ async fn check_local_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
     }
 }
 
+/// How long the list of local domains is kept (see `domains`).
+const DOMAINS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Directory for PgStore {
     fn add_domain(&self, name: &str) -> Result<()> {
         let name = crate::rules::domain_name(name)?;
@@ -54,8 +57,15 @@ impl Directory for PgStore {
             )
             .await
             .map_err(backend)?;
+            self.control.notify_domains(tx).await?;
             Ok(((), vec![]))
-        })
+        })?;
+        *self
+            .control
+            .domains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
     }
 
     fn remove_domain(&self, name: &str) -> Result<()> {
@@ -68,18 +78,42 @@ impl Directory for PgStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("domain {name}")));
             }
+            self.control.notify_domains(tx).await?;
             Ok(((), vec![]))
-        })
+        })?;
+        *self
+            .control
+            .domains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
     }
 
+    /// Kept: SMTP asks at every RCPT, and the list changes only with an
+    /// administrator's command, whose write tells every node to forget it
+    /// (`Control::notify_domains`); [`DOMAINS_TTL`] bounds how long a
+    /// node that missed the notice (its control connection was away)
+    /// keeps a stale list.
     fn domains(&self) -> Result<Vec<String>> {
-        self.block(async |c| {
-            let rows = c
-                .query("SELECT name FROM domains ORDER BY name", &[])
-                .await
-                .map_err(backend)?;
+        if let Some((at, list)) = &*self
+            .control
+            .domains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < DOMAINS_TTL
+        {
+            return Ok(list.clone());
+        }
+        let list: Vec<String> = self.block(async |c| {
+            let rows = super::rows(&*c, "SELECT name FROM domains ORDER BY name", &[]).await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
-        })
+        })?;
+        *self
+            .control
+            .domains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
     }
 
     fn create_account(&self, address: &str, password: &str) -> Result<Account> {

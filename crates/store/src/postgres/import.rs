@@ -323,13 +323,10 @@ impl PgStore {
         from: &SqliteStore,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<MigrationReport> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(fail("import_sqlite is for a command, not for async code"));
-        }
         let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
         let mut source = from.export_connection()?;
         let snapshot = source.transaction().map_err(lite)?;
-        rt.block_on(async {
+        super::wait_on(rt, async {
             let mut c = self.pool.get().await.map_err(backend)?;
             let tx = c.transaction().await.map_err(backend)?;
             let present: i64 = row(
@@ -342,7 +339,8 @@ impl PgStore {
             .get(0);
             if present > 0 {
                 return Err(StoreError::Invalid(
-                    "the PostgreSQL store is not empty: migrate into a new database (or schema)".into(),
+                    "the PostgreSQL store is not empty: migrate into a new database (or schema)"
+                        .into(),
                 ));
             }
             // Rows the schema's first use made (the UIDVALIDITY counter).
@@ -362,7 +360,12 @@ impl PgStore {
                 report.tables.push((table.name.to_string(), n));
                 report.content_bytes += bytes;
             }
-            for (table, column) in [("accounts", "id"), ("mailboxes", "id"), ("blobs", "id"), ("queue", "id")] {
+            for (table, column) in [
+                ("accounts", "id"),
+                ("mailboxes", "id"),
+                ("blobs", "id"),
+                ("queue", "id"),
+            ] {
                 exec(
                     &tx,
                     &format!(

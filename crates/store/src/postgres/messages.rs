@@ -399,14 +399,161 @@ fn content_of(r: &Row) -> Vec<u8> {
     content
 }
 
+/// The delivery of one message to one mailbox (SMTP and LMTP to one
+/// recipient, `postamt deliver`, IMAP APPEND) in one statement: the
+/// mailbox's row lock, the quota check and the account's usage, the
+/// content with its envelope and search values, the UID and MODSEQ, the
+/// message row and the notice to the other nodes, as data-modifying CTEs
+/// that depend on each other — so nothing is written unless everything is,
+/// and it is one round trip, committed on its own. What it finds
+/// missing it reports in its row: the mailbox (`NotFound`), room in the
+/// quota (`OverQuota`).
+const DELIVER_ONE: &str = "
+WITH mb AS (
+    SELECT id, uidvalidity FROM mailboxes WHERE account_id = $1 AND name = $2 FOR UPDATE
+),
+acct AS (
+    UPDATE accounts SET used_bytes = used_bytes + $3
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM mb)
+      AND (quota_bytes IS NULL OR used_bytes + $3 <= quota_bytes)
+    RETURNING id
+),
+blob AS (
+    INSERT INTO blobs(refcount, data, meta) SELECT 1, $4, $5 FROM acct RETURNING id
+),
+env AS (
+    INSERT INTO envelopes(blob_id, envelope) SELECT id, $6 FROM blob WHERE $6::bytea IS NOT NULL
+),
+sh AS (
+    INSERT INTO search_headers(blob_id, subject, from_, to_, cc, bcc)
+    SELECT id, $7, $8, $9, $10, $11 FROM blob WHERE $12
+),
+uid AS (
+    UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+    WHERE id = (SELECT id FROM mb) AND EXISTS (SELECT 1 FROM acct)
+    RETURNING id, uidnext - 1 AS uid, highestmodseq AS modseq
+),
+msg AS (
+    INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
+    SELECT uid.id, uid.uid, uid.modseq, $13, $14, $15, $3, blob.id, $16 FROM uid, blob
+    RETURNING mailbox_id, uid, modseq
+)
+SELECT (SELECT id FROM mb), (SELECT uidvalidity FROM mb), (SELECT count(*) FROM acct),
+       msg.mailbox_id, msg.uid, msg.modseq,
+       (SELECT pg_notify($17, json_build_object('n', $18::text, 'c', json_build_array(
+            json_build_object('MessageAdded', json_build_object(
+                'account', $1::bigint, 'mailbox', msg.mailbox_id, 'uid', msg.uid, 'modseq', msg.modseq))
+        ))::text) WHERE msg.uid IS NOT NULL)::text
+FROM (SELECT 1) one LEFT JOIN msg ON true";
+
+impl PgStore {
+    /// [`DELIVER_ONE`]: one delivery with one target, awaited.
+    async fn deliver_one(&self, d: &Delivery, meta: &str) -> Result<Accepted> {
+        let t = &d.targets[0];
+        let name = canonical_mailbox_name(&t.mailbox);
+        let size = (t.prefix.len() + d.content.len()) as i64;
+        let h = d.search_headers.clone().unwrap_or_default();
+        let keep = d.search_headers.is_some();
+        let flags = i16::from(t.flags.bits());
+        let keywords = crate::rules::keywords_text(&t.keywords);
+        let (channel, node) = self.control.notice_channel();
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let done = async {
+                let c = self.pool.get().await.map_err(backend)?;
+                row(
+                    &c,
+                    DELIVER_ONE,
+                    &[
+                        &t.account.0,
+                        &name,
+                        &size,
+                        &d.content,
+                        &meta,
+                        &d.imap_envelope,
+                        &h.subject,
+                        &h.from,
+                        &h.to,
+                        &h.cc,
+                        &h.bcc,
+                        &keep,
+                        &flags,
+                        &keywords,
+                        &d.internaldate,
+                        &t.prefix,
+                        &channel,
+                        &node,
+                    ],
+                )
+                .await
+            }
+            .await;
+            match done {
+                Err(e) if attempt < super::WRITE_ATTEMPTS && super::retryable(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 * 2)).await;
+                }
+                other => break other?,
+            }
+        };
+        let Some(_) = r.get::<_, Option<i64>>(0) else {
+            return Err(StoreError::NotFound(format!("mailbox {name}")));
+        };
+        if r.get::<_, i64>(2) == 0 {
+            return Err(StoreError::OverQuota);
+        }
+        let mailbox = MailboxId(r.get(3));
+        let uid = r.get::<_, i64>(4);
+        if uid > i64::from(u32::MAX) {
+            return Err(StoreError::Invalid("mailbox UID space exhausted".into()));
+        }
+        let uid = Uid(uid as u32);
+        let modseq = ModSeq(r.get::<_, i64>(5) as u64);
+        self.control.publish(vec![Change::MessageAdded {
+            account: t.account,
+            mailbox,
+            uid,
+            modseq,
+        }]);
+        Ok(Accepted {
+            delivered: vec![Delivered {
+                account: t.account,
+                mailbox,
+                uid,
+                uidvalidity: UidValidity(r.get::<_, i64>(1) as u32),
+            }],
+            queued: None,
+        })
+    }
+}
+
+/// The one delivery with one target [`DELIVER_ONE`] takes, with its
+/// metadata as JSON; or the deliveries back.
+fn single(
+    deliveries: Vec<Delivery>,
+    outbound: &Option<Outbound>,
+) -> Result<std::result::Result<(Delivery, String), Vec<Delivery>>> {
+    let mut deliveries: Vec<Delivery> = deliveries
+        .into_iter()
+        .filter(|d| !d.targets.is_empty())
+        .collect();
+    if outbound.is_none() && deliveries.len() == 1 && deliveries[0].targets.len() == 1 {
+        let d = deliveries.pop().unwrap_or_else(|| unreachable!());
+        let meta = serde_json::to_string(&d.meta).map_err(backend)?;
+        return Ok(Ok((d, meta)));
+    }
+    Ok(Err(deliveries))
+}
+
 impl Messages for PgStore {
     fn accept(&self, deliveries: Vec<Delivery>, outbound: Option<Outbound>) -> Result<Accepted> {
-        let deliveries = prepare(
-            deliveries
-                .into_iter()
-                .filter(|d| !d.targets.is_empty())
-                .collect(),
-        )?;
+        let deliveries = match single(deliveries, &outbound)? {
+            Ok((d, meta)) => {
+                let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
+                return super::wait_on(rt, self.deliver_one(&d, &meta));
+            }
+            Err(deliveries) => prepare(deliveries)?,
+        };
         let envelope = outbound_envelope(&outbound)?;
         self.write(async |tx| {
             let (delivered, mut changes) = deliver_all(tx, &deliveries).await?;
@@ -420,6 +567,32 @@ impl Messages for PgStore {
             let delivered = delivered.into_iter().flatten().collect();
             Ok((Accepted { delivered, queued }, changes))
         })
+    }
+
+    /// One delivery to one mailbox (most SMTP and LMTP transactions) is
+    /// awaited on the store's runtime: the session's task waits without a
+    /// thread of the blocking pool; anything else takes that thread.
+    fn accept_async(
+        self: std::sync::Arc<Self>,
+        deliveries: Vec<Delivery>,
+        outbound: Option<Outbound>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted>> + Send>> {
+        let handle = match self.rt.as_ref() {
+            Some(rt) => rt.handle().clone(),
+            None => return Box::pin(async { Err(fail("store closed")) }),
+        };
+        match single(deliveries, &outbound) {
+            Err(e) => Box::pin(async move { Err(e) }),
+            Ok(Ok((d, meta))) => Box::pin(async move {
+                handle
+                    .spawn(async move { self.deliver_one(&d, &meta).await })
+                    .await
+                    .map_err(backend)?
+            }),
+            Ok(Err(deliveries)) => {
+                Box::pin(crate::blocking(move || self.accept(deliveries, outbound)))
+            }
+        }
     }
 
     fn deliver_many(&self, deliveries: Vec<Delivery>) -> Result<Vec<Vec<Delivered>>> {

@@ -9,11 +9,10 @@
 //! commit (`coordination.rs`). The traits follow file for file beside
 //! `sqlite/`.
 //!
-//! The bridge: the store's methods are synchronous and every caller
-//! already runs them off the async threads (`crate::blocking`), as SQLite
-//! needs; so the store owns a small runtime of its own and each method
-//! `block_on`s its queries there. The connections' I/O runs on that
-//! runtime, whoever calls.
+//! The bridge: the store's methods are synchronous, as SQLite needs; so
+//! the store owns a small runtime of its own where the connections' I/O
+//! runs, and each method waits for its queries on the caller's thread
+//! (`wait_on`), whoever calls.
 
 mod coordination;
 mod directory;
@@ -132,6 +131,36 @@ fn describe(c: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Waits on this thread for `fut`, which runs in the context of the
+/// store's runtime `rt` (its connections, timers and spawned tasks live
+/// there, driven by its workers): the thread is parked until the future
+/// is woken. Not `Runtime::block_on`, which refuses a thread that drives
+/// a runtime already — and the store is called from such threads: an
+/// async session's short read under `block_in_place`, a blocking-pool
+/// thread, `serve` at its start.
+fn wait_on<F: std::future::Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let _entered = rt.enter();
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 /// Connections a store holds at most.
 const POOL_SIZE: usize = 16;
 /// Time to get a connection from the pool (or open one).
@@ -234,15 +263,6 @@ impl PgStore {
     /// together migrate once, one after the other), and joins as node
     /// `options.node`: refused while another process is that node.
     pub fn open_with(options: PgOptions) -> Result<PgStore> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Called from async code: connect from a thread of its own (a
-            // runtime cannot be blocked on from inside another).
-            return std::thread::scope(|s| {
-                s.spawn(|| PgStore::open_here(options))
-                    .join()
-                    .unwrap_or_else(|_| Err(fail("opening the store panicked")))
-            });
-        }
         PgStore::open_here(options)
     }
 
@@ -264,7 +284,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(backend)?;
-        let (to, schema) = rt.block_on(async {
+        let (to, schema) = wait_on(&rt, async {
             let mut client = pool.get().await.map_err(|e| {
                 StoreError::Backend(format!(
                     "cannot connect to PostgreSQL at {place}: {}",
@@ -277,13 +297,16 @@ impl PgStore {
                 .get(0);
             Ok::<_, StoreError>((to, schema))
         })?;
-        let control = rt.block_on(coordination::Control::start(
-            config,
-            &options.node,
-            &schema,
-            pool.clone(),
-            options.lease,
-        ))?;
+        let control = wait_on(
+            &rt,
+            coordination::Control::start(
+                config,
+                &options.node,
+                &schema,
+                pool.clone(),
+                options.lease,
+            ),
+        )?;
         Ok(PgStore {
             rt: Some(rt),
             pool,
@@ -310,37 +333,24 @@ impl PgStore {
         &self.place
     }
 
-    /// Runs `f` with a pooled connection on the store's runtime, waiting
-    /// for it: for the synchronous store methods. Called on a thread that
-    /// drives a runtime (an async task that calls the store directly, as
-    /// `serve` does at its start), the wait happens on a helper thread: a
-    /// runtime cannot be blocked on from inside another.
-    fn block<T: Send>(
+    /// Runs `f` with a pooled connection, waiting for it on this thread:
+    /// for the synchronous store methods (see [`wait_on`]).
+    fn block<T>(
         &self,
-        f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T> + Send,
+        f: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T>,
     ) -> Result<T> {
         let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
-        let run = || {
-            rt.block_on(async {
-                let mut client = self.pool.get().await.map_err(backend)?;
-                f(&mut client).await
-            })
-        };
-        if tokio::runtime::Handle::try_current().is_err() {
-            return run();
-        }
-        std::thread::scope(|s| {
-            s.spawn(run)
-                .join()
-                .unwrap_or_else(|_| Err(fail("store call panicked")))
+        wait_on(rt, async {
+            let mut client = self.pool.get().await.map_err(backend)?;
+            f(&mut client).await
         })
     }
 
     /// Runs `f` in one read-only transaction at one snapshot (REPEATABLE
     /// READ): reads that must agree with each other.
-    fn snapshot<T: Send>(
+    fn snapshot<T>(
         &self,
-        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T> + Send,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         self.block(async |c| {
             let tx = c
@@ -362,9 +372,9 @@ impl PgStore {
     /// commit, and only if it commits), and to this node's watchers after
     /// the commit. A transaction the server broke off for a deadlock or a
     /// serialization failure is run again (`f` may run more than once).
-    fn write<T: Send>(
+    fn write<T>(
         &self,
-        f: impl AsyncFn(&deadpool_postgres::Transaction<'_>) -> Result<(T, Vec<Change>)> + Send + Sync,
+        f: impl AsyncFn(&deadpool_postgres::Transaction<'_>) -> Result<(T, Vec<Change>)>,
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
