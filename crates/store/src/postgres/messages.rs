@@ -446,76 +446,168 @@ SELECT (SELECT id FROM mb), (SELECT uidvalidity FROM mb), (SELECT count(*) FROM 
         ))::text) WHERE msg.uid IS NOT NULL)::text
 FROM (SELECT 1) one LEFT JOIN msg ON true";
 
-impl PgStore {
-    /// [`DELIVER_ONE`]: one delivery with one target, awaited.
-    async fn deliver_one(&self, d: &Delivery, meta: &str) -> Result<Accepted> {
-        let t = &d.targets[0];
-        let name = canonical_mailbox_name(&t.mailbox);
-        let size = (t.prefix.len() + d.content.len()) as i64;
-        let h = d.search_headers.clone().unwrap_or_default();
-        let keep = d.search_headers.is_some();
-        let flags = i16::from(t.flags.bits());
-        let keywords = crate::rules::keywords_text(&t.keywords);
-        let (channel, node) = self.control.notice_channel();
-        let mut attempt = 0;
-        let r = loop {
-            attempt += 1;
-            let done = async {
-                let c = self.pool.get().await.map_err(backend)?;
-                row(
-                    &c,
-                    DELIVER_ONE,
-                    &[
-                        &t.account.0,
-                        &name,
-                        &size,
-                        &d.content,
-                        &meta,
-                        &d.imap_envelope,
-                        &h.subject,
-                        &h.from,
-                        &h.to,
-                        &h.cc,
-                        &h.bcc,
-                        &keep,
-                        &flags,
-                        &keywords,
-                        &d.internaldate,
-                        &t.prefix,
-                        &channel,
-                        &node,
-                    ],
-                )
-                .await
+/// A delivery waiting for [`batches`].
+pub(super) struct Job {
+    d: Delivery,
+    meta: String,
+    reply: tokio::sync::oneshot::Sender<Result<Accepted>>,
+}
+
+/// Deliveries taken into one transaction at most.
+const BATCH: usize = 64;
+
+/// The writer of single-target deliveries: while one batch commits, the
+/// next gathers; each batch is one transaction ([`DELIVER_ONE`] per
+/// delivery, then one commit), so deliveries to one mailbox — which take
+/// its row lock until their commit — share a commit instead of waiting for
+/// each other's (group commit, as SQLite's writer does). A database error
+/// in a batch (a deadlock with another node, a lost connection) rolls it
+/// back, and its deliveries are run again one by one.
+pub(super) async fn batches(
+    pool: deadpool_postgres::Pool,
+    control: std::sync::Arc<super::coordination::Control>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
             }
-            .await;
-            match done {
-                Err(e) if attempt < super::WRITE_ATTEMPTS && super::retryable(&e) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 * 2)).await;
+        }
+        let together = if batch.len() > 1 {
+            run_batch(&pool, &control, &batch).await
+        } else {
+            Err(fail("one"))
+        };
+        match together {
+            Ok(rows) => {
+                for (job, r) in batch.into_iter().zip(rows) {
+                    let result = interpret(&job.d, &r).map(|(accepted, change)| {
+                        control.publish(vec![change]);
+                        accepted
+                    });
+                    let _ = job.reply.send(result);
                 }
-                other => break other?,
             }
-        };
-        let Some(_) = r.get::<_, Option<i64>>(0) else {
-            return Err(StoreError::NotFound(format!("mailbox {name}")));
-        };
-        if r.get::<_, i64>(2) == 0 {
-            return Err(StoreError::OverQuota);
+            Err(_) => {
+                for job in batch {
+                    let result = deliver_alone(&pool, &control, &job.d, &job.meta).await;
+                    let _ = job.reply.send(result);
+                }
+            }
         }
-        let mailbox = MailboxId(r.get(3));
-        let uid = r.get::<_, i64>(4);
-        if uid > i64::from(u32::MAX) {
-            return Err(StoreError::Invalid("mailbox UID space exhausted".into()));
+    }
+}
+
+/// A batch in one transaction: the rows of its statements, committed.
+async fn run_batch(
+    pool: &deadpool_postgres::Pool,
+    control: &super::coordination::Control,
+    batch: &[Job],
+) -> Result<Vec<Row>> {
+    let mut c = pool.get().await.map_err(backend)?;
+    let tx = c.transaction().await.map_err(backend)?;
+    let mut rows = Vec::with_capacity(batch.len());
+    for job in batch {
+        rows.push(deliver_statement(&tx, control, &job.d, &job.meta).await?);
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(rows)
+}
+
+/// One delivery in a transaction of its own (run again on a deadlock).
+async fn deliver_alone(
+    pool: &deadpool_postgres::Pool,
+    control: &super::coordination::Control,
+    d: &Delivery,
+    meta: &str,
+) -> Result<Accepted> {
+    let mut attempt = 0;
+    let r = loop {
+        attempt += 1;
+        let done = async {
+            let c = pool.get().await.map_err(backend)?;
+            deliver_statement(&c, control, d, meta).await
         }
-        let uid = Uid(uid as u32);
-        let modseq = ModSeq(r.get::<_, i64>(5) as u64);
-        self.control.publish(vec![Change::MessageAdded {
-            account: t.account,
-            mailbox,
-            uid,
-            modseq,
-        }]);
-        Ok(Accepted {
+        .await;
+        match done {
+            Err(e) if attempt < super::WRITE_ATTEMPTS && super::retryable(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 * 2)).await;
+            }
+            other => break other?,
+        }
+    };
+    let (accepted, change) = interpret(d, &r)?;
+    control.publish(vec![change]);
+    Ok(accepted)
+}
+
+/// Runs [`DELIVER_ONE`] for `d` on `c`.
+async fn deliver_statement(
+    c: &impl GenericClient,
+    control: &super::coordination::Control,
+    d: &Delivery,
+    meta: &str,
+) -> Result<Row> {
+    let t = &d.targets[0];
+    let name = canonical_mailbox_name(&t.mailbox);
+    let size = (t.prefix.len() + d.content.len()) as i64;
+    let h = d.search_headers.clone().unwrap_or_default();
+    let keep = d.search_headers.is_some();
+    let flags = i16::from(t.flags.bits());
+    let keywords = crate::rules::keywords_text(&t.keywords);
+    let (channel, node) = control.notice_channel();
+    row(
+        c,
+        DELIVER_ONE,
+        &[
+            &t.account.0,
+            &name,
+            &size,
+            &d.content,
+            &meta,
+            &d.imap_envelope,
+            &h.subject,
+            &h.from,
+            &h.to,
+            &h.cc,
+            &h.bcc,
+            &keep,
+            &flags,
+            &keywords,
+            &d.internaldate,
+            &t.prefix,
+            &channel,
+            &node,
+        ],
+    )
+    .await
+}
+
+/// What [`DELIVER_ONE`]'s row says: the delivery and its change, or why
+/// nothing was written.
+fn interpret(d: &Delivery, r: &Row) -> Result<(Accepted, Change)> {
+    let t = &d.targets[0];
+    if r.get::<_, Option<i64>>(0).is_none() {
+        return Err(StoreError::NotFound(format!(
+            "mailbox {}",
+            canonical_mailbox_name(&t.mailbox)
+        )));
+    }
+    if r.get::<_, i64>(2) == 0 {
+        return Err(StoreError::OverQuota);
+    }
+    let mailbox = MailboxId(r.get(3));
+    let uid = r.get::<_, i64>(4);
+    if uid > i64::from(u32::MAX) {
+        return Err(StoreError::Invalid("mailbox UID space exhausted".into()));
+    }
+    let uid = Uid(uid as u32);
+    let modseq = ModSeq(r.get::<_, i64>(5) as u64);
+    Ok((
+        Accepted {
             delivered: vec![Delivered {
                 account: t.account,
                 mailbox,
@@ -523,7 +615,26 @@ impl PgStore {
                 uidvalidity: UidValidity(r.get::<_, i64>(1) as u32),
             }],
             queued: None,
-        })
+        },
+        Change::MessageAdded {
+            account: t.account,
+            mailbox,
+            uid,
+            modseq,
+        },
+    ))
+}
+
+impl PgStore {
+    /// A single-target delivery, through the batch writer.
+    async fn deliver_one(&self, d: Delivery, meta: String) -> Result<Accepted> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job { d, meta, reply })
+            .map_err(|_| fail("the store's writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| fail("the store's writer stopped"))?
     }
 }
 
@@ -550,7 +661,7 @@ impl Messages for PgStore {
         let deliveries = match single(deliveries, &outbound)? {
             Ok((d, meta)) => {
                 let rt = self.rt.as_ref().ok_or_else(|| fail("store closed"))?;
-                return super::wait_on(rt, self.deliver_one(&d, &meta));
+                return super::wait_on(rt, self.deliver_one(d, meta));
             }
             Err(deliveries) => prepare(deliveries)?,
         };
@@ -585,7 +696,7 @@ impl Messages for PgStore {
             Err(e) => Box::pin(async move { Err(e) }),
             Ok(Ok((d, meta))) => Box::pin(async move {
                 handle
-                    .spawn(async move { self.deliver_one(&d, &meta).await })
+                    .spawn(async move { self.deliver_one(d, meta).await })
                     .await
                     .map_err(backend)?
             }),

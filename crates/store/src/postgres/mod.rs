@@ -222,6 +222,8 @@ pub struct PgStore {
     place: String,
     lease: Duration,
     control: Arc<coordination::Control>,
+    /// Single-target deliveries for the batch writer (`messages::batches`).
+    jobs: tokio::sync::mpsc::UnboundedSender<messages::Job>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -307,7 +309,10 @@ impl PgStore {
                 options.lease,
             ),
         )?;
+        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(messages::batches(pool.clone(), Arc::clone(&control), queue));
         Ok(PgStore {
+            jobs,
             rt: Some(rt),
             pool,
             schema_version: to,
