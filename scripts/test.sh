@@ -88,7 +88,9 @@ fi
 # backends): every server gets a schema of its own in the machine's
 # database (POSTAMT_TEST_PG, default postgres://root@127.0.0.1:5432/test).
 echo "the end-to-end tests on PostgreSQL"
-timeout -k 30 1200 env POSTAMT_TEST_STORE=postgres cargo test -p postamt --all-features --locked --tests 2>&1 | tee -a "$log" || status=$?
+# (`--workspace` and the `e2e_*` targets: the binaries the first run built,
+# with the same features; `-p postamt` would build them again.)
+timeout -k 30 1200 env POSTAMT_TEST_STORE=postgres cargo test --workspace --all-features --locked --test 'e2e_*' 2>&1 | tee -a "$log" || status=$?
 if [ "$status" = 124 ]; then
   echo "the end-to-end tests on PostgreSQL did not finish within 20 minutes: a test hangs"
 fi
