@@ -321,6 +321,20 @@ pub struct TextMatches {
     pub unsure: Vec<Uid>,
 }
 
+impl TextMatches {
+    /// The answer from what the index is sure of and what is to be
+    /// checked (both backends): each list in UID order, once, and a
+    /// message in one list only.
+    pub(crate) fn settle(mut certain: Vec<Uid>, mut unsure: Vec<Uid>) -> TextMatches {
+        certain.sort_unstable();
+        certain.dedup();
+        unsure.sort_unstable();
+        unsure.dedup();
+        unsure.retain(|u| certain.binary_search(u).is_err());
+        TextMatches { certain, unsure }
+    }
+}
+
 /// An event of the change feed. Live sessions (IMAP IDLE, NOOP) subscribe to
 /// it with [`crate::Coordination::watch`]. Events are published after the
 /// commit that made them durable.

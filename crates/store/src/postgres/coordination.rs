@@ -234,6 +234,17 @@ impl Control {
             .get(0))
     }
 
+    /// A notice from this node that says nothing yet.
+    fn notice(&self) -> Notice {
+        Notice {
+            n: self.node.clone(),
+            d: false,
+            c: None,
+            a: Vec::new(),
+            q: false,
+        }
+    }
+
     /// Sends `changes` to the other nodes, inside the transaction `tx`.
     pub(super) async fn notify(
         &self,
@@ -244,11 +255,8 @@ impl Control {
             return Ok(());
         }
         let whole = Notice {
-            n: self.node.clone(),
-            d: false,
             c: Some(changes.to_vec()),
-            a: Vec::new(),
-            q: false,
+            ..self.notice()
         };
         let mut payload = serde_json::to_string(&whole).map_err(backend)?;
         if payload.len() > MAX_PAYLOAD {
@@ -256,22 +264,18 @@ impl Control {
             accounts.sort_unstable();
             accounts.dedup();
             let short = Notice {
-                n: self.node.clone(),
-                d: false,
-                c: None,
                 a: accounts,
                 q: changes.iter().any(|c| matches!(c, Change::Queued)),
+                ..self.notice()
             };
             payload = serde_json::to_string(&short).map_err(backend)?;
         }
         if payload.len() > MAX_PAYLOAD {
             // Thousands of accounts in one write: everyone re-reads.
             payload = serde_json::to_string(&Notice {
-                n: self.node.clone(),
-                d: false,
                 c: Some(vec![Change::External]),
-                a: Vec::new(),
                 q: true,
+                ..self.notice()
             })
             .map_err(backend)?;
         }
@@ -294,11 +298,8 @@ impl Control {
     ) -> Result<()> {
         *self.domains.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let payload = serde_json::to_string(&Notice {
-            n: self.node.clone(),
             d: true,
-            c: None,
-            a: Vec::new(),
-            q: false,
+            ..self.notice()
         })
         .map_err(backend)?;
         exec(tx, "SELECT pg_notify($1, $2)", &[&self.channel, &payload])

@@ -199,13 +199,7 @@ impl PgStore {
                 // The text holds every field: only candidates.
                 unsure.append(&mut found);
             }
-            unsure.sort_unstable();
-            unsure.dedup();
-            unsure.retain(|u| found.binary_search(u).is_err());
-            Ok(Some(TextMatches {
-                certain: found,
-                unsure,
-            }))
+            Ok(Some(TextMatches::settle(found, unsure)))
         })
     }
 }

@@ -307,18 +307,11 @@ impl Messages for SqliteStore {
                     &[&mailbox.0, &needle.to_lowercase()],
                 )?);
             }
-            found.sort_unstable();
             if !exact {
                 // The phrase was the needle's beginning: only candidates.
                 unsure.append(&mut found);
             }
-            unsure.sort_unstable();
-            unsure.dedup();
-            unsure.retain(|u| found.binary_search(u).is_err());
-            Ok(Some(TextMatches {
-                certain: found,
-                unsure,
-            }))
+            Ok(Some(TextMatches::settle(found, unsure)))
         })
     }
 
