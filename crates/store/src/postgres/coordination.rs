@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::{PgStore, backend, chain, describe, exec};
 use crate::model::*;
@@ -85,6 +85,7 @@ pub(super) struct Control {
     held: Mutex<HashSet<AccountId>>,
     handle: tokio::runtime::Handle,
     config: tokio_postgres::Config,
+    connector: super::tls::Connector,
 }
 
 impl Control {
@@ -93,6 +94,7 @@ impl Control {
     /// runtime.
     pub(super) async fn start(
         config: tokio_postgres::Config,
+        connector: super::tls::Connector,
         node: &str,
         schema: &str,
         pool: Pool,
@@ -113,6 +115,7 @@ impl Control {
             held: Mutex::new(HashSet::new()),
             handle: tokio::runtime::Handle::current(),
             config,
+            connector,
         });
         let ended = control.connect().await?;
         tokio::spawn(keep(Arc::downgrade(&control), ended));
@@ -123,13 +126,17 @@ impl Control {
     /// Opens the control connection: LISTEN, the node's lock, the
     /// maildrops held. Returns what ends when the connection does.
     async fn connect(self: &Arc<Control>) -> Result<tokio::task::JoinHandle<()>> {
-        let (client, mut connection) = self.config.connect(NoTls).await.map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot connect to PostgreSQL at {}: {}",
-                describe(&self.config),
-                chain(&e)
-            ))
-        })?;
+        let (client, mut connection) =
+            self.config
+                .connect(self.connector.clone())
+                .await
+                .map_err(|e| {
+                    StoreError::Backend(format!(
+                        "cannot connect to PostgreSQL at {}: {}",
+                        describe(&self.config),
+                        chain(&e)
+                    ))
+                })?;
         let me = Arc::downgrade(self);
         let ended = tokio::spawn(async move {
             // Drives the connection, and takes the notices it brings.

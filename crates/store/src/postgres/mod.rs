@@ -23,6 +23,7 @@ mod queue;
 mod reports;
 mod schema;
 mod search;
+mod tls;
 
 pub use import::MigrationReport;
 
@@ -31,8 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use crate::{Change, Result, StoreError};
 
@@ -124,8 +125,12 @@ fn describe(c: &tokio_postgres::Config) -> String {
         })
         .unwrap_or_else(|| "localhost".into());
     let port = c.get_ports().first().copied().unwrap_or(5432);
+    let tls = match c.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Require => " over TLS",
+        _ => "",
+    };
     format!(
-        "{}@{host}:{port}/{}",
+        "{}@{host}:{port}/{}{tls}",
         c.get_user().unwrap_or(""),
         c.get_dbname().unwrap_or("")
     )
@@ -236,14 +241,17 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// The client configuration of a `postgres://` URL (or key=value string).
-fn config_of(url: &str) -> Result<tokio_postgres::Config> {
-    let mut c = tokio_postgres::Config::from_str(url)
+/// The client configuration of a `postgres://` URL (or key=value string)
+/// and the TLS connector its `sslmode` asks for (`tls.rs`).
+fn config_of(url: &str) -> Result<(tokio_postgres::Config, tls::Connector)> {
+    let (url, wanted) = tls::split(url)?;
+    let mut c = tokio_postgres::Config::from_str(&url)
         .map_err(|e| StoreError::Invalid(format!("[store] url: {e}")))?;
     if c.get_connect_timeout().is_none() {
         c.connect_timeout(CONNECT_TIMEOUT);
     }
-    Ok(c)
+    let connector = tls::connector(&wanted, &mut c)?;
+    Ok((c, connector))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -269,12 +277,12 @@ impl PgStore {
     }
 
     fn open_here(options: PgOptions) -> Result<PgStore> {
-        let config = config_of(&options.url)?;
+        let (config, connector) = config_of(&options.url)?;
         let place = describe(&config);
         let rt = runtime()?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -303,6 +311,7 @@ impl PgStore {
             &rt,
             coordination::Control::start(
                 config,
+                connector,
                 &options.node,
                 &schema,
                 pool.clone(),
@@ -424,13 +433,13 @@ impl Drop for PgStore {
 /// version and the schema version found (`None`: not created yet),
 /// without changing anything.
 pub fn probe(url: &str) -> Result<(String, Option<usize>)> {
-    let config = config_of(url)?;
+    let (config, connector) = config_of(url)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(backend)?;
     rt.block_on(async {
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let (client, connection) = config.connect(connector).await.map_err(|e| {
             StoreError::Backend(format!(
                 "cannot connect to PostgreSQL at {}: {}",
                 describe(&config),
