@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use super::mailboxes::{drop_mailbox, insert_mailbox, mailboxes_of};
-use super::{PgStore, backend, now};
+use super::{PgStore, exec, now, row, row_opt, rows};
 use crate::model::*;
 use crate::{Directory, Result, StoreError, normalize_address, password};
 
@@ -23,21 +23,17 @@ fn account_from_row(r: &Row) -> Account {
 }
 
 async fn find_account(tx: &Transaction<'_>, address: &str) -> Result<Option<Account>> {
-    Ok(tx
-        .query_opt(
-            &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = $1"),
-            &[&address],
-        )
-        .await
-        .map_err(backend)?
-        .map(|r| account_from_row(&r)))
+    Ok(row_opt(
+        tx,
+        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = $1"),
+        &[&address],
+    )
+    .await?
+    .map(|r| account_from_row(&r)))
 }
 
 async fn check_local_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
-    let found = tx
-        .query_opt("SELECT 1 FROM domains WHERE name = $1", &[&domain])
-        .await
-        .map_err(backend)?;
+    let found = row_opt(tx, "SELECT 1 FROM domains WHERE name = $1", &[&domain]).await?;
     match found {
         Some(_) => Ok(()),
         None => Err(StoreError::Invalid(format!("domain {domain} is not local"))),
@@ -51,12 +47,12 @@ impl Directory for PgStore {
     fn add_domain(&self, name: &str) -> Result<()> {
         let name = crate::rules::domain_name(name)?;
         self.write(async move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO domains(name) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&name],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             self.control.notify_domains(tx).await?;
             Ok(((), vec![]))
         })?;
@@ -71,10 +67,7 @@ impl Directory for PgStore {
     fn remove_domain(&self, name: &str) -> Result<()> {
         let name = name.to_lowercase();
         self.write(async move |tx| {
-            let n = tx
-                .execute("DELETE FROM domains WHERE name = $1", &[&name])
-                .await
-                .map_err(backend)?;
+            let n = exec(tx, "DELETE FROM domains WHERE name = $1", &[&name]).await?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("domain {name}")));
             }
@@ -124,29 +117,28 @@ impl Directory for PgStore {
             if find_account(tx, &address).await?.is_some() {
                 return Err(StoreError::AlreadyExists(format!("account {address}")));
             }
-            let row = tx
-                .query_one(
-                    &format!(
-                        "INSERT INTO accounts(address, password_hash, created) VALUES ($1, $2, $3)
+            let row = row(
+                tx,
+                &format!(
+                    "INSERT INTO accounts(address, password_hash, created) VALUES ($1, $2, $3)
                          RETURNING {ACCOUNT_COLS}"
-                    ),
-                    &[&address, &hash, &now()],
-                )
-                .await
-                .map_err(backend)?;
+                ),
+                &[&address, &hash, &now()],
+            )
+            .await?;
             let account = account_from_row(&row);
             let mut changes = Vec::new();
             let names = std::iter::once(("INBOX", None))
                 .chain(SpecialUse::DEFAULTS.iter().map(|(n, u)| (*n, Some(*u))));
             for (name, use_) in names {
                 insert_mailbox(tx, account.id, name, use_).await?;
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO subscriptions(account_id, name) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
                     &[&account.id.0, &name],
                 )
-                .await
-                .map_err(backend)?;
+                .await?;
                 changes.push(Change::MailboxCreated {
                     account: account.id,
                     name: name.to_string(),
@@ -160,13 +152,12 @@ impl Directory for PgStore {
         let address = normalize_address(address)?;
         let hash = password::hash(password).map_err(StoreError::Backend)?;
         self.write(async move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE accounts SET password_hash = $2 WHERE address = $1",
-                    &[&address, &hash],
-                )
-                .await
-                .map_err(backend)?;
+            let n = exec(
+                tx,
+                "UPDATE accounts SET password_hash = $2 WHERE address = $1",
+                &[&address, &hash],
+            )
+            .await?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {address}")));
             }
@@ -188,28 +179,25 @@ impl Directory for PgStore {
                     name: m.name.clone(),
                 });
             }
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM subscriptions WHERE account_id = $1",
                 &[&account.id.0],
             )
-            .await
-            .map_err(backend)?;
-            tx.execute("DELETE FROM accounts WHERE id = $1", &[&account.id.0])
-                .await
-                .map_err(backend)?;
+            .await?;
+            exec(tx, "DELETE FROM accounts WHERE id = $1", &[&account.id.0]).await?;
             Ok(((), changes))
         })
     }
 
     fn accounts(&self) -> Result<Vec<Account>> {
         self.block(async |c| {
-            let rows = c
-                .query(
-                    &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"),
-                    &[],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = rows(
+                &*c,
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"),
+                &[],
+            )
+            .await?;
             Ok(rows.iter().map(account_from_row).collect())
         })
     }
@@ -219,12 +207,12 @@ impl Directory for PgStore {
             return Ok(None);
         };
         self.block(async move |c| {
-            Ok(c.query_opt(
+            Ok(row_opt(
+                &*c,
                 &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = $1"),
                 &[&address],
             )
-            .await
-            .map_err(backend)?
+            .await?
             .map(|r| account_from_row(&r)))
         })
     }
@@ -233,12 +221,12 @@ impl Directory for PgStore {
         let address = normalize_address(address).unwrap_or_default();
         let a = address.clone();
         let row: Option<(Account, String)> = self.block(async move |c| {
-            Ok(c.query_opt(
+            Ok(row_opt(
+                &*c,
                 &format!("SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE address = $1"),
                 &[&a],
             )
-            .await
-            .map_err(backend)?
+            .await?
             .map(|r| (account_from_row(&r), r.get::<_, String>(4))))
         })?;
         match row {
@@ -256,12 +244,12 @@ impl Directory for PgStore {
     fn set_quota(&self, account: AccountId, bytes: Option<u64>) -> Result<()> {
         let bytes = bytes.map(|b| b.min(i64::MAX as u64) as i64);
         self.write(async move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE accounts SET quota_bytes = $2 WHERE id = $1",
                 &[&account.0, &bytes],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             Ok(((), vec![]))
         })
     }
@@ -269,13 +257,12 @@ impl Directory for PgStore {
     fn set_smime_certificate(&self, account: AccountId, pem: Option<&[u8]>) -> Result<()> {
         let pem = pem.map(<[u8]>::to_vec);
         self.write(async move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE accounts SET smime_cert = $2 WHERE id = $1",
-                    &[&account.0, &pem],
-                )
-                .await
-                .map_err(backend)?;
+            let n = exec(
+                tx,
+                "UPDATE accounts SET smime_cert = $2 WHERE id = $1",
+                &[&account.0, &pem],
+            )
+            .await?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {}", account.0)));
             }
@@ -286,14 +273,13 @@ impl Directory for PgStore {
     fn smime_certificates(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, Vec<u8>)>> {
         let ids: Vec<i64> = accounts.iter().map(|a| a.0).collect();
         let found: Vec<(i64, Vec<u8>)> = self.block(async move |c| {
-            let rows = c
-                .query(
-                    "SELECT id, smime_cert FROM accounts
+            let rows = rows(
+                &*c,
+                "SELECT id, smime_cert FROM accounts
                      WHERE id = ANY($1) AND smime_cert IS NOT NULL",
-                    &[&ids],
-                )
-                .await
-                .map_err(backend)?;
+                &[&ids],
+            )
+            .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
         // In the order asked, as the SQLite backend answers.
@@ -313,12 +299,12 @@ impl Directory for PgStore {
         self.write(async move |tx| {
             check_local_domain(tx, crate::rules::domain_of(&alias)).await?;
             for t in &targets {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO aliases(alias, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     &[&alias, t],
                 )
-                .await
-                .map_err(backend)?;
+                .await?;
             }
             Ok(((), vec![]))
         })
@@ -327,10 +313,7 @@ impl Directory for PgStore {
     fn remove_alias(&self, alias: &str) -> Result<()> {
         let alias = alias.trim().to_lowercase();
         self.write(async move |tx| {
-            let n = tx
-                .execute("DELETE FROM aliases WHERE alias = $1", &[&alias])
-                .await
-                .map_err(backend)?;
+            let n = exec(tx, "DELETE FROM aliases WHERE alias = $1", &[&alias]).await?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("alias {alias}")));
             }
@@ -340,13 +323,12 @@ impl Directory for PgStore {
 
     fn aliases(&self) -> Result<Vec<Alias>> {
         let rows: Vec<(String, String)> = self.block(async |c| {
-            let rows = c
-                .query(
-                    "SELECT alias, target FROM aliases ORDER BY alias, target",
-                    &[],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = rows(
+                &*c,
+                "SELECT alias, target FROM aliases ORDER BY alias, target",
+                &[],
+            )
+            .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
         Ok(crate::rules::group_aliases(rows))
@@ -355,13 +337,12 @@ impl Directory for PgStore {
     fn alias_targets(&self, alias: &str) -> Result<Vec<String>> {
         let alias = alias.trim().to_lowercase();
         self.block(async move |c| {
-            let rows = c
-                .query(
-                    "SELECT target FROM aliases WHERE alias = $1 ORDER BY target",
-                    &[&alias],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = rows(
+                &*c,
+                "SELECT target FROM aliases WHERE alias = $1 ORDER BY target",
+                &[&alias],
+            )
+            .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }

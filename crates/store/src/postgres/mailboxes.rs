@@ -5,7 +5,7 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
-use super::{backend, now};
+use super::{exec, now, row, row_opt, rows};
 use crate::Result;
 use crate::StoreError;
 use crate::model::*;
@@ -27,13 +27,12 @@ pub(super) fn mailbox_from_row(r: &Row) -> Mailbox {
 }
 
 pub(super) async fn mailboxes_of(tx: &Transaction<'_>, account: AccountId) -> Result<Vec<Mailbox>> {
-    let rows = tx
-        .query(
-            &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name"),
-            &[&account.0],
-        )
-        .await
-        .map_err(backend)?;
+    let rows = rows(
+        tx,
+        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name"),
+        &[&account.0],
+    )
+    .await?;
     Ok(rows.iter().map(mailbox_from_row).collect())
 }
 
@@ -42,16 +41,15 @@ pub(super) async fn mailboxes_of(tx: &Transaction<'_>, account: AccountId) -> Re
 /// so nodes creating mailboxes at once never get the same.
 async fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
     let clock = (now() & 0xffff_ffff).max(1);
-    let row = tx
-        .query_one(
-            "INSERT INTO counters(name, value) VALUES ('uidvalidity', $1)
+    let row = row(
+        tx,
+        "INSERT INTO counters(name, value) VALUES ('uidvalidity', $1)
              ON CONFLICT (name) DO UPDATE
                  SET value = GREATEST(EXCLUDED.value, counters.value + 1)
              RETURNING value",
-            &[&clock],
-        )
-        .await
-        .map_err(backend)?;
+        &[&clock],
+    )
+    .await?;
     let v: i64 = row.get(0);
     u32::try_from(v).map_err(|_| super::fail("UIDVALIDITY space used up"))
 }
@@ -64,18 +62,12 @@ pub(super) async fn insert_mailbox(
 ) -> Result<Mailbox> {
     let uidvalidity = i64::from(next_uidvalidity(tx).await?);
     let special = special_use.map(crate::rules::special_use_stored);
-    let row = tx
-        .query_opt(
-            &format!(
+    let row = row_opt(tx, &format!(
                 "INSERT INTO mailboxes(account_id, name, uidvalidity, uidnext, highestmodseq, special_use)
                  VALUES ($1, $2, $3, 1, 1, $4)
                  ON CONFLICT (account_id, name) DO NOTHING
                  RETURNING {MAILBOX_COLS}"
-            ),
-            &[&account.0, &name, &uidvalidity, &special],
-        )
-        .await
-        .map_err(backend)?;
+            ), &[&account.0, &name, &uidvalidity, &special]).await?;
     row.map(|r| mailbox_from_row(&r))
         .ok_or_else(|| StoreError::AlreadyExists(format!("mailbox {name}")))
 }
@@ -84,33 +76,30 @@ pub(super) async fn insert_mailbox(
 /// its UIDVALIDITY are gone): content no other message refers to goes with
 /// them, and the account's usage shrinks.
 pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: &Mailbox) -> Result<()> {
-    let removed = tx
-        .query(
-            "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id, size",
-            &[&mailbox.id.0],
-        )
-        .await
-        .map_err(backend)?;
+    let removed = rows(
+        tx,
+        "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id, size",
+        &[&mailbox.id.0],
+    )
+    .await?;
     let blobs: Vec<i64> = removed.iter().map(|r| r.get(0)).collect();
     let freed: i64 = removed.iter().map(|r| r.get::<_, i64>(1)).sum();
     super::messages::unref_blobs(tx, &blobs).await?;
     if freed > 0 {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE accounts SET used_bytes = GREATEST(0, used_bytes - $2) WHERE id = $1",
             &[&mailbox.account.0, &freed],
         )
-        .await
-        .map_err(backend)?;
+        .await?;
     }
-    tx.execute(
+    exec(
+        tx,
         "DELETE FROM expunged WHERE mailbox_id = $1",
         &[&mailbox.id.0],
     )
-    .await
-    .map_err(backend)?;
-    tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&mailbox.id.0])
-        .await
-        .map_err(backend)?;
+    .await?;
+    exec(tx, "DELETE FROM mailboxes WHERE id = $1", &[&mailbox.id.0]).await?;
     Ok(())
 }
 
@@ -119,12 +108,12 @@ pub(super) async fn find_mailbox(
     account: AccountId,
     name: &str,
 ) -> Result<Option<Mailbox>> {
-    Ok(c.query_opt(
+    Ok(row_opt(
+        c,
         &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name = $2"),
         &[&account.0, &name],
     )
-    .await
-    .map_err(backend)?
+    .await?
     .map(|r| mailbox_from_row(&r)))
 }
 
@@ -133,34 +122,30 @@ pub(super) async fn find_mailbox(
 /// source logs the expunges for QRESYNC under a new MODSEQ. The content
 /// and the account's usage stay as they are (a move within the account).
 async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> Result<Vec<Change>> {
-    let moved = tx
-        .query(
-            "WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING *)
+    let moved = rows(
+        tx,
+        "WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING *)
              SELECT uid, modseq, flags, keywords, internaldate, size, blob_id, prefix
              FROM gone ORDER BY uid",
-            &[&source.id.0],
-        )
-        .await
-        .map_err(backend)?;
+        &[&source.id.0],
+    )
+    .await?;
     if moved.is_empty() {
         return Ok(Vec::new());
     }
-    let modseq: i64 = tx
-        .query_one(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+    let modseq: i64 = row(
+        tx,
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
              RETURNING highestmodseq",
-            &[&target.id.0],
-        )
-        .await
-        .map_err(backend)?
-        .get(0);
+        &[&target.id.0],
+    )
+    .await?
+    .get(0);
     let mut added = Vec::new();
     for (i, r) in moved.iter().enumerate() {
         let uid = i as i64 + 1;
-        tx.execute(
-            "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
+        exec(tx, "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", &[
                 &target.id.0,
                 &uid,
                 &modseq,
@@ -170,35 +155,26 @@ async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> R
                 &r.get::<_, i64>(5),
                 &r.get::<_, i64>(6),
                 &r.get::<_, Vec<u8>>(7),
-            ],
-        )
-        .await
-        .map_err(backend)?;
+            ]).await?;
         added.push(Uid(uid as u32));
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE mailboxes SET uidnext = $2 WHERE id = $1",
         &[&target.id.0, &(moved.len() as i64 + 1)],
     )
-    .await
-    .map_err(backend)?;
-    let source_modseq: i64 = tx
-        .query_one(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+    .await?;
+    let source_modseq: i64 = row(
+        tx,
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
              RETURNING highestmodseq",
-            &[&source.id.0],
-        )
-        .await
-        .map_err(backend)?
-        .get(0);
-    let gone: Vec<i64> = moved.iter().map(|r| r.get::<_, i64>(0)).collect();
-    tx.execute(
-        "INSERT INTO expunged(mailbox_id, uid, modseq) SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u
-         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
-        &[&source.id.0, &source_modseq, &gone],
+        &[&source.id.0],
     )
-    .await
-    .map_err(backend)?;
+    .await?
+    .get(0);
+    let gone: Vec<i64> = moved.iter().map(|r| r.get::<_, i64>(0)).collect();
+    exec(tx, "INSERT INTO expunged(mailbox_id, uid, modseq) SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u
+         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq", &[&source.id.0, &source_modseq, &gone]).await?;
     let mut changes: Vec<Change> = added
         .into_iter()
         .map(|uid| Change::MessageAdded {
@@ -240,15 +216,14 @@ impl crate::Mailboxes for super::PgStore {
 
     fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
         self.block(async move |c| {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
-                    ),
-                    &[&account.0],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = rows(
+                &*c,
+                &format!(
+                    "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
+                ),
+                &[&account.0],
+            )
+            .await?;
             Ok(rows.iter().map(mailbox_from_row).collect())
         })
     }
@@ -260,26 +235,20 @@ impl crate::Mailboxes for super::PgStore {
 
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
         self.block(async move |c| {
-            Ok(c.query_opt(
+            Ok(row_opt(
+                &*c,
                 &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1"),
                 &[&mailbox.0],
             )
-            .await
-            .map_err(backend)?
+            .await?
             .map(|r| mailbox_from_row(&r)))
         })
     }
 
     fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
         self.block(async move |c| {
-            let r = c
-                .query_one(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE flags & 1 = 0), COALESCE(SUM(size), 0)::bigint
-                     FROM messages WHERE mailbox_id = $1",
-                    &[&mailbox.0],
-                )
-                .await
-                .map_err(backend)?;
+            let r = row(&*c, "SELECT COUNT(*), COUNT(*) FILTER (WHERE flags & 1 = 0), COALESCE(SUM(size), 0)::bigint
+                     FROM messages WHERE mailbox_id = $1", &[&mailbox.0]).await?;
             Ok(MailboxStatus {
                 messages: r.get::<_, i64>(0) as u32,
                 unseen: r.get::<_, i64>(1) as u32,
@@ -317,13 +286,13 @@ impl crate::Mailboxes for super::PgStore {
             }
             // The mailbox and its children: `from` and `from/…` (compared
             // as text, no LIKE: names may hold `%` and `_`).
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1)
                  WHERE account_id = $1 AND (name = $2 OR left(name, length($2) + 1) = $2 || '/')",
                 &[&account.0, &from, &to],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             changes.push(Change::MailboxRenamed {
                 account,
                 from: from.clone(),
@@ -356,12 +325,7 @@ impl crate::Mailboxes for super::PgStore {
     fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
         let name = crate::canonical_mailbox_name(name);
         self.write(async move |tx| {
-            tx.execute(
-                "INSERT INTO subscriptions(account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&account.0, &name],
-            )
-            .await
-            .map_err(backend)?;
+            exec(tx, "INSERT INTO subscriptions(account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&account.0, &name]).await?;
             Ok(((), vec![]))
         })
     }
@@ -369,25 +333,24 @@ impl crate::Mailboxes for super::PgStore {
     fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
         let name = crate::canonical_mailbox_name(name);
         self.write(async move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2",
                 &[&account.0, &name],
             )
-            .await
-            .map_err(backend)?;
+            .await?;
             Ok(((), vec![]))
         })
     }
 
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.block(async move |c| {
-            let rows = c
-                .query(
-                    "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
-                    &[&account.0],
-                )
-                .await
-                .map_err(backend)?;
+            let rows = rows(
+                &*c,
+                "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
+                &[&account.0],
+            )
+            .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }

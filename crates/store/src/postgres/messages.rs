@@ -493,7 +493,7 @@ const BATCH: usize = 64;
 
 /// The writer of single-target deliveries: while one batch commits, the
 /// next gathers; each batch is one transaction ([`DELIVER_ONE`] per
-/// delivery, then one commit), so deliveries to one mailbox — which take
+/// delivery, pipelined, then one commit), so deliveries to one mailbox — which take
 /// its row lock until their commit — share a commit instead of waiting for
 /// each other's (group commit, as SQLite's writer does). A database error
 /// in a batch (a deadlock with another node, a lost connection) rolls it
@@ -544,10 +544,17 @@ async fn run_batch(
 ) -> Result<Vec<Row>> {
     let mut c = pool.get().await.map_err(backend)?;
     let tx = c.transaction().await.map_err(backend)?;
-    let mut rows = Vec::with_capacity(batch.len());
-    for job in batch {
-        rows.push(deliver_statement(&tx, control, &job.d, &job.meta).await?);
-    }
+    // Pipelined: the statements are sent together and PostgreSQL runs
+    // them one after the other, in this order, without a round trip
+    // between them (tokio-postgres queues concurrent requests on one
+    // connection). A failing one fails those after it ("transaction
+    // aborted"), and the batch is run again one delivery at a time.
+    let rows = futures_util::future::try_join_all(
+        batch
+            .iter()
+            .map(|job| deliver_statement(&tx, control, &job.d, &job.meta)),
+    )
+    .await?;
     tx.commit().await.map_err(backend)?;
     Ok(rows)
 }
