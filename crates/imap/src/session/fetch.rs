@@ -12,7 +12,7 @@ use postamt_wire::imap::{self as render, body_structure, envelope, literal};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::flags::{flag_names, write_flags};
-use super::store_access::{FetchData, FetchParts};
+use super::store_access::{FetchData, FetchParts, Prefetch};
 use super::{MAX_PENDING_OUTPUT, Reply, Session};
 use crate::command::FetchItem;
 use crate::sequence::SequenceSet;
@@ -29,6 +29,28 @@ const FETCH_CHUNK: usize = 4096;
 const FETCH_CHUNK_META: usize = 512;
 /// About how much message content one FETCH holds in memory at a time.
 const FETCH_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The end of the FETCH chunk that starts at `idx[n]`: at most `most`
+/// messages and, when content is read, about [`FETCH_CHUNK_BYTES`] of it
+/// (at least one message).
+fn chunk_after(
+    msgs: &[super::view::Msg],
+    idx: &[usize],
+    n: usize,
+    most: usize,
+    needs_content: bool,
+) -> usize {
+    let mut bytes = 0u64;
+    let mut end = n;
+    while end < idx.len()
+        && end - n < most
+        && (end == n || !needs_content || bytes < FETCH_CHUNK_BYTES)
+    {
+        bytes += msgs[idx[end]].size;
+        end += 1;
+    }
+    end
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn fetch(
@@ -152,25 +174,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         let mut data = FetchData::default();
         let mut chunk_end = 0;
+        let most = if needs_meta {
+            FETCH_CHUNK_META
+        } else {
+            FETCH_CHUNK
+        };
+        // The next chunk is read on the blocking pool while this one is
+        // written (on PostgreSQL the database works while the client
+        // reads): (its first index, its end, the read).
+        let mut next: Option<(usize, usize, Prefetch)> = None;
         for (n, &i) in idx.iter().enumerate() {
             if (needs_meta || needs_content || needs_env) && n >= chunk_end {
                 let sel = self.selected.as_ref().expect("selected");
-                let mut bytes = 0u64;
-                chunk_end = n;
-                let most = if needs_meta {
-                    FETCH_CHUNK_META
-                } else {
-                    FETCH_CHUNK
+                let ahead = next.take();
+                chunk_end = chunk_after(&sel.msgs, &idx, n, most, needs_content);
+                let uids_of = |from: usize, to: usize| -> Vec<Uid> {
+                    idx[from..to].iter().map(|&j| sel.msgs[j].uid).collect()
                 };
-                while chunk_end < idx.len()
-                    && chunk_end - n < most
-                    && (chunk_end == n || !needs_content || bytes < FETCH_CHUNK_BYTES)
-                {
-                    bytes += sel.msgs[idx[chunk_end]].size;
-                    chunk_end += 1;
+                data = match ahead {
+                    Some((from, to, read)) if from == n && to == chunk_end => read.wait().await?,
+                    _ => self
+                        .store
+                        .read_fetch_data(mailbox, &uids_of(n, chunk_end), parts)?,
+                };
+                if chunk_end < idx.len() {
+                    let to = chunk_after(&sel.msgs, &idx, chunk_end, most, needs_content);
+                    let read = self.store.prefetch(mailbox, uids_of(chunk_end, to), parts);
+                    next = Some((chunk_end, to, read));
                 }
-                let uids: Vec<Uid> = idx[n..chunk_end].iter().map(|&j| sel.msgs[j].uid).collect();
-                data = self.store.read_fetch_data(mailbox, &uids, parts)?;
             }
             let sel = self.selected.as_ref().expect("selected");
             let m = sel.msgs[i].clone();

@@ -54,6 +54,40 @@ pub(super) struct FetchData {
     pub(super) contents: HashMap<Uid, Vec<u8>>,
 }
 
+/// A FETCH chunk being read ([`StoreAccess::prefetch`]).
+pub(super) struct Prefetch(tokio::task::JoinHandle<Result<FetchData>>);
+
+impl Prefetch {
+    pub(super) async fn wait(self) -> Result<FetchData> {
+        match self.0.await {
+            Ok(r) => r,
+            Err(e) => Err(postamt_store::StoreError::Backend(e.to_string())),
+        }
+    }
+}
+
+fn fetch_data(
+    store: &SharedStore,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    parts: FetchParts,
+) -> Result<FetchData> {
+    let mut data = FetchData::default();
+    if parts.meta {
+        data.metas = store.message_metas(mailbox, uids)?.into_iter().collect();
+    }
+    if parts.envelope {
+        data.envelopes = store
+            .message_envelopes(mailbox, uids)?
+            .into_iter()
+            .collect();
+    }
+    if parts.content {
+        data.contents = store.message_contents(mailbox, uids)?.into_iter().collect();
+    }
+    Ok(data)
+}
+
 impl<'a> StoreAccess<'a> {
     pub(super) fn new(store: &'a SharedStore, listings: &'a ListingCache) -> StoreAccess<'a> {
         StoreAccess { store, listings }
@@ -192,31 +226,22 @@ impl<'a> StoreAccess<'a> {
         uids: &[Uid],
         parts: FetchParts,
     ) -> Result<FetchData> {
-        read_inline(|| {
-            let mut data = FetchData::default();
-            if parts.meta {
-                data.metas = self
-                    .store
-                    .message_metas(mailbox, uids)?
-                    .into_iter()
-                    .collect();
-            }
-            if parts.envelope {
-                data.envelopes = self
-                    .store
-                    .message_envelopes(mailbox, uids)?
-                    .into_iter()
-                    .collect();
-            }
-            if parts.content {
-                data.contents = self
-                    .store
-                    .message_contents(mailbox, uids)?
-                    .into_iter()
-                    .collect();
-            }
-            Ok(data)
-        })
+        read_inline(|| fetch_data(self.store, mailbox, uids, parts))
+    }
+
+    /// Starts reading a FETCH chunk on the blocking pool, to be taken
+    /// with [`Prefetch::wait`] once the chunk before is written; dropped
+    /// (the FETCH failed), its answer is thrown away.
+    pub(super) fn prefetch(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        parts: FetchParts,
+    ) -> Prefetch {
+        let store = Arc::clone(self.store);
+        Prefetch(tokio::task::spawn_blocking(move || {
+            fetch_data(&store, mailbox, &uids, parts)
+        }))
     }
 
     // --- writes, on the blocking pool ----------------------------------------
