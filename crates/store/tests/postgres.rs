@@ -471,6 +471,76 @@ mod more {
         PgStore::open(&schema.url).unwrap()
     }
 
+    /// Schema 3: the rendered ENVELOPE is kept beside each message (one
+    /// target or several, COPY, MOVE, INBOX renamed); rows without it
+    /// (from schema 2) are answered from `envelopes` with the same bytes.
+    #[test]
+    fn envelopes_beside_the_messages_and_from_older_rows_alike() {
+        use postamt_store::{
+            Delivery, DeliveryTarget, Directory, MailboxId, Mailboxes, Messages, StoredEnvelope,
+            Uid,
+        };
+        let Some(sc) = Schema::new() else { return };
+        let s = store(&sc);
+        s.add_domain("example.org").unwrap();
+        let a = s.create_account("alice@example.org", "pw-a").unwrap();
+        let b = s.create_account("bob@example.org", "pw-b").unwrap();
+        for i in 0..6 {
+            let targets = if i % 2 == 0 {
+                vec![DeliveryTarget::inbox(a.id)]
+            } else {
+                vec![DeliveryTarget::inbox(a.id), DeliveryTarget::inbox(b.id)]
+            };
+            let mut d = Delivery::new(
+                format!("Subject: m{i}\r\n\r\nbody {i}\r\n").into_bytes(),
+                1_700_000_000 + i,
+                targets,
+            );
+            d.imap_envelope = Some(format!("(env {i})").into_bytes());
+            s.deliver(d).unwrap();
+        }
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
+        let archive = s.create_mailbox(a.id, "Kept", None).unwrap();
+        let all: Vec<Uid> = (1..=6).map(Uid).collect();
+        s.copy_messages(inbox.id, &all[..2], archive.id, false)
+            .unwrap();
+        s.copy_messages(inbox.id, &all[2..4], archive.id, true)
+            .unwrap();
+        s.rename_mailbox(a.id, "INBOX", "Old").unwrap();
+        let old = s.mailbox(a.id, "Old").unwrap().unwrap();
+        let read =
+            |m: MailboxId| -> Vec<(Uid, StoredEnvelope)> { s.message_envelopes(m, &all).unwrap() };
+        let before = [read(old.id), read(archive.id)];
+        let env = |i: u32| StoredEnvelope::Rendered(format!("(env {i})").into_bytes());
+        // INBOX kept 1, 2, 5, 6 (3 and 4 moved); renamed, they are 1..4.
+        assert_eq!(
+            before[0],
+            vec![
+                (Uid(1), env(0)),
+                (Uid(2), env(1)),
+                (Uid(3), env(4)),
+                (Uid(4), env(5))
+            ]
+        );
+        assert_eq!(
+            before[1],
+            vec![
+                (Uid(1), env(0)),
+                (Uid(2), env(1)),
+                (Uid(3), env(2)),
+                (Uid(4), env(3))
+            ]
+        );
+        let missing = sql(&format!(
+            "SELECT count(*) FROM {}.messages WHERE envelope IS NULL",
+            sc.name
+        ))
+        .unwrap();
+        assert_eq!(missing[0].get::<_, i64>(0), 0);
+        sql(&format!("UPDATE {}.messages SET envelope = NULL", sc.name)).unwrap();
+        assert_eq!([read(old.id), read(archive.id)], before);
+    }
+
     /// What SQLite's suite checks through `Mailboxes`, read here from the
     /// tables: the mailboxes and subscriptions an account starts with, and
     /// that they go with it.

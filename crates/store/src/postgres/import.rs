@@ -376,6 +376,15 @@ impl PgStore {
                 )
                 .await?;
             }
+            // Schema 3: each message's ENVELOPE beside it (FETCH reads one
+            // table); the copy above left it NULL, SQLite has no such column.
+            exec(
+                &tx,
+                "UPDATE messages m SET envelope = e.envelope FROM envelopes e
+                 WHERE e.blob_id = m.blob_id AND m.envelope IS NULL",
+                &[],
+            )
+            .await?;
             tx.commit().await.map_err(backend)?;
             Ok(report)
         })

@@ -125,7 +125,7 @@ async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> R
     let moved = rows(
         tx,
         "WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING *)
-             SELECT uid, modseq, flags, keywords, internaldate, size, blob_id, prefix
+             SELECT uid, modseq, flags, keywords, internaldate, size, blob_id, prefix, envelope
              FROM gone ORDER BY uid",
         &[&source.id.0],
     )
@@ -144,8 +144,8 @@ async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> R
     let mut added = Vec::new();
     for (i, r) in moved.iter().enumerate() {
         let uid = i as i64 + 1;
-        exec(tx, "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", &[
+        exec(tx, "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix, envelope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", &[
                 &target.id.0,
                 &uid,
                 &modseq,
@@ -155,6 +155,7 @@ async fn move_all(tx: &Transaction<'_>, source: &Mailbox, target: &Mailbox) -> R
                 &r.get::<_, i64>(5),
                 &r.get::<_, i64>(6),
                 &r.get::<_, Vec<u8>>(7),
+                &r.get::<_, Option<Vec<u8>>>(8),
             ]).await?;
         added.push(Uid(uid as u32));
     }

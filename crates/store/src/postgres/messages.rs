@@ -315,8 +315,8 @@ async fn deliver_all(
             let size = (t.prefix.len() + d.content.len()) as i64;
             exec(
                 tx,
-                "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix, envelope)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &m.id.0,
                     &uid,
@@ -327,6 +327,7 @@ async fn deliver_all(
                     &size,
                     &blob,
                     &t.prefix,
+                    &d.imap_envelope,
                 ],
             )
             .await?;
@@ -469,8 +470,8 @@ uid AS (
     RETURNING id, uidnext - 1 AS uid, highestmodseq AS modseq
 ),
 msg AS (
-    INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
-    SELECT uid.id, uid.uid, uid.modseq, $13, $14, $15, $3, blob.id, $16 FROM uid, blob
+    INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix, envelope)
+    SELECT uid.id, uid.uid, uid.modseq, $13, $14, $15, $3, blob.id, $16, $6 FROM uid, blob
     RETURNING mailbox_id, uid, modseq
 )
 SELECT (SELECT id FROM mb), (SELECT uidvalidity FROM mb), (SELECT count(*) FROM acct),
@@ -916,7 +917,8 @@ impl Messages for PgStore {
                 "SELECT m.uid, e.envelope,
                         CASE WHEN e.envelope IS NULL
                              THEN (SELECT meta FROM blobs WHERE id = m.blob_id) END
-                 FROM messages m LEFT JOIN envelopes e ON e.blob_id = m.blob_id
+                 FROM messages m CROSS JOIN LATERAL (SELECT COALESCE(m.envelope,
+                     (SELECT envelope FROM envelopes WHERE blob_id = m.blob_id)) AS envelope) e
                  WHERE m.mailbox_id = $1 AND {uids} ORDER BY m.uid",
                 mailbox,
                 &uids,
@@ -1068,9 +1070,9 @@ impl Messages for PgStore {
             // source UID), all with one MODSEQ.
             exec(
                 tx,
-                "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix)
+                "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id, prefix, envelope)
                  SELECT $1, $2 + row_number() OVER (ORDER BY uid) - 1, $3,
-                        flags, keywords, internaldate, size, blob_id, prefix
+                        flags, keywords, internaldate, size, blob_id, prefix, envelope
                  FROM messages WHERE mailbox_id = $4 AND uid = ANY($5)",
                 &[&dst.id.0, &first, &(modseq.0 as i64), &from.0, &source],
             )
