@@ -171,6 +171,11 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(usize, usize)> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(backend)?;
+    // `IF NOT EXISTS` on a store already there says so in a NOTICE each
+    // start (tokio-postgres logs them): not worth a line in `serve`'s log.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(backend)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .await
         .map_err(backend)?;
