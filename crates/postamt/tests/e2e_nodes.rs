@@ -5,7 +5,8 @@
 //! the POP3 lock holds across nodes, the outbound queue is worked by both
 //! and every recipient gets a message once, a killed node's queue claims
 //! are taken over, and a node that loses the database answers `451 4.3.0`
-//! while the other goes on, and recovers.
+//! while the other goes on, and recovers; and a node whose database is
+//! restarted under load (a cluster of the test's own) does the same.
 //!
 //! These tests need PostgreSQL (the machine's, as everywhere in CI)
 //! whichever store the rest of the suite runs on.
@@ -364,61 +365,8 @@ fn a_node_cut_off_from_the_database_says_451_and_recovers() {
     let mut b = Server::another_node(&a, "b", "");
     b.spawn();
 
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let refused = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let node = if w % 2 == 0 {
-                a.addr("smtp")
-            } else {
-                b.addr("smtp")
-            };
-            let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for i in 0..2000 {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
-                    }
-                    let tag = format!("w{w}-{i}");
-                    let mut c = Client::connect(node);
-                    let greeting = c.line();
-                    if !greeting.starts_with("220") {
-                        refused.lock().unwrap().push(greeting);
-                        std::thread::sleep(Duration::from_millis(20));
-                        continue;
-                    }
-                    let mut step = |cmd: &str| {
-                        c.send(cmd.as_bytes());
-                        let mut l = c.line();
-                        while l.starts_with("250-") {
-                            l = c.line();
-                        }
-                        l
-                    };
-                    let mut last = String::new();
-                    for cmd in [
-                        "EHLO load.test\r\n".to_string(),
-                        "MAIL FROM:<load@remote.test>\r\n".into(),
-                        "RCPT TO:<alice@example.test>\r\n".into(),
-                        "DATA\r\n".into(),
-                        format!("Subject: {tag}\r\nX-Tag: {tag}\r\n\r\nload\r\n.\r\n"),
-                    ] {
-                        last = step(&cmd);
-                        if !(last.starts_with('2') || last.starts_with('3')) {
-                            break;
-                        }
-                    }
-                    if last.starts_with("250") {
-                        acked.lock().unwrap().push(tag);
-                    } else {
-                        refused.lock().unwrap().push(last);
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&[a.addr("smtp"), b.addr("smtp")], 4);
+    let (acked, refused) = (load.acked.clone(), load.refused.clone());
     let count = |v: &Arc<Mutex<Vec<String>>>| v.lock().unwrap().len();
     let wait_acked = |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -477,35 +425,282 @@ fn a_node_cut_off_from_the_database_says_451_and_recovers() {
         assert!(Instant::now() < deadline, "A did not recover: {}", a.log());
         std::thread::sleep(Duration::from_millis(20));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let refused = refused.lock().unwrap().clone();
-    assert!(
-        refused
-            .iter()
-            .all(|r| r.starts_with("451 4.3.0") || r.starts_with("421")),
-        "refusals other than 451 4.3.0: {refused:?}"
-    );
-    // Every acknowledged message is there, once.
-    let store = a.open_store();
-    let alice = store.account("alice@example.test").unwrap().unwrap();
-    let inbox = store.mailbox(alice.id, "INBOX").unwrap().unwrap();
-    let list = store.messages(inbox.id, postamt_store::ModSeq(0)).unwrap();
-    let uids: Vec<_> = list.iter().map(|m| m.uid).collect();
-    let mut count: HashMap<String, usize> = HashMap::new();
-    for (_, content) in store.message_contents(inbox.id, &uids).unwrap() {
-        let text = String::from_utf8_lossy(&content).into_owned();
-        if let Some(tag) = text.lines().find_map(|l| l.strip_prefix("X-Tag: ")) {
-            *count.entry(tag.to_string()).or_default() += 1;
+    load.stop_and_check(a.open_store());
+    // The session that lived through it works again, as do new ones.
+    let (_, t) = session.cmd("f2", "FETCH 1 BODY.PEEK[]");
+    assert!(t.starts_with("f2 OK"), "{t}");
+    let mut c = Imap::logged_in(&a, "alice");
+    c.ok("s", "SELECT INBOX");
+}
+
+/// SMTP load: `workers` threads, each sending one message per connection
+/// (at most 2,000) to the nodes in turn, tagged `w<worker>-<n>`; what was
+/// acknowledged with 250 and what was refused (the reply).
+struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(nodes: &[std::net::SocketAddr], workers: usize) -> Load {
+        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let refused = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|w| {
+                let node = nodes[w % nodes.len()];
+                let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                        let tag = format!("w{w}-{i}");
+                        let mut c = Client::connect(node);
+                        let greeting = c.line();
+                        if !greeting.starts_with("220") {
+                            refused.lock().unwrap().push(greeting);
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                        let mut step = |cmd: &str| {
+                            c.send(cmd.as_bytes());
+                            let mut l = c.line();
+                            while l.starts_with("250-") {
+                                l = c.line();
+                            }
+                            l
+                        };
+                        let mut last = String::new();
+                        for cmd in [
+                            "EHLO load.test\r\n".to_string(),
+                            "MAIL FROM:<load@remote.test>\r\n".into(),
+                            "RCPT TO:<alice@example.test>\r\n".into(),
+                            "DATA\r\n".into(),
+                            format!("Subject: {tag}\r\nX-Tag: {tag}\r\n\r\nload\r\n.\r\n"),
+                        ] {
+                            last = step(&cmd);
+                            if !(last.starts_with('2') || last.starts_with('3')) {
+                                break;
+                            }
+                        }
+                        if last.starts_with("250") {
+                            acked.lock().unwrap().push(tag);
+                        } else {
+                            refused.lock().unwrap().push(last);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            acked,
+            refused,
+            stop,
+            workers,
         }
     }
-    for tag in acked.lock().unwrap().iter() {
-        assert_eq!(count.get(tag), Some(&1), "acknowledged {tag}");
+
+    /// Stops the load; every refusal was `451 4.3.0` (or `421` at the
+    /// greeting) and every acknowledged message is in alice's INBOX once.
+    fn stop_and_check(self, store: Arc<dyn postamt_store::Store>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in self.workers {
+            w.join().unwrap();
+        }
+        let refused = self.refused.lock().unwrap().clone();
+        assert!(
+            refused
+                .iter()
+                .all(|r| r.starts_with("451 4.3.0") || r.starts_with("421")),
+            "refusals other than 451 4.3.0: {refused:?}"
+        );
+        let alice = store.account("alice@example.test").unwrap().unwrap();
+        let inbox = store.mailbox(alice.id, "INBOX").unwrap().unwrap();
+        let list = store.messages(inbox.id, postamt_store::ModSeq(0)).unwrap();
+        let uids: Vec<_> = list.iter().map(|m| m.uid).collect();
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for (_, content) in store.message_contents(inbox.id, &uids).unwrap() {
+            let text = String::from_utf8_lossy(&content).into_owned();
+            if let Some(tag) = text.lines().find_map(|l| l.strip_prefix("X-Tag: ")) {
+                *count.entry(tag.to_string()).or_default() += 1;
+            }
+        }
+        for tag in self.acked.lock().unwrap().iter() {
+            assert_eq!(count.get(tag), Some(&1), "acknowledged {tag}");
+        }
     }
-    drop(store);
-    // The session that lived through it works again, as do new ones.
+}
+
+/// Whether this test runs as root (`/proc/self` belongs to the effective
+/// user).
+fn as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A PostgreSQL cluster of the test's own (Debian's server binaries,
+/// `initdb` into a temporary directory, as the `postgres` user when the
+/// test runs as root), on a port of its own: one the test may stop and
+/// start, which the machine's shared server is not.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    /// `None` (a skip) outside CI when the server binaries are missing.
+    fn start() -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists())
+        });
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("POSTAMT_REQUIRE_TOOLS").is_err(),
+                "PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) are needed"
+            );
+            eprintln!("skipped: no PostgreSQL server binaries");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Cluster { dir, bin, port };
+        if as_root() {
+            // initdb refuses root: the cluster belongs to `postgres`.
+            let id = |flag: &str| -> u32 {
+                let out = std::process::Command::new("id")
+                    .args([flag, "postgres"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+            };
+            std::os::unix::fs::chown(c.dir.path(), Some(id("-u")), Some(id("-g"))).unwrap();
+        }
+        c.run(
+            "initdb",
+            &["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        );
+        c.pg_ctl("start");
+        Some(c)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let mut cmd = if as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            std::process::Command::new(self.bin.join(tool))
+        };
+        let out = cmd.args(["-D", &self.data()]).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `start`, or `stop` (fast: sessions cut, what was committed kept).
+    fn pg_ctl(&self, what: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c shared_buffers=16MB",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = format!("{}/log", self.dir.path().display());
+        match what {
+            "start" => self.run(
+                "pg_ctl",
+                &["-w", "-t", "30", "-l", &log, "-o", &options, "start"],
+            ),
+            _ => self.run("pg_ctl", &["-w", "-t", "30", "-m", "fast", "stop"]),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        if as_root() {
+            let _ = std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &self.data(), "-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
+
+/// The database restarted under SMTP load (issue 18): while it is down the
+/// node answers `451 4.3.0` (never `250` without a commit), an IMAP
+/// command that needs the store `NO`; once it is back, the node
+/// reconnects by itself, deliveries are acknowledged again, the IMAP
+/// session that lived through it works, and every acknowledged message is
+/// there once. On a cluster of the test's own: the machine's server is
+/// shared by every other test.
+#[test]
+fn the_database_restarted_under_load_451_then_recovery() {
+    if !on_postgres() {
+        eprintln!("runs in the PostgreSQL pass of the suite");
+        return;
+    }
+    let Some(db) = Cluster::start() else { return };
+    let mut a = Server::prepare_with("", None, Some(&db.url()), Some("a"), true);
+    a.spawn();
+    let load = Load::start(&[a.addr("smtp")], 3);
+    let count = |v: &Arc<Mutex<Vec<String>>>| v.lock().unwrap().len();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: acked {}, refused {:?}",
+                count(&load.acked),
+                load.refused.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait("load", &|| count(&load.acked) >= 30);
+    let mut session = Imap::logged_in(&a, "alice");
+    session.ok("s", "SELECT INBOX");
+    db.pg_ctl("stop");
+    wait("451 while the database is down", &|| {
+        load.refused
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("451 4.3.0"))
+    });
+    let (_, t) = session.cmd("f", "FETCH 1 BODY.PEEK[]");
+    assert!(t.starts_with("f NO"), "{t}");
+    let down = count(&load.acked);
+    db.pg_ctl("start");
+    wait("acknowledged again after the restart", &|| {
+        count(&load.acked) >= down + 20
+    });
+    load.stop_and_check(Arc::new(postamt_store::PgStore::open(&db.url()).unwrap()));
     let (_, t) = session.cmd("f2", "FETCH 1 BODY.PEEK[]");
     assert!(t.starts_with("f2 OK"), "{t}");
     let mut c = Imap::logged_in(&a, "alice");
