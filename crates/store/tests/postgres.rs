@@ -471,6 +471,43 @@ mod more {
         PgStore::open(&schema.url).unwrap()
     }
 
+    /// PostgreSQL's text cannot hold NUL (SQLite's can): a message with NUL
+    /// bytes in its headers and body (hostile, or just broken) is stored,
+    /// found by SEARCH on its other words, and does not stall the indexer.
+    #[test]
+    fn nul_bytes_in_a_message_are_stored_and_indexed() {
+        use postamt_store::{Delivery, DeliveryTarget, Directory, Mailboxes, Messages, Uid};
+        let Some(sc) = Schema::new() else { return };
+        let s = store(&sc);
+        s.add_domain("example.org").unwrap();
+        let a = s.create_account("alice@example.org", "pw-a").unwrap();
+        let content = b"Subject: odd\0subject words\r\nFrom: x\0y@remote.example\r\nTo: alice@example.org\r\n\r\nbody with \0 nul and findable text\r\n".to_vec();
+        for targets in [
+            vec![DeliveryTarget::inbox(a.id)],
+            vec![DeliveryTarget::inbox(a.id), DeliveryTarget::inbox(a.id)],
+        ] {
+            let d = Delivery::new(content.clone(), 1_700_000_000, targets);
+            s.deliver(d).unwrap();
+        }
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
+        let uids: Vec<Uid> = (1..=3).map(Uid).collect();
+        let got = s.message_contents(inbox.id, &uids).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|(_, c)| c.ends_with(&content)));
+        let metas = s.message_metas(inbox.id, &uids).unwrap();
+        assert_eq!(metas.len(), 3);
+        // The indexer gets through it (a stall would leave it unindexed).
+        for _ in 0..100 {
+            if s.index_batch().unwrap() == 0 {
+                break;
+            }
+        }
+        let found = s
+            .text_matches(inbox.id, "findable", postamt_store::TextScope::Body)
+            .unwrap();
+        assert!(found.is_some(), "{found:?}");
+    }
+
     /// Schema 3: the rendered ENVELOPE is kept beside each message (one
     /// target or several, COPY, MOVE, INBOX renamed); rows without it
     /// (from schema 2) are answered from `envelopes` with the same bytes.

@@ -299,7 +299,7 @@ async fn deliver_all(
             )
             .await?;
         }
-        if let Some(h) = &d.search_headers {
+        if let Some(h) = d.search_headers.as_ref().filter(|h| text_storable(h)) {
             exec(
                 tx,
                 "INSERT INTO search_headers(blob_id, subject, from_, to_, cc, bcc)
@@ -482,6 +482,16 @@ SELECT (SELECT id FROM mb), (SELECT uidvalidity FROM mb), (SELECT count(*) FROM 
         ))::text) WHERE msg.uid IS NOT NULL)::text
 FROM (SELECT 1) one LEFT JOIN msg ON true";
 
+/// Whether PostgreSQL's `text` can hold the SEARCH header values: not
+/// with a NUL in them (a broken or hostile message; SQLite takes it).
+/// Without kept values a SEARCH reads the message itself, as the values'
+/// contract allows, so the answers stay the same.
+fn text_storable(h: &crate::SearchHeaders) -> bool {
+    [&h.subject, &h.from, &h.to, &h.cc, &h.bcc]
+        .iter()
+        .all(|v| v.as_ref().is_none_or(|v| !v.contains('\0')))
+}
+
 /// A delivery waiting for [`batches`].
 pub(super) struct Job {
     d: Delivery,
@@ -597,8 +607,12 @@ async fn deliver_statement(
     let t = &d.targets[0];
     let name = canonical_mailbox_name(&t.mailbox);
     let size = (t.prefix.len() + d.content.len()) as i64;
-    let h = d.search_headers.clone().unwrap_or_default();
-    let keep = d.search_headers.is_some();
+    let keep = d.search_headers.as_ref().is_some_and(text_storable);
+    // (Bound even when not kept: values that are not storable stay out.)
+    let h = match &d.search_headers {
+        Some(h) if keep => h.clone(),
+        _ => Default::default(),
+    };
     let flags = i16::from(t.flags.bits());
     let keywords = crate::rules::keywords_text(&t.keywords);
     let (channel, node) = control.notice_channel();

@@ -80,10 +80,19 @@ impl PgStore {
             let mut heads = Vec::with_capacity(found.len());
             let mut bodies = Vec::with_capacity(found.len());
             let mut marks = Vec::with_capacity(found.len());
+            let mut all = Vec::with_capacity(found.len());
             for r in &found {
                 let content: &[u8] = r.get(1);
+                let id = r.get::<_, i64>(0);
                 let text = postamt_wire::search::extract(content);
-                ids.push(r.get::<_, i64>(0));
+                all.push(id);
+                if text.headers.contains('\0') || text.body.contains('\0') {
+                    // PostgreSQL's text holds no NUL: such content is left
+                    // out of the index and always checked (mark 3).
+                    marks.push(UNINDEXABLE);
+                    continue;
+                }
+                ids.push(id);
                 heads.push(text.headers.to_lowercase());
                 bodies.push(text.body.to_lowercase());
                 // Content a parse refuses has no text for BODY and TEXT (a
@@ -94,7 +103,7 @@ impl PgStore {
                     2
                 });
             }
-            if ids.is_empty() {
+            if all.is_empty() {
                 return Ok((0, Vec::new()));
             }
             exec(
@@ -109,10 +118,10 @@ impl PgStore {
                 tx,
                 "UPDATE blobs SET indexed = v.m FROM unnest($1::bigint[], $2::smallint[]) AS v(id, m)
                  WHERE blobs.id = v.id",
-                &[&ids, &marks],
+                &[&all, &marks],
             )
             .await?;
-            Ok((ids.len(), Vec::new()))
+            Ok((all.len(), Vec::new()))
         })
     }
 
@@ -161,9 +170,9 @@ impl PgStore {
                 .await?,
             );
             let marks: &[i16] = if scope == TextScope::Header {
-                &[0, 2]
+                &[0, 2, UNINDEXABLE]
             } else {
-                &[0]
+                &[0, UNINDEXABLE]
             };
             let mut unsure = uids(
                 rows(
@@ -203,6 +212,11 @@ impl PgStore {
         })
     }
 }
+
+/// `blobs.indexed` of content whose text holds a NUL: not in
+/// `search_text`, a candidate of every search (0: not yet indexed, 1:
+/// indexed, 2: indexed, the parse refused it).
+const UNINDEXABLE: i16 = 3;
 
 /// How long deliveries must pause before the indexer works (unless the
 /// backlog has grown past [`MAX_DEFERRED`]), as on SQLite.
