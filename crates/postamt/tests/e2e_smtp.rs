@@ -30,6 +30,42 @@ fn hand_typed_session_delivers_byte_identical() {
     assert_eq!(without_trace(&got[0]), MSG.replace("\r\n..a", "\r\n.a"));
 }
 
+/// NUL bytes in message content (RFC 5322 forbids them; broken and
+/// hostile senders send them anyway) are not refused: the message is
+/// stored as sent — on PostgreSQL too, whose text cannot hold NUL — and
+/// SEARCH finds it by its other words.
+#[test]
+fn nul_bytes_in_content_are_stored_and_searchable() {
+    let s = Server::start("");
+    let mut c = smtp(&s, "smtp");
+    c.smtp("EHLO client.test", "250");
+    c.smtp("MAIL FROM:<carol@remote.test>", "250 2.1.0");
+    c.smtp("RCPT TO:<alice@example.test>", "250 2.1.5");
+    c.smtp("DATA", "354 ");
+    let msg = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: odd\0zebra\r\n\r\nbody \0 giraffe\r\n";
+    c.send(msg);
+    c.smtp(".", "250 2.0.0 Ok: queued as ");
+    c.smtp("QUIT", "221");
+    let mut imap = Imap::logged_in(&s, "alice");
+    imap.ok("s", "SELECT INBOX");
+    for search in ["SUBJECT zebra", "BODY giraffe", "TEXT giraffe"] {
+        let (untagged, t) = imap.cmd("q", &format!("SEARCH {search}"));
+        assert!(t.starts_with("q OK"), "{search}: {t}");
+        assert!(
+            untagged.iter().any(|l| l.trim_end() == "* SEARCH 1"),
+            "{search}: {untagged:?}"
+        );
+    }
+    let (untagged, _) = imap.cmd("n", "SEARCH BODY hippo");
+    assert!(
+        untagged.iter().any(|l| l.trim_end() == "* SEARCH"),
+        "{untagged:?}"
+    );
+    let got = maildrop(&s, "alice@example.test", "alice-pw");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].as_bytes().ends_with(msg), "{:?}", got[0]);
+}
+
 #[test]
 fn ehlo_advertises_extensions_and_esmtp_is_recorded() {
     let s = Server::start("");
