@@ -13,6 +13,7 @@
 //! ([`blocking`]).
 
 pub use postamt_wire::meta;
+mod burst;
 mod model;
 pub mod password;
 pub mod postgres;

@@ -181,26 +181,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         // The next chunk is read on the blocking pool while this one is
         // written (on PostgreSQL the database works while the client
-        // reads): (its first index, its end, the read).
-        let mut next: Option<(usize, usize, Prefetch)> = None;
+        // reads): (its end, the read). It starts where this one ends.
+        let mut next: Option<(usize, Prefetch)> = None;
         for (n, &i) in idx.iter().enumerate() {
             if (needs_meta || needs_content || needs_env) && n >= chunk_end {
                 let sel = self.selected.as_ref().expect("selected");
-                let ahead = next.take();
-                chunk_end = chunk_after(&sel.msgs, &idx, n, most, needs_content);
                 let uids_of = |from: usize, to: usize| -> Vec<Uid> {
                     idx[from..to].iter().map(|&j| sel.msgs[j].uid).collect()
                 };
-                data = match ahead {
-                    Some((from, to, read)) if from == n && to == chunk_end => read.wait().await?,
-                    _ => self
-                        .store
-                        .read_fetch_data(mailbox, &uids_of(n, chunk_end), parts)?,
+                (chunk_end, data) = match next.take() {
+                    Some((end, read)) => (end, read.wait().await?),
+                    None => {
+                        let end = chunk_after(&sel.msgs, &idx, n, most, needs_content);
+                        let data = self
+                            .store
+                            .read_fetch_data(mailbox, &uids_of(n, end), parts)?;
+                        (end, data)
+                    }
                 };
                 if chunk_end < idx.len() {
-                    let to = chunk_after(&sel.msgs, &idx, chunk_end, most, needs_content);
-                    let read = self.store.prefetch(mailbox, uids_of(chunk_end, to), parts);
-                    next = Some((chunk_end, to, read));
+                    let end = chunk_after(&sel.msgs, &idx, chunk_end, most, needs_content);
+                    let read = self.store.prefetch(mailbox, uids_of(chunk_end, end), parts);
+                    next = Some((end, read));
                 }
             }
             let sel = self.selected.as_ref().expect("selected");

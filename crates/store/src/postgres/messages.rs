@@ -299,7 +299,7 @@ async fn deliver_all(
             )
             .await?;
         }
-        if let Some(h) = d.search_headers.as_ref().filter(|h| text_storable(h)) {
+        if let Some(h) = kept_headers(d) {
             exec(
                 tx,
                 "INSERT INTO search_headers(blob_id, subject, from_, to_, cc, bcc)
@@ -482,14 +482,16 @@ SELECT (SELECT id FROM mb), (SELECT uidvalidity FROM mb), (SELECT count(*) FROM 
         ))::text) WHERE msg.uid IS NOT NULL)::text
 FROM (SELECT 1) one LEFT JOIN msg ON true";
 
-/// Whether PostgreSQL's `text` can hold the SEARCH header values: not
-/// with a NUL in them (a broken or hostile message; SQLite takes it).
-/// Without kept values a SEARCH reads the message itself, as the values'
-/// contract allows, so the answers stay the same.
-fn text_storable(h: &crate::SearchHeaders) -> bool {
-    [&h.subject, &h.from, &h.to, &h.cc, &h.bcc]
-        .iter()
-        .all(|v| v.as_ref().is_none_or(|v| !v.contains('\0')))
+/// The SEARCH header values of `d` to keep: none when PostgreSQL's `text`
+/// cannot hold them, with a NUL in them (a broken or hostile message;
+/// SQLite takes it). Without kept values a SEARCH reads the message
+/// itself, as the values' contract allows, so the answers stay the same.
+fn kept_headers(d: &Delivery) -> Option<&crate::SearchHeaders> {
+    d.search_headers.as_ref().filter(|h| {
+        [&h.subject, &h.from, &h.to, &h.cc, &h.bcc]
+            .iter()
+            .all(|v| v.as_ref().is_none_or(|v| !v.contains('\0')))
+    })
 }
 
 /// A delivery waiting for [`batches`].
@@ -607,12 +609,11 @@ async fn deliver_statement(
     let t = &d.targets[0];
     let name = canonical_mailbox_name(&t.mailbox);
     let size = (t.prefix.len() + d.content.len()) as i64;
-    let keep = d.search_headers.as_ref().is_some_and(text_storable);
-    // (Bound even when not kept: values that are not storable stay out.)
-    let h = match &d.search_headers {
-        Some(h) if keep => h.clone(),
-        _ => Default::default(),
-    };
+    let kept = kept_headers(d);
+    let keep = kept.is_some();
+    // (All bound even when none is kept: then as NULLs.)
+    let none = crate::SearchHeaders::default();
+    let h = kept.unwrap_or(&none);
     let flags = i16::from(t.flags.bits());
     let keywords = crate::rules::keywords_text(&t.keywords);
     let (channel, node) = control.notice_channel();

@@ -218,40 +218,22 @@ impl PgStore {
 /// indexed, 2: indexed, the parse refused it).
 const UNINDEXABLE: i16 = 3;
 
-/// How long deliveries must pause before the indexer works (unless the
-/// backlog has grown past [`MAX_DEFERRED`]), as on SQLite.
-const QUIET: Duration = Duration::from_millis(100);
-/// Unindexed contents the indexer lets wait for a quiet moment.
-const MAX_DEFERRED: usize = 10_000;
-
 /// The indexer: batches while there is work, a look every quarter second
 /// when there is none, at nice 19, and out of the way of a burst of
 /// deliveries (it waits for a tenth of a second without new messages on
-/// this node, unless more than [`MAX_DEFERRED`] wait), so that deliveries
+/// this node, unless more than [`crate::burst::MAX_DEFERRED`] wait), so that deliveries
 /// come first on a busy node.
 fn indexer(store: Weak<PgStore>) {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-    let mut feed = match store.upgrade() {
-        Some(s) => crate::Coordination::watch(&*s),
+    let mut burst = match store.upgrade() {
+        Some(s) => crate::burst::Burst::new(crate::Coordination::watch(&*s)),
         None => return,
     };
-    let mut deferred = 0usize;
     loop {
-        let mut added = 0usize;
-        loop {
-            match feed.try_recv() {
-                Ok(crate::Change::MessageAdded { .. }) => added += 1,
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => added += n as usize,
-                Err(_) => break,
-            }
-        }
-        deferred += added;
-        if added > 0 && deferred < MAX_DEFERRED {
-            std::thread::sleep(QUIET);
+        if burst.look().wait {
+            std::thread::sleep(crate::burst::QUIET);
             continue;
         }
-        deferred = 0;
         let Some(s) = store.upgrade() else { return };
         let done = match s.index_batch() {
             Ok(n) => n,

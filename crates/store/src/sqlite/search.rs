@@ -311,19 +311,13 @@ impl SqliteStore {
     }
 }
 
-/// How long deliveries must pause before the indexer works (unless the
-/// backlog has grown past [`MAX_DEFERRED`]).
-const QUIET: Duration = Duration::from_millis(100);
 /// The least time between two prunes of rows of removed content (a prune
 /// reads the index's row list: about 100 ms for 100,000 contents).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// Unindexed contents the indexer lets wait for a quiet moment.
-const MAX_DEFERRED: usize = 10_000;
-
 /// The indexer: batches while there is work, a look every quarter second
 /// when there is none; at nice 19, and out of the way of a burst of
 /// deliveries (it waits for a tenth of a second without new messages,
-/// unless more than [`MAX_DEFERRED`] contents wait), so deliveries and
+/// unless more than [`crate::burst::MAX_DEFERRED`] wait), so deliveries and
 /// sessions come first on a busy machine.
 fn indexer(store: Weak<SqliteStore>, path: &Path) {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
@@ -331,11 +325,10 @@ fn indexer(store: Weak<SqliteStore>, path: &Path) {
         tracing::warn!(path = %path.display(), "cannot open the search index; searches scan");
         return;
     };
-    let mut feed = match store.upgrade() {
-        Some(s) => s.changes.subscribe(),
+    let mut burst = match store.upgrade() {
+        Some(s) => crate::burst::Burst::new(s.changes.subscribe()),
         None => return,
     };
-    let mut deferred = 0usize;
     // Whether content may have been removed since the last prune, and when
     // that was.
     let mut removed = false;
@@ -344,26 +337,12 @@ fn indexer(store: Weak<SqliteStore>, path: &Path) {
     // once per start, when there is nothing to index.
     let mut backfill = Some(0i64);
     loop {
-        // New messages since the last look: a burst is going on.
-        let mut added = 0usize;
-        loop {
-            match feed.try_recv() {
-                Ok(crate::Change::MessageAdded { .. }) => added += 1,
-                Ok(crate::Change::Expunged { .. } | crate::Change::External) => removed = true,
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
-                    added += n as usize;
-                    removed = true;
-                }
-                Err(_) => break,
-            }
-        }
-        deferred += added;
-        if added > 0 && deferred < MAX_DEFERRED {
-            std::thread::sleep(QUIET);
+        let look = burst.look();
+        removed |= look.removed;
+        if look.wait {
+            std::thread::sleep(crate::burst::QUIET);
             continue;
         }
-        deferred = 0;
         let Some(s) = store.upgrade() else { return };
         let done = match s.index_batch(&mut index) {
             Ok(n) => n,
