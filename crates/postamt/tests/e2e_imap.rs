@@ -1491,3 +1491,34 @@ fn search_header_keys_follow_new_and_expunged_messages() {
         "* SEARCH 1"
     );
 }
+
+/// A FETCH larger than one store read (content is read about 4 MB at a
+/// time, the next chunk while the last is written): every message comes
+/// back whole, once, in order (RFC 9051 §6.4.5).
+#[test]
+fn a_fetch_of_several_chunks_returns_every_message_whole() {
+    let s = Server::start("");
+    let line = "x".repeat(998);
+    let body: String = std::iter::repeat_n(format!("{line}\r\n"), 1500).collect();
+    for i in 0..5 {
+        let msg = format!("Subject: big {i}\r\n\r\nstart-{i}\r\n{body}end-{i}\r\n");
+        s.deliver("x@remote.test", &["alice@example.test"], msg.as_bytes())
+            .success();
+    }
+    let mut c = Imap::logged_in(&s, "alice");
+    c.ok("s", "SELECT INBOX");
+    let u = c.ok("f", "FETCH 1:* (UID BODY.PEEK[TEXT])").concat();
+    let mut at = 0;
+    for i in 0..5 {
+        let head = format!("* {} FETCH (UID {} BODY[TEXT] {{", i + 1, i + 1);
+        let found = u[at..].find(&head).map(|p| p + at);
+        let Some(p) = found else {
+            panic!("no {head:?} after byte {at}")
+        };
+        let text = format!("start-{i}\r\n{body}end-{i}\r\n");
+        let literal = format!("{}}}\r\n{text}", text.len());
+        assert!(u[p + head.len()..].starts_with(&literal), "message {i}");
+        at = p + head.len() + literal.len();
+    }
+    assert_eq!(u.matches(" FETCH (").count(), 5);
+}
